@@ -1,0 +1,97 @@
+"""``python -m labctl.apiserver``: run the API server as a process (what the control-plane node runs)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from ..kubeconfig import build_kubeconfig, write_kubeconfig
+from ..pki import CertKey, ensure_cluster_pki
+from .rest import RestAPI
+from .server import APIServerApp, load_token_file, make_ssl_context
+from .storage import SQLiteStore
+
+log = logging.getLogger("labctl.apiserver")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m labctl.apiserver",
+                                description="labctl's Kubernetes API server (SQLite-backed, HTTPS).")
+    p.add_argument("--data-dir", required=True, type=Path,
+                   help="state directory: store.db, pki/ and admin.kubeconfig live here")
+    p.add_argument("--listen", default="127.0.0.1:6443",
+                   help="address:port to serve HTTPS on (port 0 picks a free port) [%(default)s]")
+    p.add_argument("--advertise-address", default=None,
+                   help="IP other nodes and the 'kubernetes' Service use to reach this server (default: the listen address)")
+    p.add_argument("--external-url", default=None,
+                   help="server URL written into admin.kubeconfig (default: https://<listen address>)")
+    p.add_argument("--cluster-name", default="lab", help="name used for the kubeconfig context labctl-<name>")
+    p.add_argument("--service-cidr", default="10.96.0.0/12")
+    p.add_argument("--node-port-range", default="30000-32767")
+    p.add_argument("--tls-san", action="append", default=[], help="extra IP or DNS name for the serving certificate")
+    p.add_argument("--token-auth-file", type=Path, default=None,
+                   help="static bearer tokens: lines of token,user,uid,\"group1,group2\"")
+    p.add_argument("--fsync", action="store_true",
+                   help="fsync every commit (survives power loss, slower); default survives process restarts")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    host, _, port = args.listen.rpartition(":")
+    data_dir: Path = args.data_dir
+    pki_dir = data_dir / "pki"
+    sans = [s for s in args.tls_san]
+    ips = tuple(s for s in sans + [host, args.advertise_address or ""] if s and s[0].isdigit() and s != "0.0.0.0")
+    names = tuple(s for s in sans if s and not s[0].isdigit())
+    ensure_cluster_pki(pki_dir, ip_addresses=ips, dns_names=names)
+
+    store = SQLiteStore(data_dir / "store.db", fsync=args.fsync)
+    api = RestAPI(store, service_cidr=args.service_cidr, node_port_range=args.node_port_range)
+    tokens = load_token_file(args.token_auth_file) if args.token_auth_file else {}
+    app = APIServerApp(api, tokens).make_app()
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host or "0.0.0.0", int(port), ssl_context=make_ssl_context(pki_dir))
+    await site.start()
+    bound_port = runner.addresses[0][1]
+    advertise = args.advertise_address or (host if host not in ("", "0.0.0.0") else "127.0.0.1")
+    api.bootstrap(advertise, bound_port)
+
+    url = args.external_url or f"https://{host if host not in ('', '0.0.0.0') else '127.0.0.1'}:{bound_port}"
+    admin = CertKey.read(pki_dir, "admin")
+    ca = (pki_dir / "ca.crt").read_bytes()
+    write_kubeconfig(data_dir / "admin.kubeconfig", build_kubeconfig(args.cluster_name, url, ca, admin.cert, admin.key))
+    log.info("serving the Kubernetes API on %s (state in %s)", url, data_dir)
+    print(f"labctl-apiserver ready on {url}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    store.close()
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        asyncio.run(serve(args))
+    except OSError as err:
+        print(f"ERROR: failed to serve on {args.listen}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,504 @@
+"""The REST verbs over the store, with kube-apiserver's semantics.
+
+This module is HTTP-free: the aiohttp layer (``server.py``) parses a request into a
+:class:`RequestScope` and calls one method here, which returns the object to answer with
+or raises :class:`~labctl.apiserver.errors.APIError`. Keeping the rules here (generation,
+optimistic concurrency, graceful deletion, finalizers, allocation) lets tests and
+benchmarks drive them without sockets.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+
+import orjson
+
+from . import errors
+from .allocators import NodePortAllocator, ServiceIPAllocator, allocate_service, normalize_cluster_ips
+from .defaults import apply_defaults
+from .meta import (IMMUTABLE_ON_UPDATE, SERVER_OWNED_ON_CREATE, generate_name, new_uid, spec_of,
+                   timestamp)
+from .patch import json_patch, merge_patch, strategic_merge_patch
+from .resources import Registry, ResourceType
+from .selectors import parse_field_selector, parse_label_selector
+from .storage import AlreadyExists, NotFound, PreconditionFailed, SQLiteStore, clone
+from .validation import validate_create, validate_update
+
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
+DEFAULT_GRACE_SECONDS = 30
+
+PATCH_TYPES = {
+    "application/json-patch+json": "json",
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+    "application/apply-patch+cbor": "apply",
+}
+
+
+@dataclass(frozen=True)
+class RequestScope:
+    """What a request addresses: a resource type, maybe a namespace, name and subresource."""
+
+    resource: ResourceType
+    namespace: str | None = None
+    name: str | None = None
+    subresource: str | None = None
+
+    def key(self, name: str | None = None) -> tuple[str, str, str]:
+        return (self.resource.key, self.namespace or "", name or self.name or "")
+
+
+@dataclass
+class ListOptions:
+    label_selector: str = ""
+    field_selector: str = ""
+    limit: int = 0
+    continue_token: str = ""
+
+
+class RestAPI:
+    """kube-apiserver's generic registry (``genericregistry.Store``) for every served kind."""
+
+    def __init__(self, store: SQLiteStore, registry: Registry | None = None,
+                 service_cidr: str = "10.96.0.0/12", node_port_range: str = "30000-32767") -> None:
+        self.store = store
+        self.registry = registry or Registry()
+        self.service_ips = ServiceIPAllocator(service_cidr)
+        self.node_ports = NodePortAllocator(node_port_range)
+
+    # -- bootstrap -----------------------------------------------------------------------
+    def bootstrap(self, advertise_address: str, secure_port: int) -> None:
+        """Objects every cluster has from the start: namespaces, the ``kubernetes`` Service."""
+        ns_type = self._type("", "namespaces")
+        for ns in INITIAL_NAMESPACES:
+            if self.store.get((ns_type.key, "", ns)) is None:
+                self.create(RequestScope(ns_type), {"metadata": {"name": ns}})
+            self._ensure_default_service_account(ns)
+        svc_type = self._type("", "services")
+        if self.store.get((svc_type.key, "default", "kubernetes")) is None:
+            self.create(RequestScope(svc_type, "default"), {
+                "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"clusterIP": self.service_ips.well_known(1), "sessionAffinity": "None",
+                         "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": secure_port}]},
+            })
+        if ipaddress.ip_address(advertise_address).is_loopback:
+            return  # Endpoints may not point at loopback; a standalone test server has no node IP
+        ep_type = self._type("", "endpoints")
+        endpoints = {
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": advertise_address}],
+                         "ports": [{"name": "https", "port": secure_port, "protocol": "TCP"}]}],
+        }
+        current = self.store.get((ep_type.key, "default", "kubernetes"))
+        if current is None:
+            self.create(RequestScope(ep_type, "default"), endpoints)
+        elif current.get("subsets") != endpoints["subsets"]:
+            self.update(RequestScope(ep_type, "default", "kubernetes"), {**clone(current), "subsets": endpoints["subsets"]})
+
+    def _type(self, group: str, plural: str) -> ResourceType:
+        for rt in self.registry.resources:
+            if rt.group == group and rt.plural == plural:
+                return rt
+        raise KeyError(plural)
+
+    def _ensure_default_service_account(self, namespace: str) -> None:
+        """The ServiceAccount controller's job in Kubernetes; done at namespace creation here."""
+        sa_type = self._type("", "serviceaccounts")
+        if self.store.get((sa_type.key, namespace, "default")) is None:
+            self.create(RequestScope(sa_type, namespace), {"metadata": {"name": "default"}})
+
+    # -- reads ---------------------------------------------------------------------------
+    def get(self, scope: RequestScope) -> dict:
+        obj = self.store.get(scope.key())
+        if obj is None:
+            raise errors.not_found(scope.resource.plural, scope.resource.group, scope.name or "")
+        return obj
+
+    def list(self, scope: RequestScope, opts: ListOptions) -> dict:
+        rt = scope.resource
+        items = self.store.list(rt.key, scope.namespace if rt.namespaced else None)
+        items = self.filter(rt, items, opts)
+        revision = self.store.revision
+        meta: dict = {"resourceVersion": str(revision)}
+        if opts.continue_token:
+            start = _decode_continue(opts.continue_token)
+            items = [o for o in items if _sort_key(o) > start]
+        if opts.limit and len(items) > opts.limit:
+            remaining = len(items) - opts.limit
+            items = items[: opts.limit]
+            meta["continue"] = _encode_continue(_sort_key(items[-1]), revision)
+            meta["remainingItemCount"] = remaining
+        return {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items}
+
+    def filter(self, rt: ResourceType, items: list[dict], opts: ListOptions) -> list[dict]:
+        matcher = self.matcher(rt, opts)
+        return items if matcher is None else [o for o in items if matcher(o)]
+
+    def matcher(self, rt: ResourceType, opts: ListOptions):
+        """A predicate for label and field selectors, or None when there are none."""
+        labels = parse_label_selector(opts.label_selector) if opts.label_selector else None
+        fields = parse_field_selector(opts.field_selector, rt.plural) if opts.field_selector else None
+        if labels is None and fields is None:
+            return None
+
+        def match(obj: dict) -> bool:
+            if labels is not None and not labels.matches(obj.get("metadata", {}).get("labels") or {}):
+                return False
+            return fields is None or fields.matches(obj)
+
+        return match
+
+    # -- create --------------------------------------------------------------------------
+    def create(self, scope: RequestScope, body: dict, dry_run: bool = False) -> dict:
+        rt = scope.resource
+        obj = clone(body)
+        self._check_type_meta(rt, obj)
+        meta = obj.setdefault("metadata", {})
+        if rt.namespaced:
+            if meta.get("namespace") and meta["namespace"] != scope.namespace:
+                raise errors.bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request")
+            meta["namespace"] = scope.namespace
+            self._require_namespace(scope.namespace or "", creating=True)
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = generate_name(meta["generateName"])
+        if not meta.get("name"):
+            raise errors.invalid_object(rt.kind, rt.group, "", [
+                errors.required("metadata.name", "name or generateName is required")])
+        for f in SERVER_OWNED_ON_CREATE:
+            meta.pop(f, None)
+        meta["uid"] = new_uid()
+        meta["creationTimestamp"] = timestamp()
+        if rt.has_spec:
+            meta["generation"] = 1
+        obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
+        apply_defaults(rt.plural, obj)
+        field_errors = validate_create(rt.plural, obj)
+        field_errors += self._admit(rt, obj, None)
+        if field_errors:
+            raise errors.invalid_object(rt.kind, rt.group, meta["name"], field_errors)
+        if dry_run:
+            return obj
+        try:
+            stored = self.store.create(scope.key(meta["name"]), obj)
+        except AlreadyExists:
+            raise errors.already_exists(rt.plural, rt.group, meta["name"]) from None
+        if rt.plural == "namespaces" and not rt.group:
+            self._ensure_default_service_account(meta["name"])
+        return stored
+
+    def _check_type_meta(self, rt: ResourceType, obj: dict) -> None:
+        if not isinstance(obj, dict):
+            raise errors.bad_request("the body of the request was not a JSON object")
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if api_version and api_version != rt.api_version:
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version ({rt.api_version})")
+        if kind and kind != rt.kind:
+            raise errors.bad_request(f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})")
+        if not isinstance(obj.get("metadata", {}), dict):
+            raise errors.bad_request("metadata must be an object")
+
+    def _require_namespace(self, namespace: str, creating: bool) -> None:
+        ns = self.store.get(("core/namespaces", "", namespace))
+        if ns is None:
+            raise errors.not_found("namespaces", "", namespace)
+        if creating and ns.get("metadata", {}).get("deletionTimestamp"):
+            raise errors.forbidden_error(
+                f'unable to create new content in namespace {namespace} because it is being terminated')
+
+    def _admit(self, rt: ResourceType, obj: dict, old: dict | None) -> list[errors.FieldError]:
+        """Server-side allocation that needs the store: Service ClusterIPs and NodePorts."""
+        if rt.plural == "services" and not rt.group:
+            others = [s for s in self.store.list(rt.key)
+                      if (s["metadata"]["namespace"], s["metadata"]["name"])
+                      != (obj["metadata"]["namespace"], obj["metadata"]["name"])]
+            return allocate_service(obj.setdefault("spec", {}), (old or {}).get("spec"), others,
+                                    self.service_ips, self.node_ports)
+        return []
+
+    # -- update --------------------------------------------------------------------------
+    def update(self, scope: RequestScope, body: dict, dry_run: bool = False) -> dict:
+        rt = scope.resource
+        new = clone(body)
+        self._check_type_meta(rt, new)
+        meta = new.setdefault("metadata", {})
+        if meta.get("name") and meta["name"] != scope.name:
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL ({scope.name})")
+        current = self.get(scope)
+        wanted_rv = meta.get("resourceVersion")
+        if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+            raise errors.conflict(rt.plural, rt.group, scope.name or "",
+                                  "the object has been modified; please apply your changes to the latest version and try again")
+        return self._replace(scope, current, new, dry_run)
+
+    def _replace(self, scope: RequestScope, current: dict, new: dict, dry_run: bool) -> dict:
+        rt = scope.resource
+        meta = new.setdefault("metadata", {})
+        old_meta = current["metadata"]
+        meta["name"] = old_meta["name"]
+        for f in IMMUTABLE_ON_UPDATE:
+            if f in old_meta:
+                meta[f] = old_meta[f]
+            else:
+                meta.pop(f, None)
+        meta.pop("resourceVersion", None)
+        new["kind"], new["apiVersion"] = rt.kind, rt.api_version
+        if scope.subresource == "status":
+            # the status subresource changes status only (kube's StatusStrategy)
+            new = {**clone(current), "status": new.get("status", {})}
+        elif "status" in rt.subresources:
+            # the main resource cannot change status when a status subresource exists
+            if "status" in current:
+                new["status"] = current["status"]
+            else:
+                new.pop("status", None)
+        apply_defaults(rt.plural, new)
+        if rt.plural == "services" and not rt.group:
+            normalize_cluster_ips(new.setdefault("spec", {}), current.get("spec"))
+        field_errors = validate_update(rt.plural, current, new)
+        field_errors += self._admit(rt, new, current)
+        if field_errors:
+            raise errors.invalid_object(rt.kind, rt.group, scope.name or "", field_errors)
+        if rt.has_spec and spec_of(new) != spec_of(current):
+            new["metadata"]["generation"] = int(old_meta.get("generation", 1)) + 1
+        if dry_run:
+            return new
+        expected = int(old_meta["resourceVersion"])
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not self._graceful_pending(rt, new):
+            return self._remove(scope, expected)
+        try:
+            return self.store.update(scope.key(), new, expected)
+        except PreconditionFailed:
+            raise errors.conflict(rt.plural, rt.group, scope.name or "",
+                                  "the object has been modified; please apply your changes to the latest version and try again") from None
+
+    # -- patch ---------------------------------------------------------------------------
+    def patch(self, scope: RequestScope, content_type: str, body: bytes, dry_run: bool = False,
+              field_manager: str = "") -> tuple[int, dict]:
+        """Apply a patch; returns (HTTP code, object): 201 when server-side apply creates."""
+        rt = scope.resource
+        kind = PATCH_TYPES.get(content_type.split(";")[0].strip())
+        if kind is None:
+            raise errors.APIError(415, "UnsupportedMediaType",
+                                  f"the body of the request was in an unknown format - accepted media types include: "
+                                  f"{', '.join(PATCH_TYPES)}")
+        current = self.store.get(scope.key())
+        if kind == "apply":
+            applied = _decode_apply(body)
+            if current is None:
+                return 201, self.create(scope, applied, dry_run)
+            patched = strategic_merge_patch(clone(current), applied, rt.api_version, rt.kind)
+            return 200, self._replace(scope, current, patched, dry_run)
+        if current is None:
+            raise errors.not_found(rt.plural, rt.group, scope.name or "")
+        if scope.subresource == "scale":
+            return 200, self.patch_scale(scope, current, kind, body, dry_run)
+        try:
+            patch_doc = orjson.loads(body)
+        except orjson.JSONDecodeError as err:
+            raise errors.bad_request(f"error decoding patch: {err}") from None
+        base = clone(current)
+        if kind == "json":
+            patched = json_patch(base, body)
+        elif kind == "merge":
+            patched = merge_patch(base, _expect_object(patch_doc))
+        else:
+            patched = strategic_merge_patch(base, _expect_object(patch_doc), rt.api_version, rt.kind)
+        wanted_rv = (patched.get("metadata") or {}).get("resourceVersion")
+        if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
+            raise errors.conflict(rt.plural, rt.group, scope.name or "",
+                                  "the object has been modified; please apply your changes to the latest version and try again")
+        return 200, self._replace(scope, current, patched, dry_run)
+
+    # -- scale subresource ---------------------------------------------------------------
+    def get_scale(self, scope: RequestScope) -> dict:
+        return _scale_of(self.get(scope))
+
+    def update_scale(self, scope: RequestScope, body: dict, dry_run: bool = False) -> dict:
+        current = self.get(scope)
+        replicas = (body.get("spec") or {}).get("replicas", 0)
+        return self._set_replicas(scope, current, replicas, dry_run)
+
+    def patch_scale(self, scope: RequestScope, current: dict, kind: str, body: bytes, dry_run: bool) -> dict:
+        scale = _scale_of(current)
+        if kind == "json":
+            patched = json_patch(scale, body)
+        else:
+            patched = merge_patch(scale, _expect_object(orjson.loads(body)))
+        return self._set_replicas(scope, current, (patched.get("spec") or {}).get("replicas", 0), dry_run)
+
+    def _set_replicas(self, scope: RequestScope, current: dict, replicas, dry_run: bool) -> dict:
+        if not isinstance(replicas, int) or replicas < 0:
+            raise errors.invalid_object("Scale", "autoscaling", scope.name or "", [
+                errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
+        new = clone(current)
+        new.setdefault("spec", {})["replicas"] = replicas
+        plain = RequestScope(scope.resource, scope.namespace, scope.name)
+        return _scale_of(self._replace(plain, current, new, dry_run))
+
+    # -- binding (the scheduler's write) --------------------------------------------------
+    def bind(self, scope: RequestScope, body: dict) -> dict:
+        pod = self.get(scope)
+        target = (body.get("target") or {}).get("name")
+        if not target:
+            raise errors.invalid_object("Binding", "", scope.name or "", [errors.required("target.name")])
+        if pod.get("spec", {}).get("nodeName"):
+            raise errors.conflict("pods", "", scope.name or "",
+                                  f"pod {scope.name} is already assigned to node \"{pod['spec']['nodeName']}\"")
+        new = clone(pod)
+        new["spec"]["nodeName"] = target
+        conditions = [c for c in new.setdefault("status", {}).get("conditions", []) if c.get("type") != "PodScheduled"]
+        conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                           "lastTransitionTime": timestamp()})
+        new["status"]["conditions"] = conditions
+        self.store.update(scope.key(), new, int(pod["metadata"]["resourceVersion"]))
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+    # -- delete --------------------------------------------------------------------------
+    def delete(self, scope: RequestScope, options: dict, dry_run: bool = False) -> dict:
+        rt = scope.resource
+        current = self.get(scope)
+        pre = options.get("preconditions") or {}
+        if pre.get("uid") and pre["uid"] != current["metadata"].get("uid"):
+            raise errors.conflict(rt.plural, rt.group, scope.name or "",
+                                  f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {current['metadata'].get('uid')}")
+        if pre.get("resourceVersion") and pre["resourceVersion"] != current["metadata"]["resourceVersion"]:
+            raise errors.conflict(rt.plural, rt.group, scope.name or "",
+                                  f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, ResourceVersion in object meta: {current['metadata']['resourceVersion']}")
+        if rt.plural == "namespaces" and not rt.group and scope.name in UNDELETABLE_NAMESPACES:
+            raise errors.forbidden_error(f'namespaces "{scope.name}" is forbidden: this namespace may not be deleted')
+        if dry_run:
+            return current
+        new = clone(current)
+        meta = new["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        policy = options.get("propagationPolicy")
+        if options.get("orphanDependents") is True:
+            policy = "Orphan"
+        if policy == "Orphan" and "orphan" not in finalizers:
+            finalizers.append("orphan")
+        elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers.append("foregroundDeletion")
+        grace = self._grace_period(rt, current, options)
+        if rt.plural == "namespaces" and not rt.group:
+            self._delete_namespace_content(scope.name or "")
+            return self._remove(scope, int(meta["resourceVersion"]))
+        if not finalizers and grace == 0:
+            return self._remove(scope, int(meta["resourceVersion"]))
+        if meta.get("deletionTimestamp"):
+            # already terminating: a shorter grace period may still speed it up
+            if grace < int(meta.get("deletionGracePeriodSeconds") or 0):
+                meta["deletionGracePeriodSeconds"] = grace
+                meta["deletionTimestamp"] = timestamp(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=grace))
+            else:
+                return current
+        else:
+            meta["deletionTimestamp"] = timestamp(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=grace))
+            meta["deletionGracePeriodSeconds"] = grace
+        if finalizers:
+            meta["finalizers"] = finalizers
+        return self.store.update(scope.key(), new, int(current["metadata"]["resourceVersion"]))
+
+    def _grace_period(self, rt: ResourceType, obj: dict, options: dict) -> int:
+        """Only pods running on a node are deleted gracefully; the node agent confirms with grace 0."""
+        if rt.plural != "pods" or rt.group:
+            return 0
+        spec, status = obj.get("spec", {}), obj.get("status", {})
+        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+            return 0
+        grace = options.get("gracePeriodSeconds")
+        if grace is None:
+            grace = spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+        return max(int(grace), 0)
+
+    def _graceful_pending(self, rt: ResourceType, obj: dict) -> bool:
+        return rt.plural == "pods" and not rt.group and int(obj["metadata"].get("deletionGracePeriodSeconds") or 0) > 0
+
+    def _remove(self, scope: RequestScope, expected: int) -> dict:
+        try:
+            return self.store.delete(scope.key(), expected)
+        except NotFound:
+            raise errors.not_found(scope.resource.plural, scope.resource.group, scope.name or "") from None
+        except PreconditionFailed:
+            raise errors.conflict(scope.resource.plural, scope.resource.group, scope.name or "",
+                                  "the object has been modified; please apply your changes to the latest version and try again") from None
+
+    def _delete_namespace_content(self, namespace: str) -> None:
+        """The namespace controller's job, done synchronously: a lab namespace is small."""
+        for rt in self.registry.resources:
+            if not rt.namespaced:
+                continue
+            for obj in self.store.list(rt.key, namespace):
+                key = (rt.key, namespace, obj["metadata"]["name"])
+                if self.store.get(key) is not None:
+                    self.store.delete(key)
+
+    def delete_collection(self, scope: RequestScope, opts: ListOptions, options: dict,
+                          dry_run: bool = False) -> dict:
+        listed = self.list(scope, opts)
+        deleted = []
+        for obj in listed["items"]:
+            item_scope = RequestScope(scope.resource, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+            try:
+                deleted.append(self.delete(item_scope, options, dry_run))
+            except errors.APIError as err:
+                if err.code != 404:
+                    raise
+        listed["items"] = deleted
+        return listed
+
+
+def _scale_of(obj: dict) -> dict:
+    selector = (obj.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+    meta = obj["metadata"]
+    return {
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                     "resourceVersion": meta.get("resourceVersion"),
+                     "creationTimestamp": meta.get("creationTimestamp")},
+        "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
+        "status": {"replicas": obj.get("status", {}).get("replicas", 0),
+                   "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))},
+    }
+
+
+def _expect_object(doc) -> dict:
+    if not isinstance(doc, dict):
+        raise errors.bad_request("patch body must be a JSON object")
+    return doc
+
+
+def _decode_apply(body: bytes) -> dict:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(body)
+    except yaml.YAMLError as err:
+        raise errors.bad_request(f"error decoding YAML: {err}") from None
+    return _expect_object(doc)
+
+
+def _sort_key(obj: dict) -> str:
+    meta = obj["metadata"]
+    return f"{meta.get('namespace', '')}/{meta['name']}"
+
+
+def _encode_continue(start: str, revision: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": start})).decode()
+
+
+def _decode_continue(token: str) -> str:
+    try:
+        return orjson.loads(base64.urlsafe_b64decode(token.encode()))["start"]
+    except Exception:
+        raise errors.bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)") from None

