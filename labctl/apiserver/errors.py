@@ -43,7 +43,7 @@ class FieldError:
     def message(self) -> str:
         """The text Kubernetes prints for this error, without the field path."""
         text = self._TYPE_TEXT.get(self.type, "Invalid value")
-        if self.type in ("FieldValueRequired", "FieldValueForbidden", "FieldValueTooMany"):
+        if self.type in ("FieldValueRequired", "FieldValueForbidden", "FieldValueTooMany", "FieldValueTooLong"):
             return f"{text}: {self.detail}" if self.detail else text
         value = _render_value(self.bad_value)
         return f"{text}: {value}: {self.detail}" if self.detail else f"{text}: {value}"

@@ -8,14 +8,21 @@ documents the server already publishes for ``kubectl explain``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from . import openapi
 
 
+@functools.lru_cache(maxsize=None)
+def _schema(api_version: str, kind: str) -> dict[str, Any] | None:
+    """The resolved schema of a kind; resolving takes milliseconds, so once per process."""
+    return openapi.schema_for(api_version, kind)
+
+
 def unknown_fields(api_version: str, kind: str, obj: dict) -> list[str]:
     """Paths (``spec.template.spec.containers[0].imagee``) of fields not in the kind's schema."""
-    schema = openapi.schema_for(api_version, kind)
+    schema = _schema(api_version, kind)
     out: list[str] = []
     if schema is not None:
         _walk(schema, obj, "", out)

@@ -18,7 +18,7 @@ import orjson
 
 from . import errors
 from .allocators import NodePortAllocator, ServiceIPAllocator, allocate_service, normalize_cluster_ips
-from .defaults import apply_defaults
+from .defaults import apply_defaults, prepare_service_update
 from .meta import (IMMUTABLE_ON_UPDATE, SERVER_OWNED_ON_CREATE, generate_name, new_uid, spec_of,
                    timestamp)
 from .patch import json_patch, merge_patch, strategic_merge_patch
@@ -180,6 +180,8 @@ class RestAPI:
         if rt.has_spec:
             meta["generation"] = 1
         obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
+        if "status" in rt.subresources and rt.plural not in ("namespaces", "nodes"):
+            obj.pop("status", None)  # status is the controllers' to write, as kube's PrepareForCreate
         apply_defaults(rt.plural, obj)
         field_errors = validate_create(rt.plural, obj)
         field_errors += self._admit(rt, obj, None)
@@ -264,6 +266,7 @@ class RestAPI:
                 new.pop("status", None)
         apply_defaults(rt.plural, new)
         if rt.plural == "services" and not rt.group:
+            prepare_service_update(current, new)
             normalize_cluster_ips(new.setdefault("spec", {}), current.get("spec"))
         field_errors = validate_update(rt.plural, current, new)
         field_errors += self._admit(rt, new, current)

@@ -34,7 +34,6 @@ BOOKMARK_INTERVAL = 30.0
 MAX_WATCH_SECONDS = 1800
 TABLE_MEDIA_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
-OPENAPI_V2_EMPTY = b"\x0a\x032.0"  # gnostic Document{swagger: "2.0"}, protobuf-encoded
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,8 @@ class APIServerApp:
         self.api = api
         self.registry: Registry = api.registry
         self.tokens = tokens or {}
+        self.openapi_paths = {f"apis/{g}/{v}" if g else f"api/{v}"
+                              for g, vs in self.registry.groups().items() for v in vs}
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._errors, self._authenticate])
@@ -144,12 +145,13 @@ class APIServerApp:
 
     def _openapi(self, path: str, request: web.Request) -> web.Response:
         if path == "/openapi/v2":
-            # kubectl falls back to v2 only for kinds the v3 documents lack, i.e. kinds this
-            # server does not serve; an empty v2 document lets it reach its own clear error
-            # ("no matches for kind ...") instead of "failed to download openapi".
-            return web.Response(body=OPENAPI_V2_EMPTY, headers={"Content-Type": OPENAPI_V2_PROTOBUF})
+            # kubectl reads v2 only for kinds the v3 documents lack (kinds this server does
+            # not serve, or `kind: List` files); a v2 document without definitions lets it
+            # reach its own clear error ("no matches for kind ...") instead of
+            # "failed to download openapi".
+            return web.Response(body=openapi.v2_document_protobuf(), headers={"Content-Type": OPENAPI_V2_PROTOBUF})
         if path == "/openapi/v3":
-            return json_response(openapi.v3_index())
+            return json_response(openapi.v3_index(self.openapi_paths))
         if path.startswith("/openapi/v3/"):
             doc = openapi.v3_document(path[len("/openapi/v3/"):])
             if doc is not None:

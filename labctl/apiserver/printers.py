@@ -1,0 +1,575 @@
+"""Server-side printing: ``meta.k8s.io/v1`` Tables, so ``kubectl get`` shows a real cluster's columns.
+
+kubectl asks for ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io`` and prints the
+cells it gets back; it knows nothing about pods or services itself. The column definitions
+and cell logic here are a port of Kubernetes' ``pkg/printers/internalversion/printers.go``
+(priority-1 columns are the ``-o wide`` ones), and ages use ``duration.HumanDuration``.
+Everything is pure: objects in, a Table dict out; the caller fills ``metadata.resourceVersion``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from labctl.labels import SelectorError, format_label_selector, format_labels, selector_from_label_selector
+
+Obj = dict[str, Any]
+
+_NAME_DOC = ("Name must be unique within a namespace. Is required when creating resources, although some "
+             "resources may allow a client to request the generation of an appropriate name automatically. "
+             "Name is primarily intended for creation idempotence and configuration definition. Cannot be "
+             "updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names")
+_AGE_DOC = ("CreationTimestamp is a timestamp representing the server time when this object was created. It is "
+            "not guaranteed to be set in happens-before order across separate operations. Clients may not set "
+            "this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. "
+            "Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/"
+            "api-conventions.md#metadata")
+
+
+def human_duration(seconds: float) -> str:
+    """``duration.HumanDuration``: ~2-3 significant figures (``5s``, ``3m20s``, ``10h``, ``2d3h``, ``3y``).
+
+    Up to 2 s in the future still reads ``0s`` (clock skew between machines).
+    """
+    secs = int(seconds)  # Go's int(d.Seconds()) truncates toward zero
+    if secs < -1:
+        return "<invalid>"
+    if secs < 0:
+        return "0s"
+    if secs < 60 * 2:
+        return f"{secs}s"
+    minutes = secs // 60
+    if minutes < 10:
+        s = secs % 60
+        return f"{minutes}m" if s == 0 else f"{minutes}m{s}s"
+    if minutes < 60 * 3:
+        return f"{minutes}m"
+    hours = secs // 3600
+    if hours < 8:
+        m = minutes % 60
+        return f"{hours}h" if m == 0 else f"{hours}h{m}m"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        h = hours % 24
+        return f"{hours // 24}d" if h == 0 else f"{hours // 24}d{h}h"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        dy = (hours // 24) % 365
+        return f"{hours // 24 // 365}y" if dy == 0 else f"{hours // 24 // 365}y{dy}d"
+    return f"{hours // 24 // 365}y"
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An RFC 3339 ``metav1.Time``/``MicroTime`` string as an aware datetime; ``None`` if unset or bad."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+class _Clock:
+    """Ages relative to one instant, so every row of a Table agrees."""
+
+    def __init__(self, now: datetime | None) -> None:
+        self.now = now or datetime.now(timezone.utc)
+
+    def since(self, value: str | None) -> str:
+        """``translateTimestampSince``: ``<unknown>`` for a zero time."""
+        when = parse_time(value)
+        if when is None:
+            return "<unknown>"
+        return human_duration((self.now - when).total_seconds())
+
+
+def _col(name: str, type_: str, description: str, priority: int = 0, format_: str = "") -> Obj:
+    return {"name": name, "type": type_, "format": format_, "description": description, "priority": priority}
+
+
+_NAME = _col("Name", "string", _NAME_DOC, format_="name")
+_AGE = _col("Age", "string", _AGE_DOC)
+
+
+def _get(obj: Any, *path: str, default: Any = None) -> Any:
+    for key in path:
+        if not isinstance(obj, dict) or key not in obj or obj[key] is None:
+            return default
+        obj = obj[key]
+    return obj
+
+
+def _name(obj: Obj) -> str:
+    return _get(obj, "metadata", "name", default="")
+
+
+def _created(obj: Obj, clock: _Clock) -> str:
+    return clock.since(_get(obj, "metadata", "creationTimestamp"))
+
+
+def _containers(template_spec: Obj | None) -> tuple[str, str]:
+    """``layoutContainerCells``: container names and images, comma-joined."""
+    containers = _get(template_spec or {}, "containers", default=[])
+    return (",".join(c.get("name", "") for c in containers), ",".join(c.get("image", "") for c in containers))
+
+
+# --------------------------------------------------------------------------------------------
+# Pods
+# --------------------------------------------------------------------------------------------
+
+POD_COLUMNS = [
+    _NAME,
+    _col("Ready", "string", "The aggregate readiness state of this pod for accepting traffic."),
+    _col("Status", "string", "The aggregate status of the containers in this pod."),
+    _col("Restarts", "string", "The number of times the containers in this pod have been restarted and when the "
+                               "last container in this pod has restarted."),
+    _AGE,
+    _col("IP", "string", "podIP address allocated to the pod. Routable at least within the cluster.", priority=1),
+    _col("Node", "string", "NodeName indicates in which node this pod is scheduled.", priority=1),
+    _col("Nominated Node", "string", "nominatedNodeName is set only when this pod preempts other pods on the node.",
+         priority=1),
+    _col("Readiness Gates", "string", "If specified, all readiness gates will be evaluated for pod readiness.",
+         priority=1),
+]
+
+
+def _has_condition(pod: Obj, type_: str) -> bool:
+    """True when the pod's first condition of ``type_`` has status True."""
+    for cond in _get(pod, "status", "conditions", default=[]):
+        if cond.get("type") == type_:
+            return cond.get("status") == "True"
+    return False
+
+
+class _Restarts:
+    """Restart count and the newest ``lastState.terminated.finishedAt`` seen."""
+
+    def __init__(self) -> None:
+        self.count, self.last = 0, None
+
+    def add(self, status: Obj) -> None:
+        self.count += status.get("restartCount", 0)
+        finished = parse_time(_get(status, "lastState", "terminated", "finishedAt"))
+        if finished is not None and (self.last is None or finished > self.last):
+            self.last = finished
+
+
+def _terminated_reason(term: Obj, prefix: str) -> str:
+    if term.get("reason"):
+        return prefix + term["reason"]
+    if term.get("signal"):
+        return f"{prefix}Signal:{term['signal']}"
+    return f"{prefix}ExitCode:{term.get('exitCode', 0)}"
+
+
+def _pod_init_status(pod: Obj, reason: str, all_restarts: _Restarts, sidecar_restarts: _Restarts
+                     ) -> tuple[str, int, bool]:
+    """Walk init containers like ``printPod``: (reason, ready sidecars, still initializing)."""
+    specs = {c.get("name"): c for c in _get(pod, "spec", "initContainers", default=[])}
+    n_init, ready = len(specs), 0
+    for i, status in enumerate(_get(pod, "status", "initContainerStatuses", default=[])):
+        sidecar = _get(specs.get(status.get("name")) or {}, "restartPolicy") == "Always"
+        all_restarts.add(status)
+        if sidecar:
+            sidecar_restarts.add(status)
+        state = status.get("state") or {}
+        terminated, waiting = state.get("terminated"), state.get("waiting")
+        if terminated is not None and terminated.get("exitCode", 0) == 0:
+            continue
+        if sidecar and status.get("started"):
+            ready += 1 if status.get("ready") else 0
+            continue
+        if terminated is not None:
+            return _terminated_reason(terminated, "Init:"), ready, True
+        if waiting is not None and waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            return "Init:" + waiting["reason"], ready, True
+        return f"Init:{i}/{n_init}", ready, True
+    return reason, ready, False
+
+
+def pod_status(pod: Obj, clock: _Clock) -> tuple[str, str, str]:
+    """kubectl's READY, STATUS and RESTARTS cells for a pod (``printPod``)."""
+    status = pod.get("status") or {}
+    phase = status.get("phase", "")
+    reason = status.get("reason") or phase
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
+    init_specs = _get(pod, "spec", "initContainers", default=[])
+    total = len(_get(pod, "spec", "containers", default=[])) + sum(
+        1 for c in init_specs if c.get("restartPolicy") == "Always")
+    restarts, sidecar_restarts = _Restarts(), _Restarts()
+    reason, ready, initializing = _pod_init_status(pod, reason, restarts, sidecar_restarts)
+    if not initializing or _has_condition(pod, "Initialized"):
+        restarts, has_running = sidecar_restarts, False
+        for cs in reversed(status.get("containerStatuses") or []):
+            restarts.add(cs)
+            state = cs.get("state") or {}
+            waiting, terminated = state.get("waiting"), state.get("terminated")
+            if waiting is not None and waiting.get("reason"):
+                reason = waiting["reason"]
+            elif terminated is not None:
+                reason = _terminated_reason(terminated, "")
+            elif cs.get("ready") and state.get("running") is not None:
+                has_running, ready = True, ready + 1
+        if reason == "Completed" and has_running:
+            reason = "Running" if _has_condition(pod, "Ready") else "NotReady"
+    if _get(pod, "metadata", "deletionTimestamp"):
+        if status.get("reason") == "NodeLost":  # NodeUnreachablePodReason
+            reason = "Unknown"
+        elif phase not in ("Succeeded", "Failed"):
+            reason = "Terminating"
+    restarts_cell = str(restarts.count)
+    if restarts.count and restarts.last is not None:
+        restarts_cell = f"{restarts.count} ({human_duration((clock.now - restarts.last).total_seconds())} ago)"
+    return f"{ready}/{total}", reason, restarts_cell
+
+
+def print_pod(pod: Obj, clock: _Clock) -> list[Any]:
+    ready, reason, restarts = pod_status(pod, clock)
+    status = pod.get("status") or {}
+    ips = status.get("podIPs") or []
+    pod_ip = (ips[0].get("ip") if ips else status.get("podIP")) or "<none>"
+    gates = _get(pod, "spec", "readinessGates", default=[])
+    gates_cell = "<none>"
+    if gates:
+        conditions = {}
+        for cond in status.get("conditions") or []:
+            conditions.setdefault(cond.get("type"), cond.get("status"))
+        true = sum(1 for g in gates if conditions.get(g.get("conditionType")) == "True")
+        gates_cell = f"{true}/{len(gates)}"
+    return [_name(pod), ready, reason, restarts, _created(pod, clock), pod_ip,
+            _get(pod, "spec", "nodeName") or "<none>", status.get("nominatedNodeName") or "<none>", gates_cell]
+
+
+# --------------------------------------------------------------------------------------------
+# Services, endpoints, endpoint slices
+# --------------------------------------------------------------------------------------------
+
+SERVICE_COLUMNS = [
+    _NAME,
+    _col("Type", "string", "type determines how the Service is exposed."),
+    _col("Cluster-IP", "string", "clusterIP is the IP address of the service and is usually assigned randomly."),
+    _col("External-IP", "string", "externalIPs is a list of IP addresses for which nodes in the cluster will "
+                                  "also accept traffic for this service."),
+    _col("Port(s)", "string", "The list of ports that are exposed by this service."),
+    _AGE,
+    _col("Selector", "string", "Route service traffic to pods with label keys and values matching this selector.",
+         priority=1),
+]
+
+
+def _load_balancer_ips(svc: Obj) -> str:
+    """``loadBalancerStatusStringer`` (wide): ingress IPs, else hostnames, de-duplicated."""
+    seen: dict[str, None] = {}
+    for ingress in _get(svc, "status", "loadBalancer", "ingress", default=[]):
+        value = ingress.get("ip") or ingress.get("hostname")
+        if value:
+            seen[value] = None
+    return ",".join(seen)
+
+
+def _service_external_ip(svc: Obj) -> str:
+    spec = svc.get("spec") or {}
+    svc_type, external_ips = spec.get("type", "ClusterIP"), spec.get("externalIPs") or []
+    if svc_type in ("ClusterIP", "NodePort"):
+        return ",".join(external_ips) if external_ips else "<none>"
+    if svc_type == "LoadBalancer":
+        lb_ips = _load_balancer_ips(svc)
+        if external_ips:
+            return ",".join(([*lb_ips.split(",")] if lb_ips else []) + external_ips)
+        return lb_ips or "<pending>"
+    if svc_type == "ExternalName":
+        return spec.get("externalName", "")
+    return "<unknown>"
+
+
+def make_port_string(ports: list[Obj]) -> str:
+    """``makePortString``: ``80/TCP``, or ``80:30080/TCP`` when a node port is allocated."""
+    pieces = []
+    for port in ports:
+        proto = port.get("protocol", "TCP")
+        node_port = port.get("nodePort") or 0
+        pieces.append(f"{port.get('port')}:{node_port}/{proto}" if node_port > 0 else f"{port.get('port')}/{proto}")
+    return ",".join(pieces)
+
+
+def print_service(svc: Obj, clock: _Clock) -> list[Any]:
+    spec = svc.get("spec") or {}
+    cluster_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+    ports = make_port_string(spec.get("ports") or []) or "<none>"
+    return [_name(svc), spec.get("type", "ClusterIP"), cluster_ips[0] if cluster_ips else "<none>",
+            _service_external_ip(svc), ports, _created(svc, clock), format_labels(spec.get("selector"))]
+
+
+ENDPOINTS_COLUMNS = [_NAME, _col("Endpoints", "string", "The set of all endpoints is the union of all subsets."),
+                     _AGE]
+
+
+def _join_host_port(host: str, port: Any) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def format_endpoints(endpoints: Obj) -> str:
+    """``formatEndpoints``: up to three ``ip:port`` then ``+ N more...``; ``<none>`` without subsets."""
+    subsets = endpoints.get("subsets") or []
+    if not subsets:
+        return "<none>"
+    shown, count, more, maximum = [], 0, False, 3
+    for subset in subsets:
+        addresses = subset.get("addresses") or []
+        ports = subset.get("ports") or [None]  # headless services may have no ports
+        for port in ports:
+            count += len(addresses)
+            for addr in addresses:
+                if len(shown) == maximum:
+                    more = True
+                    break
+                ip = addr.get("ip", "")
+                shown.append(ip if port is None else _join_host_port(ip, port.get("port")))
+    text = ",".join(shown)
+    return f"{text} + {count - maximum} more..." if more else text
+
+
+def print_endpoints(ep: Obj, clock: _Clock) -> list[Any]:
+    return [_name(ep), format_endpoints(ep), _created(ep, clock)]
+
+
+ENDPOINTSLICE_COLUMNS = [
+    _NAME, _col("AddressType", "string", "addressType specifies the type of address carried by this EndpointSlice."),
+    _col("Ports", "string", "ports specifies the list of network ports exposed by each endpoint in this slice."),
+    _col("Endpoints", "string", "endpoints is a list of unique endpoints in this slice."), _AGE,
+]
+
+
+def _list_with_more(items: list[str], maximum: int = 3) -> str:
+    """``listWithMoreString``: the first three, ``+ N more...``, or ``<unset>`` when empty."""
+    text = ",".join(items[:maximum])
+    if len(items) > maximum:
+        return f"{text} + {len(items) - maximum} more..."
+    return text or "<unset>"
+
+
+def print_endpointslice(eps: Obj, clock: _Clock) -> list[Any]:
+    ports = [str(p["port"]) if p.get("port") is not None else (p.get("name") or "*") for p in eps.get("ports") or []]
+    addresses = [a for e in eps.get("endpoints") or [] for a in e.get("addresses") or []]
+    return [_name(eps), eps.get("addressType", ""), _list_with_more(ports), _list_with_more(addresses),
+            _created(eps, clock)]
+
+
+# --------------------------------------------------------------------------------------------
+# Nodes, namespaces, events
+# --------------------------------------------------------------------------------------------
+
+NODE_COLUMNS = [
+    _NAME, _col("Status", "string", "The status of the node"), _col("Roles", "string", "The roles of the node"),
+    _AGE, _col("Version", "string", "Kubelet Version reported by the node."),
+    _col("Internal-IP", "string", "List of addresses reachable to the node.", priority=1),
+    _col("External-IP", "string", "List of addresses reachable to the node.", priority=1),
+    _col("OS-Image", "string", "OS Image reported by the node from /etc/os-release.", priority=1),
+    _col("Kernel-Version", "string", "Kernel Version reported by the node from 'uname -r'.", priority=1),
+    _col("Container-Runtime", "string", "ContainerRuntime Version reported by the node through runtime remote API.",
+         priority=1),
+]
+
+
+def node_roles(labels: dict[str, str]) -> list[str]:
+    """``findNodeRoles``: ``node-role.kubernetes.io/<role>`` keys and the ``kubernetes.io/role`` value."""
+    roles = set()
+    for key, value in labels.items():
+        if key.startswith("node-role.kubernetes.io/") and key[len("node-role.kubernetes.io/"):]:
+            roles.add(key[len("node-role.kubernetes.io/"):])
+        elif key == "kubernetes.io/role" and value:
+            roles.add(value)
+    return sorted(roles)
+
+
+def _node_address(node: Obj, kind: str) -> str:
+    for address in _get(node, "status", "addresses", default=[]):
+        if address.get("type") == kind:
+            return address.get("address", "")
+    return "<none>"
+
+
+def print_node(node: Obj, clock: _Clock) -> list[Any]:
+    status = []
+    for cond in _get(node, "status", "conditions", default=[]):
+        if cond.get("type") == "Ready":  # NodeAllConditions is just Ready
+            status = ["Ready" if cond.get("status") == "True" else "NotReady"]
+    status = status or ["Unknown"]
+    if _get(node, "spec", "unschedulable"):
+        status.append("SchedulingDisabled")
+    info = _get(node, "status", "nodeInfo", default={})
+    return [_name(node), ",".join(status), ",".join(node_roles(_get(node, "metadata", "labels", default={})))
+            or "<none>", _created(node, clock), info.get("kubeletVersion", ""),
+            _node_address(node, "InternalIP"), _node_address(node, "ExternalIP"),
+            info.get("osImage") or "<unknown>", info.get("kernelVersion") or "<unknown>",
+            info.get("containerRuntimeVersion") or "<unknown>"]
+
+
+NAMESPACE_COLUMNS = [_NAME, _col("Status", "string", "The status of the namespace"), _AGE]
+
+
+def print_namespace(ns: Obj, clock: _Clock) -> list[Any]:
+    return [_name(ns), _get(ns, "status", "phase", default=""), _created(ns, clock)]
+
+
+EVENT_COLUMNS = [
+    _col("Last Seen", "string", "The time at which the most recent occurrence of this event was recorded."),
+    _col("Type", "string", "Type of this event (Normal, Warning), new types could be added in the future"),
+    _col("Reason", "string", "This should be a short, machine understandable string that gives the reason for "
+                             "the transition into the object's current status."),
+    _col("Object", "string", "The object that this event is about."),
+    _col("Subobject", "string", "If referring to a piece of an object instead of an entire object, this string "
+                                "should contain a valid JSON/Go field access statement.", priority=1),
+    _col("Source", "string", "The component reporting this event. Should be a short machine understandable "
+                             "string.", priority=1),
+    _col("Message", "string", "A human-readable description of the status of this operation."),
+    _col("First Seen", "string", "The time at which the event was first recorded. (Time of server receipt is in "
+                                 "TypeMeta.)", priority=1),
+    _col("Count", "string", "The number of times this event has occurred.", priority=1),
+    _col("Name", "string", _NAME_DOC, priority=1, format_="name"),
+]
+
+
+def print_event(ev: Obj, clock: _Clock) -> list[Any]:
+    first = clock.since(ev.get("firstTimestamp")) if ev.get("firstTimestamp") else clock.since(ev.get("eventTime"))
+    last = clock.since(ev.get("lastTimestamp")) if ev.get("lastTimestamp") else first
+    count = ev.get("count") or 0
+    if ev.get("series"):
+        last, count = clock.since(ev["series"].get("lastObservedTime")), ev["series"].get("count", 0)
+    elif count == 0:
+        count = 1  # singleton events of the new API carry no count
+    involved = ev.get("involvedObject") or {}
+    kind = (involved.get("kind") or "").lower()
+    target = f"{kind}/{involved['name']}" if involved.get("name") else kind
+    component = _get(ev, "source", "component") or ev.get("reportingComponent") or ""
+    host = _get(ev, "source", "host") or ev.get("reportingInstance") or ""
+    source = f"{component}, {host}" if host else component
+    return [last, ev.get("type", ""), ev.get("reason", ""), target, involved.get("fieldPath", ""), source,
+            (ev.get("message") or "").strip(), first, count, _name(ev)]
+
+
+# --------------------------------------------------------------------------------------------
+# Config, workloads, leases, and the default
+# --------------------------------------------------------------------------------------------
+
+CONFIGMAP_COLUMNS = [_NAME, _col("Data", "string", "Data contains the configuration data."), _AGE]
+SECRET_COLUMNS = [_NAME, _col("Type", "string", "Used to facilitate programmatic handling of secret data."),
+                  _col("Data", "string", "Data contains the secret data."), _AGE]
+SERVICEACCOUNT_COLUMNS = [_NAME, _col("Secrets", "string", "Secrets is a list of the secrets in the same namespace "
+                                                           "that pods running using this ServiceAccount are allowed "
+                                                           "to use."), _AGE]
+LEASE_COLUMNS = [_NAME, _col("Holder", "string", "holderIdentity contains the identity of the holder of a current "
+                                                 "lease."), _AGE]
+_TEMPLATE_COLUMNS = [
+    _col("Containers", "string", "Names of each container in the template.", priority=1),
+    _col("Images", "string", "Images referenced by each container in the template.", priority=1),
+    _col("Selector", "string", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will "
+                               "be the ones affected by this deployment.", priority=1),
+]
+REPLICASET_COLUMNS = [
+    _NAME, _col("Desired", "integer", "Replicas is the number of desired pods."),
+    _col("Current", "integer", "Replicas is the most recently observed number of non-terminating pods."),
+    _col("Ready", "integer", "The number of non-terminating pods targeted by this ReplicaSet with a Ready "
+                             "Condition."), _AGE, *_TEMPLATE_COLUMNS,
+]
+DEPLOYMENT_COLUMNS = [
+    _NAME, _col("Ready", "string", "Number of the pod with ready state"),
+    _col("Up-to-date", "string", "Total number of non-terminating pods targeted by this deployment that have the "
+                                 "desired template spec."),
+    _col("Available", "string", "Total number of available non-terminating pods (ready for at least "
+                                "minReadySeconds) targeted by this deployment."), _AGE, *_TEMPLATE_COLUMNS,
+]
+DEFAULT_COLUMNS = [_NAME, _col("Age", "date", _AGE_DOC)]
+
+
+def print_replicaset(rs: Obj, clock: _Clock) -> list[Any]:
+    spec, status = rs.get("spec") or {}, rs.get("status") or {}
+    names, images = _containers(_get(spec, "template", "spec"))
+    # spec.replicas is defaulted to 1 by the API server, as in Kubernetes.
+    return [_name(rs), spec.get("replicas", 1), status.get("replicas", 0), status.get("readyReplicas", 0),
+            _created(rs, clock), names, images, format_label_selector(spec.get("selector"))]
+
+
+def print_deployment(deploy: Obj, clock: _Clock) -> list[Any]:
+    spec, status = deploy.get("spec") or {}, deploy.get("status") or {}
+    names, images = _containers(_get(spec, "template", "spec"))
+    try:
+        selector = str(selector_from_label_selector(spec.get("selector")))
+    except SelectorError:
+        selector = "<invalid>"
+    return [_name(deploy), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+            status.get("updatedReplicas", 0), status.get("availableReplicas", 0), _created(deploy, clock),
+            names, images, selector]
+
+
+_PRINTERS: dict[str, tuple[list[Obj], Callable[[Obj, _Clock], list[Any]]]] = {
+    "pods": (POD_COLUMNS, print_pod),
+    "services": (SERVICE_COLUMNS, print_service),
+    "endpoints": (ENDPOINTS_COLUMNS, print_endpoints),
+    "endpointslices": (ENDPOINTSLICE_COLUMNS, print_endpointslice),
+    "nodes": (NODE_COLUMNS, print_node),
+    "namespaces": (NAMESPACE_COLUMNS, print_namespace),
+    "events": (EVENT_COLUMNS, print_event),
+    "configmaps": (CONFIGMAP_COLUMNS, lambda o, c: [_name(o), len(o.get("data") or {}) + len(o.get("binaryData") or {}),
+                                                    _created(o, c)]),
+    "secrets": (SECRET_COLUMNS, lambda o, c: [_name(o), o.get("type", ""), len(o.get("data") or {}), _created(o, c)]),
+    "serviceaccounts": (SERVICEACCOUNT_COLUMNS, lambda o, c: [_name(o), len(o.get("secrets") or []), _created(o, c)]),
+    "replicasets": (REPLICASET_COLUMNS, print_replicaset),
+    "deployments": (DEPLOYMENT_COLUMNS, print_deployment),
+    "leases": (LEASE_COLUMNS, lambda o, c: [_name(o), _get(o, "spec", "holderIdentity", default=""), _created(o, c)]),
+}
+
+
+def _default_printer(obj: Obj, clock: _Clock) -> list[Any]:
+    return [_name(obj), _created(obj, clock)]
+
+
+def column_definitions(resource: str) -> list[Obj]:
+    """The ``columnDefinitions`` for ``resource`` (plural, lower case)."""
+    return [dict(c) for c in _PRINTERS.get(resource, (DEFAULT_COLUMNS, None))[0]]
+
+
+def _row_object(obj: Obj, include_object: str) -> Obj | None:
+    if include_object == "Object":
+        return obj
+    if include_object == "None":
+        return None
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata") or {}}
+
+
+def build_table(resource: str, objects: list[Obj], include_object: str = "Metadata",
+                now: datetime | None = None) -> Obj:
+    """A ``meta.k8s.io/v1`` Table for ``objects`` of ``resource``; ``metadata`` is left for the caller.
+
+    ``include_object`` is the request's ``includeObject`` (``None``, ``Metadata`` — kubectl's
+    default — or ``Object``). ``now`` pins the clock for ages (tests; one instant per list).
+    """
+    clock = _Clock(now)
+    columns, printer = _PRINTERS.get(resource, (DEFAULT_COLUMNS, _default_printer))
+    rows = []
+    for obj in objects:
+        row: Obj = {"cells": printer(obj, clock)}
+        if resource == "pods" and (cond := _pod_row_conditions(obj)):
+            row["conditions"] = cond
+        if (embedded := _row_object(obj, include_object)) is not None:
+            row["object"] = embedded
+        rows.append(row)
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {},
+            "columnDefinitions": [dict(c) for c in columns], "rows": rows}
+
+
+def _pod_row_conditions(pod: Obj) -> list[Obj]:
+    """Completed pods carry a ``Completed`` row condition (kubectl hides such rows on request)."""
+    phase = _get(pod, "status", "phase")
+    if phase == "Succeeded":
+        return [{"type": "Completed", "status": "True", "reason": "Succeeded",
+                 "message": "The pod has completed successfully."}]
+    if phase == "Failed":
+        return [{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}]
+    return []

@@ -1,0 +1,306 @@
+"""Label selectors: the ``Requirement``/``LabelSelector`` types every labctl component matches with.
+
+A port of apimachinery's ``pkg/labels`` (selector semantics, ``NewRequirement`` validation
+and its error wording) and of ``metav1.LabelSelectorAsSelector``. Controllers and the
+scheduler build selectors from ``spec.selector`` objects here; the API server parses the
+``labelSelector`` query string with :mod:`labctl.apiserver.selectors`, which produces the
+same types. Errors are :class:`SelectorError` carrying Kubernetes' exact message, so the
+API server can answer 400 with the text a student would see on a real cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+# selection.Operator values, spelled as Kubernetes spells them.
+IN, NOT_IN = "in", "notin"
+EQUALS, DOUBLE_EQUALS, NOT_EQUALS = "=", "==", "!="
+EXISTS, DOES_NOT_EXIST = "exists", "!"
+GREATER_THAN, LESS_THAN = "gt", "lt"
+
+BINARY_OPERATORS = (IN, NOT_IN, EQUALS, DOUBLE_EQUALS, NOT_EQUALS, GREATER_THAN, LESS_THAN)
+UNARY_OPERATORS = (EXISTS, DOES_NOT_EXIST)
+VALID_OPERATORS = BINARY_OPERATORS + UNARY_OPERATORS
+
+_LABEL_KEY_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+_LABEL_KEY_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', "
+                  "and must start and end with an alphanumeric character")
+_LABEL_VALUE_FMT = "(" + _LABEL_KEY_FMT + ")?"
+_LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, "
+                    "'-', '_' or '.', and must start and end with an alphanumeric character")
+_DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
+_DNS1123_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                          "characters, '-' or '.', and must start and end with an alphanumeric character")
+_LABEL_KEY_RE = re.compile(_LABEL_KEY_FMT)
+_LABEL_VALUE_RE = re.compile(_LABEL_VALUE_FMT)
+_DNS1123_SUBDOMAIN_RE = re.compile(_DNS1123_SUBDOMAIN_FMT)
+
+
+class SelectorError(ValueError):
+    """An invalid selector; ``str()`` is the message Kubernetes would give."""
+
+
+def regex_error(msg: str, fmt: str, *examples: str) -> str:
+    """``content.RegexError``: the validation message with examples and the regex."""
+    if not examples:
+        return f"{msg} (regex used for validation is '{fmt}')"
+    msg += " (e.g. " + " or ".join(f"'{e}', " for e in examples)
+    return msg + f"regex used for validation is '{fmt}')"
+
+
+def _max_len_error(length: int) -> str:
+    return f"must be no more than {length} bytes"
+
+
+def dns1123_subdomain_errors(value: str) -> list[str]:
+    """``IsDNS1123Subdomain``: the reasons ``value`` is not a lowercase DNS subdomain."""
+    errs = []
+    if len(value.encode()) > 253:
+        errs.append(_max_len_error(253))
+    if not _DNS1123_SUBDOMAIN_RE.fullmatch(value):
+        errs.append(regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT, "example.com"))
+    return errs
+
+
+def label_key_errors(key: str) -> list[str]:
+    """``IsLabelKey``: an optional DNS-subdomain prefix and ``/``, then a name of at most 63 bytes."""
+    errs: list[str] = []
+    parts = key.split("/")
+    if len(parts) == 1:
+        name = parts[0]
+    elif len(parts) == 2:
+        prefix, name = parts
+        if not prefix:
+            errs.append("prefix part must be non-empty")
+        else:
+            errs.extend("prefix part " + m for m in dns1123_subdomain_errors(prefix))
+    else:
+        return [
+            "a valid label key " + regex_error(_LABEL_KEY_MSG, _LABEL_KEY_FMT, "MyName", "my.name", "123-abc")
+            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+        ]
+    if not name:
+        errs.append("name part must be non-empty")
+    elif len(name.encode()) > 63:
+        errs.append("name part " + _max_len_error(63))
+    if not _LABEL_KEY_RE.fullmatch(name):
+        errs.append("name part " + regex_error(_LABEL_KEY_MSG, _LABEL_KEY_FMT, "MyName", "my.name", "123-abc"))
+    return errs
+
+
+def label_value_errors(value: str) -> list[str]:
+    """``IsValidLabelValue``: empty, or at most 63 bytes of ``[-A-Za-z0-9_.]`` starting/ending alphanumeric."""
+    errs = []
+    if len(value.encode()) > 63:
+        errs.append(_max_len_error(63))
+    if not _LABEL_VALUE_RE.fullmatch(value):
+        errs.append(regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
+    return errs
+
+
+def _go_quote(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _go_value(value: str | list[str]) -> str:
+    """How ``field.Error`` prints a bad value: ``%q`` for strings, ``%#v`` for ``[]string``."""
+    if isinstance(value, str):
+        return _go_quote(value)
+    return "[]string{" + ", ".join(_go_quote(v) for v in value) + "}"
+
+
+def field_invalid(path: str | None, value: str | list[str], detail: str) -> str:
+    """The text of ``field.Invalid(path, value, detail).Error()``; a nil path prints as ``<nil>``."""
+    return f"{'<nil>' if path is None else path}: Invalid value: {_go_value(value)}: {detail}"
+
+
+def aggregate(messages: list[str]) -> str:
+    """``utilerrors.NewAggregate(...).Error()``: one message bare, several deduplicated in brackets."""
+    unique = list(dict.fromkeys(messages))
+    return unique[0] if len(unique) == 1 else "[" + ", ".join(unique) + "]"
+
+
+def check_label_key(key: str, path: str | None) -> None:
+    if errs := label_key_errors(key):
+        raise SelectorError(field_invalid(path, key, "; ".join(errs)))
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One ``key <operator> values`` term of a selector; build it with :func:`new_requirement`."""
+
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """``Requirement.Matches``: note that ``notin``/``!=`` also match when the key is absent."""
+        op = self.operator
+        if op in (IN, EQUALS, DOUBLE_EQUALS):
+            return self.key in labels and labels[self.key] in self.values
+        if op in (NOT_IN, NOT_EQUALS):
+            return self.key not in labels or labels[self.key] not in self.values
+        if op == EXISTS:
+            return self.key in labels
+        if op == DOES_NOT_EXIST:
+            return self.key not in labels
+        if op in (GREATER_THAN, LESS_THAN):
+            try:
+                have, want = _parse_int64(labels[self.key]), _parse_int64(self.values[0])
+            except (KeyError, ValueError, IndexError):
+                return False
+            return have > want if op == GREATER_THAN else have < want
+        return False
+
+    def __str__(self) -> str:
+        prefix = "!" if self.operator == DOES_NOT_EXIST else ""
+        if self.operator in UNARY_OPERATORS:
+            return prefix + self.key
+        symbol = {IN: " in ", NOT_IN: " notin ", GREATER_THAN: ">", LESS_THAN: "<"}.get(self.operator, self.operator)
+        values = self.values[0] if len(self.values) == 1 else ",".join(sorted(self.values))
+        if self.operator in (IN, NOT_IN):
+            values = f"({values})"
+        return self.key + symbol + values
+
+
+def _parse_int64(text: str) -> int:
+    """Go's ``strconv.ParseInt(s, 10, 64)``: optional sign, decimal digits, 64-bit range."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise ValueError(text)
+    number = int(text)
+    if not -(2**63) <= number < 2**63:
+        raise ValueError(text)
+    return number
+
+
+def new_requirement(key: str, operator: str, values: Iterable[str] = (), path: str | None = None) -> Requirement:
+    """``labels.NewRequirement``: validate and build one requirement, or raise :class:`SelectorError`.
+
+    ``path`` is the field path errors are reported under (``None`` prints as ``<nil>``, as
+    in the selector parser, whose errors read ``<nil>: Invalid value: ...``).
+    """
+    vals = list(values)
+    errs: list[str] = []
+    if key_errs := label_key_errors(key):
+        errs.append(field_invalid(_child(path, "key"), key, "; ".join(key_errs)))
+    values_path = _child(path, "values")
+    if operator in (IN, NOT_IN):
+        if not vals:
+            errs.append(field_invalid(values_path, vals, "for 'in', 'notin' operators, values set can't be empty"))
+    elif operator in (EQUALS, DOUBLE_EQUALS, NOT_EQUALS):
+        if len(vals) != 1:
+            errs.append(field_invalid(values_path, vals, "exact-match compatibility requires one single value"))
+    elif operator in UNARY_OPERATORS:
+        if vals:
+            errs.append(field_invalid(values_path, vals, "values set must be empty for exists and does not exist"))
+    elif operator in (GREATER_THAN, LESS_THAN):
+        if len(vals) != 1:
+            errs.append(field_invalid(values_path, vals, "for 'Gt', 'Lt' operators, exactly one value is required"))
+        for i, v in enumerate(vals):
+            try:
+                _parse_int64(v)
+            except ValueError:
+                errs.append(field_invalid(f"{values_path}[{i}]", v,
+                                          "for 'Gt', 'Lt' operators, the value must be an integer"))
+    else:
+        supported = ", ".join(_go_quote(o) for o in VALID_OPERATORS)
+        errs.append(f"{_child(path, 'operator')}: Unsupported value: {_go_quote(operator)}: "
+                    f"supported values: {supported}")
+    for i, v in enumerate(vals):
+        if value_errs := label_value_errors(v):
+            errs.append(field_invalid(f"{values_path}[{i}][{key}]", v, "; ".join(value_errs)))
+    if errs:
+        raise SelectorError(aggregate(errs))
+    return Requirement(key, operator, tuple(vals))
+
+
+def _child(path: str | None, name: str) -> str:
+    return name if not path else f"{path}.{name}"
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """An AND of requirements, sorted by key (``internalSelector``); ``nothing`` is ``labels.Nothing()``."""
+
+    requirements: tuple[Requirement, ...] = ()
+    nothing: bool = field(default=False)
+
+    @classmethod
+    def of(cls, requirements: Iterable[Requirement]) -> "LabelSelector":
+        """Build a selector the way ``Selector.Add`` does: requirements sorted by key."""
+        return cls(tuple(sorted(requirements, key=lambda r: r.key)))
+
+    def matches(self, labels: Mapping[str, str] | None) -> bool:
+        if self.nothing:
+            return False
+        labels = labels or {}
+        return all(r.matches(labels) for r in self.requirements)
+
+    @property
+    def empty(self) -> bool:
+        """True when the selector selects everything (``Selector.Empty``)."""
+        return not self.nothing and not self.requirements
+
+    def requires_exact_match(self, key: str) -> str | None:
+        """The single value ``key`` must have (``=``, ``==`` or a one-value ``in``), else ``None``."""
+        for r in self.requirements:
+            if r.key == key:
+                if r.operator in (EQUALS, DOUBLE_EQUALS, IN) and len(r.values) == 1:
+                    return r.values[0]
+                return None
+        return None
+
+    def __str__(self) -> str:
+        return ",".join(str(r) for r in self.requirements)
+
+
+EVERYTHING = LabelSelector()
+NOTHING = LabelSelector(nothing=True)
+
+
+def selector_from_set(labels: Mapping[str, str] | None) -> LabelSelector:
+    """``labels.SelectorFromSet``: ``key=value`` for each entry; empty or ``None`` selects everything."""
+    return LabelSelector.of(Requirement(k, EQUALS, (v,)) for k, v in (labels or {}).items())
+
+
+_EXPRESSION_OPERATORS = {"In": IN, "NotIn": NOT_IN, "Exists": EXISTS, "DoesNotExist": DOES_NOT_EXIST}
+
+
+def selector_from_label_selector(obj: Mapping | None) -> LabelSelector:
+    """``metav1.LabelSelectorAsSelector``: a ``spec.selector`` object to a :class:`LabelSelector`.
+
+    ``None`` matches nothing and ``{}`` matches everything, exactly as Kubernetes: a
+    ReplicaSet without a selector must never adopt every pod in its namespace.
+    """
+    if obj is None:
+        return NOTHING
+    match_labels = obj.get("matchLabels") or {}
+    expressions = obj.get("matchExpressions") or []
+    if not match_labels and not expressions:
+        return EVERYTHING
+    reqs = [new_requirement(k, EQUALS, [v]) for k, v in match_labels.items()]
+    for expr in expressions:
+        op = _EXPRESSION_OPERATORS.get(expr.get("operator", ""))
+        if op is None:
+            raise SelectorError(f"{_go_quote(expr.get('operator', ''))} is not a valid label selector operator")
+        reqs.append(new_requirement(expr.get("key", ""), op, list(expr.get("values") or [])))
+    return LabelSelector.of(reqs)
+
+
+def format_labels(labels: Mapping[str, str] | None) -> str:
+    """``labels.FormatLabels``: ``a=b,c=d`` sorted by key, or ``<none>``."""
+    text = ",".join(f"{k}={labels[k]}" for k in sorted(labels or {}))
+    return text or "<none>"
+
+
+def format_label_selector(obj: Mapping | None) -> str:
+    """``metav1.FormatLabelSelector``: the selector as text, ``<none>`` if empty, ``<error>`` if invalid."""
+    try:
+        text = str(selector_from_label_selector(obj))
+    except SelectorError:
+        return "<error>"
+    return text or "<none>"
