@@ -1,0 +1,1 @@
+"""The node agent: what runs in every lab node (the kubelet and kube-proxy roles)."""

@@ -1,0 +1,52 @@
+"""``python -m labctl.agent``: the node agent process of a lab node."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from ..client.rest import APIClient, Credentials
+from .config import CONFIG_PATH, AgentConfig
+from .heartbeat import post_ready_forever, register_node, renew_lease_forever
+
+log = logging.getLogger("labctl.agent")
+
+
+async def run(cfg: AgentConfig) -> None:
+    client = APIClient(Credentials.from_kubeconfig(Path(cfg.kubeconfig)))
+    try:
+        while not await client.healthy():
+            log.info("waiting for the API server")
+            await asyncio.sleep(0.2)
+        while True:
+            try:
+                await register_node(client, cfg)
+                break
+            except Exception as err:
+                log.warning("failed to register node %s: %s; retrying", cfg.node_name, err)
+                await asyncio.sleep(1)
+        await asyncio.gather(renew_lease_forever(client, cfg), post_ready_forever(client, cfg))
+    finally:
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m labctl.agent", description="labctl node agent (kubelet + proxy roles)")
+    p.add_argument("--config", type=Path, default=CONFIG_PATH)
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    cfg = AgentConfig.load(args.config)
+    try:
+        asyncio.run(run(cfg))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The Node object a node agent registers and keeps fresh, as the kubelet does.
+
+Pure functions of the agent's config and what it reads from the machine, so the shape
+(addresses, podCIDR, capacity, conditions, nodeInfo) is unit-tested without a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from ..apiserver.meta import timestamp
+from .config import AgentConfig
+
+KUBELET_VERSION = "v1.37.0-labctl"
+MAX_PODS = 110
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+
+
+def memory_capacity_kib(meminfo: Path = Path("/proc/meminfo")) -> int:
+    for line in meminfo.read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1])
+    return 0
+
+
+def os_image(os_release: Path = Path("/etc/os-release")) -> str:
+    try:
+        for line in os_release.read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def node_labels(cfg: AgentConfig) -> dict[str, str]:
+    labels = {
+        "kubernetes.io/hostname": cfg.node_name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine()),
+        "beta.kubernetes.io/os": "linux",
+        "beta.kubernetes.io/arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine()),
+    }
+    if cfg.role == "control-plane":
+        labels[CONTROL_PLANE_LABEL] = ""
+    labels.update(cfg.labels)
+    return labels
+
+
+def ready_conditions(now: str, ready: bool = True, message: str = "kubelet is posting ready status") -> list[dict]:
+    def cond(typ: str, status: str, reason: str, msg: str) -> dict:
+        return {"type": typ, "status": status, "reason": reason, "message": msg,
+                "lastHeartbeatTime": now, "lastTransitionTime": now}
+
+    return [
+        cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+        cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        cond("Ready", "True" if ready else "False", "KubeletReady" if ready else "KubeletNotReady", message),
+    ]
+
+
+def build_node(cfg: AgentConfig, cpus: int | None = None, memory_kib: int | None = None) -> dict:
+    """The Node a freshly started agent registers."""
+    cpus = cpus or os.cpu_count() or 1
+    memory_kib = memory_kib or memory_capacity_kib()
+    capacity = {"cpu": str(cpus), "memory": f"{memory_kib}Ki", "pods": str(MAX_PODS),
+                "ephemeral-storage": "10Gi"}
+    now = timestamp()
+    uname = platform.uname()
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": cfg.node_name, "labels": node_labels(cfg),
+                     "annotations": {"node.alpha.kubernetes.io/ttl": "0",
+                                     "labctl.dev/cluster": cfg.cluster}},
+        "spec": {"podCIDR": cfg.pod_cidr, "podCIDRs": [cfg.pod_cidr],
+                 **({"taints": cfg.taints} if cfg.taints else {})},
+        "status": {
+            "capacity": capacity,
+            "allocatable": dict(capacity),
+            "conditions": ready_conditions(now),
+            "addresses": [{"type": "InternalIP", "address": cfg.internal_ip},
+                          {"type": "Hostname", "address": cfg.node_name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "",
+                         "kernelVersion": uname.release, "osImage": os_image(),
+                         "containerRuntimeVersion": "docker://labctl", "kubeletVersion": KUBELET_VERSION,
+                         "kubeProxyVersion": KUBELET_VERSION, "operatingSystem": "linux",
+                         "architecture": node_labels(cfg)["kubernetes.io/arch"]},
+        },
+    }
+
+
+def build_lease(cfg: AgentConfig, now_micro: str) -> dict:
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": cfg.node_name, "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": cfg.node_name, "leaseDurationSeconds": cfg.lease_duration_seconds,
+                     "renewTime": now_micro}}

@@ -1,0 +1,223 @@
+"""``labctl``: the command line. Thin: each command parses its options and calls the library.
+
+``main()`` is the only place that exits; user errors (:class:`~labctl.errors.LabctlError`)
+print as ``ERROR: …`` plus a hint, never as a traceback (unless ``-v``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from .. import __version__
+from ..errors import LabctlError
+from ..status import Status
+
+app = typer.Typer(help="Learn Kubernetes networking by touching it: a multi-node lab from Docker containers.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+images_app = typer.Typer(help="Build and list the lab's images (no registry needed).", no_args_is_help=True)
+get_app = typer.Typer(help="Show labctl objects.", no_args_is_help=True)
+app.add_typer(images_app, name="images")
+app.add_typer(get_app, name="get")
+
+out = Console()
+err = Console(stderr=True)
+STATE = {"verbose": 0}
+
+NameOption = typer.Option(None, "--name", "-n", help="the lab's name (default: lab, or the only lab there is)")
+
+
+@app.callback()
+def _root(verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="more detail; tracebacks on errors"),
+          version: bool = typer.Option(False, "--version", help="print the version and exit")) -> None:
+    STATE["verbose"] = verbose
+    if version:
+        out.print(f"labctl {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def up(topology: str = typer.Option("default", "--topology", "-t",
+                                    help="a topology file, or the name of a shipped one (default, single, large)"),
+       name: Optional[str] = typer.Option(None, "--name", "-n", help="the lab's name (default: the topology's, 'lab')"),
+       retain: bool = typer.Option(False, "--retain", help="keep the nodes when creation fails, to debug"),
+       quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing but errors")) -> None:
+    """Create a lab: a Docker network, one container per node, an API server for kubectl."""
+    from ..cluster import lab
+    from ..topology import find_topology, load_topology
+
+    topo = load_topology(find_topology(topology))
+    if name:
+        topo = topo.with_name(name)
+    status = Status(err, quiet=quiet)
+    if not quiet:
+        err.print(f"Creating lab [bold]{topo.name}[/bold] from {topo.source} "
+                  f"({len(topo.nodes)} node{'s' if len(topo.nodes) != 1 else ''}) ...", highlight=False)
+    created = lab.up(topo, status, retain=retain)
+    if not quiet:
+        err.print(f"\nLab [bold]{topo.name}[/bold] is ready in {created.seconds:.1f}s. "
+                  f"API server: {created.server}\n"
+                  f"  kubectl --context labctl-{topo.name} get nodes -o wide\n"
+                  f"  labctl exec {topo.workers[0].name if topo.workers else topo.control_plane.name} -- ip route",
+                  highlight=False)
+
+
+@app.command()
+def down(name: Optional[str] = NameOption) -> None:
+    """Remove a lab: nodes, pods, the network, the state volume and its kubeconfig context."""
+    from ..cluster import lab
+    from ..cluster.docker import connect
+
+    cluster = name or lab.resolve_cluster(connect(), None)
+    problems = lab.down(cluster)
+    for p in problems:
+        err.print(f"WARNING: {p}", highlight=False)
+    err.print(f"Lab {cluster} removed." if not problems else f"Lab {cluster} removed, with warnings.", highlight=False)
+
+
+@app.command()
+def status() -> None:
+    """List labs and their nodes, IPs and states."""
+    from ..cluster import lab
+
+    labs = lab.status()
+    if not labs:
+        out.print("No labs. Create one with `labctl up`.")
+        return
+    table = Table("LAB", "NODE", "ROLE", "CONTAINER", "STATE", "INTERNAL-IP", "API SERVER", box=None)
+    for entry in labs:
+        for node in entry.nodes:
+            table.add_row(entry.name, node.name, node.role, node.container, node.status, node.ip,
+                          entry.server if node.role == "control-plane" else "")
+    out.print(table)
+
+
+@get_app.command("clusters")
+def get_clusters() -> None:
+    """List labs (like `kind get clusters`)."""
+    from ..cluster import lab
+
+    for entry in lab.status():
+        out.print(entry.name)
+
+
+@app.command()
+def kubeconfig(name: Optional[str] = NameOption) -> None:
+    """Print the lab's kubeconfig (context labctl-NAME)."""
+    from ..cluster import lab
+    from ..cluster.docker import connect
+
+    cluster = lab.resolve_cluster(connect(), name)
+    sys.stdout.write(yaml.safe_dump(lab.kubeconfig(cluster), sort_keys=False))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def exec(node: str = typer.Argument(..., help="node name, e.g. worker or control-plane"),
+         command: List[str] = typer.Argument(..., help="the command, after --"),
+         name: Optional[str] = NameOption) -> None:
+    """Run a command in a node: `labctl exec worker -- ip route`."""
+    raise typer.Exit(_docker_exec(name, node, command))
+
+
+@app.command()
+def shell(node: str = typer.Argument(..., help="node name"), name: Optional[str] = NameOption) -> None:
+    """Open a shell in a node."""
+    raise typer.Exit(_docker_exec(name, node, ["bash"]))
+
+
+@app.command()
+def logs(node: str = typer.Argument(..., help="node name"), name: Optional[str] = NameOption,
+         follow: bool = typer.Option(False, "--follow", "-f")) -> None:
+    """Show a node's component logs (API server, node agent)."""
+    from ..cluster import lab
+    from ..cluster.docker import connect
+
+    container = lab.node_container(lab.resolve_cluster(connect(), name), node)
+    raise typer.Exit(subprocess.call(["docker", "logs", *(["-f"] if follow else []), container]))
+
+
+def _docker_exec(name: Optional[str], node: str, command: List[str]) -> int:
+    from ..cluster import lab
+    from ..cluster.docker import connect
+
+    container = lab.node_container(lab.resolve_cluster(connect(), name), node)
+    tty = ["-it"] if sys.stdin.isatty() and sys.stdout.isatty() else ["-i"]
+    return subprocess.call(["docker", "exec", *tty, container, *command])
+
+
+@images_app.command("build")
+def images_build(names: Optional[List[str]] = typer.Argument(None, help="images to build (default: all)"),
+                 force: bool = typer.Option(False, "--force", help="rebuild even when current")) -> None:
+    """Build the lab images locally (base rootfs via a registry or debootstrap)."""
+    from .. import images as lab_images
+
+    client = lab_images.docker_client()
+    status = Status(err)
+    status.start("Building lab images")
+    try:
+        lab_images.ensure_images(client, names or None, force=force,
+                                 progress=lambda step, done, total: status.update(f"[{done}/{total}] {step[:90]}"))
+    except BaseException:
+        status.end(False)
+        raise
+    status.end(True)
+    images_list()
+
+
+@images_app.command("list")
+def images_list() -> None:
+    """List the lab images: wanted tag, state (ok, stale, missing) and size."""
+    from .. import images as lab_images
+
+    table = Table("IMAGE", "TAG", "STATE", "SIZE", box=None)
+    for s in lab_images.image_status(lab_images.docker_client()):
+        size = f"{s.size / 1e6:.1f} MB" if s.size else ""
+        table.add_row(s.key, s.ref, s.state, size)
+    out.print(table)
+
+
+def run(argv: list[str]) -> int:
+    """Run the CLI on ``argv``; returns the exit status (what tests call)."""
+    from ..imagebuild import LabctlImageError
+
+    try:
+        app(args=argv, prog_name="labctl", standalone_mode=False)
+        return 0
+    except (LabctlError, LabctlImageError) as error:
+        if STATE["verbose"]:
+            err.print_exception()
+        err.print(f"[red]ERROR:[/red] {error}", highlight=False)
+        hint = getattr(error, "hint", None)
+        if hint:
+            err.print(f"  {hint}", highlight=False)
+        return 1
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        return 130
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception as error:  # click's usage errors come through here
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            return error.exit_code
+        raise
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""List + watch into a local cache, like client-go's informer.
+
+Every labctl component that reacts to the cluster (node agent, service proxy, controllers)
+uses this: list once, then watch from the list's resourceVersion; on a dropped stream
+resume from the last seen version; on ``410 Gone`` list again and report the difference
+as add/update/delete, so handlers never miss a change and never need to poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable, Protocol
+
+import aiohttp
+
+from .rest import APIClient, APIStatusError, resource_path
+
+log = logging.getLogger("labctl.informer")
+
+
+class Handler(Protocol):
+    def on_add(self, obj: dict) -> None: ...
+    def on_update(self, old: dict, new: dict) -> None: ...
+    def on_delete(self, obj: dict) -> None: ...
+
+
+class FuncHandler:
+    """A handler from plain functions; any may be omitted."""
+
+    def __init__(self, on_add: Callable | None = None, on_update: Callable | None = None,
+                 on_delete: Callable | None = None) -> None:
+        self._add, self._update, self._delete = on_add, on_update, on_delete
+
+    def on_add(self, obj: dict) -> None:
+        if self._add:
+            self._add(obj)
+
+    def on_update(self, old: dict, new: dict) -> None:
+        if self._update:
+            self._update(old, new)
+
+    def on_delete(self, obj: dict) -> None:
+        if self._delete:
+            self._delete(obj)
+
+
+def object_key(obj: dict) -> tuple[str, str]:
+    meta = obj.get("metadata", {})
+    return meta.get("namespace", ""), meta["name"]
+
+
+class Informer:
+    """Keeps ``cache`` equal to the server's view of one resource (optionally filtered)."""
+
+    def __init__(self, client: APIClient, plural: str, handlers: list[Handler] | None = None,
+                 namespace: str | None = None, label_selector: str = "", field_selector: str = "") -> None:
+        self.client = client
+        self.plural = plural
+        self.path = resource_path(plural, namespace)
+        self.handlers = list(handlers or [])
+        self.params = {k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
+        self.cache: dict[tuple[str, str], dict] = {}
+        self.synced = asyncio.Event()
+        self._rv = ""
+
+    def add_handler(self, handler: Handler) -> None:
+        self.handlers.append(handler)
+
+    def get(self, namespace: str, name: str) -> dict | None:
+        return self.cache.get((namespace, name))
+
+    def list(self) -> list[dict]:
+        return list(self.cache.values())
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                if not self._rv:
+                    await self._relist()
+                async for event in self.client.watch(self.path, self._rv, **self.params):
+                    self._apply(event)
+                    backoff = 0.2
+            except APIStatusError as err:
+                if err.code == 410:
+                    self._rv = ""  # expired: list again
+                    continue
+                log.warning("watch of %s failed: %s", self.plural, err)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+                log.debug("watch of %s interrupted: %s", self.plural, err)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _relist(self) -> None:
+        listed = await self.client.get(self.path, **self.params)
+        fresh = {object_key(o): o for o in listed.get("items", [])}
+        for key, old in list(self.cache.items()):
+            if key not in fresh:
+                del self.cache[key]
+                self._emit("on_delete", old)
+        for key, obj in fresh.items():
+            old = self.cache.get(key)
+            self.cache[key] = obj
+            if old is None:
+                self._emit("on_add", obj)
+            elif old["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
+                self._emit("on_update", old, obj)
+        self._rv = listed["metadata"]["resourceVersion"]
+        self.synced.set()
+
+    def _apply(self, event: dict) -> None:
+        typ, obj = event["type"], event["object"]
+        self._rv = obj.get("metadata", {}).get("resourceVersion", self._rv)
+        if typ == "BOOKMARK":
+            return
+        key = object_key(obj)
+        old = self.cache.get(key)
+        if typ == "DELETED":
+            self.cache.pop(key, None)
+            self._emit("on_delete", obj)
+        elif old is None:
+            self.cache[key] = obj
+            self._emit("on_add", obj)
+        else:
+            self.cache[key] = obj
+            self._emit("on_update", old, obj)
+
+    def _emit(self, method: str, *args: dict) -> None:
+        for handler in self.handlers:
+            try:
+                getattr(handler, method)(*args)
+            except Exception:  # a handler bug must not stop the informer
+                log.exception("%s handler for %s failed", method, self.plural)

@@ -1,0 +1,161 @@
+"""Planning a lab: from a topology to the exact Docker objects to create.
+
+Planning is pure (no Docker calls), so what ``labctl up`` will create — container names,
+IPs, capabilities, mounts, ports — is unit-tested and can be shown with ``--dry-run``.
+Running the plan is ``create.py``'s job.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from ..agent.config import AgentConfig
+from ..topology import PortMapping, Topology
+from .constants import (API_SERVER_CONTAINER_PORT, CLUSTER_LABEL, NETWORK_LABEL, NODE_LABEL, ROLE_LABEL,
+                        STATE_VOLUME_LABEL, network_name, node_container_name, state_volume_name)
+
+#: What a node container may do, and why. Never --privileged (it also fails on hosts whose
+#: bounding set lacks CAP_SYS_RESOURCE); each capability is here for a named reason.
+NODE_CAPABILITIES = (
+    "NET_ADMIN",  # create cni0, veth pairs and routes; program iptables and conntrack
+    "NET_RAW",    # iptables' raw sockets, ping from the node
+    "SYS_ADMIN",  # setns() into pod sandboxes' network namespaces (the CNI plugin's job)
+)
+
+#: Namespaced sysctls a node needs; /proc/sys is read-only inside the container, so Docker
+#: sets them when it creates the node's network namespace.
+NODE_SYSCTLS = {
+    "net.ipv4.ip_forward": "1",                # route between pods, nodes and Services
+    "net.ipv4.conf.all.route_localnet": "1",   # NodePorts on 127.0.0.1 inside the node, like kube-proxy
+}
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str            # node name as Kubernetes shows it: control-plane, worker, worker2
+    role: str            # control-plane | worker
+    container: str       # <cluster>-<name>
+    ip: str
+    pod_cidr: str
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    name: str
+    image: str
+    subnet: str
+    gateway: str
+    nodes: tuple[NodePlan, ...]
+    api_server_address: str = "127.0.0.1"
+    api_server_port: int = 6443
+    port_mappings: tuple[PortMapping, ...] = ()
+    pod_subnet: str = "10.244.0.0/16"
+    service_subnet: str = "10.96.0.0/12"
+    node_port_range: str = "30000-32767"
+    image_aliases: dict[str, str] = field(default_factory=dict)
+    lease_duration_seconds: int = 40
+    lease_renew_seconds: float = 10.0
+
+    @property
+    def control_plane(self) -> NodePlan:
+        return next(n for n in self.nodes if n.role == "control-plane")
+
+    @property
+    def network(self) -> str:
+        return network_name(self.name)
+
+    @property
+    def state_volume(self) -> str:
+        return state_volume_name(self.name)
+
+    @property
+    def internal_api_url(self) -> str:
+        return f"https://{self.control_plane.ip}:{API_SERVER_CONTAINER_PORT}"
+
+
+def node_ips(subnet: str, count: int) -> tuple[str, list[str]]:
+    """Gateway (first address) and one address per node after it, in topology order."""
+    net = ipaddress.ip_network(subnet)
+    hosts = net.hosts()
+    gateway = str(next(hosts))
+    ips = [str(next(hosts)) for _ in range(count)]
+    return gateway, ips
+
+
+def agent_config(plan: ClusterPlan, node: NodePlan) -> AgentConfig:
+    return AgentConfig(cluster=plan.name, node_name=node.name, role=node.role, internal_ip=node.ip,
+                       pod_cidr=node.pod_cidr, labels=dict(node.labels), taints=list(node.taints),
+                       cluster_cidr=plan.pod_subnet, service_cidr=plan.service_subnet,
+                       node_port_range=plan.node_port_range,
+                       image_aliases=dict(plan.image_aliases),
+                       lease_duration_seconds=plan.lease_duration_seconds,
+                       lease_renew_seconds=plan.lease_renew_seconds)
+
+
+def container_spec(plan: ClusterPlan, node: NodePlan) -> dict:
+    """Arguments for the Docker API's container create, for one node (pure, unit-tested)."""
+    labels = {CLUSTER_LABEL: plan.name, ROLE_LABEL: node.role, NODE_LABEL: node.name}
+    ports: dict[str, list[tuple[str, int]]] = {}
+    binds = [
+        # the kubelet role creates pod sandboxes through the host's engine (dockershim model)
+        "/var/run/docker.sock:/var/run/docker.sock",
+        # pod sandboxes' network namespaces, for the CNI plugin; rslave so new ones appear
+        "/var/run/docker/netns:/var/run/docker/netns:rslave",
+        # the node's iptables must load modules the host already has
+        "/lib/modules:/lib/modules:ro",
+    ]
+    if node.role == "control-plane":
+        binds.append(f"{plan.state_volume}:/var/lib/labctl")
+        ports[f"{API_SERVER_CONTAINER_PORT}/tcp"] = [(plan.api_server_address, plan.api_server_port or None)]
+    for m in plan.port_mappings:
+        if m.node == node.name:
+            ports.setdefault(f"{m.node_port}/{m.protocol.lower()}", []).append((m.listen_address, m.host_port))
+    return {
+        "name": node.container,
+        "hostname": node.name,
+        "image": plan.image,
+        "command": ["python3", "-m", "labctl.nodeinit"],
+        "labels": labels,
+        "environment": {"LABCTL_CLUSTER": plan.name, "LABCTL_NODE": node.name, "PYTHONUNBUFFERED": "1"},
+        "cap_add": list(NODE_CAPABILITIES),
+        # docker's default seccomp profile forbids setns() and mount() unless --privileged;
+        # the capabilities above are the real boundary
+        "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
+        "sysctls": dict(NODE_SYSCTLS),
+        "binds": binds,
+        "ports": ports,
+        "ip": node.ip,
+        # restart with the Docker engine (host reboot) but not after `docker stop`
+        "restart_policy": {"Name": "unless-stopped"},
+        "tmpfs": {"/run": "rw,nosuid,nodev", "/tmp": "rw,nosuid,nodev"},
+    }
+
+
+def plan_from_topology(topology: Topology, subnet: str, image: str) -> ClusterPlan:
+    """Resolve a validated topology against a lab subnet and the node image to use."""
+    gateway, ips = node_ips(subnet, len(topology.nodes))
+    nodes = tuple(
+        NodePlan(name=n.name, role=n.role, container=node_container_name(topology.name, n.name), ip=ip,
+                 pod_cidr=n.pod_cidr, labels=dict(n.labels), taints=tuple(t.to_dict() for t in n.taints))
+        for n, ip in zip(topology.nodes, ips))
+    net = topology.networking
+    life = topology.node_lifecycle
+    return ClusterPlan(
+        name=topology.name, image=image, subnet=subnet, gateway=gateway, nodes=nodes,
+        api_server_address=net.api_server_address, api_server_port=net.api_server_port,
+        port_mappings=tuple(topology.port_mappings), pod_subnet=net.pod_subnet,
+        service_subnet=net.service_subnet, node_port_range=net.node_port_range_text,
+        image_aliases=dict(topology.images.aliases),
+        lease_duration_seconds=life.lease_duration_seconds,
+        lease_renew_seconds=life.lease_renew_interval.total_seconds())
+
+
+def network_labels(plan: ClusterPlan) -> dict[str, str]:
+    return {CLUSTER_LABEL: plan.name, NETWORK_LABEL: "true"}
+
+
+def volume_labels(plan: ClusterPlan) -> dict[str, str]:
+    return {CLUSTER_LABEL: plan.name, STATE_VOLUME_LABEL: "true"}

@@ -1,0 +1,90 @@
+"""``python -m labctl.nodeinit``: the process tree of a lab node (under tini).
+
+It starts the node's components and restarts any that exit, like systemd units on a
+kubeadm node: on the control plane the API server (and, with later issues, the
+controllers and scheduler), and on every node the node agent. Each component's output
+goes to the container's log with its name in front, so ``docker logs <node>`` (or
+``labctl logs``) reads like a journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from .agent.config import CONFIG_PATH, AgentConfig
+
+log = logging.getLogger("labctl.nodeinit")
+STATE_DIR = Path("/var/lib/labctl")
+RESTART_BACKOFF_MAX = 10.0
+
+
+def components(cfg: AgentConfig) -> dict[str, list[str]]:
+    """Component name -> command line, in start order."""
+    py = sys.executable
+    out: dict[str, list[str]] = {}
+    if cfg.role == "control-plane":
+        out["kube-apiserver"] = [
+            py, "-m", "labctl.apiserver", "--data-dir", str(STATE_DIR / "apiserver"),
+            "--listen", "0.0.0.0:6443", "--advertise-address", cfg.internal_ip,
+            "--external-url", f"https://{cfg.internal_ip}:6443", "--cluster-name", cfg.cluster,
+            "--service-cidr", cfg.service_cidr, "--node-port-range", cfg.node_port_range,
+        ]
+    out["labctl-agent"] = [py, "-m", "labctl.agent", "--config", str(CONFIG_PATH)]
+    return out
+
+
+async def supervise(name: str, argv: list[str], stopping: asyncio.Event) -> None:
+    backoff = 0.5
+    while not stopping.is_set():
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.STDOUT)
+        log.info("started %s (pid %d)", name, proc.pid)
+        reader = asyncio.create_task(_prefix_output(name, proc.stdout))
+        waiter = asyncio.create_task(proc.wait())
+        stop = asyncio.create_task(stopping.wait())
+        await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if stopping.is_set() and proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except asyncio.TimeoutError:
+                proc.kill()
+        await reader
+        stop.cancel()
+        if stopping.is_set():
+            return
+        log.warning("%s exited with code %s; restarting in %.1fs", name, proc.returncode, backoff)
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, RESTART_BACKOFF_MAX)
+
+
+async def _prefix_output(name: str, stream: asyncio.StreamReader | None) -> None:
+    if stream is None:
+        return
+    async for line in stream:
+        sys.stdout.write(f"[{name}] {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+async def main_async() -> None:
+    cfg = AgentConfig.load()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await asyncio.gather(*(supervise(name, argv, stopping)
+                           for name, argv in components(cfg).items()))
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="[nodeinit] %(asctime)s %(message)s", stream=sys.stdout)
+    asyncio.run(main_async())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
