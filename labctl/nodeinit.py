@@ -33,6 +33,10 @@ def components(cfg: AgentConfig) -> dict[str, list[str]]:
             "--external-url", f"https://{cfg.internal_ip}:6443", "--cluster-name", cfg.cluster,
             "--service-cidr", cfg.service_cidr, "--node-port-range", cfg.node_port_range,
         ]
+        out["kube-controller-manager"] = [
+            py, "-m", "labctl.controllers", "--kubeconfig", str(STATE_DIR / "apiserver" / "admin.kubeconfig"),
+            "--config", str(CONFIG_PATH),
+        ]
     out["labctl-agent"] = [py, "-m", "labctl.agent", "--config", str(CONFIG_PATH)]
     return out
 

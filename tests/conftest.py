@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from support.apiserver import APIServerProcess
+from support.lab import Lab, unique_name
 from support.kubectl import Kubectl, find_kubectl, kubectl_version
 
 
@@ -45,3 +48,28 @@ def shared_apiserver(tmp_path_factory):
 @pytest.fixture
 def kubectl(apiserver, kubectl_binary) -> Kubectl:
     return Kubectl(kubectl_binary, apiserver.kubeconfig)
+
+
+def docker_available() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    if not docker_available():
+        pytest.skip("the Docker engine is not reachable: start it with `sudo scripts/ensure-docker.sh`")
+
+
+@pytest.fixture(scope="module")
+def lab(docker_engine, kubectl_binary, tmp_path_factory):
+    """A running 1 control-plane + 2 worker lab shared by a module's tests, removed afterwards."""
+    lab = Lab(unique_name(), tmp_path_factory.mktemp("lab"), kubectl_binary)
+    created = lab.up()
+    try:
+        assert created.returncode == 0, f"labctl up failed:\n{created.stderr}"
+        yield lab
+    finally:
+        lab.down()

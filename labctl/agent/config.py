@@ -32,6 +32,8 @@ class AgentConfig:
     lease_duration_seconds: int = 40
     lease_renew_seconds: float = 10.0
     node_status_seconds: float = 60.0
+    node_monitor_grace_seconds: float = 40.0
+    pod_eviction_timeout_seconds: float = 300.0
 
     def dump(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -18,7 +18,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from . import discovery, errors, openapi
+from . import discovery, errors, openapi, protobuf
 from .fieldvalidation import unknown_fields
 from .printers import build_table
 from .resources import Registry, ResourceType
@@ -370,6 +370,9 @@ async def _read_object(request: web.Request) -> dict:
     if len(body) > MAX_BODY_BYTES:
         raise errors.too_large(MAX_BODY_BYTES)
     ctype = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+    if protobuf.is_protobuf(ctype):
+        # kubectl's typed commands (create configmap|deployment|namespace|secret|service) send protobuf
+        return protobuf.decode_object(body)
     if ctype not in ("application/json", "application/yaml", "application/x-yaml", ""):
         raise errors.unsupported_media_type(ctype)
     try:

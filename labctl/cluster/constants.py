@@ -31,3 +31,12 @@ def state_volume_name(cluster: str) -> str:
 
 def node_container_name(cluster: str, node: str) -> str:
     return f"{cluster}-{node}"
+
+# Labels on pod containers (sandbox and app containers), as dockershim labelled them, so
+# `docker ps --filter label=io.kubernetes.pod.name=web-1` works for students too.
+POD_NAME_LABEL = "io.kubernetes.pod.name"
+POD_NAMESPACE_LABEL = "io.kubernetes.pod.namespace"
+POD_UID_LABEL = "io.kubernetes.pod.uid"
+CONTAINER_NAME_LABEL = "io.kubernetes.container.name"   # "POD" for the sandbox
+CONTAINER_ATTEMPT_LABEL = "io.kubernetes.container.attempt"  # restart count of this instance
+CONTAINER_TYPE_LABEL = "io.kubernetes.docker.type"      # "podsandbox" | "container"

@@ -58,6 +58,8 @@ class ClusterPlan:
     image_aliases: dict[str, str] = field(default_factory=dict)
     lease_duration_seconds: int = 40
     lease_renew_seconds: float = 10.0
+    node_monitor_grace_seconds: float = 40.0
+    pod_eviction_timeout_seconds: float = 300.0
 
     @property
     def control_plane(self) -> NodePlan:
@@ -92,7 +94,9 @@ def agent_config(plan: ClusterPlan, node: NodePlan) -> AgentConfig:
                        node_port_range=plan.node_port_range,
                        image_aliases=dict(plan.image_aliases),
                        lease_duration_seconds=plan.lease_duration_seconds,
-                       lease_renew_seconds=plan.lease_renew_seconds)
+                       lease_renew_seconds=plan.lease_renew_seconds,
+                       node_monitor_grace_seconds=plan.node_monitor_grace_seconds,
+                       pod_eviction_timeout_seconds=plan.pod_eviction_timeout_seconds)
 
 
 def container_spec(plan: ClusterPlan, node: NodePlan) -> dict:
@@ -150,7 +154,9 @@ def plan_from_topology(topology: Topology, subnet: str, image: str) -> ClusterPl
         service_subnet=net.service_subnet, node_port_range=net.node_port_range_text,
         image_aliases=dict(topology.images.aliases),
         lease_duration_seconds=life.lease_duration_seconds,
-        lease_renew_seconds=life.lease_renew_interval.total_seconds())
+        lease_renew_seconds=life.lease_renew_interval.total_seconds(),
+        node_monitor_grace_seconds=life.node_monitor_grace_period.total_seconds(),
+        pod_eviction_timeout_seconds=life.pod_eviction_timeout.total_seconds())
 
 
 def network_labels(plan: ClusterPlan) -> dict[str, str]:

@@ -1,0 +1,57 @@
+"""Recording core/v1 Events, as client-go's EventRecorder does.
+
+Events are how a student learns *why* (``kubectl describe pod`` → ``FailedScheduling``,
+``Pulled``, ``BackOff``). Repeats of the same event on the same object are folded into one
+Event whose ``count`` grows, so a crash loop does not flood the namespace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..apiserver.meta import generate_name, timestamp
+from .rest import APIClient, APIStatusError, resource_path
+
+log = logging.getLogger("labctl.events")
+
+
+class EventRecorder:
+    def __init__(self, client: APIClient, component: str, host: str = "") -> None:
+        self.client = client
+        self.component = component
+        self.host = host
+        # (uid, type, reason, message) -> (namespace, event name, count)
+        self._seen: dict[tuple[str, str, str, str], tuple[str, str, int]] = {}
+
+    async def record(self, obj: dict, event_type: str, reason: str, message: str) -> None:
+        """Record an event about ``obj``; never raises (events are best effort, like client-go)."""
+        meta = obj.get("metadata", {})
+        namespace = meta.get("namespace") or "default"
+        key = (meta.get("uid", ""), event_type, reason, message)
+        now = timestamp()
+        try:
+            if key in self._seen:
+                ns, name, count = self._seen[key]
+                await self.client.patch(resource_path("events", ns, name),
+                                        {"count": count + 1, "lastTimestamp": now})
+                self._seen[key] = (ns, name, count + 1)
+                return
+            event = {
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": generate_name(f"{meta.get('name', 'object')}.{int(time.time() * 1000):x}."),
+                             "namespace": namespace},
+                "involvedObject": {"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"),
+                                   "name": meta.get("name"), "namespace": meta.get("namespace"),
+                                   "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")},
+                "reason": reason, "message": message, "type": event_type,
+                "source": {"component": self.component, **({"host": self.host} if self.host else {})},
+                "reportingComponent": self.component, "reportingInstance": self.host,
+                "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            }
+            created = await self.client.create(resource_path("events", namespace), event)
+            self._seen[key] = (namespace, created["metadata"]["name"], 1)
+            if len(self._seen) > 5000:
+                self._seen.clear()
+        except (APIStatusError, OSError, Exception) as err:  # noqa: BLE001 - best effort
+            log.debug("failed to record event %s on %s: %s", reason, meta.get("name"), err)

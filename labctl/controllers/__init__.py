@@ -1,0 +1,1 @@
+"""The control plane's controllers and scheduler (kube-controller-manager + kube-scheduler roles)."""

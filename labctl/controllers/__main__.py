@@ -1,0 +1,67 @@
+"""``python -m labctl.controllers``: the controller manager and scheduler of the control plane.
+
+One process runs every controller over shared informers, like kube-controller-manager
+(and kube-scheduler) do; each controller is its own module under ``labctl/controllers``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from ..agent.config import CONFIG_PATH, AgentConfig
+from ..client.rest import APIClient, Credentials
+from .base import Controller
+from .context import ControllerContext, ControllerSettings
+
+log = logging.getLogger("labctl.controllers")
+
+
+def build_controllers(ctx: ControllerContext) -> list[Controller]:
+    """Every controller the lab runs, in start order."""
+    return []
+
+
+async def run(kubeconfig: Path, settings: ControllerSettings) -> None:
+    while not kubeconfig.exists():  # the API server writes it when it first starts
+        await asyncio.sleep(0.2)
+    client = APIClient(Credentials.from_kubeconfig(kubeconfig))
+    try:
+        while not await client.healthy():
+            await asyncio.sleep(0.2)
+        ctx = ControllerContext(client, settings)
+        controllers = build_controllers(ctx)
+        informers = asyncio.create_task(ctx.run_informers())
+        await ctx.wait_for_sync()
+        log.info("caches synced; starting %s", ", ".join(c.name for c in controllers) or "no controllers")
+        await asyncio.gather(informers, *(c.run() for c in controllers))
+    finally:
+        await client.close()
+
+
+def settings_from(cfg: AgentConfig) -> ControllerSettings:
+    return ControllerSettings(node_monitor_grace_seconds=cfg.node_monitor_grace_seconds,
+                              pod_eviction_timeout_seconds=cfg.pod_eviction_timeout_seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m labctl.controllers", description=__doc__)
+    p.add_argument("--kubeconfig", type=Path, required=True)
+    p.add_argument("--config", type=Path, default=CONFIG_PATH, help="node.json with the cluster's timings")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    settings = settings_from(AgentConfig.load(args.config)) if args.config.exists() else ControllerSettings()
+    try:
+        asyncio.run(run(args.kubeconfig, settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
