@@ -1,0 +1,158 @@
+"""`labctl up` / `labctl down` against the real Docker engine, checked with the real kubectl.
+
+The host must look exactly the same after `down` as before `up`: containers, networks,
+volumes, links and iptables rules are compared.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+
+import pytest
+import yaml
+
+from support.lab import Lab, labctl, unique_name, write_topology
+
+pytestmark = pytest.mark.docker
+
+
+def host_state() -> dict[str, list[str]]:
+    def lines(*cmd: str) -> list[str]:
+        return sorted(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines())
+
+    iptables = [re.sub(r"\[\d+:\d+\]", "", line) for line in lines("iptables-save")
+                if not line.startswith("#")]
+    return {
+        "containers": lines("docker", "ps", "-aq", "--no-trunc"),
+        "networks": lines("docker", "network", "ls", "-q", "--no-trunc"),
+        "volumes": lines("docker", "volume", "ls", "-q"),
+        "links": [re.sub(r"^\d+: ", "", l).split("@")[0].split(":")[0] for l in lines("ip", "-o", "link")],
+        "iptables": sorted(iptables),
+    }
+
+
+def ready_nodes(lab: Lab) -> dict[str, dict]:
+    nodes = lab.kubectl.json("get", "nodes")["items"]
+    return {n["metadata"]["name"]: n for n in nodes
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])}
+
+
+def test_up_default_shape_then_down_leaves_host_as_before(docker_engine, kubectl_binary, tmp_path):
+    before = host_state()
+    lab = Lab(unique_name("up"), tmp_path, kubectl_binary)
+    try:
+        created = lab.up()
+        assert created.returncode == 0, created.stderr
+        assert "is ready in" in created.stderr
+        nodes = ready_nodes(lab)
+        assert sorted(nodes) == ["control-plane", "worker", "worker2"]
+        cidrs = {n["spec"]["podCIDR"] for n in nodes.values()}
+        ips = {next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP")
+               for n in nodes.values()}
+        assert len(cidrs) == 3 and all(c.startswith("10.244.") and c.endswith("/24") for c in cidrs)
+        assert len(ips) == 3
+        cp = nodes["control-plane"]
+        assert "node-role.kubernetes.io/control-plane" in cp["metadata"]["labels"]
+        assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}.items() <= cp["spec"]["taints"][0].items()
+        leases = lab.kubectl.json("get", "leases", "-n", "kube-node-lease")["items"]
+        assert sorted(l["spec"]["holderIdentity"] for l in leases) == ["control-plane", "worker", "worker2"]
+
+        status = labctl("status", env=lab.env).stdout
+        assert f"{lab.name}-worker2" in status
+        kubeconfig = yaml.safe_load(labctl("kubeconfig", "--name", lab.name, env=lab.env, check=True).stdout)
+        assert kubeconfig["current-context"] == f"labctl-{lab.name}"
+        inspect = subprocess.run(["docker", "inspect", f"{lab.name}-worker", "--format",
+                                  "{{json .HostConfig.CapAdd}} {{.HostConfig.Privileged}}"],
+                                 capture_output=True, text=True, check=True).stdout
+        assert "NET_ADMIN" in inspect and inspect.strip().endswith("false")
+        assert "10.244.1.0/24" in lab.kubectl.run("get", "node", "worker", "-o", "jsonpath={.spec.podCIDR}").stdout
+    finally:
+        removed = lab.down()
+    assert removed.returncode == 0, removed.stderr
+    assert host_state() == before
+    contexts = yaml.safe_load(lab.kubeconfig.read_text())["contexts"]
+    assert not [c for c in contexts if c["name"] == f"labctl-{lab.name}"]
+
+
+def test_single_node_lab_and_two_labs_side_by_side(docker_engine, kubectl_binary, tmp_path):
+    before = host_state()
+    first = Lab(unique_name("one"), tmp_path / "a", kubectl_binary, workers=0)
+    second = Lab(unique_name("two"), tmp_path / "b", kubectl_binary, workers=1)
+    first.workdir.mkdir()
+    second.workdir.mkdir()
+    try:
+        assert first.up().returncode == 0
+        assert second.up().returncode == 0
+        assert sorted(ready_nodes(first)) == ["control-plane"]
+        single = first.kubectl.json("get", "node", "control-plane")
+        assert not single["spec"].get("taints"), "a single-node lab must schedule pods on its only node"
+        assert sorted(ready_nodes(second)) == ["control-plane", "worker"]
+        labs = labctl("get", "clusters").stdout.split()
+        assert first.name in labs and second.name in labs
+    finally:
+        first.down()
+        second.down()
+    assert host_state() == before
+
+
+def test_bad_input_one_line_errors_and_nothing_left(docker_engine, kubectl_binary, tmp_path):
+    before = host_state()
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\nnodes:\n  - role: master\n")
+    proc = labctl("up", "-t", str(broken))
+    assert proc.returncode != 0
+    assert "nodes[0].role" in proc.stderr and "Traceback" not in proc.stderr
+
+    proc = labctl("down", "--name", "no-such-lab-here")
+    assert proc.returncode != 0 and "no lab named 'no-such-lab-here'" in proc.stderr
+
+    proc = labctl("up", "-t", str(write_topology(tmp_path / "t.yaml", unique_name("dock"))),
+                  env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert proc.returncode != 0
+    assert "cannot reach the Docker engine" in proc.stderr and "Traceback" not in proc.stderr
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        name = unique_name("port")
+        topo = write_topology(tmp_path / "p.yaml", name, workers=0)
+        doc = yaml.safe_load(topo.read_text())
+        doc["networking"]["apiServerPort"] = port
+        topo.write_text(yaml.safe_dump(doc))
+        proc = labctl("up", "-t", str(topo), env={"KUBECONFIG": str(tmp_path / "kc")})
+        assert proc.returncode != 0
+        assert f"host port 127.0.0.1:{port} is already in use" in proc.stderr
+    assert host_state() == before
+
+
+def test_name_in_use_is_refused_and_existing_lab_untouched(lab):
+    proc = lab.up()
+    assert proc.returncode != 0
+    assert f"a lab named '{lab.name}' already exists" in proc.stderr
+    assert sorted(ready_nodes(lab)) == ["control-plane", "worker", "worker2"]
+
+
+def test_restarts_keep_state_and_nodes_come_back(lab):
+    lab.kubectl.run("create", "configmap", "survives", "--from-literal=k=v")
+    subprocess.run(["docker", "restart", "-t", "1", f"{lab.name}-worker"], check=True, capture_output=True)
+    subprocess.run(["docker", "restart", "-t", "1", f"{lab.name}-control-plane"], check=True, capture_output=True)
+    import time
+
+    deadline = time.monotonic() + 90
+    ready: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            ready = ready_nodes(lab)
+            if len(ready) == 3:
+                break
+        except AssertionError:
+            pass
+        time.sleep(1)
+    assert sorted(ready) == ["control-plane", "worker", "worker2"]
+    assert lab.kubectl.json("get", "configmap", "survives")["data"] == {"k": "v"}
+    routes = lab.exec("worker", "ip", "-o", "addr").stdout
+    assert "eth0" in routes
