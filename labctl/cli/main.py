@@ -28,8 +28,9 @@ get_app = typer.Typer(help="Show labctl objects.", no_args_is_help=True)
 app.add_typer(images_app, name="images")
 app.add_typer(get_app, name="get")
 
-out = Console()
-err = Console(stderr=True)
+# tables in a pipe or a log are not cut to 80 columns
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 STATE = {"verbose": 0}
 
 NameOption = typer.Option(None, "--name", "-n", help="the lab's name (default: lab, or the only lab there is)")

@@ -48,18 +48,24 @@ class NodeContainer:
     ip: str
 
 
+def _containers(client: docker.DockerClient, labels: list[str]) -> list[dict]:
+    """Containers by label from one list call (no per-container inspect that could race a removal)."""
+    return client.api.containers(all=True, filters={"label": labels})
+
+
 def list_clusters(client: docker.DockerClient) -> list[str]:
-    names = {c.labels.get(CLUSTER_LABEL) for c in client.containers.list(all=True, filters={"label": CLUSTER_LABEL})
-             if c.labels.get(NODE_LABEL)}
+    names = {c["Labels"].get(CLUSTER_LABEL) for c in _containers(client, [CLUSTER_LABEL, NODE_LABEL])}
     return sorted(n for n in names if n)
 
 
 def list_nodes(client: docker.DockerClient, cluster: str) -> list[NodeContainer]:
     out = []
-    for c in client.containers.list(all=True, filters={"label": [f"{CLUSTER_LABEL}={cluster}", NODE_LABEL]}):
-        nets = c.attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
+    for c in _containers(client, [f"{CLUSTER_LABEL}={cluster}", NODE_LABEL]):
+        nets = (c.get("NetworkSettings") or {}).get("Networks") or {}
         ip = next((n.get("IPAddress") for n in nets.values() if n.get("IPAddress")), "")
-        out.append(NodeContainer(cluster, c.labels[NODE_LABEL], c.labels.get(ROLE_LABEL, ""), c.name, c.status, ip))
+        labels = c["Labels"]
+        out.append(NodeContainer(cluster, labels[NODE_LABEL], labels.get(ROLE_LABEL, ""), c["Names"][0].lstrip("/"),
+                                 c.get("State", ""), ip))
     order = {"control-plane": 0, "worker": 1}
     return sorted(out, key=lambda n: (order.get(n.role, 2), _natural(n.name)))
 
@@ -150,11 +156,12 @@ def _port_hint(text: str) -> str | None:
 def remove_cluster(client: docker.DockerClient, cluster: str) -> list[str]:
     """Remove every Docker object labelled with the cluster; returns error texts (keeps going)."""
     problems: list[str] = []
-    containers = client.containers.list(all=True, filters={"label": f"{CLUSTER_LABEL}={cluster}"})
+    containers = _containers(client, [f"{CLUSTER_LABEL}={cluster}"])
     # pod containers made by the node agents first (they may join node-owned namespaces)
-    containers.sort(key=lambda c: 0 if c.labels.get(POD_NODE_LABEL) else 1)
+    containers.sort(key=lambda c: 0 if c["Labels"].get(POD_NODE_LABEL) else 1)
     for c in containers:
-        _try(problems, f"remove container {c.name}", lambda c=c: c.remove(force=True, v=True))
+        _try(problems, f"remove container {c['Names'][0].lstrip('/')}",
+             lambda c=c: client.api.remove_container(c["Id"], force=True, v=True))
     for net in client.networks.list(filters={"label": f"{CLUSTER_LABEL}={cluster}"}):
         _try(problems, f"remove network {net.name}", net.remove)
     for vol in client.volumes.list(filters={"label": f"{CLUSTER_LABEL}={cluster}"}):

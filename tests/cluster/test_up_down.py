@@ -33,6 +33,22 @@ def host_state() -> dict[str, list[str]]:
     }
 
 
+def assert_host_restored(before: dict[str, list[str]], *names: str) -> None:
+    """The host as before `up`: exactly, when nothing else touched Docker meanwhile (as in CI);
+    otherwise (other labs came and went during the test) nothing named after our labs remains."""
+    after = host_state()
+    if after == before:
+        return
+    ours = [n for name in names for n in (name, f"lab-{name}"[:15])]
+    leftovers = {kind: [item for item in set(after[kind]) - set(before[kind]) if any(o in item for o in ours)]
+                 for kind in after}
+    assert not any(leftovers.values()), leftovers
+    others = subprocess.run(["docker", "ps", "-aq", "--filter", "label=io.labctl.cluster"],
+                            capture_output=True, text=True).stdout.split()
+    assert others or after["containers"] != before["containers"] or after["networks"] != before["networks"], \
+        f"host changed although no other lab was active: {after} != {before}"
+
+
 def ready_nodes(lab: Lab) -> dict[str, dict]:
     nodes = lab.kubectl.json("get", "nodes")["items"]
     return {n["metadata"]["name"]: n for n in nodes
@@ -71,7 +87,7 @@ def test_up_default_shape_then_down_leaves_host_as_before(docker_engine, kubectl
     finally:
         removed = lab.down()
     assert removed.returncode == 0, removed.stderr
-    assert host_state() == before
+    assert_host_restored(before, lab.name)
     contexts = yaml.safe_load(lab.kubeconfig.read_text())["contexts"]
     assert not [c for c in contexts if c["name"] == f"labctl-{lab.name}"]
 
@@ -94,7 +110,7 @@ def test_single_node_lab_and_two_labs_side_by_side(docker_engine, kubectl_binary
     finally:
         first.down()
         second.down()
-    assert host_state() == before
+    assert_host_restored(before, first.name, second.name)
 
 
 def test_bad_input_one_line_errors_and_nothing_left(docker_engine, kubectl_binary, tmp_path):
@@ -126,7 +142,7 @@ def test_bad_input_one_line_errors_and_nothing_left(docker_engine, kubectl_binar
         proc = labctl("up", "-t", str(topo), env={"KUBECONFIG": str(tmp_path / "kc")})
         assert proc.returncode != 0
         assert f"host port 127.0.0.1:{port} is already in use" in proc.stderr
-    assert host_state() == before
+    assert_host_restored(before, name)
 
 
 def test_name_in_use_is_refused_and_existing_lab_untouched(lab):

@@ -1,0 +1,156 @@
+"""The scheduler against a real API server, then inside a real lab driven by the real kubectl.
+
+The first tests run the scheduler in-process against an API server process (no Docker): a
+burst of 50 pods and a pod that waits for a matching node. The ``lab`` tests need Docker and
+the scheduler wired into the control plane's controller manager; they assert binding
+(``spec.nodeName``), conditions and events, not Running, which is the node agent's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+
+import pytest
+
+from labctl.client.rest import APIClient, Credentials, resource_path
+from scheduler_harness import SchedulerThread, node_object, register_nodes
+from support.kubectl import Kubectl
+
+CP_TAINT_REASON = "1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"
+NOT_HELPFUL = "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+
+
+def pod_manifest(name: str, owner: dict | None = None, requests: dict | None = None, **spec) -> dict:
+    meta: dict = {"name": name, "namespace": "default", "labels": {"app": "sched-test"}}
+    if owner:
+        meta["ownerReferences"] = [{"apiVersion": "v1", "kind": owner["kind"], "name": owner["metadata"]["name"],
+                                    "uid": owner["metadata"]["uid"], "controller": True}]
+    container = {"name": "web", "image": "nginx", **({"resources": {"requests": requests}} if requests else {})}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": [container], **spec}}
+
+
+def wait_for(check, timeout: float = 20.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
+# -- against an API server process (no Docker) -------------------------------------------
+async def create_pods(kubeconfig, manifests: list[dict]) -> float:
+    async with APIClient(Credentials.from_kubeconfig(kubeconfig)) as client:
+        started = time.monotonic()
+        await asyncio.gather(*(client.create(resource_path("pods", "default"), m) for m in manifests))
+        return started
+
+
+async def list_pods(kubeconfig) -> list[dict]:
+    async with APIClient(Credentials.from_kubeconfig(kubeconfig)) as client:
+        return (await client.get(resource_path("pods", "default")))["items"]
+
+
+def test_burst_of_fifty_pods_is_bound_and_spread(apiserver, kubectl_binary):
+    asyncio.run(register_nodes(apiserver.kubeconfig, [node_object("control-plane", control_plane=True),
+                                                      node_object("worker"), node_object("worker2")]))
+    owner = {"kind": "ConfigMap", "metadata": {"name": "burst", "uid": str(uuid.uuid4())}}
+    with SchedulerThread(apiserver.kubeconfig):
+        asyncio.run(create_pods(apiserver.kubeconfig, [pod_manifest(f"burst-{i}", owner) for i in range(50)]))
+        bound = wait_for(lambda: all(p["spec"].get("nodeName") for p in asyncio.run(list_pods(apiserver.kubeconfig))))
+    pods = asyncio.run(list_pods(apiserver.kubeconfig))
+    assert bound, [p["metadata"]["name"] for p in pods if not p["spec"].get("nodeName")]
+    assert Counter(p["spec"]["nodeName"] for p in pods) == {"worker": 25, "worker2": 25}
+    k = Kubectl(kubectl_binary, apiserver.kubeconfig)
+    events = k.json("get", "events", "-n", "default")["items"]
+    assert any(e["reason"] == "Scheduled" and e["message"] == "Successfully assigned default/burst-0 to "
+               + next(p["spec"]["nodeName"] for p in pods if p["metadata"]["name"] == "burst-0") for e in events)
+    assert all(e["source"]["component"] == "default-scheduler" for e in events if e["reason"] == "Scheduled")
+
+
+def test_pending_pod_is_bound_when_a_matching_node_joins(apiserver, kubectl_binary):
+    asyncio.run(register_nodes(apiserver.kubeconfig, [node_object("worker")]))
+    k = Kubectl(kubectl_binary, apiserver.kubeconfig)
+    with SchedulerThread(apiserver.kubeconfig):
+        k.run("apply", "-f", "-", input=json.dumps(pod_manifest("wants-ssd", nodeSelector={"disk": "ssd"})))
+        condition = wait_for(lambda: next((c for c in k.json("get", "pod", "wants-ssd")["status"].get("conditions", [])
+                                           if c["type"] == "PodScheduled"), None))
+        assert condition and condition["status"] == "False" and condition["reason"] == "Unschedulable"
+        assert condition["message"] == ("0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. "
+                                        "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.")
+        ssd = node_object("worker-ssd")
+        ssd["metadata"]["labels"]["disk"] = "ssd"
+        asyncio.run(register_nodes(apiserver.kubeconfig, [ssd]))
+        assert wait_for(lambda: k.json("get", "pod", "wants-ssd")["spec"].get("nodeName")) == "worker-ssd"
+
+
+# -- in a real lab with the real kubectl --------------------------------------------------
+@pytest.fixture(scope="module")
+def k(lab) -> Kubectl:
+    return lab.kubectl
+
+
+def apply(k: Kubectl, *manifests: dict) -> None:
+    k.run("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(manifests)}))
+
+
+def node_of(k: Kubectl, name: str, timeout: float = 30.0) -> str:
+    return wait_for(lambda: k.json("get", "pod", name)["spec"].get("nodeName", ""), timeout) or ""
+
+
+def failed_scheduling(k: Kubectl, name: str, timeout: float = 30.0) -> str:
+    """The FailedScheduling event's message for pod ``name`` (kubectl describe shows the same)."""
+    def message() -> str:
+        events = k.json("get", "events", "-n", "default")["items"]
+        return next((e["message"] for e in events if e["involvedObject"]["name"] == name
+                     and e["reason"] == "FailedScheduling"), "")
+    return wait_for(message, timeout, interval=0.3)
+
+
+def test_pods_land_on_workers_only(k: Kubectl):
+    apply(k, *(pod_manifest(f"plain-{i}") for i in range(4)))
+    nodes = [node_of(k, f"plain-{i}") for i in range(4)]
+    assert set(nodes) <= {"worker", "worker2"} and all(nodes), nodes
+    events = k.json("get", "events", "-n", "default")["items"]
+    assert any(e["reason"] == "Scheduled" and e["message"] == f"Successfully assigned default/plain-0 to {nodes[0]}"
+               for e in events)
+    pod = k.json("get", "pod", "plain-0")
+    assert any(c["type"] == "PodScheduled" and c["status"] == "True" for c in pod["status"]["conditions"])
+
+
+def test_pods_of_one_owner_split_two_and_two(k: Kubectl):
+    # a ConfigMap as the controlling owner: a real object, so a garbage collector keeps the pods
+    k.run("create", "configmap", "spread-owner")
+    owner = k.json("get", "configmap", "spread-owner")
+    apply(k, *(pod_manifest(f"spread-{i}", owner) for i in range(4)))
+    nodes = Counter(node_of(k, f"spread-{i}") for i in range(4))
+    assert nodes == {"worker": 2, "worker2": 2}
+
+
+def test_missing_node_label_stays_pending_with_the_reason(k: Kubectl):
+    apply(k, pod_manifest("wants-ssd", nodeSelector={"disktype": "ssd"}))
+    message = failed_scheduling(k, "wants-ssd")
+    assert message == (f"0/3 nodes are available: {CP_TAINT_REASON}, "
+                       f"2 node(s) didn't match Pod's node affinity/selector. {NOT_HELPFUL}")
+    pod = k.json("get", "pod", "wants-ssd")
+    assert not pod["spec"].get("nodeName") and pod["status"]["phase"] == "Pending"
+    condition = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
+    assert (condition["status"], condition["reason"], condition["message"]) == ("False", "Unschedulable", message)
+    assert "FailedScheduling" in k.run("describe", "pod", "wants-ssd").stdout
+
+
+def test_thousand_cpus_is_insufficient_cpu(k: Kubectl):
+    apply(k, pod_manifest("greedy", requests={"cpu": "1000"}))
+    assert failed_scheduling(k, "greedy") == f"0/3 nodes are available: {CP_TAINT_REASON}, 2 Insufficient cpu. {NOT_HELPFUL}"
+    assert not k.json("get", "pod", "greedy")["spec"].get("nodeName")
+
+
+def test_tolerating_pod_can_land_on_the_control_plane(k: Kubectl):
+    apply(k, pod_manifest("on-cp", nodeSelector={"node-role.kubernetes.io/control-plane": ""},
+                          tolerations=[{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
+                                        "effect": "NoSchedule"}]))
+    assert node_of(k, "on-cp") == "control-plane"
