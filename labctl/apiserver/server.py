@@ -18,7 +18,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from . import discovery, errors, openapi, protobuf
+from . import discovery, errors, openapi, podproxy, protobuf
 from .fieldvalidation import unknown_fields
 from .printers import build_table
 from .resources import Registry, ResourceType
@@ -65,8 +65,11 @@ def status_response(err: errors.APIError) -> web.Response:
 class APIServerApp:
     """Builds the aiohttp application around a :class:`RestAPI`."""
 
-    def __init__(self, api: RestAPI, tokens: dict[str, User] | None = None) -> None:
+    def __init__(self, api: RestAPI, tokens: dict[str, User] | None = None,
+                 engine: podproxy.DockerEngine | None = None) -> None:
         self.api = api
+        # pods/log and pods/exec are served straight from the host's Docker engine (see podproxy)
+        self.engine = engine or podproxy.DockerEngine.from_env()
         self.registry: Registry = api.registry
         self.tokens = tokens or {}
         self.openapi_paths = {f"apis/{g}/{v}" if g else f"api/{v}"
@@ -75,7 +78,11 @@ class APIServerApp:
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._errors, self._authenticate])
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        app.on_cleanup.append(self._close_engine)
         return app
+
+    async def _close_engine(self, app: web.Application) -> None:
+        await self.engine.close()
 
     # -- middleware ----------------------------------------------------------------------
     @web.middleware
@@ -191,9 +198,15 @@ class APIServerApp:
         dry_run = q.get("dryRun") == "All"
         method = request.method
         rt = scope.resource
-        if scope.subresource in ("log", "exec", "eviction"):
-            raise errors.APIError(501, "NotImplemented",
-                                  f"{rt.plural}/{scope.subresource} is not served by this labctl version yet")
+        if scope.subresource in ("log", "exec"):
+            pod = self.api.get(RequestScope(rt, scope.namespace, scope.name))
+            if scope.subresource == "log" and method == "GET":
+                return await podproxy.serve_log(request, pod, self.engine)
+            if scope.subresource == "exec" and method in ("GET", "POST"):
+                return await podproxy.serve_exec(request, pod, self.engine)
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        if scope.subresource == "eviction":
+            raise errors.APIError(501, "NotImplemented", "pods/eviction is not served by this labctl version yet")
         if method == "GET":
             if scope.name is None:
                 if q.get("watch") in ("true", "1"):

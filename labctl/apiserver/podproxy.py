@@ -1,0 +1,388 @@
+"""``pods/log`` and ``pods/exec``: ``kubectl logs`` and ``kubectl exec`` through labctl's API server.
+
+What a real cluster does: kube-apiserver holds no containers. For ``GET .../pods/web/log``
+it validates the options and the container name, looks up the pod's node and proxies the
+request to that node's kubelet (``https://<node>:10250/containerLogs/<ns>/<pod>/<container>``);
+the kubelet asks the container runtime over CRI where the log is and streams it. ``exec``
+goes the same way (``/exec/...``): the apiserver upgrades the client's WebSocket and
+translates it to SPDY towards the kubelet, whose CRI streaming server runs the process.
+
+What labctl does: every lab node is a container on the host's one Docker engine, and the
+control-plane node has ``/var/run/docker.sock`` mounted. So the API server skips the
+kubelet hop and asks the engine directly, finding the pod's containers by the labels the
+node agent puts on them (pod uid, container name, restart attempt) — the same labels a
+student can filter on with ``docker ps --filter label=io.kubernetes.pod.name=web``.
+Matching on the pod's *uid* means a pod recreated under the same name never shows the
+previous pod's logs. The validation and the error wording are kube-apiserver's
+(``LogLocation``/``streamLocation``) and the kubelet's (``validateContainerLogStatus``).
+
+The handlers are plain aiohttp coroutines; ``server.py`` calls them after authentication
+and after fetching the pod (a missing pod is its ordinary 404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from . import _channels as ch
+from . import errors
+from ._dockerapi import ContainerInfo, DockerAPIError, DockerEngine, FrameDemuxer
+from ..cluster.constants import (CONTAINER_ATTEMPT_LABEL, CONTAINER_NAME_LABEL, CONTAINER_TYPE_LABEL,
+                                 POD_UID_LABEL)
+
+log = logging.getLogger("labctl.apiserver.podproxy")
+
+__all__ = ["DockerEngine", "LogOptions", "ExecOptions", "serve_log", "serve_exec", "select_container",
+           "select_log_instance"]
+
+#: how often a quiet ``logs -f`` checks that its client is still connected
+_DISCONNECT_POLL_SECONDS = 1.0
+
+
+# -- which container ------------------------------------------------------------------------
+def _names(containers: list | None) -> list[str]:
+    return [c.get("name", "") for c in containers or []]
+
+
+def select_container(pod: dict, requested: str) -> str:
+    """The container a request addresses, with kube-apiserver's defaulting and 400s."""
+    spec, name = pod.get("spec", {}), pod["metadata"]["name"]
+    containers, inits = _names(spec.get("containers")), _names(spec.get("initContainers"))
+    if not requested:
+        if len(containers) == 1:
+            return containers[0]
+        if not containers:
+            raise errors.bad_request(f"a container name must be specified for pod {name}")
+        message = f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
+        if inits:
+            message += f" or one of the init containers: [{' '.join(inits)}]"
+        raise errors.bad_request(message)
+    if requested not in containers + inits + _names(spec.get("ephemeralContainers")):
+        raise errors.bad_request(f"container {requested} is not valid for pod {name}")
+    return requested
+
+
+def _attempt(info: ContainerInfo) -> int:
+    try:
+        return int(info.labels.get(CONTAINER_ATTEMPT_LABEL, "0"))
+    except ValueError:
+        return 0
+
+
+async def list_instances(engine: DockerEngine, pod: dict, container: str) -> list[ContainerInfo]:
+    """The Docker containers that ran ``container`` of this pod (this uid), oldest attempt first."""
+    labels = {POD_UID_LABEL: pod["metadata"].get("uid", ""), CONTAINER_NAME_LABEL: container,
+              CONTAINER_TYPE_LABEL: "container"}
+    try:
+        found = await engine.list_containers(labels)
+    except DockerAPIError as err:
+        raise errors.APIError(500, "InternalError", f"Internal error occurred: failed to list the containers "
+                              f"of pod {pod['metadata']['name']!r}: {err.message}") from err
+    return sorted(found, key=lambda c: (_attempt(c), c.created))
+
+
+def _status_of(pod: dict, container: str) -> dict:
+    status = pod.get("status", {})
+    for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
+        for cs in status.get(key) or []:
+            if cs.get("name") == container:
+                return cs
+    return {}
+
+
+def select_log_instance(pod: dict, container: str, previous: bool,
+                        instances: list[ContainerInfo]) -> ContainerInfo:
+    """The instance whose log to serve: the newest attempt, or with ``previous`` the one before it.
+
+    The node agent keeps the last exited instance of a restarted container until the next
+    restart, so "previous" is the highest attempt below the current one. Errors use the
+    kubelet's wording, which kubectl shows as ``Error from server (BadRequest): ...``.
+    """
+    pod_name = pod["metadata"]["name"]
+    if previous:
+        if len(instances) < 2:
+            raise errors.bad_request(f'previous terminated container "{container}" in pod "{pod_name}" not found')
+        return instances[-2]
+    if instances:
+        return instances[-1]
+    state = _status_of(pod, container).get("state", {})
+    if "terminated" in state:
+        raise errors.bad_request(f'container "{container}" in pod "{pod_name}" is terminated')
+    reason = (state.get("waiting") or {}).get("reason") or "ContainerCreating"
+    raise errors.bad_request(f'container "{container}" in pod "{pod_name}" is waiting to start: {reason}')
+
+
+# -- query parameters -----------------------------------------------------------------------
+def _bool(q: Mapping[str, str], name: str) -> bool:
+    """Go's ``strconv.ParseBool``, which kube's query decoding uses."""
+    value = q.get(name, "")
+    if value in ("", "0", "f", "F", "false", "FALSE", "False"):
+        return False
+    if value in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    raise errors.bad_request(f'invalid value for {name}: strconv.ParseBool: parsing "{value}": invalid syntax')
+
+
+def _int(q: Mapping[str, str], name: str) -> int | None:
+    if name not in q:
+        return None
+    try:
+        return int(q[name])
+    except ValueError:
+        raise errors.bad_request(f'invalid value for {name}: strconv.ParseInt: parsing "{q[name]}": '
+                                 "invalid syntax") from None
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    """``PodLogOptions`` as query parameters (``kubectl logs`` flags in brackets)."""
+
+    container: str = ""         # -c
+    follow: bool = False        # -f
+    previous: bool = False      # -p / --previous
+    timestamps: bool = False    # --timestamps
+    tail_lines: int | None = None   # --tail
+    since_seconds: int | None = None  # --since
+    since_time: dt.datetime | None = None  # --since-time
+    limit_bytes: int | None = None  # --limit-bytes
+    stream: str = "All"         # Stdout | Stderr | All (PodLogsQuerySplitStreams)
+
+    @classmethod
+    def from_query(cls, q: Mapping[str, str], pod_name: str) -> "LogOptions":
+        since_time = None
+        if q.get("sinceTime"):
+            try:
+                since_time = dt.datetime.fromisoformat(q["sinceTime"].replace("Z", "+00:00"))
+            except ValueError:
+                raise errors.bad_request(f'invalid value for sinceTime: parsing time "{q["sinceTime"]}" '
+                                         'as "2006-01-02T15:04:05Z07:00": cannot parse') from None
+        opts = cls(q.get("container", ""), _bool(q, "follow"), _bool(q, "previous"), _bool(q, "timestamps"),
+                   _int(q, "tailLines"), _int(q, "sinceSeconds"), since_time, _int(q, "limitBytes"),
+                   q.get("stream", "All") or "All")
+        opts.validate(pod_name)
+        return opts
+
+    def validate(self, pod_name: str) -> None:
+        """kube's ``ValidatePodLogOptions``: a 422 naming every bad field."""
+        errs: list[errors.FieldError] = []
+        if self.tail_lines is not None and self.tail_lines < 0:
+            errs.append(errors.invalid("tailLines", self.tail_lines, "must be greater than or equal to 0"))
+        if self.limit_bytes is not None and self.limit_bytes < 1:
+            errs.append(errors.invalid("limitBytes", self.limit_bytes, "must be greater than 0"))
+        if self.since_seconds is not None and self.since_time is not None:
+            errs.append(errors.forbidden("", "at most one of `sinceTime` or `sinceSeconds` may be specified"))
+        elif self.since_seconds is not None and self.since_seconds < 1:
+            errs.append(errors.invalid("sinceSeconds", self.since_seconds, "must be greater than 0"))
+        if self.stream not in ("All", "Stdout", "Stderr"):
+            errs.append(errors.not_supported("stream", self.stream, ["All", "Stdout", "Stderr"]))
+        if errs:
+            raise errors.invalid_object("PodLogOptions", "", pod_name, errs)
+
+    def since(self, now: float) -> float | None:
+        """The engine's ``since`` (Unix seconds) for ``sinceSeconds``/``sinceTime``."""
+        if self.since_seconds is not None:
+            return now - self.since_seconds
+        if self.since_time is not None:
+            return self.since_time.timestamp()
+        return None
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """``PodExecOptions`` as query parameters: ``command`` repeats, one argv element each."""
+
+    container: str
+    command: tuple[str, ...]
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    tty: bool
+
+    @classmethod
+    def from_query(cls, q) -> "ExecOptions":
+        command = tuple(q.getall("command", []))
+        if not command:
+            raise errors.bad_request("you must specify at least one command for the container")
+        tty = _bool(q, "tty")
+        opts = cls(q.get("container", ""), command, _bool(q, "stdin"), _bool(q, "stdout"),
+                   # with a TTY the terminal merges stderr into stdout, as the kubelet does
+                   _bool(q, "stderr") and not tty, tty)
+        if not (opts.stdin or opts.stdout or _bool(q, "stderr")):
+            raise errors.bad_request("you must specify at least 1 of stdin, stdout, stderr")
+        return opts
+
+
+# -- logs -----------------------------------------------------------------------------------
+async def serve_log(request: web.Request, pod: dict, engine: DockerEngine) -> web.StreamResponse:
+    """``GET /api/v1/namespaces/NS/pods/NAME/log``: the container's log as ``text/plain``, streamed."""
+    name = pod["metadata"]["name"]
+    opts = LogOptions.from_query(request.query, name)
+    container = select_container(pod, opts.container)
+    resp = web.StreamResponse(headers={"Content-Type": "text/plain", "Cache-Control": "no-cache"})
+    if not pod.get("spec", {}).get("nodeName"):
+        # kube answers an unscheduled pod's log with an empty body (no node to ask)
+        await resp.prepare(request)
+        return resp
+    instance = select_log_instance(pod, container, opts.previous, await list_instances(engine, pod, container))
+    chunks = engine.logs(instance.id, follow=opts.follow and not opts.previous, timestamps=opts.timestamps,
+                         tail=opts.tail_lines, since=opts.since(dt.datetime.now().timestamp()),
+                         stdout=opts.stream != "Stderr", stderr=opts.stream != "Stdout")
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    pump = asyncio.ensure_future(_copy_log(chunks, resp, opts.limit_bytes))
+    try:
+        while not pump.done():
+            await asyncio.wait({pump}, timeout=_DISCONNECT_POLL_SECONDS)
+            if request.transport is None or request.transport.is_closing():
+                break  # the client went away (kubectl logs -f was stopped): free the engine stream
+    finally:
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
+    if pump.done() and not pump.cancelled() and isinstance(pump.exception(), DockerAPIError):
+        log.warning("failed to stream the log of %s/%s container %r: %s", pod["metadata"].get("namespace"),
+                    name, container, pump.exception())
+    return resp
+
+
+async def _copy_log(chunks, resp: web.StreamResponse, limit: int | None) -> None:
+    sent = 0
+    try:
+        async for chunk in chunks:
+            if limit is not None:
+                chunk = chunk[:limit - sent]
+            await resp.write(chunk)
+            sent += len(chunk)
+            if limit is not None and sent >= limit:
+                break
+    except (ConnectionResetError, ConnectionError):
+        pass
+    finally:
+        await chunks.aclose()
+
+
+# -- exec -----------------------------------------------------------------------------------
+async def serve_exec(request: web.Request, pod: dict, engine: DockerEngine) -> web.StreamResponse:
+    """``GET|POST .../pods/NAME/exec``: run a command in a container over a ``channel.k8s.io`` WebSocket.
+
+    Everything that can be refused is refused before the upgrade, as an HTTP Status (kubectl
+    then prints ``Error from server (BadRequest): ...``); failures after it travel on the
+    error channel, as kube-apiserver's stream translator sends them.
+    """
+    name = pod["metadata"]["name"]
+    opts = ExecOptions.from_query(request.query)
+    container = select_container(pod, opts.container)
+    if not pod.get("spec", {}).get("nodeName"):
+        raise errors.bad_request(f"pod {name} does not have a host assigned")
+    upgrade = request.headers.get("Upgrade", "").lower()
+    if upgrade != "websocket":
+        if upgrade.startswith("spdy"):
+            # kubectl only falls back to SPDY when the WebSocket upgrade failed
+            raise errors.bad_request("labctl's API server streams exec over WebSockets only "
+                                     f"({ch.V5_PROTOCOL}); SPDY/3.1 is not supported")
+        raise errors.bad_request("Upgrade request required")
+    requested = ch.requested_protocols(request.headers.get("Sec-WebSocket-Protocol", ""))
+    protocol = ch.negotiate(requested)
+    if protocol is None:
+        raise ch.no_common_protocol(requested)
+    ws = web.WebSocketResponse(protocols=(protocol,), autoping=True, max_msg_size=0)
+    await ws.prepare(request)
+    session = _ExecSession(ws, engine, opts, container, pod)
+    try:
+        await session.run()
+    except ConnectionError as err:  # the client went away mid-session: nothing left to tell it
+        log.debug("exec in %s/%s ended by the client: %s", pod["metadata"].get("namespace"), name, err)
+    finally:
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+class _ExecSession:
+    """One running ``kubectl exec``: a Docker exec bridged to the client's WebSocket."""
+
+    def __init__(self, ws: web.WebSocketResponse, engine: DockerEngine, opts: ExecOptions, container: str,
+                 pod: dict) -> None:
+        self.ws, self.engine, self.opts, self.container, self.pod = ws, engine, opts, container, pod
+        self.exec_id = ""
+
+    async def _send_status(self, status: dict) -> None:
+        if not self.ws.closed:
+            await self.ws.send_bytes(ch.frame(ch.ERROR, orjson.dumps(status)))
+
+    async def run(self) -> None:
+        try:
+            reader, writer = await self._start()
+        except (DockerAPIError, errors.APIError) as err:
+            await self._send_status(ch.internal_error_status(err.message))
+            return
+        # tell the client the streams are up (kubelet/kube-apiserver do the same)
+        first = ch.STDOUT if self.opts.stdout else ch.STDERR if self.opts.stderr else ch.ERROR
+        await self.ws.send_bytes(ch.frame(first))
+        output = asyncio.ensure_future(self._copy_output(reader))
+        client = asyncio.ensure_future(self._copy_input(writer))
+        try:
+            await asyncio.wait({output, client}, return_when=asyncio.FIRST_COMPLETED)
+            if output.done() and output.exception() is None:
+                await self._send_status(await self._final_status())
+        finally:
+            for task in (output, client):
+                task.cancel()
+            await asyncio.gather(output, client, return_exceptions=True)
+            writer.close()
+
+    async def _start(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        instances = await list_instances(self.engine, self.pod, self.container)
+        if not instances or instances[-1].state != "running":
+            raise DockerAPIError(404, f'unable to upgrade connection: container not found ("{self.container}")')
+        o = self.opts
+        self.exec_id = await self.engine.exec_create(instances[-1].id, list(o.command), stdin=o.stdin,
+                                                     stdout=o.stdout, stderr=o.stderr, tty=o.tty)
+        log.debug("exec %s in %s: %s", self.exec_id[:12], instances[-1].name, o.command)
+        return await self.engine.exec_start(self.exec_id, o.tty)
+
+    async def _copy_output(self, reader: asyncio.StreamReader) -> None:
+        """Docker's stream (raw with a TTY, multiplexed without) → stdout/stderr channels."""
+        demuxer = None if self.opts.tty else FrameDemuxer()
+        while chunk := await reader.read(64 * 1024):
+            frames = [(1, chunk)] if demuxer is None else demuxer.feed(chunk)
+            # one message per run of same-stream frames, not per frame (often one line each)
+            for stream, group in itertools.groupby(frames, key=lambda f: f[0]):
+                data = b"".join(d for _s, d in group)
+                await self.ws.send_bytes(ch.frame(ch.STDERR if stream == 2 else ch.STDOUT, data))
+
+    async def _copy_input(self, writer: asyncio.StreamWriter) -> None:
+        """Client channels → the process: stdin bytes, stdin half-close (v5), terminal resizes."""
+        async for msg in self.ws:
+            if msg.type != WSMsgType.BINARY:
+                continue
+            channel, data = ch.split_frame(msg.data)
+            if channel == ch.STDIN and self.opts.stdin:
+                writer.write(data)
+                await writer.drain()
+            elif channel == ch.CLOSE and data[:1] == bytes((ch.STDIN,)) and self.opts.stdin:
+                if writer.can_write_eof():
+                    writer.write_eof()  # Docker closes the process's stdin: `cat` ends
+            elif channel == ch.RESIZE and self.opts.tty:
+                size = ch.parse_resize(data)
+                if size:
+                    try:
+                        await self.engine.exec_resize(self.exec_id, *size)
+                    except DockerAPIError as err:
+                        log.debug("failed to resize exec %s: %s", self.exec_id[:12], err)
+
+    async def _final_status(self) -> dict:
+        try:
+            code = await self.engine.exec_exit_code(self.exec_id)
+        except DockerAPIError as err:
+            return ch.internal_error_status(f"failed to read the exit code: {err.message}")
+        if code is None:
+            return ch.internal_error_status("failed to read the exit code: the engine did not report one")
+        return ch.success_status() if code == 0 else ch.exit_code_status(code)

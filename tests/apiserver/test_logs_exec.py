@@ -1,0 +1,342 @@
+"""``kubectl logs`` and ``kubectl exec`` through labctl's API server, against real Docker containers.
+
+The node agent is not involved: each test creates the pod object with kubectl, then starts
+the Docker containers the node agent would start for it (same labels, the pod's uid) and
+sets the pod's status the way the agent would. Only that bookkeeping is simulated; the
+streams under test are real (the real kubectl 1.37, the API server process, the engine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import fcntl
+import json
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import termios
+import time
+import uuid
+
+import orjson
+import pytest
+
+from labctl.apiserver import _channels
+from labctl.apiserver._dockerapi import ContainerInfo, FrameDemuxer
+from labctl.apiserver.errors import APIError
+from labctl.apiserver.podproxy import LogOptions, select_container, select_log_instance
+from labctl.client.rest import Credentials
+from labctl.cluster.constants import (CONTAINER_ATTEMPT_LABEL, CONTAINER_NAME_LABEL, CONTAINER_TYPE_LABEL,
+                                      POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL)
+from support.kubectl import Kubectl
+
+IMAGE = "labctl/web:v1"  # busybox sh inside; the entrypoint is replaced per container
+TEST_LABEL = "io.labctl.test"
+
+
+# -- pure logic (no Docker, no kubectl) -----------------------------------------------------
+def _pod(containers=("a", "b"), inits=(), statuses=()):
+    return {"metadata": {"name": "web", "uid": "u1"},
+            "spec": {"nodeName": "worker", "containers": [{"name": c} for c in containers],
+                     "initContainers": [{"name": c} for c in inits]},
+            "status": {"containerStatuses": list(statuses)}}
+
+
+def _instance(attempt: int) -> ContainerInfo:
+    return ContainerInfo(f"id{attempt}", f"c{attempt}", "exited", {CONTAINER_ATTEMPT_LABEL: str(attempt)}, attempt)
+
+
+def test_select_container_defaults_and_wording():
+    assert select_container(_pod(("only",)), "") == "only"
+    assert select_container(_pod(inits=("init",)), "init") == "init"
+    with pytest.raises(APIError, match=r"^a container name must be specified for pod web, choose one of: "
+                                       r"\[a b\] or one of the init containers: \[init\]$"):
+        select_container(_pod(inits=("init",)), "")
+    with pytest.raises(APIError, match="^container x is not valid for pod web$") as err:
+        select_container(_pod(), "x")
+    assert err.value.code == 400 and err.value.reason == "BadRequest"
+
+
+def test_select_log_instance_previous_and_waiting():
+    pod = _pod(statuses=[{"name": "b", "state": {"waiting": {"reason": "ErrImagePull"}}}])
+    assert select_log_instance(pod, "a", False, [_instance(0), _instance(1)]).id == "id1"
+    assert select_log_instance(pod, "a", True, [_instance(0), _instance(1), _instance(2)]).id == "id1"
+    with pytest.raises(APIError, match='^previous terminated container "a" in pod "web" not found$'):
+        select_log_instance(pod, "a", True, [_instance(0)])
+    with pytest.raises(APIError, match='^container "a" in pod "web" is waiting to start: ContainerCreating$'):
+        select_log_instance(pod, "a", False, [])
+    with pytest.raises(APIError, match='^container "b" in pod "web" is waiting to start: ErrImagePull$'):
+        select_log_instance(pod, "b", False, [])
+
+
+def test_log_options_validation_is_one_422():
+    with pytest.raises(APIError) as err:
+        LogOptions.from_query({"tailLines": "-1", "limitBytes": "0"}, "web")
+    assert err.value.code == 422
+    assert err.value.message == ('PodLogOptions "web" is invalid: [tailLines: Invalid value: -1: must be greater '
+                                 "than or equal to 0, limitBytes: Invalid value: 0: must be greater than 0]")
+    with pytest.raises(APIError, match="invalid value for follow"):
+        LogOptions.from_query({"follow": "yes"}, "web")
+
+
+def test_frame_demuxer_reassembles_split_frames():
+    stream = struct.pack(">BxxxL", 1, 3) + b"out" + struct.pack(">BxxxL", 2, 4) + b"err!"
+    demuxer = FrameDemuxer()
+    frames = [f for i in range(len(stream)) for f in demuxer.feed(stream[i:i + 1])]
+    assert frames == [(1, b"out"), (2, b"err!")]
+
+
+def test_channel_protocol_helpers():
+    assert _channels.negotiate(["v5.channel.k8s.io", "v4.channel.k8s.io"]) == "v5.channel.k8s.io"
+    assert _channels.negotiate(["v3.channel.k8s.io", "v4.channel.k8s.io"]) == "v4.channel.k8s.io"
+    assert _channels.negotiate(["channel.k8s.io"]) is None
+    assert _channels.parse_resize(b'{"Width":80,"Height":24}{"Width":100,"Height":30}') == (100, 30)
+    status = _channels.exit_code_status(3)
+    assert status["reason"] == "NonZeroExitCode" and status["details"]["causes"] == [{"reason": "ExitCode",
+                                                                                      "message": "3"}]
+
+
+# -- against the API server process and Docker ----------------------------------------------
+class PodContainers:
+    """Starts the containers a node agent would start for a pod (same labels); removes them all."""
+
+    def __init__(self) -> None:
+        self.prefix = f"pp{uuid.uuid4().hex[:6]}"
+        self.names: list[str] = []
+
+    def run(self, pod: dict, container: str, script: str, attempt: int = 0, wait: bool = False,
+            uid: str | None = None) -> str:
+        meta = pod["metadata"]
+        name = f"{self.prefix}-{meta['name']}-{container}-{attempt}"
+        labels = {POD_NAME_LABEL: meta["name"], POD_NAMESPACE_LABEL: meta["namespace"],
+                  POD_UID_LABEL: uid or meta["uid"], CONTAINER_NAME_LABEL: container,
+                  CONTAINER_ATTEMPT_LABEL: str(attempt), CONTAINER_TYPE_LABEL: "container", TEST_LABEL: self.prefix}
+        args = ["docker", "run", "-d", "--name", name, "--network", "none", "--entrypoint", "sh"]
+        args += [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
+        self.names.append(name)
+        subprocess.run([*args, IMAGE, "-c", script], check=True, capture_output=True, timeout=60)
+        if wait:
+            subprocess.run(["docker", "wait", name], check=True, capture_output=True, timeout=60)
+        return name
+
+    def remove_all(self) -> None:
+        if self.names:
+            subprocess.run(["docker", "rm", "-f", *self.names], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def k(shared_apiserver, kubectl_binary, docker_engine) -> Kubectl:
+    return Kubectl(kubectl_binary, shared_apiserver.kubeconfig)
+
+
+@pytest.fixture(scope="module")
+def docker_pods(docker_engine):
+    pods = PodContainers()
+    try:
+        yield pods
+    finally:
+        pods.remove_all()
+
+
+def create_pod(k: Kubectl, name: str, containers: tuple[str, ...] = ("web",)) -> dict:
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                "spec": {"nodeName": "worker", "containers": [{"name": c, "image": "nginx"} for c in containers]}}
+    k.run("apply", "-f", "-", input=json.dumps(manifest))
+    return k.json("get", "pod", name)
+
+
+def set_status(k: Kubectl, name: str, running: tuple[str, ...] = (), waiting: dict[str, str] | None = None,
+               restarts: int = 0) -> None:
+    """What the node agent reports: Running, with a status per container."""
+    statuses = [{"name": c, "ready": True, "restartCount": restarts, "image": IMAGE, "imageID": "",
+                 "state": {"running": {"startedAt": "2026-11-30T00:00:00Z"}}} for c in running]
+    statuses += [{"name": c, "ready": False, "restartCount": 0, "image": IMAGE, "imageID": "",
+                  "state": {"waiting": {"reason": reason}}} for c, reason in (waiting or {}).items()]
+    k.run("patch", "pod", name, "--subresource=status", "--type=merge",
+          "-p", json.dumps({"status": {"phase": "Running", "containerStatuses": statuses}}))
+
+
+def read_until(fd: int, token: bytes, timeout: float = 15) -> bytes:
+    data, deadline = b"", time.monotonic() + timeout
+    while token not in data and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # a pty reports EIO once the child side is gone
+                break
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+@pytest.fixture(scope="module")
+def logs_pod(k, docker_pods) -> dict:
+    """Pod ``logs`` with two containers: ``a`` printed five lines (one to stderr), ``b`` one."""
+    pod = create_pod(k, "logs", ("a", "b"))
+    # stdout and stderr are separate pipes the engine reads concurrently: pause around the
+    # stderr line so the log's order is the order of writing
+    docker_pods.run(pod, "a", "for i in 1 2 3; do echo line$i; done; sleep 0.3; echo line4 >&2; sleep 0.3; "
+                              "echo line5; exec sleep 3600")
+    docker_pods.run(pod, "b", "echo from-b; exec sleep 3600")
+    set_status(k, "logs", running=("a", "b"))
+    time.sleep(1)  # let the shells print before the first read
+    return pod
+
+
+def test_logs_of_each_container_tail_timestamps_limit(k, logs_pod):
+    assert k.run("logs", "logs", "-c", "a").stdout == "line1\nline2\nline3\nline4\nline5\n"
+    assert k.run("logs", "logs", "-c", "b").stdout == "from-b\n"
+    assert k.run("logs", "logs", "-c", "a", "--tail", "2").stdout == "line4\nline5\n"
+    assert k.run("logs", "logs", "-c", "a", "--limit-bytes", "8").stdout == "line1\nli"
+    assert k.run("logs", "logs", "-c", "a", "--since", "1h").stdout.count("\n") == 5
+    stamped = k.run("logs", "logs", "-c", "b", "--timestamps").stdout
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z from-b\n", stamped), stamped
+
+
+def test_logs_errors_are_kube_status_objects(k, logs_pod):
+    raw = "/api/v1/namespaces/default/pods/logs/log"
+    no_container = k.run("get", "--raw", raw, check=False)
+    assert no_container.returncode == 1
+    assert ("Error from server (BadRequest): a container name must be specified for pod logs, "
+            "choose one of: [a b]") in no_container.stderr
+    unknown = k.run("get", "--raw", raw + "?container=x", check=False)
+    assert "Error from server (BadRequest): container x is not valid for pod logs" in unknown.stderr
+    invalid = k.run("get", "--raw", raw + "?container=a&tailLines=-1", check=False)
+    assert 'PodLogOptions "logs" is invalid: tailLines: Invalid value: -1' in invalid.stderr
+    previous = k.run("logs", "logs", "-c", "a", "--previous", check=False)
+    assert previous.returncode == 1
+    assert previous.stderr == ('Error from server (BadRequest): previous terminated container "a" in pod "logs" '
+                               "not found\n")
+    missing = k.run("logs", "nosuchpod", check=False)
+    assert 'pods "nosuchpod" not found' in missing.stderr
+
+    create_pod(k, "pending")
+    set_status(k, "pending", waiting={"web": "ContainerCreating"})
+    waiting = k.run("logs", "pending", check=False)
+    assert waiting.stderr == ('Error from server (BadRequest): container "web" in pod "pending" is waiting to '
+                              "start: ContainerCreating\n")
+
+
+def test_logs_follow_streams_new_lines_until_stopped(k, docker_pods):
+    pod = create_pod(k, "follow")
+    name = docker_pods.run(pod, "web", "echo started; exec sleep 3600")
+    set_status(k, "follow", running=("web",))
+    proc = subprocess.Popen([k.binary, "--kubeconfig", str(k.kubeconfig), "logs", "-f", "follow"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert b"started\n" in read_until(proc.stdout.fileno(), b"started\n")
+        # a line written after kubectl started must arrive while it is still running
+        subprocess.run(["docker", "exec", name, "sh", "-c", "echo written-later > /proc/1/fd/1"], check=True,
+                       timeout=30)
+        assert b"written-later\n" in read_until(proc.stdout.fileno(), b"written-later\n")
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait(10)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert k.run("logs", "follow").stdout == "started\nwritten-later\n"
+
+
+def test_logs_previous_shows_the_exited_attempt_of_this_pod_only(k, docker_pods):
+    pod = create_pod(k, "restarted")
+    # a pod of the same name deleted earlier (another uid) with a higher attempt must never show
+    docker_pods.run(pod, "web", "echo old-pod; exec sleep 3600", attempt=7, uid=str(uuid.uuid4()))
+    docker_pods.run(pod, "web", "echo first-run; exit 1", attempt=0, wait=True)
+    docker_pods.run(pod, "web", "echo second-run; exec sleep 3600", attempt=1)
+    set_status(k, "restarted", running=("web",), restarts=1)
+    time.sleep(0.3)
+    assert k.run("logs", "restarted", "--previous").stdout == "first-run\n"
+    assert k.run("logs", "restarted").stdout == "second-run\n"
+
+
+@pytest.fixture(scope="module")
+def shell_pod(k, docker_pods) -> dict:
+    pod = create_pod(k, "shell")
+    docker_pods.run(pod, "web", "exec sleep 3600")
+    set_status(k, "shell", running=("web",))
+    return pod
+
+
+def test_exec_prints_output_and_exits_with_the_command_code(k, shell_pod):
+    proc = k.run("exec", "shell", "--", "sh", "-c", "echo hi; echo oops >&2; exit 3", check=False)
+    assert proc.returncode == 3
+    assert proc.stdout == "hi\n"
+    assert "oops\n" in proc.stderr and "command terminated with exit code 3" in proc.stderr
+    assert k.run("exec", "shell", "--", "true").returncode == 0
+
+
+def test_exec_with_stdin_closes_it_at_eof(k, shell_pod):
+    proc = k.run("exec", "-i", "shell", "--", "sh", "-c", "cat; echo done", input="data\nmore\n", timeout=30)
+    assert proc.stdout == "data\nmore\ndone\n"
+
+
+def test_exec_interactive_tty_with_terminal_size(k, shell_pod):
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    proc = subprocess.Popen([k.binary, "--kubeconfig", str(k.kubeconfig), "exec", "-it", "shell", "--", "sh"],
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    try:
+        read_until(master, b"# ")  # the shell's prompt: the session is up
+        os.write(master, b"echo $((6*7)); stty size\n")
+        out = read_until(master, b"33 101")
+        assert b"42\r\n" in out and b"33 101" in out, out  # the pty's size reached the container's terminal
+        os.write(master, b"exit 5\n")
+        assert proc.wait(20) == 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        os.close(master)
+
+
+def test_exec_into_a_container_that_is_not_running(k, docker_pods):
+    pod = create_pod(k, "gone")
+    docker_pods.run(pod, "web", "exit 0", wait=True)
+    proc = k.run("exec", "gone", "--", "true", check=False)
+    assert proc.returncode == 1
+    assert 'unable to upgrade connection: container not found ("web")' in proc.stderr
+
+
+# -- the WebSocket protocol itself, as kubectl's transport sees it ----------------------------
+async def _exec_ws(server, kubeconfig, query: str, protocols: list[str]) -> tuple[int, list[bytes] | dict, str]:
+    """Open an exec WebSocket with the given subprotocols; return (status, frames or Status, protocol)."""
+    import aiohttp
+
+    ctx = Credentials.from_kubeconfig(kubeconfig).ssl_context()
+    url = f"{server.url}/api/v1/namespaces/default/pods/shell/exec?{query}"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as session:
+        try:
+            async with session.ws_connect(url, protocols=protocols) as ws:
+                frames = [msg.data async for msg in ws]
+                return 101, frames, ws.protocol or ""
+        except aiohttp.WSServerHandshakeError:
+            pass
+        # refused: read the Status the server answered the upgrade request with
+        headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                   "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+                   "Sec-WebSocket-Protocol": ", ".join(protocols)}
+        async with session.get(url, headers=headers) as resp:
+            return resp.status, orjson.loads(await resp.read()), ""
+
+
+def test_exec_websocket_handshake_and_frames(shared_apiserver, shell_pod):
+    run = lambda query, protocols: asyncio.run(_exec_ws(shared_apiserver, shared_apiserver.kubeconfig, query,
+                                                        protocols))
+    status, frames, protocol = run("command=sh&command=-c&command=echo%20v4&stdout=true", ["v4.channel.k8s.io"])
+    assert (status, protocol) == (101, "v4.channel.k8s.io")
+    assert frames[0] == b"\x01"  # the empty "streams are up" message on the lowest writable channel
+    assert b"".join(f[1:] for f in frames if f[:1] == b"\x01") == b"v4\n"
+    assert orjson.loads(frames[-1][1:]) == {"metadata": {}, "status": "Success"} and frames[-1][:1] == b"\x03"
+
+    status, body, _ = run("command=true&stdout=true", ["v3.channel.k8s.io", "channel.k8s.io"])
+    assert status == 400 and "unable to negotiate protocol" in body["message"]
+    status, body, _ = run("command=true&stdout=true&container=zz", ["v5.channel.k8s.io"])
+    assert (status, body["reason"], body["message"]) == (400, "BadRequest", "container zz is not valid for pod shell")
