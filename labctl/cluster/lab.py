@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import socket
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,16 @@ def up(topology: Topology, status: Status, kubeconfig_path: Path | None = None,
     node_image = _ensure_images(client, status)
     subnet = topology.networking.lab_subnet or lab_docker.pick_subnet(client)
     plan = plan_from_topology(topology, subnet, node_image)
+    if not plan.api_server_port:
+        # a fixed port, chosen now: Docker would pick a new one at every restart of the node
+        plan = dataclasses.replace(plan, api_server_port=free_port(plan.api_server_address))
     return create_cluster(plan, status, client, kubeconfig_path if kubeconfig_path else default_path(), retain)
+
+
+def free_port(address: str) -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
 
 
 def _ensure_images(client: docker.DockerClient, status: Status) -> str:
