@@ -3,6 +3,7 @@
 #
 #   sudo scripts/setup.sh            # prepare, then `labctl up`
 #   sudo scripts/setup.sh --no-lab   # prepare only (CI)
+#   LABCTL_UP_ARGS="--publish-address 0.0.0.0" scripts/setup.sh   # extra `labctl up` options (the Vagrantfile)
 #
 # Steps: apt packages for the host, the Docker engine (scripts/ensure-docker.sh), a venv
 # (LABCTL_VENV, default /opt/labctl/venv: Debian 12's system pip is externally managed,
@@ -71,5 +72,6 @@ if [ "$LAB" = 0 ]; then
     step "Prepared (--no-lab): start the lab with 'labctl up'"
     exit 0
 fi
-step "Bringing up the default lab (labctl up)"
-exec "$BIN_DIR/labctl" up
+step "Bringing up the default lab (labctl up ${LABCTL_UP_ARGS:-})"
+# shellcheck disable=SC2086
+exec "$BIN_DIR/labctl" up ${LABCTL_UP_ARGS:-}

@@ -50,6 +50,10 @@ def up(topology: str = typer.Option("default", "--topology", "-t",
                                     help="a topology file, or the name of a shipped one (default, single, large)"),
        name: Optional[str] = typer.Option(None, "--name", "-n", help="the lab's name (default: the topology's, 'lab')"),
        retain: bool = typer.Option(False, "--retain", help="keep the nodes when creation fails, to debug"),
+       publish_address: Optional[str] = typer.Option(
+           None, "--publish-address",
+           help="host address for the API server and port mappings (default: the topology's, 127.0.0.1; "
+                "0.0.0.0 inside a VM whose ports are forwarded)"),
        quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing but errors")) -> None:
     """Create a lab: a Docker network, one container per node, an API server for kubectl."""
     from ..cluster import lab
@@ -58,6 +62,8 @@ def up(topology: str = typer.Option("default", "--topology", "-t",
     topo = load_topology(find_topology(topology))
     if name:
         topo = topo.with_name(name)
+    if publish_address:
+        topo = topo.with_publish_address(publish_address)
     status = Status(err, quiet=quiet)
     if not quiet:
         err.print(f"Creating lab [bold]{topo.name}[/bold] from {topo.source} "

@@ -113,7 +113,8 @@ def create_cluster(plan: ClusterPlan, status: Status, client: docker.DockerClien
         status.start("Starting nodes and the control plane 🕹")
         lab_docker.start(client, ids)
         host_port = _published_api_port(client, plan)
-        server = f"https://{plan.api_server_address}:{host_port}"
+        reach = "127.0.0.1" if plan.api_server_address == "0.0.0.0" else plan.api_server_address
+        server = f"https://{reach}:{host_port}"
         admin = certs["__admin__"]
         kubeconfig = build_kubeconfig(plan.name, server, ca.cert, admin.cert, admin.key)
         _wait_for_api(server, ca, admin, status)

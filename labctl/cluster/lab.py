@@ -119,7 +119,8 @@ def _server_url(client: docker.DockerClient, name: str) -> str | None:
         bindings = host_cfg
     if not bindings or not bindings[0].get("HostPort"):
         return None
-    return f"https://{bindings[0].get('HostIp') or '127.0.0.1'}:{bindings[0]['HostPort']}"
+    host = bindings[0].get("HostIp") or "127.0.0.1"
+    return f"https://{'127.0.0.1' if host == '0.0.0.0' else host}:{bindings[0]['HostPort']}"
 
 
 def kubeconfig(name: str) -> dict:

@@ -194,6 +194,21 @@ class Topology:
         return replace(self, networking=replace(self.networking, lab_subnet=str(net)))
 
 
+    def with_publish_address(self, address: str, source: str = "--publish-address") -> Topology:
+        """This topology publishing the API server and every port mapping on ``address``.
+
+        Inside a VM whose ports the hypervisor forwards (Vagrant), forwarded traffic arrives on
+        the VM's NAT interface, not its loopback, so the lab must publish on ``0.0.0.0`` there.
+        """
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            raise TopologyError(source, [f"{_quote(address)} is not an IPv4 address"]) from None
+        mappings = tuple(replace(m, listen_address=address) for m in self.port_mappings)
+        return replace(self, networking=replace(self.networking, api_server_address=address),
+                       port_mappings=mappings)
+
+
 def _cluster_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a cluster name (it prefixes container, network and volume names)."""
     if _DNS1123_LABEL_RE.fullmatch(name) and len(name) <= MAX_CLUSTER_NAME:
