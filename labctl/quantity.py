@@ -10,6 +10,8 @@ floats would not, and a quantity compares and sums like a number.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
 
@@ -66,6 +68,12 @@ def parse_quantity(q: str | int | float) -> Decimal:
         return Decimal(str(q))
     if not isinstance(q, str) or not q.strip() or q != q.strip():
         raise ValueError(QUANTITY_FORMAT_ERROR)
+    return _parse_text(q)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(q: str) -> Decimal:
+    """Parsing is the hot path of pod validation and scheduling; a lab uses few distinct quantities."""
     with localcontext() as ctx:
         ctx.prec = 60
         try:
