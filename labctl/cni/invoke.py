@@ -1,0 +1,219 @@
+"""Run CNI plugins the way a container runtime (libcni) does.
+
+The node agent calls :func:`add`, :func:`delete` and :func:`check` with the
+network config it wrote to ``/etc/cni/net.d``; ``labctl-bridge`` uses
+:func:`delegate` to hand IPAM to ``labctl-host-local``. Both exec the plugin
+named by ``type`` from ``CNI_PATH`` with the ``CNI_*`` environment and the
+config on stdin, and turn the spec's error JSON into :class:`CNIError`.
+A ``.conflist`` (``{"plugins": [...]}``) runs its plugins in order on ADD,
+passing each result on as ``prevResult``, and in reverse on DEL, as libcni does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from labctl.cni import types
+from labctl.cni.types import CNIError
+
+DEFAULT_CNI_PATH = ["/opt/cni/bin"]
+DEFAULT_CONF_DIR = "/etc/cni/net.d"
+#: A plugin that hangs must not hang the node agent's pod sync forever.
+PLUGIN_TIMEOUT_S = 60.0
+PIPE_BUFFER = 65536  # Linux default pipe capacity
+
+
+def find_plugin(plugin_type: str, cni_path: list[str]) -> str:
+    """Return the path of executable ``plugin_type`` in the first dir of ``cni_path`` holding it."""
+    if not plugin_type or "/" in plugin_type:
+        raise CNIError(types.ERR_INVALID_NETCONF, f"invalid plugin type {plugin_type!r}")
+    for directory in cni_path:
+        candidate = os.path.join(directory, plugin_type)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise CNIError(types.ERR_INVALID_NETCONF, f"failed to find plugin {plugin_type!r} in path {cni_path}")
+
+
+class PendingPlugin:
+    """A plugin that has been started and fed its stdin but not waited for.
+
+    ``labctl-bridge`` starts IPAM this way and imports netlink while it runs:
+    both are mostly interpreter start-up, so overlapping them cuts ADD latency.
+    """
+
+    def __init__(self, plugin_type: str, proc: subprocess.Popen[bytes], late_input: bytes | None = None) -> None:
+        self.plugin_type = plugin_type
+        self.proc = proc
+        self.late_input = late_input
+
+    def result(self) -> dict[str, Any] | None:
+        """Wait for the plugin; return its decoded stdout (None if empty) or raise its CNIError."""
+        try:
+            stdout, stderr = self.proc.communicate(self.late_input, timeout=PLUGIN_TIMEOUT_S)
+        except subprocess.TimeoutExpired as err:
+            self.proc.kill()
+            self.proc.communicate()
+            raise CNIError(types.ERR_IO, f"plugin {self.plugin_type!r} timed out", str(err)) from err
+        return decode_output(self.plugin_type, self.proc.returncode, stdout, stderr)
+
+
+def decode_output(plugin_type: str, returncode: int, stdout: bytes, stderr: bytes) -> dict[str, Any] | None:
+    """Turn a finished plugin's output into its result, or raise the CNIError it reported."""
+    out = stdout.strip()
+    try:
+        decoded = json.loads(out) if out else None
+    except ValueError:
+        decoded = None
+    if returncode != 0:
+        if isinstance(decoded, dict) and "code" in decoded:
+            raise CNIError.from_json(decoded)
+        detail = (stderr or stdout).decode(errors="replace").strip()
+        raise CNIError(types.ERR_INTERNAL, f"plugin {plugin_type!r} failed with exit status {returncode}", detail)
+    if out and decoded is None:
+        detail = out[:200].decode(errors="replace")
+        raise CNIError(types.ERR_DECODE, f"failed to decode the output of plugin {plugin_type!r}", detail)
+    return decoded
+
+
+def start_plugin(
+    plugin_type: str,
+    command: str,
+    stdin_data: bytes,
+    *,
+    container_id: str = "",
+    netns: str = "",
+    ifname: str = "",
+    cni_path: list[str],
+    cni_args: str = "",
+) -> PendingPlugin:
+    """Exec one plugin with ``CNI_COMMAND=command`` and the ``CNI_*`` env; don't wait."""
+    path = find_plugin(plugin_type, cni_path)
+    env = dict(os.environ)
+    env.update(
+        CNI_COMMAND=command,
+        CNI_CONTAINERID=container_id,
+        CNI_NETNS=netns,
+        CNI_IFNAME=ifname,
+        CNI_ARGS=cni_args,
+        CNI_PATH=os.pathsep.join(cni_path),
+    )
+    # Hand small configs over through a pre-filled pipe so the plugin can run to
+    # completion before we wait; a config above a pipe buffer is fed at wait time.
+    late_input = stdin_data if len(stdin_data) >= PIPE_BUFFER else None
+    try:
+        if late_input is None:
+            r, w = os.pipe()
+            os.write(w, stdin_data)
+            os.close(w)
+            try:
+                proc = subprocess.Popen([path], stdin=r, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            finally:
+                os.close(r)
+        else:
+            proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=env)
+    except OSError as err:
+        raise CNIError(types.ERR_IO, f"failed to run plugin {plugin_type!r}", str(err)) from err
+    return PendingPlugin(plugin_type, proc, late_input)
+
+
+def exec_plugin(plugin_type: str, command: str, stdin_data: bytes, **kw: Any) -> dict[str, Any] | None:
+    """Exec one plugin and wait; return its decoded stdout (None if empty)."""
+    return start_plugin(plugin_type, command, stdin_data, **kw).result()
+
+
+def delegate(plugin_type: str, command: str, stdin_data: bytes, **kw: Any) -> dict[str, Any] | None:
+    """Run a delegated plugin (IPAM) with the caller's stdin, as ``pkg/ipam.ExecAdd`` does."""
+    return exec_plugin(plugin_type, command, stdin_data, **kw)
+
+
+def _plugin_confs(netconf: dict[str, Any]) -> list[dict[str, Any]]:
+    """Expand a conflist into per-plugin configs carrying ``name`` and ``cniVersion``."""
+    if "plugins" not in netconf:
+        return [netconf]
+    confs = []
+    for plugin in netconf["plugins"]:
+        conf = dict(plugin)
+        conf["name"] = netconf.get("name", "")
+        conf["cniVersion"] = netconf.get("cniVersion", types.CURRENT_VERSION)
+        confs.append(conf)
+    return confs
+
+
+def _call_kw(container_id: str, netns: str, ifname: str, cni_path: list[str] | None, cni_args: str) -> dict[str, Any]:
+    return dict(container_id=container_id, netns=netns, ifname=ifname, cni_path=cni_path or DEFAULT_CNI_PATH,
+                cni_args=cni_args)
+
+
+def _encode(conf: dict[str, Any], prev_result: dict[str, Any] | None) -> bytes:
+    if prev_result is not None:
+        conf = dict(conf, prevResult=prev_result)
+    return json.dumps(conf).encode()
+
+
+def add(
+    netconf: dict[str, Any],
+    container_id: str,
+    netns_path: str,
+    ifname: str = "eth0",
+    cni_path: list[str] | None = None,
+    cni_args: str = "",
+) -> dict[str, Any]:
+    """Attach a pod sandbox to the network; return the final CNI result."""
+    result: dict[str, Any] | None = None
+    kw = _call_kw(container_id, netns_path, ifname, cni_path, cni_args)
+    for conf in _plugin_confs(netconf):
+        result = exec_plugin(conf.get("type", ""), "ADD", _encode(conf, result), **kw) or result
+    if result is None:
+        raise CNIError(types.ERR_DECODE, f"network {netconf.get('name', '')!r} returned no result")
+    return result
+
+
+def delete(
+    netconf: dict[str, Any],
+    container_id: str,
+    netns_path: str = "",
+    ifname: str = "eth0",
+    cni_path: list[str] | None = None,
+    prev_result: dict[str, Any] | None = None,
+    cni_args: str = "",
+) -> None:
+    """Detach a pod sandbox and release its addresses; safe to call twice."""
+    kw = _call_kw(container_id, netns_path, ifname, cni_path, cni_args)
+    for conf in reversed(_plugin_confs(netconf)):
+        exec_plugin(conf.get("type", ""), "DEL", _encode(conf, prev_result), **kw)
+
+
+def check(
+    netconf: dict[str, Any],
+    container_id: str,
+    netns_path: str,
+    prev_result: dict[str, Any],
+    ifname: str = "eth0",
+    cni_path: list[str] | None = None,
+    cni_args: str = "",
+) -> None:
+    """Verify the pod's network still matches ``prev_result``; raise CNIError if not."""
+    kw = _call_kw(container_id, netns_path, ifname, cni_path, cni_args)
+    for conf in _plugin_confs(netconf):
+        exec_plugin(conf.get("type", ""), "CHECK", _encode(conf, prev_result), **kw)
+
+
+def version(plugin_type: str, cni_path: list[str] | None = None) -> dict[str, Any]:
+    """Ask a plugin which spec versions it supports."""
+    return exec_plugin(plugin_type, "VERSION", b"", cni_path=cni_path or DEFAULT_CNI_PATH) or {}
+
+
+def load_netconf_dir(conf_dir: str = DEFAULT_CONF_DIR) -> dict[str, Any]:
+    """Return the first network config in ``conf_dir`` by file name, as the kubelet picks it."""
+    files = sorted(p for p in Path(conf_dir).glob("*") if p.suffix in (".conf", ".conflist", ".json"))
+    if not files:
+        raise CNIError(types.ERR_INVALID_NETCONF, f"no network config found in {conf_dir!r}")
+    try:
+        return json.loads(files[0].read_text())
+    except (OSError, ValueError) as err:
+        raise CNIError(types.ERR_DECODE, f"failed to load network config {str(files[0])!r}", str(err)) from err
