@@ -1,0 +1,46 @@
+"""The kube-dns add-on manifest: loads, substitutes the node image, and the API server takes it."""
+
+from __future__ import annotations
+
+import pytest
+
+from labctl.addons import AddonError, load_addon, render_addon
+
+
+def by_kind(objects: list[dict]) -> dict[str, dict]:
+    return {obj["kind"]: obj for obj in objects}
+
+
+def test_kube_dns_addon_has_the_well_known_objects():
+    objects = by_kind(load_addon("kube-dns"))
+    assert set(objects) == {"ServiceAccount", "Deployment", "Service"}
+    svc = objects["Service"]
+    assert (svc["metadata"]["namespace"], svc["metadata"]["name"]) == ("kube-system", "kube-dns")
+    assert svc["spec"]["clusterIP"] == "10.96.0.10"
+    assert {(p["name"], p["port"], p["protocol"]) for p in svc["spec"]["ports"]} == {
+        ("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")}
+    pod = objects["Deployment"]["spec"]["template"]
+    assert svc["spec"]["selector"] == pod["metadata"]["labels"] == {"k8s-app": "kube-dns"}
+    assert pod["spec"]["dnsPolicy"] == "Default"  # else it would forward to itself
+    assert pod["spec"]["containers"][0]["command"] == ["python3", "-m", "labctl.dns"]
+
+
+def test_node_image_is_substituted():
+    deploy = by_kind(load_addon("kube-dns", image="labctl/node:0123abcd"))["Deployment"]
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "labctl/node:0123abcd"
+
+
+def test_unknown_addon_is_a_clear_error():
+    with pytest.raises(AddonError, match="failed to load add-on 'nope'"):
+        load_addon("nope")
+
+
+@pytest.mark.kubectl
+def test_api_server_accepts_the_addon(dns_kubectl):
+    dns_kubectl.run("apply", "-f", "-", input=render_addon("kube-dns", image="labctl/node:test"))
+    svc = dns_kubectl.json("-n", "kube-system", "get", "service", "kube-dns")
+    assert svc["spec"]["clusterIP"] == "10.96.0.10"
+    deploy = dns_kubectl.json("-n", "kube-system", "get", "deployment", "kube-dns")
+    assert deploy["spec"]["replicas"] == 2
+    assert deploy["spec"]["template"]["spec"]["dnsPolicy"] == "Default"
+    dns_kubectl.run("-n", "kube-system", "get", "serviceaccount", "kube-dns")
