@@ -152,6 +152,7 @@ POINTER_FIELDS: dict[str, tuple[str, ...]] = {
     "k8s.io.api.discovery.v1.EndpointConditions": ("ready", "serving", "terminating"),
     "k8s.io.api.discovery.v1.Endpoint": ("hostname", "nodeName", "zone"),
     "k8s.io.api.discovery.v1.EndpointPort": ("name", "protocol", "port", "appProtocol"),
+    "k8s.io.api.authentication.v1.TokenRequestSpec": ("expirationSeconds",),
     "k8s.io.api.coordination.v1.LeaseSpec": ("holderIdentity", "leaseDurationSeconds", "leaseTransitions",
                                              "strategy", "preferredHolder"),
 }

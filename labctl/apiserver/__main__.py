@@ -15,6 +15,7 @@ from ..kubeconfig import build_kubeconfig, write_kubeconfig
 from ..pki import CertKey, ensure_cluster_pki
 from .rest import RestAPI
 from .server import APIServerApp, load_token_file, make_ssl_context
+from .serviceaccounts import ServiceAccountTokens, ensure_signing_key
 from .storage import SQLiteStore
 
 log = logging.getLogger("labctl.apiserver")
@@ -55,7 +56,8 @@ async def serve(args: argparse.Namespace) -> None:
     store = SQLiteStore(data_dir / "store.db", fsync=args.fsync)
     api = RestAPI(store, service_cidr=args.service_cidr, node_port_range=args.node_port_range)
     tokens = load_token_file(args.token_auth_file) if args.token_auth_file else {}
-    app = APIServerApp(api, tokens).make_app()
+    service_accounts = ServiceAccountTokens(ensure_signing_key(pki_dir), store)
+    app = APIServerApp(api, tokens, service_accounts=service_accounts).make_app()
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host or "0.0.0.0", int(port), ssl_context=make_ssl_context(pki_dir))

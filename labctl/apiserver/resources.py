@@ -63,7 +63,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Event", "events", "event", True, ("ev",), (), (), has_spec=False),
     ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, ("cm",), (), (), has_spec=False),
     ResourceType("", "v1", "Secret", "secrets", "secret", True, (), (), (), has_spec=False),
-    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",), (), (),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",), (), ("token",),
                  has_spec=False),
     ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",), ("all",),
                  ("status", "scale")),
@@ -83,6 +83,7 @@ SUBRESOURCE_KINDS = {
     "log": (("", "v1", "Pod"), ("get",)),
     "exec": (("", "v1", "PodExecOptions"), ("create", "get")),
     "finalize": (None, ("update",)),
+    "token": (("authentication.k8s.io", "v1", "TokenRequest"), ("create",)),
 }
 
 

@@ -23,13 +23,15 @@ from .fieldvalidation import unknown_fields
 from .printers import build_table
 from .resources import Registry, ResourceType
 from .rest import ListOptions, RequestScope, RestAPI
+from .serviceaccounts import ServiceAccountTokens
 from .storage import ResourceVersionTooOld
 from .watch import WatchFilter, bookmark, encode_event, expired, next_event
 
 log = logging.getLogger("labctl.apiserver")
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's default limit for a request body
-PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version", "/.well-known/openid-configuration",
+                "/openid/v1/jwks")
 BOOKMARK_INTERVAL = 30.0
 MAX_WATCH_SECONDS = 1800
 TABLE_MEDIA_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
@@ -66,12 +68,14 @@ class APIServerApp:
     """Builds the aiohttp application around a :class:`RestAPI`."""
 
     def __init__(self, api: RestAPI, tokens: dict[str, User] | None = None,
-                 engine: podproxy.DockerEngine | None = None) -> None:
+                 engine: podproxy.DockerEngine | None = None,
+                 service_accounts: ServiceAccountTokens | None = None) -> None:
         self.api = api
         # pods/log and pods/exec are served straight from the host's Docker engine (see podproxy)
         self.engine = engine or podproxy.DockerEngine.from_env()
         self.registry: Registry = api.registry
         self.tokens = tokens or {}
+        self.service_accounts = service_accounts
         self.openapi_paths = {f"apis/{g}/{v}" if g else f"api/{v}"
                               for g, vs in self.registry.groups().items() for v in vs}
 
@@ -110,7 +114,11 @@ class APIServerApp:
     def _user(self, request: web.Request) -> User | None:
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
-            return self.tokens.get(auth[7:].strip())
+            token = auth[7:].strip()
+            if token in self.tokens:
+                return self.tokens[token]
+            sa = self.service_accounts.authenticate(token) if self.service_accounts else None
+            return User(sa.name, sa.groups) if sa else None
         transport = request.transport
         cert = transport.get_extra_info("peercert") if transport else None
         if cert:
@@ -127,6 +135,10 @@ class APIServerApp:
             return web.Response(text="ok")
         if path == "/version":
             return json_response(discovery.KUBERNETES_VERSION)
+        if self.service_accounts and path == "/.well-known/openid-configuration":
+            return json_response(self.service_accounts.openid_configuration())
+        if self.service_accounts and path == "/openid/v1/jwks":
+            return json_response(self.service_accounts.jwks(), content_type="application/jwk-set+json")
         if path.startswith("/openapi"):
             return self._openapi(path, request)
         parts = path.strip("/").split("/")
@@ -220,6 +232,10 @@ class APIServerApp:
             body = await _read_object(request)
             if scope.subresource == "binding":
                 return json_response(self.api.bind(scope, body), 201)
+            if scope.subresource == "token":
+                if self.service_accounts is None:
+                    raise errors.APIError(501, "NotImplemented", "service-account tokens are not configured")
+                return json_response(self.service_accounts.create_token(scope.namespace or "", scope.name or "", body), 201)
             if scope.name is not None:
                 raise errors.method_not_allowed(f"the server does not allow this method on the requested resource")
             obj = self.api.create(scope, body, dry_run)
