@@ -16,7 +16,7 @@ import docker
 import docker.errors
 
 from ..errors import LabctlError
-from .constants import AUTO_SUBNET_POOL, CLUSTER_LABEL, NODE_LABEL, POD_NODE_LABEL, ROLE_LABEL
+from .constants import AUTO_SUBNET_POOL, CLUSTER_LABEL, NODE_LABEL, ROLE_LABEL
 from .plan import ClusterPlan, NodePlan, container_spec, network_labels, volume_labels
 
 
@@ -157,16 +157,24 @@ def remove_cluster(client: docker.DockerClient, cluster: str) -> list[str]:
     """Remove every Docker object labelled with the cluster; returns error texts (keeps going)."""
     problems: list[str] = []
     containers = _containers(client, [f"{CLUSTER_LABEL}={cluster}"])
-    # pod containers made by the node agents first (they may join node-owned namespaces)
-    containers.sort(key=lambda c: 0 if c["Labels"].get(POD_NODE_LABEL) else 1)
-    for c in containers:
-        _try(problems, f"remove container {c['Names'][0].lstrip('/')}",
+    nodes = [c for c in containers if c["Labels"].get(NODE_LABEL)]
+    # stop the nodes first: a live kubelet would re-create the pod sandboxes we remove
+    for c in nodes:
+        if c.get("State") == "running":
+            _try(problems, f"stop node {_name(c)}", lambda c=c: client.api.kill(c["Id"]))
+    pods = [c for c in _containers(client, [f"{CLUSTER_LABEL}={cluster}"]) if not c["Labels"].get(NODE_LABEL)]
+    for c in pods + nodes:
+        _try(problems, f"remove container {_name(c)}",
              lambda c=c: client.api.remove_container(c["Id"], force=True, v=True))
     for net in client.networks.list(filters={"label": f"{CLUSTER_LABEL}={cluster}"}):
         _try(problems, f"remove network {net.name}", net.remove)
     for vol in client.volumes.list(filters={"label": f"{CLUSTER_LABEL}={cluster}"}):
         _try(problems, f"remove volume {vol.name}", lambda v=vol: v.remove(force=True))
     return problems
+
+
+def _name(container: dict) -> str:
+    return container["Names"][0].lstrip("/")
 
 
 def _try(problems: list[str], what: str, fn: Any) -> None:

@@ -1,0 +1,149 @@
+"""Which Docker image a container runs: the host's copy, a lab alias, or a pull.
+
+The lab is usually offline, so the kubelet's ``IfNotPresent`` logic grows one step:
+an image that is neither on the host nor pullable may be mapped by the topology's
+``images.aliases`` (``nginx:1.14.2`` → ``labctl/web:v1``). The substitution is never
+silent: the pod's events say which alias was used, and a failed pull names the image
+and the offline alternatives, so a student knows what to change.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import docker.errors
+
+#: A pull that cannot reach a registry should fail fast: the pod shows ErrImagePull
+#: instead of hanging in ContainerCreating.
+PULL_TIMEOUT_S = 20.0
+DOCKER_URL = "unix:///var/run/docker.sock"
+
+
+class ImagePullError(Exception):
+    """The image is not on the host, has no alias and could not be pulled."""
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    """The image to create the container from and how it was found."""
+
+    requested: str      # the pod spec's image, e.g. "nginx:1.14.2"
+    run: str            # what Docker runs, e.g. "labctl/web:v1"
+    image_id: str       # Docker's sha256 id of ``run``
+    how: str            # "present" | "alias" | "pulled"
+    pull_seconds: float = 0.0
+
+
+def split_tag(image: str) -> tuple[str, str]:
+    """``("nginx", "1.14.2")`` from ``nginx:1.14.2``; a registry port is not a tag."""
+    name, _, digest = image.partition("@")
+    if digest:
+        return name, ""
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        return name[:colon], name[colon + 1:]
+    return name, ""
+
+
+def alias_for(image: str, aliases: dict[str, str]) -> str | None:
+    """The lab's alias for ``image``: try ``name:tag`` first, then the bare ``name``.
+
+    ``docker.io/library/nginx:1.14.2`` and ``library/nginx`` match the short ``nginx``
+    keys too, as a student would expect.
+    """
+    name, tag = split_tag(image)
+    candidates = [name]
+    for prefix in ("docker.io/library/", "docker.io/", "library/"):
+        if name.startswith(prefix):
+            candidates.append(name[len(prefix):])
+    for candidate in candidates:
+        if tag and f"{candidate}:{tag}" in aliases:
+            return aliases[f"{candidate}:{tag}"]
+    for candidate in candidates:
+        if candidate in aliases:
+            return aliases[candidate]
+    return None
+
+
+def with_default_tag(image: str) -> str:
+    """``busybox`` → ``busybox:latest``, as Docker reads it."""
+    name, tag = split_tag(image)
+    return image if tag or "@" in image else f"{name}:latest"
+
+
+def alias_message(requested: str, alias: str) -> str:
+    return (f'Container image "{requested}" is not on this machine; '
+            f'using the lab\'s image alias "{alias}"')
+
+
+def offline_message(image: str, aliases: dict[str, str], error: str) -> str:
+    """The ErrImagePull message: the image, the reason, and what a student can use instead."""
+    listed = ", ".join(f"{k} → {v}" for k, v in sorted(aliases.items())) or "none"
+    return (f'failed to pull image "{image}": {error}. The lab may be offline: use an image that is on the '
+            f"host (`labctl images list`) or one of the lab's image aliases ({listed})")
+
+
+class ImageResolver:
+    """Finds or fetches images through the host's Docker engine (blocking: call from a thread)."""
+
+    def __init__(self, client: docker.DockerClient, aliases: dict[str, str],
+                 pull: Callable[[str], None] | None = None, docker_url: str = DOCKER_URL) -> None:
+        self.api = client.api
+        self.docker_url = docker_url
+        self.aliases = dict(aliases)
+        self._pull = pull or self._docker_pull
+
+    def local_id(self, image: str) -> str | None:
+        try:
+            return self.api.inspect_image(image)["Id"]
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as err:
+            if getattr(err, "status_code", 0) == 404:
+                return None
+            raise
+
+    def find(self, image: str) -> ResolvedImage | None:
+        """The host's copy of ``image``, else its alias when the alias is on the host, else None."""
+        image_id = self.local_id(image)
+        if image_id:
+            return ResolvedImage(image, image, image_id, "present")
+        alias = alias_for(image, self.aliases)
+        if alias:
+            alias_id = self.local_id(alias)
+            if alias_id:
+                return ResolvedImage(image, alias, alias_id, "alias")
+        return None
+
+    def pull(self, image: str, pull_policy: str = "IfNotPresent") -> ResolvedImage:
+        """Pull ``image`` (unless the policy is ``Never``); raise :class:`ImagePullError` with the offline hint."""
+        if pull_policy == "Never":
+            raise ImagePullError(f'container image "{image}" is not present with pull policy of Never')
+        started = time.monotonic()
+        try:
+            self._pull(with_default_tag(image))
+        except Exception as err:  # noqa: BLE001 - any pull failure becomes ErrImagePull
+            raise ImagePullError(offline_message(image, self.aliases, _short_error(err))) from err
+        image_id = self.local_id(image)
+        if not image_id:
+            raise ImagePullError(offline_message(image, self.aliases, "the pull left no image"))
+        return ResolvedImage(image, image, image_id, "pulled", time.monotonic() - started)
+
+    def _docker_pull(self, image: str) -> None:
+        name, tag = split_tag(image)
+        # a separate low-level client with a short timeout: the shared one waits minutes
+        api = docker.APIClient(base_url=self.docker_url, timeout=PULL_TIMEOUT_S)
+        try:
+            for line in api.pull(name, tag=tag or "latest", stream=True, decode=True):
+                if "error" in line:
+                    raise ImagePullError(str(line["error"]))
+        finally:
+            api.close()
+
+
+def _short_error(err: Exception) -> str:
+    text = getattr(err, "explanation", None) or str(err)
+    return str(text).strip().splitlines()[0][:300] if str(text).strip() else type(err).__name__

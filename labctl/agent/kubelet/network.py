@@ -1,0 +1,125 @@
+"""The pod network, from the kubelet's side: CNI config, ADD/DEL, and host-gw routes.
+
+The agent drives labctl's CNI plugins exactly as a container runtime does
+(:mod:`labctl.cni.invoke`: exec ``/opt/cni/bin/<type>`` with the config from
+``/etc/cni/net.d``), so a student can replay a pod's wiring by hand. The node's
+routes to the other nodes' podCIDRs (flannel's host-gw) are kept by
+:func:`labctl.cni.routes.sync_pod_cidr_routes` from the Node objects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ...cni import invoke
+
+log = logging.getLogger("labctl.kubelet")
+
+CNI_BIN_DIR = Path("/opt/cni/bin")
+CNI_CONF_DIR = Path("/etc/cni/net.d")
+CNI_CONF_FILE = "10-labctl.conflist"
+NETWORK_NAME = "labctl"
+BRIDGE = "cni0"
+IPAM_DATA_DIR = "/var/lib/cni/networks"
+#: plugin type → Python module run by the wrapper we install when the console script is absent
+PLUGINS = {"labctl-bridge": "labctl.cni.bridge", "labctl-host-local": "labctl.cni.ipam.plugin"}
+
+
+def build_netconf(pod_cidr: str) -> dict[str, Any]:
+    """The node's network config: bridge ``cni0`` as gateway, host-local IPAM over the podCIDR.
+
+    ``ipMasq`` is off because pods talk to each other by their real IPs (no NAT);
+    ``hairpinMode`` lets a pod reach itself through a Service.
+    """
+    net = ipaddress.ip_network(pod_cidr, strict=False)
+    gateway = str(next(net.hosts()))
+    return {"cniVersion": "1.0.0", "name": NETWORK_NAME, "type": "labctl-bridge", "bridge": BRIDGE,
+            "isGateway": True, "ipMasq": False, "hairpinMode": True, "mtu": 1500,
+            "ipam": {"type": "labctl-host-local", "ranges": [[{"subnet": str(net), "gateway": gateway}]],
+                     "routes": [{"dst": "0.0.0.0/0"}], "dataDir": IPAM_DATA_DIR}}
+
+
+def wrapper_script(module: str, python: str = sys.executable) -> str:
+    """A console-script-like executable running ``module:main`` with the agent's Python."""
+    return f"#!{python}\nfrom {module} import main\nmain()\n"
+
+
+def install_cni(pod_cidr: str, bin_dir: Path = CNI_BIN_DIR, conf_dir: Path = CNI_CONF_DIR) -> dict[str, Any]:
+    """Write the plugins (unless installed) and the network config; return the config."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for plugin, module in PLUGINS.items():
+        target = bin_dir / plugin
+        console_script = Path(sys.executable).parent / plugin
+        if console_script.exists():
+            if not target.exists() or target.resolve() != console_script.resolve():
+                target.unlink(missing_ok=True)
+                target.symlink_to(console_script)
+            continue
+        text = wrapper_script(module)
+        if not target.exists() or target.read_text() != text:
+            tmp = target.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.chmod(0o755)
+            os.replace(tmp, target)
+    netconf = build_netconf(pod_cidr)
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    path = conf_dir / CNI_CONF_FILE
+    text = json.dumps(netconf, indent=2) + "\n"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return netconf
+
+
+def result_ip(result: dict[str, Any]) -> str:
+    """The pod's IPv4 address from a CNI result (first ``ips`` entry on the container's interface)."""
+    for ip in result.get("ips") or []:
+        address = ip.get("address", "")
+        if address and ":" not in address:
+            return address.split("/")[0]
+    raise ValueError(f"CNI result has no IPv4 address: {json.dumps(result)[:200]}")
+
+
+def setup_pod_network(netconf: dict[str, Any], sandbox_id: str, netns: str) -> str:
+    """CNI ADD for a sandbox; returns the pod IP (blocking)."""
+    return result_ip(invoke.add(netconf, sandbox_id, netns, ifname="eth0", cni_path=[str(CNI_BIN_DIR)]))
+
+
+def teardown_pod_network(netconf: dict[str, Any], sandbox_id: str, netns: str = "") -> None:
+    """CNI DEL: releases the IP and removes the veth; fine to repeat, fine without a netns."""
+    if netns and not os.path.exists(netns):
+        netns = ""
+    invoke.delete(netconf, sandbox_id, netns, ifname="eth0", cni_path=[str(CNI_BIN_DIR)])
+
+
+def pod_ip_in_netns(netns: str, ifname: str = "eth0") -> str:
+    """Read the IP of an adopted sandbox (after an agent restart) from its namespace."""
+    if not netns or not os.path.exists(netns):
+        return ""
+    proc = subprocess.run(["nsenter", f"--net={netns}", "ip", "-4", "-o", "addr", "show", "dev", ifname],
+                          capture_output=True, text=True, timeout=10)
+    for line in proc.stdout.splitlines():
+        fields = line.split()
+        if "inet" in fields:
+            return fields[fields.index("inet") + 1].split("/")[0]
+    return ""
+
+
+def wanted_routes(nodes: list[dict], own_node: str) -> dict[str, str]:
+    """``{podCIDR: InternalIP}`` of every other node that has both (pure)."""
+    routes = {}
+    for node in nodes:
+        if node["metadata"]["name"] == own_node:
+            continue
+        cidr = (node.get("spec") or {}).get("podCIDR")
+        addresses = (node.get("status") or {}).get("addresses") or []
+        internal = next((a["address"] for a in addresses if a.get("type") == "InternalIP"), None)
+        if cidr and internal:
+            routes[cidr] = internal
+    return routes

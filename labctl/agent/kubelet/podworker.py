@@ -1,0 +1,355 @@
+"""One pod's sync loop: make Docker match the pod spec, then report status.
+
+Like the kubelet's pod workers, each pod has its own task that wakes on any signal
+(pod changed, a container died in Docker, a probe verdict flipped, a back-off
+expired) and runs :meth:`PodWorker.sync` — never two syncs of one pod at once, many
+pods in parallel. A sync reads the truth from Docker (labels, inspect), so a
+restarted agent simply adopts what it finds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ...apiserver.meta import timestamp
+from ...client.rest import APIStatusError, resource_path
+from . import network, probes
+from .context import KubeletContext
+from .images import ImagePullError, ResolvedImage, alias_message
+from .runtime import SANDBOX, ContainerRecord, PodRef, build_container, build_sandbox
+from .status import TERMINAL_PHASES, ContainerView, build_pod_status
+from .teardown import grace_seconds, kill_pod, release_sandboxes
+
+log = logging.getLogger("labctl.kubelet")
+RETRY_S = 2.0
+
+
+def group_records(records: list[ContainerRecord]) -> dict[str, list[ContainerRecord]]:
+    """Container name → its instances, oldest attempt first."""
+    out: dict[str, list[ContainerRecord]] = {}
+    for record in sorted(records, key=lambda r: r.attempt):
+        out.setdefault(record.name, []).append(record)
+    return out
+
+
+def should_restart(restart_policy: str, exit_code: int) -> bool:
+    return restart_policy == "Always" or (restart_policy == "OnFailure" and exit_code != 0)
+
+
+class PodWorker:
+    def __init__(self, ctx: KubeletContext, pod: dict) -> None:
+        self.ctx = ctx
+        self.pod = pod
+        self.ref = PodRef.of(pod)
+        self.gone = False          # the API object is deleted: only clean up
+        self.pod_ip = ""
+        self.sandbox_ready = False
+        self.released = False      # terminal pod: network released once
+        self.start_time = (pod.get("status") or {}).get("startTime", "")
+        self.waiting: dict[str, tuple[str, str]] = {}   # container → (reason, message)
+        self.readiness: dict[str, bool] = {}            # container id → ready
+        self.probe_tasks: dict[tuple[str, str], asyncio.Task] = {}
+        self.last_status: dict | None = None
+        self.pull_failures: dict[str, tuple[float, str]] = {}  # container → (when, message)
+        self._wake = asyncio.Event()
+        self._wake.set()
+        self.task: asyncio.Task | None = None
+
+    # -- signals -------------------------------------------------------------------------
+    def update(self, pod: dict) -> None:
+        self.pod = pod
+        self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wake_after(self, delay: float) -> None:
+        asyncio.get_running_loop().call_later(max(0.05, delay), self.wake)
+
+    async def run(self) -> None:
+        """Sync on every wake-up until the pod is torn down."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                if await self.sync():
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - retry; the cause is logged and in events
+                log.warning("failed to sync pod %s/%s: %s", self.ref.namespace, self.ref.name, err, exc_info=True)
+                self.wake_after(RETRY_S)
+
+    # -- sync ----------------------------------------------------------------------------
+    async def sync(self) -> bool:
+        """One pass; True when the pod is gone for good."""
+        pod = self.pod
+        if self.gone or pod["metadata"].get("deletionTimestamp"):
+            await self.terminate()
+            return True
+        by_name = group_records(await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid))
+        if self.terminal():
+            await self.release(by_name)
+            return False
+        sandboxes = by_name.get(SANDBOX, [])
+        sandbox = sandboxes[-1] if sandboxes else None
+        if sandbox is None or not sandbox.running:
+            if sandbox is not None:
+                self.ctx.event(pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+                self.cancel_probes()
+                await kill_pod(self.ctx, [r for rs in by_name.values() for r in rs], grace_seconds(pod))
+            await self.start_pod(sandbox.attempt + 1 if sandbox else 0)
+        else:
+            if not self.pod_ip:
+                self.pod_ip = await self.ctx.blocking(network.pod_ip_in_netns, sandbox.netns)
+                self.sandbox_ready = bool(self.pod_ip)
+            await self.sync_containers(by_name, sandbox.id)
+        await self.write_status()
+        return False
+
+    def terminal(self) -> bool:
+        phases = {(self.pod.get("status") or {}).get("phase"), (self.last_status or {}).get("phase")}
+        return bool(phases & set(TERMINAL_PHASES))
+
+    async def start_pod(self, attempt: int) -> None:
+        """Sandbox → (network ∥ image + create of each container) → start the containers."""
+        pod, ctx = self.pod, self.ctx
+        spec = build_sandbox(pod, ctx.cfg.cluster, ctx.runtime.node_container, ctx.cfg.cluster_dns, attempt)
+        self.pod_ip, self.sandbox_ready = "", False
+        self.start_time = self.start_time or timestamp()
+        t0 = time.monotonic()
+        sandbox_id = await ctx.blocking(ctx.runtime.create, spec)
+        t1 = time.monotonic()
+        containers = pod["spec"].get("containers") or []
+        needs_ip = any(_uses_pod_ip(c) for c in containers)
+        created = await asyncio.gather(self.start_network(sandbox_id),
+                                       *(self.create_container(c, sandbox_id, 0) for c in containers if not needs_ip))
+        if not created[0]:
+            return
+        ids = list(created[1:])
+        if needs_ip:
+            ids = await asyncio.gather(*(self.create_container(c, sandbox_id, 0) for c in containers))
+        t2 = time.monotonic()
+        await asyncio.gather(*(self.start_container(c, cid) for c, cid in zip(containers, ids) if cid))
+        log.info("pod %s/%s started: sandbox %.2fs, network+create %.2fs, start %.2fs", self.ref.namespace,
+                 self.ref.name, t1 - t0, t2 - t1, time.monotonic() - t2)
+
+    async def start_network(self, sandbox_id: str) -> bool:
+        ctx = self.ctx
+        try:
+            t0 = time.monotonic()
+            await ctx.blocking(ctx.runtime.start, sandbox_id)
+            sandbox = await ctx.blocking(ctx.runtime.inspect, sandbox_id)
+            t1 = time.monotonic()
+            async with ctx.cni_slots:
+                self.pod_ip = await ctx.blocking(network.setup_pod_network, ctx.netconf, sandbox_id, sandbox.netns)
+            log.debug("pod %s/%s: sandbox start %.2fs, CNI ADD %.2fs", self.ref.namespace, self.ref.name,
+                      t1 - t0, time.monotonic() - t1)
+        except Exception as err:  # noqa: BLE001 - reported as the kubelet does, then retried
+            msg = f"Failed to create pod sandbox: {err}"
+            log.warning("pod %s/%s: %s", self.ref.namespace, self.ref.name, msg)
+            self.ctx.event(self.pod, "Warning", "FailedCreatePodSandBox", msg)
+            await ctx.blocking(ctx.runtime.remove, sandbox_id)
+            self.wake_after(RETRY_S)
+            return False
+        self.sandbox_ready = True
+        return True
+
+    async def sync_containers(self, by_name: dict[str, list[ContainerRecord]], sandbox_id: str) -> None:
+        """Start missing containers and restart exited ones per restartPolicy and back-off."""
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        live_ids = set()
+        for container in self.pod["spec"].get("containers") or []:
+            instances = by_name.get(container["name"], [])
+            latest = instances[-1] if instances else None
+            if latest is None:
+                cid = await self.create_container(container, sandbox_id, 0)
+                if cid:
+                    await self.start_container(container, cid)
+            elif latest.running:
+                live_ids.add(latest.id)
+                self.ensure_probes(container, latest)
+            elif not latest.exited:
+                await self.start_container(container, latest.id)  # created, never started (agent restart)
+            elif should_restart(policy, latest.exit_code):
+                await self.restart_container(container, latest, instances, sandbox_id)
+        self.cancel_probes(keep=live_ids)
+
+    async def restart_container(self, container: dict, latest: ContainerRecord, instances: list[ContainerRecord],
+                                sandbox_id: str) -> None:
+        name, key = container["name"], (self.ref.uid, container["name"])
+        remaining = self.ctx.crash_backoff.remaining(key, latest.finished_epoch, time.time())
+        if remaining > 0:
+            delay = self.ctx.crash_backoff.delay(key)
+            self.waiting[name] = ("CrashLoopBackOff", f"back-off {int(delay)}s restarting failed "
+                                                      f"container={name} pod={self.ref.describe()}")
+            self.ctx.event(self.pod, "Warning", "BackOff",
+                           f"Back-off restarting failed container {name} in pod {self.ref.describe()}")
+            self.wake_after(remaining)
+            return
+        self.ctx.crash_backoff.next(key, time.time())
+        cid = await self.create_container(container, sandbox_id, latest.attempt + 1)
+        if cid:
+            # keep only the instance being replaced, for `kubectl logs --previous`
+            await asyncio.gather(*(self.ctx.blocking(self.ctx.runtime.remove, old.id) for old in instances[:-1]))
+            await self.start_container(container, cid)
+
+    async def resolve_image(self, container: dict) -> ResolvedImage | None:
+        """Host copy, alias or pull — with the kubelet's events and ImagePullBackOff."""
+        ctx, name, image = self.ctx, container["name"], container["image"]
+        key = (self.ref.uid, f"pull:{name}")
+        resolved = await ctx.blocking(ctx.images.find, image)
+        if resolved is None:
+            failed_at, error = self.pull_failures.get(name, (0.0, ""))
+            remaining = ctx.pull_backoff.remaining(key, failed_at, time.time()) if failed_at else 0.0
+            if remaining > 0:
+                self.waiting[name] = ("ImagePullBackOff", f'Back-off pulling image "{image}": ErrImagePull: {error}')
+                ctx.event(self.pod, "Normal", "BackOff", f'Back-off pulling image "{image}"')
+                self.wake_after(remaining)
+                return None
+            ctx.event(self.pod, "Normal", "Pulling", f'Pulling image "{image}"')
+            try:
+                resolved = await ctx.blocking(ctx.images.pull, image, container.get("imagePullPolicy", "IfNotPresent"))
+            except ImagePullError as err:
+                self.pull_failures[name] = (time.time(), str(err))
+                delay = ctx.pull_backoff.next(key, time.time())
+                self.waiting[name] = ("ErrImagePull", str(err))
+                ctx.event(self.pod, "Warning", "Failed", f'Failed to pull image "{image}": {err}')
+                ctx.event(self.pod, "Warning", "Failed", "Error: ErrImagePull")
+                self.wake_after(min(1.0, delay))  # the next sync shows ImagePullBackOff
+                return None
+            ctx.pull_backoff.reset(key)
+            ctx.event(self.pod, "Normal", "Pulled", f'Successfully pulled image "{image}" in {resolved.pull_seconds:.3f}s')
+        elif resolved.how == "alias":
+            ctx.event(self.pod, "Normal", "Pulled", alias_message(image, resolved.run))
+        else:
+            ctx.event(self.pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
+        return resolved
+
+    async def create_container(self, container: dict, sandbox_id: str, attempt: int) -> str:
+        """Resolve the image and ``docker create``; '' when it cannot be created (yet)."""
+        resolved = await self.resolve_image(container)
+        if resolved is None:
+            return ""
+        ctx = self.ctx
+        spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster,
+                               ctx.runtime.node_container, self.pod_ip, ctx.cfg.internal_ip)
+        try:
+            cid = await ctx.blocking(ctx.runtime.create, spec)
+        except Exception as err:  # noqa: BLE001 - shown as CreateContainerError, retried
+            self.waiting[container["name"]] = ("CreateContainerError", str(err))
+            ctx.event(self.pod, "Warning", "Failed", f"Error: {err}")
+            self.wake_after(RETRY_S * 5)
+            return ""
+        ctx.event(self.pod, "Normal", "Created", f"Created container {container['name']}")
+        return cid
+
+    async def start_container(self, container: dict, cid: str) -> None:
+        name = container["name"]
+        try:
+            await self.ctx.blocking(self.ctx.runtime.start, cid)
+        except Exception as err:  # noqa: BLE001 - the container shows as exited; back-off applies
+            self.ctx.event(self.pod, "Warning", "Failed", f"Error: failed to start container {name!r}: {err}")
+            self.waiting[name] = ("RunContainerError", f"failed to start container {name!r}: {err}")
+            self.wake_after(RETRY_S * 5)
+            return
+        self.waiting.pop(name, None)
+        self.ctx.event(self.pod, "Normal", "Started", f"Started container {name}")
+
+    # -- probes --------------------------------------------------------------------------
+    def ensure_probes(self, container: dict, record: ContainerRecord) -> None:
+        for kind in ("readiness", "liveness"):
+            probe = container.get(f"{kind}Probe")
+            if not probe or (record.id, kind) in self.probe_tasks or not self.pod_ip:
+                continue
+            self.probe_tasks[(record.id, kind)] = self.ctx.spawn(self.probe(kind, probe, container, record))
+
+    async def probe(self, kind: str, probe: dict, container: dict, record: ContainerRecord) -> None:
+        name, label = container["name"], kind.capitalize()
+
+        def attempt_failed(_ok: bool, message: str) -> None:
+            self.ctx.event(self.pod, "Warning", "Unhealthy", f"{label} probe failed: {message}")
+
+        def changed(ok: bool, message: str) -> None:
+            if kind == "readiness":
+                self.readiness[record.id] = ok
+                self.wake()
+            elif not ok:
+                self.ctx.event(self.pod, "Normal", "Killing",
+                               f"Container {name} failed liveness probe, will be restarted")
+                self.ctx.spawn(self.ctx.blocking(self.ctx.runtime.stop, record.id, grace_seconds(self.pod)))
+
+        async def exec_fn(command: list[str]) -> tuple[int, str]:
+            return await self.ctx.blocking(self.ctx.runtime.exec, record.id, command)
+
+        await probes.probe_loop(kind, probe, self.pod_ip, container, self.ctx.http, exec_fn, changed, attempt_failed)
+
+    def cancel_probes(self, keep: set[str] | None = None) -> None:
+        for (cid, kind), task in list(self.probe_tasks.items()):
+            if keep is None or cid not in keep:
+                task.cancel()
+                del self.probe_tasks[(cid, kind)]
+
+    # -- status --------------------------------------------------------------------------
+    async def write_status(self) -> None:
+        """Compute the status from a fresh look at Docker; PATCH it when it changed."""
+        by_name = group_records(await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid))
+        views = []
+        for container in self.pod["spec"].get("containers") or []:
+            instances = by_name.get(container["name"], [])
+            latest = instances[-1] if instances else None
+            reason, message = self.waiting.get(container["name"], ("", ""))
+            if latest is not None and latest.running:
+                reason, message = "", ""
+            ready = bool(latest and latest.running and
+                         (self.readiness.get(latest.id, False) if container.get("readinessProbe") else True))
+            views.append(ContainerView(container["name"], container["image"], latest,
+                                       instances[-2] if len(instances) > 1 else None, reason, message, ready))
+        status = build_pod_status(self.pod, views, pod_ip=self.pod_ip, host_ip=self.ctx.cfg.internal_ip,
+                                  start_time=self.start_time, sandbox_ready=self.sandbox_ready, now=timestamp())
+        if status == self.last_status:
+            return
+        path = resource_path("pods", self.ref.namespace, self.ref.name, "status")
+        try:
+            await self.ctx.client.patch(path, {"status": status})
+        except APIStatusError as err:
+            if err.code == 404:
+                self.gone = True
+                self.wake()
+                return
+            raise
+        if status["phase"] in TERMINAL_PHASES and (self.last_status or {}).get("phase") != status["phase"]:
+            self.wake()  # release the sandbox and the IP
+        self.last_status = status
+
+    # -- teardown ------------------------------------------------------------------------
+    async def release(self, by_name: dict[str, list[ContainerRecord]]) -> None:
+        """A Succeeded/Failed pod keeps its exited containers (logs) but not its sandbox and IP."""
+        if not self.released:
+            self.cancel_probes()
+            await release_sandboxes(self.ctx, by_name.get(SANDBOX, []))
+            self.released = True
+
+    async def terminate(self) -> None:
+        """Graceful deletion; then remove the API object (``gracePeriodSeconds: 0``)."""
+        self.cancel_probes()
+        records = await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid)
+        await kill_pod(self.ctx, records, grace_seconds(self.pod), None if self.gone else self.pod)
+        self.ctx.crash_backoff.forget_prefix(self.ref.uid)
+        if self.gone:
+            return
+        path = resource_path("pods", self.ref.namespace, self.ref.name)
+        try:
+            await self.ctx.client.request("DELETE", path, body={"gracePeriodSeconds": 0,
+                                                                "preconditions": {"uid": self.ref.uid}})
+        except APIStatusError as err:
+            if err.code not in (404, 409):
+                raise
+        log.info("pod %s/%s terminated and deleted", self.ref.namespace, self.ref.name)
+
+
+def _uses_pod_ip(container: dict) -> bool:
+    return any(((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath") == "status.podIP"
+               for e in container.get("env") or [])

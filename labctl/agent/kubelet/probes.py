@@ -1,0 +1,126 @@
+"""Readiness and liveness probes, run from the node as the kubelet runs them.
+
+httpGet and tcpSocket connect from the node's network namespace to the pod IP (so a
+probe goes over ``cni0`` exactly like the kubelet's); exec runs the command inside
+the container through Docker. One asyncio task per (container instance, probe kind)
+counts consecutive successes/failures against ``successThreshold`` /
+``failureThreshold`` and reports only *changes* to the pod worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import aiohttp
+
+log = logging.getLogger("labctl.kubelet")
+
+HTTP_OK = range(200, 400)
+
+
+@dataclass
+class ProbeResult:
+    ok: bool
+    message: str = ""
+
+
+def probe_settings(probe: dict) -> tuple[float, float, float, int, int]:
+    """(initialDelay, period, timeout, successThreshold, failureThreshold) with Kubernetes defaults."""
+    return (float(probe.get("initialDelaySeconds", 0)), float(probe.get("periodSeconds", 10) or 10),
+            float(probe.get("timeoutSeconds", 1) or 1), int(probe.get("successThreshold", 1) or 1),
+            int(probe.get("failureThreshold", 3) or 3))
+
+
+def resolve_port(port: int | str, container: dict) -> int:
+    """A numeric port, or a named one looked up in the container's ``ports``."""
+    if isinstance(port, int) or str(port).isdigit():
+        return int(port)
+    for item in container.get("ports") or []:
+        if item.get("name") == port:
+            return int(item["containerPort"])
+    raise ValueError(f"port {port!r} is not a named port of container {container.get('name')!r}")
+
+
+async def http_probe(session: aiohttp.ClientSession, pod_ip: str, spec: dict, container: dict,
+                     timeout: float) -> ProbeResult:
+    host = spec.get("host") or pod_ip
+    scheme = (spec.get("scheme") or "HTTP").lower()
+    path = spec.get("path") or "/"
+    url = f"{scheme}://{host}:{resolve_port(spec.get('port', 80), container)}{path if path.startswith('/') else '/' + path}"
+    headers = {h["name"]: h["value"] for h in spec.get("httpHeaders") or []}
+    try:
+        async with session.get(url, headers=headers, ssl=False, allow_redirects=True,
+                               timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            if resp.status in HTTP_OK:
+                return ProbeResult(True)
+            return ProbeResult(False, f"HTTP probe failed with statuscode: {resp.status}")
+    except asyncio.TimeoutError:
+        return ProbeResult(False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)')
+    except (aiohttp.ClientError, OSError) as err:
+        return ProbeResult(False, f'Get "{url}": {err}')
+
+
+async def tcp_probe(pod_ip: str, spec: dict, container: dict, timeout: float) -> ProbeResult:
+    host = spec.get("host") or pod_ip
+    port = resolve_port(spec.get("port", 0), container)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        writer.close()
+        return ProbeResult(True)
+    except (asyncio.TimeoutError, OSError) as err:
+        return ProbeResult(False, f"dial tcp {host}:{port}: {err or 'i/o timeout'}")
+
+
+ExecFn = Callable[[list[str]], Awaitable[tuple[int, str]]]
+
+
+async def run_probe(probe: dict, pod_ip: str, container: dict, session: aiohttp.ClientSession,
+                    exec_fn: ExecFn) -> ProbeResult:
+    """One attempt of ``probe`` (httpGet, tcpSocket or exec)."""
+    timeout = probe_settings(probe)[2]
+    try:
+        if "httpGet" in probe:
+            return await http_probe(session, pod_ip, probe["httpGet"], container, timeout)
+        if "tcpSocket" in probe:
+            return await tcp_probe(pod_ip, probe["tcpSocket"], container, timeout)
+        if "exec" in probe:
+            code, output = await asyncio.wait_for(exec_fn(list(probe["exec"].get("command") or [])), timeout + 5)
+            if code == 0:
+                return ProbeResult(True)
+            return ProbeResult(False, output.strip()[:200] or f"command exited with {code}")
+    except (asyncio.TimeoutError, ValueError) as err:
+        return ProbeResult(False, f"probe failed: {err or 'timeout'}")
+    return ProbeResult(False, "probe has no handler (httpGet, tcpSocket or exec)")
+
+
+OnChange = Callable[[bool, str], None]
+
+
+async def probe_loop(kind: str, probe: dict, pod_ip: str, container: dict, session: aiohttp.ClientSession,
+                     exec_fn: ExecFn, on_change: OnChange, on_failure_attempt: OnChange) -> None:
+    """Probe forever (until cancelled); call ``on_change(ok, message)`` when the verdict flips.
+
+    Readiness starts as failed (not ready until a probe succeeds); liveness starts as
+    passed. ``on_failure_attempt`` sees each failed attempt (for the ``Unhealthy`` event).
+    """
+    initial_delay, period, _, success_threshold, failure_threshold = probe_settings(probe)
+    verdict = kind != "readiness"
+    successes = failures = 0
+    await asyncio.sleep(initial_delay)
+    while True:
+        result = await run_probe(probe, pod_ip, container, session, exec_fn)
+        if result.ok:
+            successes, failures = successes + 1, 0
+            if not verdict and successes >= success_threshold:
+                verdict = True
+                on_change(True, "")
+        else:
+            successes, failures = 0, failures + 1
+            on_failure_attempt(False, result.message)
+            if verdict and failures >= failure_threshold:
+                verdict = False
+                on_change(False, result.message)
+        await asyncio.sleep(period)

@@ -1,0 +1,281 @@
+"""Pods as Docker containers, the dockershim way: a pause sandbox plus app containers.
+
+The sandbox (``labctl/pause``, ``network_mode: none``) owns the pod's network namespace,
+which the CNI plugin wires; app containers join it with ``network_mode:
+container:<sandbox>`` (and its IPC namespace), so every container of a pod shares one IP.
+Names and labels follow dockershim (``k8s_POD_web_default_<uid>_0``,
+``io.kubernetes.pod.name``…) so ``docker ps`` reads like a Kubernetes node, and Docker
+labels are the kubelet's memory: after an agent restart it finds its pods by label.
+
+The builders here are pure (unit-tested); :class:`Runtime` is the blocking Docker side,
+which the pod workers call from a thread pool.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import docker.errors
+
+from ...cluster import constants as c
+from ...quantity import milli_value, value
+
+PAUSE_IMAGE = "labctl/pause:latest"
+SANDBOX = "POD"  # CONTAINER_NAME_LABEL value of sandboxes, as dockershim
+CPU_PERIOD_US = 100_000  # the kernel's CFS period the kubelet uses
+MIN_CPU_SHARES = 2
+
+
+@dataclass(frozen=True)
+class PodRef:
+    """The identity of a pod on this node: enough to name and label its containers."""
+
+    namespace: str
+    name: str
+    uid: str
+
+    @classmethod
+    def of(cls, pod: dict) -> "PodRef":
+        meta = pod["metadata"]
+        return cls(meta.get("namespace", "default"), meta["name"], meta["uid"])
+
+    def describe(self) -> str:
+        return f"{self.name}_{self.namespace}({self.uid})"
+
+
+@dataclass
+class ContainerRecord:
+    """One Docker container of a pod (an instance: restarts make new ones), from inspect."""
+
+    id: str
+    name: str          # Kubernetes container name, or "POD"
+    attempt: int
+    running: bool
+    exit_code: int = 0
+    oom_killed: bool = False
+    started_at: str = ""
+    finished_at: str = ""
+    image_id: str = ""
+    netns: str = ""    # NetworkSettings.SandboxKey (sandboxes)
+    error: str = ""
+    finished_epoch: float = 0.0  # FinishedAt with sub-second precision, for back-off arithmetic
+
+    @property
+    def exited(self) -> bool:
+        return not self.running and bool(self.finished_at)
+
+
+@dataclass
+class CreateSpec:
+    """Arguments of Docker's create call, split as the low-level API takes them."""
+
+    name: str
+    image: str
+    labels: dict[str, str]
+    host_config: dict[str, Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def docker_time(text: str) -> str:
+    """Docker's ``2026-11-30T10:00:00.123456789Z`` → Kubernetes' ``2026-11-30T10:00:00Z``."""
+    if not text or text.startswith("0001-"):
+        return ""
+    return text.split(".")[0].rstrip("Z") + "Z"
+
+
+def docker_epoch(text: str) -> float:
+    """Seconds since the epoch of a Docker timestamp (nanoseconds trimmed); 0 for "never"."""
+    if not text or text.startswith("0001-"):
+        return 0.0
+    main, _, frac = text.rstrip("Z").partition(".")
+    whole = dt.datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc).timestamp()
+    return whole + (float(f"0.{frac[:6]}") if frac else 0.0)
+
+
+def record_from_inspect(info: dict) -> ContainerRecord:
+    labels = info["Config"].get("Labels") or {}
+    state = info.get("State") or {}
+    return ContainerRecord(
+        id=info["Id"], name=labels.get(c.CONTAINER_NAME_LABEL, ""),
+        attempt=int(labels.get(c.CONTAINER_ATTEMPT_LABEL, "0") or 0),
+        running=bool(state.get("Running")) and not state.get("Restarting"),
+        exit_code=int(state.get("ExitCode") or 0), oom_killed=bool(state.get("OOMKilled")),
+        started_at=docker_time(state.get("StartedAt", "")), finished_at=docker_time(state.get("FinishedAt", "")),
+        image_id=info.get("Image", ""), netns=(info.get("NetworkSettings") or {}).get("SandboxKey") or "",
+        error=state.get("Error") or "", finished_epoch=docker_epoch(state.get("FinishedAt", "")))
+
+
+def pod_labels(pod: PodRef, cluster: str, node_container: str, container: str, attempt: int) -> dict[str, str]:
+    return {
+        c.CLUSTER_LABEL: cluster, c.POD_NODE_LABEL: node_container,
+        c.POD_NAME_LABEL: pod.name, c.POD_NAMESPACE_LABEL: pod.namespace, c.POD_UID_LABEL: pod.uid,
+        c.CONTAINER_NAME_LABEL: container, c.CONTAINER_ATTEMPT_LABEL: str(attempt),
+        c.CONTAINER_TYPE_LABEL: "podsandbox" if container == SANDBOX else "container",
+    }
+
+
+def docker_name(pod: PodRef, container: str, attempt: int) -> str:
+    """dockershim's ``k8s_<container>_<pod>_<namespace>_<uid>_<attempt>``."""
+    return f"k8s_{container}_{pod.name}_{pod.namespace}_{pod.uid}_{attempt}"
+
+
+def build_sandbox(pod: dict, cluster: str, node_container: str, cluster_dns: str, attempt: int = 0) -> CreateSpec:
+    """The pause container: hostname, DNS and network namespace of the pod."""
+    ref = PodRef.of(pod)
+    search = [f"{ref.namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local"]
+    host_config = {"network_mode": "none", "dns": [cluster_dns], "dns_search": search, "dns_opt": ["ndots:5"],
+                   "ipc_mode": "shareable"}
+    return CreateSpec(docker_name(ref, SANDBOX, attempt), PAUSE_IMAGE,
+                      pod_labels(ref, cluster, node_container, SANDBOX, attempt), host_config,
+                      {"hostname": ref.name[:63]})
+
+
+def resource_limits(container: dict) -> dict[str, Any]:
+    """limits.memory → Memory, limits.cpu → CFS quota, requests.cpu → shares, as the kubelet sets."""
+    resources = container.get("resources") or {}
+    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+    out: dict[str, Any] = {}
+    if "memory" in limits:
+        out["mem_limit"] = value(limits["memory"])
+    if "cpu" in limits:
+        out["cpu_period"] = CPU_PERIOD_US
+        out["cpu_quota"] = max(1000, milli_value(limits["cpu"]) * CPU_PERIOD_US // 1000)
+    cpu_request = requests.get("cpu", limits.get("cpu"))
+    if cpu_request is not None:
+        out["cpu_shares"] = max(MIN_CPU_SHARES, milli_value(cpu_request) * 1024 // 1000)
+    return out
+
+
+_VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' ``$(VAR)`` expansion: known names are replaced, ``$$`` escapes, unknown stay."""
+    def sub(m: re.Match) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+    return _VAR_REF.sub(sub, text)
+
+
+FIELD_REFS = {
+    "metadata.name": lambda p, ip, host: p["metadata"]["name"],
+    "metadata.namespace": lambda p, ip, host: p["metadata"].get("namespace", "default"),
+    "metadata.uid": lambda p, ip, host: p["metadata"]["uid"],
+    "spec.nodeName": lambda p, ip, host: p["spec"].get("nodeName", ""),
+    "spec.serviceAccountName": lambda p, ip, host: p["spec"].get("serviceAccountName", "default"),
+    "status.podIP": lambda p, ip, host: ip,
+    "status.hostIP": lambda p, ip, host: host,
+}
+
+
+def build_env(pod: dict, container: dict, pod_ip: str, host_ip: str) -> dict[str, str]:
+    """``env`` with values and ``fieldRef``s resolved (later entries may use earlier ones)."""
+    env: dict[str, str] = {}
+    for item in container.get("env") or []:
+        name = item["name"]
+        ref = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+        if ref in FIELD_REFS:
+            env[name] = FIELD_REFS[ref](pod, pod_ip, host_ip)
+        elif "value" in item:
+            env[name] = expand(str(item["value"]), env)
+        else:
+            env.setdefault(name, "")
+    return env
+
+
+def build_container(pod: dict, container: dict, image: str, sandbox_id: str, attempt: int, cluster: str,
+                    node_container: str, pod_ip: str = "", host_ip: str = "") -> CreateSpec:
+    """An app container joined to the sandbox's network and IPC namespaces."""
+    ref = PodRef.of(pod)
+    env = build_env(pod, container, pod_ip, host_ip)
+    kwargs: dict[str, Any] = {"environment": env}
+    if container.get("command"):
+        # command replaces ENTRYPOINT, and Docker then drops the image's CMD, as Kubernetes wants
+        kwargs["entrypoint"] = [expand(str(a), env) for a in container["command"]]
+    if container.get("args"):
+        kwargs["command"] = [expand(str(a), env) for a in container["args"]]
+    if container.get("workingDir"):
+        kwargs["working_dir"] = container["workingDir"]
+    if container.get("stdin"):
+        kwargs["stdin_open"] = True
+    if container.get("tty"):
+        kwargs["tty"] = True
+    host_config = {"network_mode": f"container:{sandbox_id}", "ipc_mode": f"container:{sandbox_id}",
+                   **resource_limits(container)}
+    return CreateSpec(docker_name(ref, container["name"], attempt), image,
+                      pod_labels(ref, cluster, node_container, container["name"], attempt), host_config, kwargs)
+
+
+class Runtime:
+    """Blocking Docker operations on pod containers; every method is safe to run in a thread."""
+
+    def __init__(self, client: docker.DockerClient, cluster: str, node_container: str) -> None:
+        self.client = client
+        self.api = client.api
+        self.cluster = cluster
+        self.node_container = node_container
+
+    def node_filter(self, **labels: str) -> dict[str, list[str]]:
+        wanted = {c.CLUSTER_LABEL: self.cluster, c.POD_NODE_LABEL: self.node_container, **labels}
+        return {"label": [f"{k}={v}" for k, v in wanted.items()]}
+
+    def list_node_containers(self) -> list[dict]:
+        """Summaries (``docker ps -a``) of every pod container of this node."""
+        return self.api.containers(all=True, filters=self.node_filter())
+
+    def list_pod(self, uid: str) -> list[ContainerRecord]:
+        """Every container instance of pod ``uid``, inspected, oldest attempt first."""
+        records = []
+        for summary in self.api.containers(all=True, filters=self.node_filter(**{c.POD_UID_LABEL: uid})):
+            try:
+                records.append(record_from_inspect(self.api.inspect_container(summary["Id"])))
+            except docker.errors.NotFound:
+                continue  # removed meanwhile
+        return sorted(records, key=lambda r: (r.name, r.attempt))
+
+    def create(self, spec: CreateSpec) -> str:
+        host_config = self.api.create_host_config(**spec.host_config)
+        try:
+            created = self.api.create_container(spec.image, name=spec.name, labels=spec.labels,
+                                                host_config=host_config, **spec.kwargs)
+        except docker.errors.APIError as err:
+            if err.status_code != 409:
+                raise
+            self.remove(spec.name)  # a leftover of a crash between create and bookkeeping
+            created = self.api.create_container(spec.image, name=spec.name, labels=spec.labels,
+                                                host_config=host_config, **spec.kwargs)
+        return created["Id"]
+
+    def start(self, container_id: str) -> None:
+        self.api.start(container_id)
+
+    def inspect(self, container_id: str) -> ContainerRecord:
+        return record_from_inspect(self.api.inspect_container(container_id))
+
+    def stop(self, container_id: str, grace_seconds: int) -> None:
+        """SIGTERM, wait ``grace_seconds``, SIGKILL (``docker stop --time``)."""
+        try:
+            self.api.stop(container_id, timeout=max(0, int(grace_seconds)))
+        except docker.errors.NotFound:
+            pass
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as err:
+            if "already in progress" not in str(err):
+                raise
+
+    def exec(self, container_id: str, command: list[str]) -> tuple[int, str]:
+        """Run ``command`` in a container (exec probes); (exit code, output)."""
+        exec_id = self.api.exec_create(container_id, command, stdout=True, stderr=True)["Id"]
+        output = self.api.exec_start(exec_id)
+        code = self.api.exec_inspect(exec_id).get("ExitCode")
+        return (code if code is not None else -1), output.decode(errors="replace")

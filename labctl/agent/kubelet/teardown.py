@@ -1,0 +1,63 @@
+"""Stopping pods: graceful termination, sandbox teardown and orphan removal.
+
+The order is the kubelet's: ``Killing`` event, (drain delay,) SIGTERM to every app
+container, wait ``terminationGracePeriodSeconds``, SIGKILL, then CNI DEL while the
+sandbox's namespace still exists (the veth and the IP go), then the containers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .context import KubeletContext
+from .network import teardown_pod_network
+from .runtime import SANDBOX, ContainerRecord
+
+log = logging.getLogger("labctl.kubelet")
+DEFAULT_GRACE_S = 30
+
+
+def grace_seconds(pod: dict) -> int:
+    """``deletionGracePeriodSeconds`` if being deleted, else the spec's, else 30."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    for value in (meta.get("deletionGracePeriodSeconds"), spec.get("terminationGracePeriodSeconds")):
+        if value is not None:
+            return max(0, int(value))
+    return DEFAULT_GRACE_S
+
+
+async def stop_containers(ctx: KubeletContext, records: list[ContainerRecord], grace: int,
+                          pod: dict | None = None) -> None:
+    """``docker stop --time=grace`` every running app container, concurrently."""
+    running = [r for r in records if r.name != SANDBOX and r.running]
+    if pod is not None:
+        for record in running:
+            ctx.event(pod, "Normal", "Killing", f"Stopping container {record.name}")
+        if running and ctx.drain_seconds > 0:
+            await asyncio.sleep(ctx.drain_seconds)
+    await asyncio.gather(*(ctx.blocking(ctx.runtime.stop, r.id, grace) for r in running))
+
+
+async def release_sandboxes(ctx: KubeletContext, records: list[ContainerRecord], stop: bool = True) -> None:
+    """CNI DEL for every sandbox instance (namespace still there), then stop them."""
+    for sandbox in (r for r in records if r.name == SANDBOX):
+        try:
+            async with ctx.cni_slots:
+                await ctx.blocking(teardown_pod_network, ctx.netconf, sandbox.id,
+                                   sandbox.netns if sandbox.running else "")
+        except Exception as err:  # noqa: BLE001 - keep tearing down; IPAM GC is by container id
+            log.warning("failed to tear down the network of sandbox %s: %s", sandbox.id[:12], err)
+        if stop and sandbox.running:
+            await ctx.blocking(ctx.runtime.stop, sandbox.id, 0)
+
+
+async def remove_containers(ctx: KubeletContext, records: list[ContainerRecord]) -> None:
+    await asyncio.gather(*(ctx.blocking(ctx.runtime.remove, r.id) for r in records), return_exceptions=True)
+
+
+async def kill_pod(ctx: KubeletContext, records: list[ContainerRecord], grace: int, pod: dict | None = None) -> None:
+    """Stop gracefully, release the network, remove every container of the pod."""
+    await stop_containers(ctx, records, grace, pod)
+    await release_sandboxes(ctx, records, stop=False)
+    await remove_containers(ctx, records)

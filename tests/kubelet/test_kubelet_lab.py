@@ -1,0 +1,225 @@
+"""The kubelet role in a real lab: issue 4's acceptance, with the real kubectl and Docker.
+
+One lab for the whole module. The slow scenarios (crash loop back-off, a failing
+readiness probe, an unpullable image) are created first and checked last, so their
+clocks run while the other tests do their work.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import subprocess
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
+
+WORKERS = ("worker", "worker2")
+WEB_PODS = [f"web-{i}" for i in range(1, 5)]
+KUBELET = "/opt/labctl/bin/python3 -m labctl.agent.kubelet > /var/log/labctl-kubelet.log 2>&1"
+
+
+def course_pod(name: str, node: str) -> dict:
+    """A bare pod from the course ReplicaSet's template (exercises/course/replicaset-example-1.yaml)."""
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": "web", "env": "dev"}},
+            "spec": {"nodeName": node, "containers": [{
+                "name": "nginx", "image": "nginx:1.14.2", "ports": [{"containerPort": 80}],
+                "resources": {"limits": {"memory": "128Mi", "cpu": "500m"}}}]}}
+
+
+def bare_pod(name: str, node: str, **container) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 2,
+                     "containers": [{"name": "app", "image": "labctl/web:v1", **container}]}}
+
+
+def apply(lab, *objs: dict) -> None:
+    lab.kubectl.run("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}))
+
+
+def get_pod(lab, name: str) -> dict:
+    return lab.kubectl.json("get", "pod", name)
+
+
+def wait_for(check, timeout: float = 60, interval: float = 0.5, what: str = ""):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what or check.__name__}; last: {last!r}")
+
+
+def is_ready(pod: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+
+
+def docker(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
+
+
+def app_container(lab, pod: str, container: str = "nginx") -> str:
+    out = docker("ps", "-q", "--filter", f"label=io.labctl.cluster={lab.name}",
+                 "--filter", f"label=io.kubernetes.pod.name={pod}",
+                 "--filter", f"label=io.kubernetes.container.name={container}").stdout.split()
+    assert out, f"no running container {container!r} of pod {pod!r}"
+    return out[0]
+
+
+def start_kubelets(lab) -> None:
+    """Run the kubelet on every node unless the agent already does (it then exits at once)."""
+    for node in ("control-plane", *WORKERS):
+        subprocess.run(["docker", "exec", "-d", f"{lab.name}-{node}", "sh", "-c", KUBELET], check=True)
+
+
+@pytest.fixture(scope="module")
+def kl(lab):
+    """The lab with kubelets, the slow scenarios started, and the four course pods."""
+    start_kubelets(lab)
+    apply(lab,
+          bare_pod("crash", "worker", command=["sh", "-c", "echo bye; exit 3"]),
+          bare_pod("unready", "worker2", readinessProbe={"tcpSocket": {"port": 81}, "periodSeconds": 1}),
+          bare_pod("noimage", "worker2", image="example.invalid/nothing:1.0"),
+          *[course_pod(name, WORKERS[i % 2]) for i, name in enumerate(WEB_PODS)])
+    try:
+        yield lab
+    finally:
+        # stop the nodes (and so the kubelets) first: a live kubelet re-creates the pod
+        # containers `labctl down` removes, and they would outlive the lab
+        subprocess.run(["docker", "kill", *(f"{lab.name}-{n}" for n in ("control-plane", *WORKERS))],
+                       capture_output=True, timeout=60)
+
+
+def test_course_pods_run_ready_with_distinct_ips_in_their_nodes_pod_cidr(kl):
+    pods = wait_for(lambda: [p for p in (get_pod(kl, n) for n in WEB_PODS) if is_ready(p)] if all(
+        is_ready(get_pod(kl, n)) for n in WEB_PODS) else None, timeout=90, what="4 Ready pods")
+    cidrs = {n["metadata"]["name"]: n["spec"]["podCIDR"] for n in kl.kubectl.json("get", "nodes")["items"]}
+    ips = set()
+    for pod in pods:
+        status = pod["status"]
+        assert status["phase"] == "Running"
+        assert ipaddress.ip_address(status["podIP"]) in ipaddress.ip_network(cidrs[pod["spec"]["nodeName"]])
+        assert status["podIPs"] == [{"ip": status["podIP"]}] and status["hostIP"] and status["startTime"]
+        cs = status["containerStatuses"][0]
+        assert cs["ready"] and cs["restartCount"] == 0 and cs["containerID"].startswith("docker://")
+        assert cs["imageID"] and "running" in cs["state"]
+        ips.add(status["podIP"])
+    assert len(ips) == 4
+    assert {p["spec"]["nodeName"] for p in pods} == set(WORKERS)
+
+
+def test_alias_is_used_and_said_in_events_and_limits_are_applied(kl):
+    events = kl.kubectl.json("get", "events", "--field-selector", "involvedObject.name=web-1")["items"]
+    assert any(e["reason"] == "Pulled" and 'using the lab\'s image alias "labctl/web:v1"' in e["message"]
+               for e in events), [e["message"] for e in events]
+    info = json.loads(docker("inspect", app_container(kl, "web-1")).stdout)[0]
+    assert info["Config"]["Image"] == "labctl/web:v1"
+    assert info["HostConfig"]["Memory"] == 128 * 2**20
+    assert info["HostConfig"]["CpuQuota"] == 50000 and info["HostConfig"]["CpuPeriod"] == 100000
+    assert info["HostConfig"]["NetworkMode"].startswith("container:")
+
+
+def test_pods_reach_each_other_across_nodes_without_nat(kl):
+    pods = {n: get_pod(kl, n) for n in WEB_PODS}
+    a, b = pods["web-1"], pods["web-2"]  # web-1 on worker, web-2 on worker2
+    assert a["spec"]["nodeName"] != b["spec"]["nodeName"]
+    a_id, b_id = app_container(kl, "web-1"), app_container(kl, "web-2")
+    for target in pods.values():
+        ping = docker("exec", a_id, "ping", "-c", "1", "-W", "2", target["status"]["podIP"])
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+    got = docker("exec", a_id, "sh", "-c", f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {b['status']['podIP']} 80")
+    assert f"ip={b['status']['podIP']}" in got.stdout
+    # hold a TCP connection open from A and look at it from B: the peer is A's own pod IP
+    subprocess.run(["docker", "exec", "-d", a_id, "sh", "-c", f"sleep 6 | nc {b['status']['podIP']} 80"], check=True)
+    peers = wait_for(lambda: re.findall(rf"{re.escape(b['status']['podIP'])}:80\s+(?:::ffff:)?([\d.]+):\d+\s+ESTABLISHED",
+                                        docker("exec", b_id, "netstat", "-tn").stdout), timeout=10,
+                     what="the TCP connection on B")
+    assert a["status"]["podIP"] in peers
+
+
+def test_node_shows_bridge_veths_and_host_gw_routes(kl):
+    nodes = {n["metadata"]["name"]: n for n in kl.kubectl.json("get", "nodes")["items"]}
+    routes = kl.exec("worker", "ip", "route").stdout
+    other = nodes["worker2"]
+    internal = next(a["address"] for a in other["status"]["addresses"] if a["type"] == "InternalIP")
+    assert f"{other['spec']['podCIDR']} via {internal}" in routes
+    assert f"{nodes['worker']['spec']['podCIDR']} dev cni0" in routes
+    assert "master cni0" in kl.exec("worker", "bridge", "link").stdout
+    assert "bridge" in kl.exec("worker", "ip", "-d", "link", "show", "cni0").stdout
+
+
+def test_killed_app_container_is_restarted(kl):
+    docker("kill", app_container(kl, "web-3"))
+    pod = wait_for(lambda: (p := get_pod(kl, "web-3"))["status"]["containerStatuses"][0]["restartCount"] == 1
+                   and is_ready(p) and p, timeout=30, what="restartCount 1")
+    assert pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137
+
+
+def test_deleted_pod_loses_veth_ip_and_containers(kl):
+    pod = get_pod(kl, "web-4")
+    node, ip = pod["spec"]["nodeName"], pod["status"]["podIP"]
+    veths_before = kl.exec(node, "bridge", "link").stdout.count("master cni0")
+    assert ip in kl.exec(node, "ls", "/var/lib/cni/networks/labctl").stdout
+    kl.kubectl.run("delete", "pod", "web-4", "--timeout=60s")
+    assert kl.exec(node, "bridge", "link").stdout.count("master cni0") == veths_before - 1
+    assert ip not in kl.exec(node, "ls", "/var/lib/cni/networks/labctl").stdout
+    assert docker("ps", "-aq", "--filter", "label=io.kubernetes.pod.name=web-4",
+                  "--filter", f"label=io.labctl.cluster={kl.name}").stdout.strip() == ""
+
+
+def test_agent_restart_adopts_pods_and_collects_orphans(kl):
+    before = {n: get_pod(kl, n)["status"]["podIP"] for n in ("web-1", "web-3")}
+    node = "worker"  # web-1 and web-3 run there
+    kl.exec(node, "sh", "-c", "kill $(cat /run/labctl/kubelet.lock)")
+    # while no kubelet runs, the pod object of web-1 disappears at once (force delete)
+    kl.kubectl.run("delete", "pod", "web-1", "--grace-period=0", "--force")
+    subprocess.run(["docker", "exec", "-d", f"{kl.name}-{node}", "sh", "-c", KUBELET], check=True)
+    wait_for(lambda: docker("ps", "-aq", "--filter", "label=io.kubernetes.pod.name=web-1", "--filter",
+                            f"label=io.labctl.cluster={kl.name}").stdout.strip() == "", timeout=40,
+             what="web-1's containers collected")
+    sandboxes = docker("ps", "-q", "--filter", "label=io.kubernetes.pod.name=web-3", "--filter",
+                       "label=io.kubernetes.container.name=POD", "--filter",
+                       f"label=io.labctl.cluster={kl.name}").stdout.split()
+    assert len(sandboxes) == 1
+    assert get_pod(kl, "web-3")["status"]["podIP"] == before["web-3"]
+    assert before["web-1"] not in kl.exec(node, "ls", "/var/lib/cni/networks/labctl").stdout
+
+
+def test_crashing_container_goes_into_crash_loop_back_off_that_grows(kl):
+    seen: set[str] = set()
+
+    def backoffs() -> bool:
+        state = get_pod(kl, "crash")["status"]["containerStatuses"][0]["state"]
+        waiting = state.get("waiting") or {}
+        if waiting.get("reason") == "CrashLoopBackOff":
+            seen.add(re.search(r"back-off (\d+)s", waiting["message"]).group(1))
+        return {"10", "20"} <= seen
+
+    wait_for(backoffs, timeout=60, interval=1, what="back-off 10s then 20s")
+    pod = get_pod(kl, "crash")
+    assert pod["status"]["containerStatuses"][0]["restartCount"] >= 2
+    assert pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 3
+    reasons = {e["reason"] for e in kl.kubectl.json("get", "events", "--field-selector",
+                                                    "involvedObject.name=crash")["items"]}
+    assert {"Created", "Started", "BackOff"} <= reasons
+
+
+def test_failing_readiness_probe_keeps_pod_not_ready(kl):
+    pod = get_pod(kl, "unready")
+    assert pod["status"]["phase"] == "Running" and not is_ready(pod)
+    assert pod["status"]["containerStatuses"][0]["ready"] is False
+    events = kl.kubectl.json("get", "events", "--field-selector", "involvedObject.name=unready")["items"]
+    assert any(e["reason"] == "Unhealthy" and e["message"].startswith("Readiness probe failed") for e in events)
+
+
+def test_unknown_image_is_image_pull_back_off_naming_image_and_aliases(kl):
+    waiting = get_pod(kl, "noimage")["status"]["containerStatuses"][0]["state"]["waiting"]
+    assert waiting["reason"] in ("ImagePullBackOff", "ErrImagePull")
+    assert '"example.invalid/nothing:1.0"' in waiting["message"]
+    assert "labctl/web:v1" in waiting["message"] and "labctl images list" in waiting["message"]

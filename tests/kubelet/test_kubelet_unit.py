@@ -1,0 +1,194 @@
+"""Pure parts of the kubelet role: status rules, back-off, image aliases, Docker create args."""
+
+from __future__ import annotations
+
+import pytest
+
+from labctl.agent.kubelet.backoff import Backoff
+from labctl.agent.kubelet.images import alias_for, offline_message, split_tag, with_default_tag
+from labctl.agent.kubelet.network import build_netconf, result_ip, wanted_routes
+from labctl.agent.kubelet.runtime import (ContainerRecord, PodRef, build_container, build_sandbox, docker_epoch,
+                                          docker_time, expand, resource_limits)
+from labctl.agent.kubelet.status import ContainerView, build_pod_status, container_status, pod_phase, qos_class
+from labctl.cluster import constants as c
+
+NOW = "2026-11-30T10:00:00Z"
+
+
+def pod(containers: list[dict] | None = None, restart_policy: str = "Always", **status) -> dict:
+    return {"metadata": {"name": "web-1", "namespace": "default", "uid": "u-1"},
+            "spec": {"nodeName": "worker", "restartPolicy": restart_policy,
+                     "containers": containers or [{"name": "nginx", "image": "nginx:1.14.2"}]},
+            "status": status}
+
+
+def rec(running: bool = True, exit_code: int = 0, attempt: int = 0, cid: str = "abc") -> ContainerRecord:
+    return ContainerRecord(cid, "nginx", attempt, running, exit_code, started_at="2026-11-30T09:59:00Z",
+                           finished_at="" if running else "2026-11-30T09:59:30Z", image_id="sha256:1")
+
+
+# -- status --------------------------------------------------------------------------------
+def test_running_ready_container_makes_a_ready_running_pod():
+    status = build_pod_status(pod(), [ContainerView("nginx", "nginx:1.14.2", rec(), ready=True)],
+                              pod_ip="10.244.1.2", host_ip="172.30.0.3", start_time=NOW, sandbox_ready=True, now=NOW)
+    assert status["phase"] == "Running"
+    assert status["podIP"] == "10.244.1.2" and status["podIPs"] == [{"ip": "10.244.1.2"}]
+    assert status["hostIP"] == "172.30.0.3"
+    conds = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conds == {"PodReadyToStartContainers": "True", "Initialized": "True", "Ready": "True",
+                     "ContainersReady": "True", "PodScheduled": "True"}
+    cs = status["containerStatuses"][0]
+    assert cs["state"] == {"running": {"startedAt": "2026-11-30T09:59:00Z"}}
+    assert cs["containerID"] == "docker://abc" and cs["imageID"] == "docker://sha256:1"
+    assert cs["ready"] and cs["started"] and cs["restartCount"] == 0
+
+
+def test_failing_readiness_makes_pod_not_ready_with_reason():
+    status = build_pod_status(pod(), [ContainerView("nginx", "nginx", rec(), ready=False)], pod_ip="10.244.1.2",
+                              host_ip="h", start_time=NOW, sandbox_ready=True, now=NOW)
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "ContainersNotReady"
+    assert ready["message"] == "containers with unready status: [nginx]"
+
+
+def test_transition_time_is_kept_while_status_is_unchanged():
+    old = [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+    status = build_pod_status(pod(conditions=old), [ContainerView("nginx", "nginx", rec(), ready=True)],
+                              pod_ip="ip", host_ip="h", start_time=NOW, sandbox_ready=True, now=NOW)
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+
+
+def test_crash_loop_shows_waiting_with_last_state_and_restart_count():
+    view = ContainerView("nginx", "nginx", rec(False, 3, attempt=2), rec(False, 3, attempt=1, cid="old"),
+                         "CrashLoopBackOff", "back-off 20s restarting failed container=nginx")
+    cs = container_status(view)
+    assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert cs["lastState"]["terminated"]["exitCode"] == 3 and cs["lastState"]["terminated"]["reason"] == "Error"
+    assert cs["restartCount"] == 2 and not cs["ready"]
+    assert pod_phase("Always", [cs]) == "Running"
+
+
+def test_not_yet_created_container_is_container_creating_and_pod_pending():
+    cs = container_status(ContainerView("nginx", "nginx"))
+    assert cs["state"] == {"waiting": {"reason": "ContainerCreating"}}
+    assert pod_phase("Always", [cs]) == "Pending"
+
+
+@pytest.mark.parametrize("policy,exit_code,phase", [
+    ("Never", 0, "Succeeded"), ("Never", 1, "Failed"), ("OnFailure", 0, "Succeeded"), ("Always", 0, "Running"),
+])
+def test_phase_of_exited_containers_follows_restart_policy(policy, exit_code, phase):
+    cs = container_status(ContainerView("nginx", "nginx", rec(False, exit_code)))
+    assert cs["state"]["terminated"]["reason"] == ("Completed" if exit_code == 0 else "Error")
+    assert pod_phase(policy, [cs]) == phase
+
+
+def test_terminal_pod_is_not_ready_with_pod_completed():
+    status = build_pod_status(pod(restart_policy="Never"), [ContainerView("nginx", "nginx", rec(False, 0))],
+                              pod_ip="ip", host_ip="h", start_time=NOW, sandbox_ready=False, now=NOW)
+    assert status["phase"] == "Succeeded"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "PodCompleted"
+
+
+def test_qos_classes():
+    limited = {"name": "a", "image": "i", "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}}}
+    burst = {"name": "a", "image": "i", "resources": {"requests": {"cpu": "100m"}}}
+    assert qos_class(pod([limited])) == "Guaranteed"
+    assert qos_class(pod([burst])) == "Burstable"
+    assert qos_class(pod()) == "BestEffort"
+
+
+# -- back-off ------------------------------------------------------------------------------
+def test_backoff_restarts_first_at_once_then_doubles_to_the_cap():
+    b = Backoff(10, 40)
+    assert b.remaining("k", since=100, now=101) == 0  # first crash: restart at once
+    assert [b.next("k", t) for t in (101, 112, 135, 180)] == [10, 20, 40, 40]
+    assert b.remaining("k", since=180, now=185) == 35
+    assert b.next("k", 1000) == 10  # quiet for > 2 × max: start over
+
+
+# -- images --------------------------------------------------------------------------------
+ALIASES = {"nginx": "labctl/web:v1", "nginx:1.16.1": "labctl/web:v2"}
+
+
+@pytest.mark.parametrize("image,alias", [
+    ("nginx:1.16.1", "labctl/web:v2"), ("nginx:1.14.2", "labctl/web:v1"), ("nginx", "labctl/web:v1"),
+    ("docker.io/library/nginx:1.16.1", "labctl/web:v2"), ("redis:7", None),
+])
+def test_alias_tries_name_and_tag_then_name(image, alias):
+    assert alias_for(image, ALIASES) == alias
+
+
+def test_split_tag_ignores_registry_port_and_digest():
+    assert split_tag("localhost:5000/web") == ("localhost:5000/web", "")
+    assert split_tag("localhost:5000/web:v1") == ("localhost:5000/web", "v1")
+    assert split_tag("web@sha256:ab") == ("web", "")
+    assert with_default_tag("busybox") == "busybox:latest"
+
+
+def test_offline_message_names_image_and_alternatives():
+    msg = offline_message("redis:7", ALIASES, "no such host")
+    assert '"redis:7"' in msg and "labctl images list" in msg and "nginx:1.16.1 → labctl/web:v2" in msg
+
+
+# -- Docker create arguments ---------------------------------------------------------------
+def test_limits_become_memory_and_cfs_quota():
+    limits = resource_limits({"resources": {"limits": {"memory": "128Mi", "cpu": "500m"}}})
+    assert limits == {"mem_limit": 128 * 2**20, "cpu_period": 100000, "cpu_quota": 50000, "cpu_shares": 512}
+
+
+def test_sandbox_has_dockershim_name_labels_dns_and_no_network():
+    spec = build_sandbox(pod(), "lab", "lab-worker", "10.96.0.10")
+    assert spec.name == "k8s_POD_web-1_default_u-1_0" and spec.image == "labctl/pause:latest"
+    assert spec.host_config["network_mode"] == "none"
+    assert spec.host_config["dns"] == ["10.96.0.10"] and spec.host_config["dns_opt"] == ["ndots:5"]
+    assert spec.host_config["dns_search"][0] == "default.svc.cluster.local"
+    assert spec.labels[c.CONTAINER_NAME_LABEL] == "POD" and spec.labels[c.CONTAINER_TYPE_LABEL] == "podsandbox"
+    assert spec.labels[c.POD_NODE_LABEL] == "lab-worker" and spec.labels[c.CLUSTER_LABEL] == "lab"
+    assert spec.kwargs["hostname"] == "web-1"
+
+
+def test_app_container_joins_sandbox_and_honours_command_args_env_workdir():
+    container = {"name": "app", "image": "i", "command": ["sh", "-c"], "args": ["echo $(GREETING) $$(x)"],
+                 "workingDir": "/tmp",
+                 "env": [{"name": "GREETING", "value": "hi"},
+                         {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                         {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}
+    spec = build_container(pod([container]), container, "labctl/web:v1", "sb1", 2, "lab", "lab-worker", "10.0.0.5")
+    assert spec.name == "k8s_app_web-1_default_u-1_2" and spec.image == "labctl/web:v1"
+    assert spec.host_config["network_mode"] == "container:sb1" and spec.host_config["ipc_mode"] == "container:sb1"
+    assert spec.kwargs["entrypoint"] == ["sh", "-c"] and spec.kwargs["command"] == ["echo hi $(x)"]
+    assert spec.kwargs["environment"] == {"GREETING": "hi", "POD": "web-1", "IP": "10.0.0.5"}
+    assert spec.kwargs["working_dir"] == "/tmp"
+    assert spec.labels[c.CONTAINER_ATTEMPT_LABEL] == "2"
+
+
+def test_expand_leaves_unknown_references():
+    assert expand("$(A)-$(B)", {"A": "1"}) == "1-$(B)"
+
+
+def test_docker_times():
+    assert docker_time("2026-11-30T10:00:00.123456789Z") == "2026-11-30T10:00:00Z"
+    assert docker_time("0001-01-01T00:00:00Z") == ""
+    assert docker_epoch("2026-11-30T10:00:00.5Z") - docker_epoch("2026-11-30T10:00:00Z") == pytest.approx(0.5)
+
+
+def test_pod_ref_describe():
+    assert PodRef.of(pod()).describe() == "web-1_default(u-1)"
+
+
+# -- network -------------------------------------------------------------------------------
+def test_netconf_uses_first_ip_as_gateway():
+    conf = build_netconf("10.244.1.0/24")
+    assert conf["type"] == "labctl-bridge" and conf["bridge"] == "cni0" and conf["ipMasq"] is False
+    assert conf["ipam"]["ranges"] == [[{"subnet": "10.244.1.0/24", "gateway": "10.244.1.1"}]]
+
+
+def test_result_ip_and_wanted_routes():
+    assert result_ip({"ips": [{"address": "10.244.1.7/24"}]}) == "10.244.1.7"
+    nodes = [{"metadata": {"name": n}, "spec": {"podCIDR": cidr},
+              "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}
+             for n, cidr, ip in [("worker", "10.244.1.0/24", "172.30.0.3"), ("worker2", "10.244.2.0/24", "172.30.0.4")]]
+    assert wanted_routes(nodes + [{"metadata": {"name": "new"}, "spec": {}}], "worker") == {"10.244.2.0/24": "172.30.0.4"}
