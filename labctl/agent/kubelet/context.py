@@ -23,6 +23,7 @@ from ..config import AgentConfig
 from .backoff import Backoff
 from .images import ImageResolver
 from .runtime import Runtime
+from .serviceaccount import ServiceAccountTokens
 
 log = logging.getLogger("labctl.kubelet")
 T = TypeVar("T")
@@ -51,6 +52,7 @@ class KubeletContext:
     pull_backoff: Backoff = field(default_factory=Backoff)
     drain_seconds: float = PRE_STOP_DRAIN_SECONDS
     cni_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CNI_PARALLEL))
+    tokens: ServiceAccountTokens | None = None
     _tasks: set[asyncio.Task] = field(default_factory=set)
 
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -25,6 +25,7 @@ from ...client.rest import APIClient
 from ...cni.routes import sync_pod_cidr_routes
 from ..config import AgentConfig
 from . import gc, lock, network
+from .serviceaccount import ServiceAccountTokens
 from .backoff import Backoff
 from .context import BLOCKING_THREADS, KubeletContext
 from .images import DOCKER_URL, ImageResolver
@@ -62,7 +63,7 @@ class Kubelet:
                 self.client, self.cfg, Runtime(dclient, self.cfg.cluster, self.node_container),
                 ImageResolver(dclient, self.cfg.image_aliases, docker_url=self.docker_url),
                 EventRecorder(self.client, "kubelet", self.cfg.node_name), netconf, http, executor,
-                crash_backoff=self.crash_backoff)
+                crash_backoff=self.crash_backoff, tokens=ServiceAccountTokens(self.client))
             await self._serve()
         finally:
             await http.close()

@@ -237,7 +237,13 @@ class PodWorker:
         spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster,
                                ctx.runtime.node_container, self.pod_ip, ctx.cfg.internal_ip)
         try:
+            files = {}
+            if ctx.tokens is not None and ctx.tokens.wanted(self.pod):
+                files = await ctx.tokens.files(self.pod)
+                spec.kwargs["environment"] = {**ctx.tokens.env, **spec.kwargs.get("environment", {})}
             cid = await ctx.blocking(ctx.runtime.create, spec)
+            if files:
+                await ctx.blocking(ctx.runtime.put_files, cid, files)
         except Exception as err:  # noqa: BLE001 - shown as CreateContainerError, retried
             self.waiting[container["name"]] = ("CreateContainerError", str(err))
             ctx.event(self.pod, "Warning", "Failed", f"Error: {err}")

@@ -127,8 +127,12 @@ def build_sandbox(pod: dict, cluster: str, node_container: str, cluster_dns: str
     """The pause container: hostname, DNS and network namespace of the pod."""
     ref = PodRef.of(pod)
     search = [f"{ref.namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local"]
-    host_config = {"network_mode": "none", "dns": [cluster_dns], "dns_search": search, "dns_opt": ["ndots:5"],
-                   "ipc_mode": "shareable"}
+    if pod.get("spec", {}).get("dnsPolicy") == "Default":
+        # "Default": the node's resolver, i.e. what Docker writes from the host's resolv.conf
+        host_config: dict[str, Any] = {"network_mode": "none", "ipc_mode": "shareable"}
+    else:
+        host_config = {"network_mode": "none", "dns": [cluster_dns], "dns_search": search,
+                       "dns_opt": ["ndots:5"], "ipc_mode": "shareable"}
     return CreateSpec(docker_name(ref, SANDBOX, attempt), PAUSE_IMAGE,
                       pod_labels(ref, cluster, node_container, SANDBOX, attempt), host_config,
                       {"hostname": ref.name[:63]})
@@ -237,6 +241,12 @@ class Runtime:
             except docker.errors.NotFound:
                 continue  # removed meanwhile
         return sorted(records, key=lambda r: (r.name, r.attempt))
+
+    def put_files(self, container_id: str, files: dict[str, bytes]) -> None:
+        """Copy files into a created (not yet started) container."""
+        from ...cluster.docker import tar_of
+
+        self.api.put_archive(container_id, "/", tar_of(files))
 
     def create(self, spec: CreateSpec) -> str:
         host_config = self.api.create_host_config(**spec.host_config)

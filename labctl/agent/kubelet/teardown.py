@@ -61,3 +61,5 @@ async def kill_pod(ctx: KubeletContext, records: list[ContainerRecord], grace: i
     await stop_containers(ctx, records, grace, pod)
     await release_sandboxes(ctx, records, stop=False)
     await remove_containers(ctx, records)
+    if pod is not None and ctx.tokens is not None:
+        ctx.tokens.forget(pod["metadata"]["uid"])
