@@ -120,6 +120,8 @@ def create_cluster(plan: ClusterPlan, status: Status, client: docker.DockerClien
         _wait_for_api(server, ca, admin, status)
         status.start(f"Waiting for {len(plan.nodes)} node(s) to be Ready ⏳")
         _wait_for_nodes(server, ca, admin, [n.name for n in plan.nodes], status)
+        status.start("Installing cluster add-ons (kube-dns) 🔎")
+        install_addons(server, ca, admin, plan.image)
         if kubeconfig_path is not None:
             status.start(f"Writing kubeconfig context labctl-{plan.name} to {kubeconfig_path}")
             merge_kubeconfig(kubeconfig_path, kubeconfig)
@@ -130,6 +132,29 @@ def create_cluster(plan: ClusterPlan, status: Status, client: docker.DockerClien
             lab_docker.remove_cluster(client, plan.name)
         raise
     return CreatedCluster(plan, server, kubeconfig, time.monotonic() - started)
+
+
+def install_addons(server: str, ca: CertKey, admin: CertKey, node_image: str) -> None:
+    """Create the add-ons' objects (as kubeadm installs CoreDNS); existing ones are kept."""
+    from ..addons import ADDONS, load_addon
+    from ..apiserver.resources import Registry
+    from ..client.rest import resource_path
+
+    ctx = _admin_context(ca, admin)
+    registry = Registry()
+    for name in ADDONS:
+        for obj in load_addon(name, image=node_image):
+            rt = registry.by_kind(obj["apiVersion"], obj["kind"])
+            namespace = obj["metadata"].get("namespace", "default") if rt.namespaced else None
+            request = urllib.request.Request(f"{server}{resource_path(rt.plural, namespace)}", method="POST",
+                                             data=json.dumps(obj).encode(),
+                                             headers={"Content-Type": "application/json"})
+            try:
+                urllib.request.urlopen(request, context=ctx, timeout=10).close()
+            except urllib.error.HTTPError as err:
+                if err.code != 409:
+                    raise LabctlError(f"failed to install add-on {name!r} ({obj['kind']} "
+                                      f"{obj['metadata']['name']}): {err.read().decode()[:300]}") from None
 
 
 def _published_api_port(client: docker.DockerClient, plan: ClusterPlan) -> int:
