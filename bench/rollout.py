@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Workload controller benchmark: rollout time vs the theoretical minimum, and reaction time.
+
+* **reaction**: a real API server process, labctl's ReplicaSet controller in-process (its
+  own informers, as in the controller manager), a 10-replica ReplicaSet; a pod is deleted
+  ``--deletes`` times and the time until the replacement's ADDED event is taken from a
+  watch. Prints p50/p99. No Docker needed.
+* **rollout** (``--lab``): ``labctl up`` a 1+2 lab, start the kubelet on every node, and for
+  4, 20 and 50 replicas (25%/25%, ``--min-ready`` seconds) time ``kubectl set image`` →
+  ``kubectl rollout status`` done, next to the theoretical minimum: Kubernetes' rolling
+  algorithm (:mod:`labctl.controllers._rollout`) played with instant controllers and pods
+  that are Ready at creation, so only minReadySeconds is waited for.
+
+    python bench/rollout.py --lab --out bench/results/rollout.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from support.apiserver import APIServerProcess  # noqa: E402
+from support.kubectl import Kubectl, find_kubectl  # noqa: E402
+from support.lab import labctl, write_topology  # noqa: E402
+
+from labctl.client.rest import APIClient, Credentials, resource_path  # noqa: E402
+from labctl.controllers import _rollout as ro  # noqa: E402
+from labctl.controllers.context import ControllerContext  # noqa: E402
+from labctl.controllers.replicaset import ReplicaSetController  # noqa: E402
+
+KUBELET = "/opt/labctl/bin/python3 -m labctl.agent.kubelet > /var/log/labctl-kubelet.log 2>&1"
+
+
+def theoretical_minimum(replicas: int, surge, unavailable, min_ready: float) -> tuple[float, int]:
+    """(seconds, waves): the rolling algorithm with instant controllers, pods available after min_ready."""
+    d = {"metadata": {"name": "d", "generation": 1}, "spec": {
+        "replicas": replicas, "strategy": {"type": "RollingUpdate",
+                                           "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}}}
+    now, waves = 0.0, 0
+    old_ready = [0.0] * replicas   # available-since times of the old pods
+    new_ready: list[float] = []
+    while True:
+        def rs(name, times):
+            return {"metadata": {"name": name, "creationTimestamp": "2026-01-01T00:00:0%dZ" % (name == "new")},
+                    "spec": {"replicas": len(times)},
+                    "status": {"replicas": len(times), "availableReplicas": sum(1 for t in times if t <= now)}}
+        changed = True
+        while changed:  # everything the controller can do at this instant
+            changed = False
+            old, new = rs("old", old_ready), rs("new", new_ready)
+            target = ro.new_rs_new_replicas(d, [old, new], new)
+            if target > len(new_ready):
+                new_ready += [now + min_ready] * (target - len(new_ready))
+                changed = True
+                continue
+            sizes = ro.old_rs_scale_down(d, rs("new", new_ready), [rs("old", old_ready)])
+            if sizes:
+                old_ready = sorted(old_ready)[: sizes["old"]]
+                changed = True
+        if not old_ready and len(new_ready) == replicas and all(t <= now for t in new_ready):
+            return now, waves
+        pending = [t for t in new_ready if t > now]
+        now = min(pending) if pending else now
+        waves += 1
+
+
+class ControllerThread:
+    """The ReplicaSet controller on its own loop in a thread, against a kubeconfig."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        client = APIClient(Credentials.from_kubeconfig(self.kubeconfig))
+        ctx = ControllerContext(client)
+        ctrl = ReplicaSetController(ctx)
+        informers = asyncio.create_task(ctx.run_informers())
+        await ctx.wait_for_sync()
+        self.ready.set()
+        await asyncio.gather(informers, ctrl.run())
+
+    def start(self) -> None:
+        self.thread.start()
+        self.ready.wait(30)
+
+
+async def measure_reaction(kubeconfig: Path, deletes: int) -> list[float]:
+    client = APIClient(Credentials.from_kubeconfig(kubeconfig))
+    try:
+        rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "bench"},
+              "spec": {"replicas": 10, "selector": {"matchLabels": {"app": "bench"}},
+                       "template": {"metadata": {"labels": {"app": "bench"}},
+                                    "spec": {"containers": [{"name": "web", "image": "labctl/web:v1"}]}}}}
+        await client.create(resource_path("replicasets", "default"), rs)
+        path = resource_path("pods", "default")
+        while len((await client.get(path, labelSelector="app=bench"))["items"]) < 10:
+            await asyncio.sleep(0.1)
+        samples = []
+        for _ in range(deletes):
+            listed = await client.get(path, labelSelector="app=bench")
+            victim = listed["items"][0]["metadata"]["name"]
+            seen = asyncio.get_running_loop().create_future()
+
+            async def watch(rv: str) -> None:
+                async for event in client.watch(path, rv, labelSelector="app=bench"):
+                    if event["type"] == "ADDED" and not seen.done():
+                        seen.set_result(time.perf_counter())
+                        return
+
+            watcher = asyncio.create_task(watch(listed["metadata"]["resourceVersion"]))
+            await asyncio.sleep(0.05)
+            start = time.perf_counter()
+            await client.delete(resource_path("pods", "default", victim))
+            samples.append(await asyncio.wait_for(seen, 10) - start)
+            watcher.cancel()
+        return samples
+    finally:
+        await client.close()
+
+
+def reaction_bench(deletes: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = APIServerProcess(Path(tmp))
+        server.start()
+        try:
+            ControllerThread(server.kubeconfig).start()
+            samples = asyncio.run(measure_reaction(server.kubeconfig, deletes))
+        finally:
+            server.stop()
+    samples.sort()
+    return {"samples": len(samples), "p50_ms": 1000 * statistics.median(samples),
+            "p99_ms": 1000 * samples[min(len(samples) - 1, int(len(samples) * 0.99))]}
+
+
+def lab_rollouts(sizes: list[int], min_ready: int) -> list[dict]:
+    name = f"wlb{uuid.uuid4().hex[:5]}"
+    work = Path(tempfile.mkdtemp())
+    env = {"KUBECONFIG": str(work / "kubeconfig")}
+    kubectl = Kubectl(find_kubectl(), work / "kubeconfig")
+    results = []
+    try:
+        labctl("up", "-t", str(write_topology(work / "topo.yaml", name)), env=env, check=True, timeout=900)
+        for node in ("control-plane", "worker", "worker2"):
+            subprocess.run(["docker", "exec", "-d", f"{name}-{node}", "sh", "-c", KUBELET], check=True)
+        for n in sizes:
+            kubectl.run("create", "deployment", f"r{n}", "--image=nginx:1.14.2", f"--replicas={n}")
+            kubectl.run("patch", f"deployment/r{n}", "-p", json.dumps({"spec": {"minReadySeconds": min_ready}}))
+            kubectl.run("rollout", "status", f"deployment/r{n}", "--timeout=600s", timeout=650)
+            start = time.monotonic()
+            kubectl.run("set", "image", f"deployment/r{n}", "nginx=nginx:1.16.1")
+            kubectl.run("rollout", "status", f"deployment/r{n}", "--timeout=900s", timeout=950)
+            took = time.monotonic() - start
+            theory, waves = theoretical_minimum(n, "25%", "25%", min_ready)
+            results.append({"replicas": n, "seconds": round(took, 1), "theoretical_min_s": theory, "waves": waves})
+            print(f"rollout of {n:>3} replicas: {took:6.1f} s   (theoretical minimum {theory:.0f} s, {waves} waves)")
+            kubectl.run("delete", "deployment", f"r{n}", "--wait=false")
+    finally:
+        labctl("down", "--name", name, env=env)
+    return results
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--deletes", type=int, default=50)
+    p.add_argument("--lab", action="store_true", help="also time real rollouts in a lab (needs Docker)")
+    p.add_argument("--sizes", default="4,20,50")
+    p.add_argument("--min-ready", type=int, default=2)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args()
+    result: dict = {"machine": f"{platform.node()} {os.cpu_count()} cpus", "date": time.strftime("%Y-%m-%d")}
+    sizes = [int(s) for s in args.sizes.split(",")]
+    result["theory"] = [{"replicas": n, "seconds": theoretical_minimum(n, "25%", "25%", args.min_ready)[0]}
+                        for n in sizes]
+    reaction = reaction_bench(args.deletes)
+    result["reaction"] = reaction
+    print(f"pod deleted -> replacement created: p50 {reaction['p50_ms']:.1f} ms, p99 {reaction['p99_ms']:.1f} ms "
+          f"({reaction['samples']} deletes)")
+    for t in result["theory"]:
+        print(f"theoretical minimum rollout, {t['replicas']:>3} replicas, 25%/25%, minReadySeconds "
+              f"{args.min_ready}: {t['seconds']:.0f} s")
+    if args.lab:
+        result["rollouts"] = lab_rollouts(sizes, args.min_ready)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
