@@ -1,15 +1,11 @@
 """Issue 5's acceptance in a real lab: ReplicaSet, Deployment, garbage collector, node lifecycle.
 
 One lab (1 control plane + 2 workers, nodeMonitorGracePeriod 8 s, podEvictionTimeout 10 s)
-for the module, the real kubectl, the course's manifests. Pods become Running only with
-the kubelet: until the node agent runs it itself, the ``kubelet`` fixture starts the real
-one (``python -m labctl.agent.kubelet``) in every node, as the kubelet's own lab tests
-do; tests that need Running pods skip with a reason when that module is not in the tree.
+for the module, the real kubectl, the course's manifests; the node agents run the kubelet.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import threading
@@ -22,8 +18,6 @@ import yaml
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
 COURSE = Path(__file__).resolve().parents[2] / "exercises" / "course"
-NODES = ("control-plane", "worker", "worker2")
-KUBELET = "/opt/labctl/bin/python3 -m labctl.agent.kubelet > /var/log/labctl-kubelet.log 2>&1"
 
 
 def wait_for(check, timeout: float = 90, interval: float = 0.5, what: str = ""):
@@ -42,12 +36,8 @@ def manifest(name: str) -> list[dict]:
 
 
 def course_deployment() -> dict:
-    """example-2 from the course. TEMP: its untagged ``image: nginx`` is written ``nginx:latest``
-    (the same reference) because the kubelet does not yet look untagged names up in the lab's
-    image aliases (it tries to pull from Docker Hub); drop this when it does."""
-    deploy = manifest("rolling-update-example-2.yaml")[0]
-    deploy["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:latest"
-    return deploy
+    """example-2 from the course, unchanged (its ``image: nginx`` runs through the lab's alias)."""
+    return manifest("rolling-update-example-2.yaml")[0]
 
 
 def apply(lab, *objs: dict, namespace: str = "default") -> None:
@@ -67,17 +57,9 @@ def pods(lab, selector: str, namespace: str = "default") -> list[dict]:
     return lab.kubectl.json("get", "pods", "-n", namespace, "-l", selector)["items"]
 
 
-def start_kubelets(lab, nodes=NODES) -> None:
-    for node in nodes:
-        subprocess.run(["docker", "exec", "-d", f"{lab.name}-{node}", "sh", "-c", KUBELET], check=True)
-
-
 @pytest.fixture(scope="module")
 def kubelet(lab):
-    """Pods run: the real kubelet on every node (a no-op where the node agent already runs it)."""
-    if importlib.util.find_spec("labctl.agent.kubelet") is None:
-        pytest.skip("needs Running pods: the kubelet (labctl/agent/kubelet/) is not in the tree yet")
-    start_kubelets(lab)
+    """The lab, named for what these tests need from it: nodes whose agents run pods."""
     return lab
 
 
@@ -352,7 +334,6 @@ def test_stopped_worker_goes_not_ready_and_its_pods_move(kubelet):
     finally:
         subprocess.run(["docker", "start", f"{lab.name}-worker2"], check=True, capture_output=True)
     wait_for(lambda: node_ready(lab, "worker2") == "True", timeout=90, what="worker2 Ready again")
-    start_kubelets(lab, ("worker2",))
     wait_for(lambda: not {t["key"] for t in lab.kubectl.json("get", "node", "worker2")["spec"].get("taints", [])}
              & {"node.kubernetes.io/unreachable"}, timeout=30, what="the unreachable taints to go")
     wait_for(lambda: not [p for p in pods(lab, "app=web", "nl") if p["metadata"]["name"] in on_worker2],

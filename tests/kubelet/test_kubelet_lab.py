@@ -19,7 +19,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
 WORKERS = ("worker", "worker2")
 WEB_PODS = [f"web-{i}" for i in range(1, 5)]
-KUBELET = "/opt/labctl/bin/python3 -m labctl.agent.kubelet > /var/log/labctl-kubelet.log 2>&1"
 
 
 def course_pod(name: str, node: str) -> dict:
@@ -72,16 +71,9 @@ def app_container(lab, pod: str, container: str = "nginx") -> str:
     return out[0]
 
 
-def start_kubelets(lab) -> None:
-    """Run the kubelet on every node unless the agent already does (it then exits at once)."""
-    for node in ("control-plane", *WORKERS):
-        subprocess.run(["docker", "exec", "-d", f"{lab.name}-{node}", "sh", "-c", KUBELET], check=True)
-
-
 @pytest.fixture(scope="module")
 def kl(lab):
-    """The lab with kubelets, the slow scenarios started, and the four course pods."""
-    start_kubelets(lab)
+    """The lab (its node agents run the kubelet), the slow scenarios started, and the four course pods."""
     apply(lab,
           bare_pod("crash", "worker", command=["sh", "-c", "echo bye; exit 3"]),
           bare_pod("unready", "worker2", readinessProbe={"tcpSocket": {"port": 81}, "periodSeconds": 1}),
@@ -176,10 +168,10 @@ def test_deleted_pod_loses_veth_ip_and_containers(kl):
 def test_agent_restart_adopts_pods_and_collects_orphans(kl):
     before = {n: get_pod(kl, n)["status"]["podIP"] for n in ("web-1", "web-3")}
     node = "worker"  # web-1 and web-3 run there
+    # kill the node agent (the kubelet runs in it); nodeinit starts a new one, as systemd would
     kl.exec(node, "sh", "-c", "kill $(cat /run/labctl/kubelet.lock)")
     # while no kubelet runs, the pod object of web-1 disappears at once (force delete)
     kl.kubectl.run("delete", "pod", "web-1", "--grace-period=0", "--force")
-    subprocess.run(["docker", "exec", "-d", f"{kl.name}-{node}", "sh", "-c", KUBELET], check=True)
     wait_for(lambda: docker("ps", "-aq", "--filter", "label=io.kubernetes.pod.name=web-1", "--filter",
                             f"label=io.labctl.cluster={kl.name}").stdout.strip() == "", timeout=40,
              what="web-1's containers collected")

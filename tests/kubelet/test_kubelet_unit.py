@@ -110,7 +110,7 @@ def test_backoff_restarts_first_at_once_then_doubles_to_the_cap():
 
 
 # -- images --------------------------------------------------------------------------------
-ALIASES = {"nginx": "labctl/web:v1", "nginx:1.16.1": "labctl/web:v2"}
+ALIASES = {"nginx:latest": "labctl/web:v1", "nginx:1.14.2": "labctl/web:v1", "nginx:1.16.1": "labctl/web:v2"}
 
 
 @pytest.mark.parametrize("image,alias", [

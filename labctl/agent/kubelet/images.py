@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import docker.errors
+from ...topology.types import normalize_image
 
 #: A pull that cannot reach a registry should fail fast: the pod shows ErrImagePull
 #: instead of hanging in ContainerCreating.
@@ -49,23 +50,13 @@ def split_tag(image: str) -> tuple[str, str]:
 
 
 def alias_for(image: str, aliases: dict[str, str]) -> str | None:
-    """The lab's alias for ``image``: try ``name:tag`` first, then the bare ``name``.
+    """The lab's alias for ``image``, matched exactly after Docker's normalisation.
 
-    ``docker.io/library/nginx:1.14.2`` and ``library/nginx`` match the short ``nginx``
-    keys too, as a student would expect.
+    ``nginx``, ``nginx:latest`` and ``docker.io/library/nginx:latest`` are the same image, so
+    they share an alias; another tag never borrows it (a mistyped ``nginx:1.161`` must fail to
+    pull, as in Kubernetes' rollout lesson). The topology stores its keys normalised.
     """
-    name, tag = split_tag(image)
-    candidates = [name]
-    for prefix in ("docker.io/library/", "docker.io/", "library/"):
-        if name.startswith(prefix):
-            candidates.append(name[len(prefix):])
-    for candidate in candidates:
-        if tag and f"{candidate}:{tag}" in aliases:
-            return aliases[f"{candidate}:{tag}"]
-    for candidate in candidates:
-        if candidate in aliases:
-            return aliases[candidate]
-    return None
+    return aliases.get(normalize_image(image))
 
 
 def with_default_tag(image: str) -> str:
