@@ -16,13 +16,30 @@ from ..agent.config import CONFIG_PATH, AgentConfig
 from ..client.rest import APIClient, Credentials
 from .base import Controller
 from .context import ControllerContext, ControllerSettings
+from .deployment import DeploymentController
+from .endpoints import EndpointsController
+from .endpointslice import EndpointSliceController
+from .garbagecollector import GarbageCollector
+from .loadbalancer import LoadBalancerController
+from .nodelifecycle import NodeLifecycleController
+from .replicaset import ReplicaSetController
+from .scheduler import Scheduler
 
 log = logging.getLogger("labctl.controllers")
 
 
 def build_controllers(ctx: ControllerContext) -> list[Controller]:
     """Every controller the lab runs, in start order."""
-    return []
+    return [
+        Scheduler(ctx),                  # kube-scheduler: binds pending pods to nodes
+        ReplicaSetController(ctx),       # keeps `replicas` pods per ReplicaSet
+        DeploymentController(ctx),       # rollouts through ReplicaSets
+        GarbageCollector(ctx),           # ownerReferences: cascading and orphaning deletes
+        NodeLifecycleController(ctx),    # Leases → Ready/NotReady, unreachable taints, evictions
+        EndpointsController(ctx),        # Services + Ready pods → Endpoints
+        EndpointSliceController(ctx),    # the same as EndpointSlices (kubectl describe svc reads them)
+        LoadBalancerController(ctx),     # LoadBalancer Services get an IP from the lab network
+    ]
 
 
 async def run(kubeconfig: Path, settings: ControllerSettings) -> None:

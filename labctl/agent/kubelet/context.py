@@ -28,9 +28,10 @@ from .serviceaccount import ServiceAccountTokens
 log = logging.getLogger("labctl.kubelet")
 T = TypeVar("T")
 
-#: Seconds between a pod's deletion and the SIGTERM of its containers. The Services
-#: work sets it so endpoints drop the pod before it stops answering (kube-proxy lag).
-PRE_STOP_DRAIN_SECONDS = 0.0
+#: Seconds between a pod's deletion and the SIGTERM of its containers: the Endpoints
+#: controller drops a terminating pod at once, and every node's proxy must have rewritten
+#: its rules before the pod stops answering, or a rollout loses requests (docs/services.md).
+PRE_STOP_DRAIN_SECONDS = 2.0
 #: Worker threads for Docker and CNI calls: enough for ~16 pods to progress at once.
 BLOCKING_THREADS = 16
 #: Concurrent CNI ADD/DEL: each is two fresh Python processes (plugin + IPAM) that mostly

@@ -1,0 +1,43 @@
+"""A lab for the Services tests: the shared ``Lab`` plus one host port mapping to NodePort 30000.
+
+The host port is a free one picked at run time (not 30000), so the tests run next to a
+student's lab or another test's lab; the mechanism is the same as the default topology's
+``127.0.0.1:30000``.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+import pytest
+
+from support.lab import Lab, unique_name
+
+NODES = ("control-plane", "worker", "worker2")
+#: The kubelet role alone, as tests/kubelet starts it: a no-op (it exits at once, the node's
+#: kubelet lock is held) when the node agent already runs the kubelet, a fallback otherwise.
+KUBELET = "/opt/labctl/bin/python3 -m labctl.agent.kubelet > /var/log/labctl-kubelet.log 2>&1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def svc_lab(docker_engine, kubectl_binary, tmp_path_factory):
+    """A running 1 control-plane + 2 worker lab with ``127.0.0.1:<free port>`` → NodePort 30000."""
+    host_port = free_port()
+    lab = Lab(unique_name("svc"), tmp_path_factory.mktemp("svclab"), kubectl_binary,
+              extra={"portMappings": [{"hostPort": host_port, "nodePort": 30000, "listenAddress": "127.0.0.1"}]})
+    lab.host_port = host_port
+    created = lab.up()
+    try:
+        assert created.returncode == 0, f"labctl up failed:\n{created.stderr}"
+        for node in NODES:
+            subprocess.run(["docker", "exec", "-d", f"{lab.name}-{node}", "sh", "-c", KUBELET], check=True)
+        yield lab
+    finally:
+        lab.down()

@@ -1,0 +1,255 @@
+"""Issue 6's acceptance in a real lab: ClusterIP, NodePort, LoadBalancer, the rules, a rollout.
+
+One lab for the module, the tests in the course's order: example-1 behind ex1-svc and
+ex1-svc-external, then a LoadBalancer, the iptables layout and a Service deletion, and
+last the class exercise (Deployment example-2 + ex2-svc-external rolled out while the host
+sends requests through the NodePort). Everything goes through the real kubectl, Docker and
+the nodes' kernels; the client on the host is a plain socket client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import http.client
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labctl.client.rest import APIClient, Credentials, resource_path
+
+pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
+
+COURSE = Path(__file__).resolve().parents[2] / "exercises" / "course"
+NODES = ("control-plane", "worker", "worker2")
+CONTROL_PLANE_TOLERATION = {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
+#: a backend that answers with the client address it sees (toolbox image: python3)
+WHOAMI = ("import http.server as h\n"
+          "class H(h.BaseHTTPRequestHandler):\n"
+          "    def do_GET(s):\n"
+          "        b = s.client_address[0].encode()\n"
+          "        s.send_response(200); s.send_header('Content-Length', str(len(b))); s.end_headers(); s.wfile.write(b)\n"
+          "    def log_message(s, *a): pass\n"
+          "h.ThreadingHTTPServer(('', 8080), H).serve_forever()\n")
+
+
+def wait_for(check, timeout: float = 120, interval: float = 0.5, what: str = ""):
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what or check.__name__}; last: {last!r}")
+
+
+def apply(lab, *objs: dict) -> None:
+    lab.kubectl.run("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}))
+
+
+def course(name: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all((COURSE / name).read_text()) if d]
+
+
+def ready_pods(lab, selector: str) -> list[dict]:
+    pods = lab.kubectl.json("get", "pods", "-l", selector)["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp") and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions", []))]
+
+
+def endpoint_ips(lab, name: str) -> set[str]:
+    got = lab.kubectl.run("get", "endpoints", name, "-o", "json", check=False)
+    if got.returncode != 0:  # not written yet
+        return set()
+    ep = json.loads(got.stdout)
+    return {a["ip"] for s in ep.get("subsets") or [] for a in s.get("addresses") or []}
+
+
+def node_ips(lab) -> dict[str, str]:
+    return {n["metadata"]["name"]: next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP")
+            for n in lab.kubectl.json("get", "nodes")["items"]}
+
+
+def http_get(host: str, port: int, timeout: float = 5.0) -> str:
+    """One request on a new connection (a new conntrack entry, so a new backend draw)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        if resp.status != 200:
+            raise AssertionError(f"HTTP {resp.status} from {host}:{port}: {body}")
+        return body.strip()
+    finally:
+        conn.close()
+
+
+def toolbox_pod(node: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"toolbox-{node}", "labels": {"role": "client"}},
+            "spec": {"nodeName": node, "tolerations": [CONTROL_PLANE_TOLERATION], "terminationGracePeriodSeconds": 0,
+                     "containers": [{"name": "toolbox", "image": "labctl/toolbox:latest"}]}}
+
+
+def curl_loop(lab, pod: str, url: str, count: int) -> list[str]:
+    script = f"for i in $(seq {count}); do curl -s --max-time 3 {url} || echo FAILED; echo; done"
+    out = lab.kubectl.run("exec", pod, "--", "sh", "-c", script, timeout=300).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def example1(svc_lab):
+    """example-1 (4 web pods) behind ex1-svc and ex1-svc-external, plus a toolbox pod per node."""
+    lab = svc_lab
+    apply(lab, *course("replicaset-example-1.yaml"), *course("services-ex1.yaml"),
+          *(toolbox_pod(n) for n in NODES))
+    pods = wait_for(lambda: len(ready_pods(lab, "app=web")) == 4 and ready_pods(lab, "app=web"), what="4 web pods")
+    wait_for(lambda: len(ready_pods(lab, "role=client")) == 3, what="toolbox pods")
+    want = {p["status"]["podIP"] for p in pods}
+    wait_for(lambda: endpoint_ips(lab, "ex1-svc") == want, timeout=30, what="ex1-svc endpoints")
+    return {p["metadata"]["name"] for p in pods}
+
+
+def test_cluster_ip_spreads_over_every_backend_from_every_node(svc_lab, example1):
+    cluster_ip = svc_lab.kubectl.json("get", "svc", "ex1-svc")["spec"]["clusterIP"]
+    for node in NODES:
+        answers = curl_loop(svc_lab, f"toolbox-{node}", f"http://{cluster_ip}/", 200)
+        assert "FAILED" not in answers, f"failed requests from {node}"
+        per_pod = collections.Counter(a.split("pod=")[1].split()[0] for a in answers)
+        assert set(per_pod) == example1, f"from {node}: {per_pod}"
+        assert min(per_pod.values()) >= 20, f"from {node}: a backend got < 10% of 200: {per_pod}"
+
+
+def test_kubectl_shows_the_endpoints(svc_lab, example1):
+    """``kubectl get endpoints`` reads v1 Endpoints; ``describe svc`` reads EndpointSlices (kubectl ≥ 1.33)."""
+    ips = {p["status"]["podIP"] for p in ready_pods(svc_lab, "app=web")}
+    assert endpoint_ips(svc_lab, "ex1-svc") == ips
+    described = wait_for(lambda: (out := svc_lab.kubectl.run("describe", "svc", "ex1-svc").stdout)
+                         and sum(f"{ip}:80" in out for ip in ips) == 3 and out, timeout=30, what="describe svc endpoints")
+    assert "+ 1 more..." in described  # kubectl lists three, then counts
+
+
+def test_backend_sees_the_client_pod_ip(svc_lab, example1):
+    lab = svc_lab
+    whoami = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"whoami-{n}", "labels": {"app": "whoami"}},
+               "spec": {"nodeName": n, "terminationGracePeriodSeconds": 0, "containers": [{
+                   "name": "whoami", "image": "labctl/toolbox:latest", "command": ["python3", "-c", WHOAMI],
+                   "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}}
+              for n in ("worker", "worker2")]
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "whoami"},
+           "spec": {"selector": {"app": "whoami"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+    apply(lab, *whoami, svc)
+    wait_for(lambda: len(endpoint_ips(lab, "whoami")) == 2, what="whoami endpoints")
+    cluster_ip = lab.kubectl.json("get", "svc", "whoami")["spec"]["clusterIP"]
+    for node in ("worker", "worker2"):  # one backend on the client's bridge, one on the other node
+        client_ip = lab.kubectl.json("get", "pod", f"toolbox-{node}")["status"]["podIP"]
+        seen = set(curl_loop(lab, f"toolbox-{node}", f"http://{cluster_ip}/", 20))
+        assert seen == {client_ip}, f"backends saw {seen}, the client is {client_ip}"
+
+
+def test_node_port_from_the_host_on_every_node_and_the_port_mapping(svc_lab, example1):
+    for node, ip in node_ips(svc_lab).items():
+        assert http_get(ip, 30000).startswith("web v1 pod="), node
+    answers = {http_get("127.0.0.1", svc_lab.host_port).split("pod=")[1].split()[0] for _ in range(40)}
+    assert answers <= example1 and len(answers) >= 2
+
+
+def test_load_balancer_gets_an_external_ip_reachable_from_the_host(svc_lab, example1):
+    lab = svc_lab
+    apply(lab, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ex1-lb"},
+                "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"name": "web", "port": 80}]}})
+
+    def external_ip() -> str | None:
+        row = lab.kubectl.run("get", "svc", "ex1-lb", "--no-headers").stdout.split()
+        return row[3] if len(row) > 3 and row[3][0].isdigit() else None
+
+    ip = wait_for(external_ip, timeout=30, what="EXTERNAL-IP")
+    lab_net = next(iter(node_ips(lab).values())).rsplit(".", 1)[0]
+    assert ip.startswith(lab_net + ".") and int(ip.rsplit(".", 1)[1]) >= 200
+    announcers = wait_for(lambda: [n for n in NODES if ip in lab.exec(n, "ip", "-4", "-o", "addr", "show").stdout],
+                          timeout=30, what="an announcing node")
+    assert len(announcers) == 1 and announcers[0] != "control-plane", announcers
+    answers = {http_get(ip, 80).split("pod=")[1].split()[0] for _ in range(30)}
+    assert answers <= example1 and len(answers) >= 2
+    lab.kubectl.run("delete", "svc", "ex1-lb")
+    wait_for(lambda: ip not in lab.exec(announcers[0], "ip", "-4", "-o", "addr", "show").stdout, timeout=30,
+             what="the LB IP withdrawn")
+
+
+def test_iptables_layout_and_deleting_a_service_clears_every_node_within_a_second(svc_lab, example1):
+    lab = svc_lab
+    svc = lab.kubectl.json("get", "svc", "ex1-svc-external")
+    nat = lab.exec("worker", "iptables-save", "-t", "nat").stdout
+    ours = [line for line in nat.splitlines() if "default/ex1-svc-external" in line]
+    assert any(l.startswith("-A KUBE-SERVICES -d " + svc["spec"]["clusterIP"]) for l in ours)
+    assert any(l.startswith("-A KUBE-NODEPORTS") and "--dport 30000" in l and "-j KUBE-EXT-" in l for l in ours)
+    assert sum("-m statistic --mode random --probability" in l for l in ours) == 3  # 4 endpoints: 3 + last
+    assert sum("-j DNAT --to-destination 10.244." in l for l in ours) == 4
+
+    # a watcher in every node notes (host clock) when the Service's rules are gone
+    for node in NODES:
+        lab.exec(node, "sh", "-c", "rm -f /tmp/gone; (while iptables-save -t nat | grep -q default/ex1-svc-external; "
+                                   "do sleep 0.02; done; date +%s.%N > /tmp/gone) >/dev/null 2>&1 &")
+
+    async def delete() -> float:
+        async with APIClient(Credentials.from_kubeconfig(lab.kubeconfig)) as client:
+            started = time.time()
+            await client.delete(resource_path("services", "default", "ex1-svc-external"))
+            return started
+    started = asyncio.run(delete())
+    gone = {n: float(wait_for(lambda n=n: lab.exec(n, "cat", "/tmp/gone", check=False).stdout.strip(), timeout=20,
+                              what=f"rules gone on {n}")) for n in NODES}
+    assert max(gone.values()) - started < 1.0, {n: round(t - started, 3) for n, t in gone.items()}
+
+
+class HostClient(threading.Thread):
+    """``rate`` requests per second, each on a new connection, until stopped: (time, answer | error)."""
+
+    def __init__(self, host: str, port: int, rate: float = 25.0) -> None:
+        super().__init__(daemon=True)
+        self.host, self.port, self.rate = host, port, rate
+        self.results: list[tuple[float, str, bool]] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        start, i = time.monotonic(), 0
+        while not self.stopping.is_set():
+            delay = start + i / self.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            i += 1
+            try:
+                self.results.append((time.monotonic() - start, http_get(self.host, self.port), True))
+            except Exception as err:  # noqa: BLE001 - every failure is a result
+                self.results.append((time.monotonic() - start, repr(err), False))
+
+
+def test_rolling_update_through_the_node_port_loses_no_request(svc_lab, example1):
+    lab = svc_lab
+    lab.kubectl.run("delete", "rs", "example-1")
+    lab.kubectl.run("delete", "svc", "ex1-svc", "--ignore-not-found")
+    wait_for(lambda: not lab.kubectl.json("get", "pods", "-l", "app=web")["items"], what="example-1 gone")
+    apply(lab, *course("rolling-update-example-2.yaml"))  # as the class applies it: image nginx (→ web v1)
+    lab.kubectl.run("rollout", "status", "deployment/example-2", "--timeout=180s", timeout=200)
+    wait_for(lambda: len(endpoint_ips(lab, "ex2-svc-external")) == 4, timeout=30, what="4 endpoints")
+
+    client = HostClient("127.0.0.1", lab.host_port)
+    client.start()
+    try:
+        time.sleep(2)
+        lab.kubectl.run("set", "image", "deployment/example-2", "web=nginx:1.16.1")
+        lab.kubectl.run("rollout", "status", "deployment/example-2", "--timeout=240s", timeout=260)
+        time.sleep(2)
+    finally:
+        client.stopping.set()
+        client.join(10)
+    failures = [r for r in client.results if not r[2]]
+    elapsed = client.results[-1][0]
+    assert len(client.results) >= 20 * elapsed, f"only {len(client.results)} requests in {elapsed:.0f}s"
+    assert not failures, f"{len(failures)} of {len(client.results)} requests failed: {failures[:5]}"
+    versions = [r[1].split()[1] for r in client.results]
+    assert versions[0] == "v1" and versions[-1] == "v2"
+    assert set(versions[-10:]) == {"v2"}, versions[-10:]
