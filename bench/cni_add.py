@@ -5,7 +5,13 @@ Runs each plugin pair exactly as a runtime would (exec, env, stdin) inside a
 throwaway "node" netns against N fresh pod netns, one pod at a time, and
 prints p50/p99 per command. Needs root. ``--out FILE`` writes the figures as JSON.
 
-    sudo python3 bench/cni_add.py --pods 30 --out /tmp/cni-bench.json
+Flavours: ``labctl`` (wrappers like pip's console scripts: ``#!python`` + import,
+so ``site`` and every ``.pth`` file in site-packages run first), ``labctl-nosite``
+(the same wrappers with ``python -S``: the plugins need only the stdlib and
+labctl) and ``reference`` (Debian's Go ``bridge`` + ``host-local``).
+``--concurrent N`` also times N ADDs started at once (a node starting N pods).
+
+    sudo python3 bench/cni_add.py --pods 30 --concurrent 20 --out /tmp/cni-bench.json
 """
 
 from __future__ import annotations
@@ -13,17 +19,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = Path("/usr/lib/cni")
-FLAVOURS = {"labctl": ("labctl-bridge", "labctl-host-local"), "reference": ("bridge", "host-local")}
+FLAVOURS = {"labctl": ("labctl-bridge", "labctl-host-local"),
+            "labctl-nosite": ("labctl-bridge-S", "labctl-host-local-S"),
+            "reference": ("bridge", "host-local")}
+PLUGIN_MODULES = {"labctl-bridge": "labctl.cni.bridge", "labctl-host-local": "labctl.cni.ipam.plugin"}
 
 
 def netconf(bridge_type: str, ipam_type: str, data_dir: str) -> bytes:
@@ -37,26 +49,33 @@ def netconf(bridge_type: str, ipam_type: str, data_dir: str) -> bytes:
 
 
 def make_cni_path(d: Path) -> None:
-    """labctl wrappers (what the console scripts will be) plus links to the reference plugins."""
-    for name, module in (("labctl-bridge", "labctl.cni.bridge"), ("labctl-host-local", "labctl.cni.ipam.plugin")):
-        (d / name).write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(REPO)!r})\n"
-                              f"from {module} import main\nmain()\n")
-        (d / name).chmod(0o755)
+    """labctl wrappers (what the console scripts will be), ``-S`` variants, links to the reference plugins."""
+    for name, module in PLUGIN_MODULES.items():
+        for suffix, flags in (("", ""), ("-S", " -S")):
+            (d / f"{name}{suffix}").write_text(f"#!{sys.executable}{flags}\nimport sys\n"
+                                               f"sys.path.insert(0, {str(REPO)!r})\nfrom {module} import main\nmain()\n")
+            (d / f"{name}{suffix}").chmod(0o755)
     for name in ("bridge", "host-local"):
         (d / name).symlink_to(REFERENCE_DIR / name)
 
 
-def call(cni_path: Path, node: str, plugin: str, command: str, cid: str, netns: str, conf: bytes) -> float:
-    """One plugin call inside the node netns; return its wall time in seconds."""
+def call(cni_path: Path, node: str, plugin: str, command: str, cid: str, netns: str, conf: bytes) -> tuple[float, float]:
+    """One plugin call inside the node netns; return (wall, CPU) seconds.
+
+    CPU is user+sys of every process the call ran (plugin, IPAM, ip, nsenter): it
+    barely depends on how loaded the shared machine is, unlike wall time.
+    """
     env = {"PATH": os.environ.get("PATH", ""), "CNI_COMMAND": command, "CNI_CONTAINERID": cid,
            "CNI_NETNS": netns, "CNI_IFNAME": "eth0", "CNI_PATH": str(cni_path)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(["nsenter", f"--net=/run/netns/{node}", str(cni_path / plugin)], input=conf, env=env,
                           capture_output=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"ERROR: {plugin} {command} failed: {proc.stdout.decode()} {proc.stderr.decode()}")
-    return elapsed
+    return elapsed, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -64,61 +83,117 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def bench_flavour(flavour: str, pods: int, cni_path: Path, work: Path) -> dict[str, dict[str, float]]:
+def summary(runs: list[tuple[float, float]]) -> dict[str, float]:
+    walls, cpus = [w for w, _ in runs], [c for _, c in runs]
+    return {"p50_ms": percentile(walls, 0.5) * 1e3, "p99_ms": percentile(walls, 0.99) * 1e3,
+            "min_ms": min(walls) * 1e3, "mean_ms": statistics.fmean(walls) * 1e3,
+            "cpu_p50_ms": percentile(cpus, 0.5) * 1e3, "n": len(runs)}
+
+
+def bench_flavours(flavours: list[str], pods: int, cni_path: Path, work: Path) -> dict[str, dict[str, Any]]:
+    """ADD then DEL ``pods`` pods per flavour, one call at a time, flavours interleaved.
+
+    Interleaving pod by pod means every flavour sees the same (shared, varying) machine load.
+    """
+    tag = uuid.uuid4().hex[:6]
+    nodes = {f: f"lcbn{tag}{k}" for k, f in enumerate(flavours)}
+    pod_names = {f: [f"lcbp{tag}{k}x{i}" for i in range(pods)] for k, f in enumerate(flavours)}
+    confs = {f: netconf(*FLAVOURS[f], str(work / f"ipam-{f}-{tag}")) for f in flavours}
+    names = [*nodes.values(), *(p for ps in pod_names.values() for p in ps)]
+    runs: dict[str, dict[str, list[tuple[float, float]]]] = {f: {"ADD": [], "DEL": []} for f in flavours}
+    for ns in names:
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for command in ("ADD", "DEL"):
+            for i in range(pods):
+                for f in flavours:
+                    runs[f][command].append(call(cni_path, nodes[f], FLAVOURS[f][0], command, f"c{i}",
+                                                 f"/run/netns/{pod_names[f][i]}", confs[f]))
+    finally:
+        for ns in names:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    return {f: {cmd: summary(r) for cmd, r in runs[f].items()} for f in flavours}
+
+
+def burst(flavour: str, pods: int, cni_path: Path, work: Path) -> dict[str, float]:
+    """Start ``pods`` ADDs at once, as a node starting many pods does; check no IP is shared."""
     bridge, ipam = FLAVOURS[flavour]
     tag = uuid.uuid4().hex[:6]
     node, pod_names = f"lcbn{tag}", [f"lcbp{tag}{i}" for i in range(pods)]
-    conf = netconf(bridge, ipam, str(work / f"ipam-{flavour}"))
+    conf = netconf(bridge, ipam, str(work / f"ipam-{flavour}-{tag}"))
     for ns in (node, *pod_names):
         subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        adds = [call(cni_path, node, bridge, "ADD", f"c{i}", f"/run/netns/{p}", conf) for i, p in enumerate(pod_names)]
-        dels = [call(cni_path, node, bridge, "DEL", f"c{i}", f"/run/netns/{p}", conf) for i, p in enumerate(pod_names)]
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=pods) as pool:
+            adds = [wall for wall, _ in pool.map(
+                lambda i: call(cni_path, node, bridge, "ADD", f"c{i}", f"/run/netns/{pod_names[i]}", conf), range(pods))]
+        wall = time.perf_counter() - start
+        ips = [p.name for p in (work / f"ipam-{flavour}-{tag}" / "labctl").iterdir() if p.name[0].isdigit()]
+        for i, p in enumerate(pod_names):
+            call(cni_path, node, bridge, "DEL", f"c{i}", f"/run/netns/{p}", conf)
     finally:
         for ns in (node, *pod_names):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-    def summary(xs: list[float]) -> dict[str, float]:
-        return {"p50_ms": percentile(xs, 0.5) * 1e3, "p99_ms": percentile(xs, 0.99) * 1e3,
-                "mean_ms": statistics.fmean(xs) * 1e3, "n": len(xs)}
-
-    return {"ADD": summary(adds), "DEL": summary(dels)}
+    if len(set(ips)) != pods:
+        raise SystemExit(f"ERROR: {flavour}: {pods} concurrent ADDs reserved {len(set(ips))} distinct IPs")
+    return {"pods": pods, "wall_ms": wall * 1e3, "add_p50_ms": percentile(adds, 0.5) * 1e3,
+            "add_p99_ms": percentile(adds, 0.99) * 1e3, "distinct_ips": len(set(ips))}
 
 
-def floor_ms(code: str, runs: int = 10) -> float:
-    """p50 wall time of a bare ``python -c code``: what every labctl plugin call pays before working."""
+def floor_ms(argv: list[str], runs: int = 10) -> float:
+    """p50 wall time of ``python ARGV``: what every labctl plugin call pays before working."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
+        subprocess.run([sys.executable, *argv], check=True)
         times.append(time.perf_counter() - start)
     return percentile(times, 0.5) * 1e3
+
+
+def floors() -> dict[str, float]:
+    """Interpreter start-up with and without ``site``, and with the plugins' own imports."""
+    plugins = f"import sys; sys.path.insert(0, {str(REPO)!r}); import labctl.cni.bridge, labctl.cni.ipam.plugin"
+    return {"python_start_p50_ms": floor_ms(["-c", "pass"]),
+            "python_S_start_p50_ms": floor_ms(["-S", "-c", "pass"]),
+            "python_plus_plugin_imports_p50_ms": floor_ms(["-c", plugins]),
+            "python_S_plus_plugin_imports_p50_ms": floor_ms(["-S", "-c", plugins]),
+            "python_start_plus_pyroute2_p50_ms": floor_ms(["-c", "import pyroute2"])}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=20, help="pods per plugin pair (default 20)")
-    parser.add_argument("--flavours", default="labctl,reference", help="comma list of: labctl, reference")
+    parser.add_argument("--flavours", default="labctl,labctl-nosite,reference", help=f"comma list of: {', '.join(FLAVOURS)}")
+    parser.add_argument("--concurrent", type=int, default=0, help="also time this many ADDs started at once")
     parser.add_argument("--out", help="write the figures as JSON to this file")
     opts = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("ERROR: needs root (creates network namespaces)")
-    results: dict[str, object] = {"pods": opts.pods, "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
+    flavours = opts.flavours.split(",")
+    results: dict[str, Any] = {"pods": opts.pods, "cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="cni-bench-") as tmp:
         work = Path(tmp)
         (work / "bin").mkdir()
         make_cni_path(work / "bin")
-        for flavour in opts.flavours.split(","):
-            results[flavour] = bench_flavour(flavour, opts.pods, work / "bin", work)
-    results["floor"] = {"python_start_p50_ms": floor_ms("pass"),
-                        "python_start_plus_pyroute2_p50_ms": floor_ms("import pyroute2")}
-    print(f"{'plugins':<10} {'cmd':<4} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
-    for flavour in opts.flavours.split(","):
-        for cmd, s in results[flavour].items():  # type: ignore[union-attr]
-            print(f"{flavour:<10} {cmd:<4} {s['p50_ms']:>8.1f} {s['p99_ms']:>8.1f} {s['mean_ms']:>8.1f}")
-    floor = results["floor"]
-    print(f"floor: python start {floor['python_start_p50_ms']:.0f} ms, "  # type: ignore[index]
-          f"+ import pyroute2 {floor['python_start_plus_pyroute2_p50_ms']:.0f} ms")  # type: ignore[index]
+        results.update(bench_flavours(flavours, opts.pods, work / "bin", work))
+        for flavour in flavours:
+            if opts.concurrent:
+                results[flavour]["burst"] = burst(flavour, opts.concurrent, work / "bin", work)
+    results["floor"] = floors()
+    results["load_avg_1m_end"] = os.getloadavg()[0]
+    print(f"load average (1 min): {results['load_avg_1m']:.1f} at start, {results['load_avg_1m_end']:.1f} at end")
+    print(f"{'plugins':<14} {'cmd':<5} {'p50 ms':>8} {'p99 ms':>8} {'min ms':>8} {'CPU p50':>8}")
+    for flavour in flavours:
+        for cmd in ("ADD", "DEL"):
+            s = results[flavour][cmd]
+            print(f"{flavour:<14} {cmd:<5} {s['p50_ms']:>8.1f} {s['p99_ms']:>8.1f} {s['min_ms']:>8.1f} "
+                  f"{s['cpu_p50_ms']:>8.1f}")
+        if "burst" in results[flavour]:
+            b = results[flavour]["burst"]
+            print(f"{flavour:<14} {b['pods']} concurrent ADDs: {b['wall_ms']:.0f} ms wall, per ADD p50 "
+                  f"{b['add_p50_ms']:.0f} ms p99 {b['add_p99_ms']:.0f} ms, {b['distinct_ips']} distinct IPs")
+    print("floor (p50 ms): " + ", ".join(f"{k.removesuffix('_p50_ms')} {v:.0f}" for k, v in results["floor"].items()))
     if opts.out:
         Path(opts.out).write_text(json.dumps(results, indent=2) + "\n")
 

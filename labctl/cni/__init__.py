@@ -6,6 +6,8 @@ delegates addresses to ``labctl-host-local`` (:mod:`labctl.cni.ipam.plugin`).
 The node agent drives them through :mod:`labctl.cni.invoke` exactly as a
 container runtime would, and keeps host-gw routes with :mod:`labctl.cni.routes`.
 
-Importing this package must stay cheap: the IPAM plugin is a fresh process per
-call and never needs pyroute2.
+Importing this package must stay cheap: both plugins are a fresh process per
+call, so they use only the standard library and iproute2's ``ip`` commands
+(:mod:`labctl.cni.iproute`); pyroute2 is for :mod:`labctl.cni.routes` in the
+long-running node agent only.
 """

@@ -8,38 +8,37 @@ the IPAM plugin and configure them plus the routes inside the pod.
 DEL releases IPAM first and then removes the veth; missing things are fine.
 CHECK compares ``prevResult`` with the kernel's view.
 
-The netlink work lives in :mod:`labctl.cni.links`, imported only after the
-IPAM plugin has been started, so the two interpreter start-ups overlap.
+The kernel work lives in :mod:`labctl.cni.links` and runs iproute2's ``ip``
+(no pyroute2: importing it cost more than the whole ADD does now). ADD builds
+the host side while the IPAM plugin process starts, so the two overlap.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
-from typing import Any
-
-from labctl.cni import invoke, skel, types
+from labctl.cni import invoke, links, skel, types
+from labctl.cni.bridge_check import check_network
 from labctl.cni.masq import setup_ip_masq, teardown_ip_masq
 from labctl.cni.types import CNIError, Interface, IPConfig, Result, Route
 
+TYPE_CHECKING = False  # typing costs every plugin exec ~6 ms; only the type checker needs it
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass
-class NetConf:
+
+class NetConf(types.Record):
     """The bridge plugin's network config, with the reference plugin's JSON names."""
 
-    cni_version: str
-    name: str
-    type: str
-    ipam: dict[str, Any]
-    bridge: str = "cni0"
-    is_gateway: bool = False
-    is_default_gateway: bool = False
-    ip_masq: bool = False
-    hairpin_mode: bool = False
-    promisc_mode: bool = False
-    mtu: int = 1500
-    prev_result: dict[str, Any] | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("cni_version", "name", "type", "ipam", "bridge", "is_gateway", "is_default_gateway", "ip_masq",
+                 "hairpin_mode", "promisc_mode", "mtu", "prev_result", "raw")
+
+    def __init__(self, cni_version: str, name: str, type: str, ipam: dict[str, Any], bridge: str = "cni0",
+                 is_gateway: bool = False, is_default_gateway: bool = False, ip_masq: bool = False,
+                 hairpin_mode: bool = False, promisc_mode: bool = False, mtu: int = 1500,
+                 prev_result: dict[str, Any] | None = None, raw: dict[str, Any] | None = None) -> None:
+        self.cni_version, self.name, self.type, self.ipam, self.bridge = cni_version, name, type, ipam, bridge
+        self.is_gateway, self.is_default_gateway, self.ip_masq = is_gateway, is_default_gateway, ip_masq
+        self.hairpin_mode, self.promisc_mode, self.mtu = hairpin_mode, promisc_mode, mtu
+        self.prev_result, self.raw = prev_result, raw if raw is not None else {}
 
 
 def load_netconf(stdin_data: bytes) -> NetConf:
@@ -84,6 +83,8 @@ def load_netconf(stdin_data: bytes) -> NetConf:
 
 def host_veth_name(container_id: str, ifname: str) -> str:
     """Return the stable host-side veth name for one pod interface."""
+    import hashlib  # here, not at the top: loading OpenSSL must not delay starting IPAM
+
     return "veth" + hashlib.sha256(f"{container_id}{ifname}".encode()).hexdigest()[:8]
 
 
@@ -105,50 +106,84 @@ def _ipam_kw(args: skel.CmdArgs) -> dict[str, Any]:
 
 
 def cmd_add(args: skel.CmdArgs) -> Result:
-    """Wire one pod; on any failure undo the veth and the IPAM reservation."""
+    """Wire one pod; on any failure undo the veth and the IPAM reservation.
+
+    The host side (bridge, veth pair) is built while the IPAM plugin runs: both
+    are mostly process start-up. An IPAM error still wins, as if IPAM ran first.
+    """
     n = load_netconf(args.stdin_data)
     pending = invoke.start_plugin(n.ipam["type"], "ADD", args.stdin_data, **_ipam_kw(args))
-    from labctl.cni import links  # pyroute2 imports while IPAM runs
-
-    raw = pending.result()
+    host_name = host_veth_name(args.container_id, args.ifname)
+    plugged: tuple[Interface, Interface, Interface, list[str]] | None = None
+    host_error: Exception | None = None
+    try:
+        plugged = _plug_veth(args, n, host_name)
+    except Exception as err:  # raised below, once IPAM has answered (its error wins)
+        host_error = err
+    try:
+        raw = pending.result()
+    except CNIError:
+        if plugged is not None:
+            _delete_veth(host_name)
+        raise
     success = False
     try:
-        result = _wire_pod(links, args, n, Result.from_json(raw or {}))
+        if host_error is not None:
+            raise host_error
+        assert plugged is not None
+        result = _configure_pod(args, n, Result.from_json(raw or {}), *plugged)
         if n.ip_masq:
             setup_ip_masq(n.name, args.container_id, result.ips)
         success = True
         return result
     finally:
         if not success:
-            _rollback(links, args, n)
+            _rollback(args, n, host_name if plugged is not None else None)
 
 
-def _wire_pod(links: Any, args: skel.CmdArgs, n: NetConf, ipam: Result) -> Result:
-    """Bridge, veth, pod addresses and routes, then the gateway on the bridge."""
+def _plug_veth(args: skel.CmdArgs, n: NetConf, host_name: str) -> tuple[Interface, Interface, Interface, list[str]]:
+    """Host side, no addresses needed: bridge up, veth pair made and attached.
+
+    Returns the result's [bridge, host veth, pod iface] and the addresses the bridge holds.
+
+    Raises with no veth left behind, so the caller owns a veth exactly when this returns.
+    """
+    bridge = links.ensure_bridge(n)
+    links.create_veth(args, n, host_name)
+    try:
+        host, cont = links.attach_veth(args, n, host_name)
+    except Exception:
+        _delete_veth(host_name)
+        raise
+    return Interface(n.bridge, bridge["mac"]), host, cont, bridge["addrs"]
+
+
+def _configure_pod(args: skel.CmdArgs, n: NetConf, ipam: Result, bridge: Interface, host: Interface,
+                   cont: Interface, bridge_addrs: list[str]) -> Result:
+    """Pod addresses and routes, then the gateway on the bridge."""
     if not ipam.ips:
         raise CNIError(types.ERR_INVALID_NETCONF, f"IPAM plugin {n.ipam['type']!r} returned no IP addresses")
-    with links.IPRoute() as ipr:
-        bridge_index = links.ensure_bridge(ipr, n)
-        host, cont = links.setup_veth(ipr, args, n, bridge_index, host_veth_name(args.container_id, args.ifname))
-        bridge = Interface(n.bridge, links.get_link(ipr, bridge_index)["mac"])
-        result = build_result(n, ipam, bridge, host, cont)
-        links.configure_iface(args, result)
-        if n.is_gateway:
-            for ipc in result.ips:
-                if ipc.gateway:
-                    prefix = ipc.ip_interface.network.prefixlen
-                    links.ensure_addr(ipr, bridge_index, f"{ipc.gateway}/{prefix}", n.bridge)
-                    links.enable_ip_forward(ipc.ip_interface.version)
+    result = build_result(n, ipam, bridge, host, cont)
+    links.configure_iface(args, result)
+    if n.is_gateway:
+        for ipc in result.ips:
+            if ipc.gateway:
+                links.ensure_addr(f"{ipc.gateway}/{ipc.ip_interface.network.prefixlen}", n.bridge, bridge_addrs)
+                links.enable_ip_forward(ipc.ip_interface.version)
     return result
 
 
-def _rollback(links: Any, args: skel.CmdArgs, n: NetConf) -> None:
-    """Best-effort undo of a failed ADD: the veth (both ends) and the addresses."""
+def _delete_veth(host_name: str) -> None:
     try:
-        with links.IPRoute() as ipr:
-            links.delete_link(ipr, host_veth_name(args.container_id, args.ifname))
+        links.delete_link(host_name)
     except Exception:  # the original error is the one the runtime must see
         pass
+
+
+def _rollback(args: skel.CmdArgs, n: NetConf, host_name: str | None) -> None:
+    """Best-effort undo of a failed ADD: the veth we made (both ends), masq rules, the addresses."""
+    if host_name is not None:
+        _delete_veth(host_name)
     if n.ip_masq:
         teardown_ip_masq(n.name, args.container_id)
     try:
@@ -160,10 +195,7 @@ def _rollback(links: Any, args: skel.CmdArgs, n: NetConf) -> None:
 def cmd_del(args: skel.CmdArgs) -> None:
     """Release IPAM, then remove the pod's veth; a missing netns or link is success."""
     n = load_netconf(args.stdin_data)
-    pending = invoke.start_plugin(n.ipam["type"], "DEL", args.stdin_data, **_ipam_kw(args))
-    from labctl.cni import links
-
-    pending.result()
+    invoke.delegate(n.ipam["type"], "DEL", args.stdin_data, **_ipam_kw(args))
     if n.ip_masq:
         teardown_ip_masq(n.name, args.container_id)
     if args.netns:
@@ -175,10 +207,7 @@ def cmd_check(args: skel.CmdArgs) -> None:
     n = load_netconf(args.stdin_data)
     if not n.prev_result:
         raise CNIError(types.ERR_INVALID_NETCONF, "required prevResult missing")
-    pending = invoke.start_plugin(n.ipam["type"], "CHECK", args.stdin_data, **_ipam_kw(args))
-    from labctl.cni.bridge_check import check_network  # pyroute2 imports while IPAM runs
-
-    pending.result()
+    invoke.delegate(n.ipam["type"], "CHECK", args.stdin_data, **_ipam_kw(args))
     check_network(n.bridge, Result.from_json(n.prev_result), args.netns, args.ifname)
 
 

@@ -28,7 +28,7 @@ CNI_CONF_FILE = "10-labctl.conflist"
 NETWORK_NAME = "labctl"
 BRIDGE = "cni0"
 IPAM_DATA_DIR = "/var/lib/cni/networks"
-#: plugin type → Python module run by the wrapper we install when the console script is absent
+#: plugin type → the Python module its executable in /opt/cni/bin runs
 PLUGINS = {"labctl-bridge": "labctl.cni.bridge", "labctl-host-local": "labctl.cni.ipam.plugin"}
 
 
@@ -47,8 +47,13 @@ def build_netconf(pod_cidr: str) -> dict[str, Any]:
 
 
 def wrapper_script(module: str, python: str = sys.executable) -> str:
-    """A console-script-like executable running ``module:main`` with the agent's Python."""
-    return f"#!{python}\nfrom {module} import main\nmain()\n"
+    """The plugin executable: ``module:main`` under ``python -S``.
+
+    Unlike pip's console script it skips ``site`` (every ``.pth`` file, ~75 ms here): the
+    plugins need only the standard library, and a pod's start waits for two of them.
+    """
+    packages = str(Path(__file__).resolve().parents[3])
+    return f"#!{python} -S\nimport sys\nsys.path.insert(0, {packages!r})\nfrom {module} import main\nmain()\n"
 
 
 def install_cni(pod_cidr: str, bin_dir: Path = CNI_BIN_DIR, conf_dir: Path = CNI_CONF_DIR) -> dict[str, Any]:
@@ -56,14 +61,8 @@ def install_cni(pod_cidr: str, bin_dir: Path = CNI_BIN_DIR, conf_dir: Path = CNI
     bin_dir.mkdir(parents=True, exist_ok=True)
     for plugin, module in PLUGINS.items():
         target = bin_dir / plugin
-        console_script = Path(sys.executable).parent / plugin
-        if console_script.exists():
-            if not target.exists() or target.resolve() != console_script.resolve():
-                target.unlink(missing_ok=True)
-                target.symlink_to(console_script)
-            continue
         text = wrapper_script(module)
-        if not target.exists() or target.read_text() != text:
+        if target.is_symlink() or not target.exists() or target.read_text() != text:
             tmp = target.with_suffix(".tmp")
             tmp.write_text(text)
             tmp.chmod(0o755)

@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from pathlib import Path
-from typing import Iterator, Protocol
 
 from labctl.cni import types
 from labctl.cni.types import CNIError
@@ -25,16 +23,20 @@ LAST_RESERVED_PREFIX = "last_reserved_ip."
 LOCK_FILE = "lock"
 
 
-class Store(Protocol):
-    """The seven operations the allocator needs (host-local ``backend.Store``)."""
+TYPE_CHECKING = False  # typing costs every plugin exec ~6 ms; only the type checker needs it
+if TYPE_CHECKING:
+    from typing import Iterator, Protocol
 
-    def locked(self) -> contextlib.AbstractContextManager[None]: ...
-    def reserve(self, container_id: str, ifname: str, ip: str, range_id: str) -> bool: ...
-    def last_reserved_ip(self, range_id: str) -> str | None: ...
-    def release_by_id(self, container_id: str, ifname: str) -> list[str]: ...
-    def get_by_id(self, container_id: str, ifname: str) -> list[str]: ...
-    def release(self, ip: str) -> None: ...
-    def reserved_ips(self) -> set[str]: ...
+    class Store(Protocol):
+        """The seven operations the allocator needs (host-local ``backend.Store``)."""
+
+        def locked(self) -> contextlib.AbstractContextManager[None]: ...
+        def reserve(self, container_id: str, ifname: str, ip: str, range_id: str) -> bool: ...
+        def last_reserved_ip(self, range_id: str) -> str | None: ...
+        def release_by_id(self, container_id: str, ifname: str) -> list[str]: ...
+        def get_by_id(self, container_id: str, ifname: str) -> list[str]: ...
+        def release(self, ip: str) -> None: ...
+        def reserved_ips(self) -> set[str]: ...
 
 
 class DiskStore:
@@ -43,25 +45,28 @@ class DiskStore:
     def __init__(self, network: str, data_dir: str = DEFAULT_DATA_DIR) -> None:
         if not network or "/" in network or network in (".", ".."):
             raise CNIError(types.ERR_INVALID_NETCONF, f"invalid network name {network!r}")
-        self.dir = Path(data_dir) / network
+        self.dir = os.path.join(data_dir, network)  # os.path, not pathlib: ~20 ms less per exec
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            os.makedirs(self.dir, exist_ok=True)
         except OSError as err:
-            raise CNIError(types.ERR_IO, f"failed to create IPAM data dir {str(self.dir)!r}", str(err)) from err
+            raise CNIError(types.ERR_IO, f"failed to create IPAM data dir {self.dir!r}", str(err)) from err
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the network's lock: one allocation or release at a time per node."""
-        fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(os.path.join(self.dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # closing drops the flock
 
-    def _ip_file(self, ip: str) -> Path:
+    def _ip_file(self, ip: str) -> str:
         # IPv6 addresses contain ':' which is fine on Linux; keep names as printed.
-        return self.dir / ip
+        return os.path.join(self.dir, ip)
+
+    def _last_file(self, range_id: str) -> str:
+        return os.path.join(self.dir, f"{LAST_RESERVED_PREFIX}{range_id}")
 
     def reserve(self, container_id: str, ifname: str, ip: str, range_id: str) -> bool:
         """Create the IP's file exclusively; False if someone holds it already."""
@@ -71,25 +76,28 @@ class DiskStore:
             return False
         with os.fdopen(fd, "w") as f:
             f.write(f"{container_id.strip()}\n{ifname}")
-        (self.dir / f"{LAST_RESERVED_PREFIX}{range_id}").write_text(ip)
+        with open(self._last_file(range_id), "w") as f:
+            f.write(ip)
         return True
 
     def last_reserved_ip(self, range_id: str) -> str | None:
         try:
-            return (self.dir / f"{LAST_RESERVED_PREFIX}{range_id}").read_text().strip() or None
+            with open(self._last_file(range_id)) as f:
+                return f.read().strip() or None
         except FileNotFoundError:
             return None
 
     def _owners(self) -> Iterator[tuple[str, str, str]]:
         """Yield (ip, container_id, ifname) for every reservation file."""
-        for path in self.dir.iterdir():
-            if path.name == LOCK_FILE or path.name.startswith(LAST_RESERVED_PREFIX):
+        for name in os.listdir(self.dir):
+            if name == LOCK_FILE or name.startswith(LAST_RESERVED_PREFIX):
                 continue
             try:
-                lines = path.read_text().replace("\r\n", "\n").split("\n")
+                with open(os.path.join(self.dir, name)) as f:
+                    lines = f.read().replace("\r\n", "\n").split("\n")
             except (FileNotFoundError, IsADirectoryError):
                 continue
-            yield path.name, lines[0].strip(), (lines[1].strip() if len(lines) > 1 else "")
+            yield name, lines[0].strip(), (lines[1].strip() if len(lines) > 1 else "")
 
     def get_by_id(self, container_id: str, ifname: str) -> list[str]:
         return [ip for ip, cid, ifn in self._owners() if cid == container_id and ifn == ifname]
@@ -99,13 +107,13 @@ class DiskStore:
         released = self.get_by_id(container_id, ifname)
         for ip in released:
             with contextlib.suppress(FileNotFoundError):
-                self._ip_file(ip).unlink()
+                os.unlink(self._ip_file(ip))
         return released
 
     def release(self, ip: str) -> None:
         """Remove one reservation (rollback of a half-done ADD)."""
         with contextlib.suppress(FileNotFoundError):
-            self._ip_file(ip).unlink()
+            os.unlink(self._ip_file(ip))
 
     def reserved_ips(self) -> set[str]:
         return {ip for ip, _, _ in self._owners()}
