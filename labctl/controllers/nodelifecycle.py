@@ -186,6 +186,7 @@ class NodeLifecycleController(Controller):
             node = await self.set_conditions(node, unknown_conditions(node, _now_text()))
             log.info("node %s: lease not renewed for %.0fs: Ready=Unknown", name, self.settings.node_monitor_grace_seconds)
             await self.recorder.record(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
+            await self.mark_pods_not_ready(name)
         elif not stale and ready == "Unknown" and self._is_ours(node):
             node = await self.set_conditions(node, ready_conditions(_now_text()))
             log.info("node %s: lease renewed again: Ready=True", name)
@@ -205,6 +206,28 @@ class NodeLifecycleController(Controller):
         new = copy.deepcopy(node)
         new.setdefault("status", {})["conditions"] = conditions
         return await self.client.replace(resource_path("nodes", name=node["metadata"]["name"], subresource="status"), new)
+
+    async def mark_pods_not_ready(self, name: str) -> None:
+        """Kubernetes' MarkPodsNotReady: the node cannot vouch for its pods any more, so they
+        leave every Service's endpoints now rather than at eviction."""
+        now = _now_text()
+        for pod in self.pods.list():
+            if (pod.get("spec") or {}).get("nodeName") != name or pod["metadata"].get("deletionTimestamp"):
+                continue
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                continue
+            new = copy.deepcopy(pod)
+            for cond in new["status"]["conditions"]:
+                if cond.get("type") in ("Ready", "ContainersReady") and cond.get("status") == "True":
+                    cond.update(status="False", reason="NodeNotReady", lastTransitionTime=now,
+                                message=f"node {name} is not ready")
+            meta = pod["metadata"]
+            try:
+                await self.client.replace(resource_path("pods", meta["namespace"], meta["name"], "status"), new)
+            except APIStatusError as err:
+                if err.code not in (404, 409):
+                    raise
 
     async def evict_pods(self, node: dict) -> None:
         taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") == "NoExecute"]

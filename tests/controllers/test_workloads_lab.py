@@ -235,7 +235,7 @@ def test_undo_restores_the_previous_template(example_2):
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "3", "4"]
     lab.kubectl.run("rollout", "undo", "-n", "ex2", "deployment/example-2", "--to-revision=1")
     lab.kubectl.run("rollout", "status", "-n", "ex2", "deployment/example-2", "--timeout=150s", timeout=180)
-    assert {p["spec"]["containers"][0]["image"] for p in live(pods(lab, "app=web", "ex2"))} == {"nginx:latest"}
+    assert {p["spec"]["containers"][0]["image"] for p in live(pods(lab, "app=web", "ex2"))} == {"nginx"}
 
 
 def test_pause_holds_and_resume_releases_a_rollout(example_2):

@@ -315,8 +315,8 @@ class PodWorker:
                                        instances[-2] if len(instances) > 1 else None, reason, message, ready))
         status = build_pod_status(self.pod, views, pod_ip=self.pod_ip, host_ip=self.ctx.cfg.internal_ip,
                                   start_time=self.start_time, sandbox_ready=self.sandbox_ready, now=timestamp())
-        if status == self.last_status:
-            return
+        if status == self.last_status and _ready(self.pod.get("status")) == _ready(status):
+            return  # unchanged, and nobody (the node lifecycle controller) overwrote Ready meanwhile
         path = resource_path("pods", self.ref.namespace, self.ref.name, "status")
         try:
             await self.ctx.client.patch(path, {"status": status})
@@ -359,3 +359,7 @@ class PodWorker:
 def _uses_pod_ip(container: dict) -> bool:
     return any(((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath") == "status.podIP"
                for e in container.get("env") or [])
+
+
+def _ready(status: dict | None) -> str | None:
+    return next((c.get("status") for c in (status or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
