@@ -11,8 +11,6 @@ from pathlib import Path
 from ..client.rest import APIClient, Credentials
 from .config import CONFIG_PATH, AgentConfig
 from .heartbeat import post_ready_forever, register_node, renew_lease_forever
-from .kubelet import Kubelet
-from .serviceproxy import run_service_proxy
 
 log = logging.getLogger("labctl.agent")
 
@@ -30,6 +28,11 @@ async def run(cfg: AgentConfig) -> None:
             except Exception as err:
                 log.warning("failed to register node %s: %s; retrying", cfg.node_name, err)
                 await asyncio.sleep(1)
+        # imported only now: they pull in Docker's SDK, pyroute2 and the proxy (about a second
+        # of CPU per node), which would otherwise delay every node's registration at `labctl up`
+        from .kubelet import Kubelet
+        from .serviceproxy import run_service_proxy
+
         await asyncio.gather(renew_lease_forever(client, cfg), post_ready_forever(client, cfg),
                              Kubelet(client, cfg).run(), run_service_proxy(client, cfg))
     finally:

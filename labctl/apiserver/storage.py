@@ -21,7 +21,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Protocol
 
 import orjson
 
@@ -285,7 +285,3 @@ class SQLiteStore:
 def _revision_of(obj: dict) -> int:
     return int(obj.get("metadata", {}).get("resourceVersion") or 0)
 
-
-def iter_all(store: SQLiteStore, resources: Iterable[str]) -> Iterable[dict]:
-    for resource in resources:
-        yield from store.list(resource)

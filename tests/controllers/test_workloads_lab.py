@@ -14,21 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.waiting import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
 COURSE = Path(__file__).resolve().parents[2] / "exercises" / "course"
 
 
-def wait_for(check, timeout: float = 90, interval: float = 0.5, what: str = ""):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what or check.__name__}; last: {last!r}")
 
 
 def manifest(name: str) -> list[dict]:

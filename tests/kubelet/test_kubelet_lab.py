@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import pytest
+from support.waiting import wait_for as _wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
@@ -44,15 +45,9 @@ def get_pod(lab, name: str) -> dict:
     return lab.kubectl.json("get", "pod", name)
 
 
+
 def wait_for(check, timeout: float = 60, interval: float = 0.5, what: str = ""):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what or check.__name__}; last: {last!r}")
+    return _wait_for(check, timeout, interval, what)
 
 
 def is_ready(pod: dict) -> bool:

@@ -8,16 +8,11 @@ student's lab or another test's lab; the mechanism is the same as the default to
 from __future__ import annotations
 
 import socket
-import subprocess
 
 import pytest
 
 from support.lab import Lab, unique_name
 
-NODES = ("control-plane", "worker", "worker2")
-#: The kubelet role alone, as tests/kubelet starts it: a no-op (it exits at once, the node's
-#: kubelet lock is held) when the node agent already runs the kubelet, a fallback otherwise.
-KUBELET = "/opt/labctl/bin/python3 -m labctl.agent.kubelet > /var/log/labctl-kubelet.log 2>&1"
 
 
 def free_port() -> int:
@@ -36,8 +31,6 @@ def svc_lab(docker_engine, kubectl_binary, tmp_path_factory):
     created = lab.up()
     try:
         assert created.returncode == 0, f"labctl up failed:\n{created.stderr}"
-        for node in NODES:
-            subprocess.run(["docker", "exec", "-d", f"{lab.name}-{node}", "sh", "-c", KUBELET], check=True)
         yield lab
     finally:
         lab.down()

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from labctl.client.rest import APIClient, Credentials, resource_path
+from support.waiting import wait_for as _wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
@@ -37,14 +38,9 @@ WHOAMI = ("import http.server as h\n"
           "h.ThreadingHTTPServer(('', 8080), H).serve_forever()\n")
 
 
+
 def wait_for(check, timeout: float = 120, interval: float = 0.5, what: str = ""):
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what or check.__name__}; last: {last!r}")
+    return _wait_for(check, timeout, interval, what)
 
 
 def apply(lab, *objs: dict) -> None:
@@ -253,3 +249,46 @@ def test_rolling_update_through_the_node_port_loses_no_request(svc_lab, example1
     versions = [r[1].split()[1] for r in client.results]
     assert versions[0] == "v1" and versions[-1] == "v2"
     assert set(versions[-10:]) == {"v2"}, versions[-10:]
+
+
+def test_cluster_dns_and_the_kubernetes_service_from_a_pod(svc_lab, example1):
+    """From the toolbox pod: nslookup answers from kube-dns (installed by `labctl up`), an
+    ExternalName resolves as a CNAME, and the pod's projected token calls the API server
+    through the `kubernetes` Service (10.96.0.1:443)."""
+    lab = svc_lab
+    wait_for(lambda: len(ready_pods_ns(lab, "kube-system", "k8s-app=kube-dns")) == 2, what="kube-dns Ready")
+    apply(lab, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "docs"},
+                "spec": {"type": "ExternalName", "externalName": "docs.example.org"}},
+          {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "clients"},
+           "spec": {"selector": {"role": "client"}, "ports": [{"port": 80}]}})
+    cluster_ip = lab.kubectl.json("get", "svc", "clients")["spec"]["clusterIP"]
+    pod = "toolbox-worker"
+
+    def lookup() -> str | None:
+        out = lab.kubectl.run("exec", pod, "--", "nslookup", "clients", check=False).stdout
+        return out if cluster_ip in out else None
+
+    looked_up = wait_for(lookup, timeout=60, what="nslookup clients to answer the ClusterIP")
+    assert "clients.default.svc.cluster.local" in looked_up
+    cname = lab.kubectl.run("exec", pod, "--", "dig", "+short", "docs.default.svc.cluster.local", "CNAME").stdout
+    assert cname.strip() == "docs.example.org."
+    resolv = lab.kubectl.run("exec", pod, "--", "cat", "/etc/resolv.conf").stdout
+    assert "nameserver 10.96.0.10" in resolv and "ndots:5" in resolv
+
+    sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+    answer = lab.kubectl.run("exec", pod, "--", "sh", "-c",
+                             f'curl -s --cacert {sa}/ca.crt -H "Authorization: Bearer $(cat {sa}/token)" '
+                             f'https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api/v1/namespaces/default/pods'
+                             ).stdout
+    names = {p["metadata"]["name"] for p in json.loads(answer)["items"]}
+    assert pod in names
+    by_name = lab.kubectl.run("exec", pod, "--", "sh", "-c",
+                              f'curl -s -o /dev/null -w "%{{http_code}}" --cacert {sa}/ca.crt '
+                              f'https://kubernetes.default.svc/api').stdout
+    assert by_name == "401"  # reachable by its DNS name; no token, no entry
+
+
+def ready_pods_ns(lab, namespace: str, selector: str) -> list[dict]:
+    pods = lab.kubectl.json("get", "pods", "-n", namespace, "-l", selector)["items"]
+    return [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True"
+                                   for c in p.get("status", {}).get("conditions", []))]
