@@ -23,7 +23,8 @@ RESTART_BACKOFF_MAX = 10.0
 
 
 def components(cfg: AgentConfig) -> dict[str, list[str]]:
-    """Component name -> command line, in start order."""
+    """Component name -> command line, in start order (every one but the API server starts
+    once the API server accepts connections: see :func:`wait_for_api_server`)."""
     py = sys.executable
     out: dict[str, list[str]] = {}
     if cfg.role == "control-plane":
@@ -41,7 +42,33 @@ def components(cfg: AgentConfig) -> dict[str, list[str]]:
     return out
 
 
-async def supervise(name: str, argv: list[str], stopping: asyncio.Event) -> None:
+def api_server_address(cfg: AgentConfig) -> tuple[str, int]:
+    """Where this node's components reach the API server (from its kubeconfig)."""
+    import urllib.parse
+
+    import yaml
+
+    config = yaml.safe_load(Path(cfg.kubeconfig).read_text())
+    url = urllib.parse.urlsplit(config["clusters"][0]["cluster"]["server"])
+    return url.hostname or "127.0.0.1", url.port or 6443
+
+
+async def wait_for_api_server(address: tuple[str, int], stopping: asyncio.Event) -> None:
+    """Like a systemd ``After=``: the clients start once the API server listens, so at
+    ``labctl up`` their imports do not compete for the CPU with the API server's start."""
+    while not stopping.is_set():
+        try:
+            _, writer = await asyncio.open_connection(*address)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+
+
+async def supervise(name: str, argv: list[str], stopping: asyncio.Event,
+                    after: tuple[str, int] | None = None) -> None:
+    if after is not None:
+        await wait_for_api_server(after, stopping)
     backoff = 0.5
     while not stopping.is_set():
         proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
@@ -80,7 +107,8 @@ async def main_async() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    await asyncio.gather(*(supervise(name, argv, stopping)
+    api = api_server_address(cfg)
+    await asyncio.gather(*(supervise(name, argv, stopping, None if name == "kube-apiserver" else api)
                            for name, argv in components(cfg).items()))
 
 

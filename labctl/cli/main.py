@@ -22,7 +22,7 @@ from ..errors import LabctlError
 from ..status import Status
 
 app = typer.Typer(help="Learn Kubernetes networking by touching it: a multi-node lab from Docker containers.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False)
 images_app = typer.Typer(help="Build and list the lab's images (no registry needed).", no_args_is_help=True)
 get_app = typer.Typer(help="Show labctl objects.", no_args_is_help=True)
 app.add_typer(images_app, name="images")
@@ -36,12 +36,15 @@ STATE = {"verbose": 0}
 NameOption = typer.Option(None, "--name", "-n", help="the lab's name (default: lab, or the only lab there is)")
 
 
-@app.callback()
-def _root(verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="more detail; tracebacks on errors"),
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context,verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="more detail; tracebacks on errors"),
           version: bool = typer.Option(False, "--version", help="print the version and exit")) -> None:
     STATE["verbose"] = verbose
     if version:
         out.print(f"labctl {__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        out.print(ctx.get_help())
         raise typer.Exit()
 
 
@@ -192,34 +195,26 @@ def images_list() -> None:
 
 
 def run(argv: list[str]) -> int:
-    """Run the CLI on ``argv``; returns the exit status (what tests call)."""
-    from ..imagebuild import LabctlImageError
+    """Run the CLI on ``argv``; returns the exit status (what tests call).
 
+    Usage errors are click's (usage text, exit 2); a :class:`LabctlError` is one ``ERROR:``
+    line and its hint, exit 1; anything else is a bug and keeps its traceback.
+    """
     try:
-        app(args=argv, prog_name="labctl", standalone_mode=False)
-        return 0
-    except (LabctlError, LabctlImageError) as error:
+        app(args=argv, prog_name="labctl", standalone_mode=True)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except LabctlError as error:
         if STATE["verbose"]:
             err.print_exception()
         err.print(f"[red]ERROR:[/red] {error}", highlight=False)
-        hint = getattr(error, "hint", None)
-        if hint:
-            err.print(f"  {hint}", highlight=False)
+        if error.hint:
+            err.print(f"  {error.hint}", highlight=False)
         return 1
-    except typer.Exit as done:
-        return done.exit_code
-    except typer.Abort:
-        return 130
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
-    except Exception as error:  # click's usage errors come through here
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            return error.exit_code
-        raise
+    return 0
 
 
 def main() -> None:

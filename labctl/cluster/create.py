@@ -12,11 +12,13 @@ Any failure removes what was made, unless ``retain`` is set (for debugging).
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -140,21 +142,23 @@ def install_addons(server: str, ca: CertKey, admin: CertKey, node_image: str) ->
     from ..apiserver.resources import Registry
     from ..client.rest import resource_path
 
-    ctx = _admin_context(ca, admin)
     registry = Registry()
-    for name in ADDONS:
-        for obj in load_addon(name, image=node_image):
-            rt = registry.by_kind(obj["apiVersion"], obj["kind"])
-            namespace = obj["metadata"].get("namespace", "default") if rt.namespaced else None
-            request = urllib.request.Request(f"{server}{resource_path(rt.plural, namespace)}", method="POST",
-                                             data=json.dumps(obj).encode(),
-                                             headers={"Content-Type": "application/json"})
-            try:
-                urllib.request.urlopen(request, context=ctx, timeout=10).close()
-            except urllib.error.HTTPError as err:
-                if err.code != 409:
+    host, port = urllib.parse.urlsplit(server).hostname, urllib.parse.urlsplit(server).port
+    conn = http.client.HTTPSConnection(host, port, context=_admin_context(ca, admin), timeout=10)
+    try:
+        for name in ADDONS:
+            for obj in load_addon(name, image=node_image):
+                rt = registry.by_kind(obj["apiVersion"], obj["kind"])
+                namespace = obj["metadata"].get("namespace", "default") if rt.namespaced else None
+                conn.request("POST", resource_path(rt.plural, namespace), body=json.dumps(obj),
+                             headers={"Content-Type": "application/json"})
+                answer = conn.getresponse()
+                body = answer.read()
+                if answer.status >= 300 and answer.status != 409:
                     raise LabctlError(f"failed to install add-on {name!r} ({obj['kind']} "
-                                      f"{obj['metadata']['name']}): {err.read().decode()[:300]}") from None
+                                      f"{obj['metadata']['name']}): {body.decode()[:300]}")
+    finally:
+        conn.close()
 
 
 def _published_api_port(client: docker.DockerClient, plan: ClusterPlan) -> int:

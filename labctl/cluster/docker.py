@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -139,12 +140,18 @@ def tar_of(files: dict[str, bytes]) -> bytes:
 
 
 def start(client: docker.DockerClient, container_ids: Iterable[str]) -> None:
-    for cid in container_ids:
+    """Start the nodes together: each start is mostly the engine's waiting, not ours."""
+    def start_one(cid: str) -> None:
         try:
             client.api.start(cid)
         except docker.errors.APIError as err:
             raise LabctlError(f"failed to start node container: {err.explanation}",
                               hint=_port_hint(str(err.explanation))) from None
+
+    ids = list(container_ids)
+    with ThreadPoolExecutor(max_workers=max(len(ids), 1)) as pool:
+        for future in [pool.submit(start_one, cid) for cid in ids]:
+            future.result()
 
 
 def _port_hint(text: str) -> str | None:
