@@ -23,8 +23,7 @@ RESTART_BACKOFF_MAX = 10.0
 
 
 def components(cfg: AgentConfig) -> dict[str, list[str]]:
-    """Component name -> command line, in start order (every one but the API server starts
-    once the API server accepts connections: see :func:`wait_for_api_server`)."""
+    """Component name -> command line, in start order."""
     py = sys.executable
     out: dict[str, list[str]] = {}
     if cfg.role == "control-plane":
@@ -54,8 +53,7 @@ def api_server_address(cfg: AgentConfig) -> tuple[str, int]:
 
 
 async def wait_for_api_server(address: tuple[str, int], stopping: asyncio.Event) -> None:
-    """Like a systemd ``After=``: the clients start once the API server listens, so at
-    ``labctl up`` their imports do not compete for the CPU with the API server's start."""
+    """Like a systemd ``After=``: wait until the API server accepts connections."""
     while not stopping.is_set():
         try:
             _, writer = await asyncio.open_connection(*address)
@@ -108,7 +106,9 @@ async def main_async() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     api = api_server_address(cfg)
-    await asyncio.gather(*(supervise(name, argv, stopping, None if name == "kube-apiserver" else api)
+    # the controller manager has nothing to do before the API server listens; starting it
+    # later leaves the CPU to the API server and the node agents, which `labctl up` waits for
+    await asyncio.gather(*(supervise(name, argv, stopping, api if name == "kube-controller-manager" else None)
                            for name, argv in components(cfg).items()))
 
 
