@@ -168,6 +168,22 @@ def desired_labels(svc: dict) -> dict[str, str]:
     return labels
 
 
+def services_selecting(pod: dict, services: list[dict]) -> list[dict]:
+    """The Services in the pod's namespace whose selector matches its labels."""
+    ns, labels = pod["metadata"].get("namespace"), pod["metadata"].get("labels") or {}
+    out = []
+    for svc in services:
+        if svc["metadata"].get("namespace") != ns:
+            continue
+        try:
+            selector = service_selector(svc)
+        except SelectorError:
+            continue
+        if selector is not None and selector.matches(labels):
+            out.append(svc)
+    return out
+
+
 def endpoints_relevant(pod: dict) -> tuple:
     """The part of a pod the Endpoints depend on: an update changing nothing here is skipped."""
     meta, status = pod["metadata"], pod.get("status") or {}
@@ -200,29 +216,15 @@ class EndpointsController(Controller):
     def _enqueue(self, obj: dict) -> None:
         self.queue.add(key_of(obj))
 
-    def _services_selecting(self, pod: dict) -> list[str]:
-        """Keys of the Services in the pod's namespace whose selector matches its labels."""
-        ns, labels = pod["metadata"].get("namespace"), pod["metadata"].get("labels") or {}
-        keys = []
-        for svc in self.services.list():
-            if svc["metadata"].get("namespace") != ns:
-                continue
-            try:
-                selector = service_selector(svc)
-            except SelectorError:
-                continue
-            if selector is not None and selector.matches(labels):
-                keys.append(key_of(svc))
-        return keys
-
     def _pod_changed(self, pod: dict) -> None:
-        for key in self._services_selecting(pod):
-            self.queue.add(key)
+        for svc in services_selecting(pod, self.services.list()):
+            self.queue.add(key_of(svc))
 
     def _pod_updated(self, old: dict, new: dict) -> None:
         if endpoints_relevant(old) == endpoints_relevant(new):
             return
-        for key in {*self._services_selecting(old), *self._services_selecting(new)}:
+        services = self.services.list()
+        for key in {key_of(svc) for pod in (old, new) for svc in services_selecting(pod, services)}:
             self.queue.add(key)
 
     def keys_for_resync(self) -> list[str]:

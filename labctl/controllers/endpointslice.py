@@ -28,7 +28,8 @@ from ._ownership import owner_reference
 from ._podutil import is_pod_ready
 from .base import Controller, key_of, split_key
 from .context import ControllerContext
-from .endpoints import endpoint_port, endpoints_relevant, find_port, service_selector, should_pod_be_in_endpoints
+from .endpoints import (endpoint_port, endpoints_relevant, find_port, service_selector, services_selecting,
+                        should_pod_be_in_endpoints)
 
 log = logging.getLogger("labctl.controllers.endpointslice")
 
@@ -145,16 +146,8 @@ class EndpointSliceController(Controller):
             self.queue.add(f"{s['metadata']['namespace']}/{name}")
 
     def _pod_changed(self, pod: dict) -> None:
-        ns, labels = pod["metadata"].get("namespace"), pod["metadata"].get("labels") or {}
-        for svc in self.services.list():
-            if svc["metadata"].get("namespace") != ns:
-                continue
-            try:
-                selector = service_selector(svc)
-            except SelectorError:
-                continue
-            if selector is not None and selector.matches(labels):
-                self._enqueue(svc)
+        for svc in services_selecting(pod, self.services.list()):
+            self._enqueue(svc)
 
     def _pod_updated(self, old: dict, new: dict) -> None:
         if endpoints_relevant(old) != endpoints_relevant(new):
