@@ -10,58 +10,19 @@ loop), that a terminating pod leaves at once, that hand-written Endpoints surviv
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from pathlib import Path
 
 from labctl.client.rest import APIClient, APIStatusError, Credentials, resource_path
-from labctl.controllers.context import ControllerContext
 from labctl.controllers.endpoints import EndpointsController
 from labctl.controllers.endpointslice import EndpointSliceController
 from labctl.controllers.loadbalancer import LoadBalancerController
+from support.controllers import ControllersThread
 
 
-class ControllersThread:
-    """``with ControllersThread(kubeconfig) as c:`` runs both controllers until the block ends."""
-
-    def __init__(self, kubeconfig: Path) -> None:
-        self.kubeconfig = kubeconfig
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
-        self.error: BaseException | None = None
-
-    async def _main(self) -> None:
-        self.loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        client = APIClient(Credentials.from_kubeconfig(self.kubeconfig))
-        try:
-            ctx = ControllerContext(client)
-            controllers = [EndpointsController(ctx), EndpointSliceController(ctx), LoadBalancerController(ctx)]
-            tasks = [asyncio.create_task(ctx.run_informers())]
-            await ctx.wait_for_sync()
-            tasks += [asyncio.create_task(c.run()) for c in controllers]
-            self._ready.set()
-            await self._stop.wait()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        except BaseException as err:  # noqa: BLE001 - surfaced by __enter__
-            self.error = err
-        finally:
-            self._ready.set()
-            await client.close()
-
-    def __enter__(self) -> "ControllersThread":
-        self._thread.start()
-        if not self._ready.wait(30) or self.error:
-            raise RuntimeError(f"failed to start the controllers: {self.error}")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.loop and self._stop:
-            self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+def services_controllers(kubeconfig: Path) -> ControllersThread:
+    """The Endpoints, EndpointSlice and LoadBalancer controllers, as the controller manager runs them."""
+    return ControllersThread(kubeconfig, [EndpointsController, EndpointSliceController, LoadBalancerController])
 
 
 def call(kubeconfig: Path, fn):
@@ -132,7 +93,7 @@ def test_endpoints_follow_pods_and_terminating_pods_leave_at_once(apiserver):
         await set_pod_running(client, "b", "10.244.1.3", True)
         await set_pod_running(client, "c", "10.244.1.4", False)
 
-    with ControllersThread(kc):
+    with services_controllers(kc):
         call(kc, setup)
         want = [("10.244.1.2", 8080), ("10.244.1.3", 9090)]
         ep = wait_for(lambda: (e := get(kc, "endpoints", "web")) and addresses(e) == want and e, what="endpoints")
@@ -175,7 +136,7 @@ def test_selectorless_service_keeps_hand_written_endpoints(apiserver):
             "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "db"},
             "subsets": [{"addresses": [{"ip": "192.0.2.10"}], "ports": [{"port": 5432}]}]})
 
-    with ControllersThread(kc):
+    with services_controllers(kc):
         call(kc, setup)
         # a Service with a selector created after it: once its (empty) Endpoints exist, the
         # controller has been through "db" too (one queue, resync of every Service)
@@ -208,7 +169,7 @@ def test_load_balancer_ips_come_from_the_lab_pool(apiserver):
         svc = get(kc, "services", name) or {}
         return [i["ip"] for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
 
-    with ControllersThread(kc):
+    with services_controllers(kc):
         call(kc, setup)
         got = {wait_for(lambda: ingress("lb1"), what="lb1 IP")[0], wait_for(lambda: ingress("lb2"), what="lb2 IP")[0]}
         assert got == {"172.30.9.200", "172.30.9.201"}
