@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,8 +31,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support.kubectl import Kubectl, find_kubectl  # noqa: E402
 from support.lab import labctl, write_topology  # noqa: E402
 
-# TEMP(services helper): until the node agent runs the kubelet (exits at once when it does)
-KUBELET = "/opt/labctl/bin/python3 -m labctl.agent.kubelet > /var/log/labctl-kubelet.log 2>&1"
 
 BACKEND = """
 import asyncio
@@ -172,8 +169,6 @@ def main() -> int:
         env = {"KUBECONFIG": str(work / "kubeconfig")}
         try:
             labctl("up", "-t", str(write_topology(work / "topology.yaml", name)), env=env, check=True)
-            for node in ("control-plane", "worker", "worker2"):
-                subprocess.run(["docker", "exec", "-d", f"{name}-{node}", "sh", "-c", KUBELET], check=True)
             results = measure(Kubectl(kubectl_binary, work / "kubeconfig"), args.requests, args.seconds)
         finally:
             labctl("down", "--name", name, env=env)

@@ -172,7 +172,9 @@ def method_not_allowed(message: str) -> APIError:
 
 
 def unsupported_media_type(content_type: str) -> APIError:
-    return APIError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
+    return APIError(415, "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format ({content_type}) - accepted media types "
+                    "include: application/json, application/yaml, application/vnd.kubernetes.protobuf")
 
 
 def too_large(limit: int) -> APIError:

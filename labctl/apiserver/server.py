@@ -237,7 +237,7 @@ class APIServerApp:
                     raise errors.APIError(501, "NotImplemented", "service-account tokens are not configured")
                 return json_response(self.service_accounts.create_token(scope.namespace or "", scope.name or "", body), 201)
             if scope.name is not None:
-                raise errors.method_not_allowed(f"the server does not allow this method on the requested resource")
+                raise errors.method_not_allowed("the server does not allow this method on the requested resource")
             obj = self.api.create(scope, body, dry_run)
             return self._answer_object(request, rt, obj, 201, self._warnings(rt, body, q))
         if method == "PUT":
@@ -260,7 +260,7 @@ class APIServerApp:
             if scope.name is None:
                 return json_response(self.api.delete_collection(scope, _list_options(q), options, dry_run))
             return json_response(self.api.delete(scope, options, dry_run))
-        raise errors.method_not_allowed(f"the server does not allow this method on the requested resource")
+        raise errors.method_not_allowed("the server does not allow this method on the requested resource")
 
     def _warnings(self, rt: ResourceType, body: dict, q) -> list[str]:
         """Unknown fields: a 400 under ``fieldValidation=Strict``, a warning under ``Warn``."""

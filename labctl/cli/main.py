@@ -6,10 +6,8 @@ print as ``ERROR: …`` plus a hint, never as a traceback (unless ``-v``).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import List, Optional
 
 import typer

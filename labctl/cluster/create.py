@@ -26,7 +26,6 @@ from pathlib import Path
 
 import docker
 
-from .. import images as lab_images
 from ..errors import LabctlError
 from ..kubeconfig import build_kubeconfig, merge_kubeconfig
 from ..pki import APISERVER_DNS_NAMES, CertKey, generate_ca, issue_certificate

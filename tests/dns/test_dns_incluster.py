@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from labctl.dns.incluster import InClusterConfigError, in_cluster_credentials
+from labctl.client.incluster import InClusterConfigError, in_cluster_credentials
 from labctl.dns.server import Upstream, parse_hostport, upstreams_from_resolv_conf
 
 

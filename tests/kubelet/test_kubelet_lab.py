@@ -11,7 +11,6 @@ import ipaddress
 import json
 import re
 import subprocess
-import time
 
 import pytest
 from support.waiting import wait_for as _wait_for

@@ -4,8 +4,7 @@ client-go's ``rest.InClusterConfig``: the kubelet gives every pod the ``kubernet
 Service's address in ``KUBERNETES_SERVICE_HOST``/``KUBERNETES_SERVICE_PORT`` and mounts its
 service account's token, the cluster CA and its namespace under
 ``/var/run/secrets/kubernetes.io/serviceaccount``.
-
-TODO(issue 6): move to ``labctl.client.rest.Credentials.in_cluster()`` (the lead's file).
+Any labctl component running in a pod (the cluster DNS server) uses this.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..client.rest import Credentials
+from .rest import Credentials
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
