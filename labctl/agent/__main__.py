@@ -8,9 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
-from ..client.rest import APIClient, Credentials
+from ..client.rest import APIClient, Credentials, resource_path
 from .config import CONFIG_PATH, AgentConfig
-from .heartbeat import post_ready_forever, register_node, renew_lease_forever
+from .heartbeat import post_ready_forever, register_node, renew_lease, renew_lease_forever
 
 log = logging.getLogger("labctl.agent")
 
@@ -28,6 +28,11 @@ async def run(cfg: AgentConfig) -> None:
             except Exception as err:
                 log.warning("failed to register node %s: %s; retrying", cfg.node_name, err)
                 await asyncio.sleep(1)
+        # the first heartbeat right away: the node lifecycle controller watches Leases
+        try:
+            await renew_lease(client, cfg, resource_path("leases", "kube-node-lease"))
+        except Exception as err:  # the renewal loop below keeps trying
+            log.warning("failed to create the lease of node %s: %s", cfg.node_name, err)
         # imported only now: they pull in Docker's SDK, pyroute2 and the proxy (about a second
         # of CPU per node), which would otherwise delay every node's registration at `labctl up`
         from .kubelet import Kubelet

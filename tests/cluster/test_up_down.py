@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from support.lab import Lab, labctl, unique_name, write_topology
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -72,8 +73,13 @@ def test_up_default_shape_then_down_leaves_host_as_before(docker_engine, kubectl
         cp = nodes["control-plane"]
         assert "node-role.kubernetes.io/control-plane" in cp["metadata"]["labels"]
         assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}.items() <= cp["spec"]["taints"][0].items()
-        leases = lab.kubectl.json("get", "leases", "-n", "kube-node-lease")["items"]
-        assert sorted(l["spec"]["holderIdentity"] for l in leases) == ["control-plane", "worker", "worker2"]
+        def holders() -> list[str]:
+            leases = lab.kubectl.json("get", "leases", "-n", "kube-node-lease")["items"]
+            return sorted(lease["spec"]["holderIdentity"] for lease in leases)
+
+        # each agent registers its Node, then creates its Lease a moment later
+        assert wait_for(lambda: holders() == ["control-plane", "worker", "worker2"], timeout=10,
+                        what="a Lease per node")
 
         status = labctl("status", env=lab.env).stdout
         assert f"{lab.name}-worker2" in status
