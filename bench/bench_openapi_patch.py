@@ -13,12 +13,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labctl.apiserver import openapi  # noqa: E402
 from labctl.apiserver.patch import json_patch, merge_patch, strategic_merge_patch  # noqa: E402
+from _common import per_second  # noqa: E402
 
 
 def deployment(containers: int) -> dict:
@@ -40,12 +40,6 @@ def apply_patch(containers: int) -> dict:
                         "env": [{"$patch": "delete", "name": "E9"}]}]}}}}
 
 
-def per_second(fn: Callable[[], object], seconds: float = 0.5) -> float:
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        fn()
-        count += 1
-    return count / elapsed
 
 
 def main(argv: list[str] | None = None) -> int:

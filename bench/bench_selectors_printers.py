@@ -14,12 +14,12 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labctl.apiserver.printers import build_table  # noqa: E402
 from labctl.apiserver.selectors import parse_field_selector, parse_label_selector  # noqa: E402
+from _common import per_second  # noqa: E402
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 
@@ -38,13 +38,6 @@ def make_pod(i: int) -> dict:
     }
 
 
-def per_second(fn: Callable[[], object], seconds: float = 0.5) -> float:
-    """Calls of ``fn`` per second, timed over at least ``seconds``."""
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        fn()
-        count += 1
-    return count / elapsed
 
 
 def main(argv: list[str] | None = None) -> int:

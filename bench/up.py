@@ -10,7 +10,6 @@ removes the lab afterwards. Prints a table; ``--out FILE`` writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import subprocess
@@ -21,6 +20,8 @@ import uuid
 from pathlib import Path
 
 import yaml
+
+from _common import write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,9 +84,7 @@ def main() -> int:
                 summary["idle_worker_mib"] = round(statistics.median(r["worker_mib"] for r in runs), 1)
             results["topologies"][topo] = summary
             print(f"{topo:8} " + "  ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.out, results)
     return 0
 
 
