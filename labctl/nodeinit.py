@@ -15,14 +15,14 @@ import signal
 import sys
 from pathlib import Path
 
-from .agent.config import CONFIG_PATH, AgentConfig
+from .clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH, NodeConfig
 
 log = logging.getLogger("labctl.nodeinit")
 STATE_DIR = Path("/var/lib/labctl")
 RESTART_BACKOFF_MAX = 10.0
 
 
-def components(cfg: AgentConfig) -> dict[str, list[str]]:
+def components(cfg: NodeConfig) -> dict[str, list[str]]:
     """Component name -> command line, in start order."""
     py = sys.executable
     out: dict[str, list[str]] = {}
@@ -30,8 +30,7 @@ def components(cfg: AgentConfig) -> dict[str, list[str]]:
         out["kube-apiserver"] = [
             py, "-m", "labctl.apiserver", "--data-dir", str(STATE_DIR / "apiserver"),
             "--listen", "0.0.0.0:6443", "--advertise-address", cfg.internal_ip,
-            "--external-url", f"https://{cfg.internal_ip}:6443", "--cluster-name", cfg.cluster,
-            "--service-cidr", cfg.service_cidr, "--node-port-range", cfg.node_port_range,
+            "--external-url", f"https://{cfg.internal_ip}:6443", "--config", str(CONFIG_PATH),
         ]
         out["kube-controller-manager"] = [
             py, "-m", "labctl.controllers", "--kubeconfig", str(STATE_DIR / "apiserver" / "admin.kubeconfig"),
@@ -41,7 +40,7 @@ def components(cfg: AgentConfig) -> dict[str, list[str]]:
     return out
 
 
-def api_server_address(cfg: AgentConfig) -> tuple[str, int]:
+def api_server_address(cfg: NodeConfig) -> tuple[str, int]:
     """Where this node's components reach the API server (from its kubeconfig)."""
     import urllib.parse
 
@@ -100,7 +99,7 @@ async def _prefix_output(name: str, stream: asyncio.StreamReader | None) -> None
 
 
 async def main_async() -> None:
-    cfg = AgentConfig.load()
+    cfg = NodeConfig.load()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .clusterconfig import ClusterConfig
+
 VALIDITY = dt.timedelta(days=365)
 CA_VALIDITY = dt.timedelta(days=3650)
 
@@ -113,12 +115,19 @@ def issue_certificate(ca: CertKey, common_name: str, *, orgs: tuple[str, ...] = 
     return CertKey(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
-#: names every API server certificate answers to, as kubeadm's apiserver.crt
-APISERVER_DNS_NAMES = ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                       "kubernetes.default.svc.cluster.local")
+def issue_apiserver_certificate(ca: CertKey, cluster: ClusterConfig, ip_addresses: tuple[str, ...] = (),
+                                dns_names: tuple[str, ...] = ()) -> CertKey:
+    """The API server's serving certificate, answering to every name pods and nodes use.
+
+    As kubeadm's apiserver.crt: ``localhost``, the ``kubernetes`` Service's DNS names and its
+    ClusterIP (the first address of *this* lab's service subnet), plus the given extras.
+    """
+    ips = tuple(dict.fromkeys(("127.0.0.1", cluster.kubernetes_service_ip) + ip_addresses))
+    return issue_certificate(ca, "kube-apiserver", dns_names=("localhost",) + cluster.api_server_dns_names + dns_names,
+                             ip_addresses=ips, server=True)
 
 
-def ensure_cluster_pki(directory: Path, ip_addresses: tuple[str, ...] = (),
+def ensure_cluster_pki(directory: Path, cluster: ClusterConfig, ip_addresses: tuple[str, ...] = (),
                        dns_names: tuple[str, ...] = ()) -> None:
     """Create ca, apiserver and admin certificates under ``directory`` unless present.
 
@@ -129,9 +138,7 @@ def ensure_cluster_pki(directory: Path, ip_addresses: tuple[str, ...] = (),
         generate_ca().write(directory, "ca")
     ca = CertKey.read(directory, "ca")
     if not (directory / "apiserver.crt").exists():
-        ips = tuple(dict.fromkeys(("127.0.0.1", "10.96.0.1") + ip_addresses))
-        issue_certificate(ca, "kube-apiserver", dns_names=APISERVER_DNS_NAMES + dns_names,
-                          ip_addresses=ips, server=True).write(directory, "apiserver")
+        issue_apiserver_certificate(ca, cluster, ip_addresses, dns_names).write(directory, "apiserver")
     if not (directory / "admin.crt").exists():
         issue_certificate(ca, "kubernetes-admin", orgs=("system:masters",), client=True).write(
             directory, "admin")

@@ -2,44 +2,41 @@
 
 Each add-on is a multi-document YAML file shipped as package data (``<name>.yaml``), the
 way kubeadm ships CoreDNS and kube-proxy. They are plain Kubernetes objects, so a student
-can read them, and re-apply or edit them with kubectl.
+can read them, and re-apply or edit them with kubectl. The lab-specific values (the
+kube-dns ClusterIP, the cluster domain, the node image tag) are ``${NAME}`` placeholders
+filled in from the lab's :class:`~labctl.clusterconfig.ClusterConfig`, so an add-on always
+matches the lab's service subnet.
 """
 
 from __future__ import annotations
 
 from importlib import resources
+from string import Template
 from typing import Any
 
 import yaml
 
+from ..clusterconfig import ClusterConfig
+
 ADDONS = ("kube-dns",)
-NODE_IMAGE_PLACEHOLDER = "labctl/node:latest"
+#: the node image labctl builds; ``labctl up`` passes the exact content-hash tag it built
+DEFAULT_NODE_IMAGE = "labctl/node:latest"
 
 
 class AddonError(Exception):
     """An unknown add-on name."""
 
 
-def load_addon(name: str, image: str | None = None) -> list[dict[str, Any]]:
-    """The add-on's objects, with ``labctl/node:latest`` replaced by ``image`` if given
-    (``labctl up`` passes the exact node image tag it built)."""
+def load_addon(name: str, cluster: ClusterConfig, image: str = DEFAULT_NODE_IMAGE) -> list[dict[str, Any]]:
+    """The add-on's objects for a lab with settings ``cluster``, its pods running ``image``."""
     if name not in ADDONS:
         raise AddonError(f"failed to load add-on {name!r}: known add-ons are {', '.join(ADDONS)}")
-    text = resources.files(__name__).joinpath(f"{name}.yaml").read_text()
-    objects = [doc for doc in yaml.safe_load_all(text) if doc]
-    if image:
-        for obj in objects:
-            for container in _pod_containers(obj):
-                if container.get("image") == NODE_IMAGE_PLACEHOLDER:
-                    container["image"] = image
-    return objects
+    template = Template(resources.files(__name__).joinpath(f"{name}.yaml").read_text())
+    text = template.substitute(NODE_IMAGE=image, DNS_SERVICE_IP=cluster.dns_service_ip,
+                               CLUSTER_DOMAIN=cluster.cluster_domain)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
-def render_addon(name: str, image: str | None = None) -> str:
+def render_addon(name: str, cluster: ClusterConfig, image: str = DEFAULT_NODE_IMAGE) -> str:
     """The add-on as one YAML stream, ready for ``kubectl apply -f -``."""
-    return yaml.safe_dump_all(load_addon(name, image), sort_keys=False)
-
-
-def _pod_containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
-    spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-    return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+    return yaml.safe_dump_all(load_addon(name, cluster, image), sort_keys=False)

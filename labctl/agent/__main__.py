@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 from ..client.rest import APIClient, Credentials, resource_path
-from .config import CONFIG_PATH, AgentConfig
+from ..clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH, NodeConfig
 from .heartbeat import post_ready_forever, register_node, renew_lease, renew_lease_forever
 
 log = logging.getLogger("labctl.agent")
 
 
-async def run(cfg: AgentConfig) -> None:
+async def run(cfg: NodeConfig) -> None:
     client = APIClient(Credentials.from_kubeconfig(Path(cfg.kubeconfig)))
     try:
         while not await client.healthy():
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    cfg = AgentConfig.load(args.config)
+    cfg = NodeConfig.load(args.config)
     try:
         asyncio.run(run(cfg))
     except KeyboardInterrupt:

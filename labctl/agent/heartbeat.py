@@ -12,9 +12,9 @@ import datetime as dt
 import logging
 
 from ..client.rest import APIClient, APIStatusError, resource_path
-from .config import AgentConfig
+from ..clusterconfig import NodeConfig
 from .node_status import build_lease, build_node, ready_conditions
-from ..apiserver.meta import timestamp
+from ..kube.meta import timestamp
 
 log = logging.getLogger("labctl.agent")
 
@@ -23,7 +23,7 @@ def micro_now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-async def register_node(client: APIClient, cfg: AgentConfig) -> dict:
+async def register_node(client: APIClient, cfg: NodeConfig) -> dict:
     """Create the Node, or bring an existing one (after a restart) up to date."""
     node = build_node(cfg)
     path = resource_path("nodes")
@@ -44,17 +44,17 @@ async def register_node(client: APIClient, cfg: AgentConfig) -> dict:
     return updated
 
 
-async def renew_lease_forever(client: APIClient, cfg: AgentConfig) -> None:
+async def renew_lease_forever(client: APIClient, cfg: NodeConfig) -> None:
     path = resource_path("leases", "kube-node-lease")
     while True:
         try:
             await renew_lease(client, cfg, path)
         except Exception as err:  # keep heartbeating through API server restarts
             log.warning("failed to renew lease for node %s: %s", cfg.node_name, err)
-        await asyncio.sleep(cfg.lease_renew_seconds)
+        await asyncio.sleep(cfg.cluster.lifecycle.lease_renew_seconds)
 
 
-async def renew_lease(client: APIClient, cfg: AgentConfig, path: str) -> None:
+async def renew_lease(client: APIClient, cfg: NodeConfig, path: str) -> None:
     lease = build_lease(cfg, micro_now())
     try:
         await client.patch(f"{path}/{cfg.node_name}", {"spec": lease["spec"]})
@@ -64,11 +64,11 @@ async def renew_lease(client: APIClient, cfg: AgentConfig, path: str) -> None:
         await client.create(path, lease)
 
 
-async def post_ready_forever(client: APIClient, cfg: AgentConfig) -> None:
+async def post_ready_forever(client: APIClient, cfg: NodeConfig) -> None:
     """Refresh the Ready condition; also heals a node the lifecycle controller marked NotReady."""
     path = resource_path("nodes", name=cfg.node_name, subresource="status")
     while True:
-        await asyncio.sleep(cfg.node_status_seconds)
+        await asyncio.sleep(cfg.cluster.lifecycle.node_status_seconds)
         try:
             await client.patch(path, {"status": {"conditions": ready_conditions(timestamp())}}, "strategic")
         except Exception as err:

@@ -27,7 +27,8 @@ import struct
 from pathlib import Path
 
 from ..client.informer import FuncHandler, Informer
-from .config import AgentConfig
+from ..kube.objects import node_is_ready
+from ..clusterconfig import NodeConfig
 
 log = logging.getLogger("labctl.lbannounce")
 
@@ -38,14 +39,9 @@ RESYNC_S = 30.0
 
 
 # -- the choice (pure, unit-tested) ---------------------------------------------------------
-def is_node_ready(node: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or [])
-
-
 def eligible_nodes(nodes: list[dict]) -> list[str]:
     """Ready nodes that may announce: workers, or the control plane when no worker is Ready."""
-    ready = [n for n in nodes if is_node_ready(n) and EXCLUDE_LABEL not in (n["metadata"].get("labels") or {})]
+    ready = [n for n in nodes if node_is_ready(n) and EXCLUDE_LABEL not in (n["metadata"].get("labels") or {})]
     workers = [n for n in ready if CONTROL_PLANE_LABEL not in (n["metadata"].get("labels") or {})]
     return sorted(n["metadata"]["name"] for n in (workers or ready))
 
@@ -128,7 +124,7 @@ def send_gratuitous_arp(ifname: str, ip: str) -> None:
 class LBAnnouncer:
     """Keeps this node's announced IPs right; fed by the informers the service proxy already runs."""
 
-    def __init__(self, cfg: AgentConfig) -> None:
+    def __init__(self, cfg: NodeConfig) -> None:
         self.cfg = cfg
         self.dirty = asyncio.Event()
         #: add it to the services, nodes and endpoints informers

@@ -10,8 +10,8 @@ import os
 import platform
 from pathlib import Path
 
-from ..apiserver.meta import timestamp
-from .config import AgentConfig
+from ..kube.meta import timestamp
+from ..clusterconfig import NodeConfig
 
 KUBELET_VERSION = "v1.37.0-labctl"
 MAX_PODS = 110
@@ -35,7 +35,7 @@ def os_image(os_release: Path = Path("/etc/os-release")) -> str:
     return "Linux"
 
 
-def node_labels(cfg: AgentConfig) -> dict[str, str]:
+def node_labels(cfg: NodeConfig) -> dict[str, str]:
     labels = {
         "kubernetes.io/hostname": cfg.node_name,
         "kubernetes.io/os": "linux",
@@ -62,7 +62,7 @@ def ready_conditions(now: str, ready: bool = True, message: str = "kubelet is po
     ]
 
 
-def build_node(cfg: AgentConfig, cpus: int | None = None, memory_kib: int | None = None) -> dict:
+def build_node(cfg: NodeConfig, cpus: int | None = None, memory_kib: int | None = None) -> dict:
     """The Node a freshly started agent registers."""
     cpus = cpus or os.cpu_count() or 1
     memory_kib = memory_kib or memory_capacity_kib()
@@ -74,7 +74,7 @@ def build_node(cfg: AgentConfig, cpus: int | None = None, memory_kib: int | None
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": cfg.node_name, "labels": node_labels(cfg),
                      "annotations": {"node.alpha.kubernetes.io/ttl": "0",
-                                     "labctl.dev/cluster": cfg.cluster}},
+                                     "labctl.dev/cluster": cfg.cluster.name}},
         "spec": {"podCIDR": cfg.pod_cidr, "podCIDRs": [cfg.pod_cidr],
                  **({"taints": cfg.taints} if cfg.taints else {})},
         "status": {
@@ -93,8 +93,8 @@ def build_node(cfg: AgentConfig, cpus: int | None = None, memory_kib: int | None
     }
 
 
-def build_lease(cfg: AgentConfig, now_micro: str) -> dict:
+def build_lease(cfg: NodeConfig, now_micro: str) -> dict:
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": cfg.node_name, "namespace": "kube-node-lease"},
-            "spec": {"holderIdentity": cfg.node_name, "leaseDurationSeconds": cfg.lease_duration_seconds,
+            "spec": {"holderIdentity": cfg.node_name, "leaseDurationSeconds": cfg.cluster.lifecycle.lease_duration_seconds,
                      "renewTime": now_micro}}

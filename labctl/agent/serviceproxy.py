@@ -21,23 +21,23 @@ from pathlib import Path
 from ..client.informer import FuncHandler, Informer
 from ..client.rest import APIClient, Credentials
 from ..proxy import Proxier
-from .config import CONFIG_PATH, AgentConfig
+from ..clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH, NodeConfig
 from .lbannounce import LBAnnouncer
 
 log = logging.getLogger("labctl.proxy")
 
 
-def build_proxier(cfg: AgentConfig) -> Proxier:
+def build_proxier(cfg: NodeConfig) -> Proxier:
     """The node's proxier: NodePorts on every local address (InternalIP, 127.0.0.1, LB IPs).
 
     ``nodeport_addresses=None`` is kube-proxy's default (``-m addrtype --dst-type LOCAL``):
     traffic Docker DNATs from the host's published port to the node's InternalIP matches,
     and so does 127.0.0.1 (``route_localnet=1`` on every node).
     """
-    return Proxier(cfg.node_name, node_ips=[cfg.internal_ip], cluster_cidr=cfg.cluster_cidr)
+    return Proxier(cfg.node_name, node_ips=[cfg.internal_ip], cluster_cidr=cfg.cluster.pod_subnet)
 
 
-async def run_service_proxy(client: APIClient, cfg: AgentConfig, proxier: Proxier | None = None) -> None:
+async def run_service_proxy(client: APIClient, cfg: NodeConfig, proxier: Proxier | None = None) -> None:
     """Run the proxy and the load balancer IP announcer until cancelled.
 
     Both roles share one watch per resource. On the way out the runner thread stops;
@@ -65,7 +65,7 @@ async def run_service_proxy(client: APIClient, cfg: AgentConfig, proxier: Proxie
         proxier.stop()
 
 
-async def _main(cfg: AgentConfig) -> None:
+async def _main(cfg: NodeConfig) -> None:
     client = APIClient(Credentials.from_kubeconfig(Path(cfg.kubeconfig)))
     try:
         while not await client.healthy():
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
-        asyncio.run(_main(AgentConfig.load(args.config)))
+        asyncio.run(_main(NodeConfig.load(args.config)))
     except KeyboardInterrupt:
         pass
     return 0

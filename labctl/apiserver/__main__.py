@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..clusterconfig import ClusterConfig, NodeConfig
 from ..kubeconfig import build_kubeconfig, write_kubeconfig
 from ..pki import CertKey, ensure_cluster_pki
 from .rest import RestAPI
@@ -32,9 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="IP other nodes and the 'kubernetes' Service use to reach this server (default: the listen address)")
     p.add_argument("--external-url", default=None,
                    help="server URL written into admin.kubeconfig (default: https://<listen address>)")
-    p.add_argument("--cluster-name", default="lab", help="name used for the kubeconfig context labctl-<name>")
-    p.add_argument("--service-cidr", default="10.96.0.0/12")
-    p.add_argument("--node-port-range", default="30000-32767")
+    p.add_argument("--config", type=Path, default=None,
+                   help="the node's node.json, for the cluster's settings: name, service subnet, NodePort range "
+                        "(default: labctl's defaults, for a standalone server)")
     p.add_argument("--tls-san", action="append", default=[], help="extra IP or DNS name for the serving certificate")
     p.add_argument("--token-auth-file", type=Path, default=None,
                    help="static bearer tokens: lines of token,user,uid,\"group1,group2\"")
@@ -51,10 +52,11 @@ async def serve(args: argparse.Namespace) -> None:
     sans = [s for s in args.tls_san]
     ips = tuple(s for s in sans + [host, args.advertise_address or ""] if s and s[0].isdigit() and s != "0.0.0.0")
     names = tuple(s for s in sans if s and not s[0].isdigit())
-    ensure_cluster_pki(pki_dir, ip_addresses=ips, dns_names=names)
+    cluster = NodeConfig.load(args.config).cluster if args.config else ClusterConfig()
+    ensure_cluster_pki(pki_dir, cluster, ip_addresses=ips, dns_names=names)
 
     store = SQLiteStore(data_dir / "store.db", fsync=args.fsync)
-    api = RestAPI(store, service_cidr=args.service_cidr, node_port_range=args.node_port_range)
+    api = RestAPI(store, cluster=cluster)
     tokens = load_token_file(args.token_auth_file) if args.token_auth_file else {}
     service_accounts = ServiceAccountTokens(ensure_signing_key(pki_dir), store)
     app = APIServerApp(api, tokens, service_accounts=service_accounts).make_app()
@@ -69,7 +71,7 @@ async def serve(args: argparse.Namespace) -> None:
     url = args.external_url or f"https://{host if host not in ('', '0.0.0.0') else '127.0.0.1'}:{bound_port}"
     admin = CertKey.read(pki_dir, "admin")
     ca = (pki_dir / "ca.crt").read_bytes()
-    write_kubeconfig(data_dir / "admin.kubeconfig", build_kubeconfig(args.cluster_name, url, ca, admin.cert, admin.key))
+    write_kubeconfig(data_dir / "admin.kubeconfig", build_kubeconfig(cluster.name, url, ca, admin.cert, admin.key))
     log.info("serving the Kubernetes API on %s (state in %s)", url, data_dir)
     print(f"labctl-apiserver ready on {url}", flush=True)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labctl.apiserver import _validators as v
+from labctl.kube import validators as v
 from labctl.apiserver.errors import FieldError, forbidden, invalid, not_supported, required
 
 IS_NEGATIVE = "must be greater than or equal to 0"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from labctl.apiserver import _validators as v
+from labctl.kube import validators as v
 from labctl.apiserver._validate_common import (
     IS_NEGATIVE, as_dict, as_list, is_int, nonnegative, selector_is_empty, selector_matches,
     validate_annotations, validate_dns1123_label, validate_dns1123_subdomain, validate_label_selector,
@@ -13,7 +13,7 @@ from labctl.apiserver._validate_common import (
     validate_port_num_or_name, validate_protocol,
 )
 from labctl.apiserver.errors import FieldError, duplicate, forbidden, invalid, not_supported, required
-from labctl.quantity import QUANTITY_FORMAT_ERROR, canonical_quantity, parse_quantity
+from labctl.kube.quantity import QUANTITY_FORMAT_ERROR, canonical_quantity, parse_quantity
 
 __all__ = ["validate_pod", "validate_pod_update", "validate_replicaset", "validate_deployment",
            "validate_selector_update", "validate_pod_spec"]

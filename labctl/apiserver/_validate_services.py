@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labctl.apiserver import _validators as v
+from labctl.kube import validators as v
 from labctl.apiserver._validate_common import (
     as_dict, as_list, validate_dns1123_label, validate_dns1123_subdomain, validate_labels,
     validate_port_num_or_name, validate_protocol,

@@ -22,9 +22,9 @@ STATIC_BAND = 16
 
 
 class ServiceIPAllocator:
-    """Allocates ClusterIPs from the service CIDR (default 10.96.0.0/12)."""
+    """Allocates ClusterIPs from the lab's service subnet."""
 
-    def __init__(self, cidr: str = "10.96.0.0/12") -> None:
+    def __init__(self, cidr: str) -> None:
         self.network = ipaddress.ip_network(cidr)
 
     def well_known(self, offset: int) -> str:
@@ -55,11 +55,10 @@ class ServiceIPAllocator:
 
 
 class NodePortAllocator:
-    """Allocates node ports from the NodePort range (default 30000-32767)."""
+    """Allocates node ports from the lab's NodePort range."""
 
-    def __init__(self, port_range: str = "30000-32767") -> None:
-        low, high = port_range.split("-")
-        self.low, self.high = int(low), int(high)
+    def __init__(self, port_range: tuple[int, int]) -> None:
+        self.low, self.high = port_range
 
     def allocate(self, used: set[int], requested: int | None, path: str) -> tuple[int | None, FieldError | None]:
         if requested:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Callable
 
-from labctl.quantity import canonical_quantity, parse_quantity
+from labctl.kube.quantity import canonical_quantity, parse_quantity
 
 __all__ = ["apply_defaults", "pod_qos_class", "image_tag", "prepare_service_update"]
 

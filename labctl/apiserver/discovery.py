@@ -7,7 +7,7 @@ fall back to ``/api/v1``-style resource lists. Both are built from the same regi
 
 from __future__ import annotations
 
-from .resources import SUBRESOURCE_KINDS, Registry, ResourceType
+from labctl.kube.resources import SUBRESOURCE_KINDS, Registry, ResourceType
 
 AGGREGATED_MEDIA_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 KUBERNETES_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-labctl", "gitCommit": "labctl",

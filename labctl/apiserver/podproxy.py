@@ -35,7 +35,7 @@ from aiohttp import WSMsgType, web
 from . import _channels as ch
 from . import errors
 from ._dockerapi import ContainerInfo, DockerAPIError, DockerEngine, FrameDemuxer
-from ..cluster.constants import (CONTAINER_ATTEMPT_LABEL, CONTAINER_NAME_LABEL, CONTAINER_TYPE_LABEL,
+from ..kube.containers import (CONTAINER_ATTEMPT_LABEL, CONTAINER_NAME_LABEL, CONTAINER_TYPE_LABEL,
                                  POD_UID_LABEL)
 
 log = logging.getLogger("labctl.apiserver.podproxy")

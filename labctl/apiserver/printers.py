@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from labctl.labels import SelectorError, format_label_selector, format_labels, selector_from_label_selector
+from labctl.kube.labels import SelectorError, format_label_selector, format_labels, selector_from_label_selector
 
 Obj = dict[str, Any]
 

@@ -19,10 +19,11 @@ import orjson
 from . import errors
 from .allocators import NodePortAllocator, ServiceIPAllocator, allocate_service, normalize_cluster_ips
 from .defaults import apply_defaults, prepare_service_update
-from .meta import (IMMUTABLE_ON_UPDATE, SERVER_OWNED_ON_CREATE, generate_name, new_uid, spec_of,
+from ..clusterconfig import ClusterConfig
+from labctl.kube.meta import (IMMUTABLE_ON_UPDATE, SERVER_OWNED_ON_CREATE, generate_name, new_uid, spec_of,
                    timestamp)
 from .patch import json_patch, merge_patch, strategic_merge_patch
-from .resources import Registry, ResourceType
+from labctl.kube.resources import Registry, ResourceType
 from .selectors import parse_field_selector, parse_label_selector
 from .storage import AlreadyExists, NotFound, PreconditionFailed, SQLiteStore, clone
 from .validation import validate_create, validate_update
@@ -65,11 +66,12 @@ class RestAPI:
     """kube-apiserver's generic registry (``genericregistry.Store``) for every served kind."""
 
     def __init__(self, store: SQLiteStore, registry: Registry | None = None,
-                 service_cidr: str = "10.96.0.0/12", node_port_range: str = "30000-32767") -> None:
+                 cluster: ClusterConfig | None = None) -> None:
         self.store = store
         self.registry = registry or Registry()
-        self.service_ips = ServiceIPAllocator(service_cidr)
-        self.node_ports = NodePortAllocator(node_port_range)
+        cluster = cluster or ClusterConfig()
+        self.service_ips = ServiceIPAllocator(cluster.service_subnet)
+        self.node_ports = NodePortAllocator(cluster.node_port_range)
 
     # -- bootstrap -----------------------------------------------------------------------
     def bootstrap(self, advertise_address: str, secure_port: int) -> None:

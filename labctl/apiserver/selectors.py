@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from labctl.apiserver.errors import bad_request
-from labctl.labels import (
+from labctl.kube.labels import (
     DOES_NOT_EXIST, DOUBLE_EQUALS, EQUALS, EXISTS, GREATER_THAN, IN, LESS_THAN, NOT_EQUALS, NOT_IN,
     LabelSelector, Requirement, SelectorError, check_label_key, new_requirement,
 )

@@ -21,7 +21,7 @@ from aiohttp import web
 from . import discovery, errors, openapi, podproxy, protobuf
 from .fieldvalidation import unknown_fields
 from .printers import build_table
-from .resources import Registry, ResourceType
+from labctl.kube.resources import Registry, ResourceType
 from .rest import ListOptions, RequestScope, RestAPI
 from .serviceaccounts import ServiceAccountTokens
 from .storage import ResourceVersionTooOld

@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from . import errors
-from .meta import timestamp
+from labctl.kube.meta import timestamp
 
 log = logging.getLogger("labctl.apiserver.serviceaccounts")
 

@@ -17,7 +17,7 @@ import base64
 import binascii
 from typing import Any, Callable
 
-from labctl.apiserver import _validators as v
+from labctl.kube import validators as v
 from labctl.apiserver._validate_common import (
     as_dict, as_list, is_int, nonnegative, validate_annotations, validate_dns1123_subdomain, validate_labels,
 )

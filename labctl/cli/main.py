@@ -17,7 +17,7 @@ from rich.table import Table
 
 from .. import __version__
 from ..errors import LabctlError
-from ..status import Status
+from .status import Status
 
 app = typer.Typer(help="Learn Kubernetes networking by touching it: a multi-node lab from Docker containers.",
                   add_completion=False, pretty_exceptions_enable=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ..apiserver.meta import generate_name, timestamp
+from ..kube.meta import generate_name, timestamp
 from .rest import APIClient, APIStatusError, resource_path
 
 log = logging.getLogger("labctl.events")

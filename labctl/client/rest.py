@@ -63,8 +63,9 @@ class Credentials:
     token: str | None = None
 
     @classmethod
-    def from_kubeconfig(cls, path: Path) -> "Credentials":
-        config = yaml.safe_load(Path(path).read_text())
+    def from_kubeconfig(cls, source: Path | str | dict) -> "Credentials":
+        """The current context's server and user, from a kubeconfig file or its parsed form."""
+        config = source if isinstance(source, dict) else yaml.safe_load(Path(source).read_text())
         context_name = config.get("current-context") or config["contexts"][0]["name"]
         context = next(c["context"] for c in config["contexts"] if c["name"] == context_name)
         cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])

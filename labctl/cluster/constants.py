@@ -5,13 +5,12 @@ find a cluster's containers, networks and volumes by label, with no local state 
 they work after a reboot or from another shell.
 """
 
-CLUSTER_LABEL = "io.labctl.cluster"
+from ..kube.containers import CLUSTER_LABEL, node_container_name  # noqa: F401 (one owner: kube)
+
 ROLE_LABEL = "io.labctl.role"
 NODE_LABEL = "io.labctl.node"
 NETWORK_LABEL = "io.labctl.network"
 STATE_VOLUME_LABEL = "io.labctl.state"
-#: pod containers created by node agents carry this label with the node's container name
-POD_NODE_LABEL = "io.labctl.pod.node"
 
 DEFAULT_CLUSTER_NAME = "lab"
 API_SERVER_CONTAINER_PORT = 6443
@@ -27,16 +26,3 @@ def network_name(cluster: str) -> str:
 
 def state_volume_name(cluster: str) -> str:
     return f"labctl-{cluster}-state"
-
-
-def node_container_name(cluster: str, node: str) -> str:
-    return f"{cluster}-{node}"
-
-# Labels on pod containers (sandbox and app containers), as dockershim labelled them, so
-# `docker ps --filter label=io.kubernetes.pod.name=web-1` works for students too.
-POD_NAME_LABEL = "io.kubernetes.pod.name"
-POD_NAMESPACE_LABEL = "io.kubernetes.pod.namespace"
-POD_UID_LABEL = "io.kubernetes.pod.uid"
-CONTAINER_NAME_LABEL = "io.kubernetes.container.name"   # "POD" for the sandbox
-CONTAINER_ATTEMPT_LABEL = "io.kubernetes.container.attempt"  # restart count of this instance
-CONTAINER_TYPE_LABEL = "io.kubernetes.docker.type"      # "podsandbox" | "container"

@@ -11,7 +11,7 @@ import ipaddress
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import docker
 import docker.errors
@@ -137,6 +137,17 @@ def tar_of(files: dict[str, bytes]) -> bytes:
             info.mode = 0o600 if path.endswith(".key") else 0o644
             tar.addfile(info, io.BytesIO(content))
     return buf.getvalue()
+
+
+def exec_exit_code(client: docker.DockerClient, container: str, argv: Sequence[str]) -> int:
+    """Run ``argv`` in a running container, wait for it, and return its exit code (output discarded)."""
+    try:
+        exec_id = client.api.exec_create(container, list(argv))["Id"]
+        client.api.exec_start(exec_id)  # returns once the command's output streams close
+        result = client.api.exec_inspect(exec_id)
+        return -1 if result["Running"] or result["ExitCode"] is None else int(result["ExitCode"])
+    except docker.errors.APIError as err:
+        raise LabctlError(f"failed to run {argv[0]!r} in {container}: {err.explanation}") from None
 
 
 def start(client: docker.DockerClient, container_ids: Iterable[str]) -> None:

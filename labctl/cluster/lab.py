@@ -15,7 +15,7 @@ import docker.errors
 from .. import images as lab_images
 from ..errors import LabctlError
 from ..kubeconfig import build_kubeconfig, context_name, default_path, remove_context
-from ..status import Status
+from ..progress import Progress
 from ..topology import Topology
 from . import docker as lab_docker
 from .constants import API_SERVER_CONTAINER_PORT, DEFAULT_CLUSTER_NAME
@@ -23,7 +23,7 @@ from .create import CreatedCluster, create_cluster
 from .plan import plan_from_topology
 
 
-def up(topology: Topology, status: Status, kubeconfig_path: Path | None = None,
+def up(topology: Topology, status: Progress, kubeconfig_path: Path | None = None,
        retain: bool = False) -> CreatedCluster:
     client = lab_docker.connect()
     status.start("Ensuring lab images 🖼")
@@ -42,7 +42,7 @@ def free_port(address: str) -> int:
         return s.getsockname()[1]
 
 
-def _ensure_images(client: docker.DockerClient, status: Status) -> str:
+def _ensure_images(client: docker.DockerClient, status: Progress) -> str:
     def progress(step: str, done: int, total: int) -> None:
         status.update(f"[{done}/{total}] {step[:90]}")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from ..agent.config import AgentConfig
+from ..clusterconfig import ClusterConfig, NodeConfig
 from ..topology import PortMapping, Topology
 from .constants import (API_SERVER_CONTAINER_PORT, CLUSTER_LABEL, NETWORK_LABEL, NODE_LABEL, ROLE_LABEL,
                         STATE_VOLUME_LABEL, network_name, node_container_name, state_volume_name)
@@ -49,17 +49,11 @@ class ClusterPlan:
     subnet: str
     gateway: str
     nodes: tuple[NodePlan, ...]
+    cluster: ClusterConfig
     api_server_address: str = "127.0.0.1"
     api_server_port: int = 6443
     port_mappings: tuple[PortMapping, ...] = ()
-    pod_subnet: str = "10.244.0.0/16"
-    service_subnet: str = "10.96.0.0/12"
-    node_port_range: str = "30000-32767"
     image_aliases: dict[str, str] = field(default_factory=dict)
-    lease_duration_seconds: int = 40
-    lease_renew_seconds: float = 10.0
-    node_monitor_grace_seconds: float = 40.0
-    pod_eviction_timeout_seconds: float = 300.0
 
     @property
     def control_plane(self) -> NodePlan:
@@ -87,16 +81,11 @@ def node_ips(subnet: str, count: int) -> tuple[str, list[str]]:
     return gateway, ips
 
 
-def agent_config(plan: ClusterPlan, node: NodePlan) -> AgentConfig:
-    return AgentConfig(cluster=plan.name, node_name=node.name, role=node.role, internal_ip=node.ip,
-                       pod_cidr=node.pod_cidr, labels=dict(node.labels), taints=list(node.taints),
-                       cluster_cidr=plan.pod_subnet, service_cidr=plan.service_subnet,
-                       node_port_range=plan.node_port_range,
-                       image_aliases=dict(plan.image_aliases),
-                       lease_duration_seconds=plan.lease_duration_seconds,
-                       lease_renew_seconds=plan.lease_renew_seconds,
-                       node_monitor_grace_seconds=plan.node_monitor_grace_seconds,
-                       pod_eviction_timeout_seconds=plan.pod_eviction_timeout_seconds)
+def node_config(plan: ClusterPlan, node: NodePlan) -> NodeConfig:
+    """The ``/etc/labctl/node.json`` of one node."""
+    return NodeConfig(cluster=plan.cluster, node_name=node.name, role=node.role, internal_ip=node.ip,
+                      pod_cidr=node.pod_cidr, labels=dict(node.labels), taints=list(node.taints),
+                      image_aliases=dict(plan.image_aliases))
 
 
 def container_spec(plan: ClusterPlan, node: NodePlan) -> dict:
@@ -146,17 +135,11 @@ def plan_from_topology(topology: Topology, subnet: str, image: str) -> ClusterPl
                  pod_cidr=n.pod_cidr, labels=dict(n.labels), taints=tuple(t.to_dict() for t in n.taints))
         for n, ip in zip(topology.nodes, ips))
     net = topology.networking
-    life = topology.node_lifecycle
     return ClusterPlan(
         name=topology.name, image=image, subnet=subnet, gateway=gateway, nodes=nodes,
+        cluster=topology.cluster_config(),
         api_server_address=net.api_server_address, api_server_port=net.api_server_port,
-        port_mappings=tuple(topology.port_mappings), pod_subnet=net.pod_subnet,
-        service_subnet=net.service_subnet, node_port_range=net.node_port_range_text,
-        image_aliases=dict(topology.images.aliases),
-        lease_duration_seconds=life.lease_duration_seconds,
-        lease_renew_seconds=life.lease_renew_interval.total_seconds(),
-        node_monitor_grace_seconds=life.node_monitor_grace_period.total_seconds(),
-        pod_eviction_timeout_seconds=life.pod_eviction_timeout.total_seconds())
+        port_mappings=tuple(topology.port_mappings), image_aliases=dict(topology.images.aliases))
 
 
 def network_labels(plan: ClusterPlan) -> dict[str, str]:

@@ -12,10 +12,10 @@ import logging
 import sys
 from pathlib import Path
 
-from ..agent.config import CONFIG_PATH, AgentConfig
+from ..clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH, ClusterConfig, NodeConfig
 from ..client.rest import APIClient, Credentials
 from .base import Controller
-from .context import ControllerContext, ControllerSettings
+from .context import ControllerContext
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
@@ -42,14 +42,14 @@ def build_controllers(ctx: ControllerContext) -> list[Controller]:
     ]
 
 
-async def run(kubeconfig: Path, settings: ControllerSettings) -> None:
+async def run(kubeconfig: Path, cluster: ClusterConfig) -> None:
     while not kubeconfig.exists():  # the API server writes it when it first starts
         await asyncio.sleep(0.2)
     client = APIClient(Credentials.from_kubeconfig(kubeconfig))
     try:
         while not await client.healthy():
             await asyncio.sleep(0.2)
-        ctx = ControllerContext(client, settings)
+        ctx = ControllerContext(client, cluster)
         controllers = build_controllers(ctx)
         informers = asyncio.create_task(ctx.run_informers())
         await ctx.wait_for_sync()
@@ -57,11 +57,6 @@ async def run(kubeconfig: Path, settings: ControllerSettings) -> None:
         await asyncio.gather(informers, *(c.run() for c in controllers))
     finally:
         await client.close()
-
-
-def settings_from(cfg: AgentConfig) -> ControllerSettings:
-    return ControllerSettings(node_monitor_grace_seconds=cfg.node_monitor_grace_seconds,
-                              pod_eviction_timeout_seconds=cfg.pod_eviction_timeout_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,9 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    settings = settings_from(AgentConfig.load(args.config)) if args.config.exists() else ControllerSettings()
     try:
-        asyncio.run(run(args.kubeconfig, settings))
+        asyncio.run(run(args.kubeconfig, NodeConfig.load(args.config).cluster))
     except KeyboardInterrupt:
         pass
     return 0

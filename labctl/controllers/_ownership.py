@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from ..client.rest import APIClient, APIStatusError, resource_path
-from ..labels import LabelSelector
+from ..kube.labels import LabelSelector
 
 
 def controller_of(obj: dict) -> dict | None:

@@ -12,6 +12,8 @@ import datetime as dt
 import functools
 import math
 
+from ..kube.objects import get_condition, pod_is_ready
+
 PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 
@@ -31,28 +33,17 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def pod_condition(pod: dict, typ: str) -> dict | None:
-    for cond in (pod.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == typ:
-            return cond
-    return None
-
-
-def is_pod_ready(pod: dict) -> bool:
-    cond = pod_condition(pod, "Ready")
-    return cond is not None and cond.get("status") == "True"
-
 
 def pod_ready_time(pod: dict) -> dt.datetime | None:
     """When the pod last became Ready (the Ready condition's lastTransitionTime)."""
-    if not is_pod_ready(pod):
+    if not pod_is_ready(pod):
         return None
-    return parse_time(pod_condition(pod, "Ready").get("lastTransitionTime"))
+    return parse_time(get_condition(pod, "Ready").get("lastTransitionTime"))
 
 
 def is_pod_available(pod: dict, min_ready_seconds: int, now: dt.datetime) -> bool:
     """Ready for at least ``minReadySeconds`` (``podutil.IsPodAvailable``)."""
-    if not is_pod_ready(pod):
+    if not pod_is_ready(pod):
         return False
     if min_ready_seconds == 0:
         return True
@@ -115,7 +106,7 @@ def _less(a: dict, b: dict, rank_a: int, rank_b: int, now: dt.datetime | None) -
     phase_b = PHASE_ORDINAL.get((b.get("status") or {}).get("phase"), 0)
     if phase_a != phase_b:                                         # 2. Pending < Unknown < Running
         return phase_a < phase_b
-    ready_a, ready_b = is_pod_ready(a), is_pod_ready(b)
+    ready_a, ready_b = pod_is_ready(a), pod_is_ready(b)
     if ready_a != ready_b:                                         # 3. not ready < ready
         return not ready_a
     if deletion_cost(a) != deletion_cost(b):                       # 4. lower deletion cost first

@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
-from ..labels import DOES_NOT_EXIST, EXISTS, GREATER_THAN, IN, LESS_THAN, NOT_IN, Requirement
-from ..quantity import milli_value, value
+from ..kube.labels import DOES_NOT_EXIST, EXISTS, GREATER_THAN, IN, LESS_THAN, NOT_IN, Requirement
+from ..kube.quantity import milli_value, value
 
 # framework.Code values a Filter returns; only UNSCHEDULABLE nodes are worth a preemption dry run.
 UNSCHEDULABLE = "Unschedulable"

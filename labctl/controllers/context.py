@@ -1,28 +1,25 @@
-"""What every controller gets: the API client, shared informers, an event recorder, settings."""
+"""What every controller gets: the API client, shared informers, an event recorder, the cluster's settings."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
 
+from ..clusterconfig import ClusterConfig
 from ..client.events import EventRecorder
 from ..client.informer import Informer
 from ..client.rest import APIClient
 
 
-@dataclass
-class ControllerSettings:
-    """Cluster-wide timings (from the topology's nodeLifecycle section)."""
-
-    node_monitor_grace_seconds: float = 40.0
-    pod_eviction_timeout_seconds: float = 300.0
-    node_monitor_period_seconds: float = 2.0
+#: How often node lifecycle looks at the Leases (kube-controller-manager's --node-monitor-period is 5 s;
+#: 2 s makes a stopped node visible sooner in a lab).
+NODE_MONITOR_PERIOD_SECONDS = 2.0
 
 
 @dataclass
 class ControllerContext:
     client: APIClient
-    settings: ControllerSettings = field(default_factory=ControllerSettings)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     _informers: dict[str, Informer] = field(default_factory=dict)
     _recorders: dict[str, EventRecorder] = field(default_factory=dict)
 

@@ -27,7 +27,7 @@ import logging
 
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
-from ..labels import selector_from_label_selector
+from ..kube.labels import selector_from_label_selector
 from . import _rollout as ro
 from ._ownership import claim, controller_of
 from ._podutil import utcnow

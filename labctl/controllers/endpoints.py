@@ -27,8 +27,8 @@ import logging
 
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
-from ..labels import LabelSelector, SelectorError, selector_from_set
-from ._podutil import is_pod_ready
+from ..kube.labels import LabelSelector, SelectorError, selector_from_set
+from ..kube.objects import pod_is_ready
 from .base import Controller, key_of, split_key
 from .context import ControllerContext
 
@@ -103,7 +103,7 @@ def build_subsets(svc: dict, pods: list[dict]) -> list[dict]:
     for pod in pods:
         if not should_pod_be_in_endpoints(pod, tolerate_unready):
             continue
-        ready = tolerate_unready or is_pod_ready(pod)
+        ready = tolerate_unready or pod_is_ready(pod)
         ports = []
         for svc_port in svc_ports:
             number = find_port(pod, svc_port)
@@ -188,7 +188,7 @@ def endpoints_relevant(pod: dict) -> tuple:
     """The part of a pod the Endpoints depend on: an update changing nothing here is skipped."""
     meta, status = pod["metadata"], pod.get("status") or {}
     return (meta.get("labels"), bool(meta.get("deletionTimestamp")), status.get("podIP"), status.get("phase"),
-            is_pod_ready(pod), (pod.get("spec") or {}).get("nodeName"), (pod.get("spec") or {}).get("hostname"))
+            pod_is_ready(pod), (pod.get("spec") or {}).get("nodeName"), (pod.get("spec") or {}).get("hostname"))
 
 
 class EndpointsController(Controller):

@@ -23,9 +23,9 @@ import logging
 
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
-from ..labels import SelectorError
+from ..kube.labels import SelectorError
 from ._ownership import owner_reference
-from ._podutil import is_pod_ready
+from ..kube.objects import pod_is_ready
 from .base import Controller, key_of, split_key
 from .context import ControllerContext
 from .endpoints import (endpoint_port, endpoints_relevant, find_port, service_selector, services_selecting,
@@ -61,7 +61,7 @@ def endpoints_from_pods(svc: dict, pods: list[dict]) -> dict[tuple, tuple[list[d
         ports = [_slice_port(endpoint_port(p, n)) for p in (svc.get("spec") or {}).get("ports") or []
                  if (n := find_port(pod, p)) is not None]
         terminating = bool(pod["metadata"].get("deletionTimestamp"))
-        serving = publish or is_pod_ready(pod)
+        serving = publish or pod_is_ready(pod)
         meta, spec = pod["metadata"], pod.get("spec") or {}
         ep = {"addresses": [pod["status"]["podIP"]],
               "conditions": {"ready": serving and not terminating, "serving": serving, "terminating": terminating},

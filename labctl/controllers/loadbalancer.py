@@ -18,6 +18,7 @@ import ipaddress
 import logging
 
 from ..client.informer import FuncHandler
+from ..kube.objects import node_address
 from ..client.rest import APIStatusError, resource_path
 from .base import Controller, key_of, split_key
 from .context import ControllerContext
@@ -52,13 +53,6 @@ def is_managed(svc: dict) -> bool:
 def ingress_ips(svc: dict) -> list[str]:
     ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     return [i["ip"] for i in ingress if i.get("ip")]
-
-
-def node_internal_ip(node: dict) -> str | None:
-    for addr in (node.get("status") or {}).get("addresses") or []:
-        if addr.get("type") == "InternalIP":
-            return addr.get("address")
-    return None
 
 
 def choose_ip(svc: dict, pool: list[str], taken: dict[str, str]) -> tuple[str | None, str]:
@@ -124,7 +118,7 @@ class LoadBalancerController(Controller):
     def pool(self) -> list[str] | None:
         if self._pool is not None:
             return self._pool
-        ips = sorted(ip for ip in (node_internal_ip(n) for n in self.nodes.list()) if ip)
+        ips = sorted(ip for ip in (node_address(n) for n in self.nodes.list()) if ip)
         return default_pool(ips[0]) if ips else None
 
     def taken(self, key: str) -> dict[str, str]:

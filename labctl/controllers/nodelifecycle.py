@@ -34,10 +34,11 @@ import time
 
 from ..agent.node_status import ready_conditions
 from ..client.informer import FuncHandler
+from ..kube.objects import condition_status
 from ..client.rest import APIStatusError, resource_path
 from ._podutil import parse_time, utcnow
 from .base import Controller
-from .context import ControllerContext
+from .context import NODE_MONITOR_PERIOD_SECONDS, ControllerContext
 
 log = logging.getLogger("labctl.controllers.nodelifecycle")
 
@@ -48,13 +49,6 @@ DEFAULT_TOLERATION_SECONDS = 300
 UNKNOWN_REASON = "NodeStatusUnknown"
 UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
 CONDITION_TYPES = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
-
-
-def ready_status(node: dict) -> str | None:
-    for cond in (node.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready":
-            return cond.get("status")
-    return None
 
 
 def unknown_conditions(node: dict, now: str) -> list[dict]:
@@ -137,7 +131,7 @@ class NodeLifecycleController(Controller):
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__()
         self.client = ctx.client
-        self.settings = ctx.settings
+        self.lifecycle = ctx.cluster.lifecycle
         self.recorder = ctx.recorder(self.name)
         self.nodes = ctx.informer("nodes")
         self.leases = ctx.informer("leases")
@@ -150,7 +144,7 @@ class NodeLifecycleController(Controller):
 
     async def _monitor(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.node_monitor_period_seconds)
+            await asyncio.sleep(NODE_MONITOR_PERIOD_SECONDS)
             self.queue.add("monitor")
 
     async def reconcile(self, key: str) -> None:
@@ -177,21 +171,21 @@ class NodeLifecycleController(Controller):
 
     async def monitor_node(self, name: str) -> None:
         now = time.monotonic()
-        stale = self.seconds_since_probe(name, now) > self.settings.node_monitor_grace_seconds
+        stale = self.seconds_since_probe(name, now) > self.lifecycle.node_monitor_grace_seconds
         node = self.nodes.get("", name)
         if node is None:
             return
-        ready = ready_status(node)
+        ready = condition_status(node, "Ready")
         if stale and ready != "Unknown":
             node = await self.set_conditions(node, unknown_conditions(node, _now_text()))
-            log.info("node %s: lease not renewed for %.0fs: Ready=Unknown", name, self.settings.node_monitor_grace_seconds)
+            log.info("node %s: lease not renewed for %.0fs: Ready=Unknown", name, self.lifecycle.node_monitor_grace_seconds)
             await self.recorder.record(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
             await self.mark_pods_not_ready(name)
         elif not stale and ready == "Unknown" and self._is_ours(node):
             node = await self.set_conditions(node, ready_conditions(_now_text()))
             log.info("node %s: lease renewed again: Ready=True", name)
             await self.recorder.record(node, "Normal", "NodeReady", f"Node {name} status is now: NodeReady")
-        ready = ready_status(node)
+        ready = condition_status(node, "Ready")
         taints = reconcile_taints((node.get("spec") or {}).get("taints") or [], ready, _now_text())
         if taints is not None:
             patch = {"spec": {"taints": taints or None}, "metadata": {"resourceVersion": node["metadata"]["resourceVersion"]}}
@@ -240,7 +234,7 @@ class NodeLifecycleController(Controller):
             meta = pod["metadata"]
             if (pod.get("spec") or {}).get("nodeName") != name or meta.get("deletionTimestamp"):
                 continue
-            delay = eviction_delay(pod, taints, self.settings.pod_eviction_timeout_seconds)
+            delay = eviction_delay(pod, taints, self.lifecycle.pod_eviction_timeout_seconds)
             if delay is None or elapsed < delay:
                 continue
             try:

@@ -22,9 +22,10 @@ import logging
 
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
-from ..labels import SelectorError, selector_from_label_selector, selector_from_set
+from ..kube.labels import SelectorError, selector_from_label_selector, selector_from_set
 from ._ownership import Expectations, claim, controller_of, owner_reference
-from ._podutil import filter_active_pods, is_pod_available, is_pod_ready, pods_to_delete, utcnow
+from ..kube.objects import pod_is_ready
+from ._podutil import filter_active_pods, is_pod_available, pods_to_delete, utcnow
 from .base import Controller, split_key
 from .context import ControllerContext
 
@@ -53,7 +54,7 @@ def replicaset_status(rs: dict, pods: list[dict], error: str | None, now) -> dic
     min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
     status["replicas"] = len(pods)
     status["fullyLabeledReplicas"] = sum(1 for p in pods if template_labels.matches(p["metadata"].get("labels") or {}))
-    status["readyReplicas"] = sum(1 for p in pods if is_pod_ready(p))
+    status["readyReplicas"] = sum(1 for p in pods if pod_is_ready(p))
     status["availableReplicas"] = sum(1 for p in pods if is_pod_available(p, min_ready, now))
     conditions = [c for c in status.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
     failure = next((c for c in status.get("conditions") or [] if c.get("type") == "ReplicaFailure"), None)
@@ -142,7 +143,7 @@ class ReplicaSetController(Controller):
                 self._enqueue_matching(new)
             return
         self.queue.add(key)
-        if not is_pod_ready(old) and is_pod_ready(new):
+        if not pod_is_ready(old) and pod_is_ready(new):
             rs = self.replicasets.get(*split_key(key))
             min_ready = int(((rs or {}).get("spec") or {}).get("minReadySeconds") or 0)
             if min_ready > 0:  # it becomes available later: look again then

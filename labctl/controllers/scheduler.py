@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..apiserver.meta import timestamp
+from ..kube.meta import timestamp
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
 from ._schedcache import SchedulerCache, occupies_node, pod_key

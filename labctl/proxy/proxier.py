@@ -9,6 +9,8 @@ updating iptables with some partial data after restart" (kube-proxy).
 
 from __future__ import annotations
 
+from ..clusterconfig import DEFAULT_POD_SUBNET
+
 import ipaddress
 import logging
 import threading
@@ -50,7 +52,7 @@ class Proxier:
         self,
         node_name: str,
         node_ips: Sequence[str] = (),
-        cluster_cidr: str = "10.244.0.0/16",
+        cluster_cidr: str = DEFAULT_POD_SUBNET,
         nodeport_addresses: Sequence[str] | None = None,
         command_prefix: Sequence[str] = (),
         iptables: IPTables | None = None,

@@ -9,6 +9,8 @@ but are no longer wanted are declared and then deleted with ``-X``.
 
 from __future__ import annotations
 
+from ..clusterconfig import DEFAULT_POD_SUBNET
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -29,7 +31,7 @@ class NodeConfig:
     """
 
     node_name: str
-    cluster_cidr: str = "10.244.0.0/16"
+    cluster_cidr: str = DEFAULT_POD_SUBNET
     nodeport_addresses: tuple[str, ...] | None = None
     masquerade_all: bool = False
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any
 
-from labctl.labels import label_key_errors, label_value_errors
+from labctl.kube.labels import label_key_errors, label_value_errors
 from labctl.topology._fields import (
     _check_networks, _describe, _duration, _integer, _parse_address, _parse_cidr, _Problems, _quote, _section,
     _string, _string_map, format_duration,

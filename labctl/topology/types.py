@@ -13,6 +13,8 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
+from labctl.clusterconfig import (DEFAULT_NODE_PORT_RANGE, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET,
+                                  ClusterConfig, NodeLifecycleTimings)
 from labctl.errors import LabctlError
 from labctl.topology._fields import _check_networks, _parse_cidr, _Problems, _quote
 
@@ -29,6 +31,7 @@ MAX_CLUSTER_NAME = 40   # "<cluster>-<node>" is a container name and a hostname 
 MAX_NODE_NAME = 22      # 40 + "-" + 22 = 63
 LAB_SUBNET_POOL = ipaddress.IPv4Network("172.30.0.0/16")   # "auto" takes the first free /24 of it
 _DNS1123_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_TIMINGS = NodeLifecycleTimings()
 _HINT = "every field, its default and an example are in docs/topology.md"
 
 
@@ -80,10 +83,10 @@ class NodeSpec:
 class Networking:
     """Address ranges and the API server's published port."""
 
-    pod_subnet: str = "10.244.0.0/16"
-    service_subnet: str = "10.96.0.0/12"
-    lab_subnet: str | None = None               # None: "auto", resolved by pick_lab_subnet()
-    node_port_range: tuple[int, int] = (30000, 32767)
+    pod_subnet: str = DEFAULT_POD_SUBNET
+    service_subnet: str = DEFAULT_SERVICE_SUBNET
+    lab_subnet: str | None = None               # None: "auto", resolved when the lab is created
+    node_port_range: tuple[int, int] = DEFAULT_NODE_PORT_RANGE
     api_server_port: int = 6443                 # 0: pick a free port on the host
     api_server_address: str = "127.0.0.1"
 
@@ -91,16 +94,6 @@ class Networking:
     def node_port_range_text(self) -> str:
         """``"30000-32767"``, the API server's ``--service-node-port-range`` form."""
         return f"{self.node_port_range[0]}-{self.node_port_range[1]}"
-
-    @property
-    def kubernetes_service_ip(self) -> str:
-        """The ``default/kubernetes`` Service's ClusterIP: the first address of the service subnet."""
-        return str(ipaddress.IPv4Network(self.service_subnet)[1])
-
-    @property
-    def dns_service_ip(self) -> str:
-        """The ``kube-system/kube-dns`` ClusterIP: the tenth address (10.96.0.10), as kubeadm picks it."""
-        return str(ipaddress.IPv4Network(self.service_subnet)[10])
 
     def networks(self) -> dict[str, ipaddress.IPv4Network]:
         """The subnets by field name (``labSubnet`` only once it is resolved), for overlap checks."""
@@ -142,10 +135,16 @@ class ImageAliases:
 class NodeLifecycle:
     """How fast a stopped node goes NotReady and loses its pods."""
 
-    node_monitor_grace_period: timedelta = timedelta(seconds=40)
-    pod_eviction_timeout: timedelta = timedelta(seconds=300)
-    lease_duration_seconds: int = 40
-    lease_renew_interval: timedelta = timedelta(seconds=10)
+    node_monitor_grace_period: timedelta = timedelta(seconds=_TIMINGS.node_monitor_grace_seconds)
+    pod_eviction_timeout: timedelta = timedelta(seconds=_TIMINGS.pod_eviction_timeout_seconds)
+    lease_duration_seconds: int = _TIMINGS.lease_duration_seconds
+    lease_renew_interval: timedelta = timedelta(seconds=_TIMINGS.lease_renew_seconds)
+
+    def timings(self) -> NodeLifecycleTimings:
+        return NodeLifecycleTimings(node_monitor_grace_seconds=self.node_monitor_grace_period.total_seconds(),
+                                    pod_eviction_timeout_seconds=self.pod_eviction_timeout.total_seconds(),
+                                    lease_duration_seconds=self.lease_duration_seconds,
+                                    lease_renew_seconds=self.lease_renew_interval.total_seconds())
 
 
 @dataclass(frozen=True)
@@ -164,6 +163,12 @@ class Topology:
     def control_plane(self) -> NodeSpec:
         """The one control-plane node."""
         return next(n for n in self.nodes if n.role == ROLE_CONTROL_PLANE)
+
+    def cluster_config(self) -> ClusterConfig:
+        """The settings every component of a lab of this topology shares."""
+        net = self.networking
+        return ClusterConfig(name=self.name, pod_subnet=net.pod_subnet, service_subnet=net.service_subnet,
+                             node_port_range=net.node_port_range, lifecycle=self.node_lifecycle.timings())
 
     @property
     def workers(self) -> tuple[NodeSpec, ...]:

@@ -30,7 +30,7 @@ from labctl.apiserver._dockerapi import ContainerInfo, FrameDemuxer
 from labctl.apiserver.errors import APIError
 from labctl.apiserver.podproxy import LogOptions, select_container, select_log_instance
 from labctl.client.rest import Credentials
-from labctl.cluster.constants import (CONTAINER_ATTEMPT_LABEL, CONTAINER_NAME_LABEL, CONTAINER_TYPE_LABEL,
+from labctl.kube.containers import (CONTAINER_ATTEMPT_LABEL, CONTAINER_NAME_LABEL, CONTAINER_TYPE_LABEL,
                                       POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL)
 from support.kubectl import Kubectl
 

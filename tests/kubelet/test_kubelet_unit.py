@@ -7,10 +7,11 @@ import pytest
 from labctl.agent.kubelet.backoff import Backoff
 from labctl.agent.kubelet.images import alias_for, offline_message, split_tag, with_default_tag
 from labctl.agent.kubelet.network import build_netconf, result_ip, wanted_routes
+from labctl.clusterconfig import ClusterConfig
 from labctl.agent.kubelet.runtime import (ContainerRecord, PodRef, build_container, build_sandbox, docker_epoch,
                                           docker_time, expand, resource_limits)
 from labctl.agent.kubelet.status import ContainerView, build_pod_status, container_status, pod_phase, qos_class
-from labctl.cluster import constants as c
+from labctl.kube import containers as c
 
 NOW = "2026-11-30T10:00:00Z"
 
@@ -140,7 +141,7 @@ def test_limits_become_memory_and_cfs_quota():
 
 
 def test_sandbox_has_dockershim_name_labels_dns_and_no_network():
-    spec = build_sandbox(pod(), "lab", "lab-worker", "10.96.0.10")
+    spec = build_sandbox(pod(), ClusterConfig(name="lab"), "lab-worker")
     assert spec.name == "k8s_POD_web-1_default_u-1_0" and spec.image == "labctl/pause:latest"
     assert spec.host_config["network_mode"] == "none"
     assert spec.host_config["dns"] == ["10.96.0.10"] and spec.host_config["dns_opt"] == ["ndots:5"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labctl.cluster.plan import NODE_CAPABILITIES, agent_config, container_spec, plan_from_topology
+from labctl.cluster.plan import NODE_CAPABILITIES, node_config, container_spec, plan_from_topology
 from labctl.topology import default_topology_path, load_topology
 
 
@@ -50,9 +50,9 @@ def test_publish_address_moves_every_published_port():
     assert spec["ports"]["30000/tcp"] == [("0.0.0.0", 30000)]
 
 
-def test_agent_config_carries_cluster_settings():
+def test_node_config_carries_cluster_settings():
     plan = default_plan()
-    cfg = agent_config(plan, plan.nodes[2])
+    cfg = node_config(plan, plan.nodes[2])
     assert (cfg.node_name, cfg.role, cfg.internal_ip, cfg.pod_cidr) == ("worker2", "worker", "172.30.7.4", "10.244.2.0/24")
     assert cfg.image_aliases["nginx:1.14.2"].startswith("labctl/web")
-    assert cfg.node_monitor_grace_seconds > 0 and cfg.pod_eviction_timeout_seconds > 0
+    assert cfg.cluster.lifecycle.node_monitor_grace_seconds > 0 and cfg.cluster.lifecycle.pod_eviction_timeout_seconds > 0

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from labctl.apiserver.defaults import apply_defaults, image_tag, pod_qos_class, prepare_service_update
-from labctl.quantity import canonical_quantity, milli_value, parse_quantity, value
+from labctl.kube.quantity import canonical_quantity, milli_value, parse_quantity, value
 
 
 def _pod(*containers: dict, **spec) -> dict:

@@ -6,7 +6,7 @@ import pytest
 
 from labctl.apiserver.errors import APIError
 from labctl.apiserver.selectors import parse_field_selector, parse_label_selector
-from labctl.labels import (
+from labctl.kube.labels import (
     EVERYTHING, NOTHING, SelectorError, format_label_selector, format_labels, new_requirement,
     selector_from_label_selector, selector_from_set,
 )

@@ -58,7 +58,8 @@ def test_default_topology_networking_port_mapping_and_lab_timings():
     assert (net.pod_subnet, net.service_subnet, net.lab_subnet) == ("10.244.0.0/16", "10.96.0.0/12", None)
     assert (net.node_port_range, net.node_port_range_text) == ((30000, 32767), "30000-32767")
     assert (net.api_server_address, net.api_server_port) == ("127.0.0.1", 6443)
-    assert (net.kubernetes_service_ip, net.dns_service_ip) == ("10.96.0.1", "10.96.0.10")
+    cluster = topo.cluster_config()
+    assert (cluster.kubernetes_service_ip, cluster.dns_service_ip) == ("10.96.0.1", "10.96.0.10")
     [mapping] = topo.port_mappings
     assert (mapping.listen_address, mapping.host_port, mapping.node_port, mapping.protocol, mapping.node) == \
         ("127.0.0.1", 30000, 30000, "TCP", "control-plane")

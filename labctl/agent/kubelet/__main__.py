@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 from ...client.rest import APIClient, Credentials
-from ..config import CONFIG_PATH, AgentConfig
+from ...clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH, NodeConfig
 from . import lock
 from .kubelet import Kubelet
 
 
-async def run(cfg: AgentConfig) -> None:
+async def run(cfg: NodeConfig) -> None:
     client = APIClient(Credentials.from_kubeconfig(Path(cfg.kubeconfig)))
     try:
         while not await client.healthy():
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kubelet: {err}; not starting a second one", file=sys.stderr)
         return 0
     try:
-        asyncio.run(run(AgentConfig.load(args.config)))
+        asyncio.run(run(NodeConfig.load(args.config)))
     except KeyboardInterrupt:
         pass
     finally:

@@ -19,7 +19,7 @@ import aiohttp
 
 from ...client.events import EventRecorder
 from ...client.rest import APIClient
-from ..config import AgentConfig
+from ...clusterconfig import NodeConfig
 from .backoff import Backoff
 from .images import ImageResolver
 from .runtime import Runtime
@@ -42,7 +42,7 @@ CNI_PARALLEL = 2
 @dataclass
 class KubeletContext:
     client: APIClient
-    cfg: AgentConfig
+    cfg: NodeConfig
     runtime: Runtime
     images: ImageResolver
     recorder: EventRecorder

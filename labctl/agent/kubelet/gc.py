@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from ...cluster.constants import POD_UID_LABEL
+from ...kube.containers import POD_UID_LABEL
 from .context import KubeletContext
 from .teardown import kill_pod
 

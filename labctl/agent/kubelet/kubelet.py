@@ -18,12 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 import aiohttp
 import docker
 
-from ...cluster.constants import CLUSTER_LABEL, POD_NODE_LABEL, POD_UID_LABEL, node_container_name
+from ...kube.containers import CLUSTER_LABEL, POD_NODE_LABEL, POD_UID_LABEL, node_container_name
 from ...client.events import EventRecorder
 from ...client.informer import FuncHandler, Informer
 from ...client.rest import APIClient
 from ...cni.routes import sync_pod_cidr_routes
-from ..config import AgentConfig
+from ...clusterconfig import NodeConfig
 from . import gc, lock, network
 from .serviceaccount import ServiceAccountTokens
 from .backoff import Backoff
@@ -39,14 +39,14 @@ ROUTE_RESYNC_S = 30.0
 
 
 class Kubelet:
-    def __init__(self, client: APIClient, cfg: AgentConfig, *, docker_url: str = DOCKER_URL,
+    def __init__(self, client: APIClient, cfg: NodeConfig, *, docker_url: str = DOCKER_URL,
                  crash_backoff: Backoff | None = None, node_lock: bool = True) -> None:
         self.client = client
         self.cfg = cfg
         self.docker_url = docker_url
         self.crash_backoff = crash_backoff or Backoff()
         self.node_lock = node_lock  # False when the caller already holds the node's kubelet lock
-        self.node_container = node_container_name(cfg.cluster, cfg.node_name)
+        self.node_container = node_container_name(cfg.cluster.name, cfg.node_name)
         self.workers: dict[str, PodWorker] = {}   # pod uid → worker
         self.ctx: KubeletContext | None = None
         self._routes_dirty = asyncio.Event()
@@ -60,10 +60,10 @@ class Kubelet:
         try:
             netconf = await asyncio.get_running_loop().run_in_executor(executor, network.install_cni, self.cfg.pod_cidr)
             self.ctx = KubeletContext(
-                self.client, self.cfg, Runtime(dclient, self.cfg.cluster, self.node_container),
+                self.client, self.cfg, Runtime(dclient, self.cfg.cluster.name, self.node_container),
                 ImageResolver(dclient, self.cfg.image_aliases, docker_url=self.docker_url),
                 EventRecorder(self.client, "kubelet", self.cfg.node_name), netconf, http, executor,
-                crash_backoff=self.crash_backoff, tokens=ServiceAccountTokens(self.client))
+                crash_backoff=self.crash_backoff, tokens=ServiceAccountTokens(self.client, self.cfg.cluster.kubernetes_service_ip))
             await self._serve()
         finally:
             await http.close()
@@ -158,7 +158,7 @@ class Kubelet:
     def _follow_docker_events(self, loop: asyncio.AbstractEventLoop) -> None:
         """Wake a pod's worker when one of its containers starts, dies or is OOM-killed."""
         filters = {"type": "container", "event": ["die", "start", "oom", "destroy"],
-                   "label": [f"{CLUSTER_LABEL}={self.cfg.cluster}", f"{POD_NODE_LABEL}={self.node_container}"]}
+                   "label": [f"{CLUSTER_LABEL}={self.cfg.cluster.name}", f"{POD_NODE_LABEL}={self.node_container}"]}
         while not loop.is_closed():
             try:
                 api = docker.APIClient(base_url=self.docker_url, timeout=None)

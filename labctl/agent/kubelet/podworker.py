@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 
-from ...apiserver.meta import timestamp
+from ...kube.meta import timestamp
 from ...client.rest import APIStatusError, resource_path
 from . import network, probes
 from .context import KubeletContext
@@ -116,7 +116,7 @@ class PodWorker:
     async def start_pod(self, attempt: int) -> None:
         """Sandbox → (network ∥ image + create of each container) → start the containers."""
         pod, ctx = self.pod, self.ctx
-        spec = build_sandbox(pod, ctx.cfg.cluster, ctx.runtime.node_container, ctx.cfg.cluster_dns, attempt)
+        spec = build_sandbox(pod, ctx.cfg.cluster, ctx.runtime.node_container, attempt)
         self.pod_ip, self.sandbox_ready = "", False
         self.start_time = self.start_time or timestamp()
         t0 = time.monotonic()
@@ -234,7 +234,7 @@ class PodWorker:
         if resolved is None:
             return ""
         ctx = self.ctx
-        spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster,
+        spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster.name,
                                ctx.runtime.node_container, self.pod_ip, ctx.cfg.internal_ip)
         try:
             files = {}

@@ -21,8 +21,9 @@ from typing import Any
 import docker
 import docker.errors
 
-from ...cluster import constants as c
-from ...quantity import milli_value, value
+from ...clusterconfig import ClusterConfig
+from ...kube import containers as c
+from ...kube.quantity import milli_value, value
 
 PAUSE_IMAGE = "labctl/pause:latest"
 SANDBOX = "POD"  # CONTAINER_NAME_LABEL value of sandboxes, as dockershim
@@ -123,18 +124,18 @@ def docker_name(pod: PodRef, container: str, attempt: int) -> str:
     return f"k8s_{container}_{pod.name}_{pod.namespace}_{pod.uid}_{attempt}"
 
 
-def build_sandbox(pod: dict, cluster: str, node_container: str, cluster_dns: str, attempt: int = 0) -> CreateSpec:
+def build_sandbox(pod: dict, cluster: ClusterConfig, node_container: str, attempt: int = 0) -> CreateSpec:
     """The pause container: hostname, DNS and network namespace of the pod."""
     ref = PodRef.of(pod)
-    search = [f"{ref.namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local"]
     if pod.get("spec", {}).get("dnsPolicy") == "Default":
         # "Default": the node's resolver, i.e. what Docker writes from the host's resolv.conf
         host_config: dict[str, Any] = {"network_mode": "none", "ipc_mode": "shareable"}
     else:
-        host_config = {"network_mode": "none", "dns": [cluster_dns], "dns_search": search,
+        host_config = {"network_mode": "none", "dns": [cluster.dns_service_ip],
+                       "dns_search": cluster.dns_search(ref.namespace),
                        "dns_opt": ["ndots:5"], "ipc_mode": "shareable"}
     return CreateSpec(docker_name(ref, SANDBOX, attempt), PAUSE_IMAGE,
-                      pod_labels(ref, cluster, node_container, SANDBOX, attempt), host_config,
+                      pod_labels(ref, cluster.name, node_container, SANDBOX, attempt), host_config,
                       {"hostname": ref.name[:63]})
 
 

@@ -31,7 +31,7 @@ class _Token:
 class ServiceAccountTokens:
     """Fetches and caches pod-bound tokens; a token is renewed after 80% of its lifetime."""
 
-    def __init__(self, client: APIClient, service_host: str = "10.96.0.1", service_port: str = "443") -> None:
+    def __init__(self, client: APIClient, service_host: str, service_port: str = "443") -> None:
         self.client = client
         self.env = {"KUBERNETES_SERVICE_HOST": service_host, "KUBERNETES_SERVICE_PORT": service_port,
                     "KUBERNETES_SERVICE_PORT_HTTPS": service_port,

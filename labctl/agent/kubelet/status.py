@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...quantity import parse_quantity
+from ...kube.quantity import parse_quantity
 from .runtime import ContainerRecord
 
 TERMINAL_PHASES = ("Succeeded", "Failed")

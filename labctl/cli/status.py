@@ -1,4 +1,4 @@
-"""Progress for long work: ``status.start("Preparing nodes")`` … ``status.end(True)``.
+"""The CLI's :class:`~labctl.progress.Progress`: ``status.start("Preparing nodes")`` … ``status.end(True)``.
 
 Like kind's status: on a terminal a spinner that turns into ``✓``/``✗`` lines; in a log
 or CI, plain `` • step ...`` lines; nothing under ``--quiet``. Library code reports
@@ -13,6 +13,8 @@ from rich.console import Console
 
 
 class Status:
+    """Progress on the terminal (rich spinner) or as plain lines in a log."""
+
     def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
         self.console = console or Console(stderr=True)
         self.quiet = quiet

@@ -1,0 +1,119 @@
+"""The last part of ``labctl up``: from started node containers to a lab a student can use.
+
+Through labctl's one API client, as kubeadm's phases do it: wait for the API server, then
+for every Node to be Ready, install the add-ons, then wait until **cluster DNS answers on
+every node** through the kube-dns Service. Only then does ``up`` say the lab is ready: a
+student who types ``kubectl run … nslookup`` the moment it returns gets an answer, not
+``connection refused`` from a Service whose endpoints are still empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+from ..addons import ADDONS, load_addon
+from ..client.rest import APIClient, APIStatusError, Credentials, resource_path
+from ..clusterconfig import ClusterConfig
+from ..errors import LabctlError
+from ..kube.objects import node_is_ready
+from ..kube.resources import Registry
+from ..progress import Progress
+
+READY_TIMEOUT = 120.0
+POLL_SECONDS = 0.1
+
+#: Asks the kube-dns Service for ``kubernetes.default`` from inside a node, through the
+#: same KUBE-SERVICES rules a pod's query passes (dnslib is in the node image).
+DNS_PROBE = """
+import socket, sys, dnslib
+q = dnslib.DNSRecord.question(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+s.sendto(q.pack(), (sys.argv[2], 53))
+answer = dnslib.DNSRecord.parse(s.recv(4096))
+sys.exit(0 if answer.header.rcode == 0 and answer.rr else 1)
+"""
+
+#: Runs ``argv`` in the named node and returns its exit code (the caller's way into Docker).
+NodeExec = Callable[[str, Sequence[str]], int]
+
+
+async def bootstrap(credentials: Credentials, cluster: ClusterConfig, node_names: Sequence[str],
+                    node_image: str, exec_in_node: NodeExec, progress: Progress) -> None:
+    """Wait for the API server and the nodes, install the add-ons, wait for cluster DNS."""
+    async with APIClient(credentials) as api:
+        await _wait_for_api(api, credentials.server)
+        progress.start(f"Waiting for {len(node_names)} node(s) to be Ready ⏳")
+        await _wait_for_nodes(api, node_names, progress)
+        progress.start("Installing cluster add-ons (kube-dns) 🔎")
+        await install_addons(api, cluster, node_image)
+        progress.start(f"Waiting for cluster DNS ({cluster.dns_service_ip}) to answer on every node 📡")
+        await _wait_for_dns(cluster, node_names, exec_in_node, progress)
+
+
+async def install_addons(api: APIClient, cluster: ClusterConfig, node_image: str) -> None:
+    """Create the add-ons' objects (as kubeadm installs CoreDNS); existing ones are kept."""
+    registry = Registry()
+    for name in ADDONS:
+        for obj in load_addon(name, cluster, node_image):
+            rt = registry.by_kind(obj["apiVersion"], obj["kind"])
+            if rt is None:
+                raise LabctlError(f"add-on {name!r} has a {obj['kind']} the API server does not serve")
+            namespace = obj["metadata"].get("namespace", "default") if rt.namespaced else None
+            try:
+                await api.create(resource_path(rt.plural, namespace), obj)
+            except APIStatusError as err:
+                if err.code != 409:
+                    raise LabctlError(f"failed to install add-on {name!r} ({obj['kind']} "
+                                      f"{obj['metadata']['name']}): {err}") from None
+
+
+async def _wait_for_api(api: APIClient, server: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not await api.healthy():
+        if time.monotonic() > deadline:
+            raise LabctlError(f"the API server did not answer on {server} within {READY_TIMEOUT:.0f}s",
+                              hint="see `labctl logs control-plane` (or rerun with --retain and inspect the node)")
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def _wait_for_nodes(api: APIClient, names: Sequence[str], progress: Progress) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    ready: set[str] = set()
+    while time.monotonic() < deadline:
+        try:
+            nodes = (await api.get(resource_path("nodes")))["items"]
+        except (APIStatusError, OSError, asyncio.TimeoutError):
+            nodes = []
+        ready = {n["metadata"]["name"] for n in nodes if node_is_ready(n)}
+        progress.update(f"{len(ready & set(names))}/{len(names)} Ready")
+        if set(names) <= ready:
+            return
+        await asyncio.sleep(POLL_SECONDS)
+    missing = ", ".join(sorted(set(names) - ready))
+    raise LabctlError(f"node(s) {missing} did not become Ready within {READY_TIMEOUT:.0f}s",
+                      hint="see `labctl logs NODE` for the node agent's log")
+
+
+async def _wait_for_dns(cluster: ClusterConfig, node_names: Sequence[str], exec_in_node: NodeExec,
+                        progress: Progress) -> None:
+    name = f"kubernetes.default.svc.{cluster.cluster_domain}"
+    argv = ["python3", "-c", DNS_PROBE, name, cluster.dns_service_ip]
+    deadline = time.monotonic() + READY_TIMEOUT
+    answered: set[str] = set()
+
+    async def probe(node: str) -> None:
+        while node not in answered:
+            if await asyncio.to_thread(exec_in_node, node, argv) == 0:
+                answered.add(node)
+                progress.update(f"{len(answered)}/{len(node_names)} nodes resolve {name}")
+            elif time.monotonic() > deadline:
+                raise LabctlError(f"cluster DNS ({cluster.dns_service_ip}) did not answer on node {node!r} "
+                                  f"within {READY_TIMEOUT:.0f}s",
+                                  hint="see `kubectl -n kube-system get pods -l k8s-app=kube-dns` and "
+                                       "`kubectl -n kube-system logs deploy/kube-dns`")
+            else:
+                await asyncio.sleep(POLL_SECONDS)
+
+    await asyncio.gather(*(probe(n) for n in node_names))

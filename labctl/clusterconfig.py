@@ -1,0 +1,126 @@
+"""The cluster-wide settings and each node's configuration: one owner for both.
+
+``labctl up`` makes a :class:`ClusterConfig` from the topology and writes it, inside a
+:class:`NodeConfig`, to every node as ``/etc/labctl/node.json``. Every component reads its
+cluster-wide settings from there — the API server's service CIDR and NodePort range, the
+kubelet's cluster DNS address and search path, the proxy's cluster CIDR, the controllers'
+node-lifecycle timings, the kube-dns add-on's address and the API server certificate's
+SANs — so a lab with ``serviceSubnet: 10.100.0.0/16`` is consistent everywhere. The
+defaults below are the only defaults of these settings in labctl (kubeadm's values).
+
+``labctl exec NODE -- cat /etc/labctl/node.json`` shows a student everything a node was told.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_POD_SUBNET = "10.244.0.0/16"
+DEFAULT_SERVICE_SUBNET = "10.96.0.0/12"
+DEFAULT_NODE_PORT_RANGE = (30000, 32767)
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+
+NODE_CONFIG_PATH = Path("/etc/labctl/node.json")
+NODE_KUBECONFIG_PATH = Path("/etc/labctl/kubelet.kubeconfig")
+
+
+@dataclass(frozen=True)
+class NodeLifecycleTimings:
+    """How fast a stopped node goes NotReady and loses its pods (kube-controller-manager's flags)."""
+
+    node_monitor_grace_seconds: float = 40.0      # --node-monitor-grace-period
+    pod_eviction_timeout_seconds: float = 300.0   # the default NoExecute toleration of not-ready/unreachable
+    lease_duration_seconds: int = 40              # the kubelet's Lease
+    lease_renew_seconds: float = 10.0             # the kubelet renews at a quarter of the duration
+    node_status_seconds: float = 60.0             # the kubelet's full status report (--node-status-report-frequency)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Settings every component of one lab must agree on."""
+
+    name: str = "lab"
+    pod_subnet: str = DEFAULT_POD_SUBNET
+    service_subnet: str = DEFAULT_SERVICE_SUBNET
+    node_port_range: tuple[int, int] = DEFAULT_NODE_PORT_RANGE
+    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    lifecycle: NodeLifecycleTimings = NodeLifecycleTimings()
+
+    @property
+    def kubernetes_service_ip(self) -> str:
+        """The ``default/kubernetes`` Service's ClusterIP: the first address of the service subnet."""
+        return str(ipaddress.ip_network(self.service_subnet)[1])
+
+    @property
+    def dns_service_ip(self) -> str:
+        """The ``kube-system/kube-dns`` ClusterIP: the tenth address (10.96.0.10), as kubeadm picks it."""
+        return str(ipaddress.ip_network(self.service_subnet)[10])
+
+    @property
+    def node_port_range_text(self) -> str:
+        """``"30000-32767"``, the form of kube-apiserver's ``--service-node-port-range``."""
+        return f"{self.node_port_range[0]}-{self.node_port_range[1]}"
+
+    @property
+    def api_server_dns_names(self) -> tuple[str, ...]:
+        """The names pods use for the API server (the certificate's SANs)."""
+        return ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                f"kubernetes.default.svc.{self.cluster_domain}")
+
+    def dns_search(self, namespace: str) -> list[str]:
+        """A pod's resolv.conf search path, as the kubelet writes it for ``dnsPolicy: ClusterFirst``."""
+        d = self.cluster_domain
+        return [f"{namespace}.svc.{d}", f"svc.{d}", d]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["node_port_range"] = list(self.node_port_range)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClusterConfig:
+        """The inverse of :meth:`to_dict`; unknown keys are an error (a node.json from another version)."""
+        data = dict(data)
+        lifecycle = NodeLifecycleTimings(**data.pop("lifecycle", {}))
+        if "node_port_range" in data:
+            low, high = data.pop("node_port_range")
+            data["node_port_range"] = (int(low), int(high))
+        return cls(lifecycle=lifecycle, **data)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """What one node is told: the cluster's settings plus its own identity (``node.json``)."""
+
+    cluster: ClusterConfig
+    node_name: str
+    role: str                                   # control-plane | worker
+    internal_ip: str
+    pod_cidr: str
+    kubeconfig: str = str(NODE_KUBECONFIG_PATH)
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[dict[str, str]] = field(default_factory=list)
+    image_aliases: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cluster_name(self) -> str:
+        return self.cluster.name
+
+    def dump(self) -> str:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["cluster"] = self.cluster.to_dict()
+        return json.dumps(data, indent=2, sort_keys=True)
+
+    @classmethod
+    def loads(cls, text: str) -> NodeConfig:
+        data = json.loads(text)
+        data["cluster"] = ClusterConfig.from_dict(data["cluster"])
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: Path = NODE_CONFIG_PATH) -> NodeConfig:
+        return cls.loads(Path(path).read_text())

@@ -1,0 +1,24 @@
+"""Labels on the Docker containers that make up a lab: nodes and pods.
+
+Docker labels are the source of truth, as in kind: ``labctl status``, ``labctl down``, the
+kubelet role's orphan collector and the API server's logs/exec find containers by label,
+with no local state file. Pod containers also carry the labels dockershim gave them, so
+``docker ps --filter label=io.kubernetes.pod.name=web-1`` works for students too.
+"""
+
+#: every Docker object of a lab (node containers, pod containers, network, volume)
+CLUSTER_LABEL = "io.labctl.cluster"
+#: pod containers created by node agents carry this label with the node's container name
+POD_NODE_LABEL = "io.labctl.pod.node"
+
+POD_NAME_LABEL = "io.kubernetes.pod.name"
+POD_NAMESPACE_LABEL = "io.kubernetes.pod.namespace"
+POD_UID_LABEL = "io.kubernetes.pod.uid"
+CONTAINER_NAME_LABEL = "io.kubernetes.container.name"   # "POD" for the sandbox
+CONTAINER_ATTEMPT_LABEL = "io.kubernetes.container.attempt"  # restart count of this instance
+CONTAINER_TYPE_LABEL = "io.kubernetes.docker.type"      # "podsandbox" | "container"
+
+
+def node_container_name(cluster: str, node: str) -> str:
+    """The Docker container (and hostname) of node ``node`` in lab ``cluster``."""
+    return f"{cluster}-{node}"

@@ -1,0 +1,51 @@
+"""Reading Kubernetes objects: conditions, readiness, addresses, owners.
+
+The small questions every component asks of the JSON objects it gets from the API — is
+this node Ready, what is its InternalIP, is this pod Ready, which object controls it —
+answered once, the way Kubernetes' helpers answer them (``podutil.IsPodReady``,
+``nodeutil.GetNodeCondition``, ``metav1.GetControllerOf``). Pure functions over dicts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+def get_condition(obj: Obj, typ: str) -> Obj | None:
+    """The ``status.conditions`` entry of type ``typ``, or None."""
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if isinstance(cond, dict) and cond.get("type") == typ:
+            return cond
+    return None
+
+
+def condition_status(obj: Obj, typ: str) -> str | None:
+    """``"True"``, ``"False"``, ``"Unknown"``, or None when the condition is absent."""
+    cond = get_condition(obj, typ)
+    return cond.get("status") if cond else None
+
+
+def node_is_ready(node: Obj) -> bool:
+    return condition_status(node, "Ready") == "True"
+
+
+def node_address(node: Obj, typ: str = "InternalIP") -> str | None:
+    """The node's first address of type ``typ`` (``InternalIP``, ``ExternalIP``, ``Hostname``)."""
+    for addr in (node.get("status") or {}).get("addresses") or []:
+        if isinstance(addr, dict) and addr.get("type") == typ:
+            return addr.get("address")
+    return None
+
+
+def pod_is_ready(pod: Obj) -> bool:
+    return condition_status(pod, "Ready") == "True"
+
+
+def controller_of(obj: Obj) -> Obj | None:
+    """The ownerReference with ``controller: true`` (the ReplicaSet of a pod, …), or None."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller"):
+            return ref
+    return None
