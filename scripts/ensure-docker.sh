@@ -17,7 +17,7 @@ say() { printf ' • %s\n' "$*"; }
 die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
 need_root() {
-    [ "$(id -u)" = 0 ] || die "$1 needs root: run 'sudo $0'"
+    [ "$(id -u)" = 0 ] || die "$1 needs root: run '$0' as root"
 }
 
 install_engine() {

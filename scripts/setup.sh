@@ -1,8 +1,8 @@
 #!/bin/sh
 # setup.sh — prepare a fresh Debian/Ubuntu machine for labctl and bring up the default lab.
 #
-#   sudo scripts/setup.sh            # prepare, then `labctl up`
-#   sudo scripts/setup.sh --no-lab   # prepare only (CI)
+#   scripts/setup.sh            # prepare, then `labctl up` (as root, or through sudo when it is there)
+#   scripts/setup.sh --no-lab   # prepare only (CI)
 #   LABCTL_UP_ARGS="--publish-address 0.0.0.0" scripts/setup.sh   # extra `labctl up` options (the Vagrantfile)
 #
 # Steps: apt packages for the host, the Docker engine (scripts/ensure-docker.sh), a venv
@@ -29,7 +29,12 @@ for arg in "$@"; do
     esac
 done
 
-[ "$(id -u)" = 0 ] || die "setup needs root (apt, dockerd, mounts): run 'sudo $0 $*'"
+if [ "$(id -u)" != 0 ]; then
+    # apt, dockerd and mounts need root; a minimal Debian root shell has no sudo, a laptop user has it
+    command -v sudo >/dev/null 2>&1 || die "setup needs root (apt, dockerd, mounts): run it as root"
+    echo "setup needs root (apt, dockerd, mounts): asking sudo"
+    exec sudo -E "$0" "$@"
+fi
 command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script supports Debian and Ubuntu; see docs/setup.md for other systems"
 
 step "Installing host packages (apt)"

@@ -46,6 +46,8 @@ def test_ensure_docker_is_idempotent_when_engine_is_up(images_docker):
 def test_vagrantfile_validates():
     if shutil.which("vagrant") is None:
         pytest.skip("vagrant is not installed: apt-get install vagrant")
-    result = subprocess.run(["vagrant", "validate"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60)
+    # --ignore-provider: CI has no VM provider (VirtualBox, libvirt), and without one
+    # `vagrant validate` stops at "No usable default provider" before reading the file
+    result = subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
