@@ -38,6 +38,7 @@ from importlib import resources
 from typing import Any, Iterator, NamedTuple
 
 from labctl.apiserver import errors
+from labctl.kube.meta import micro_timestamp, timestamp
 
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
@@ -377,9 +378,7 @@ def _time(data: bytes, path: str, micro: bool = False) -> str | None:
         when = _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
     except OverflowError:
         raise _DecodeError(f"timestamp {seconds}s is out of range", path) from None
-    if micro:
-        return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return micro_timestamp(when) if micro else timestamp(when)
 
 
 def _micro_time(data: bytes, path: str) -> str | None:

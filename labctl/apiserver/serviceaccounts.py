@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from . import errors
-from labctl.kube.meta import timestamp
+from labctl.kube.meta import parse_time, timestamp
 
 log = logging.getLogger("labctl.apiserver.serviceaccounts")
 
@@ -328,7 +328,8 @@ class ServiceAccountTokens:
         if claims.pod is not None:
             pod = self._check_bound("pods", claims.namespace, claims.pod)
             deleted = pod["metadata"].get("deletionTimestamp")
-            if deleted and _parse_time(deleted) + POD_DELETION_GRACE_SECONDS < now:
+            deleted_at = parse_time(deleted)
+            if deleted_at and deleted_at.timestamp() + POD_DELETION_GRACE_SECONDS < now:
                 raise InvalidToken(f"pod {claims.namespace}/{claims.pod.name} was deleted at {deleted}")
         elif claims.node is not None:
             # only a node-bound token depends on its node; a pod-bound one names it as information
@@ -451,7 +452,3 @@ def _check_token_request(namespace: str, name: str, body: dict, api_audiences: t
         raise errors.invalid_object("TokenRequest", "authentication.k8s.io", name, problems)
     spec.update(expirationSeconds=seconds, audiences=audiences)
     return {"kind": "TokenRequest", "apiVersion": TOKEN_REQUEST_API_VERSION, "metadata": dict(meta), "spec": spec}
-
-
-def _parse_time(text: str) -> float:
-    return dt.datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc).timestamp()

@@ -12,26 +12,11 @@ import datetime as dt
 import functools
 import math
 
+from ..kube.meta import now as utcnow, parse_time
 from ..kube.objects import get_condition, pod_is_ready
 
 PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}
 DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
-
-
-def parse_time(text: str | None) -> dt.datetime | None:
-    """metav1.Time / MicroTime text to an aware datetime; ``None`` for the zero time."""
-    if not text:
-        return None
-    text = text.replace("Z", "+00:00")
-    try:
-        return dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
 
 
 def pod_ready_time(pod: dict) -> dt.datetime | None:

@@ -22,12 +22,12 @@ external database, the API server's own ``kubernetes`` Service) and must survive
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
 from ..kube.labels import LabelSelector, SelectorError, selector_from_set
+from ..kube.meta import timestamp
 from ..kube.objects import pod_is_ready
 from .base import Controller, key_of, split_key
 from .context import ControllerContext
@@ -273,7 +273,7 @@ class EndpointsController(Controller):
 
     async def _write(self, namespace: str, name: str, current: dict | None, subsets: list[dict],
                      labels: dict[str, str]) -> None:
-        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = timestamp()
         if current is None:
             obj = {"apiVersion": "v1", "kind": "Endpoints",
                    "metadata": {"name": name, "namespace": namespace, "labels": labels,

@@ -13,7 +13,6 @@ which the pod workers call from a thread pool.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ import docker.errors
 
 from ...clusterconfig import ClusterConfig
 from ...kube import containers as c
+from ...kube.meta import parse_time
 from ...kube.quantity import milli_value, value
 
 PAUSE_IMAGE = "labctl/pause:latest"
@@ -92,9 +92,8 @@ def docker_epoch(text: str) -> float:
     """Seconds since the epoch of a Docker timestamp (nanoseconds trimmed); 0 for "never"."""
     if not text or text.startswith("0001-"):
         return 0.0
-    main, _, frac = text.rstrip("Z").partition(".")
-    whole = dt.datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc).timestamp()
-    return whole + (float(f"0.{frac[:6]}") if frac else 0.0)
+    when = parse_time(text)
+    return when.timestamp() if when else 0.0
 
 
 def record_from_inspect(info: dict) -> ContainerRecord:
