@@ -1,5 +1,7 @@
 """Helpers shared by the kind validators: safe access to decoded JSON, labels, selectors, ports.
 
+Matching a selector is not validation: the validators use :mod:`labctl.kube.labels` for it.
+
 Objects are plain dicts straight from the request body, so a field may have any JSON
 type; these helpers make a wrong type look "absent" (and the typed checks report it)
 instead of raising deep inside a validator.
@@ -84,32 +86,6 @@ def validate_label_selector(selector: Any, path: str) -> list[FieldError]:
         for j, value in enumerate(values):
             errs += [invalid(f"{epath}.values[{j}]", value, m) for m in v.is_valid_label_value(str(value))]
     return errs
-
-
-def selector_is_empty(selector: Any) -> bool:
-    selector = as_dict(selector)
-    return not as_dict(selector.get("matchLabels")) and not as_list(selector.get("matchExpressions"))
-
-
-def selector_matches(selector: Any, labels: Any) -> bool:
-    """Whether a LabelSelector (matchLabels + matchExpressions) selects ``labels``."""
-    selector, labels = as_dict(selector), as_dict(labels)
-    for key, value in as_dict(selector.get("matchLabels")).items():
-        if labels.get(key) != value:
-            return False
-    for expr in as_list(selector.get("matchExpressions")):
-        expr = as_dict(expr)
-        key, operator, values = expr.get("key"), expr.get("operator"), as_list(expr.get("values"))
-        present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-    return True
 
 
 def validate_protocol(protocol: Any, path: str) -> list[FieldError]:

@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from labctl.kube import validators as v
+from labctl.kube.labels import LabelSelector, SelectorError, selector_from_label_selector
 from labctl.apiserver._validate_common import (
-    IS_NEGATIVE, as_dict, as_list, is_int, nonnegative, selector_is_empty, selector_matches,
+    IS_NEGATIVE, as_dict, as_list, is_int, nonnegative,
     validate_annotations, validate_dns1123_label, validate_dns1123_subdomain, validate_label_selector,
     validate_labels,
     validate_port_num_or_name, validate_protocol,
@@ -325,18 +326,16 @@ def _spec_diff(old: Any, new: Any, path: str = "spec") -> str:
 # --- workloads -------------------------------------------------------------------------
 
 
-def _validate_template(spec: Obj, path: str) -> list[FieldError]:
-    """ValidatePodTemplateSpecForReplicaSet: labels match the selector, restartPolicy Always."""
+def _validate_template(spec: Obj, path: str, selector: LabelSelector) -> list[FieldError]:
+    """ValidatePodTemplateSpecForReplicaSet: labels match a non-empty selector, restartPolicy Always."""
     template = spec.get("template")
     if not isinstance(template, dict):
         return [required(path)]
     meta = as_dict(template.get("metadata"))
     errs: list[FieldError] = []
-    selector = spec.get("selector")
-    if isinstance(selector, dict) and not selector_is_empty(selector):
-        if not selector_matches(selector, meta.get("labels")):
-            errs.append(invalid(f"{path}.metadata.labels", meta.get("labels") or {},
-                                "`selector` does not match template `labels`"))
+    if not selector.empty and not selector.matches(as_dict(meta.get("labels"))):
+        errs.append(invalid(f"{path}.metadata.labels", meta.get("labels") or {},
+                            "`selector` does not match template `labels`"))
     errs += validate_labels(meta.get("labels"), f"{path}.metadata.labels")
     errs += validate_annotations(meta.get("annotations"), f"{path}.metadata.annotations")
     tspec = as_dict(template.get("spec"))
@@ -353,34 +352,33 @@ def _validate_workload_spec(spec: Obj) -> list[FieldError]:
     """What ReplicaSet and Deployment specs share: replicas, selector, template, minReadySeconds."""
     errs = nonnegative(spec.get("replicas", 0), "spec.replicas")
     selector = spec.get("selector")
+    converted = _as_selector(selector)
     if selector is None:
         errs.append(required("spec.selector"))
     else:
         errs += validate_label_selector(selector, "spec.selector")
-        if selector_is_empty(selector):
+        if converted is not None and converted.empty:
             # Kube's wording, "deployment" even for a ReplicaSet.
             errs.append(invalid("spec.selector", selector, "empty selector is invalid for deployment"))
-    if _selector_converts(selector):
-        errs += _validate_template(spec, "spec.template")
-    else:
+    if converted is None:
         # LabelSelectorAsSelector failed: kube reports it and skips the template entirely.
         errs.append(invalid("spec.selector", selector, "invalid label selector"))
+    else:
+        errs += _validate_template(spec, "spec.template", converted)
     errs += nonnegative(spec.get("minReadySeconds", 0), "spec.minReadySeconds")
     return errs
 
 
-def _selector_converts(selector: Any) -> bool:
-    """Whether kube could turn the selector into a labels.Selector (operators and values agree)."""
-    for expr in as_list(as_dict(selector).get("matchExpressions")):
-        expr = as_dict(expr)
-        operator, values = expr.get("operator"), as_list(expr.get("values"))
-        if operator in ("In", "NotIn") and not values:
-            return False
-        if operator in ("Exists", "DoesNotExist") and values:
-            return False
-        if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            return False
-    return True
+def _as_selector(selector: Any) -> LabelSelector | None:
+    """``metav1.LabelSelectorAsSelector``, or None where kube fails to convert (bad operator, key or values).
+
+    An absent selector converts to the empty one (the caller reports it as required); one
+    whose parts have the wrong JSON shape (a list where an object belongs) does not convert.
+    """
+    try:
+        return selector_from_label_selector(as_dict(selector))
+    except (SelectorError, AttributeError, TypeError):
+        return None
 
 
 def validate_replicaset(rs: Obj) -> list[FieldError]:

@@ -1,11 +1,12 @@
 """Label selectors: the ``Requirement``/``LabelSelector`` types every labctl component matches with.
 
 A port of apimachinery's ``pkg/labels`` (selector semantics, ``NewRequirement`` validation
-and its error wording) and of ``metav1.LabelSelectorAsSelector``. Controllers and the
-scheduler build selectors from ``spec.selector`` objects here; the API server parses the
-``labelSelector`` query string with :mod:`labctl.apiserver.selectors`, which produces the
-same types. Errors are :class:`SelectorError` carrying Kubernetes' exact message, so the
-API server can answer 400 with the text a student would see on a real cluster.
+and its error wording) and of ``metav1.LabelSelectorAsSelector``; the key and value checks
+themselves live in :mod:`labctl.kube.validators`. Controllers and the scheduler build
+selectors from ``spec.selector`` objects here; the API server parses the ``labelSelector``
+query string with :mod:`labctl.apiserver.selectors`, which produces the same types. Errors
+are :class:`SelectorError` carrying Kubernetes' exact message, so the API server can answer
+400 with the text a student would see on a real cluster.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
+
+from .validators import is_qualified_name, is_valid_label_value
 
 # selection.Operator values, spelled as Kubernetes spells them.
 IN, NOT_IN = "in", "notin"
@@ -25,81 +28,9 @@ BINARY_OPERATORS = (IN, NOT_IN, EQUALS, DOUBLE_EQUALS, NOT_EQUALS, GREATER_THAN,
 UNARY_OPERATORS = (EXISTS, DOES_NOT_EXIST)
 VALID_OPERATORS = BINARY_OPERATORS + UNARY_OPERATORS
 
-_LABEL_KEY_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_LABEL_KEY_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', "
-                  "and must start and end with an alphanumeric character")
-_LABEL_VALUE_FMT = "(" + _LABEL_KEY_FMT + ")?"
-_LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, "
-                    "'-', '_' or '.', and must start and end with an alphanumeric character")
-_DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS1123_SUBDOMAIN_FMT = _DNS1123_LABEL_FMT + "(\\." + _DNS1123_LABEL_FMT + ")*"
-_DNS1123_SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
-                          "characters, '-' or '.', and must start and end with an alphanumeric character")
-_LABEL_KEY_RE = re.compile(_LABEL_KEY_FMT)
-_LABEL_VALUE_RE = re.compile(_LABEL_VALUE_FMT)
-_DNS1123_SUBDOMAIN_RE = re.compile(_DNS1123_SUBDOMAIN_FMT)
-
 
 class SelectorError(ValueError):
     """An invalid selector; ``str()`` is the message Kubernetes would give."""
-
-
-def regex_error(msg: str, fmt: str, *examples: str) -> str:
-    """``content.RegexError``: the validation message with examples and the regex."""
-    if not examples:
-        return f"{msg} (regex used for validation is '{fmt}')"
-    msg += " (e.g. " + " or ".join(f"'{e}', " for e in examples)
-    return msg + f"regex used for validation is '{fmt}')"
-
-
-def _max_len_error(length: int) -> str:
-    return f"must be no more than {length} bytes"
-
-
-def dns1123_subdomain_errors(value: str) -> list[str]:
-    """``IsDNS1123Subdomain``: the reasons ``value`` is not a lowercase DNS subdomain."""
-    errs = []
-    if len(value.encode()) > 253:
-        errs.append(_max_len_error(253))
-    if not _DNS1123_SUBDOMAIN_RE.fullmatch(value):
-        errs.append(regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errs
-
-
-def label_key_errors(key: str) -> list[str]:
-    """``IsLabelKey``: an optional DNS-subdomain prefix and ``/``, then a name of at most 63 bytes."""
-    errs: list[str] = []
-    parts = key.split("/")
-    if len(parts) == 1:
-        name = parts[0]
-    elif len(parts) == 2:
-        prefix, name = parts
-        if not prefix:
-            errs.append("prefix part must be non-empty")
-        else:
-            errs.extend("prefix part " + m for m in dns1123_subdomain_errors(prefix))
-    else:
-        return [
-            "a valid label key " + regex_error(_LABEL_KEY_MSG, _LABEL_KEY_FMT, "MyName", "my.name", "123-abc")
-            + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-        ]
-    if not name:
-        errs.append("name part must be non-empty")
-    elif len(name.encode()) > 63:
-        errs.append("name part " + _max_len_error(63))
-    if not _LABEL_KEY_RE.fullmatch(name):
-        errs.append("name part " + regex_error(_LABEL_KEY_MSG, _LABEL_KEY_FMT, "MyName", "my.name", "123-abc"))
-    return errs
-
-
-def label_value_errors(value: str) -> list[str]:
-    """``IsValidLabelValue``: empty, or at most 63 bytes of ``[-A-Za-z0-9_.]`` starting/ending alphanumeric."""
-    errs = []
-    if len(value.encode()) > 63:
-        errs.append(_max_len_error(63))
-    if not _LABEL_VALUE_RE.fullmatch(value):
-        errs.append(regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
-    return errs
 
 
 def _go_quote(value: str) -> str:
@@ -125,7 +56,7 @@ def aggregate(messages: list[str]) -> str:
 
 
 def check_label_key(key: str, path: str | None) -> None:
-    if errs := label_key_errors(key):
+    if errs := is_qualified_name(key):
         raise SelectorError(field_invalid(path, key, "; ".join(errs)))
 
 
@@ -185,7 +116,7 @@ def new_requirement(key: str, operator: str, values: Iterable[str] = (), path: s
     """
     vals = list(values)
     errs: list[str] = []
-    if key_errs := label_key_errors(key):
+    if key_errs := is_qualified_name(key):
         errs.append(field_invalid(_child(path, "key"), key, "; ".join(key_errs)))
     values_path = _child(path, "values")
     if operator in (IN, NOT_IN):
@@ -211,7 +142,7 @@ def new_requirement(key: str, operator: str, values: Iterable[str] = (), path: s
         errs.append(f"{_child(path, 'operator')}: Unsupported value: {_go_quote(operator)}: "
                     f"supported values: {supported}")
     for i, v in enumerate(vals):
-        if value_errs := label_value_errors(v):
+        if value_errs := is_valid_label_value(v):
             errs.append(field_invalid(f"{values_path}[{i}][{key}]", v, "; ".join(value_errs)))
     if errs:
         raise SelectorError(aggregate(errs))

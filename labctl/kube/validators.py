@@ -1,15 +1,19 @@
-"""String checks of apimachinery's ``util/validation``, with kube's exact messages.
+"""String checks of apimachinery's ``util/validation`` and ``validate/content``, with kube's exact messages.
 
 Each ``is_*`` function returns a list of messages (empty when valid), like the Go
-functions it ports, so callers wrap them in ``FieldError``s at the right path. The
+functions it ports, so callers wrap them in ``FieldError``s at the right path (the API
+server), in a ``SelectorError`` (:mod:`labctl.kube.labels`) or in a topology problem. The
 wording is kube's to the character (including its double space in ``'my-name',  or``)
-because students paste these messages into search engines.
+because students paste these messages into search engines. Lengths count bytes, as Go's
+``len`` does; the label checks come from the newer ``content`` package, whose length
+message says "bytes" where ``util/validation`` still says "characters".
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 
 DNS1123_LABEL_MAX = 63
 DNS1123_SUBDOMAIN_MAX = 253
@@ -42,7 +46,8 @@ IP_ERROR = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
 
 
 def _full(fmt: str) -> re.Pattern[str]:
-    return re.compile("^" + fmt + "$")
+    """A pattern for ``fullmatch``: Go's ``^...$`` never matches before a trailing newline, Python's ``$`` does."""
+    return re.compile(fmt)
 
 
 _DNS1123_LABEL_RE = _full(_DNS1123_LABEL_FMT)
@@ -52,6 +57,7 @@ _QUALIFIED_NAME_RE = _full(_QUALIFIED_NAME_FMT)
 _LABEL_VALUE_RE = _full(_LABEL_VALUE_FMT)
 _CONFIG_KEY_RE = _full(_CONFIG_KEY_FMT)
 _PERCENT_RE = _full(_PERCENT_FMT)
+_PORT_NAME_RE = _full("[-a-z0-9]+")
 
 
 def regex_error(msg: str, fmt: str, *examples: str) -> str:
@@ -67,32 +73,46 @@ def regex_error(msg: str, fmt: str, *examples: str) -> str:
 
 
 def max_len_error(length: int) -> str:
+    """``validation.MaxLenError`` (names, DNS labels, config keys)."""
     return f"must be no more than {length} characters"
+
+
+def _max_bytes_error(length: int) -> str:
+    """``content.MaxLenError`` (label keys and values)."""
+    return f"must be no more than {length} bytes"
+
+
+def _too_long(value: str, limit: int) -> bool:
+    return len(value.encode()) > limit
 
 
 def is_dns1123_label(value: str) -> list[str]:
     errs = []
-    if len(value) > DNS1123_LABEL_MAX:
+    if _too_long(value, DNS1123_LABEL_MAX):
         errs.append(max_len_error(DNS1123_LABEL_MAX))
-    if not _DNS1123_LABEL_RE.match(value):
+    if not _DNS1123_LABEL_RE.fullmatch(value):
         errs.append(regex_error(_DNS1123_LABEL_MSG, _DNS1123_LABEL_FMT, "my-name", "123-abc"))
     return errs
 
 
 def is_dns1123_subdomain(value: str) -> list[str]:
+    return _dns1123_subdomain(value, max_len_error)
+
+
+def _dns1123_subdomain(value: str, length_error: Callable[[int], str]) -> list[str]:
     errs = []
-    if len(value) > DNS1123_SUBDOMAIN_MAX:
-        errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
-    if not _DNS1123_SUBDOMAIN_RE.match(value):
+    if _too_long(value, DNS1123_SUBDOMAIN_MAX):
+        errs.append(length_error(DNS1123_SUBDOMAIN_MAX))
+    if not _DNS1123_SUBDOMAIN_RE.fullmatch(value):
         errs.append(regex_error(_DNS1123_SUBDOMAIN_MSG, _DNS1123_SUBDOMAIN_FMT, "example.com"))
     return errs
 
 
 def is_dns1035_label(value: str) -> list[str]:
     errs = []
-    if len(value) > DNS1035_LABEL_MAX:
+    if _too_long(value, DNS1035_LABEL_MAX):
         errs.append(max_len_error(DNS1035_LABEL_MAX))
-    if not _DNS1035_LABEL_RE.match(value):
+    if not _DNS1035_LABEL_RE.fullmatch(value):
         errs.append(regex_error(_DNS1035_LABEL_MSG, _DNS1035_LABEL_FMT, "my-name", "abc-123"))
     return errs
 
@@ -114,8 +134,18 @@ def name_is_dns1035_label(name: str, prefix: bool = False) -> list[str]:
     return is_dns1035_label(_mask_trailing_dash(name) if prefix else name)
 
 
+# How a kind's metadata.name is validated (kube's ValidateNameFunc), by the rule the table of
+# served kinds (:mod:`labctl.kube.resources`) names for it.
+DNS_SUBDOMAIN, DNS_LABEL, DNS1035_LABEL = "DNSSubdomain", "DNSLabel", "DNS1035Label"
+NAME_RULES: dict[str, Callable[[str, bool], list[str]]] = {
+    DNS_SUBDOMAIN: name_is_dns_subdomain,
+    DNS_LABEL: name_is_dns_label,
+    DNS1035_LABEL: name_is_dns1035_label,
+}
+
+
 def is_qualified_name(value: str) -> list[str]:
-    """Label keys, annotation keys, finalizers: ``[prefix/]name``."""
+    """``IsQualifiedName`` (``content.IsLabelKey``): label keys, annotation keys, finalizers, ``[prefix/]name``."""
     errs: list[str] = []
     parts = value.split("/")
     if len(parts) == 1:
@@ -125,24 +155,25 @@ def is_qualified_name(value: str) -> list[str]:
         if not prefix:
             errs.append("prefix part must be non-empty")
         else:
-            errs.extend("prefix part " + m for m in is_dns1123_subdomain(prefix))
+            errs.extend("prefix part " + m for m in _dns1123_subdomain(prefix, _max_bytes_error))
     else:
         return ["a qualified name " + regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")
                 + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
     if not name:
         errs.append("name part must be non-empty")
-    elif len(name) > QUALIFIED_NAME_MAX:
-        errs.append("name part " + max_len_error(QUALIFIED_NAME_MAX))
-    if not _QUALIFIED_NAME_RE.match(name):
+    elif _too_long(name, QUALIFIED_NAME_MAX):
+        errs.append("name part " + _max_bytes_error(QUALIFIED_NAME_MAX))
+    if not _QUALIFIED_NAME_RE.fullmatch(name):
         errs.append("name part " + regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc"))
     return errs
 
 
 def is_valid_label_value(value: str) -> list[str]:
+    """``IsValidLabelValue`` (``content.IsLabelValue``): empty, or at most 63 bytes starting and ending alphanumeric."""
     errs = []
-    if len(value) > LABEL_VALUE_MAX:
-        errs.append(max_len_error(LABEL_VALUE_MAX))
-    if not _LABEL_VALUE_RE.match(value):
+    if _too_long(value, LABEL_VALUE_MAX):
+        errs.append(_max_bytes_error(LABEL_VALUE_MAX))
+    if not _LABEL_VALUE_RE.fullmatch(value):
         errs.append(regex_error(_LABEL_VALUE_MSG, _LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
     return errs
 
@@ -150,9 +181,9 @@ def is_valid_label_value(value: str) -> list[str]:
 def is_config_map_key(value: str) -> list[str]:
     """Keys of ConfigMap and Secret data (they become file names in volumes)."""
     errs = []
-    if len(value) > DNS1123_SUBDOMAIN_MAX:
+    if _too_long(value, DNS1123_SUBDOMAIN_MAX):
         errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
-    if not _CONFIG_KEY_RE.match(value):
+    if not _CONFIG_KEY_RE.fullmatch(value):
         errs.append(regex_error(_CONFIG_KEY_MSG, _CONFIG_KEY_FMT, "key.name", "KEY_NAME", "key-name"))
     if value == ".":
         errs.append("must not be '.'")
@@ -172,9 +203,9 @@ def is_valid_port_num(port: object) -> list[str]:
 def is_valid_port_name(port: str) -> list[str]:
     """IANA_SVC_NAME: at most 15 of a-z, 0-9 and single inner '-', with a letter."""
     errs = []
-    if len(port) > 15:
+    if _too_long(port, 15):
         errs.append(max_len_error(15))
-    if not re.match(r"^[-a-z0-9]+$", port):
+    if not _PORT_NAME_RE.fullmatch(port):
         errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
     if not re.search(r"[a-z]", port):
         errs.append("must contain at least one letter (a-z)")
@@ -186,7 +217,7 @@ def is_valid_port_name(port: str) -> list[str]:
 
 
 def is_valid_percent(value: str) -> list[str]:
-    if not _PERCENT_RE.match(value):
+    if not _PERCENT_RE.fullmatch(value):
         return [regex_error(_PERCENT_MSG, _PERCENT_FMT, "1%", "93%")]
     return []
 

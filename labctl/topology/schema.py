@@ -13,7 +13,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any
 
-from labctl.kube.labels import label_key_errors, label_value_errors
+from labctl.kube.validators import is_qualified_name, is_valid_label_value
 from labctl.topology._fields import (
     _check_networks, _describe, _duration, _integer, _parse_address, _parse_cidr, _Problems, _quote, _section,
     _string, _string_map, format_duration,
@@ -108,9 +108,9 @@ def _parse_node(index: int, value: Any, p: _Problems) -> _RawNode:
             p.add(f"{path}.name", "must not be empty; leave it out for the default name")
     labels = _string_map(d.get("labels"), f"{path}.labels", p)
     for key, label in labels.items():
-        if errs := label_key_errors(key):
+        if errs := is_qualified_name(key):
             p.add(f"{path}.labels[{_quote(key)}]", "invalid label key: " + "; ".join(errs))
-        if errs := label_value_errors(label):
+        if errs := is_valid_label_value(label):
             p.add(f"{path}.labels[{_quote(key)}]", "invalid label value: " + "; ".join(errs))
     taints = _parse_taints(d["taints"], f"{path}.taints", p) if "taints" in d else None
     return _RawNode(index, role, name, labels, taints)
@@ -131,10 +131,10 @@ def _parse_taints(value: Any, path: str, p: _Problems) -> tuple[Taint, ...]:
         key = _string(d, "key", ipath, "", p)
         if not key:
             p.add(f"{ipath}.key", "required; a label key like \"dedicated\" or \"example.com/gpu\"")
-        elif errs := label_key_errors(key):
+        elif errs := is_qualified_name(key):
             p.add(f"{ipath}.key", f"{_quote(key)} is not a valid taint key: " + "; ".join(errs))
         value_ = _string(d, "value", ipath, "", p)
-        if errs := label_value_errors(value_):
+        if errs := is_valid_label_value(value_):
             p.add(f"{ipath}.value", f"{_quote(value_)} is not a valid taint value: " + "; ".join(errs))
         effect = d.get("effect")
         if effect not in TAINT_EFFECTS:
