@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labctl.apiserver.printers import build_table  # noqa: E402
+from labctl.apiserver.printers import POD_TABLE, build_table  # noqa: E402
 from labctl.apiserver.selectors import parse_field_selector, parse_label_selector  # noqa: E402
 from _common import per_second  # noqa: E402
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     matched = [p for p in pods if selector.matches(p["metadata"]["labels"]) and fields.matches(p)]
     filter_ms = (time.perf_counter() - start) * 1000
     start = time.perf_counter()
-    build_table("pods", pods, now=NOW)
+    build_table(POD_TABLE, pods, now=NOW)
     table_ms = (time.perf_counter() - start) * 1000
 
     figures = {

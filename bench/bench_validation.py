@@ -15,8 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "unit"))
 
-from labctl.apiserver.defaults import apply_defaults  # noqa: E402
-from labctl.apiserver.validation import validate_create, validate_update  # noqa: E402
+from labctl.apiserver.strategies import strategy_for  # noqa: E402
 from test_validation import deployment, pod, replicaset, service  # noqa: E402
 
 
@@ -40,15 +39,16 @@ def main() -> None:
 
         def create(resource=resource, base=base):
             obj = copy.deepcopy(base)
-            apply_defaults(resource, obj)
-            assert not validate_create(resource, obj)
+            strategy_for(resource).default(obj)
+            assert not strategy_for(resource).validate(obj)
 
         results.append(measure(f"{resource}: deepcopy+defaults+validate_create", args.n, create))
     old = copy.deepcopy(pod())
-    apply_defaults("pods", old)
+    strategy_for("pods").default(old)
     new = copy.deepcopy(old)
     new["spec"]["containers"][0]["image"] = "nginx:1.26"
-    results.append(measure("pods: validate_update (image change)", args.n, lambda: validate_update("pods", old, new)))
+    pods = strategy_for("pods")
+    results.append(measure("pods: validate_update (image change)", args.n, lambda: pods.validate_update(old, new)))
     for r in results:
         print(f"{r['case']:<50} {r['per_op_us']:>8.1f} µs/op  (n={r['n']})")
     if args.out:

@@ -14,8 +14,6 @@ from typing import Iterable
 
 from .errors import FieldError, invalid
 
-KUBERNETES_SERVICE_IP_OFFSET = 1
-DNS_SERVICE_IP_OFFSET = 10
 #: kube-apiserver hands out dynamic ClusterIPs from the upper part of the range and keeps
 #: the lower part (here the first 16 addresses) for Services that ask for a fixed IP.
 STATIC_BAND = 16
@@ -26,9 +24,6 @@ class ServiceIPAllocator:
 
     def __init__(self, cidr: str) -> None:
         self.network = ipaddress.ip_network(cidr)
-
-    def well_known(self, offset: int) -> str:
-        return str(self.network.network_address + offset)
 
     def allocate(self, used: set[str], requested: str | None, path: str) -> tuple[str | None, FieldError | None]:
         if requested:
@@ -88,21 +83,6 @@ def used_node_ports(services: Iterable[dict]) -> set[int]:
 def needs_node_ports(spec: dict) -> bool:
     t = spec.get("type", "ClusterIP")
     return t == "NodePort" or (t == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts", True))
-
-
-def normalize_cluster_ips(spec: dict, old_spec: dict | None) -> None:
-    """Keep ``clusterIP`` and ``clusterIPs`` in step when a client changed only one of them.
-
-    A patch of ``spec.clusterIP`` alone leaves the stored ``clusterIPs`` behind; kube-apiserver
-    copies the new value over first so validation reports the real problem ("may not change
-    once set") rather than a mismatch between the two fields.
-    """
-    old_spec = old_spec or {}
-    ip, ips = spec.get("clusterIP"), spec.get("clusterIPs")
-    if ip and ips and ip != ips[0] and ips == old_spec.get("clusterIPs"):
-        spec["clusterIPs"] = [ip] + list(ips[1:])
-    elif ips and not ip:
-        spec["clusterIP"] = ips[0]
 
 
 def allocate_service(spec: dict, old_spec: dict | None, other_services: list[dict],

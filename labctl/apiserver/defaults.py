@@ -8,6 +8,8 @@ values real clusters add at admission or in the registry strategy (a pod's
 ``kubectl get -o yaml`` output with a real cluster's, so the values and where they
 appear (Pod vs. pod *template*) matter.
 
+One ``default_<kind>`` per kind, called by that kind's strategy
+(:mod:`labctl.apiserver.strategies`), as kube's scheme calls the generated defaulters.
 Every function mutates in place and tolerates malformed input: validation runs
 afterwards and reports what is wrong, defaulting must never raise on it.
 """
@@ -15,11 +17,13 @@ afterwards and reports what is wrong, defaulting must never raise on it.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from labctl.kube.quantity import canonical_quantity, parse_quantity
 
-__all__ = ["apply_defaults", "pod_qos_class", "image_tag", "prepare_service_update"]
+__all__ = ["default_deployment", "default_endpoints", "default_endpointslice", "default_namespace", "default_node",
+           "default_pod", "default_replicaset", "default_secret", "default_service", "image_tag", "pod_qos_class",
+           "prepare_service_update"]
 
 Obj = dict[str, Any]
 
@@ -145,7 +149,7 @@ def _default_tolerations(spec: Obj) -> None:
             tolerations.append(dict(default))
 
 
-def _default_pod(pod: Obj) -> None:
+def default_pod(pod: Obj) -> None:
     """SetDefaults_Pod plus what admission (ServiceAccount, Priority, tolerations) and create add."""
     spec = _child(pod, "spec")
     for ctr in _dicts(spec.get("initContainers")) + _dicts(spec.get("containers")):
@@ -217,14 +221,14 @@ def _default_template(spec: Obj) -> None:
         _default_pod_spec(_child(template, "spec"))
 
 
-def _default_replicaset(rs: Obj) -> None:
+def default_replicaset(rs: Obj) -> None:
     spec = _child(rs, "spec")
     if spec.get("replicas") is None:
         spec["replicas"] = 1
     _default_template(spec)
 
 
-def _default_deployment(deploy: Obj) -> None:
+def default_deployment(deploy: Obj) -> None:
     spec = _child(deploy, "spec")
     if spec.get("replicas") is None:
         spec["replicas"] = 1
@@ -247,7 +251,7 @@ def _default_deployment(deploy: Obj) -> None:
 # --- services -------------------------------------------------------------------------
 
 
-def _default_service(svc: Obj) -> None:
+def default_service(svc: Obj) -> None:
     """SetDefaults_Service plus the registry's IP-family and clusterIPs normalisation."""
     spec = _child(svc, "spec")
     if not spec.get("type"):
@@ -290,7 +294,7 @@ def _default_service(svc: Obj) -> None:
 def prepare_service_update(old: Obj, new: Obj) -> None:
     """The Service strategy's PrepareForUpdate: keep allocations, drop type-specific leftovers.
 
-    Call after ``apply_defaults(new)`` and before ``validate_update``. Two kube rules:
+    Called by the Service strategy after defaulting and before validation. Two kube rules:
     ``patchAllocatedValues`` (an update that omits ``clusterIP``/``nodePort``, as
     ``kubectl replace`` of the original manifest does, means "keep them") and
     ``dropTypeDependentFields`` (NodePort → ClusterIP clears the node ports and
@@ -329,7 +333,7 @@ def prepare_service_update(old: Obj, new: Obj) -> None:
 # --- the rest -------------------------------------------------------------------------
 
 
-def _default_namespace(ns: Obj) -> None:
+def default_namespace(ns: Obj) -> None:
     """Namespace defaults, its strategy's ``kubernetes`` finalizer and the name label."""
     name = _child(ns, "metadata").get("name")
     if name:
@@ -343,52 +347,28 @@ def _default_namespace(ns: Obj) -> None:
         status["phase"] = "Active"
 
 
-def _default_node(node: Obj) -> None:
+def default_node(node: Obj) -> None:
     """SetDefaults_NodeStatus: allocatable defaults to capacity."""
     status = node.get("status")
     if isinstance(status, dict) and isinstance(status.get("capacity"), dict) and status.get("allocatable") is None:
         status["allocatable"] = dict(status["capacity"])
 
 
-def _default_secret(secret: Obj) -> None:
+def default_secret(secret: Obj) -> None:
     if not secret.get("type"):
         secret["type"] = "Opaque"
 
 
-def _default_endpoints(ep: Obj) -> None:
+def default_endpoints(ep: Obj) -> None:
     for subset in _dicts(ep.get("subsets")):
         for port in _dicts(subset.get("ports")):
             if not port.get("protocol"):
                 port["protocol"] = "TCP"
 
 
-def _default_endpointslice(slice_: Obj) -> None:
+def default_endpointslice(slice_: Obj) -> None:
     for port in _dicts(slice_.get("ports")):
         if not port.get("protocol"):
             port["protocol"] = "TCP"
     for endpoint in _dicts(slice_.get("endpoints")):
         _child(endpoint, "conditions")
-
-
-_DEFAULTERS: dict[str, Callable[[Obj], None]] = {
-    "pods": _default_pod,
-    "services": _default_service,
-    "replicasets": _default_replicaset,
-    "deployments": _default_deployment,
-    "namespaces": _default_namespace,
-    "nodes": _default_node,
-    "secrets": _default_secret,
-    "endpoints": _default_endpoints,
-    "endpointslices": _default_endpointslice,
-}
-
-
-def apply_defaults(resource: str, obj: dict) -> None:
-    """Mutate ``obj`` (a ``resource`` such as ``"pods"``) with kube-apiserver's defaults.
-
-    Unknown resources and kinds without defaults (leases, events, serviceaccounts) are
-    left untouched. Idempotent: defaulting a defaulted object changes nothing.
-    """
-    defaulter = _DEFAULTERS.get(resource)
-    if defaulter is not None and isinstance(obj, dict):
-        defaulter(obj)

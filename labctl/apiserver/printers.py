@@ -4,15 +4,18 @@ kubectl asks for ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io`` and pr
 cells it gets back; it knows nothing about pods or services itself. The column definitions
 and cell logic here are a port of Kubernetes' ``pkg/printers/internalversion/printers.go``
 (priority-1 columns are the ``-o wide`` ones), and ages use ``duration.HumanDuration``.
+Each kind's :class:`TablePrinter` is named by its strategy (:mod:`labctl.apiserver.strategies`).
 Everything is pure: objects in, a Table dict out; the caller fills ``metadata.resourceVersion``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Callable
 
 from labctl.kube.labels import SelectorError, format_label_selector, format_labels, selector_from_label_selector
+from labctl.kube.meta import now as clock_now, parse_time
 
 Obj = dict[str, Any]
 
@@ -62,22 +65,11 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24 // 365}y"
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """An RFC 3339 ``metav1.Time``/``MicroTime`` string as an aware datetime; ``None`` if unset or bad."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 class _Clock:
     """Ages relative to one instant, so every row of a Table agrees."""
 
     def __init__(self, now: datetime | None) -> None:
-        self.now = now or datetime.now(timezone.utc)
+        self.now = now or clock_now()
 
     def since(self, value: str | None) -> str:
         """``translateTimestampSince``: ``<unknown>`` for a zero time."""
@@ -508,32 +500,29 @@ def print_deployment(deploy: Obj, clock: _Clock) -> list[Any]:
             names, images, selector]
 
 
-_PRINTERS: dict[str, tuple[list[Obj], Callable[[Obj, _Clock], list[Any]]]] = {
-    "pods": (POD_COLUMNS, print_pod),
-    "services": (SERVICE_COLUMNS, print_service),
-    "endpoints": (ENDPOINTS_COLUMNS, print_endpoints),
-    "endpointslices": (ENDPOINTSLICE_COLUMNS, print_endpointslice),
-    "nodes": (NODE_COLUMNS, print_node),
-    "namespaces": (NAMESPACE_COLUMNS, print_namespace),
-    "events": (EVENT_COLUMNS, print_event),
-    "configmaps": (CONFIGMAP_COLUMNS, lambda o, c: [_name(o), len(o.get("data") or {}) + len(o.get("binaryData") or {}),
-                                                    _created(o, c)]),
-    "secrets": (SECRET_COLUMNS, lambda o, c: [_name(o), o.get("type", ""), len(o.get("data") or {}), _created(o, c)]),
-    "serviceaccounts": (SERVICEACCOUNT_COLUMNS, lambda o, c: [_name(o), len(o.get("secrets") or []), _created(o, c)]),
-    "replicasets": (REPLICASET_COLUMNS, print_replicaset),
-    "deployments": (DEPLOYMENT_COLUMNS, print_deployment),
-    "leases": (LEASE_COLUMNS, lambda o, c: [_name(o), _get(o, "spec", "holderIdentity", default=""), _created(o, c)]),
-}
+def print_configmap(cm: Obj, clock: _Clock) -> list[Any]:
+    return [_name(cm), len(cm.get("data") or {}) + len(cm.get("binaryData") or {}), _created(cm, clock)]
+
+
+def print_secret(secret: Obj, clock: _Clock) -> list[Any]:
+    return [_name(secret), secret.get("type", ""), len(secret.get("data") or {}), _created(secret, clock)]
+
+
+def print_serviceaccount(sa: Obj, clock: _Clock) -> list[Any]:
+    return [_name(sa), len(sa.get("secrets") or []), _created(sa, clock)]
+
+
+def print_lease(lease: Obj, clock: _Clock) -> list[Any]:
+    return [_name(lease), _get(lease, "spec", "holderIdentity", default=""), _created(lease, clock)]
 
 
 def _default_printer(obj: Obj, clock: _Clock) -> list[Any]:
     return [_name(obj), _created(obj, clock)]
 
 
-def column_definitions(resource: str) -> list[Obj]:
-    """The ``columnDefinitions`` for ``resource`` (plural, lower case)."""
-    return [dict(c) for c in _PRINTERS.get(resource, (DEFAULT_COLUMNS, None))[0]]
-
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
 
 def _row_object(obj: Obj, include_object: str) -> Obj | None:
     if include_object == "Object":
@@ -543,25 +532,33 @@ def _row_object(obj: Obj, include_object: str) -> Obj | None:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata") or {}}
 
 
-def build_table(resource: str, objects: list[Obj], include_object: str = "Metadata",
+@dataclass(frozen=True, eq=False)
+class TablePrinter:
+    """One kind's print handler: its ``columnDefinitions``, the cells of a row, and any row conditions."""
+
+    columns: list[Obj]
+    cells: Callable[[Obj, _Clock], list[Any]]
+    row_conditions: Callable[[Obj], list[Obj]] | None = None
+
+
+def build_table(printer: TablePrinter, objects: list[Obj], include_object: str = "Metadata",
                 now: datetime | None = None) -> Obj:
-    """A ``meta.k8s.io/v1`` Table for ``objects`` of ``resource``; ``metadata`` is left for the caller.
+    """A ``meta.k8s.io/v1`` Table of ``objects`` printed by ``printer``; ``metadata`` is left for the caller.
 
     ``include_object`` is the request's ``includeObject`` (``None``, ``Metadata`` — kubectl's
     default — or ``Object``). ``now`` pins the clock for ages (tests; one instant per list).
     """
     clock = _Clock(now)
-    columns, printer = _PRINTERS.get(resource, (DEFAULT_COLUMNS, _default_printer))
     rows = []
     for obj in objects:
-        row: Obj = {"cells": printer(obj, clock)}
-        if resource == "pods" and (cond := _pod_row_conditions(obj)):
+        row: Obj = {"cells": printer.cells(obj, clock)}
+        if printer.row_conditions is not None and (cond := printer.row_conditions(obj)):
             row["conditions"] = cond
         if (embedded := _row_object(obj, include_object)) is not None:
             row["object"] = embedded
         rows.append(row)
     return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {},
-            "columnDefinitions": [dict(c) for c in columns], "rows": rows}
+            "columnDefinitions": [dict(c) for c in printer.columns], "rows": rows}
 
 
 def _pod_row_conditions(pod: Obj) -> list[Obj]:
@@ -573,3 +570,20 @@ def _pod_row_conditions(pod: Obj) -> list[Obj]:
     if phase == "Failed":
         return [{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}]
     return []
+
+
+POD_TABLE = TablePrinter(POD_COLUMNS, print_pod, _pod_row_conditions)
+SERVICE_TABLE = TablePrinter(SERVICE_COLUMNS, print_service)
+ENDPOINTS_TABLE = TablePrinter(ENDPOINTS_COLUMNS, print_endpoints)
+ENDPOINTSLICE_TABLE = TablePrinter(ENDPOINTSLICE_COLUMNS, print_endpointslice)
+NODE_TABLE = TablePrinter(NODE_COLUMNS, print_node)
+NAMESPACE_TABLE = TablePrinter(NAMESPACE_COLUMNS, print_namespace)
+EVENT_TABLE = TablePrinter(EVENT_COLUMNS, print_event)
+CONFIGMAP_TABLE = TablePrinter(CONFIGMAP_COLUMNS, print_configmap)
+SECRET_TABLE = TablePrinter(SECRET_COLUMNS, print_secret)
+SERVICEACCOUNT_TABLE = TablePrinter(SERVICEACCOUNT_COLUMNS, print_serviceaccount)
+REPLICASET_TABLE = TablePrinter(REPLICASET_COLUMNS, print_replicaset)
+DEPLOYMENT_TABLE = TablePrinter(DEPLOYMENT_COLUMNS, print_deployment)
+LEASE_TABLE = TablePrinter(LEASE_COLUMNS, print_lease)
+#: kube's default table convertor: name and age, for a kind without a handler of its own
+DEFAULT_TABLE = TablePrinter(DEFAULT_COLUMNS, _default_printer)

@@ -1,10 +1,13 @@
-"""The REST verbs over the store, with kube-apiserver's semantics.
+"""The REST verbs over the store, with kube-apiserver's semantics, the same for every kind.
 
 This module is HTTP-free: the aiohttp layer (``server.py``) parses a request into a
 :class:`RequestScope` and calls one method here, which returns the object to answer with
 or raises :class:`~labctl.apiserver.errors.APIError`. Keeping the rules here (generation,
 optimistic concurrency, graceful deletion, finalizers, allocation) lets tests and
 benchmarks drive them without sockets.
+
+Like kube's generic registry ``Store``, the flow knows no kind: where kinds differ it asks
+the kind's strategy (:mod:`labctl.apiserver.strategies`).
 """
 
 from __future__ import annotations
@@ -17,20 +20,16 @@ from dataclasses import dataclass
 import orjson
 
 from . import errors
-from .allocators import NodePortAllocator, ServiceIPAllocator, allocate_service, normalize_cluster_ips
-from .defaults import apply_defaults, prepare_service_update
+from .allocators import NodePortAllocator, ServiceIPAllocator
 from ..clusterconfig import ClusterConfig
-from labctl.kube.meta import (IMMUTABLE_ON_UPDATE, SERVER_OWNED_ON_CREATE, generate_name, new_uid, spec_of,
-                   timestamp)
+from labctl.kube.meta import (IMMUTABLE_ON_UPDATE, SERVER_OWNED_ON_CREATE, generate_name, new_uid, now, spec_of,
+                              timestamp)
 from .patch import json_patch, merge_patch, strategic_merge_patch
 from labctl.kube.resources import Registry, ResourceType
+from .scope import RequestScope
 from .selectors import parse_field_selector, parse_label_selector
 from .storage import AlreadyExists, NotFound, PreconditionFailed, SQLiteStore, clone
-from .validation import validate_create, validate_update
-
-INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-UNDELETABLE_NAMESPACES = ("default", "kube-system", "kube-public")
-DEFAULT_GRACE_SECONDS = 30
+from .strategies import INITIAL_NAMESPACES, ensure_default_service_account, strategy_for
 
 PATCH_TYPES = {
     "application/json-patch+json": "json",
@@ -39,19 +38,6 @@ PATCH_TYPES = {
     "application/apply-patch+yaml": "apply",
     "application/apply-patch+cbor": "apply",
 }
-
-
-@dataclass(frozen=True)
-class RequestScope:
-    """What a request addresses: a resource type, maybe a namespace, name and subresource."""
-
-    resource: ResourceType
-    namespace: str | None = None
-    name: str | None = None
-    subresource: str | None = None
-
-    def key(self, name: str | None = None) -> tuple[str, str, str]:
-        return (self.resource.key, self.namespace or "", name or self.name or "")
 
 
 @dataclass
@@ -69,9 +55,9 @@ class RestAPI:
                  cluster: ClusterConfig | None = None) -> None:
         self.store = store
         self.registry = registry or Registry()
-        cluster = cluster or ClusterConfig()
-        self.service_ips = ServiceIPAllocator(cluster.service_subnet)
-        self.node_ports = NodePortAllocator(cluster.node_port_range)
+        self.cluster = cluster or ClusterConfig()
+        self.service_ips = ServiceIPAllocator(self.cluster.service_subnet)
+        self.node_ports = NodePortAllocator(self.cluster.node_port_range)
 
     # -- bootstrap -----------------------------------------------------------------------
     def bootstrap(self, advertise_address: str, secure_port: int) -> None:
@@ -80,12 +66,12 @@ class RestAPI:
         for ns in INITIAL_NAMESPACES:
             if self.store.get((ns_type.key, "", ns)) is None:
                 self.create(RequestScope(ns_type), {"metadata": {"name": ns}})
-            self._ensure_default_service_account(ns)
+            ensure_default_service_account(self, ns)
         svc_type = self._type("", "services")
         if self.store.get((svc_type.key, "default", "kubernetes")) is None:
             self.create(RequestScope(svc_type, "default"), {
                 "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-                "spec": {"clusterIP": self.service_ips.well_known(1), "sessionAffinity": "None",
+                "spec": {"clusterIP": self.cluster.kubernetes_service_ip, "sessionAffinity": "None",
                          "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": secure_port}]},
             })
         if ipaddress.ip_address(advertise_address).is_loopback:
@@ -108,12 +94,6 @@ class RestAPI:
             if rt.group == group and rt.plural == plural:
                 return rt
         raise KeyError(plural)
-
-    def _ensure_default_service_account(self, namespace: str) -> None:
-        """The ServiceAccount controller's job in Kubernetes; done at namespace creation here."""
-        sa_type = self._type("", "serviceaccounts")
-        if self.store.get((sa_type.key, namespace, "default")) is None:
-            self.create(RequestScope(sa_type, namespace), {"metadata": {"name": "default"}})
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, scope: RequestScope) -> dict:
@@ -159,6 +139,7 @@ class RestAPI:
     # -- create --------------------------------------------------------------------------
     def create(self, scope: RequestScope, body: dict, dry_run: bool = False) -> dict:
         rt = scope.resource
+        strategy = strategy_for(rt)
         obj = clone(body)
         self._check_type_meta(rt, obj)
         meta = obj.setdefault("metadata", {})
@@ -179,14 +160,12 @@ class RestAPI:
             meta.pop(f, None)
         meta["uid"] = new_uid()
         meta["creationTimestamp"] = timestamp()
-        if rt.has_spec:
+        if strategy.tracks_generation:
             meta["generation"] = 1
         obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
-        if "status" in rt.subresources and rt.plural not in ("namespaces", "nodes"):
-            obj.pop("status", None)  # status is the controllers' to write, as kube's PrepareForCreate
-        apply_defaults(rt.plural, obj)
-        field_errors = validate_create(rt.plural, obj)
-        field_errors += self._admit(rt, obj, None)
+        strategy.prepare_for_create(obj)
+        field_errors = strategy.validate(obj)
+        field_errors += strategy.allocate(self, obj, None)
         if field_errors:
             raise errors.invalid_object(rt.kind, rt.group, meta["name"], field_errors)
         if dry_run:
@@ -195,8 +174,7 @@ class RestAPI:
             stored = self.store.create(scope.key(meta["name"]), obj)
         except AlreadyExists:
             raise errors.already_exists(rt.plural, rt.group, meta["name"]) from None
-        if rt.plural == "namespaces" and not rt.group:
-            self._ensure_default_service_account(meta["name"])
+        strategy.after_create(self, stored)
         return stored
 
     def _check_type_meta(self, rt: ResourceType, obj: dict) -> None:
@@ -219,16 +197,6 @@ class RestAPI:
             raise errors.forbidden_error(
                 f'unable to create new content in namespace {namespace} because it is being terminated')
 
-    def _admit(self, rt: ResourceType, obj: dict, old: dict | None) -> list[errors.FieldError]:
-        """Server-side allocation that needs the store: Service ClusterIPs and NodePorts."""
-        if rt.plural == "services" and not rt.group:
-            others = [s for s in self.store.list(rt.key)
-                      if (s["metadata"]["namespace"], s["metadata"]["name"])
-                      != (obj["metadata"]["namespace"], obj["metadata"]["name"])]
-            return allocate_service(obj.setdefault("spec", {}), (old or {}).get("spec"), others,
-                                    self.service_ips, self.node_ports)
-        return []
-
     # -- update --------------------------------------------------------------------------
     def update(self, scope: RequestScope, body: dict, dry_run: bool = False) -> dict:
         rt = scope.resource
@@ -247,6 +215,7 @@ class RestAPI:
 
     def _replace(self, scope: RequestScope, current: dict, new: dict, dry_run: bool) -> dict:
         rt = scope.resource
+        strategy = strategy_for(rt)
         meta = new.setdefault("metadata", {})
         old_meta = current["metadata"]
         meta["name"] = old_meta["name"]
@@ -257,29 +226,21 @@ class RestAPI:
                 meta.pop(f, None)
         meta.pop("resourceVersion", None)
         new["kind"], new["apiVersion"] = rt.kind, rt.api_version
+        new = strategy.prepare_for_update(new, current, scope.subresource)
         if scope.subresource == "status":
-            # the status subresource changes status only (kube's StatusStrategy)
-            new = {**clone(current), "status": new.get("status", {})}
-        elif "status" in rt.subresources:
-            # the main resource cannot change status when a status subresource exists
-            if "status" in current:
-                new["status"] = current["status"]
-            else:
-                new.pop("status", None)
-        apply_defaults(rt.plural, new)
-        if rt.plural == "services" and not rt.group:
-            prepare_service_update(current, new)
-            normalize_cluster_ips(new.setdefault("spec", {}), current.get("spec"))
-        field_errors = validate_update(rt.plural, current, new)
-        field_errors += self._admit(rt, new, current)
+            field_errors = strategy.validate_status_update(current, new)
+        else:
+            field_errors = strategy.validate_update(current, new)
+        field_errors += strategy.allocate(self, new, current)
         if field_errors:
             raise errors.invalid_object(rt.kind, rt.group, scope.name or "", field_errors)
-        if rt.has_spec and spec_of(new) != spec_of(current):
+        if strategy.tracks_generation and spec_of(new) != spec_of(current):
             new["metadata"]["generation"] = int(old_meta.get("generation", 1)) + 1
         if dry_run:
             return new
         expected = int(old_meta["resourceVersion"])
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not self._graceful_pending(rt, new):
+        meta = new["metadata"]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not strategy.graceful_pending(new):
             return self._remove(scope, expected)
         try:
             return self.store.update(scope.key(), new, expected)
@@ -372,6 +333,7 @@ class RestAPI:
     # -- delete --------------------------------------------------------------------------
     def delete(self, scope: RequestScope, options: dict, dry_run: bool = False) -> dict:
         rt = scope.resource
+        strategy = strategy_for(rt)
         current = self.get(scope)
         pre = options.get("preconditions") or {}
         if pre.get("uid") and pre["uid"] != current["metadata"].get("uid"):
@@ -380,8 +342,7 @@ class RestAPI:
         if pre.get("resourceVersion") and pre["resourceVersion"] != current["metadata"]["resourceVersion"]:
             raise errors.conflict(rt.plural, rt.group, scope.name or "",
                                   f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, ResourceVersion in object meta: {current['metadata']['resourceVersion']}")
-        if rt.plural == "namespaces" and not rt.group and scope.name in UNDELETABLE_NAMESPACES:
-            raise errors.forbidden_error(f'namespaces "{scope.name}" is forbidden: this namespace may not be deleted')
+        strategy.check_delete(current)
         if dry_run:
             return current
         new = clone(current)
@@ -394,9 +355,9 @@ class RestAPI:
             finalizers.append("orphan")
         elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
             finalizers.append("foregroundDeletion")
-        grace = self._grace_period(rt, current, options)
-        if rt.plural == "namespaces" and not rt.group:
-            self._delete_namespace_content(scope.name or "")
+        grace = strategy.grace_period(current, options)
+        if strategy.finalizes_on_delete:
+            strategy.finalize(self, current)
             return self._remove(scope, int(meta["resourceVersion"]))
         if not finalizers and grace == 0:
             return self._remove(scope, int(meta["resourceVersion"]))
@@ -404,30 +365,15 @@ class RestAPI:
             # already terminating: a shorter grace period may still speed it up
             if grace < int(meta.get("deletionGracePeriodSeconds") or 0):
                 meta["deletionGracePeriodSeconds"] = grace
-                meta["deletionTimestamp"] = timestamp(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=grace))
+                meta["deletionTimestamp"] = timestamp(now() + dt.timedelta(seconds=grace))
             else:
                 return current
         else:
-            meta["deletionTimestamp"] = timestamp(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=grace))
+            meta["deletionTimestamp"] = timestamp(now() + dt.timedelta(seconds=grace))
             meta["deletionGracePeriodSeconds"] = grace
         if finalizers:
             meta["finalizers"] = finalizers
         return self.store.update(scope.key(), new, int(current["metadata"]["resourceVersion"]))
-
-    def _grace_period(self, rt: ResourceType, obj: dict, options: dict) -> int:
-        """Only pods running on a node are deleted gracefully; the node agent confirms with grace 0."""
-        if rt.plural != "pods" or rt.group:
-            return 0
-        spec, status = obj.get("spec", {}), obj.get("status", {})
-        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
-            return 0
-        grace = options.get("gracePeriodSeconds")
-        if grace is None:
-            grace = spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
-        return max(int(grace), 0)
-
-    def _graceful_pending(self, rt: ResourceType, obj: dict) -> bool:
-        return rt.plural == "pods" and not rt.group and int(obj["metadata"].get("deletionGracePeriodSeconds") or 0) > 0
 
     def _remove(self, scope: RequestScope, expected: int) -> dict:
         try:
@@ -437,16 +383,6 @@ class RestAPI:
         except PreconditionFailed:
             raise errors.conflict(scope.resource.plural, scope.resource.group, scope.name or "",
                                   "the object has been modified; please apply your changes to the latest version and try again") from None
-
-    def _delete_namespace_content(self, namespace: str) -> None:
-        """The namespace controller's job, done synchronously: a lab namespace is small."""
-        for rt in self.registry.resources:
-            if not rt.namespaced:
-                continue
-            for obj in self.store.list(rt.key, namespace):
-                key = (rt.key, namespace, obj["metadata"]["name"])
-                if self.store.get(key) is not None:
-                    self.store.delete(key)
 
     def delete_collection(self, scope: RequestScope, opts: ListOptions, options: dict,
                           dry_run: bool = False) -> dict:

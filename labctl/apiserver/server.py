@@ -25,6 +25,7 @@ from labctl.kube.resources import Registry, ResourceType
 from .rest import ListOptions, RequestScope, RestAPI
 from .serviceaccounts import ServiceAccountTokens
 from .storage import ResourceVersionTooOld
+from .strategies import strategy_for
 from .watch import WatchFilter, bookmark, encode_event, expired, next_event
 
 log = logging.getLogger("labctl.apiserver")
@@ -279,7 +280,7 @@ class APIServerApp:
                        warnings: list[str] | None = None) -> web.Response:
         headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None
         if _wants_table(request) and obj.get("kind") == rt.kind:
-            table = build_table(rt.plural, [obj], request.query.get("includeObject", "Metadata"))
+            table = build_table(strategy_for(rt).printer, [obj], request.query.get("includeObject", "Metadata"))
             table["metadata"] = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
             resp = json_response(table, code, TABLE_MEDIA_TYPE)
         else:
@@ -290,7 +291,8 @@ class APIServerApp:
 
     def _answer_list(self, request: web.Request, rt: ResourceType, listed: dict) -> web.Response:
         if _wants_table(request):
-            table = build_table(rt.plural, listed["items"], request.query.get("includeObject", "Metadata"))
+            table = build_table(strategy_for(rt).printer, listed["items"],
+                                request.query.get("includeObject", "Metadata"))
             table["metadata"] = listed["metadata"]
             return json_response(table, 200, TABLE_MEDIA_TYPE)
         return json_response(listed)
@@ -321,7 +323,7 @@ class APIServerApp:
 
         def encode(event_type: str, obj: dict, raw: bytes | None = None) -> bytes:
             if table:
-                t = build_table(rt.plural, [obj], q.get("includeObject", "Metadata"))
+                t = build_table(strategy_for(rt).printer, [obj], q.get("includeObject", "Metadata"))
                 t["metadata"] = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
                 if not first_table[0]:
                     t["columnDefinitions"] = []

@@ -1,14 +1,16 @@
 """Validation of the served kinds, as kube-apiserver's ``pkg/apis/*/validation`` does it.
 
-``validate_create`` and ``validate_update`` return every ``FieldError`` at once (kube
-reports all problems, not the first), with kube's field paths and messages, so the
-422 a student sees from labctl reads exactly like the one from a real cluster:
-``Deployment.apps "web" is invalid: spec.template.metadata.labels: Invalid value:
-...: `selector` does not match template `labels```.
+Every function returns all ``FieldError``s at once (kube reports all problems, not the
+first), with kube's field paths and messages, so the 422 a student sees from labctl reads
+exactly like the one from a real cluster: ``Deployment.apps "web" is invalid:
+spec.template.metadata.labels: Invalid value: ...: `selector` does not match template
+`labels```. Each kind's strategy (:mod:`labctl.apiserver.strategies`) puts them together:
+``validate_object_meta`` with the kind's name rule, then the kind's own checks.
 
-Objects arrive as decoded JSON after ``apply_defaults``; this module never mutates.
-Pods and workloads live in ``_validate_pods``, Services in ``_validate_services``,
-apimachinery's string checks in ``_validators``.
+Objects arrive as decoded JSON after defaulting; this module never mutates.
+ObjectMeta and the small kinds live here, pods and workloads in ``_validate_pods``,
+Services in ``_validate_services``, apimachinery's string checks in
+:mod:`labctl.kube.validators`.
 """
 
 from __future__ import annotations
@@ -21,44 +23,11 @@ from labctl.kube import validators as v
 from labctl.apiserver._validate_common import (
     as_dict, as_list, is_int, nonnegative, validate_annotations, validate_dns1123_subdomain, validate_labels,
 )
-from labctl.apiserver._validate_pods import (
-    validate_deployment,
-    validate_pod,
-    validate_pod_update,
-    validate_replicaset,
-    validate_selector_update,
-)
-from labctl.apiserver._validate_services import (
-    normalize_cluster_ips,
-    validate_endpoint_ports,
-    validate_service,
-    validate_service_update,
-)
+from labctl.apiserver._validate_services import validate_endpoint_ports
 from labctl.apiserver.errors import FieldError, forbidden, invalid, not_supported, required
-
-__all__ = ["validate_create", "validate_update", "validate_object_meta", "NAMESPACED", "NAME_VALIDATORS"]
 
 Obj = dict[str, Any]
 NameFn = Callable[[str, bool], list[str]]
-
-# Resource → how kube validates its metadata.name (service names are DNS-1035 labels:
-# they become DNS names and environment variables, so they must start with a letter).
-NAME_VALIDATORS: dict[str, NameFn] = {
-    "namespaces": v.name_is_dns_label,
-    "services": v.name_is_dns1035_label,
-    "nodes": v.name_is_dns_subdomain,
-    "pods": v.name_is_dns_subdomain,
-    "endpoints": v.name_is_dns_subdomain,
-    "events": v.name_is_dns_subdomain,
-    "configmaps": v.name_is_dns_subdomain,
-    "secrets": v.name_is_dns_subdomain,
-    "serviceaccounts": v.name_is_dns_subdomain,
-    "replicasets": v.name_is_dns_subdomain,
-    "deployments": v.name_is_dns_subdomain,
-    "leases": v.name_is_dns_subdomain,
-    "endpointslices": v.name_is_dns_subdomain,
-}
-NAMESPACED = frozenset(NAME_VALIDATORS) - {"namespaces", "nodes"}
 
 MAX_SECRET_SIZE = 1024 * 1024
 _STANDARD_FINALIZERS = {"kubernetes", "orphan", "foregroundDeletion"}
@@ -154,7 +123,7 @@ def _validate_data_keys(data: Any, path: str) -> tuple[int, list[FieldError]]:
     return size, errs
 
 
-def _validate_configmap(cm: Obj) -> list[FieldError]:
+def validate_configmap(cm: Obj) -> list[FieldError]:
     size, errs = _validate_data_keys(cm.get("data"), "data")
     binary_size, binary_errs = _validate_data_keys(cm.get("binaryData"), "binaryData")
     errs += binary_errs
@@ -186,7 +155,7 @@ _SECRET_REQUIRED_KEYS = {
 }
 
 
-def _validate_secret(secret: Obj) -> list[FieldError]:
+def validate_secret(secret: Obj) -> list[FieldError]:
     data = as_dict(secret.get("data"))
     size, errs = _validate_data_keys(data, "data")
     _, string_errs = _validate_data_keys(secret.get("stringData"), "stringData")
@@ -205,7 +174,7 @@ def _validate_secret(secret: Obj) -> list[FieldError]:
     return errs
 
 
-def _validate_node(node: Obj) -> list[FieldError]:
+def validate_node(node: Obj) -> list[FieldError]:
     spec = as_dict(node.get("spec"))
     errs: list[FieldError] = []
     if spec.get("podCIDR"):
@@ -230,7 +199,7 @@ def _validate_node(node: Obj) -> list[FieldError]:
     return errs
 
 
-def _validate_endpoints(ep: Obj) -> list[FieldError]:
+def validate_endpoints(ep: Obj) -> list[FieldError]:
     errs: list[FieldError] = []
     for i, subset in enumerate(as_list(ep.get("subsets"))):
         subset, spath = as_dict(subset), f"subsets[{i}]"
@@ -257,7 +226,7 @@ def _validate_endpoint_address(address: Obj, path: str) -> list[FieldError]:
     return errs
 
 
-def _validate_endpointslice(eps: Obj) -> list[FieldError]:
+def validate_endpointslice(eps: Obj) -> list[FieldError]:
     address_type = eps.get("addressType")
     errs: list[FieldError] = []
     if not address_type:
@@ -277,7 +246,7 @@ def _validate_endpointslice(eps: Obj) -> list[FieldError]:
     return errs
 
 
-def _validate_lease(lease: Obj) -> list[FieldError]:
+def validate_lease(lease: Obj) -> list[FieldError]:
     spec = as_dict(lease.get("spec"))
     errs: list[FieldError] = []
     duration = spec.get("leaseDurationSeconds")
@@ -288,7 +257,7 @@ def _validate_lease(lease: Obj) -> list[FieldError]:
     return errs
 
 
-def _validate_event(event: Obj) -> list[FieldError]:
+def validate_event(event: Obj) -> list[FieldError]:
     """Legacy core/v1 events: the involved object lives in the event's namespace (or "default")."""
     namespace = as_dict(event.get("metadata")).get("namespace") or ""
     involved = as_dict(event.get("involvedObject")).get("namespace") or ""
@@ -299,7 +268,7 @@ def _validate_event(event: Obj) -> list[FieldError]:
     return []
 
 
-def _validate_service_account(sa: Obj) -> list[FieldError]:
+def validate_service_account(sa: Obj) -> list[FieldError]:
     errs: list[FieldError] = []
     for i, ref in enumerate(as_list(sa.get("secrets"))):
         if as_dict(ref).get("name"):
@@ -307,71 +276,17 @@ def _validate_service_account(sa: Obj) -> list[FieldError]:
     return errs
 
 
-def _validate_namespace(ns: Obj) -> list[FieldError]:
+def validate_namespace(ns: Obj) -> list[FieldError]:
     errs: list[FieldError] = []
     for finalizer in as_list(as_dict(ns.get("spec")).get("finalizers")):
         errs += _validate_finalizer(finalizer, "spec.finalizers")
     return errs
 
 
-# --- entry points ----------------------------------------------------------------------
-
-_KIND_VALIDATORS: dict[str, Callable[[Obj], list[FieldError]]] = {
-    "pods": validate_pod,
-    "services": validate_service,
-    "replicasets": validate_replicaset,
-    "deployments": validate_deployment,
-    "namespaces": _validate_namespace,
-    "nodes": _validate_node,
-    "configmaps": _validate_configmap,
-    "secrets": _validate_secret,
-    "serviceaccounts": _validate_service_account,
-    "endpoints": _validate_endpoints,
-    "endpointslices": _validate_endpointslice,
-    "leases": _validate_lease,
-    "events": _validate_event,
-}
+# --- updates ---------------------------------------------------------------------------
 
 
-def validate_create(resource: str, obj: dict) -> list[FieldError]:
-    """Every problem kube-apiserver would report when creating ``obj`` (defaults already applied)."""
-    if not isinstance(obj, dict):
-        return [invalid("", obj, "must be an object")]
-    name_fn = NAME_VALIDATORS.get(resource, v.name_is_dns_subdomain)
-    errs = validate_object_meta(obj.get("metadata"), resource in NAMESPACED, name_fn)
-    validator = _KIND_VALIDATORS.get(resource)
-    if validator is not None:
-        errs += validator(obj)
-    return errs
-
-
-def validate_update(resource: str, old: dict, new: dict) -> list[FieldError]:
-    """``validate_create`` of ``new`` plus what may not change from ``old``.
-
-    ``resource`` may name a status subresource (``"pods/status"``): then only metadata
-    immutability is checked, since the spec is the stored one.
-    """
-    base, _, sub = resource.partition("/")
-    errs = validate_object_meta_update(old.get("metadata"), new.get("metadata"))
-    if sub:
-        return errs
-    if base == "services":
-        new = normalize_cluster_ips(old, new)
-    errs += validate_create(base, new)
-    if base == "pods":
-        errs += validate_pod_update(old, new)
-    elif base in ("deployments", "replicasets"):
-        errs += validate_selector_update(old, new)
-    elif base == "services":
-        errs += validate_service_update(old, new)
-    elif base in ("configmaps", "secrets"):
-        errs += _validate_immutable_data(old, new)
-    elif base == "nodes":
-        errs += _validate_node_update(old, new)
-    return errs
-
-
-def _validate_immutable_data(old: Obj, new: Obj) -> list[FieldError]:
+def validate_immutable_data(old: Obj, new: Obj) -> list[FieldError]:
     """Once ``immutable: true``, data and the flag itself are frozen; a Secret's type never changes."""
     errs: list[FieldError] = []
     if "type" in old and new.get("type") != old.get("type"):
@@ -385,7 +300,7 @@ def _validate_immutable_data(old: Obj, new: Obj) -> list[FieldError]:
     return errs
 
 
-def _validate_node_update(old: Obj, new: Obj) -> list[FieldError]:
+def validate_node_update(old: Obj, new: Obj) -> list[FieldError]:
     old_spec, new_spec = as_dict(old.get("spec")), as_dict(new.get("spec"))
     if old_spec.get("podCIDRs") and new_spec.get("podCIDRs") != old_spec.get("podCIDRs"):
         return [forbidden("spec.podCIDRs", 'node updates may not change podCIDR except from "" to valid')]

@@ -19,13 +19,7 @@ import aiohttp
 import orjson
 import yaml
 
-# (group, plural) -> apiVersion, for building paths from a resource name
-API_VERSIONS = {
-    "namespaces": "v1", "nodes": "v1", "pods": "v1", "services": "v1", "endpoints": "v1",
-    "events": "v1", "configmaps": "v1", "secrets": "v1", "serviceaccounts": "v1",
-    "replicasets": "apps/v1", "deployments": "apps/v1", "leases": "coordination.k8s.io/v1",
-    "endpointslices": "discovery.k8s.io/v1",
-}
+from ..kube.resources import resource_for
 
 
 class APIStatusError(Exception):
@@ -40,9 +34,9 @@ class APIStatusError(Exception):
 
 def resource_path(plural: str, namespace: str | None = None, name: str | None = None,
                   subresource: str | None = None) -> str:
-    """``/api/v1/namespaces/default/pods/web/status`` from its parts."""
-    api_version = API_VERSIONS[plural]
-    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    """``/api/v1/namespaces/default/pods/web/status`` from its parts (the group from the table of served kinds)."""
+    rt = resource_for(plural)
+    base = f"/apis/{rt.api_version}" if rt.group else f"/api/{rt.api_version}"
     parts = [base]
     if namespace:
         parts.append(f"namespaces/{namespace}")

@@ -1,13 +1,18 @@
-"""The table of resources the API server serves.
+"""The table of resources the API server serves: THE list of kinds labctl knows.
 
 One row per REST resource, holding what discovery advertises (verbs, short names,
-categories, subresources) and what the handlers need to know (scope, kind, list kind).
-Adding a kind to the lab is adding a row here plus its defaulting/validation.
+categories, subresources), what every client needs to address it (group, version,
+plural, scope) and how its ``metadata.name`` is validated. The API client builds paths
+from it, the API server routes, discovers and validates names with it. Adding a kind to
+the lab is adding a row here plus the API server's strategy for it
+(``labctl/apiserver/strategies``: defaulting, validation, printing).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from .validators import DNS1035_LABEL, DNS_LABEL, DNS_SUBDOMAIN
 
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
@@ -26,8 +31,8 @@ class ResourceType:
     categories: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()
     verbs: tuple[str, ...] = tuple(ALL_VERBS)
-    #: kinds whose ``spec`` changes bump ``metadata.generation``
-    has_spec: bool = True
+    #: how ``metadata.name`` is validated, a key of :data:`labctl.kube.validators.NAME_RULES`
+    name_rule: str = DNS_SUBDOMAIN
 
     @property
     def api_version(self) -> str:
@@ -54,25 +59,36 @@ class ResourceType:
 
 RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",), (), ("status", "finalize"),
-                 has_spec=False),
+                 name_rule=DNS_LABEL),
     ResourceType("", "v1", "Node", "nodes", "node", False, ("no",), (), ("status",)),
     ResourceType("", "v1", "Pod", "pods", "pod", True, ("po",), ("all",),
                  ("status", "binding", "log", "exec", "eviction")),
-    ResourceType("", "v1", "Service", "services", "service", True, ("svc",), ("all",), ("status",)),
-    ResourceType("", "v1", "Endpoints", "endpoints", "endpoints", True, ("ep",), (), (), has_spec=False),
-    ResourceType("", "v1", "Event", "events", "event", True, ("ev",), (), (), has_spec=False),
-    ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, ("cm",), (), (), has_spec=False),
-    ResourceType("", "v1", "Secret", "secrets", "secret", True, (), (), (), has_spec=False),
-    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",), (), ("token",),
-                 has_spec=False),
+    # Service names become DNS names and environment variables: they must start with a letter
+    ResourceType("", "v1", "Service", "services", "service", True, ("svc",), ("all",), ("status",),
+                 name_rule=DNS1035_LABEL),
+    ResourceType("", "v1", "Endpoints", "endpoints", "endpoints", True, ("ep",)),
+    ResourceType("", "v1", "Event", "events", "event", True, ("ev",)),
+    ResourceType("", "v1", "ConfigMap", "configmaps", "configmap", True, ("cm",)),
+    ResourceType("", "v1", "Secret", "secrets", "secret", True),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True, ("sa",), (), ("token",)),
     ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",), ("all",),
                  ("status", "scale")),
     ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",), ("all",),
                  ("status", "scale")),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
-    ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True,
-                 has_spec=False),
+    ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True),
 )
+_BY_PLURAL = {rt.plural: rt for rt in RESOURCES}
+
+
+def resource_for(plural: str) -> ResourceType:
+    """The served resource named ``plural`` (``"pods"``, ``"deployments"``); KeyError for others.
+
+    Plurals are unique across the groups labctl serves, so a plural alone names a resource,
+    as it does for ``kubectl get``.
+    """
+    return _BY_PLURAL[plural]
+
 
 #: subresource -> (kind answered, verbs)
 SUBRESOURCE_KINDS = {

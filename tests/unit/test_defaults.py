@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from labctl.apiserver.defaults import apply_defaults, image_tag, pod_qos_class, prepare_service_update
+from labctl.apiserver.defaults import image_tag, pod_qos_class, prepare_service_update
+from labctl.apiserver.strategies import strategy_for
 from labctl.kube.quantity import canonical_quantity, milli_value, parse_quantity, value
 
 
@@ -18,7 +19,7 @@ def _pod(*containers: dict, **spec) -> dict:
 
 def test_pod_spec_defaults_match_kube():
     pod = _pod()
-    apply_defaults("pods", pod)
+    strategy_for("pods").default(pod)
     spec = pod["spec"]
     assert spec["restartPolicy"] == "Always"
     assert spec["dnsPolicy"] == "ClusterFirst"
@@ -49,7 +50,7 @@ def test_pod_spec_defaults_match_kube():
 ])
 def test_image_pull_policy_follows_the_tag(image, policy):
     pod = _pod({"name": "c", "image": image})
-    apply_defaults("pods", pod)
+    strategy_for("pods").default(pod)
     assert pod["spec"]["containers"][0]["imagePullPolicy"] == policy
 
 
@@ -62,7 +63,7 @@ def test_explicit_values_are_kept():
     pod = _pod({"name": "c", "image": "nginx", "imagePullPolicy": "Never"},
                restartPolicy="Never", dnsPolicy="Default", terminationGracePeriodSeconds=0,
                serviceAccountName="builder")
-    apply_defaults("pods", pod)
+    strategy_for("pods").default(pod)
     spec = pod["spec"]
     assert spec["containers"][0]["imagePullPolicy"] == "Never"
     assert (spec["restartPolicy"], spec["dnsPolicy"], spec["terminationGracePeriodSeconds"]) == ("Never", "Default", 0)
@@ -73,7 +74,7 @@ def test_container_ports_and_probes():
     ctr = {"name": "c", "image": "nginx", "ports": [{"containerPort": 80}],
            "livenessProbe": {"httpGet": {"port": 80}}, "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 3}}
     pod = _pod(ctr)
-    apply_defaults("pods", pod)
+    strategy_for("pods").default(pod)
     ctr = pod["spec"]["containers"][0]
     assert ctr["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
     assert ctr["livenessProbe"] == {"httpGet": {"port": 80, "path": "/", "scheme": "HTTP"}, "timeoutSeconds": 1,
@@ -85,19 +86,19 @@ def test_requests_default_from_limits_on_pods_only():
     ctr = {"name": "c", "image": "nginx", "resources": {"limits": {"cpu": "500m", "memory": "128Mi"},
                                                           "requests": {"cpu": "100m"}}}
     pod = _pod(copy.deepcopy(ctr))
-    apply_defaults("pods", pod)
+    strategy_for("pods").default(pod)
     assert pod["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "100m", "memory": "128Mi"}
     assert pod["status"]["qosClass"] == "Burstable"
     rs = {"spec": {"selector": {"matchLabels": {"a": "b"}},
                    "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [copy.deepcopy(ctr)]}}}}
-    apply_defaults("replicasets", rs)
+    strategy_for("replicasets").default(rs)
     assert rs["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {"cpu": "100m"}
     assert "enableServiceLinks" not in rs["spec"]["template"]["spec"]
 
 
 def test_quantities_are_stored_canonical():
     pod = _pod({"name": "c", "image": "nginx", "resources": {"limits": {"cpu": "1000m", "memory": "2048Mi"}}})
-    apply_defaults("pods", pod)
+    strategy_for("pods").default(pod)
     assert pod["spec"]["containers"][0]["resources"] == {"limits": {"cpu": "1", "memory": "2Gi"},
                                                          "requests": {"cpu": "1", "memory": "2Gi"}}
 
@@ -111,7 +112,7 @@ def test_quantities_are_stored_canonical():
 ])
 def test_qos_class(resources, qos):
     pod = _pod({"name": "c", "image": "nginx", "resources": resources})
-    apply_defaults("pods", pod)
+    strategy_for("pods").default(pod)
     assert pod["status"]["qosClass"] == qos
     assert pod_qos_class(pod["spec"]) == qos
 
@@ -119,15 +120,15 @@ def test_qos_class(resources, qos):
 def test_existing_status_is_not_reset():
     pod = _pod()
     pod["status"] = {"phase": "Running", "qosClass": "BestEffort"}
-    apply_defaults("pods", pod)
+    strategy_for("pods").default(pod)
     assert pod["status"]["phase"] == "Running"
 
 
 def test_defaulting_is_idempotent():
     pod = _pod({"name": "c", "image": "nginx", "resources": {"limits": {"cpu": "0.5"}}})
-    apply_defaults("pods", pod)
+    strategy_for("pods").default(pod)
     once = copy.deepcopy(pod)
-    apply_defaults("pods", pod)
+    strategy_for("pods").default(pod)
     assert pod == once
 
 
@@ -135,7 +136,7 @@ def test_deployment_defaults():
     deploy = {"spec": {"selector": {"matchLabels": {"app": "web"}},
                        "template": {"metadata": {"labels": {"app": "web"}},
                                     "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}
-    apply_defaults("deployments", deploy)
+    strategy_for("deployments").default(deploy)
     spec = deploy["spec"]
     assert spec["replicas"] == 1
     assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
@@ -147,13 +148,13 @@ def test_deployment_defaults():
 
 def test_recreate_strategy_gets_no_rolling_update():
     deploy = {"spec": {"strategy": {"type": "Recreate"}}}
-    apply_defaults("deployments", deploy)
+    strategy_for("deployments").default(deploy)
     assert deploy["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_replicaset_defaults():
     rs = {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:1"}]}}}}
-    apply_defaults("replicasets", rs)
+    strategy_for("replicasets").default(rs)
     assert rs["spec"]["replicas"] == 1
     assert rs["spec"]["template"]["spec"]["dnsPolicy"] == "ClusterFirst"
 
@@ -165,7 +166,7 @@ def test_replicaset_defaults():
 ])
 def test_service_defaults(svc_type, extra):
     svc = {"spec": {"type": svc_type, "selector": {"app": "web"}, "ports": [{"port": 80}]}}
-    apply_defaults("services", svc)
+    strategy_for("services").default(svc)
     assert svc["spec"] == {"type": svc_type, "selector": {"app": "web"},
                            "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}],
                            "sessionAffinity": "None", "internalTrafficPolicy": "Cluster",
@@ -174,7 +175,7 @@ def test_service_defaults(svc_type, extra):
 
 def test_service_type_and_client_ip_affinity():
     svc = {"spec": {"ports": [{"port": 53, "protocol": "UDP", "targetPort": "dns"}], "sessionAffinity": "ClientIP"}}
-    apply_defaults("services", svc)
+    strategy_for("services").default(svc)
     assert svc["spec"]["type"] == "ClusterIP"
     assert svc["spec"]["ports"][0]["targetPort"] == "dns"
     assert svc["spec"]["sessionAffinityConfig"] == {"clientIP": {"timeoutSeconds": 10800}}
@@ -182,13 +183,13 @@ def test_service_type_and_client_ip_affinity():
 
 def test_external_name_service_gets_no_ip_families():
     svc = {"spec": {"type": "ExternalName", "externalName": "example.com"}}
-    apply_defaults("services", svc)
+    strategy_for("services").default(svc)
     assert "ipFamilies" not in svc["spec"] and "internalTrafficPolicy" not in svc["spec"]
 
 
 def test_cluster_ip_fills_cluster_ips():
     svc = {"spec": {"clusterIP": "None", "ports": [{"port": 80}]}}
-    apply_defaults("services", svc)
+    strategy_for("services").default(svc)
     assert svc["spec"]["clusterIPs"] == ["None"]
 
 
@@ -213,7 +214,7 @@ def test_prepare_service_update_keeps_allocations_and_drops_node_ports():
 
 def test_namespace_defaults():
     ns = {"metadata": {"name": "team-a"}}
-    apply_defaults("namespaces", ns)
+    strategy_for("namespaces").default(ns)
     assert ns["spec"] == {"finalizers": ["kubernetes"]}
     assert ns["status"] == {"phase": "Active"}
     assert ns["metadata"]["labels"] == {"kubernetes.io/metadata.name": "team-a"}
@@ -221,16 +222,16 @@ def test_namespace_defaults():
 
 def test_secret_node_endpoints_defaults():
     secret = {"data": {}}
-    apply_defaults("secrets", secret)
+    strategy_for("secrets").default(secret)
     assert secret["type"] == "Opaque"
     node = {"status": {"capacity": {"cpu": "2", "memory": "4Gi"}}}
-    apply_defaults("nodes", node)
+    strategy_for("nodes").default(node)
     assert node["status"]["allocatable"] == {"cpu": "2", "memory": "4Gi"}
     ep = {"subsets": [{"addresses": [{"ip": "10.244.1.2"}], "ports": [{"port": 80}]}]}
-    apply_defaults("endpoints", ep)
+    strategy_for("endpoints").default(ep)
     assert ep["subsets"][0]["ports"][0]["protocol"] == "TCP"
     lease = {"spec": {"holderIdentity": "x"}}
-    apply_defaults("leases", lease)
+    strategy_for("leases").default(lease)
     assert lease == {"spec": {"holderIdentity": "x"}}
 
 
@@ -238,7 +239,7 @@ def test_secret_node_endpoints_defaults():
 @pytest.mark.parametrize("junk", [{}, {"spec": None}, {"spec": {"containers": "x", "ports": 3, "template": 1}},
                                   {"spec": {"containers": [None, 1]}, "metadata": "x"}])
 def test_malformed_input_never_raises(resource, junk):
-    apply_defaults(resource, copy.deepcopy(junk))
+    strategy_for(resource).default(copy.deepcopy(junk))
 
 
 # --- quantities -----------------------------------------------------------------------

@@ -6,7 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from labctl.apiserver.printers import build_table, human_duration
+from labctl.apiserver.printers import TablePrinter, build_table, human_duration
+from labctl.apiserver.strategies import Strategy, strategy_for
+from labctl.kube.resources import RESOURCES
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -15,13 +17,18 @@ def ago(seconds: float) -> str:
     return (NOW - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def printer(resource: str) -> TablePrinter:
+    """The kind's print handler; a kind labctl does not serve (``widgets``) gets the generic strategy's."""
+    return strategy_for(resource).printer if resource in {rt.plural for rt in RESOURCES} else Strategy.printer
+
+
 def cells(resource: str, obj: dict) -> list:
-    return build_table(resource, [obj], now=NOW)["rows"][0]["cells"]
+    return build_table(printer(resource), [obj], now=NOW)["rows"][0]["cells"]
 
 
 def header(resource: str, wide: bool = False) -> list[str]:
     """The header line kubectl prints: upper-cased names, priority-1 columns only with -o wide."""
-    cols = build_table(resource, [], now=NOW)["columnDefinitions"]
+    cols = build_table(printer(resource), [], now=NOW)["columnDefinitions"]
     return [c["name"].upper() for c in cols if wide or c["priority"] == 0]
 
 
@@ -38,14 +45,14 @@ def test_human_duration_matches_kubernetes(seconds, text):
 
 def test_table_shape_and_include_object():
     pod = {"metadata": {"name": "p", "namespace": "default", "creationTimestamp": ago(5)}, "spec": {}}
-    table = build_table("pods", [pod], now=NOW)
+    table = build_table(printer("pods"), [pod], now=NOW)
     assert (table["kind"], table["apiVersion"]) == ("Table", "meta.k8s.io/v1")
     assert table["columnDefinitions"][0] == {**table["columnDefinitions"][0], "name": "Name", "type": "string",
                                              "format": "name", "priority": 0}
     assert table["rows"][0]["object"] == {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
                                           "metadata": pod["metadata"]}
-    assert build_table("pods", [pod], "Object", now=NOW)["rows"][0]["object"] is pod
-    assert "object" not in build_table("pods", [pod], "None", now=NOW)["rows"][0]
+    assert build_table(printer("pods"), [pod], "Object", now=NOW)["rows"][0]["object"] is pod
+    assert "object" not in build_table(printer("pods"), [pod], "None", now=NOW)["rows"][0]
 
 
 @pytest.mark.parametrize("resource, normal, wide", [
@@ -182,7 +189,7 @@ def test_pod_wide_cells_and_completed_row_condition():
     assert cells("pods", obj)[4:] == ["3m20s", "10.244.1.7", "lab-worker", "<none>", "1/2"]
     assert cells("pods", pod())[5:8] == ["<none>", "<none>", "<none>"]
     done = pod([("job", terminated("Completed"), False, 0, None)], phase="Succeeded")
-    row = build_table("pods", [done], now=NOW)["rows"][0]
+    row = build_table(printer("pods"), [done], now=NOW)["rows"][0]
     assert row["conditions"] == [{"type": "Completed", "status": "True", "reason": "Succeeded",
                                   "message": "The pod has completed successfully."}]
 

@@ -7,9 +7,8 @@ from typing import Any, Callable
 
 import pytest
 
-from labctl.apiserver.defaults import apply_defaults
 from labctl.apiserver.errors import invalid_object
-from labctl.apiserver.validation import validate_create, validate_update
+from labctl.apiserver.strategies import strategy_for
 
 SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
                  "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
@@ -68,8 +67,8 @@ def simple(resource: str, namespaced: bool = True, **fields) -> dict:
 
 def check(resource: str, obj: dict) -> list[str]:
     obj = copy.deepcopy(obj)
-    apply_defaults(resource, obj)
-    return [str(e) for e in validate_create(resource, obj)]
+    strategy_for(resource).default(obj)
+    return [str(e) for e in strategy_for(resource).validate(obj)]
 
 
 VALID = [
@@ -280,8 +279,8 @@ def test_invalid_objects_report_kubes_errors(resource, base, mutate, expected):
 def test_annotations_over_256_kib_are_too_long():
     obj = pod()
     obj["metadata"]["annotations"] = {"big": "x" * (256 * 1024)}
-    apply_defaults("pods", obj)
-    [error] = validate_create("pods", obj)
+    strategy_for("pods").default(obj)
+    [error] = strategy_for("pods").validate(obj)
     assert (error.type, error.field, error.detail) == ("FieldValueTooLong", "metadata.annotations",
                                                        "must have at most 262144 bytes")
 
@@ -305,8 +304,8 @@ def test_all_errors_are_reported_together():
 def test_invalid_status_reads_like_kubectl():
     obj = deployment()
     obj["spec"]["template"]["metadata"]["labels"] = {"app": "api"}
-    apply_defaults("deployments", obj)
-    err = invalid_object("Deployment", "apps", "example-2", validate_create("deployments", obj))
+    strategy_for("deployments").default(obj)
+    err = invalid_object("Deployment", "apps", "example-2", strategy_for("deployments").validate(obj))
     assert err.message == ('Deployment.apps "example-2" is invalid: spec.template.metadata.labels: Invalid value: '
                            '{"app":"api"}: `selector` does not match template `labels`')
     assert err.status()["details"]["causes"][0]["field"] == "spec.template.metadata.labels"
@@ -316,7 +315,7 @@ def test_invalid_status_reads_like_kubectl():
 
 def _stored(resource: str, obj: dict) -> dict:
     obj = copy.deepcopy(obj)
-    apply_defaults(resource, obj)
+    strategy_for(resource).default(obj)
     obj["metadata"].update(uid="u-1", resourceVersion="5")
     return obj
 
@@ -324,8 +323,8 @@ def _stored(resource: str, obj: dict) -> dict:
 def update(resource: str, old: dict, mutate: Callable[[dict], None]) -> list[str]:
     new = copy.deepcopy(old)
     mutate(new)
-    apply_defaults(resource, new)
-    return [str(e) for e in validate_update(resource, old, new)]
+    strategy_for(resource).default(new)
+    return [str(e) for e in strategy_for(resource).validate_update(old, new)]
 
 
 POD_FORBIDDEN = ("spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"
@@ -414,7 +413,7 @@ def test_status_subresource_checks_only_metadata():
     old = _stored("pods", pod())
     new = copy.deepcopy(old)
     new["status"] = {"phase": "Running"}
-    assert validate_update("pods/status", old, new) == []
+    assert strategy_for("pods").validate_status_update(old, new) == []
 
 
 @pytest.mark.parametrize("resource", ["pods", "services", "deployments", "replicasets", "secrets", "nodes",
@@ -423,6 +422,6 @@ def test_status_subresource_checks_only_metadata():
                                   {"spec": {"containers": [None, 1], "template": []}, "data": [1], "subsets": "x"}])
 def test_malformed_input_gives_errors_not_exceptions(resource, junk):
     obj = copy.deepcopy(junk)
-    apply_defaults(resource, obj)
-    assert validate_create(resource, obj)  # at least the missing name
-    validate_update(resource, obj, obj)
+    strategy_for(resource).default(obj)
+    assert strategy_for(resource).validate(obj)  # at least the missing name
+    strategy_for(resource).validate_update(obj, obj)

@@ -1,0 +1,46 @@
+"""Each served kind's strategy: the rules the generic REST layer (``rest.py``) asks it for.
+
+One module per family of kinds, one :class:`~labctl.apiserver.strategies.base.Strategy`
+subclass per kind, registered here by plural as kube-apiserver registers its REST storage
+per resource. A kind in the table (:mod:`labctl.kube.resources`) without a strategy of its
+own gets the generic one.
+"""
+
+from __future__ import annotations
+
+from labctl.kube.resources import RESOURCES, ResourceType, resource_for
+
+from .base import Storage, Strategy
+from .config import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
+from .coordination import EventStrategy, LeaseStrategy
+from .namespaces import INITIAL_NAMESPACES, NamespaceStrategy, ensure_default_service_account
+from .nodes import NodeStrategy
+from .pods import PodStrategy
+from .services import EndpointSliceStrategy, EndpointsStrategy, ServiceStrategy
+from .workloads import DeploymentStrategy, ReplicaSetStrategy
+
+__all__ = ["INITIAL_NAMESPACES", "Storage", "Strategy", "ensure_default_service_account", "strategy_for"]
+
+_KINDS: dict[str, type[Strategy]] = {
+    "namespaces": NamespaceStrategy,
+    "nodes": NodeStrategy,
+    "pods": PodStrategy,
+    "services": ServiceStrategy,
+    "endpoints": EndpointsStrategy,
+    "events": EventStrategy,
+    "configmaps": ConfigMapStrategy,
+    "secrets": SecretStrategy,
+    "serviceaccounts": ServiceAccountStrategy,
+    "replicasets": ReplicaSetStrategy,
+    "deployments": DeploymentStrategy,
+    "leases": LeaseStrategy,
+    "endpointslices": EndpointSliceStrategy,
+}
+_STRATEGIES: dict[str, Strategy] = {rt.key: _KINDS.get(rt.plural, Strategy)(rt) for rt in RESOURCES}
+
+
+def strategy_for(resource: ResourceType | str) -> Strategy:
+    """The strategy of a served resource, given as its ResourceType or its plural (``"pods"``)."""
+    rt = resource_for(resource) if isinstance(resource, str) else resource
+    strategy = _STRATEGIES.get(rt.key)
+    return strategy if strategy is not None else Strategy(rt)

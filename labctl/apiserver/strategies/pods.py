@@ -1,0 +1,42 @@
+"""Pods: defaulting and validation of the pod spec, graceful deletion confirmed by the node agent."""
+
+from __future__ import annotations
+
+from labctl.apiserver._validate_pods import validate_pod, validate_pod_update
+from labctl.apiserver.defaults import default_pod
+from labctl.apiserver.errors import FieldError
+from labctl.apiserver.printers import POD_TABLE
+
+from .base import Obj, Strategy
+
+#: the grace period of a pod whose spec names none (``terminationGracePeriodSeconds`` is defaulted to it too)
+DEFAULT_GRACE_SECONDS = 30
+
+
+class PodStrategy(Strategy):
+    """kube's ``podStrategy``."""
+
+    tracks_generation = True
+    printer = POD_TABLE
+
+    def default(self, obj: Obj) -> None:
+        default_pod(obj)
+
+    def validate_kind(self, obj: Obj) -> list[FieldError]:
+        return validate_pod(obj)
+
+    def validate_kind_update(self, old: Obj, new: Obj) -> list[FieldError]:
+        return validate_pod_update(old, new)
+
+    def grace_period(self, obj: Obj, options: dict) -> int:
+        """Only pods running on a node are deleted gracefully; the node agent confirms with grace 0."""
+        spec, status = obj.get("spec", {}), obj.get("status", {})
+        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+            return 0
+        grace = options.get("gracePeriodSeconds")
+        if grace is None:
+            grace = spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+        return max(int(grace), 0)
+
+    def graceful_pending(self, obj: Obj) -> bool:
+        return int(obj["metadata"].get("deletionGracePeriodSeconds") or 0) > 0
