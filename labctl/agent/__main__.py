@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..client.rest import APIClient, Credentials, resource_path
 from ..clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH, NodeConfig
-from .heartbeat import post_ready_forever, register_node, renew_lease, renew_lease_forever
+from .heartbeat import NodeStatusReporter, register_node, renew_lease, renew_lease_forever
 
 log = logging.getLogger("labctl.agent")
 
@@ -38,7 +38,7 @@ async def run(cfg: NodeConfig) -> None:
         from .kubelet import Kubelet
         from .serviceproxy import run_service_proxy
 
-        await asyncio.gather(renew_lease_forever(client, cfg), post_ready_forever(client, cfg),
+        await asyncio.gather(renew_lease_forever(client, cfg), NodeStatusReporter(client, cfg).run(),
                              Kubelet(client, cfg).run(), run_service_proxy(client, cfg))
     finally:
         await client.close()

@@ -11,6 +11,7 @@ import platform
 from pathlib import Path
 
 from ..kube.meta import timestamp
+from ..kube.objects import NODE_CONDITION_TYPES, condition_status
 from ..clusterconfig import NodeConfig
 
 KUBELET_VERSION = "v1.37.0-labctl"
@@ -49,17 +50,35 @@ def node_labels(cfg: NodeConfig) -> dict[str, str]:
     return labels
 
 
-def ready_conditions(now: str, ready: bool = True, message: str = "kubelet is posting ready status") -> list[dict]:
-    def cond(typ: str, status: str, reason: str, msg: str) -> dict:
-        return {"type": typ, "status": status, "reason": reason, "message": msg,
-                "lastHeartbeatTime": now, "lastTransitionTime": now}
+#: What a healthy kubelet reports for each condition it owns: (status, reason, message).
+HEALTHY_CONDITIONS: dict[str, tuple[str, str, str]] = {
+    "MemoryPressure": ("False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+    "DiskPressure": ("False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+    "PIDPressure": ("False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+    "Ready": ("True", "KubeletReady", "kubelet is posting ready status"),
+}
 
-    return [
-        cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-        cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-        cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-        cond("Ready", "True" if ready else "False", "KubeletReady" if ready else "KubeletNotReady", message),
-    ]
+
+def node_conditions(previous: list[dict] | None, now: str) -> list[dict]:
+    """The conditions the kubelet posts: every heartbeat ``now``, a transition time kept
+    while the status holds (the kubelet's condition setters), so ``kubectl describe node``
+    shows since when a node has been Ready, not when it last reported."""
+    before = {c.get("type"): c for c in previous or [] if isinstance(c, dict)}
+    out = []
+    for typ in NODE_CONDITION_TYPES:
+        status, reason, message = HEALTHY_CONDITIONS[typ]
+        old = before.get(typ) or {}
+        since = old.get("lastTransitionTime") if old.get("status") == status else None
+        out.append({"type": typ, "status": status, "reason": reason, "message": message,
+                    "lastHeartbeatTime": now, "lastTransitionTime": since or now})
+    return out
+
+
+def conditions_drifted(node: dict) -> bool:
+    """True when a condition the kubelet owns no longer says what the kubelet reports — the
+    node lifecycle controller set it ``Unknown`` while this agent was cut off, or someone
+    else wrote it. The kubelet is the owner: it posts its own view again at once."""
+    return any(condition_status(node, typ) != HEALTHY_CONDITIONS[typ][0] for typ in NODE_CONDITION_TYPES)
 
 
 def build_node(cfg: NodeConfig, cpus: int | None = None, memory_kib: int | None = None) -> dict:
@@ -80,7 +99,7 @@ def build_node(cfg: NodeConfig, cpus: int | None = None, memory_kib: int | None 
         "status": {
             "capacity": capacity,
             "allocatable": dict(capacity),
-            "conditions": ready_conditions(now),
+            "conditions": node_conditions(None, now),
             "addresses": [{"type": "InternalIP", "address": cfg.internal_ip},
                           {"type": "Hostname", "address": cfg.node_name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},

@@ -17,26 +17,25 @@ NoSchedule tainting pass and taint-based eviction). Every ``node_monitor_period_
   (DefaultTolerationSeconds); in a lab that default stands for the topology's
   ``podEvictionTimeout``, so a toleration of exactly 300 s counts as
   ``pod_eviction_timeout_seconds``. An explicit other value is honoured as written.
-* **recovery**: when the Lease is renewed again and Ready is still the ``Unknown`` this
-  controller wrote, the conditions are set back to what the node agent posts (the kubelet
-  would do so within ``nodeStatusUpdateFrequency``; the lab agent posts less often) and
-  the taints go. The deleted pods' replacements are already running elsewhere; the
-  returning node agent removes the stale containers.
+* **one owner per condition**: this controller writes only ``Unknown``. Ready, MemoryPressure,
+  DiskPressure and PIDPressure are the kubelet's (the node agent posts them, and re-posts at
+  once when its watch shows our ``Unknown``); when Ready is True again the taints go — the
+  controller looks again as soon as a node's Ready changes, not only every period. The
+  deleted pods' replacements are already running elsewhere; the returning node agent removes
+  the stale containers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import datetime as dt
 import logging
 import time
 
-from ..agent.node_status import ready_conditions
 from ..client.informer import FuncHandler
-from ..kube.objects import condition_status
 from ..client.rest import APIStatusError, resource_path
-from ._podutil import parse_time, utcnow
+from ..kube.meta import now, parse_time, timestamp
+from ..kube.objects import NODE_CONDITION_TYPES, condition_status
 from .base import Controller
 from .context import NODE_MONITOR_PERIOD_SECONDS, ControllerContext
 
@@ -48,14 +47,13 @@ NOT_READY = "node.kubernetes.io/not-ready"
 DEFAULT_TOLERATION_SECONDS = 300
 UNKNOWN_REASON = "NodeStatusUnknown"
 UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
-CONDITION_TYPES = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 
 
 def unknown_conditions(node: dict, now: str) -> list[dict]:
     """Every condition the kubelet owns set to Unknown, keeping its last heartbeat time."""
     current = {c.get("type"): c for c in (node.get("status") or {}).get("conditions") or []}
-    out = [c for t, c in current.items() if t not in CONDITION_TYPES]
-    for typ in CONDITION_TYPES:
+    out = [c for t, c in current.items() if t not in NODE_CONDITION_TYPES]
+    for typ in NODE_CONDITION_TYPES:
         old = current.get(typ)
         if old is None:
             out.append({"type": typ, "status": "Unknown", "reason": "NodeStatusNeverUpdated",
@@ -65,6 +63,15 @@ def unknown_conditions(node: dict, now: str) -> list[dict]:
             out.append({**old, "status": "Unknown", "reason": UNKNOWN_REASON, "message": UNKNOWN_MESSAGE,
                         "lastTransitionTime": now if old.get("status") != "Unknown" else old.get("lastTransitionTime")})
     return out
+
+
+def conditions_to_write(node: dict, stale: bool, now: str) -> list[dict] | None:
+    """What this controller writes into a node's conditions: the ``Unknown`` set once the
+    kubelet's heartbeat is stale; nothing otherwise — never True or False, which only the
+    kubelet reports (``tryUpdateNodeHealth``)."""
+    if not stale or condition_status(node, "Ready") == "Unknown":
+        return None
+    return unknown_conditions(node, now)
 
 
 def wanted_taints(ready: str | None) -> set[tuple[str, str]]:
@@ -137,7 +144,13 @@ class NodeLifecycleController(Controller):
         self.leases = ctx.informer("leases")
         self.pods = ctx.informer("pods")
         self._probe: dict[str, tuple[tuple, float]] = {}   # node -> (heartbeat signature, monotonic time seen)
-        self.nodes.add_handler(FuncHandler(on_delete=lambda n: self._probe.pop(n["metadata"]["name"], None)))
+        self.nodes.add_handler(FuncHandler(on_update=self._node_updated,
+                                           on_delete=lambda n: self._probe.pop(n["metadata"]["name"], None)))
+
+    def _node_updated(self, old: dict, new: dict) -> None:
+        """A kubelet reporting Ready again (or not) gets its taints right now, not a period later."""
+        if condition_status(old, "Ready") != condition_status(new, "Ready"):
+            self.queue.add("monitor")
 
     async def run(self) -> None:
         await asyncio.gather(super().run(), self._monitor())
@@ -175,26 +188,18 @@ class NodeLifecycleController(Controller):
         node = self.nodes.get("", name)
         if node is None:
             return
-        ready = condition_status(node, "Ready")
-        if stale and ready != "Unknown":
-            node = await self.set_conditions(node, unknown_conditions(node, _now_text()))
+        unknown = conditions_to_write(node, stale, timestamp())
+        if unknown is not None:
+            node = await self.set_conditions(node, unknown)
             log.info("node %s: lease not renewed for %.0fs: Ready=Unknown", name, self.lifecycle.node_monitor_grace_seconds)
             await self.recorder.record(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
             await self.mark_pods_not_ready(name)
-        elif not stale and ready == "Unknown" and self._is_ours(node):
-            node = await self.set_conditions(node, ready_conditions(_now_text()))
-            log.info("node %s: lease renewed again: Ready=True", name)
-            await self.recorder.record(node, "Normal", "NodeReady", f"Node {name} status is now: NodeReady")
         ready = condition_status(node, "Ready")
-        taints = reconcile_taints((node.get("spec") or {}).get("taints") or [], ready, _now_text())
+        taints = reconcile_taints((node.get("spec") or {}).get("taints") or [], ready, timestamp())
         if taints is not None:
             patch = {"spec": {"taints": taints or None}, "metadata": {"resourceVersion": node["metadata"]["resourceVersion"]}}
             node = await self.client.patch(resource_path("nodes", name=name), patch)
         await self.evict_pods(node)
-
-    def _is_ours(self, node: dict) -> bool:
-        ready = next((c for c in node["status"].get("conditions") or [] if c.get("type") == "Ready"), {})
-        return ready.get("reason") in (UNKNOWN_REASON, "NodeStatusNeverUpdated")
 
     async def set_conditions(self, node: dict, conditions: list[dict]) -> dict:
         new = copy.deepcopy(node)
@@ -204,7 +209,7 @@ class NodeLifecycleController(Controller):
     async def mark_pods_not_ready(self, name: str) -> None:
         """Kubernetes' MarkPodsNotReady: the node cannot vouch for its pods any more, so they
         leave every Service's endpoints now rather than at eviction."""
-        now = _now_text()
+        now = timestamp()
         for pod in self.pods.list():
             if (pod.get("spec") or {}).get("nodeName") != name or pod["metadata"].get("deletionTimestamp"):
                 continue
@@ -228,8 +233,9 @@ class NodeLifecycleController(Controller):
         if not taints:
             return
         name = node["metadata"]["name"]
-        added = min((parse_time(t.get("timeAdded")) or utcnow() for t in taints), default=utcnow())
-        elapsed = (utcnow() - added).total_seconds()
+        current = now()
+        added = min((parse_time(t.get("timeAdded")) or current for t in taints), default=current)
+        elapsed = (current - added).total_seconds()
         for pod in self.pods.list():
             meta = pod["metadata"]
             if (pod.get("spec") or {}).get("nodeName") != name or meta.get("deletionTimestamp"):
@@ -247,7 +253,3 @@ class NodeLifecycleController(Controller):
             log.info("evicted pod %s/%s from node %s", meta["namespace"], meta["name"], name)
             await self.recorder.record(pod, "Normal", "TaintManagerEviction",
                                        f"Marking for deletion Pod {meta['namespace']}/{meta['name']}")
-
-
-def _now_text() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

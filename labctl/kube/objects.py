@@ -49,3 +49,8 @@ def controller_of(obj: Obj) -> Obj | None:
         if isinstance(ref, dict) and ref.get("controller"):
             return ref
     return None
+
+
+#: The node conditions the kubelet owns and posts, in the kubelet's order; the node lifecycle
+#: controller only sets them to ``Unknown`` when the kubelet stops posting.
+NODE_CONDITION_TYPES = ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")
