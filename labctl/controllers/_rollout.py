@@ -23,7 +23,7 @@ import math
 
 import orjson
 
-from ._podutil import parse_time
+from ..kube.meta import parse_time, timestamp
 
 POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
@@ -484,12 +484,8 @@ def rss_to_clean_up(deploy: dict, old_rss: list[dict]) -> list[dict]:
 # -- status and conditions ---------------------------------------------------------------
 
 
-def now_text(now: dt.datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def new_condition(typ: str, status: str, reason: str, message: str, now: dt.datetime) -> dict:
-    t = now_text(now)
+    t = timestamp(now)
     return {"type": typ, "status": status, "lastUpdateTime": t, "lastTransitionTime": t,
             "reason": reason, "message": message}
 

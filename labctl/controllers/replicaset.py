@@ -23,6 +23,7 @@ import logging
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
 from ..kube.labels import SelectorError, selector_from_label_selector, selector_from_set
+from ..kube.meta import timestamp
 from ._ownership import Expectations, claim, controller_of, owner_reference
 from ..kube.objects import pod_is_ready
 from ._podutil import filter_active_pods, is_pod_available, pods_to_delete, utcnow
@@ -62,7 +63,7 @@ def replicaset_status(rs: dict, pods: list[dict], error: str | None, now) -> dic
         diff = len(pods) - int((rs.get("spec") or {}).get("replicas", 1))
         reason = "FailedCreate" if diff < 0 else "FailedDelete"
         conditions.append({"type": "ReplicaFailure", "status": "True", "reason": reason, "message": error,
-                           "lastTransitionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ")})
+                           "lastTransitionTime": timestamp(now)})
     elif failure is not None and error:
         conditions.append(failure)
     if conditions:

@@ -7,12 +7,13 @@ import datetime as dt
 import pytest
 
 from labctl.controllers import _rollout as ro
+from labctl.kube.meta import timestamp
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, 0, tzinfo=dt.timezone.utc)
 
 
 def ts(seconds_ago: float) -> str:
-    return ro.now_text(NOW - dt.timedelta(seconds=seconds_ago))
+    return timestamp(NOW - dt.timedelta(seconds=seconds_ago))
 
 
 def deployment(replicas=4, surge="25%", unavailable="25%", strategy="RollingUpdate", **spec) -> dict:
@@ -277,7 +278,7 @@ def test_progressing_condition_lifecycle():
                    "conditions": [ro.new_condition("Progressing", "True", ro.RS_UPDATED, "x", NOW - dt.timedelta(seconds=30))]}
     moving = ro.rollout_status(d, [rs("old", 3), rs("web-abc", 2, available=0)], rs("web-abc", 2, available=0), NOW)
     cond = ro.get_condition(moving, "Progressing")
-    assert cond["reason"] == ro.RS_UPDATED and cond["lastUpdateTime"] == ro.now_text(NOW)
+    assert cond["reason"] == ro.RS_UPDATED and cond["lastUpdateTime"] == timestamp(NOW)
     assert cond["lastTransitionTime"] == ts(30)
 
 
