@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.apiserver import APIServerProcess  # noqa: E402
-from support.kubectl import find_kubectl  # noqa: E402
+from labctl.cluster.kubectl import find_kubectl  # noqa: E402
 
 IMAGE = "labctl/web:v1"
 

@@ -6,9 +6,10 @@ import subprocess
 
 import pytest
 
+from labctl.cluster.kubectl import Kubectl, find_kubectl, kubectl_version
+from labctl.cluster.scratch import unique_name
 from support.apiserver import APIServerProcess
-from support.lab import Lab, unique_name
-from support.kubectl import Kubectl, find_kubectl, kubectl_version
+from support.lab import Lab
 
 
 @pytest.fixture(scope="session")

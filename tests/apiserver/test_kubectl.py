@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support.kubectl import Kubectl
+from labctl.cluster.kubectl import Kubectl
 
 pytestmark = pytest.mark.kubectl
 

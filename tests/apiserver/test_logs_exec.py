@@ -32,7 +32,7 @@ from labctl.apiserver.podproxy import LogOptions, select_container, select_log_i
 from labctl.client.rest import Credentials
 from labctl.kube.containers import (CONTAINER_ATTEMPT_LABEL, CONTAINER_NAME_LABEL, CONTAINER_TYPE_LABEL,
                                       POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL)
-from support.kubectl import Kubectl
+from labctl.cluster.kubectl import Kubectl
 
 IMAGE = "labctl/web:v1"  # busybox sh inside; the entrypoint is replaced per container
 TEST_LABEL = "io.labctl.test"

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from support.kubectl import Kubectl
+from labctl.cluster.kubectl import Kubectl
 
 UNAUTHORIZED = "error: You must be logged in to the server (Unauthorized)"
 

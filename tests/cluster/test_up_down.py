@@ -13,8 +13,9 @@ import subprocess
 import pytest
 import yaml
 
-from support.lab import Lab, labctl, unique_name, write_topology
-from support.waiting import wait_for
+from labctl.client.waiting import wait_for
+from labctl.cluster.scratch import unique_name, write_topology
+from support.lab import Lab, labctl
 
 pytestmark = pytest.mark.docker
 

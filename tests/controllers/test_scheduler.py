@@ -18,7 +18,7 @@ import pytest
 
 from labctl.client.rest import APIClient, Credentials, resource_path
 from scheduler_harness import SchedulerThread, node_object, register_nodes
-from support.kubectl import Kubectl
+from labctl.cluster.kubectl import Kubectl
 
 CP_TAINT_REASON = "1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"
 NOT_HELPFUL = "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."

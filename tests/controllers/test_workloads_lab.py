@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.waiting import wait_for
+from labctl.client.waiting import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 

@@ -21,7 +21,7 @@ import pytest
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
-from support.kubectl import Kubectl
+from labctl.cluster.kubectl import Kubectl
 
 READY_PREFIX = "labctl-dns ready on "
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import re
 import subprocess
 
 import pytest
-from support.waiting import wait_for as _wait_for
+from labctl.client.waiting import wait_for as _wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 

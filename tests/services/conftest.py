@@ -11,7 +11,8 @@ import socket
 
 import pytest
 
-from support.lab import Lab, unique_name
+from labctl.cluster.scratch import unique_name
+from support.lab import Lab
 
 
 

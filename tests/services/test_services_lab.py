@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from labctl.client.rest import APIClient, Credentials, resource_path
-from support.waiting import wait_for as _wait_for
+from labctl.client.waiting import wait_for as _wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 

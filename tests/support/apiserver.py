@@ -29,7 +29,7 @@ class APIServerProcess:
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
 
-    def start(self, timeout: float = 30.0) -> "APIServerProcess":
+    def start(self, timeout: float = 30.0) -> APIServerProcess:
         log = open(self.data_dir / "apiserver.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "labctl.apiserver", "--data-dir", str(self.data_dir), "--listen", self.listen,

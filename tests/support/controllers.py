@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from labctl.client.rest import APIClient, Credentials
 from labctl.controllers.base import Controller
@@ -45,13 +45,13 @@ class ControllersThread:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        except BaseException as err:  # noqa: BLE001 - surfaced by __enter__
+        except BaseException as err:
             self.error = err
         finally:
             self._ready.set()
             await client.close()
 
-    def __enter__(self) -> "ControllersThread":
+    def __enter__(self) -> ControllersThread:
         self._thread.start()
         if not self._ready.wait(30) or self.error:
             raise RuntimeError(f"failed to start the controllers: {self.error}")

@@ -1,7 +1,9 @@
-"""A real lab for integration tests: ``labctl up`` with a unique name, ``labctl down`` after.
+"""A real lab for integration tests, driven through the CLI: ``labctl up`` with a unique name,
+``labctl down`` after.
 
-The topology is written per test run: a free API server port (0) and no host port
-mappings, so several labs (and a student's own) can coexist with the tests.
+The topology is a scratch one (:mod:`labctl.cluster.scratch`: a free API server port, no host
+port mappings), so several labs (and a student's own) can coexist with the tests. Each lab
+writes its kubeconfig to its own work directory.
 """
 
 from __future__ import annotations
@@ -9,39 +11,23 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from labctl.cluster.kubectl import Kubectl
+from labctl.cluster.scratch import unique_name, write_topology
 
-from .kubectl import Kubectl
-
-
-def unique_name(prefix: str = "t") -> str:
-    return f"{prefix}{uuid.uuid4().hex[:6]}"
+__all__ = ["Lab", "labctl", "unique_name"]
 
 
-def labctl(*args: str, env: dict | None = None, timeout: float = 600, check: bool = False) -> subprocess.CompletedProcess:
+def labctl(*args: str, env: dict | None = None, timeout: float = 600,
+           check: bool = False) -> subprocess.CompletedProcess:
+    """Run the CLI as a user does (``python -m labctl ARGS``), capturing its output."""
     proc = subprocess.run([sys.executable, "-m", "labctl", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"labctl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def write_topology(path: Path, name: str, workers: int = 2, extra: dict | None = None) -> Path:
-    nodes = [{"role": "control-plane"}] + [{"role": "worker"}] * workers
-    doc = {"apiVersion": "labctl.dev/v1alpha1", "kind": "Topology", "name": name, "nodes": nodes,
-           "networking": {"apiServerPort": 0},
-           "nodeLifecycle": {"nodeMonitorGracePeriod": "8s", "podEvictionTimeout": "10s",
-                             "leaseDurationSeconds": 8, "leaseRenewInterval": "2s"},
-           "images": {"aliases": {"nginx": "labctl/web:v1", "nginx:1.14.2": "labctl/web:v1",
-                                  "nginx:1.16.1": "labctl/web:v2"}}}
-    for key, value in (extra or {}).items():
-        doc[key] = value
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 @dataclass
