@@ -25,12 +25,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..client.streams import V4_PROTOCOL, V5_PROTOCOL  # the channel numbers live there too
 from . import errors
 
-STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
-CLOSE = 255
-V5_PROTOCOL = "v5.channel.k8s.io"
-V4_PROTOCOL = "v4.channel.k8s.io"
 SERVED_PROTOCOLS = (V5_PROTOCOL, V4_PROTOCOL)
 
 

@@ -32,16 +32,23 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import WSMsgType, web
 
+from ..client.streams import CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT
+from ..engine.streams import ContainerInfo, DockerAPIError, DockerEngine, FrameDemuxer
+from ..kube.containers import CONTAINER_ATTEMPT_LABEL, CONTAINER_NAME_LABEL, CONTAINER_TYPE_LABEL, POD_UID_LABEL
 from . import _channels as ch
 from . import errors
-from ._dockerapi import ContainerInfo, DockerAPIError, DockerEngine, FrameDemuxer
-from ..kube.containers import (CONTAINER_ATTEMPT_LABEL, CONTAINER_NAME_LABEL, CONTAINER_TYPE_LABEL,
-                                 POD_UID_LABEL)
 
 log = logging.getLogger("labctl.apiserver.podproxy")
 
-__all__ = ["DockerEngine", "LogOptions", "ExecOptions", "serve_log", "serve_exec", "select_container",
-           "select_log_instance"]
+__all__ = [
+    "DockerEngine",
+    "ExecOptions",
+    "LogOptions",
+    "select_container",
+    "select_log_instance",
+    "serve_exec",
+    "serve_log",
+]
 
 #: how often a quiet ``logs -f`` checks that its client is still connected
 _DISCONNECT_POLL_SECONDS = 1.0
@@ -156,7 +163,7 @@ class LogOptions:
     stream: str = "All"         # Stdout | Stderr | All (PodLogsQuerySplitStreams)
 
     @classmethod
-    def from_query(cls, q: Mapping[str, str], pod_name: str) -> "LogOptions":
+    def from_query(cls, q: Mapping[str, str], pod_name: str) -> LogOptions:
         since_time = None
         if q.get("sinceTime"):
             try:
@@ -207,7 +214,7 @@ class ExecOptions:
     tty: bool
 
     @classmethod
-    def from_query(cls, q) -> "ExecOptions":
+    def from_query(cls, q) -> ExecOptions:
         command = tuple(q.getall("command", []))
         if not command:
             raise errors.bad_request("you must specify at least one command for the container")
@@ -315,7 +322,7 @@ class _ExecSession:
 
     async def _send_status(self, status: dict) -> None:
         if not self.ws.closed:
-            await self.ws.send_bytes(ch.frame(ch.ERROR, orjson.dumps(status)))
+            await self.ws.send_bytes(ch.frame(ERROR, orjson.dumps(status)))
 
     async def run(self) -> None:
         try:
@@ -324,7 +331,7 @@ class _ExecSession:
             await self._send_status(ch.internal_error_status(err.message))
             return
         # tell the client the streams are up (kubelet/kube-apiserver do the same)
-        first = ch.STDOUT if self.opts.stdout else ch.STDERR if self.opts.stderr else ch.ERROR
+        first = STDOUT if self.opts.stdout else STDERR if self.opts.stderr else ERROR
         await self.ws.send_bytes(ch.frame(first))
         output = asyncio.ensure_future(self._copy_output(reader))
         client = asyncio.ensure_future(self._copy_input(writer))
@@ -356,7 +363,7 @@ class _ExecSession:
             # one message per run of same-stream frames, not per frame (often one line each)
             for stream, group in itertools.groupby(frames, key=lambda f: f[0]):
                 data = b"".join(d for _s, d in group)
-                await self.ws.send_bytes(ch.frame(ch.STDERR if stream == 2 else ch.STDOUT, data))
+                await self.ws.send_bytes(ch.frame(STDERR if stream == 2 else STDOUT, data))
 
     async def _copy_input(self, writer: asyncio.StreamWriter) -> None:
         """Client channels → the process: stdin bytes, stdin half-close (v5), terminal resizes."""
@@ -364,13 +371,13 @@ class _ExecSession:
             if msg.type != WSMsgType.BINARY:
                 continue
             channel, data = ch.split_frame(msg.data)
-            if channel == ch.STDIN and self.opts.stdin:
+            if channel == STDIN and self.opts.stdin:
                 writer.write(data)
                 await writer.drain()
-            elif channel == ch.CLOSE and data[:1] == bytes((ch.STDIN,)) and self.opts.stdin:
+            elif channel == CLOSE and data[:1] == bytes((STDIN,)) and self.opts.stdin:
                 if writer.can_write_eof():
                     writer.write_eof()  # Docker closes the process's stdin: `cat` ends
-            elif channel == ch.RESIZE and self.opts.tty:
+            elif channel == RESIZE and self.opts.tty:
                 size = ch.parse_resize(data)
                 if size:
                     try:

@@ -1,4 +1,5 @@
-"""``kubectl logs`` and ``kubectl exec`` through labctl's API server, against real Docker containers.
+"""``kubectl logs`` and ``kubectl exec`` through labctl's API server, against real Docker containers,
+and the same streams through labctl's own client (``labctl.client.streams``).
 
 The node agent is not involved: each test creates the pod object with kubectl, then starts
 the Docker containers the node agent would start for it (same labels, the pod's uid) and
@@ -26,13 +27,20 @@ import orjson
 import pytest
 
 from labctl.apiserver import _channels
-from labctl.apiserver._dockerapi import ContainerInfo, FrameDemuxer
 from labctl.apiserver.errors import APIError
 from labctl.apiserver.podproxy import LogOptions, select_container, select_log_instance
-from labctl.client.rest import Credentials
-from labctl.kube.containers import (CONTAINER_ATTEMPT_LABEL, CONTAINER_NAME_LABEL, CONTAINER_TYPE_LABEL,
-                                      POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL)
+from labctl.client.rest import APIClient, APIStatusError, Credentials
+from labctl.client.streams import ExecResult, exec_in_pod, open_exec, read_log
 from labctl.cluster.kubectl import Kubectl
+from labctl.engine.streams import ContainerInfo, FrameDemuxer
+from labctl.kube.containers import (
+    CONTAINER_ATTEMPT_LABEL,
+    CONTAINER_NAME_LABEL,
+    CONTAINER_TYPE_LABEL,
+    POD_NAME_LABEL,
+    POD_NAMESPACE_LABEL,
+    POD_UID_LABEL,
+)
 
 IMAGE = "labctl/web:v1"  # busybox sh inside; the entrypoint is replaced per container
 TEST_LABEL = "io.labctl.test"
@@ -340,3 +348,93 @@ def test_exec_websocket_handshake_and_frames(shared_apiserver, shell_pod):
     assert status == 400 and "unable to negotiate protocol" in body["message"]
     status, body, _ = run("command=true&stdout=true&container=zz", ["v5.channel.k8s.io"])
     assert (status, body["reason"], body["message"]) == (400, "BadRequest", "container zz is not valid for pod shell")
+
+# -- the client side: labctl.client.streams, as the grader and the terminal UI use it ----------
+def _client(server) -> APIClient:
+    return APIClient(Credentials.from_kubeconfig(server.kubeconfig))
+
+
+async def _read_log(server, pod: str, **options) -> bytes:
+    async with _client(server) as api:
+        return b"".join([chunk async for chunk in read_log(api, "default", pod, **options)])
+
+
+def test_client_reads_logs_with_kubectls_options(shared_apiserver, logs_pod):
+    run = lambda **options: asyncio.run(_read_log(shared_apiserver, "logs", **options))  # noqa: E731
+    assert run(container="a") == b"line1\nline2\nline3\nline4\nline5\n"
+    assert run(container="a", tail_lines=2) == b"line4\nline5\n"
+    assert run(container="a", limit_bytes=8) == b"line1\nli"
+    assert re.fullmatch(rb"\d{4}-\d\d-\d\dT\S+Z from-b\n", run(container="b", timestamps=True))
+    with pytest.raises(APIStatusError) as err:
+        run()
+    assert err.value.code == 400 and "choose one of: [a b]" in err.value.status["message"]
+
+
+def test_client_follows_a_log_until_it_stops_reading(shared_apiserver, k, docker_pods):
+    pod = create_pod(k, "client-follow")
+    name = docker_pods.run(pod, "web", "echo started; exec sleep 3600")
+    set_status(k, "client-follow", running=("web",))
+
+    async def follow() -> bytes:
+        seen = b""
+        async with _client(shared_apiserver) as api:
+            async for chunk in read_log(api, "default", "client-follow", follow=True):
+                seen += chunk
+                if seen == b"started\n":  # a line written after the stream opened must arrive on it
+                    await asyncio.to_thread(subprocess.run, ["docker", "exec", name, "sh", "-c",
+                                                             "echo written-later > /proc/1/fd/1"], check=True)
+                if b"written-later\n" in seen:
+                    return seen  # leaving the loop closes the stream
+        return seen
+
+    assert asyncio.run(asyncio.wait_for(follow(), 30)) == b"started\nwritten-later\n"
+
+
+async def _exec(server, command: list[str], pod: str = "shell", **options) -> ExecResult:
+    async with _client(server) as api:
+        return await exec_in_pod(api, "default", pod, command, **options)
+
+
+def test_client_exec_collects_exit_code_stdout_stderr_and_feeds_stdin(shared_apiserver, shell_pod):
+    result = asyncio.run(_exec(shared_apiserver, ["sh", "-c", "echo hi; echo oops >&2; exit 3"]))
+    assert (result.exit_code, result.stdout, result.stderr) == (3, b"hi\n", b"oops\n")
+    assert asyncio.run(_exec(shared_apiserver, ["true"])).ok
+    fed = asyncio.run(_exec(shared_apiserver, ["sh", "-c", "cat; echo done"], stdin=b"data\nmore\n"))
+    assert (fed.exit_code, fed.stdout) == (0, b"data\nmore\ndone\n")
+    missing = asyncio.run(_exec(shared_apiserver, ["no-such-command"]))
+    assert missing.exit_code == 126 and b"executable file not found" in missing.stdout  # as `docker exec`
+
+
+def test_client_exec_refusals_carry_the_servers_status(shared_apiserver, k, shell_pod, docker_pods):
+    with pytest.raises(APIStatusError) as refused:
+        asyncio.run(_exec(shared_apiserver, ["true"], container="zz"))
+    assert (refused.value.code, refused.value.status["message"]) == (400, "container zz is not valid for pod shell")
+    pod = create_pod(k, "client-gone")
+    docker_pods.run(pod, "web", "exit 0", wait=True)
+    with pytest.raises(APIStatusError) as gone:
+        asyncio.run(_exec(shared_apiserver, ["true"], pod="client-gone"))
+    assert gone.value.code == 500 and 'container not found ("web")' in gone.value.status["message"]
+
+
+def test_client_exec_session_with_a_terminal_and_the_v4_protocol(shared_apiserver, shell_pod):
+    async def terminal() -> tuple[str, bytes, int]:
+        async with _client(shared_apiserver) as api, \
+                open_exec(api, "default", "shell", ["sh"], stdin=True, tty=True) as session:
+            await session.resize(101, 33)
+            await session.write(b"stty size; exit 5\n")
+            output = b"".join([data async for _channel, data in session.output()])
+            return session.protocol, output, session.exit_code()
+
+    protocol, output, code = asyncio.run(terminal())
+    assert (protocol, code) == ("v5.channel.k8s.io", 5)
+    assert b"33 101" in output
+
+    async def v4() -> tuple[str, bytes, int]:
+        async with _client(shared_apiserver) as api, \
+                open_exec(api, "default", "shell", ["echo", "v4"], protocols=["v4.channel.k8s.io"]) as session:
+            output = b"".join([data async for _channel, data in session.output()])
+            with pytest.raises(ValueError, match="cannot close stdin"):
+                await session.close_stdin()
+            return session.protocol, output, session.exit_code()
+
+    assert asyncio.run(v4()) == ("v4.channel.k8s.io", b"v4\n", 0)

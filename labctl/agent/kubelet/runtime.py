@@ -244,7 +244,7 @@ class Runtime:
 
     def put_files(self, container_id: str, files: dict[str, bytes]) -> None:
         """Copy files into a created (not yet started) container."""
-        from ...cluster.docker import tar_of
+        from ...engine.sdk import tar_of
 
         self.api.put_archive(container_id, "/", tar_of(files))
 

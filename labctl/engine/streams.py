@@ -1,13 +1,15 @@
-"""A small asyncio client for the Docker Engine API calls that pod logs and exec need.
+"""The asyncio Docker Engine API client for streams: container logs and exec sessions.
 
-Why not the docker SDK here: the API server is one asyncio event loop, and the SDK is
-blocking. A ``kubectl logs -f`` or an interactive ``kubectl exec -it`` can last for
-hours; with the SDK each would pin a thread (the default executor has 6 on this 2-core
-machine) and stall the server once a handful are open. The SDK's hijacked exec socket
-also drops any output bytes that arrived together with the HTTP headers (they sit in
-``http.client``'s read buffer), which loses the output of fast commands. Speaking the
-documented Engine API over the Unix socket with aiohttp (requests) and an asyncio
-stream (the hijacked exec connection) keeps every stream cancellable and lossless.
+Used by the API server (``pods/log``, ``pods/exec``), by ``labctl exec/shell/logs`` and by
+the lab facade's ``Node.exec``. Why not the docker SDK here: the SDK is blocking, and the
+API server is one asyncio event loop. A ``kubectl logs -f`` or an interactive ``kubectl
+exec -it`` can last for hours; with the SDK each would pin a thread (the default executor
+has 6 on this 2-core machine) and stall the server once a handful are open. The SDK's
+hijacked exec socket also drops any output bytes that arrived together with the HTTP
+headers (they sit in ``http.client``'s read buffer), which loses the output of fast
+commands such as ``labctl exec worker -- ip route``. Speaking the documented Engine API
+over the Unix socket with aiohttp (requests) and an asyncio stream (the hijacked exec
+connection) keeps every stream cancellable and lossless.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class DockerEngine:
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "DockerEngine":
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> DockerEngine:
         """``DOCKER_HOST=unix:///path`` or the default socket, as the docker CLI resolves it."""
         host = environ.get("DOCKER_HOST", "")
         return cls(host[len("unix://"):] if host.startswith("unix://") else DEFAULT_SOCKET)
@@ -93,6 +95,12 @@ class DockerEngine:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+    async def __aenter__(self) -> DockerEngine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def _call(self, method: str, path: str, params: Mapping[str, str] | None = None,
                     body: Any = None) -> Any:

@@ -1,0 +1,61 @@
+"""The Docker SDK client: containers, networks, volumes, images, and files in and out of containers."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterable
+
+import docker
+import docker.errors
+
+from ..errors import LabctlError
+
+__all__ = ["connect", "read_files", "tar_of"]
+
+
+def connect(timeout: int = 120) -> docker.DockerClient:
+    """A Docker client that has answered a ping, or a one-line error saying how to start the engine.
+
+    ``DOCKER_HOST`` is honoured as by the docker command. ``timeout`` bounds each API call:
+    image builds and node starts are slow on a busy 2-core machine, hence the generous default.
+    """
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+        return client
+    except docker.errors.DockerException as err:
+        text = str(err).split("(Caused by")[0].strip()[:200]
+        raise LabctlError(f"cannot reach the Docker engine: {text}",
+                          hint="start it with `sudo scripts/ensure-docker.sh` (or `sudo systemctl start docker`)"
+                          ) from None
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    """A tar archive of ``{absolute path: content}`` for ``put_archive`` (mode 0600 for keys, 0644 otherwise)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path, content in files.items():
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size = len(content)
+            info.mode = 0o600 if path.endswith(".key") else 0o644
+            tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def read_files(client: docker.DockerClient, container: str, directory: str,
+               names: Iterable[str]) -> dict[str, bytes]:
+    """``{name: content}`` of the files ``names`` in ``directory`` of a container (running or not)."""
+    wanted = set(names)
+    try:
+        stream, _ = client.api.get_archive(container, directory)
+    except docker.errors.APIError as err:
+        raise LabctlError(f"failed to read {directory} from container {container}: {err.explanation}") from None
+    out: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        for member in tar.getmembers():
+            base = member.name.rsplit("/", 1)[-1]
+            extracted = tar.extractfile(member) if member.isfile() and base in wanted else None
+            if extracted is not None:
+                out[base] = extracted.read()
+    return out
