@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +13,34 @@ from labctl.cluster.kubectl import Kubectl, find_kubectl, kubectl_version
 from labctl.cluster.scratch import unique_name
 from support.apiserver import APIServerProcess
 from support.lab import Lab
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kubectl_cache_root(tmp_path_factory) -> Iterator[Path]:
+    """This run's kubectl caches, instead of ~/.kube/cache.
+
+    kubectl keys its discovery cache by ``host:port`` alone, so an API server of an earlier run
+    that listened on the same port would answer from there (for six hours). Module-scoped
+    fixtures run kubectl under this directory; each test gets one of its own (below).
+    """
+    root = tmp_path_factory.mktemp("kubectl-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KUBECACHEDIR", str(root / "fixtures"))
+        yield root
+
+
+@pytest.fixture(autouse=True)
+def kubectl_cache(kubectl_cache_root: Path, request: pytest.FixtureRequest,
+                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's kubectl starts with an empty discovery cache of its own.
+
+    Whether an earlier test against the same server already discovered its resources changes
+    which request kubectl makes first, and so which 401 message it prints ("the server has asked
+    for the client to provide credentials" from discovery, the server's "Unauthorized" from the
+    request itself): a shared cache made the outcome depend on the order of the tests.
+    """
+    name = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    monkeypatch.setenv("KUBECACHEDIR", str(kubectl_cache_root / name))
 
 
 @pytest.fixture(scope="session")

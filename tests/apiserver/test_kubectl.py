@@ -6,9 +6,12 @@ student sees: kubectl's own output, columns and error messages.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
+import select
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -22,9 +25,12 @@ pytestmark = pytest.mark.kubectl
 COURSE = Path(__file__).resolve().parents[2] / "exercises" / "course"
 
 
-@pytest.fixture(scope="module")
-def k(shared_apiserver, kubectl_binary) -> Kubectl:
-    return Kubectl(kubectl_binary, shared_apiserver.kubeconfig)
+@pytest.fixture
+def k(apiserver, kubectl_binary) -> Kubectl:
+    """kubectl against an API server of the test's own: the course's manifests have fixed names
+    and NodePort 30000, so what one test applies must not be there for another (a server starts
+    in under a second)."""
+    return Kubectl(kubectl_binary, apiserver.kubeconfig)
 
 
 def test_apply_course_manifests_created_unchanged_configured(k: Kubectl, tmp_path):
@@ -85,32 +91,48 @@ def test_get_columns_like_a_real_cluster(k: Kubectl):
     assert "serviceaccount/default" in k.run("get", "serviceaccounts", "-o", "name").stdout
 
 
+class JSONStream:
+    """The objects a running ``kubectl … -o json`` prints, read as they come."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.fd = proc.stdout.fileno()
+        self.utf8 = codecs.getincrementaldecoder("utf-8")()
+        self.text = ""
+        self.objects: list[dict] = []
+
+    def wait_for(self, count: int, timeout: float = 10) -> list[dict]:
+        """The first ``count`` objects; fail after ``timeout`` seconds with what came."""
+        decoder, deadline = json.JSONDecoder(), time.monotonic() + timeout
+        while len(self.objects) < count:
+            ready, _, _ = select.select([self.fd], [], [], max(deadline - time.monotonic(), 0))
+            chunk = os.read(self.fd, 65536) if ready else b""
+            if not chunk:
+                raise AssertionError(f"expected {count} objects from kubectl, got {self.objects} and {self.text!r}")
+            self.text = (self.text + self.utf8.decode(chunk)).lstrip()
+            while self.text:
+                try:
+                    obj, end = decoder.raw_decode(self.text)
+                except json.JSONDecodeError:
+                    break  # the rest of this object is still to come
+                self.objects.append(obj)
+                self.text = self.text[end:].lstrip()
+        return self.objects[:count]
+
+
 def test_watch_receives_a_change(k: Kubectl):
     k.run("create", "configmap", "watched", "--from-literal=a=1")
     watch = k.popen("get", "configmap", "watched", "--watch", "-o", "json")
     try:
-        time.sleep(1.0)
+        stream = JSONStream(watch)
+        # the object as listed first; kubectl then watches from the list's resourceVersion
+        assert [o["data"]["a"] for o in stream.wait_for(1)] == ["1"]
         k.run("patch", "configmap", "watched", "--type=merge", "-p", '{"data":{"a":"2"}}')
-        deadline = time.time() + 10
-        seen = ""
-        decoder = json.JSONDecoder()
-        while time.time() < deadline:
-            seen += os.read(watch.stdout.fileno(), 65536).decode()
-            objects = []
-            pos = 0
-            text = seen.strip()
-            while pos < len(text):
-                obj, end = decoder.raw_decode(text, pos)
-                objects.append(obj)
-                pos = end
-                while pos < len(text) and text[pos].isspace():
-                    pos += 1
-            if any(o.get("data", {}).get("a") == "2" for o in objects):
-                break
-        assert [o["data"]["a"] for o in objects][-1] == "2"
+        assert [o["data"]["a"] for o in stream.wait_for(2)] == ["1", "2"]
     finally:
         watch.kill()
         watch.wait()
+        watch.stdout.close()
+        watch.stderr.close()
 
 
 def test_describe_label_annotate_scale_set_image(k: Kubectl):
@@ -221,8 +243,8 @@ def test_bad_input_gets_kubernetes_errors_and_changes_nothing(k: Kubectl, tmp_pa
     assert "stale" not in k.json("get", "rs", "example-1")["metadata"]["labels"]
 
 
-def test_no_credentials_is_unauthorized(k: Kubectl, shared_apiserver, tmp_path):
-    config = yaml.safe_load(shared_apiserver.kubeconfig.read_text())
+def test_no_credentials_is_unauthorized(k: Kubectl, apiserver, tmp_path):
+    config = yaml.safe_load(apiserver.kubeconfig.read_text())
     config["users"][0]["user"] = {"token": "not-a-valid-token"}
     anon = tmp_path / "anon.kubeconfig"
     anon.write_text(yaml.safe_dump(config))

@@ -8,6 +8,8 @@ import urllib.request
 import pytest
 from dnslib import QTYPE, RCODE
 
+from labctl.client.waiting import wait_for
+
 pytestmark = pytest.mark.kubectl
 
 OBJECTS = """
@@ -139,11 +141,32 @@ def test_a_new_service_resolves_within_a_second(dns, dns_kubectl):
         time.sleep(0.02)
 
 
+GROWING = """
+apiVersion: v1
+kind: Service
+metadata: {name: growing, namespace: default}
+spec:
+  clusterIP: None
+  ports: [{name: pg, port: 5432, protocol: TCP}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: growing, namespace: default}
+subsets:
+- addresses: [{ip: 10.244.4.7}]
+  ports: [{name: pg, port: 5432, protocol: TCP}]
+"""
+
+
 def test_endpoint_changes_reach_headless_answers(dns, dns_kubectl):
-    dns_kubectl.run("patch", "endpoints", "db", "--type=json", "-p",
-                    '[{"op": "add", "path": "/subsets/0/addresses/-", "value": {"ip": "10.244.2.9"}}]')
+    # a headless Service of its own: "db" stays as the other tests expect it
+    name = "growing.default.svc.cluster.local"
+    dns_kubectl.run("apply", "-f", "-", input=GROWING)
+    wait_for(lambda: dns.addresses(name) == ["10.244.4.7"], timeout=10, interval=0.02, what=f"{name} to resolve")
+    dns_kubectl.run("patch", "endpoints", "growing", "--type=json", "-p",
+                    '[{"op": "add", "path": "/subsets/0/addresses/-", "value": {"ip": "10.244.4.9"}}]')
     deadline = time.monotonic() + 1.0
-    while "10.244.2.9" not in dns.addresses("db.default.svc.cluster.local"):
+    while dns.addresses(name) != ["10.244.4.7", "10.244.4.9"]:
         assert time.monotonic() < deadline, "the new endpoint did not appear within 1 s"
         time.sleep(0.02)
 
