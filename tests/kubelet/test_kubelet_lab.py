@@ -1,8 +1,10 @@
 """The kubelet role in a real lab: issue 4's acceptance, with the real kubectl and Docker.
 
-One lab for the whole module. The slow scenarios (crash loop back-off, a failing
-readiness probe, an unpullable image) are created first and checked last, so their
-clocks run while the other tests do their work.
+One lab for the whole module. The module fixture creates the four course pods, which the
+tests only read, and the slow scenarios (crash loop back-off, a failing readiness probe, an
+unpullable image), so their clocks run while other tests do their work; every check waits
+for the state it reads. A test that kills, deletes or restarts something does it to pods of
+its own, so the tests pass in any order.
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ def is_ready(pod: dict) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
 
 
+def ready_pods(lab, *names: str, timeout: float = 90) -> dict[str, dict]:
+    """Wait until every pod in ``names`` is Ready; name -> pod."""
+    def all_ready() -> dict[str, dict] | None:
+        pods = {n: get_pod(lab, n) for n in names}
+        return pods if all(is_ready(p) for p in pods.values()) else None
+    return wait_for(all_ready, timeout=timeout, what=f"{', '.join(names)} Ready")
+
+
 def docker(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
 
@@ -83,8 +93,7 @@ def kl(lab):
 
 
 def test_course_pods_run_ready_with_distinct_ips_in_their_nodes_pod_cidr(kl):
-    pods = wait_for(lambda: [p for p in (get_pod(kl, n) for n in WEB_PODS) if is_ready(p)] if all(
-        is_ready(get_pod(kl, n)) for n in WEB_PODS) else None, timeout=90, what="4 Ready pods")
+    pods = list(ready_pods(kl, *WEB_PODS).values())
     cidrs = {n["metadata"]["name"]: n["spec"]["podCIDR"] for n in kl.kubectl.json("get", "nodes")["items"]}
     ips = set()
     for pod in pods:
@@ -101,6 +110,7 @@ def test_course_pods_run_ready_with_distinct_ips_in_their_nodes_pod_cidr(kl):
 
 
 def test_alias_is_used_and_said_in_events_and_limits_are_applied(kl):
+    ready_pods(kl, "web-1")
     events = kl.kubectl.json("get", "events", "--field-selector", "involvedObject.name=web-1")["items"]
     assert any(e["reason"] == "Pulled" and 'using the lab\'s image alias "labctl/web:v1"' in e["message"]
                for e in events), [e["message"] for e in events]
@@ -112,7 +122,7 @@ def test_alias_is_used_and_said_in_events_and_limits_are_applied(kl):
 
 
 def test_pods_reach_each_other_across_nodes_without_nat(kl):
-    pods = {n: get_pod(kl, n) for n in WEB_PODS}
+    pods = ready_pods(kl, *WEB_PODS)
     a, b = pods["web-1"], pods["web-2"]  # web-1 on worker, web-2 on worker2
     assert a["spec"]["nodeName"] != b["spec"]["nodeName"]
     a_id, b_id = app_container(kl, "web-1"), app_container(kl, "web-2")
@@ -130,6 +140,7 @@ def test_pods_reach_each_other_across_nodes_without_nat(kl):
 
 
 def test_node_shows_bridge_veths_and_host_gw_routes(kl):
+    ready_pods(kl, "web-1")  # a pod on worker: its veth is on the bridge
     nodes = {n["metadata"]["name"]: n for n in kl.kubectl.json("get", "nodes")["items"]}
     routes = kl.exec("worker", "ip", "route").stdout
     other = nodes["worker2"]
@@ -141,48 +152,52 @@ def test_node_shows_bridge_veths_and_host_gw_routes(kl):
 
 
 def test_killed_app_container_is_restarted(kl):
-    docker("kill", app_container(kl, "web-3"))
-    pod = wait_for(lambda: (p := get_pod(kl, "web-3"))["status"]["containerStatuses"][0]["restartCount"] == 1
+    apply(kl, course_pod("killed", "worker2"))
+    ready_pods(kl, "killed")
+    docker("kill", app_container(kl, "killed"))
+    pod = wait_for(lambda: (p := get_pod(kl, "killed"))["status"]["containerStatuses"][0]["restartCount"] == 1
                    and is_ready(p) and p, timeout=30, what="restartCount 1")
     assert pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137
 
 
 def test_deleted_pod_loses_veth_ip_and_containers(kl):
-    pod = get_pod(kl, "web-4")
+    apply(kl, course_pod("deleted", "worker2"))
+    pod = ready_pods(kl, "deleted")["deleted"]
     node, ip = pod["spec"]["nodeName"], pod["status"]["podIP"]
     veths_before = kl.exec(node, "bridge", "link").stdout.count("master cni0")
     assert ip in kl.exec(node, "ls", "/var/lib/cni/networks/labctl").stdout
-    kl.kubectl.run("delete", "pod", "web-4", "--timeout=60s")
+    kl.kubectl.run("delete", "pod", "deleted", "--timeout=60s")
     assert kl.exec(node, "bridge", "link").stdout.count("master cni0") == veths_before - 1
     assert ip not in kl.exec(node, "ls", "/var/lib/cni/networks/labctl").stdout
-    assert docker("ps", "-aq", "--filter", "label=io.kubernetes.pod.name=web-4",
+    assert docker("ps", "-aq", "--filter", "label=io.kubernetes.pod.name=deleted",
                   "--filter", f"label=io.labctl.cluster={kl.name}").stdout.strip() == ""
 
 
 def test_agent_restart_adopts_pods_and_collects_orphans(kl):
-    before = {n: get_pod(kl, n)["status"]["podIP"] for n in ("web-1", "web-3")}
-    node = "worker"  # web-1 and web-3 run there
+    node = "worker"
+    apply(kl, course_pod("adopted", node), course_pod("orphaned", node))
+    before = {n: p["status"]["podIP"] for n, p in ready_pods(kl, "adopted", "orphaned").items()}
     # kill the node agent (the kubelet runs in it); nodeinit starts a new one, as systemd would
     kl.exec(node, "sh", "-c", "kill $(cat /run/labctl/kubelet.lock)")
-    # while no kubelet runs, the pod object of web-1 disappears at once (force delete)
-    kl.kubectl.run("delete", "pod", "web-1", "--grace-period=0", "--force")
-    wait_for(lambda: docker("ps", "-aq", "--filter", "label=io.kubernetes.pod.name=web-1", "--filter",
+    # while no kubelet runs, the pod object of "orphaned" disappears at once (force delete)
+    kl.kubectl.run("delete", "pod", "orphaned", "--grace-period=0", "--force")
+    wait_for(lambda: docker("ps", "-aq", "--filter", "label=io.kubernetes.pod.name=orphaned", "--filter",
                             f"label=io.labctl.cluster={kl.name}").stdout.strip() == "", timeout=40,
-             what="web-1's containers collected")
-    sandboxes = docker("ps", "-q", "--filter", "label=io.kubernetes.pod.name=web-3", "--filter",
+             what="the orphan's containers collected")
+    sandboxes = docker("ps", "-q", "--filter", "label=io.kubernetes.pod.name=adopted", "--filter",
                        "label=io.kubernetes.container.name=POD", "--filter",
                        f"label=io.labctl.cluster={kl.name}").stdout.split()
     assert len(sandboxes) == 1
-    assert get_pod(kl, "web-3")["status"]["podIP"] == before["web-3"]
-    assert before["web-1"] not in kl.exec(node, "ls", "/var/lib/cni/networks/labctl").stdout
+    assert get_pod(kl, "adopted")["status"]["podIP"] == before["adopted"]
+    assert before["orphaned"] not in kl.exec(node, "ls", "/var/lib/cni/networks/labctl").stdout
 
 
 def test_crashing_container_goes_into_crash_loop_back_off_that_grows(kl):
     seen: set[str] = set()
 
     def backoffs() -> bool:
-        state = get_pod(kl, "crash")["status"]["containerStatuses"][0]["state"]
-        waiting = state.get("waiting") or {}
+        statuses = get_pod(kl, "crash").get("status", {}).get("containerStatuses") or [{}]  # none before it starts
+        waiting = statuses[0].get("state", {}).get("waiting") or {}
         if waiting.get("reason") == "CrashLoopBackOff":
             seen.add(re.search(r"back-off (\d+)s", waiting["message"]).group(1))
         return {"10", "20"} <= seen
@@ -197,15 +212,22 @@ def test_crashing_container_goes_into_crash_loop_back_off_that_grows(kl):
 
 
 def test_failing_readiness_probe_keeps_pod_not_ready(kl):
+    def probe_failed() -> list[dict]:
+        events = kl.kubectl.json("get", "events", "--field-selector", "involvedObject.name=unready")["items"]
+        return [e for e in events if e["reason"] == "Unhealthy" and e["message"].startswith("Readiness probe failed")]
+
+    wait_for(probe_failed, timeout=60, what="a failed readiness probe of 'unready'")
     pod = get_pod(kl, "unready")
     assert pod["status"]["phase"] == "Running" and not is_ready(pod)
     assert pod["status"]["containerStatuses"][0]["ready"] is False
-    events = kl.kubectl.json("get", "events", "--field-selector", "involvedObject.name=unready")["items"]
-    assert any(e["reason"] == "Unhealthy" and e["message"].startswith("Readiness probe failed") for e in events)
 
 
 def test_unknown_image_is_image_pull_back_off_naming_image_and_aliases(kl):
-    waiting = get_pod(kl, "noimage")["status"]["containerStatuses"][0]["state"]["waiting"]
-    assert waiting["reason"] in ("ImagePullBackOff", "ErrImagePull")
+    def pull_waiting() -> dict | None:
+        statuses = get_pod(kl, "noimage").get("status", {}).get("containerStatuses") or [{}]
+        state = statuses[0].get("state", {}).get("waiting") or {}
+        return state if state.get("reason") in ("ImagePullBackOff", "ErrImagePull") else None
+
+    waiting = wait_for(pull_waiting, timeout=60, what="'noimage' waiting on its image")
     assert '"example.invalid/nothing:1.0"' in waiting["message"]
     assert "labctl/web:v1" in waiting["message"] and "labctl images list" in waiting["message"]
