@@ -11,7 +11,6 @@ import asyncio
 import logging
 import ssl
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -26,6 +25,7 @@ from .rest import ListOptions, RequestScope, RestAPI
 from .serviceaccounts import ServiceAccountTokens
 from .storage import ResourceVersionTooOld
 from .strategies import strategy_for
+from .users import User, authenticated
 from .watch import WatchFilter, bookmark, encode_event, expired, next_event
 
 log = logging.getLogger("labctl.apiserver")
@@ -39,12 +39,6 @@ TABLE_MEDIA_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 
 
-@dataclass(frozen=True)
-class User:
-    name: str
-    groups: tuple[str, ...] = ()
-
-
 def load_token_file(path: Path) -> dict[str, User]:
     """Static tokens, kube's ``--token-auth-file`` format: ``token,user,uid,"group1,group2"``."""
     tokens: dict[str, User] = {}
@@ -53,7 +47,7 @@ def load_token_file(path: Path) -> dict[str, User]:
             continue
         parts = [p.strip().strip('"') for p in line.split(",", 3)]
         groups = tuple(g for g in (parts[3].split(",") if len(parts) > 3 else []) if g)
-        tokens[parts[0]] = User(parts[1], groups)
+        tokens[parts[0]] = authenticated(parts[1], groups, parts[2] if len(parts) > 2 else "")
     return tokens
 
 
@@ -118,15 +112,14 @@ class APIServerApp:
             token = auth[7:].strip()
             if token in self.tokens:
                 return self.tokens[token]
-            sa = self.service_accounts.authenticate(token) if self.service_accounts else None
-            return User(sa.name, sa.groups) if sa else None
+            return self.service_accounts.authenticate(token) if self.service_accounts else None
         transport = request.transport
         cert = transport.get_extra_info("peercert") if transport else None
         if cert:
             subject = dict(x[0] for x in cert.get("subject", ()))
             orgs = tuple(v for rdn in cert.get("subject", ()) for k, v in rdn if k == "organizationName")
             if subject.get("commonName"):
-                return User(subject["commonName"], orgs)
+                return authenticated(subject["commonName"], orgs)
         return None
 
     # -- routing -------------------------------------------------------------------------

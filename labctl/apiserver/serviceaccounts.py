@@ -34,7 +34,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from . import errors
+from .users import User, authenticated, service_account_groups, service_account_username
 from labctl.kube.meta import parse_time, timestamp
 
 log = logging.getLogger("labctl.apiserver.serviceaccounts")
@@ -66,9 +67,6 @@ POD_DELETION_GRACE_SECONDS = 60
 #: tokens whose signature was verified, remembered so a pod's every request skips the ES256 verify
 VERIFIED_CACHE_SIZE = 4096
 
-SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
-ALL_SERVICE_ACCOUNTS_GROUP = "system:serviceaccounts"
-AUTHENTICATED_GROUP = "system:authenticated"
 TOKEN_REQUEST_API_VERSION = "authentication.k8s.io/v1"
 BINDABLE_KINDS = {"Pod": "pods", "Secret": "secrets", "Node": "nodes"}
 
@@ -212,7 +210,7 @@ class TokenClaims:
 
     @property
     def subject(self) -> str:
-        return f"{SERVICE_ACCOUNT_PREFIX}{self.namespace}:{self.service_account.name}"
+        return service_account_username(self.namespace, self.service_account.name)
 
     def to_jwt_claims(self, issuer: str = ISSUER) -> dict[str, Any]:
         private: dict[str, Any] = {"namespace": self.namespace,
@@ -248,7 +246,7 @@ def parse_claims(claims: dict[str, Any], now: float, issuer: str = ISSUER,
         raise InvalidToken("no kubernetes.io claim (not a Kubernetes service-account token)")
     namespace = private.get("namespace")
     sa = _ref(private.get("serviceaccount"))
-    if not namespace or sa is None or claims.get("sub") != f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{sa.name}":
+    if not namespace or sa is None or claims.get("sub") != service_account_username(namespace, sa.name):
         raise InvalidToken("kubernetes.io claim does not name the token's subject")
     return TokenClaims(namespace, sa, audiences, iat, exp, str(claims.get("jti", "")),
                        _ref(private.get("pod")), _ref(private.get("secret")), _ref(private.get("node")))
@@ -265,17 +263,8 @@ def _utc(seconds: float) -> dt.datetime:
 
 
 # -- who a token is -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ServiceAccountUser:
-    """kube's ``user.Info`` for a service account (``serviceaccount.UserInfo``)."""
-
-    name: str
-    uid: str
-    groups: tuple[str, ...]
-    extra: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-def user_for(claims: TokenClaims) -> ServiceAccountUser:
+def user_for(claims: TokenClaims) -> User:
+    """kube's ``serviceaccount.UserInfo``: the account's name and uid, its groups, the bound objects as extra."""
     extra: dict[str, tuple[str, ...]] = {}
     if claims.pod is not None:
         extra["authentication.kubernetes.io/pod-name"] = (claims.pod.name,)
@@ -285,8 +274,7 @@ def user_for(claims: TokenClaims) -> ServiceAccountUser:
         extra["authentication.kubernetes.io/node-uid"] = (claims.node.uid,)
     if claims.token_id:
         extra["authentication.kubernetes.io/credential-id"] = (f"JTI={claims.token_id}",)
-    groups = (ALL_SERVICE_ACCOUNTS_GROUP, f"{ALL_SERVICE_ACCOUNTS_GROUP}:{claims.namespace}", AUTHENTICATED_GROUP)
-    return ServiceAccountUser(claims.subject, claims.service_account.uid, groups, extra)
+    return authenticated(claims.subject, service_account_groups(claims.namespace), claims.service_account.uid, extra)
 
 
 # -- the authority: issue (TokenRequest) and authenticate -------------------------------------
@@ -307,7 +295,7 @@ class ServiceAccountTokens:
         return self.store.get((f"core/{plural}", namespace, name))
 
     # -- authentication --------------------------------------------------------------------
-    def authenticate(self, token: str) -> ServiceAccountUser | None:
+    def authenticate(self, token: str) -> User | None:
         """The user a bearer token stands for, or None (answer 401) with the reason logged."""
         if not looks_like_jwt(token):
             return None
