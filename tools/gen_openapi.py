@@ -53,6 +53,7 @@ class Resource:
     schema: str  # definition name, e.g. io.k8s.api.core.v1.Pod
     namespaced: bool
     subresources: tuple[str, ...] = ()  # "status", "scale"
+    create_only: bool = False  # the reviews: POST to the collection, nothing stored
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,18 @@ SERVED: tuple[GroupVersion, ...] = (
         Resource("replicasets", "ReplicaSet", "io.k8s.api.apps.v1.ReplicaSet", True, ("status", "scale")),
         Resource("deployments", "Deployment", "io.k8s.api.apps.v1.Deployment", True, ("status", "scale")),
     ), extra=("io.k8s.api.autoscaling.v1.Scale",)),
+    GroupVersion("authentication.k8s.io", "v1", (
+        Resource("selfsubjectreviews", "SelfSubjectReview", "io.k8s.api.authentication.v1.SelfSubjectReview", False,
+                 create_only=True),
+    )),
+    GroupVersion("authorization.k8s.io", "v1", tuple(
+        Resource(kind.lower() + "s", kind, f"io.k8s.api.authorization.v1.{kind}", kind.startswith("Local"),
+                 create_only=True)
+        for kind in ("LocalSubjectAccessReview", "SelfSubjectAccessReview", "SelfSubjectRulesReview",
+                     "SubjectAccessReview"))),
+    GroupVersion("rbac.authorization.k8s.io", "v1", tuple(
+        Resource(kind.lower() + "s", kind, f"io.k8s.api.rbac.v1.{kind}", not kind.startswith("Cluster"))
+        for kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"))),
     GroupVersion("coordination.k8s.io", "v1", (
         Resource("leases", "Lease", "io.k8s.api.coordination.v1.Lease", True),
     )),
@@ -286,6 +299,13 @@ def build_paths(gv: GroupVersion) -> dict[str, Any]:
         common = [_path_param("namespace", "object name and auth scope, such as for teams and projects")] if res.namespaced else []
         write = [DRY_RUN, FIELD_MANAGER, FIELD_VALIDATION]
         k = res.kind
+        if res.create_only:  # kube publishes only the POST of a review
+            paths[base] = {
+                "post": _operation("create a", "post", f"create{group_word}{ns_word}{k}", gvk, tag, res.schema,
+                                   write, ("200", "201", "202"), res.schema),
+                "parameters": common + [PRETTY],
+            }
+            continue
         paths[base] = {
             "get": _operation("list or watch objects of kind", "list", f"list{group_word}{ns_word}{k}", gvk, tag,
                               res.schema + "List", LIST_PARAMS, ("200",)),
@@ -330,7 +350,7 @@ def _item_ops(group_word: str, ns_word: str, kind: str, sub: str, gvk: dict[str,
 
 
 def build_document(gv: GroupVersion, defs: dict[str, Any]) -> dict[str, Any]:
-    roots = [r.schema for r in gv.resources] + [r.schema + "List" for r in gv.resources]
+    roots = [r.schema for r in gv.resources] + [r.schema + "List" for r in gv.resources if not r.create_only]
     roots += list(gv.extra) + list(COMMON)
     names = reachable(defs, roots)
     schemas = {name: convert_definition(name, defs[name]) for name in names}

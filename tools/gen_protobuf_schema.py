@@ -157,6 +157,12 @@ POINTER_FIELDS: dict[str, tuple[str, ...]] = {
                                              "strategy", "preferredHolder"),
 }
 
+# Fields whose proto name is not their JSON name: go-to-protobuf lower-cases only the first
+# letter of the Go name (UID -> uID) while the JSON tag says "uid".
+JSON_NAMES = {
+    "k8s.io.api.authentication.v1.BoundObjectReference": {"uID": "uid"},
+}
+
 # Fields newer than the .proto copies the index held (field numbers from Kubernetes' types.go).
 EXTRA_FIELDS = {
     META + "DeleteOptions": {6: ("ignoreStoreReadErrorWithClusterBreakingPotential", "bool", "")},
@@ -293,6 +299,7 @@ def build_schema(proto_dir: Path) -> dict:
         req = required.get(msg.full_name, set())
         entries: dict[str, list] = {}
         for f in msg.fields:
+            f.name = JSON_NAMES.get(msg.full_name, {}).get(f.name, f.name)
             flags = ("r" if f.repeated else "") + ("i" if INLINE.get(msg.full_name) == f.name else "")
             flags += ("p" if f.name in ptrs else "") + ("q" if f.name in req else "")
             type_ = resolve(f.type, msg.full_name, known)
@@ -303,14 +310,16 @@ def build_schema(proto_dir: Path) -> dict:
         for number, (name, type_, flags) in EXTRA_FIELDS.get(msg.full_name, {}).items():
             entries.setdefault(str(number), [name, type_, flags + ("p" if name in ptrs else "")])
         out[msg.full_name] = entries
-    _check_tables(out)
+    _check_tables(out, set(sources))
     return {"messages": out, "sources": sources}
 
 
-def _check_tables(messages: dict[str, dict[str, list]]) -> None:
+def _check_tables(messages: dict[str, dict[str, list]], packages: set[str]) -> None:
     """Fail loudly if a hand-kept table names a message or field the .proto files lack."""
     for table in (INLINE, POINTER_FIELDS):
         for msg, names in table.items():
+            if msg.rpartition(".")[0] not in packages:
+                continue  # a package these inputs do not cover (an --only run)
             if msg not in messages:
                 print(f"warning: {msg} (named in a table) is not in the .proto inputs", file=sys.stderr)
                 continue
@@ -320,12 +329,35 @@ def _check_tables(messages: dict[str, dict[str, list]]) -> None:
                     print(f"warning: {msg}.{name} (named in a table) is not a field", file=sys.stderr)
 
 
+def merge_packages(existing: dict, fresh: dict, packages: list[str]) -> dict:
+    """``existing`` with the messages (and source notes) of ``packages`` taken from ``fresh``.
+
+    Adding a group (RBAC, authorization) must not re-decode the kinds already served from
+    newer ``.proto`` copies: their inputs stay as the table in docs/protobuf.md lists them.
+    """
+    def in_packages(name: str) -> bool:
+        return any(name.startswith(p + ".") for p in packages)
+
+    missing = [p for p in packages if p not in fresh["sources"]]
+    if missing:
+        raise SystemExit(f"failed to merge: no .proto input declares package(s) {', '.join(missing)}")
+    messages = {k: v for k, v in existing["messages"].items() if not in_packages(k)}
+    messages.update({k: v for k, v in fresh["messages"].items() if in_packages(k)})
+    sources = {**existing["sources"], **{p: fresh["sources"][p] for p in packages}}
+    return {"messages": dict(sorted(messages.items())), "sources": sources}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("proto_dir", type=Path, help="folder with the generated.proto texts (*.proto)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--only", action="append", default=[], metavar="PACKAGE",
+                        help="replace only this proto package (e.g. k8s.io.api.rbac.v1) in the existing --out "
+                             "schema, leaving every other message as it is; repeatable")
     args = parser.parse_args(argv)
     schema = build_schema(args.proto_dir)
+    if args.only:
+        schema = merge_packages(json.loads(gzip.decompress(args.out.read_bytes())), schema, args.only)
     data = json.dumps(schema, sort_keys=True, separators=(",", ":")).encode()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(gzip.compress(data, mtime=0))

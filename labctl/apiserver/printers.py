@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from labctl.kube.labels import SelectorError, format_label_selector, format_labels, selector_from_label_selector
-from labctl.kube.meta import now as clock_now, parse_time
+from labctl.kube.meta import now as clock_now, parse_time, timestamp
 
 Obj = dict[str, Any]
 
@@ -477,7 +477,18 @@ DEPLOYMENT_COLUMNS = [
     _col("Available", "string", "Total number of available non-terminating pods (ready for at least "
                                 "minReadySeconds) targeted by this deployment."), _AGE, *_TEMPLATE_COLUMNS,
 ]
-DEFAULT_COLUMNS = [_NAME, _col("Age", "date", _AGE_DOC)]
+DEFAULT_COLUMNS = [_NAME, _col("Created At", "date", _AGE_DOC)]
+_BINDING_COLUMNS = {
+    scope: [_NAME, _col("Role", "string", doc), _AGE,
+            _col("Users", "string", f"Users in the {scope}", priority=1),
+            _col("Groups", "string", f"Groups in the {scope}", priority=1),
+            _col("ServiceAccounts", "string", f"ServiceAccounts in the {scope}", priority=1)]
+    for scope, doc in (
+        ("roleBinding", "RoleRef can reference a Role in the current namespace or a ClusterRole in the global "
+                        "namespace. If the RoleRef cannot be resolved, the Authorizer must return an error."),
+        ("clusterRoleBinding", "RoleRef can only reference a ClusterRole in the global namespace. If the RoleRef "
+                               "cannot be resolved, the Authorizer must return an error."))
+}
 
 
 def print_replicaset(rs: Obj, clock: _Clock) -> list[Any]:
@@ -517,7 +528,23 @@ def print_lease(lease: Obj, clock: _Clock) -> list[Any]:
 
 
 def _default_printer(obj: Obj, clock: _Clock) -> list[Any]:
-    return [_name(obj), _created(obj, clock)]
+    """``defaultTableConvertor``: the name and the creation time in RFC 3339 (``kubectl get clusterroles``)."""
+    created = parse_time(_get(obj, "metadata", "creationTimestamp"))
+    return [_name(obj), timestamp(created) if created else "0001-01-01T00:00:00Z"]
+
+
+def print_binding(binding: Obj, clock: _Clock) -> list[Any]:
+    """``printRoleBinding``/``printClusterRoleBinding`` (wide, as servers print): role, then subjects by kind."""
+    ref = binding.get("roleRef") or {}
+    by_kind: dict[str, list[str]] = {"User": [], "Group": [], "ServiceAccount": []}
+    for subject in binding.get("subjects") or []:
+        kind = subject.get("kind", "")
+        if kind == "ServiceAccount":
+            by_kind[kind].append(f"{subject.get('namespace', '')}/{subject.get('name', '')}")
+        elif kind in by_kind:
+            by_kind[kind].append(subject.get("name", ""))
+    return [_name(binding), f"{ref.get('kind', '')}/{ref.get('name', '')}", _created(binding, clock),
+            ", ".join(by_kind["User"]), ", ".join(by_kind["Group"]), ", ".join(by_kind["ServiceAccount"])]
 
 
 # --------------------------------------------------------------------------------------------
@@ -585,5 +612,7 @@ SERVICEACCOUNT_TABLE = TablePrinter(SERVICEACCOUNT_COLUMNS, print_serviceaccount
 REPLICASET_TABLE = TablePrinter(REPLICASET_COLUMNS, print_replicaset)
 DEPLOYMENT_TABLE = TablePrinter(DEPLOYMENT_COLUMNS, print_deployment)
 LEASE_TABLE = TablePrinter(LEASE_COLUMNS, print_lease)
-#: kube's default table convertor: name and age, for a kind without a handler of its own
+ROLEBINDING_TABLE = TablePrinter(_BINDING_COLUMNS["roleBinding"], print_binding)
+CLUSTERROLEBINDING_TABLE = TablePrinter(_BINDING_COLUMNS["clusterRoleBinding"], print_binding)
+#: kube's default table convertor: name and creation time, for a kind without a handler of its own (Roles)
 DEFAULT_TABLE = TablePrinter(DEFAULT_COLUMNS, _default_printer)

@@ -104,8 +104,8 @@ def message_name(api_version: str, kind: str) -> str | None:
         name = META + kind
     elif group in ("", "core"):
         name = f"k8s.io.api.core.{version}.{kind}"
-    else:  # apps -> apps, coordination.k8s.io -> coordination, policy -> policy
-        short = group[: -len(".k8s.io")] if group.endswith(".k8s.io") else group.split(".")[0]
+    else:  # apps -> apps, coordination.k8s.io -> coordination, rbac.authorization.k8s.io -> rbac
+        short = group.split(".")[0]
         name = f"k8s.io.api.{short}.{version}.{kind}"
     return name if name in schema() else None
 

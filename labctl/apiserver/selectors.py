@@ -421,3 +421,23 @@ def selectable_fields(resource: str, obj: dict[str, Any]) -> dict[str, str]:
     if specific is not None:
         fields.update(specific(obj))
     return fields
+
+
+def field_selector_exact_match(text: str, field: str) -> str | None:
+    """``Selector.RequiresExactMatch``: the value ``text`` requires ``field`` to equal, or None.
+
+    Authorization reads a list's ``fieldSelector=metadata.name=<x>`` as a request for the one
+    object ``<x>`` (kube's ``RequestInfoFactory``), so a kubelet watching its own Node is
+    authorized on that Node; an unparsable selector names nothing (the list answers 400 later).
+    """
+    for part in _split_terms(text):
+        split = _split_term(part)
+        if split is None:
+            continue
+        lhs, op, rhs = split
+        if lhs == field and op in ("=", "=="):
+            try:
+                return _unescape(rhs)
+            except SelectorError:
+                return None
+    return None

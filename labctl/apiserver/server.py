@@ -20,11 +20,14 @@ from aiohttp import web
 from . import discovery, errors, openapi, podproxy, protobuf
 from .fieldvalidation import unknown_fields
 from .printers import build_table
-from labctl.kube.resources import Registry, ResourceType
+from labctl.kube.resources import CREATE_ONLY, Registry, ResourceType
 from .rest import ListOptions, RequestScope, RestAPI
 from .serviceaccounts import ServiceAccountTokens
 from .storage import ResourceVersionTooOld
 from .strategies import strategy_for
+from .authz import reviews
+from .authz.authorizer import Authorizer
+from .authz.filter import authorization_filter
 from .users import User, authenticated
 from .watch import WatchFilter, bookmark, encode_event, expired, next_event
 
@@ -71,11 +74,15 @@ class APIServerApp:
         self.registry: Registry = api.registry
         self.tokens = tokens or {}
         self.service_accounts = service_accounts
+        self.authz = Authorizer(api)
         self.openapi_paths = {f"apis/{g}/{v}" if g else f"api/{v}"
                               for g, vs in self.registry.groups().items() for v in vs}
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._errors, self._authenticate])
+        app = web.Application(client_max_size=MAX_BODY_BYTES,
+                              middlewares=[self._errors, self._authenticate, authorization_filter(self.authz)])
+        app.on_startup.append(self.authz.start)
+        app.on_cleanup.append(self.authz.stop)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         app.on_cleanup.append(self._close_engine)
         return app
@@ -204,6 +211,11 @@ class APIServerApp:
         dry_run = q.get("dryRun") == "All"
         method = request.method
         rt = scope.resource
+        if rt.verbs == CREATE_ONLY:  # the reviews: answered by the authorizer, never stored
+            if method != "POST":
+                raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+            body = await _read_object(request)
+            return json_response(reviews.answer(self.authz, request["user"], rt, scope.namespace, body), 201)
         if scope.subresource in ("log", "exec"):
             pod = self.api.get(RequestScope(rt, scope.namespace, scope.name))
             if scope.subresource == "log" and method == "GET":

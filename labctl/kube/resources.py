@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .validators import DNS1035_LABEL, DNS_LABEL, DNS_SUBDOMAIN
+from .validators import DNS1035_LABEL, DNS_LABEL, DNS_SUBDOMAIN, PATH_SEGMENT
 
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+#: the reviews (SelfSubjectAccessReview, SelfSubjectReview, ...) are answered, never stored
+CREATE_ONLY = ("create",)
+RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,22 @@ RESOURCES: tuple[ResourceType, ...] = (
                  ("status", "scale")),
     ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",), ("all",),
                  ("status", "scale")),
+    ResourceType("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview",
+                 False, verbs=CREATE_ONLY),
+    ResourceType("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews",
+                 "localsubjectaccessreview", True, verbs=CREATE_ONLY),
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
+                 "selfsubjectaccessreview", False, verbs=CREATE_ONLY),
+    ResourceType("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
+                 "selfsubjectrulesreview", False, verbs=CREATE_ONLY),
+    ResourceType("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview",
+                 False, verbs=CREATE_ONLY),
+    # RBAC names are path segments, not DNS names: "system:node", "system:aggregate-to-view"
+    ResourceType(RBAC_GROUP, "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", False,
+                 name_rule=PATH_SEGMENT),
+    ResourceType(RBAC_GROUP, "v1", "ClusterRole", "clusterroles", "clusterrole", False, name_rule=PATH_SEGMENT),
+    ResourceType(RBAC_GROUP, "v1", "RoleBinding", "rolebindings", "rolebinding", True, name_rule=PATH_SEGMENT),
+    ResourceType(RBAC_GROUP, "v1", "Role", "roles", "role", True, name_rule=PATH_SEGMENT),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True),
 )

@@ -134,13 +134,26 @@ def name_is_dns1035_label(name: str, prefix: bool = False) -> list[str]:
     return is_dns1035_label(_mask_trailing_dash(name) if prefix else name)
 
 
+def is_valid_path_segment_name(name: str, prefix: bool = False) -> list[str]:
+    """``path.IsValidPathSegmentName``: a name that is safe as one URL path segment.
+
+    RBAC names use it (``ValidateRBACName``), which is why ``system:node`` and
+    ``system:aggregate-to-view`` are valid role names while they are no DNS subdomains.
+    kube ignores ``prefix`` here, and so do we.
+    """
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{bad}'" for bad in ("/", "%") if bad in name]
+
+
 # How a kind's metadata.name is validated (kube's ValidateNameFunc), by the rule the table of
 # served kinds (:mod:`labctl.kube.resources`) names for it.
-DNS_SUBDOMAIN, DNS_LABEL, DNS1035_LABEL = "DNSSubdomain", "DNSLabel", "DNS1035Label"
+DNS_SUBDOMAIN, DNS_LABEL, DNS1035_LABEL, PATH_SEGMENT = "DNSSubdomain", "DNSLabel", "DNS1035Label", "PathSegment"
 NAME_RULES: dict[str, Callable[[str, bool], list[str]]] = {
     DNS_SUBDOMAIN: name_is_dns_subdomain,
     DNS_LABEL: name_is_dns_label,
     DNS1035_LABEL: name_is_dns1035_label,
+    PATH_SEGMENT: is_valid_path_segment_name,
 }
 
 

@@ -16,7 +16,14 @@ def by_kind(objects: list[dict]) -> dict[str, dict]:
 
 def test_kube_dns_addon_has_the_well_known_objects():
     objects = by_kind(load_addon("kube-dns", DEFAULTS))
-    assert set(objects) == {"ServiceAccount", "Deployment", "Service"}
+    assert set(objects) == {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"}
+    # exactly CoreDNS's rights (kubeadm's system:coredns), bound to the Deployment's ServiceAccount
+    assert objects["ClusterRole"]["rules"] == [
+        {"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]}]
+    binding = objects["ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == objects["ClusterRole"]["metadata"]["name"] == "system:coredns"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kube-dns", "namespace": "kube-system"}]
     svc = objects["Service"]
     assert (svc["metadata"]["namespace"], svc["metadata"]["name"]) == ("kube-system", "kube-dns")
     assert svc["spec"]["clusterIP"] == "10.96.0.10"

@@ -24,9 +24,15 @@ from labctl.apiserver.patch import strategic_merge_patch
 SERVED = {  # apiVersion -> kinds labctl serves
     "v1": ["Namespace", "Node", "Pod", "Service", "Endpoints", "Event", "ConfigMap", "Secret", "ServiceAccount"],
     "apps/v1": ["ReplicaSet", "Deployment"],
+    "rbac.authorization.k8s.io/v1": ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"],
     "coordination.k8s.io/v1": ["Lease"],
     "discovery.k8s.io/v1": ["EndpointSlice"],
     "events.k8s.io/v1": ["Event"],
+}
+REVIEWS = {  # apiVersion -> the review kinds: only POST, nothing to patch
+    "authentication.k8s.io/v1": ["SelfSubjectReview"],
+    "authorization.k8s.io/v1": ["LocalSubjectAccessReview", "SelfSubjectAccessReview", "SelfSubjectRulesReview",
+                                "SubjectAccessReview"],
 }
 
 
@@ -42,7 +48,7 @@ def _document(api_version: str) -> dict[str, Any]:
 
 def test_index_points_at_each_document_with_its_sha512() -> None:
     index = openapi.v3_index()
-    assert set(index["paths"]) == {_doc_path(v) for v in SERVED}
+    assert set(index["paths"]) == {_doc_path(v) for v in SERVED | REVIEWS}
     for path, entry in index["paths"].items():
         raw = openapi.v3_document(path)
         digest = hashlib.sha512(raw).hexdigest().upper()
@@ -55,7 +61,7 @@ def test_index_points_at_each_document_with_its_sha512() -> None:
 def test_documents_are_openapi_3_with_every_reference_inside_the_same_document() -> None:
     # kubectl reads one group-version document at a time: a $ref to a schema that is
     # only in another document would break explain and patch computation.
-    for api_version in SERVED:
+    for api_version in SERVED | REVIEWS:
         doc = _document(api_version)
         assert doc["openapi"] == "3.0.0"
         schemas = doc["components"]["schemas"]
@@ -105,6 +111,16 @@ def test_every_served_kind_declares_field_validation_and_strategic_merge(api_ver
     assert gvk in schema_gvks
 
 
+@pytest.mark.parametrize("api_version,kind", [(v, k) for v, kinds in REVIEWS.items() for k in kinds])
+def test_reviews_are_only_created(api_version: str, kind: str) -> None:
+    doc = _document(api_version)
+    group, _, version = api_version.rpartition("/")
+    ops = [(verb, op) for item in doc["paths"].values() for verb, op in item.items()
+           if isinstance(op, dict) and op.get("x-kubernetes-group-version-kind") == {"group": group, "kind": kind,
+                                                                                     "version": version}]
+    assert [verb for verb, _ in ops] == ["post"]
+
+
 def test_scale_subresource_is_described_in_apps_v1() -> None:
     doc = _document("apps/v1")
     op = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["patch"]
@@ -147,7 +163,7 @@ def test_patch_meta_comes_from_the_schema_extensions() -> None:
 def test_shipped_data_stays_small() -> None:
     folder = resources.files("labctl.apiserver.openapi_data")
     sizes = {e.name: len(e.read_bytes()) for e in folder.iterdir() if e.name.endswith(".json.gz")}
-    assert len(sizes) == len(SERVED)
+    assert len(sizes) == len(SERVED | REVIEWS)
     assert sum(sizes.values()) < 400_000, sizes
     for name in sizes:  # generated files are valid gzip JSON
         json.loads(gzip.decompress((folder / name).read_bytes()))

@@ -69,7 +69,7 @@ def test_table_shape_and_include_object():
     ("secrets", "NAME TYPE DATA AGE", ""),
     ("serviceaccounts", "NAME SECRETS AGE", ""),
     ("leases", "NAME HOLDER AGE", ""),
-    ("widgets", "NAME AGE", ""),
+    ("widgets", "NAME CREATED AT", ""),  # kube's default table convertor
 ])
 def test_headers(resource, normal, wide):
     assert " ".join(header(resource)) == normal
@@ -309,8 +309,8 @@ def test_event_cells():
     ("serviceaccounts", {"metadata": {"name": "default", "creationTimestamp": ago(1)}}, ["default", 0, "1s"]),
     ("leases", {"metadata": {"name": "labctl-scheduler", "creationTimestamp": ago(1)},
                 "spec": {"holderIdentity": "lab-control-plane_1"}}, ["labctl-scheduler", "lab-control-plane_1", "1s"]),
-    ("widgets", {"metadata": {"name": "w", "creationTimestamp": ago(7200)}}, ["w", "120m"]),
-    ("widgets", {"metadata": {"name": "w"}}, ["w", "<unknown>"]),
+    ("widgets", {"metadata": {"name": "w", "creationTimestamp": ago(7200)}}, ["w", ago(7200)]),
+    ("widgets", {"metadata": {"name": "w"}}, ["w", "0001-01-01T00:00:00Z"]),
 ])
 def test_simple_resources(resource, obj, expected):
     assert cells(resource, obj) == expected

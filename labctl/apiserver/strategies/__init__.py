@@ -16,6 +16,7 @@ from .coordination import EventStrategy, LeaseStrategy
 from .namespaces import INITIAL_NAMESPACES, NamespaceStrategy, ensure_default_service_account
 from .nodes import NodeStrategy
 from .pods import PodStrategy
+from .rbac import ClusterRoleBindingStrategy, RoleBindingStrategy, RoleStrategy
 from .services import EndpointSliceStrategy, EndpointsStrategy, ServiceStrategy
 from .workloads import DeploymentStrategy, ReplicaSetStrategy
 
@@ -35,6 +36,10 @@ _KINDS: dict[str, type[Strategy]] = {
     "deployments": DeploymentStrategy,
     "leases": LeaseStrategy,
     "endpointslices": EndpointSliceStrategy,
+    "roles": RoleStrategy,
+    "clusterroles": RoleStrategy,
+    "rolebindings": RoleBindingStrategy,
+    "clusterrolebindings": ClusterRoleBindingStrategy,
 }
 _STRATEGIES: dict[str, Strategy] = {rt.key: _KINDS.get(rt.plural, Strategy)(rt) for rt in RESOURCES}
 
