@@ -1,10 +1,12 @@
 """Issue 6's acceptance in a real lab: ClusterIP, NodePort, LoadBalancer, the rules, a rollout.
 
-One lab for the module, the tests in the course's order: example-1 behind ex1-svc and
-ex1-svc-external, then a LoadBalancer, the iptables layout and a Service deletion, and
-last the class exercise (Deployment example-2 + ex2-svc-external rolled out while the host
-sends requests through the NodePort). Everything goes through the real kubectl, Docker and
-the nodes' kernels; the client on the host is a plain socket client.
+One lab for the module, the course's objects in it: example-1 behind ex1-svc and
+ex1-svc-external, a LoadBalancer, the iptables layout and a Service deletion, and the class
+exercise (Deployment example-2 + ex2-svc-external rolled out while the host sends requests
+through the NodePort). Every test makes what it needs in any order: the ``example1`` fixture
+(re)applies example-1 and waits until it serves, a test that needs something else (its own
+Service, example-2 on NodePort 30000) makes it and removes it after. Everything goes through
+the real kubectl, Docker and the nodes' kernels; the client on the host is a plain socket client.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import collections
 import http.client
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -70,6 +73,23 @@ def node_ips(lab) -> dict[str, str]:
             for n in lab.kubectl.json("get", "nodes")["items"]}
 
 
+def programmed(lab, node: str) -> dict[str, set[str]]:
+    """Service -> the backend IPs ``node``'s proxy has programmed for it (the rules' comments
+    read ``default/<service>[:<port name>] -> <ip>:<port>``): what traffic through that node reaches."""
+    nat = lab.exec(node, "iptables-save", "-t", "nat").stdout
+    backends: dict[str, set[str]] = collections.defaultdict(set)
+    for service, ip in re.findall(r'--comment "default/([a-z0-9-]+)(?::\S*)? -> ([0-9.]+):[0-9]+"', nat):
+        backends[service].add(ip)
+    return backends
+
+
+def wait_programmed(lab, nodes, *services: str, backends: set[str]) -> None:
+    """Wait until every node in ``nodes`` sends each of ``services`` to exactly ``backends``."""
+    for node in nodes:
+        wait_for(lambda n=node: all(programmed(lab, n)[s] == backends for s in services), timeout=30,
+                 what=f"the rules of {', '.join(services)} on {node}")
+
+
 def http_get(host: str, port: int, timeout: float = 5.0) -> str:
     """One request on a new connection (a new conntrack entry, so a new backend draw)."""
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
@@ -96,16 +116,29 @@ def curl_loop(lab, pod: str, url: str, count: int) -> list[str]:
     return [line for line in out.splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="module")
+def remove(lab, *objects: str, pods: str = "") -> None:
+    """Delete ``objects`` (``kind/name``) if they exist, then wait until no pod matches ``pods``."""
+    lab.kubectl.run("delete", *objects, "--ignore-not-found")
+    if pods:
+        wait_for(lambda: not lab.kubectl.json("get", "pods", "-l", pods)["items"], what=f"pods {pods} gone")
+
+
+@pytest.fixture
 def example1(svc_lab):
-    """example-1 (4 web pods) behind ex1-svc and ex1-svc-external, plus a toolbox pod per node."""
+    """example-1 (4 web pods) behind ex1-svc and ex1-svc-external, plus a toolbox pod per node.
+
+    Applied for every test (unchanged when it is there) and awaited until it serves; example-2
+    goes first, as in the course: its pods are ``app=web`` too and it takes NodePort 30000.
+    """
     lab = svc_lab
+    remove(lab, "deployment/example-2", "service/ex2-svc-external", pods="app=web,pod-template-hash")
     apply(lab, *course("replicaset-example-1.yaml"), *course("services-ex1.yaml"),
           *(toolbox_pod(n) for n in NODES))
     pods = wait_for(lambda: len(ready_pods(lab, "app=web")) == 4 and ready_pods(lab, "app=web"), what="4 web pods")
     wait_for(lambda: len(ready_pods(lab, "role=client")) == 3, what="toolbox pods")
     want = {p["status"]["podIP"] for p in pods}
     wait_for(lambda: endpoint_ips(lab, "ex1-svc") == want, timeout=30, what="ex1-svc endpoints")
+    wait_programmed(lab, NODES, "ex1-svc", "ex1-svc-external", backends=want)
     return {p["metadata"]["name"] for p in pods}
 
 
@@ -138,7 +171,8 @@ def test_backend_sees_the_client_pod_ip(svc_lab, example1):
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "whoami"},
            "spec": {"selector": {"app": "whoami"}, "ports": [{"port": 80, "targetPort": 8080}]}}
     apply(lab, *whoami, svc)
-    wait_for(lambda: len(endpoint_ips(lab, "whoami")) == 2, what="whoami endpoints")
+    backends = wait_for(lambda: len(ips := endpoint_ips(lab, "whoami")) == 2 and ips, what="whoami endpoints")
+    wait_programmed(lab, ("worker", "worker2"), "whoami", backends=backends)
     cluster_ip = lab.kubectl.json("get", "svc", "whoami")["spec"]["clusterIP"]
     for node in ("worker", "worker2"):  # one backend on the client's bridge, one on the other node
         client_ip = lab.kubectl.json("get", "pod", f"toolbox-{node}")["status"]["podIP"]
@@ -168,6 +202,7 @@ def test_load_balancer_gets_an_external_ip_reachable_from_the_host(svc_lab, exam
     announcers = wait_for(lambda: [n for n in NODES if ip in lab.exec(n, "ip", "-4", "-o", "addr", "show").stdout],
                           timeout=30, what="an announcing node")
     assert len(announcers) == 1 and announcers[0] != "control-plane", announcers
+    wait_programmed(lab, announcers, "ex1-lb", backends=endpoint_ips(lab, "ex1-svc"))
     answers = {http_get(ip, 80).split("pod=")[1].split()[0] for _ in range(30)}
     assert answers <= example1 and len(answers) >= 2
     lab.kubectl.run("delete", "svc", "ex1-lb")
@@ -177,23 +212,35 @@ def test_load_balancer_gets_an_external_ip_reachable_from_the_host(svc_lab, exam
 
 def test_iptables_layout_and_deleting_a_service_clears_every_node_within_a_second(svc_lab, example1):
     lab = svc_lab
-    svc = lab.kubectl.json("get", "svc", "ex1-svc-external")
-    nat = lab.exec("worker", "iptables-save", "-t", "nat").stdout
-    ours = [line for line in nat.splitlines() if "default/ex1-svc-external" in line]
-    assert any(l.startswith("-A KUBE-SERVICES -d " + svc["spec"]["clusterIP"]) for l in ours)
-    assert any(l.startswith("-A KUBE-NODEPORTS") and "--dport 30000" in l and "-j KUBE-EXT-" in l for l in ours)
-    assert sum("-m statistic --mode random --probability" in l for l in ours) == 3  # 4 endpoints: 3 + last
-    assert sum("-j DNAT --to-destination 10.244." in l for l in ours) == 4
+    # a NodePort Service of its own in front of example-1 (ex1-svc-external stays for the others)
+    apply(lab, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ex1-rules"},
+                "spec": {"type": "NodePort", "selector": {"app": "web"}, "ports": [{"name": "web", "port": 80}]}})
+    svc = lab.kubectl.json("get", "svc", "ex1-rules")
+    node_port = svc["spec"]["ports"][0]["nodePort"]
+
+    def rules(node: str) -> list[str]:
+        nat = lab.exec(node, "iptables-save", "-t", "nat").stdout
+        return [line for line in nat.splitlines() if "default/ex1-rules" in line]
+
+    for node in NODES:  # every node's proxy has synced the Service with its 4 endpoints
+        wait_for(lambda n=node: sum("-j DNAT --to-destination 10.244." in rule for rule in rules(n)) == 4,
+                 timeout=30, what=f"the rules of ex1-rules on {node}")
+    ours = rules("worker")
+    assert any(rule.startswith("-A KUBE-SERVICES -d " + svc["spec"]["clusterIP"]) for rule in ours)
+    assert any(rule.startswith("-A KUBE-NODEPORTS") and f"--dport {node_port}" in rule and "-j KUBE-EXT-" in rule
+               for rule in ours)
+    assert sum("-m statistic --mode random --probability" in rule for rule in ours) == 3  # 4 endpoints: 3 + last
+    assert sum("-j DNAT --to-destination 10.244." in rule for rule in ours) == 4
 
     # a watcher in every node notes (host clock) when the Service's rules are gone
     for node in NODES:
-        lab.exec(node, "sh", "-c", "rm -f /tmp/gone; (while iptables-save -t nat | grep -q default/ex1-svc-external; "
+        lab.exec(node, "sh", "-c", "rm -f /tmp/gone; (while iptables-save -t nat | grep -q default/ex1-rules; "
                                    "do sleep 0.02; done; date +%s.%N > /tmp/gone) >/dev/null 2>&1 &")
 
     async def delete() -> float:
         async with APIClient(Credentials.from_kubeconfig(lab.kubeconfig)) as client:
             started = time.time()
-            await client.delete(resource_path("services", "default", "ex1-svc-external"))
+            await client.delete(resource_path("services", "default", "ex1-rules"))
             return started
     started = asyncio.run(delete())
     gone = {n: float(wait_for(lambda n=n: lab.exec(n, "cat", "/tmp/gone", check=False).stdout.strip(), timeout=20,
@@ -223,22 +270,34 @@ class HostClient(threading.Thread):
                 self.results.append((time.monotonic() - start, repr(err), False))
 
 
-def test_rolling_update_through_the_node_port_loses_no_request(svc_lab, example1):
+@pytest.fixture
+def example2(svc_lab):
+    """The class exercise on a lab without example-1 (same ``app=web`` pods, same NodePort 30000),
+    removed afterwards so the next test finds the lab as ``example1`` makes it."""
     lab = svc_lab
-    lab.kubectl.run("delete", "rs", "example-1")
-    lab.kubectl.run("delete", "svc", "ex1-svc", "--ignore-not-found")
-    wait_for(lambda: not lab.kubectl.json("get", "pods", "-l", "app=web")["items"], what="example-1 gone")
+    remove(lab, "replicaset/example-1", "service/ex1-svc", "service/ex1-svc-external", pods="app=web")
     apply(lab, *course("rolling-update-example-2.yaml"))  # as the class applies it: image nginx (→ web v1)
+    try:
+        yield lab
+    finally:
+        remove(lab, "deployment/example-2", "service/ex2-svc-external", pods="app=web")
+
+
+def test_rolling_update_through_the_node_port_loses_no_request(example2):
+    lab = example2
     lab.kubectl.run("rollout", "status", "deployment/example-2", "--timeout=180s", timeout=200)
     wait_for(lambda: len(endpoint_ips(lab, "ex2-svc-external")) == 4, timeout=30, what="4 endpoints")
 
     client = HostClient("127.0.0.1", lab.host_port)
     client.start()
     try:
-        time.sleep(2)
+        # 2 s of answers from v1 before the rollout, 2 s of answers after it
+        wait_for(lambda: len(client.results) >= 2 * client.rate, timeout=30, interval=0.1, what="answers from v1")
         lab.kubectl.run("set", "image", "deployment/example-2", "web=nginx:1.16.1")
         lab.kubectl.run("rollout", "status", "deployment/example-2", "--timeout=240s", timeout=260)
-        time.sleep(2)
+        rolled_out = len(client.results)
+        wait_for(lambda: len(client.results) >= rolled_out + 2 * client.rate, timeout=30, interval=0.1,
+                 what="answers after the rollout")
     finally:
         client.stopping.set()
         client.join(10)
