@@ -13,9 +13,13 @@ import asyncio
 import logging
 import signal
 import sys
+import urllib.parse
 from pathlib import Path
 
-from .clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH, NodeConfig
+from .client.rest import Credentials
+from .clusterconfig import MIN_SERVICE_ACCOUNT_TOKEN_SECONDS
+from .clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH
+from .clusterconfig import NodeConfig
 
 log = logging.getLogger("labctl.nodeinit")
 STATE_DIR = Path("/var/lib/labctl")
@@ -32,6 +36,9 @@ def components(cfg: NodeConfig) -> dict[str, list[str]]:
             "--listen", "0.0.0.0:6443", "--advertise-address", cfg.internal_ip,
             "--external-url", f"https://{cfg.internal_ip}:6443", "--config", str(CONFIG_PATH),
         ]
+        token_seconds = cfg.cluster.service_account_token_seconds
+        if token_seconds < MIN_SERVICE_ACCOUNT_TOKEN_SECONDS:  # a lab testing token rotation: say so
+            out["kube-apiserver"] += ["--service-account-min-token-seconds", str(token_seconds)]
         out["kube-controller-manager"] = [
             py, "-m", "labctl.controllers", "--kubeconfig", str(STATE_DIR / "apiserver" / "admin.kubeconfig"),
             "--config", str(CONFIG_PATH),
@@ -42,12 +49,7 @@ def components(cfg: NodeConfig) -> dict[str, list[str]]:
 
 def api_server_address(cfg: NodeConfig) -> tuple[str, int]:
     """Where this node's components reach the API server (from its kubeconfig)."""
-    import urllib.parse
-
-    import yaml
-
-    config = yaml.safe_load(Path(cfg.kubeconfig).read_text())
-    url = urllib.parse.urlsplit(config["clusters"][0]["cluster"]["server"])
+    url = urllib.parse.urlsplit(Credentials.from_kubeconfig(cfg.kubeconfig).server)
     return url.hostname or "127.0.0.1", url.port or 6443
 
 
@@ -79,7 +81,7 @@ async def supervise(name: str, argv: list[str], stopping: asyncio.Event,
             proc.terminate()
             try:
                 await asyncio.wait_for(proc.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.kill()
         await reader
         stop.cancel()

@@ -6,9 +6,10 @@ print as ``ERROR: …`` plus a hint, never as a traceback (unless ``-v``).
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 import sys
-from typing import List, Optional
+import time
+from collections.abc import AsyncIterator
 
 import typer
 import yaml
@@ -35,7 +36,8 @@ NameOption = typer.Option(None, "--name", "-n", help="the lab's name (default: l
 
 
 @app.callback(invoke_without_command=True)
-def _root(ctx: typer.Context,verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="more detail; tracebacks on errors"),
+def _root(ctx: typer.Context,
+          verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="more detail; tracebacks on errors"),
           version: bool = typer.Option(False, "--version", help="print the version and exit")) -> None:
     STATE["verbose"] = verbose
     if version:
@@ -49,15 +51,15 @@ def _root(ctx: typer.Context,verbose: int = typer.Option(0, "--verbose", "-v", c
 @app.command()
 def up(topology: str = typer.Option("default", "--topology", "-t",
                                     help="a topology file, or the name of a shipped one (default, single, large)"),
-       name: Optional[str] = typer.Option(None, "--name", "-n", help="the lab's name (default: the topology's, 'lab')"),
+       name: str | None = typer.Option(None, "--name", "-n", help="the lab's name (default: the topology's, 'lab')"),
        retain: bool = typer.Option(False, "--retain", help="keep the nodes when creation fails, to debug"),
-       publish_address: Optional[str] = typer.Option(
+       publish_address: str | None = typer.Option(
            None, "--publish-address",
            help="host address for the API server and port mappings (default: the topology's, 127.0.0.1; "
                 "0.0.0.0 inside a VM whose ports are forwarded)"),
        quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing but errors")) -> None:
     """Create a lab: a Docker network, one container per node, an API server for kubectl."""
-    from ..cluster import lab
+    from ..cluster import up as create_lab
     from ..topology import find_topology, load_topology
 
     topo = load_topology(find_topology(topology))
@@ -69,41 +71,41 @@ def up(topology: str = typer.Option("default", "--topology", "-t",
     if not quiet:
         err.print(f"Creating lab [bold]{topo.name}[/bold] from {topo.source} "
                   f"({len(topo.nodes)} node{'s' if len(topo.nodes) != 1 else ''}) ...", highlight=False)
-    created = lab.up(topo, status, retain=retain)
+    started = time.monotonic()
+    with create_lab(topo, status, retain=retain) as lab:
+        server = lab.server
     if not quiet:
-        err.print(f"\nLab [bold]{topo.name}[/bold] is ready in {created.seconds:.1f}s. "
-                  f"API server: {created.server}\n"
+        err.print(f"\nLab [bold]{topo.name}[/bold] is ready in {time.monotonic() - started:.1f}s. "
+                  f"API server: {server}\n"
                   f"  kubectl --context labctl-{topo.name} get nodes -o wide\n"
                   f"  labctl exec {topo.workers[0].name if topo.workers else topo.control_plane.name} -- ip route",
                   highlight=False)
 
 
 @app.command()
-def down(name: Optional[str] = NameOption) -> None:
+def down(name: str | None = NameOption) -> None:
     """Remove a lab: nodes, pods, the network, the state volume and its kubeconfig context."""
-    from ..cluster import lab
-    from ..cluster.docker import connect
+    from ..cluster import down as remove_lab
 
-    cluster = name or lab.resolve_cluster(connect(), None)
-    problems = lab.down(cluster)
-    for p in problems:
+    removed = remove_lab(name, Status(err))
+    for p in removed.problems:
         err.print(f"WARNING: {p}", highlight=False)
-    err.print(f"Lab {cluster} removed." if not problems else f"Lab {cluster} removed, with warnings.", highlight=False)
+    err.print(f"Lab {removed.name} removed" + (", with warnings." if removed.problems else "."), highlight=False)
 
 
 @app.command()
 def status() -> None:
     """List labs and their nodes, IPs and states."""
-    from ..cluster import lab
+    from ..cluster import list_labs
 
-    labs = lab.status()
+    labs = list_labs()
     if not labs:
         out.print("No labs. Create one with `labctl up`.")
         return
     table = Table("LAB", "NODE", "ROLE", "CONTAINER", "STATE", "INTERNAL-IP", "API SERVER", box=None)
     for entry in labs:
         for node in entry.nodes:
-            table.add_row(entry.name, node.name, node.role, node.container, node.status, node.ip,
+            table.add_row(entry.name, node.name, node.role, node.container, node.state, node.internal_ip,
                           entry.server if node.role == "control-plane" else "")
     out.print(table)
 
@@ -111,63 +113,67 @@ def status() -> None:
 @get_app.command("clusters")
 def get_clusters() -> None:
     """List labs (like `kind get clusters`)."""
-    from ..cluster import lab
+    from ..cluster import list_labs
 
-    for entry in lab.status():
+    for entry in list_labs():
         out.print(entry.name)
 
 
 @app.command()
-def kubeconfig(name: Optional[str] = NameOption) -> None:
+def kubeconfig(name: str | None = NameOption) -> None:
     """Print the lab's kubeconfig (context labctl-NAME)."""
-    from ..cluster import lab
-    from ..cluster.docker import connect
+    from ..cluster import Lab
 
-    cluster = lab.resolve_cluster(connect(), name)
-    sys.stdout.write(yaml.safe_dump(lab.kubeconfig(cluster), sort_keys=False))
+    with Lab.open(name) as lab:
+        sys.stdout.write(yaml.safe_dump(lab.kubeconfig(), sort_keys=False))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def exec(node: str = typer.Argument(..., help="node name, e.g. worker or control-plane"),
-         command: List[str] = typer.Argument(..., help="the command, after --"),
-         name: Optional[str] = NameOption) -> None:
+         command: list[str] = typer.Argument(..., help="the command, after --"),
+         name: str | None = NameOption) -> None:
     """Run a command in a node: `labctl exec worker -- ip route`."""
-    raise typer.Exit(_docker_exec(name, node, command))
+    raise typer.Exit(_attach(name, node, command))
 
 
 @app.command()
-def shell(node: str = typer.Argument(..., help="node name"), name: Optional[str] = NameOption) -> None:
+def shell(node: str = typer.Argument(..., help="node name"), name: str | None = NameOption) -> None:
     """Open a shell in a node."""
-    raise typer.Exit(_docker_exec(name, node, ["bash"]))
+    raise typer.Exit(_attach(name, node, ["bash"]))
 
 
 @app.command()
-def logs(node: str = typer.Argument(..., help="node name"), name: Optional[str] = NameOption,
+def logs(node: str = typer.Argument(..., help="node name"), name: str | None = NameOption,
          follow: bool = typer.Option(False, "--follow", "-f")) -> None:
     """Show a node's component logs (API server, node agent)."""
-    from ..cluster import lab
-    from ..cluster.docker import connect
+    from ..cluster import Lab
 
-    container = lab.node_container(lab.resolve_cluster(connect(), name), node)
-    raise typer.Exit(subprocess.call(["docker", "logs", *(["-f"] if follow else []), container]))
+    async def copy(chunks: AsyncIterator[bytes]) -> None:
+        async for chunk in chunks:
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+
+    with Lab.open(name) as lab:
+        asyncio.run(copy(lab.node(node).logs(follow)))
 
 
-def _docker_exec(name: Optional[str], node: str, command: List[str]) -> int:
-    from ..cluster import lab
-    from ..cluster.docker import connect
+def _attach(name: str | None, node: str, command: list[str]) -> int:
+    """Like `docker exec -i`, with `-t` when this is an interactive terminal."""
+    from ..cluster import Lab
 
-    container = lab.node_container(lab.resolve_cluster(connect(), name), node)
-    tty = ["-it"] if sys.stdin.isatty() and sys.stdout.isatty() else ["-i"]
-    return subprocess.call(["docker", "exec", *tty, container, *command])
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    with Lab.open(name) as lab:
+        return asyncio.run(lab.node(node).attach(command, tty=interactive))
 
 
 @images_app.command("build")
-def images_build(names: Optional[List[str]] = typer.Argument(None, help="images to build (default: all)"),
+def images_build(names: list[str] | None = typer.Argument(None, help="images to build (default: all)"),
                  force: bool = typer.Option(False, "--force", help="rebuild even when current")) -> None:
     """Build the lab images locally (base rootfs via a registry or debootstrap)."""
     from .. import images as lab_images
+    from ..engine.sdk import connect
 
-    client = lab_images.docker_client()
+    client = connect()
     status = Status(err)
     status.start("Building lab images")
     try:
@@ -184,9 +190,10 @@ def images_build(names: Optional[List[str]] = typer.Argument(None, help="images 
 def images_list() -> None:
     """List the lab images: wanted tag, state (ok, stale, missing) and size."""
     from .. import images as lab_images
+    from ..engine.sdk import connect
 
     table = Table("IMAGE", "TAG", "STATE", "SIZE", box=None)
-    for s in lab_images.image_status(lab_images.docker_client()):
+    for s in lab_images.image_status(connect()):
         size = f"{s.size / 1e6:.1f} MB" if s.size else ""
         table.add_row(s.key, s.ref, s.state, size)
     out.print(table)

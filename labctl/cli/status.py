@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
+from rich.status import Status as Spinner
 
 
 class Status:
@@ -20,7 +21,7 @@ class Status:
         self.quiet = quiet
         self._message: str | None = None
         self._started = 0.0
-        self._spinner = None
+        self._spinner: Spinner | None = None
 
     def start(self, message: str) -> None:
         """Begin a step (ending the previous one as successful)."""

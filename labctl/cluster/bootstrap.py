@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from ..addons import ADDONS, load_addon
 from ..client.rest import APIClient, APIStatusError, Credentials, resource_path
@@ -36,7 +36,7 @@ sys.exit(0 if answer.header.rcode == 0 and answer.rr else 1)
 """
 
 #: Runs ``argv`` in the named node and returns its exit code (the caller's way into Docker).
-NodeExec = Callable[[str, Sequence[str]], int]
+NodeExec = Callable[[str, Sequence[str]], Awaitable[int]]
 
 
 async def bootstrap(credentials: Credentials, cluster: ClusterConfig, node_names: Sequence[str],
@@ -84,7 +84,7 @@ async def _wait_for_nodes(api: APIClient, names: Sequence[str], progress: Progre
     while time.monotonic() < deadline:
         try:
             nodes = (await api.get(resource_path("nodes")))["items"]
-        except (APIStatusError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, APIStatusError, OSError):
             nodes = []
         ready = {n["metadata"]["name"] for n in nodes if node_is_ready(n)}
         progress.update(f"{len(ready & set(names))}/{len(names)} Ready")
@@ -105,7 +105,7 @@ async def _wait_for_dns(cluster: ClusterConfig, node_names: Sequence[str], exec_
 
     async def probe(node: str) -> None:
         while node not in answered:
-            if await asyncio.to_thread(exec_in_node, node, argv) == 0:
+            if await exec_in_node(node, argv) == 0:
                 answered.add(node)
                 progress.update(f"{len(answered)}/{len(node_names)} nodes resolve {name}")
             elif time.monotonic() > deadline:

