@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from labctl import images  # noqa: E402
+from labctl.engine.sdk import connect  # noqa: E402
 
 
 def remove_lab_images(client) -> int:
@@ -83,7 +84,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the figures as JSON")
     args = parser.parse_args()
 
-    client = images.docker_client()
+    client = connect()
     root = images.source_root()
     figures: dict[str, object] = {"base_source": os.environ.get("LABCTL_BASE_SOURCE", "auto")}
     if args.from_scratch:

@@ -9,7 +9,7 @@ host's static busybox. Each image is tagged with a content hash of its inputs
 missing or stale, so ``ensure_images`` rebuilds exactly what changed, in dependency order.
 
 This module never prints: progress goes to a callback, errors are :class:`LabctlImageError`
-with a one-line hint first.
+with a one-line hint first. Callers pass the Docker SDK client (:func:`labctl.engine.sdk.connect`).
 """
 
 from __future__ import annotations
@@ -18,17 +18,18 @@ import fcntl
 import hashlib
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from labctl.imagebuild import LabctlImageError, LineSink, tail
-from labctl.imagebuild import rootfs, wheelhouse
+from labctl.imagebuild import LabctlImageError, LineSink, rootfs, wheelhouse
+from labctl.imagebuild.dockerbuild import docker_build
 
 __all__ = ["IMAGES", "ImageSpec", "ImageStatus", "LabctlImageError", "Progress",
-           "build_base_rootfs", "content_hashes", "docker_client", "ensure_images",
-           "image_status", "resolve", "source_root"]
+           "build_base_rootfs", "content_hashes", "ensure_images", "image_status", "resolve", "source_root"]
 
 Progress = Callable[[str, int, int], None]
 """``progress(step, done, total)``: ``step`` describes the current work, ``done``/``total``
@@ -89,20 +90,6 @@ class ImageStatus:
     @property
     def state(self) -> str:
         return "ok" if self.present else ("stale" if self.stale else "missing")
-
-
-def docker_client() -> Any:
-    """Return a Docker SDK client that has answered a ping, or raise with what to do."""
-    import docker
-
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as err:  # DockerException, requests ConnectionError
-        raise LabctlImageError(
-            f"cannot reach the Docker engine at {host}: run scripts/ensure-docker.sh ({err})") from err
-    return client
 
 
 def source_root() -> Path:
@@ -228,14 +215,17 @@ def ensure_images(client: Any, names: list[str] | None = None, force: bool = Fal
         for done, spec in enumerate(todo):
             ref = spec.ref(hashes[spec.key])
             report(f"building {ref}", done, len(todo))
-            _build_one(client, spec, hashes, root,
-                       log=lambda line, d=done, r=ref: report(f"{r}: {line}", d, len(todo)))
+            _build_one(client, spec, hashes, root, log=partial(_report_line, report, ref, done, len(todo)))
         for spec in specs:
             _point_alias(client, spec, spec.ref(hashes[spec.key]))
         report("images ready", len(todo), len(todo))
     wanted = {s.key for s in specs}
     # the hashes this call built from: sources edited meanwhile must not name unbuilt tags
     return [status for status in image_status(client, root, hashes) if status.key in wanted]
+
+
+def _report_line(report: Progress, ref: str, done: int, total: int, line: str) -> None:
+    report(f"{ref}: {line}", done, total)
 
 
 def _build_one(client: Any, spec: ImageSpec, hashes: dict[str, str], root: Path,
@@ -272,30 +262,6 @@ def _prepare_context(spec: ImageSpec, root: Path, build_dir: Path, log: LineSink
         log("building the labctl wheel")
         wheelhouse.build_labctl_wheel(root, build_dir / "wheelhouse", context / "labctl", log)
     return context
-
-
-def docker_build(client: Any, context: Path, ref: str, *, dockerfile: str = "Dockerfile",
-                 build_args: dict[str, str] | None = None, labels: dict[str, str] | None = None,
-                 log: LineSink = lambda line: None) -> str:
-    """``docker build`` ``context`` as ``ref``, streaming ``Step …`` lines to ``log``; return the id."""
-    output: list[str] = []
-    try:
-        stream = client.api.build(path=str(context), dockerfile=dockerfile, tag=ref,
-                                  buildargs=build_args or {}, labels=labels or {}, rm=True,
-                                  forcerm=True, decode=True)
-        for chunk in stream:
-            if "error" in chunk:
-                raise LabctlImageError(f"failed to build {ref!r}: {chunk['error'].strip()}\n"
-                                       + tail("".join(output)))
-            text = chunk.get("stream", "")
-            output.append(text)
-            if text.startswith("Step "):
-                log(text.strip())
-    except LabctlImageError:
-        raise
-    except Exception as err:  # docker.errors.APIError, connection errors
-        raise LabctlImageError(f"failed to build {ref!r}: {err}") from err
-    return client.images.get(ref).id
 
 
 def _point_alias(client: Any, spec: ImageSpec, ref: str) -> None:

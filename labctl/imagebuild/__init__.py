@@ -1,12 +1,13 @@
-"""Helpers behind :mod:`labctl.images`: the base root filesystem and the node wheelhouse.
+"""Helpers behind :mod:`labctl.images`: the base root filesystem, the node wheelhouse, docker build.
 
 They live apart from the image table so each stays small: ``rootfs`` knows Debian
-(registry pull or debootstrap + ``docker import``), ``wheelhouse`` knows pip.
+(registry pull or debootstrap + ``docker import``), ``wheelhouse`` knows pip,
+``dockerbuild`` streams a build's output. None of them imports :mod:`labctl.images`.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import LabctlError
 

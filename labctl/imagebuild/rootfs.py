@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.imagebuild import LabctlImageError, LineSink, tail
+from labctl.imagebuild.dockerbuild import docker_build
 
 SUITE = "bookworm"
 PULL_IMAGE = ("debian", "bookworm-slim")
@@ -61,8 +62,6 @@ def build_base_rootfs(client: Any, ref: str, context: Path, workdir: Path, *,
 
 def _build_from_pull(client: Any, ref: str, context: Path, labels: dict[str, str],
                      log: LineSink) -> None:
-    from labctl.images import docker_build  # shared build-stream handling
-
     docker_build(client, context, ref, dockerfile="Dockerfile.pull", labels=labels, log=log)
 
 

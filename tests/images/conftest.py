@@ -9,14 +9,16 @@ from typing import Any
 import pytest
 
 from labctl import images
+from labctl.engine.sdk import connect
+from labctl.errors import LabctlError
 
 
 @pytest.fixture(scope="session")
 def images_docker() -> Any:
     """A Docker SDK client; skips (with the reason) when the engine is unreachable."""
     try:
-        return images.docker_client()
-    except images.LabctlImageError as err:
+        return connect()
+    except LabctlError as err:
         pytest.skip(f"needs a running Docker engine: {err}")
 
 
