@@ -1,5 +1,7 @@
-"""Copies of ``topologies/*.yaml`` shipped inside the package, for installs without a checkout.
+"""The shipped topologies (``default``, ``single``, ``large``): the one copy of them.
 
-``labctl.topology.default_topology_path`` prefers the checkout's ``topologies/``; a unit test
-keeps these files byte-identical to it (copy them over after editing ``topologies/``).
+They live inside the package so every install has them — the editable checkout, a wheel,
+the node image — and :func:`labctl.topology.default_topology_path` reads them only here.
+The checkout's ``topologies/*.yaml``, where the course and the docs point students, are
+symlinks to these files, so there is nothing to keep in step.
 """

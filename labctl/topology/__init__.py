@@ -1,11 +1,12 @@
 """Lab topologies: the YAML file that says which nodes a lab has and how they are wired.
 
-A topology (``topologies/default.yaml`` and friends; every field in ``docs/topology.md``)
-is read once by ``labctl up`` and turned into frozen dataclasses with every default
-filled in and every per-node value resolved: node names (kind's namer: ``control-plane``,
-``worker``, ``worker2``, …), each node's pod CIDR (the i-th /24 of ``podSubnet``), role
-labels and the control-plane taint. Nothing here touches Docker: ``labSubnet: auto`` stays
-``None`` until the caller picks a free subnet with :func:`pick_lab_subnet`.
+A topology (``topologies/default.yaml`` and friends, shipped in :mod:`labctl.topologies_data`;
+every field in ``docs/topology.md``) is read once by ``labctl up`` and turned into frozen
+dataclasses with every default filled in and every per-node value resolved: node names
+(kind's namer: ``control-plane``, ``worker``, ``worker2``, …), each node's pod CIDR (the
+i-th /24 of ``podSubnet``), role labels and the control-plane taint. Nothing here touches
+Docker: ``labSubnet: auto`` stays ``None`` until the caller picks a free subnet with
+:func:`pick_lab_subnet`.
 
 Validation collects every problem and raises one :class:`TopologyError` whose lines each
 name the file, the field path and what is allowed, because a student fixing a topology
@@ -19,10 +20,11 @@ reads files and finds the shipped topologies.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -30,16 +32,47 @@ from labctl.errors import LabctlError
 from labctl.topology._fields import _quote, format_duration, parse_duration
 from labctl.topology.schema import parse_topology
 from labctl.topology.types import (
-    API_VERSION, CONTROL_PLANE_TAINT, KIND, LAB_SUBNET_POOL, ROLE_CONTROL_PLANE, ROLE_WORKER, SHIPPED_TOPOLOGIES,
-    ImageAliases, Networking, NodeLifecycle, NodeSpec, PortMapping, Taint, Topology, TopologyError,
+    API_VERSION,
+    CONTROL_PLANE_TAINT,
+    KIND,
+    LAB_SUBNET_POOL,
+    ROLE_CONTROL_PLANE,
+    ROLE_WORKER,
+    SHIPPED_TOPOLOGIES,
+    ImageAliases,
+    Networking,
+    NodeLifecycle,
+    NodeSpec,
+    PortMapping,
+    Taint,
+    Topology,
+    TopologyError,
     normalize_image,
 )
 
 __all__ = [
-    "API_VERSION", "KIND", "ROLE_CONTROL_PLANE", "ROLE_WORKER", "CONTROL_PLANE_TAINT", "SHIPPED_TOPOLOGIES",
-    "ImageAliases", "Networking", "NodeLifecycle", "NodeSpec", "PortMapping", "Taint", "Topology",
-    "TopologyError", "default_topology_path", "find_topology", "format_duration", "load_topology",
-    "normalize_image", "parse_duration", "parse_topology", "pick_lab_subnet",
+    "API_VERSION",
+    "CONTROL_PLANE_TAINT",
+    "KIND",
+    "ROLE_CONTROL_PLANE",
+    "ROLE_WORKER",
+    "SHIPPED_TOPOLOGIES",
+    "ImageAliases",
+    "Networking",
+    "NodeLifecycle",
+    "NodeSpec",
+    "PortMapping",
+    "Taint",
+    "Topology",
+    "TopologyError",
+    "default_topology_path",
+    "find_topology",
+    "format_duration",
+    "load_topology",
+    "normalize_image",
+    "parse_duration",
+    "parse_topology",
+    "pick_lab_subnet",
 ]
 
 
@@ -67,7 +100,7 @@ def load_topology(path: Path | str) -> Topology:
     except UnicodeDecodeError as err:
         raise TopologyError(source, [f"failed to read the topology file: not UTF-8 text ({err.reason})"]) from err
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -81,19 +114,13 @@ def load_topology(path: Path | str) -> Topology:
 
 
 def default_topology_path(name: str = "default") -> Path:
-    """The shipped topology ``name`` (default, single, large).
+    """The shipped topology ``name`` (default, single, large), from the package.
 
-    A checkout's ``topologies/`` wins, so edits there take effect at once; an installed
-    wheel has no ``topologies/`` next to the package and uses the copies shipped inside
-    it (``labctl/topologies_data/``, kept identical by a unit test).
+    One copy for every install (the checkout's ``topologies/*.yaml`` are symlinks to it).
     """
     if name not in SHIPPED_TOPOLOGIES:
         raise TopologyError(name, [f"no shipped topology {_quote(name)}; use one of: "
                                    f"{', '.join(SHIPPED_TOPOLOGIES)}, or the path of a topology file"])
-    root = Path(__file__).resolve().parents[2]
-    checkout = root / "topologies" / f"{name}.yaml"
-    if checkout.is_file() and (root / "pyproject.toml").is_file():
-        return checkout
     return Path(str(resources.files("labctl.topologies_data") / f"{name}.yaml"))
 
 

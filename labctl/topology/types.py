@@ -74,10 +74,6 @@ class NodeSpec:
     pod_cidr: str                               # "10.244.1.0/24": the i-th /24 of networking.podSubnet
     index: int                                  # position in the topology's node list
 
-    def container_name(self, cluster: str) -> str:
-        """The Docker container (and hostname) of this node in cluster ``cluster``."""
-        return f"{cluster}-{self.name}"
-
 
 @dataclass(frozen=True)
 class Networking:
@@ -197,7 +193,6 @@ class Topology:
         if p.items:
             raise TopologyError(source or self.source, p.items)
         return replace(self, networking=replace(self.networking, lab_subnet=str(net)))
-
 
     def with_publish_address(self, address: str, source: str = "--publish-address") -> Topology:
         """This topology publishing the API server and every port mapping on ``address``.

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import LabctlError
+from labctl.kube.containers import node_container_name
 from labctl.topology import (
     CONTROL_PLANE_TAINT, SHIPPED_TOPOLOGIES, Taint, TopologyError, default_topology_path, find_topology,
     format_duration, load_topology, normalize_image, parse_duration, parse_topology, pick_lab_subnet,
@@ -44,7 +45,8 @@ def test_default_topology_is_one_control_plane_and_two_workers():
         ("worker", "worker", "10.244.1.0/24"),
         ("worker", "worker2", "10.244.2.0/24"),
     ]
-    assert [n.container_name(topo.name) for n in topo.nodes] == ["lab-control-plane", "lab-worker", "lab-worker2"]
+    assert [node_container_name(topo.name, n.name) for n in topo.nodes] == [
+        "lab-control-plane", "lab-worker", "lab-worker2"]
     assert topo.control_plane.taints == (CONTROL_PLANE_TAINT,)
     assert CONTROL_PLANE_TAINT.to_dict() == {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
     assert [n.taints for n in topo.workers] == [(), ()]
@@ -86,11 +88,13 @@ def test_large_topology_is_one_control_plane_and_five_workers():
 
 
 @pytest.mark.parametrize("name", SHIPPED_TOPOLOGIES)
-def test_packaged_copies_match_the_checkout(name):
-    """Installed wheels read labctl/topologies_data/; it must not drift from topologies/."""
-    packaged = resources.files("labctl.topologies_data") / f"{name}.yaml"
-    assert packaged.read_text() == (REPO / "topologies" / f"{name}.yaml").read_text(), \
-        f"copy topologies/{name}.yaml to labctl/topologies_data/"
+def test_the_checkouts_topologies_are_the_packaged_files(name):
+    """One copy: every install reads labctl/topologies_data/; topologies/ links to it, so they cannot drift."""
+    packaged = Path(str(resources.files("labctl.topologies_data") / f"{name}.yaml"))
+    checkout = REPO / "topologies" / f"{name}.yaml"
+    assert default_topology_path(name) == packaged
+    assert checkout.is_symlink() and checkout.resolve() == packaged.resolve(), \
+        f"topologies/{name}.yaml must be a symlink to labctl/topologies_data/{name}.yaml"
 
 
 def test_find_topology_takes_a_shipped_name_or_a_path(tmp_path, monkeypatch):
@@ -281,7 +285,8 @@ def test_missing_file_is_a_topology_error(tmp_path, monkeypatch):
 
 def test_with_name_validates_the_override():
     topo = load_topology(default_topology_path())
-    assert [n.container_name(topo.with_name("net101").name) for n in topo.nodes][:1] == ["net101-control-plane"]
+    assert [node_container_name(topo.with_name("net101").name, n.name) for n in topo.nodes][:1] == \
+        ["net101-control-plane"]
     with pytest.raises(TopologyError, match=r'^--name: "Net_101" is not a valid cluster name'):
         topo.with_name("Net_101")
 
