@@ -31,6 +31,7 @@ from labctl.apiserver.errors import APIError
 from labctl.apiserver.podproxy import LogOptions, select_container, select_log_instance
 from labctl.client.rest import APIClient, APIStatusError, Credentials
 from labctl.client.streams import ExecResult, exec_in_pod, open_exec, read_log
+from labctl.client.waiting import wait_for
 from labctl.cluster.kubectl import Kubectl
 from labctl.engine.streams import ContainerInfo, FrameDemuxer
 from labctl.kube.containers import (
@@ -168,6 +169,12 @@ def set_status(k: Kubectl, name: str, running: tuple[str, ...] = (), waiting: di
           "-p", json.dumps({"status": {"phase": "Running", "containerStatuses": statuses}}))
 
 
+def engine_log(container: str) -> str:
+    """What a container printed so far, as the engine holds it (``docker logs``, both streams)."""
+    proc = subprocess.run(["docker", "logs", container], capture_output=True, text=True, check=True, timeout=30)
+    return proc.stdout + proc.stderr
+
+
 def read_until(fd: int, token: bytes, timeout: float = 15) -> bytes:
     data, deadline = b"", time.monotonic() + timeout
     while token not in data and time.monotonic() < deadline:
@@ -189,11 +196,12 @@ def logs_pod(k, docker_pods) -> dict:
     pod = create_pod(k, "logs", ("a", "b"))
     # stdout and stderr are separate pipes the engine reads concurrently: pause around the
     # stderr line so the log's order is the order of writing
-    docker_pods.run(pod, "a", "for i in 1 2 3; do echo line$i; done; sleep 0.3; echo line4 >&2; sleep 0.3; "
-                              "echo line5; exec sleep 3600")
-    docker_pods.run(pod, "b", "echo from-b; exec sleep 3600")
+    a = docker_pods.run(pod, "a", "for i in 1 2 3; do echo line$i; done; sleep 0.3; echo line4 >&2; sleep 0.3; "
+                                  "echo line5; exec sleep 3600")
+    b = docker_pods.run(pod, "b", "echo from-b; exec sleep 3600")
     set_status(k, "logs", running=("a", "b"))
-    time.sleep(1)  # let the shells print before the first read
+    wait_for(lambda: "line5" in engine_log(a) and "from-b" in engine_log(b), timeout=30, interval=0.1,
+             what="both shells to print their lines")
     return pod
 
 
@@ -257,9 +265,9 @@ def test_logs_previous_shows_the_exited_attempt_of_this_pod_only(k, docker_pods)
     # a pod of the same name deleted earlier (another uid) with a higher attempt must never show
     docker_pods.run(pod, "web", "echo old-pod; exec sleep 3600", attempt=7, uid=str(uuid.uuid4()))
     docker_pods.run(pod, "web", "echo first-run; exit 1", attempt=0, wait=True)
-    docker_pods.run(pod, "web", "echo second-run; exec sleep 3600", attempt=1)
+    second = docker_pods.run(pod, "web", "echo second-run; exec sleep 3600", attempt=1)
     set_status(k, "restarted", running=("web",), restarts=1)
-    time.sleep(0.3)
+    wait_for(lambda: "second-run" in engine_log(second), timeout=30, interval=0.1, what="the second run's line")
     assert k.run("logs", "restarted", "--previous").stdout == "first-run\n"
     assert k.run("logs", "restarted").stdout == "second-run\n"
 
@@ -348,6 +356,7 @@ def test_exec_websocket_handshake_and_frames(shared_apiserver, shell_pod):
     assert status == 400 and "unable to negotiate protocol" in body["message"]
     status, body, _ = run("command=true&stdout=true&container=zz", ["v5.channel.k8s.io"])
     assert (status, body["reason"], body["message"]) == (400, "BadRequest", "container zz is not valid for pod shell")
+
 
 # -- the client side: labctl.client.streams, as the grader and the terminal UI use it ----------
 def _client(server) -> APIClient:
