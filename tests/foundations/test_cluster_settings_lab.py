@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from support.lab import Lab, unique_name
-from support.waiting import wait_for
+from labctl.client.waiting import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
