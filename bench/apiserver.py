@@ -2,7 +2,9 @@
 """API server benchmark: creates/s, get and list latency, watch fan-out.
 
 Starts ``python -m labctl.apiserver`` as a real process on a temp data dir and talks HTTPS
-with the admin client certificate, like kubectl. Prints a table; ``--out FILE`` writes JSON.
+with the admin client certificate, like kubectl (``system:masters``: authorized without RBAC
+work), or with ``--as-serviceaccount`` a ServiceAccount token bound to ``edit``, so every
+request goes through RBAC as a student's pod's would. Prints a table; ``--out FILE`` writes JSON.
 
     python bench/apiserver.py --objects 1000 --watchers 10 --out bench/results/apiserver.json
 """
@@ -34,10 +36,24 @@ def pod(name: str) -> dict:
                                      "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}}]}}
 
 
-def ssl_context(pki: Path) -> ssl.SSLContext:
+def ssl_context(pki: Path, client_cert: bool = True) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-    ctx.load_cert_chain(pki / "admin.crt", pki / "admin.key")
+    if client_cert:
+        ctx.load_cert_chain(pki / "admin.crt", pki / "admin.key")
     return ctx
+
+
+async def serviceaccount_token(session: aiohttp.ClientSession, url: str) -> str:
+    """A token of ``default/default``, bound to ``edit`` in ``default`` (a server without RBAC answers 404: fine)."""
+    binding = {"metadata": {"name": "bench-edit"}, "subjects": [{"kind": "ServiceAccount", "name": "default"}],
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"}}
+    async with session.post(f"{url}/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+                            json=binding) as r:
+        assert r.status in (201, 404), await r.text()
+    async with session.post(f"{url}/api/v1/namespaces/default/serviceaccounts/default/token",
+                            json={"spec": {"expirationSeconds": 3600}}) as r:
+        assert r.status == 201, await r.text()
+        return (await r.json())["status"]["token"]
 
 
 async def creates(session: aiohttp.ClientSession, url: str, n: int, concurrency: int) -> float:
@@ -110,9 +126,14 @@ async def run(args: argparse.Namespace) -> dict:
         server = APIServerProcess(Path(tmp))
         server.start()
         try:
-            connector = aiohttp.TCPConnector(ssl=ssl_context(Path(tmp) / "pki"), limit=64)
-            async with aiohttp.ClientSession(connector=connector) as session:
-                url = server.url
+            pki = Path(tmp) / "pki"
+            url = server.url
+            headers = {}
+            if args.as_serviceaccount:
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context(pki))) as admin:
+                    headers = {"Authorization": f"Bearer {await serviceaccount_token(admin, url)}"}
+            connector = aiohttp.TCPConnector(ssl=ssl_context(pki, not args.as_serviceaccount), limit=64)
+            async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
                 create_rate = await creates(session, url, args.objects, args.concurrency)
                 get_ms = await timed(session, f"{url}/api/v1/namespaces/default/pods/p00000", 200)
                 list_ms = await timed(session, f"{url}/api/v1/namespaces/default/pods", 20)
@@ -125,6 +146,7 @@ async def run(args: argparse.Namespace) -> dict:
     return {
         "machine": f"{platform.node()} {platform.machine()} {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
+        "identity": "serviceaccount (edit)" if args.as_serviceaccount else "admin (system:masters)",
         "objects": args.objects,
         "creates_per_s": round(create_rate, 1),
         "get_ms_p50": round(statistics.median(get_ms), 2), "get_ms_p99": round(pct(get_ms, 99), 2),
@@ -142,6 +164,8 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--watchers", type=int, default=10)
     p.add_argument("--events", type=int, default=1000)
+    p.add_argument("--as-serviceaccount", action="store_true",
+                   help="talk as default/default with a token bound to edit (every request through RBAC)")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     result = asyncio.run(run(args))
