@@ -77,7 +77,13 @@ def duplicate(path: str, value: Any) -> FieldError:
     return FieldError("FieldValueDuplicate", path, value, "")
 
 
+class GoLiteral(str):
+    """A bad value already printed as Go's ``%#v`` prints it (``[]string{"x"}``), shown verbatim."""
+
+
 def _render_value(value: Any) -> str:
+    if isinstance(value, GoLiteral):
+        return str(value)
     if isinstance(value, str):
         return json.dumps(value)
     if value is None:
@@ -153,6 +159,14 @@ def invalid_object(kind: str, group: str, name: str, errors: list[FieldError]) -
 
 def bad_request(message: str) -> APIError:
     return APIError(400, "BadRequest", message)
+
+
+def timeout(message: str, retry_after_seconds: int, causes: list[dict[str, str]] | None = None) -> APIError:
+    """504 Timeout, kube's ``NewTimeoutError`` (``Timeout: Too large resource version: ...``)."""
+    details: dict[str, Any] = {"retryAfterSeconds": retry_after_seconds}
+    if causes:
+        details["causes"] = causes
+    return APIError(504, "Timeout", f"Timeout: {message}", details)
 
 
 def gone(message: str) -> APIError:

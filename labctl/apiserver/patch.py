@@ -143,9 +143,10 @@ def _smp_error(message: str) -> APIError:
         return bad_request(message)
     if message in _UNPROCESSABLE:
         return _unprocessable(message)
-    # kube-apiserver passes other strategicpatch errors through unconverted, which its
-    # error writer turns into a 500 with no reason: kubectl prints "Error from server: <message>".
-    return APIError(500, "", message)
+    # kube-apiserver passes other strategicpatch errors through unconverted, which its error
+    # writer turns into a 500; a patch a client sends is never a server error, so 422 here
+    # with the same text: kubectl prints "Error from server (Invalid): <message>".
+    return APIError(422, "Invalid", message)
 
 
 def _field(meta: PatchMeta | None, key: str) -> tuple[PatchMeta | None, str, str]:

@@ -36,7 +36,7 @@ from ..client.streams import CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT
 from ..engine.streams import ContainerInfo, DockerAPIError, DockerEngine, FrameDemuxer
 from ..kube.containers import CONTAINER_ATTEMPT_LABEL, CONTAINER_NAME_LABEL, CONTAINER_TYPE_LABEL, POD_UID_LABEL
 from . import _channels as ch
-from . import errors
+from . import errors, queryparams
 
 log = logging.getLogger("labctl.apiserver.podproxy")
 
@@ -231,6 +231,7 @@ class ExecOptions:
 async def serve_log(request: web.Request, pod: dict, engine: DockerEngine) -> web.StreamResponse:
     """``GET /api/v1/namespaces/NS/pods/NAME/log``: the container's log as ``text/plain``, streamed."""
     name = pod["metadata"]["name"]
+    queryparams.check_pod_log_query(request.query)  # int64 parameters, as kube parses them
     opts = LogOptions.from_query(request.query, name)
     container = select_container(pod, opts.container)
     resp = web.StreamResponse(headers={"Content-Type": "text/plain", "Cache-Control": "no-cache"})

@@ -14,7 +14,10 @@ special types become their JSON forms: ``Time`` -> RFC 3339, ``MicroTime`` -> RF
 with microseconds, ``Duration`` -> Go duration text, ``Quantity`` -> its string,
 ``IntOrString`` -> int or string, ``RawExtension``/``FieldsV1`` -> the embedded JSON,
 ``bytes`` -> base64.  Field numbers the schema does not know are skipped, as protobuf's
-forward compatibility demands.
+forward compatibility demands.  Embedded JSON is read with orjson (which stops at 1,024
+levels instead of recursing on) and an embedded object may hold another at most
+:data:`MAX_EMBEDDED` deep, so no body can exhaust the stack; the caller then applies
+the API server's nesting limit to the result (:mod:`labctl.apiserver.decode`).
 
 Omitted values follow Go's JSON encoder, which is what a JSON body from kubectl would
 carry: gogo-protobuf writes the zero value of every non-pointer scalar (``12 00`` for an
@@ -32,16 +35,21 @@ import base64
 import gzip
 import json
 import struct
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from importlib import resources
 from typing import Any, Iterator, NamedTuple
+
+import orjson
 
 from labctl.apiserver import errors
 from labctl.kube.meta import micro_timestamp, timestamp
 
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
+MAX_EMBEDDED = 8  # runtime.Unknown inside RawExtension inside runtime.Unknown ...
+_EMBEDDING: ContextVar[int] = ContextVar("protobuf_embedding", default=0)  # per thread and task
 
 META = "k8s.io.apimachinery.pkg.apis.meta.v1."
 # Option and status kinds live in meta/v1 whatever group version they are sent as.
@@ -119,6 +127,17 @@ def decode_object(body: bytes, api_version_hint: str | None = None, kind_hint: s
     """
     if not body.startswith(MAGIC):
         raise errors.bad_request("failed to decode protobuf body: it does not start with the 'k8s\\x00' magic")
+    depth = _EMBEDDING.get()
+    if depth >= MAX_EMBEDDED:
+        raise errors.bad_request(f"failed to decode protobuf body: objects embedded more than {MAX_EMBEDDED} deep")
+    token = _EMBEDDING.set(depth + 1)
+    try:
+        return _decode_unknown(body, api_version_hint, kind_hint)
+    finally:
+        _EMBEDDING.reset(token)
+
+
+def _decode_unknown(body: bytes, api_version_hint: str | None, kind_hint: str | None) -> dict:
     try:
         env = _read_envelope(body[len(MAGIC) :])
     except _DecodeError as err:
@@ -165,7 +184,7 @@ def _decode_embedded_json(raw: bytes, content_type: str) -> dict:
     if content_type.split(";")[0].strip() != "application/json":
         raise errors.bad_request(f"failed to decode protobuf body: unsupported contentType {content_type!r}")
     try:
-        obj = json.loads(raw)
+        obj = orjson.loads(raw)
     except ValueError as err:
         raise errors.bad_request(f"failed to decode protobuf body: embedded JSON is invalid: {err}") from None
     if not isinstance(obj, dict):
@@ -433,7 +452,7 @@ def _raw_json(data: bytes, path: str) -> Any:
     if isinstance(raw, bytes) and raw.startswith(MAGIC):
         return decode_object(raw)
     try:
-        return json.loads(raw)
+        return orjson.loads(raw)
     except (ValueError, TypeError):
         raise _DecodeError("embedded object is neither JSON nor Kubernetes protobuf", path) from None
 

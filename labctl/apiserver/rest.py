@@ -15,37 +15,25 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
-from dataclasses import dataclass
 
 import orjson
 
-from . import errors
+from . import decode, errors
 from .allocators import NodePortAllocator, ServiceIPAllocator
 from ..clusterconfig import ClusterConfig
 from labctl.kube.meta import (IMMUTABLE_ON_UPDATE, SERVER_OWNED_ON_CREATE, generate_name, new_uid, now, spec_of,
                               timestamp)
 from .patch import json_patch, merge_patch, strategic_merge_patch
+from .queryparams import ListOptions
 from labctl.kube.resources import Registry, ResourceType
 from .scope import RequestScope
 from .selectors import parse_field_selector, parse_label_selector
 from .storage import AlreadyExists, NotFound, PreconditionFailed, SQLiteStore, clone
 from .strategies import INITIAL_NAMESPACES, ensure_default_service_account, strategy_for
 
-PATCH_TYPES = {
-    "application/json-patch+json": "json",
-    "application/merge-patch+json": "merge",
-    "application/strategic-merge-patch+json": "strategic",
-    "application/apply-patch+yaml": "apply",
-    "application/apply-patch+cbor": "apply",
-}
+TOO_LARGE_RV_CAUSE = {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
 
 
-@dataclass
-class ListOptions:
-    label_selector: str = ""
-    field_selector: str = ""
-    limit: int = 0
-    continue_token: str = ""
 
 
 class RestAPI:
@@ -107,6 +95,7 @@ class RestAPI:
         items = self.store.list(rt.key, scope.namespace if rt.namespaced else None)
         items = self.filter(rt, items, opts)
         revision = self.store.revision
+        self._check_list_resource_version(opts, revision)
         meta: dict = {"resourceVersion": str(revision)}
         if opts.continue_token:
             start = _decode_continue(opts.continue_token)
@@ -117,6 +106,22 @@ class RestAPI:
             meta["continue"] = _encode_continue(_sort_key(items[-1]), revision)
             meta["remainingItemCount"] = remaining
         return {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items}
+
+    @staticmethod
+    def _check_list_resource_version(opts: ListOptions, revision: int) -> None:
+        """A list at a resourceVersion: never newer than the store; ``Exact`` only at the current one.
+
+        kube's watch cache waits up to 3 s for a newer version, then answers 504 with a
+        ``ResourceVersionTooLarge`` cause; this store is always current, so it answers at once.
+        labctl keeps no snapshots, so an older ``Exact`` version is answered like a compacted one.
+        """
+        if opts.resource_version in ("", "0"):
+            return
+        wanted = int(opts.resource_version)
+        if wanted > revision:
+            raise errors.timeout(f"Too large resource version: {wanted}, current: {revision}", 1, [TOO_LARGE_RV_CAUSE])
+        if opts.resource_version_match == "Exact" and wanted != revision:
+            raise errors.gone("The resourceVersion for the provided list is too old.")
 
     def filter(self, rt: ResourceType, items: list[dict], opts: ListOptions) -> list[dict]:
         matcher = self.matcher(rt, opts)
@@ -249,42 +254,42 @@ class RestAPI:
                                   "the object has been modified; please apply your changes to the latest version and try again") from None
 
     # -- patch ---------------------------------------------------------------------------
-    def patch(self, scope: RequestScope, content_type: str, body: bytes, dry_run: bool = False,
-              field_manager: str = "") -> tuple[int, dict]:
-        """Apply a patch; returns (HTTP code, object): 201 when server-side apply creates."""
+    def patch(self, scope: RequestScope, patch: decode.Patch, dry_run: bool = False,
+              field_validation: str = "Warn") -> tuple[int, dict, list[str]]:
+        """Apply a decoded patch; returns (HTTP code, object, warnings): 201 when server-side apply creates.
+
+        The patched object is type-checked like a decoded body (:func:`decode.patched_object`)
+        before the kind's strategy sees it.
+        """
         rt = scope.resource
-        kind = PATCH_TYPES.get(content_type.split(";")[0].strip())
-        if kind is None:
-            raise errors.APIError(415, "UnsupportedMediaType",
-                                  f"the body of the request was in an unknown format - accepted media types include: "
-                                  f"{', '.join(PATCH_TYPES)}")
         current = self.store.get(scope.key())
-        if kind == "apply":
-            applied = _decode_apply(body)
+        if patch.type == "apply":
+            applied = _expect_object(patch.body.doc)
             if current is None:
-                return 201, self.create(scope, applied, dry_run)
+                warnings = decode.patched_object(applied, {}, patch, rt.api_version, rt.kind, field_validation)
+                return 201, self.create(scope, applied, dry_run), warnings
             patched = strategic_merge_patch(clone(current), applied, rt.api_version, rt.kind)
-            return 200, self._replace(scope, current, patched, dry_run)
+            warnings = decode.patched_object(patched, current, patch, rt.api_version, rt.kind, field_validation)
+            return 200, self._replace(scope, current, patched, dry_run), warnings
         if current is None:
             raise errors.not_found(rt.plural, rt.group, scope.name or "")
         if scope.subresource == "scale":
-            return 200, self.patch_scale(scope, current, kind, body, dry_run)
-        try:
-            patch_doc = orjson.loads(body)
-        except orjson.JSONDecodeError as err:
-            raise errors.bad_request(f"error decoding patch: {err}") from None
-        base = clone(current)
-        if kind == "json":
-            patched = json_patch(base, body)
-        elif kind == "merge":
-            patched = merge_patch(base, _expect_object(patch_doc))
-        else:
-            patched = strategic_merge_patch(base, _expect_object(patch_doc), rt.api_version, rt.kind)
+            return 200, self.patch_scale(scope, current, patch, dry_run), []
+        patched = self._patched(clone(current), patch, rt.api_version, rt.kind)
+        warnings = decode.patched_object(patched, current, patch, rt.api_version, rt.kind, field_validation)
         wanted_rv = (patched.get("metadata") or {}).get("resourceVersion")
         if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
             raise errors.conflict(rt.plural, rt.group, scope.name or "",
                                   "the object has been modified; please apply your changes to the latest version and try again")
-        return 200, self._replace(scope, current, patched, dry_run)
+        return 200, self._replace(scope, current, patched, dry_run), warnings
+
+    @staticmethod
+    def _patched(base: dict, patch: decode.Patch, api_version: str, kind: str) -> dict:
+        if patch.type == "json":
+            return json_patch(base, patch.body.raw)
+        if patch.type == "merge":
+            return merge_patch(base, _expect_object(patch.body.doc))
+        return strategic_merge_patch(base, _expect_object(patch.body.doc), api_version, kind)
 
     # -- scale subresource ---------------------------------------------------------------
     def get_scale(self, scope: RequestScope) -> dict:
@@ -295,12 +300,11 @@ class RestAPI:
         replicas = (body.get("spec") or {}).get("replicas", 0)
         return self._set_replicas(scope, current, replicas, dry_run)
 
-    def patch_scale(self, scope: RequestScope, current: dict, kind: str, body: bytes, dry_run: bool) -> dict:
+    def patch_scale(self, scope: RequestScope, current: dict, patch: decode.Patch, dry_run: bool) -> dict:
         scale = _scale_of(current)
-        if kind == "json":
-            patched = json_patch(scale, body)
-        else:
-            patched = merge_patch(scale, _expect_object(orjson.loads(body)))
+        patched = json_patch(scale, patch.body.raw) if patch.type == "json" else merge_patch(
+            scale, _expect_object(patch.body.doc))
+        decode.patched_object(patched, scale, patch, "autoscaling/v1", "Scale", "Ignore")
         return self._set_replicas(scope, current, (patched.get("spec") or {}).get("replicas", 0), dry_run)
 
     def _set_replicas(self, scope: RequestScope, current: dict, replicas, dry_run: bool) -> dict:
@@ -419,16 +423,6 @@ def _expect_object(doc) -> dict:
     return doc
 
 
-def _decode_apply(body: bytes) -> dict:
-    import yaml
-
-    try:
-        doc = yaml.safe_load(body)
-    except yaml.YAMLError as err:
-        raise errors.bad_request(f"error decoding YAML: {err}") from None
-    return _expect_object(doc)
-
-
 def _sort_key(obj: dict) -> str:
     meta = obj["metadata"]
     return f"{meta.get('namespace', '')}/{meta['name']}"
@@ -440,6 +434,9 @@ def _encode_continue(start: str, revision: int) -> str:
 
 def _decode_continue(token: str) -> str:
     try:
-        return orjson.loads(base64.urlsafe_b64decode(token.encode()))["start"]
+        start = orjson.loads(base64.urlsafe_b64decode(token.encode()))["start"]
     except Exception:
-        raise errors.bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)") from None
+        start = None
+    if not isinstance(start, str):
+        raise errors.bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    return start

@@ -14,14 +14,13 @@ import time
 from pathlib import Path
 
 import orjson
-import yaml
 from aiohttp import web
 
-from . import discovery, errors, openapi, podproxy, protobuf
-from .fieldvalidation import unknown_fields
+from . import decode, discovery, errors, openapi, podproxy, queryparams
 from .printers import build_table
 from labctl.kube.resources import CREATE_ONLY, Registry, ResourceType
-from .rest import ListOptions, RequestScope, RestAPI
+from .queryparams import ListOptions
+from .rest import RequestScope, RestAPI
 from .serviceaccounts import ServiceAccountTokens
 from .storage import ResourceVersionTooOld
 from .strategies import strategy_for
@@ -208,7 +207,6 @@ class APIServerApp:
     # -- verbs ---------------------------------------------------------------------------
     async def _serve(self, request: web.Request, scope: RequestScope) -> web.StreamResponse:
         q = request.query
-        dry_run = q.get("dryRun") == "All"
         method = request.method
         rt = scope.resource
         if rt.verbs == CREATE_ONLY:  # the reviews: answered by the authorizer, never stored
@@ -227,63 +225,60 @@ class APIServerApp:
             raise errors.APIError(501, "NotImplemented", "pods/eviction is not served by this labctl version yet")
         if method == "GET":
             if scope.name is None:
-                if q.get("watch") in ("true", "1"):
-                    return await self._watch(request, scope)
-                listed = self.api.list(scope, _list_options(q))
-                return self._answer_list(request, rt, listed)
+                opts = queryparams.list_options(q, rt)
+                if opts.watch:
+                    return await self._watch(request, scope, opts)
+                return self._answer_list(request, rt, self.api.list(scope, opts))
+            queryparams.parse_resource_version(q.get("resourceVersion", ""), rt, scope.name)
             if scope.subresource == "scale":
                 return json_response(self.api.get_scale(scope))
             return self._answer_object(request, rt, self.api.get(scope))
+        # bodies are decoded within limits and type-checked against their kind (decode.py)
         if method == "POST":
-            body = await _read_object(request)
+            write = queryparams.write_options(q, "CreateOptions")
             if scope.subresource == "binding":
-                return json_response(self.api.bind(scope, body), 201)
+                binding, _ = await decode.read_object(request, "v1", "Binding", write.field_validation)
+                return json_response(self.api.bind(scope, binding), 201)
             if scope.subresource == "token":
                 if self.service_accounts is None:
                     raise errors.APIError(501, "NotImplemented", "service-account tokens are not configured")
+                body = await decode.read_untyped(request, "TokenRequest")
                 return json_response(self.service_accounts.create_token(scope.namespace or "", scope.name or "", body), 201)
             if scope.name is not None:
                 raise errors.method_not_allowed("the server does not allow this method on the requested resource")
-            obj = self.api.create(scope, body, dry_run)
-            return self._answer_object(request, rt, obj, 201, self._warnings(rt, body, q))
+            body, warnings = await decode.read_object(request, rt.api_version, rt.kind, write.field_validation)
+            obj = self.api.create(scope, body, write.dry_run)
+            return self._answer_object(request, rt, obj, 201, warnings)
         if method == "PUT":
             if scope.name is None:
                 raise errors.method_not_allowed("the server does not allow this method on the requested resource")
-            body = await _read_object(request)
+            write = queryparams.write_options(q, "UpdateOptions")
             if scope.subresource == "scale":
-                return json_response(self.api.update_scale(scope, body, dry_run))
-            return self._answer_object(request, rt, self.api.update(scope, body, dry_run),
-                                       warnings=self._warnings(rt, body, q))
+                scale, _ = await decode.read_object(request, "autoscaling/v1", "Scale", write.field_validation)
+                return json_response(self.api.update_scale(scope, scale, write.dry_run))
+            body, warnings = await decode.read_object(request, rt.api_version, rt.kind, write.field_validation)
+            return self._answer_object(request, rt, self.api.update(scope, body, write.dry_run), warnings=warnings)
         if method == "PATCH":
             if scope.name is None:
                 raise errors.method_not_allowed("the server does not allow this method on the requested resource")
-            body = await request.read()
-            code, obj = self.api.patch(scope, request.headers.get("Content-Type", ""), body, dry_run,
-                                       q.get("fieldManager", ""))
-            return self._answer_object(request, rt, obj, code)
+            patch_type = decode.patch_type_of(request.headers.get("Content-Type", ""))
+            write = queryparams.write_options(q, "PatchOptions", patch_type)
+            patch = await decode.read_patch(request, patch_type, write.field_validation)
+            code, obj, warnings = self.api.patch(scope, patch, write.dry_run, write.field_validation)
+            return self._answer_object(request, rt, obj, code, warnings)
         if method == "DELETE":
             options = await _delete_options(request)
+            dry_run = bool(options.get("dryRun"))
             if scope.name is None:
-                return json_response(self.api.delete_collection(scope, _list_options(q), options, dry_run))
+                listed = self.api.delete_collection(scope, queryparams.list_options(q, rt), options, dry_run)
+                return json_response(listed)
             return json_response(self.api.delete(scope, options, dry_run))
         raise errors.method_not_allowed("the server does not allow this method on the requested resource")
-
-    def _warnings(self, rt: ResourceType, body: dict, q) -> list[str]:
-        """Unknown fields: a 400 under ``fieldValidation=Strict``, a warning under ``Warn``."""
-        mode = q.get("fieldValidation", "Warn")
-        if mode == "Ignore":
-            return []
-        unknown = unknown_fields(rt.api_version, rt.kind, body)
-        if unknown and mode == "Strict":
-            listing = ", ".join(f'unknown field "{f}"' for f in unknown)
-            raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                                     f"strict decoding error: {listing}")
-        return [f'unknown field "{f}"' for f in unknown]
 
     # -- answers -------------------------------------------------------------------------
     def _answer_object(self, request: web.Request, rt: ResourceType, obj: dict, code: int = 200,
                        warnings: list[str] | None = None) -> web.Response:
-        headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None
+        headers = {"Warning": ", ".join(_warning(w) for w in warnings)} if warnings else None
         if _wants_table(request) and obj.get("kind") == rt.kind:
             table = build_table(strategy_for(rt).printer, [obj], request.query.get("includeObject", "Metadata"))
             table["metadata"] = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
@@ -302,18 +297,18 @@ class APIServerApp:
             return json_response(table, 200, TABLE_MEDIA_TYPE)
         return json_response(listed)
 
-    async def _watch(self, request: web.Request, scope: RequestScope) -> web.StreamResponse:
+    async def _watch(self, request: web.Request, scope: RequestScope, opts: ListOptions) -> web.StreamResponse:
         rt = scope.resource
         q = request.query
-        opts = _list_options(q)
         matcher = self.api.matcher(rt, opts)
         wfilter = WatchFilter(scope.namespace if rt.namespaced else None, matcher)
-        rv_param = q.get("resourceVersion", "")
-        send_initial = q.get("sendInitialEvents") == "true" or rv_param in ("", "0")
-        since = None if send_initial else _parse_rv(rv_param)
+        rv_param = opts.resource_version
+        send_initial = opts.send_initial_events is True or rv_param in ("", "0")
+        since = None if send_initial else int(rv_param)
         table = _wants_table(request)
-        timeout = min(float(q.get("timeoutSeconds") or MAX_WATCH_SECONDS), MAX_WATCH_SECONDS)
-        bookmarks = q.get("allowWatchBookmarks") == "true"
+        # kube: no timeout (0) means the server's default; a negative one ends the watch at once
+        timeout = min(opts.timeout_seconds or MAX_WATCH_SECONDS, MAX_WATCH_SECONDS)
+        bookmarks = opts.allow_watch_bookmarks
 
         resp = web.StreamResponse(headers={"Content-Type": TABLE_MEDIA_TYPE if table else "application/json",
                                            "Cache-Control": "no-cache"})
@@ -342,7 +337,7 @@ class APIServerApp:
                 chunk = b"".join(encode("ADDED", o) for o in initial if wfilter._matches(o))
                 if chunk:
                     await resp.write(chunk)
-                if q.get("sendInitialEvents") == "true" and bookmarks:
+                if opts.send_initial_events and bookmarks:
                     await resp.write(bookmark(rt.kind, rt.api_version, self.api.store.revision, True))
             for event in backlog:
                 typ = wfilter.translate(event)
@@ -369,6 +364,8 @@ class APIServerApp:
                     batch.append(nxt)
                 out = []
                 for ev in batch:
+                    if since is not None and ev.revision <= since:
+                        continue  # a watch from a version the store has not reached yet
                     typ = wfilter.translate(ev)
                     if typ:
                         out.append(encode(typ, ev.object, ev.encoded() if typ == ev.type else None))
@@ -386,70 +383,23 @@ def _wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
 
 
-def _list_options(q) -> ListOptions:
-    try:
-        limit = int(q.get("limit") or 0)
-    except ValueError:
-        raise errors.bad_request(f"invalid limit: {q.get('limit')}") from None
-    return ListOptions(q.get("labelSelector", ""), q.get("fieldSelector", ""), limit, q.get("continue", ""))
-
-
-def _parse_rv(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise errors.bad_request(f'invalid resource version: "{value}"') from None
+def _warning(text: str) -> str:
+    """One ``Warning`` header value (RFC 7234 quoted-string, on one line), as kube writes it."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    return f'299 - "{escaped}"'
 
 
 async def _read_object(request: web.Request) -> dict:
-    body = await request.read()
-    if len(body) > MAX_BODY_BYTES:
-        raise errors.too_large(MAX_BODY_BYTES)
-    ctype = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
-    if protobuf.is_protobuf(ctype):
-        # kubectl's typed commands (create configmap|deployment|namespace|secret|service) send protobuf
-        return protobuf.decode_object(body)
-    if ctype not in ("application/json", "application/yaml", "application/x-yaml", ""):
-        raise errors.unsupported_media_type(ctype)
-    try:
-        if ctype in ("application/yaml", "application/x-yaml"):
-            obj = yaml.safe_load(body)
-        else:
-            obj = orjson.loads(body)
-    except (orjson.JSONDecodeError, yaml.YAMLError) as err:
-        raise errors.bad_request(f"error decoding request body: {err}") from None
-    if not isinstance(obj, dict):
-        raise errors.bad_request("the body of the request must be a JSON object")
-    return obj
+    """A body of a kind the server answers itself (the access reviews): decoded within the limits."""
+    return await decode.read_untyped(request)
 
 
 async def _delete_options(request: web.Request) -> dict:
-    body = await request.read()
-    options: dict = {}
-    if body:
-        try:
-            options = orjson.loads(body)
-        except orjson.JSONDecodeError as err:
-            raise errors.bad_request(f"error decoding DeleteOptions: {err}") from None
-    q = request.query
-    if "gracePeriodSeconds" in q:
-        options["gracePeriodSeconds"] = _parse_int(q["gracePeriodSeconds"], "gracePeriodSeconds")
-    if "propagationPolicy" in q:
-        options["propagationPolicy"] = q["propagationPolicy"]
-    if "orphanDependents" in q:
-        options["orphanDependents"] = q["orphanDependents"] == "true"
-    policy = options.get("propagationPolicy")
-    if policy not in (None, "Orphan", "Background", "Foreground"):
-        raise errors.invalid_object("DeleteOptions", "", "", [errors.not_supported(
-            "propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"])])
-    return options
-
-
-def _parse_int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise errors.bad_request(f"invalid {name}: {value}") from None
+    """``DeleteOptions`` from the body (type-checked) and the query, validated as kube validates them."""
+    body: dict = {}
+    if request.can_read_body:
+        body, _ = await decode.read_object(request, "v1", "DeleteOptions", "Ignore")
+    return queryparams.delete_options(request.query, body)
 
 
 def make_ssl_context(pki_dir: Path) -> ssl.SSLContext:

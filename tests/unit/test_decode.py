@@ -1,0 +1,200 @@
+"""Request-body decoding with limits (labctl.apiserver.decode): refused fast, worded as kube words it."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+
+from labctl.apiserver import decode
+from labctl.apiserver.errors import APIError
+from support.hostile import alias_bomb, nested_yaml_block, nested_yaml_flow
+
+ALIAS_BOMB = alias_bomb()
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    try:
+        return fn(*args), time.perf_counter() - start
+    except (decode.DecodeError, APIError) as err:
+        return err, time.perf_counter() - start
+
+
+def test_a_yaml_alias_bomb_is_refused_in_milliseconds():
+    err, took = timed(decode.loads_yaml, ALIAS_BOMB)
+    assert isinstance(err, decode.DecodeError) and str(err) == "yaml: document contains excessive aliasing"
+    assert took < 0.05
+
+
+def test_a_few_aliases_still_work():
+    doc = decode.loads_yaml(b"base: &env [{name: A, value: '1'}]\nc1: {env: *env}\nc2: {env: *env}\n").doc
+    assert doc["c1"]["env"] == doc["c2"]["env"] == [{"name": "A", "value": "1"}]
+
+
+@pytest.mark.parametrize("data", [
+    nested_yaml_flow(1000), nested_yaml_flow(5000), nested_yaml_block(1000),  # as in the issue
+    b"x: &x " + b"[" * 90 + b"]" * 90 + b"\ny: " + b"[" * 50 + b"*x" + b"]" * 50,  # an alias nests its target
+])
+def test_deep_yaml_is_refused_without_recursion(data):
+    err, took = timed(decode.loads_yaml, data)
+    assert isinstance(err, decode.DecodeError) and "max" in str(err) and "depth" in str(err)
+    assert took < 0.1
+
+
+def test_an_anchor_containing_itself_is_refused():
+    err, _ = timed(decode.loads_yaml, b"a: &x [*x]")
+    assert str(err) == "yaml: line 1: anchor 'x' value contains itself"
+
+
+@pytest.mark.parametrize("depth", [101, 1000, 5000])
+def test_deep_json_is_refused_with_gos_words(depth):
+    err, took = timed(decode.loads_json, b"[" * depth + b"]" * depth)
+    assert str(err) == "invalid character '[' exceeded max depth of 100"
+    assert took < 0.1
+
+
+def test_json_at_the_depth_limit_is_fine():
+    assert decode.loads_json(b"[" * 100 + b"]" * 100).doc is not None
+
+
+def test_json_duplicate_keys_are_found_with_their_paths_and_the_last_wins():
+    body = decode.loads_json(b'{"metadata": {"name": "a", "name": "b", "labels": {"x": "1", "x": "2"}}, '
+                             b'"spec": {"containers": [{"name": "c", "image": "i", "image": "j"}]}}')
+    assert body.doc["metadata"] == {"name": "b", "labels": {"x": "2"}}
+    assert body.duplicates == ["metadata.labels.x", "metadata.name", "spec.containers[0].image"]
+    assert decode.loads_json(b'{"a": 1, "a": 2}', find_duplicates=False).duplicates == []
+
+
+def test_yaml_duplicate_keys_are_goyamls_strict_error():
+    body = decode.loads_yaml(b"metadata:\n  name: a\n  name: b\n")
+    assert body.doc == {"metadata": {"name": "b"}}
+    assert body.yaml_strict == ['yaml: unmarshal errors:\n  line 3: key "name" already set in map']
+
+
+@pytest.mark.parametrize(("data", "doc"), [
+    (b"{1: a, true: b, 2.5: c}", {"1": "a", "true": "b", "2.5": "c"}),  # keys become strings, like sigs.k8s.io/yaml
+    (b"when: 2001-12-14", {"when": "2001-12-14"}),  # timestamps stay strings
+    (b"s: !!set {x, y}", {"s": {"x": None, "y": None}}),
+    (b"big: 99999999999999999999999", {"big": 1e23}),  # beyond 64 bits: a float, as goyaml resolves it
+    (b"a: 1\n---\nb: 2\n", {"a": 1}),  # the first document only, as goyaml reads it
+])
+def test_yaml_is_decoded_to_the_json_kube_would_convert_it_to(data, doc):
+    assert decode.loads_yaml(data).doc == doc
+    orjson.dumps(doc)  # and storage can encode it
+
+
+@pytest.mark.parametrize("data", [b"a: .inf", b"a: .nan", b"{[a]: 1}", b"a: !foo x", b"a: b: c", b"a: \x00"])
+def test_yaml_that_json_cannot_hold_is_a_decode_error(data):
+    with pytest.raises(decode.DecodeError):
+        decode.loads_yaml(data)
+
+
+def test_big_json_integers_stay_encodable():
+    body = decode.loads_json(b'{"a": 99999999999999999999, "b": 1, "b": 2}')
+    orjson.dumps(body.doc)
+
+
+def typed(data: bytes, content_type: str = "application/json", kind: str = "Pod", mode: str = "Strict"):
+    return decode.typed_object(data, content_type, "v1", kind, mode)
+
+
+def test_create_bodies_of_the_wrong_types_are_a_400_in_kubes_words():
+    with pytest.raises(APIError) as info:
+        typed(b'{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": ["a"]}}')
+    assert info.value.code == 400 and info.value.reason == "BadRequest"
+    assert info.value.message == ('Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal array '
+                                  "into Go struct field ObjectMeta.metadata.labels of type map[string]string")
+
+
+def test_unreadable_bodies_are_unrecognized_objects():
+    with pytest.raises(APIError) as info:
+        typed(b"[1, 2]")
+    assert info.value.message == (
+        "the object provided is unrecognized (must be of type Pod): couldn't get version/kind; json parse error: "
+        'json: cannot unmarshal array into Go value of type struct { APIVersion string "json:\\"apiVersion,omitempty'
+        '\\""; Kind string "json:\\"kind,omitempty\\"" } (5b312c20325d)')
+    with pytest.raises(APIError) as info:
+        typed(ALIAS_BOMB, "application/yaml")
+    assert info.value.code == 400
+    assert info.value.message.startswith("the object provided is unrecognized (must be of type Pod): "
+                                         "yaml: document contains excessive aliasing (")
+
+
+def test_field_validation_decides_what_unknown_and_duplicate_fields_cost():
+    data = b'{"metadata": {"name": "a", "name": "b"}, "spec": {"containerz": []}}'
+    with pytest.raises(APIError) as info:
+        typed(data, mode="Strict")
+    assert info.value.code == 400
+    assert info.value.message == ('Pod in version "v1" cannot be handled as a Pod: strict decoding error: '
+                                  'duplicate field "metadata.name", unknown field "spec.containerz"')
+    obj, warnings = typed(data, mode="Warn")
+    assert obj["metadata"]["name"] == "b"
+    assert warnings == ['duplicate field "metadata.name"', 'unknown field "spec.containerz"']
+    assert typed(data, mode="Ignore")[1] == []
+
+
+def test_yaml_duplicates_under_strict_use_goyamls_words():
+    with pytest.raises(APIError) as info:
+        typed(b"metadata:\n  name: a\n  name: b\n", "application/yaml")
+    assert info.value.message == ('Pod in version "v1" cannot be handled as a Pod: strict decoding error: '
+                                  'yaml: unmarshal errors:\n  line 3: key "name" already set in map')
+
+
+def test_a_null_body_is_an_empty_object():
+    assert typed(b"null") == ({}, [])
+
+
+def test_patched_objects_of_the_wrong_type_are_422_naming_the_patch():
+    patch = decode.Patch("merge", decode.loads_json(b'{"metadata": {"labels": ["a"]}}'))
+    with pytest.raises(APIError) as info:
+        decode.patched_object({"metadata": {"name": "p", "labels": ["a"]}}, {}, patch, "v1", "Pod", "Strict")
+    assert info.value.code == 422 and info.value.reason == "Invalid"
+    assert info.value.message.startswith(' "" is invalid: patch: Invalid value: "{')
+    assert info.value.message.endswith("json: cannot unmarshal array into Go struct field ObjectMeta.metadata.labels"
+                                       " of type map[string]string")
+    apply = decode.Patch("apply", decode.loads_yaml(b"metadata: {labels: [a]}"))
+    with pytest.raises(APIError) as info:
+        decode.patched_object({"metadata": {"labels": ["a"]}}, {}, apply, "apps/v1", "Deployment", "Strict")
+    assert info.value.code == 400
+    assert info.value.message == ("failed to create typed patch object (apps/v1, Kind=Deployment): "
+                                  ".metadata.labels: expected map, got list")
+
+
+def test_a_patch_is_not_blamed_for_unknown_fields_already_stored():
+    patch = decode.Patch("merge", decode.loads_json(b'{"spec": {"extra2": 1}}'))
+    stored = {"metadata": {"name": "c"}, "spec": {"extra1": 1}}
+    with pytest.raises(APIError) as info:
+        decode.patched_object({"metadata": {"name": "c"}, "spec": {"extra1": 1, "extra2": 1}}, stored, patch,
+                              "v1", "Service", "Strict")
+    assert info.value.message == 'strict decoding error: unknown field "spec.extra2"'
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def nested_protobuf_lists(depth: int) -> bytes:
+    """A ``v1 List`` whose only item is a ``v1 List`` whose only item is ... (RawExtension in runtime.Unknown)."""
+    body = b"k8s\x00" + _field(1, _field(1, b"v1") + _field(2, b"ConfigMap")) + _field(2, b"")
+    for _ in range(depth):
+        body = b"k8s\x00" + _field(1, _field(1, b"v1") + _field(2, b"List")) + _field(2, _field(2, _field(1, body)))
+    return body
+
+
+def test_protobuf_objects_embedded_in_objects_are_bounded():
+    assert typed(nested_protobuf_lists(3), "application/vnd.kubernetes.protobuf", "List")[0]["items"]
+    err, took = timed(typed, nested_protobuf_lists(200), "application/vnd.kubernetes.protobuf", "List")
+    assert isinstance(err, APIError) and err.code == 400 and "embedded more than 8 deep" in err.message
+    assert took < 0.1
