@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from labctl.apiserver.storage import (AlreadyExists, PreconditionFailed, ResourceVersionTooOld, SQLiteStore)
+from labctl.apiserver.history import Retention
+from labctl.apiserver.storage import AlreadyExists, PreconditionFailed, ResourceVersionTooOld, SQLiteStore
 
 KEY = ("core/configmaps", "default", "a")
 
@@ -73,7 +74,7 @@ def test_watch_backlog_is_exactly_the_missed_events_even_after_reopen(tmp_path):
 
 
 def test_watch_from_before_the_history_is_too_old(tmp_path):
-    store = SQLiteStore(tmp_path / "s.db", history=3)
+    store = SQLiteStore(tmp_path / "s.db", retention=Retention(max_events=3))
     for i in range(6):
         store.create(("core/configmaps", "default", f"c{i}"), cm(f"c{i}"))
 
