@@ -10,12 +10,15 @@ Everything is pure: objects in, a Table dict out; the caller fills ``metadata.re
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
 from labctl.kube.labels import SelectorError, format_label_selector, format_labels, selector_from_label_selector
 from labctl.kube.meta import now as clock_now, parse_time, timestamp
+
+log = logging.getLogger("labctl.apiserver.printers")
 
 Obj = dict[str, Any]
 
@@ -578,14 +581,28 @@ def build_table(printer: TablePrinter, objects: list[Obj], include_object: str =
     clock = _Clock(now)
     rows = []
     for obj in objects:
-        row: Obj = {"cells": printer.cells(obj, clock)}
-        if printer.row_conditions is not None and (cond := printer.row_conditions(obj)):
-            row["conditions"] = cond
+        try:
+            row: Obj = {"cells": printer.cells(obj, clock)}
+            if printer.row_conditions is not None and (cond := printer.row_conditions(obj)):
+                row["conditions"] = cond
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as err:
+            row = _malformed_row(printer, obj, err)
         if (embedded := _row_object(obj, include_object)) is not None:
             row["object"] = embedded
         rows.append(row)
     return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {},
             "columnDefinitions": [dict(c) for c in printer.columns], "rows": rows}
+
+
+def _malformed_row(printer: TablePrinter, obj: Obj, err: Exception) -> Obj:
+    """The row of an object its handler cannot print: its name, then ``<unknown>``.
+
+    The API server refuses bodies of the wrong types, but an object stored before it did
+    may still be there; one such object must not fail a whole ``kubectl get``.
+    """
+    name = _name(obj) if isinstance(obj.get("metadata"), dict) else ""
+    log.warning("cannot print %s %r (malformed): %s: %s", obj.get("kind"), name, type(err).__name__, err)
+    return {"cells": [name] + ["<unknown>"] * (len(printer.columns) - 1)}
 
 
 def _pod_row_conditions(pod: Obj) -> list[Obj]:

@@ -4,6 +4,10 @@ Every labctl component that reacts to the cluster (node agent, service proxy, co
 uses this: list once, then watch from the list's resourceVersion; on a dropped stream
 resume from the last seen version; on ``410 Gone`` list again and report the difference
 as add/update/delete, so handlers never miss a change and never need to poll.
+
+An object whose fields are not of the types components read (one stored before the API
+server checked types, see :mod:`labctl.kube.wellformed`) is left out of the cache with
+one log line, so it cannot fail a handler or a controller for the objects next to it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Callable, Protocol
 
 import aiohttp
 
+from ..kube.wellformed import problem
 from .rest import APIClient, APIStatusError, resource_path
 
 log = logging.getLogger("labctl.informer")
@@ -50,6 +55,15 @@ def object_key(obj: dict) -> tuple[str, str]:
     return meta.get("namespace", ""), meta["name"]
 
 
+def _key_or_none(obj: object) -> tuple[str, str] | None:
+    """The cache key of an object that may be malformed, when it has one."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+        return None
+    namespace = meta.get("namespace", "")
+    return (namespace if isinstance(namespace, str) else "", meta["name"])
+
+
 class Informer:
     """Keeps ``cache`` equal to the server's view of one resource (optionally filtered)."""
 
@@ -63,6 +77,7 @@ class Informer:
         self.cache: dict[tuple[str, str], dict] = {}
         self.synced = asyncio.Event()
         self._rv = ""
+        self._malformed: dict[tuple[str, str], str] = {}  # key -> the resourceVersion already logged
 
     def add_handler(self, handler: Handler) -> None:
         self.handlers.append(handler)
@@ -94,7 +109,7 @@ class Informer:
 
     async def _relist(self) -> None:
         listed = await self.client.get(self.path, **self.params)
-        fresh = {object_key(o): o for o in listed.get("items", [])}
+        fresh = {object_key(o): o for o in listed.get("items", []) if self._wellformed(o)}
         for key, old in list(self.cache.items()):
             if key not in fresh:
                 del self.cache[key]
@@ -114,6 +129,12 @@ class Informer:
         self._rv = obj.get("metadata", {}).get("resourceVersion", self._rv)
         if typ == "BOOKMARK":
             return
+        if not self._wellformed(obj):
+            # what the cache held is outdated; for the handlers the object is gone
+            stale = _key_or_none(obj)
+            if stale is not None and stale in self.cache:
+                self._emit("on_delete", self.cache.pop(stale))
+            return
         key = object_key(obj)
         old = self.cache.get(key)
         if typ == "DELETED":
@@ -125,6 +146,18 @@ class Informer:
         else:
             self.cache[key] = obj
             self._emit("on_update", old, obj)
+
+    def _wellformed(self, obj: dict) -> bool:
+        """False (logged once per version) for an object components cannot read safely."""
+        where = problem(self.plural, obj)
+        if where is None:
+            return True
+        key = _key_or_none(obj) or ("", "?")
+        version = str((obj.get("metadata") or {}).get("resourceVersion", "")) if isinstance(obj, dict) else ""
+        if self._malformed.get(key) != version:
+            self._malformed[key] = version
+            log.warning("skipping %s %s: malformed field %s", self.plural, "/".join(k for k in key if k), where)
+        return False
 
     def _emit(self, method: str, *args: dict) -> None:
         for handler in self.handlers:

@@ -27,11 +27,14 @@ keyed by ``(namespace, name)``) and answers a question with an :class:`Answer`.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
+
+log = logging.getLogger("labctl.dns")
 
 Obj = Mapping[str, Any]
 Cache = Mapping[tuple[str, str], Obj]
@@ -363,18 +366,26 @@ class ClusterZone:
         return Answer(answers=[Record(name, "PTR", target, self.ttl) for target in targets])
 
     def _reverse_index(self) -> dict[str, list[str]]:
-        """IP → names: ClusterIPs to their Service, headless endpoint addresses to theirs."""
+        """IP → names: ClusterIPs to their Service, headless endpoint addresses to theirs.
+
+        A Service or Endpoints the index cannot read (malformed, stored before the API
+        server checked types) is left out with a log line; every other name still resolves.
+        """
         if self._ptr is None:
             index: dict[str, list[str]] = {}
             for (ns, svc_name), svc in list(self.services.items()):
-                base = f"{svc_name}.{ns}.svc.{self.zone}"
-                if service_type(svc) == "ExternalName":
-                    continue
-                if is_headless(svc):
-                    for a in ready_addresses(self.endpoints.get((ns, svc_name))):
-                        index.setdefault(a.ip, []).append(f"{a.label}.{base}")
-                else:
-                    for ip in cluster_ips(svc):
-                        index.setdefault(ip, []).append(base)
+                try:
+                    for ip, name in self._reverse_names(ns, svc_name, svc):
+                        index.setdefault(ip, []).append(name)
+                except (AttributeError, KeyError, TypeError, ValueError) as err:
+                    log.warning("leaving %s/%s out of the reverse zone (malformed): %s", ns, svc_name, err)
             self._ptr = {ip: list(dict.fromkeys(names)) for ip, names in index.items()}
         return self._ptr
+
+    def _reverse_names(self, ns: str, svc_name: str, svc: Obj) -> list[tuple[str, str]]:
+        base = f"{svc_name}.{ns}.svc.{self.zone}"
+        if service_type(svc) == "ExternalName":
+            return []
+        if is_headless(svc):
+            return [(a.ip, f"{a.label}.{base}") for a in ready_addresses(self.endpoints.get((ns, svc_name)))]
+        return [(ip, base) for ip in cluster_ips(svc)]

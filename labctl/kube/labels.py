@@ -82,7 +82,7 @@ class Requirement:
         if op in (GREATER_THAN, LESS_THAN):
             try:
                 have, want = _parse_int64(labels[self.key]), _parse_int64(self.values[0])
-            except (KeyError, ValueError, IndexError):
+            except (KeyError, ValueError, IndexError, TypeError):
                 return False
             return have > want if op == GREATER_THAN else have < want
         return False
@@ -166,9 +166,15 @@ class LabelSelector:
         return cls(tuple(sorted(requirements, key=lambda r: r.key)))
 
     def matches(self, labels: Mapping[str, str] | None) -> bool:
+        """Whether ``labels`` satisfy every requirement.
+
+        Labels that are not a map (an object stored before the API server checked types)
+        count as no labels, so one malformed object cannot break a list or a controller.
+        """
         if self.nothing:
             return False
-        labels = labels or {}
+        if not isinstance(labels, Mapping):
+            labels = {}
         return all(r.matches(labels) for r in self.requirements)
 
     @property

@@ -4,16 +4,23 @@ kube-proxy's ``ServiceChangeTracker``/``EndpointsChangeTracker``: an event handl
 records ``(previous, current)`` for the object; repeated changes collapse into one entry
 and an entry whose two sides became equal is dropped, so a burst of 50 updates to one
 Service costs one rule rewrite, and an update that changes nothing costs none.
+
+An object the conversion cannot read (a field of the wrong type, stored before the API
+server checked types) counts as one without ports, with one log line: the other
+Services' rules are still built.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from labctl.proxy.types import Endpoint, NamespacedName, ServicePortInfo, ServicePortName
+
+log = logging.getLogger("labctl.proxy")
 
 ServicePortMap = dict[ServicePortName, ServicePortInfo]
 EndpointsMap = dict[ServicePortName, tuple[Endpoint, ...]]
@@ -99,6 +106,15 @@ class _Tracker:
     def _convert(self, obj: Mapping[str, Any] | None) -> dict:
         raise NotImplementedError
 
+    def _readable(self, obj: Mapping[str, Any] | None) -> dict:
+        """``_convert``, with a malformed object skipped (logged) instead of failing the sync."""
+        try:
+            return self._convert(obj)
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
+            log.warning("skipping malformed %s %s: %s: %s", type(self).__name__.removesuffix("ChangeTracker"),
+                        _key(obj) if isinstance(obj, Mapping) else "?", type(err).__name__, err)
+            return {}
+
     def update(self, previous: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> bool:
         """Record one add (``None, obj``), update or delete (``obj, None``).
 
@@ -111,8 +127,8 @@ class _Tracker:
         with self._lock:
             change = self._items.get(key)
             if change is None:
-                change = self._items[key] = _Change(self._convert(previous), {})
-            change.current = self._convert(current)
+                change = self._items[key] = _Change(self._readable(previous), {})
+            change.current = self._readable(current)
             if change.previous == change.current:
                 del self._items[key]
             return len(self._items) > 0
