@@ -24,6 +24,7 @@ import jsonpointer
 from labctl.apiserver import openapi
 from labctl.apiserver.errors import APIError, bad_request
 from labctl.apiserver.openapi import PatchMeta
+from labctl.apiserver.typecheck import json_kind
 
 MAX_JSON_PATCH_OPERATIONS = 10000  # kube-apiserver's maxJSONPatchOperations
 GENERIC_422 = "the server rejected our request due to an error in our request"
@@ -62,7 +63,7 @@ def json_patch(obj: dict[str, Any], patch_bytes: bytes) -> dict[str, Any]:
     except ValueError as err:
         raise bad_request(f"failed to decode JSON patch: {err}") from err
     if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
-        raise bad_request(f"json: cannot unmarshal {_json_type(ops)} into Go value of type jsonpatch.Patch")
+        raise bad_request(f"json: cannot unmarshal {json_kind(ops)} into Go value of type jsonpatch.Patch")
     if len(ops) > MAX_JSON_PATCH_OPERATIONS:
         raise APIError(413, "RequestEntityTooLarge", "Request entity too large: The allowed maximum operations "
                        f"in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got: {len(ops)}")
@@ -110,10 +111,6 @@ def _unprocessable(detail: str) -> APIError:
     # kube-apiserver answers NewGenericServerResponse(422, ...) whose message hides the
     # cause; we keep kube's message and put the cause where a student can still read it.
     return APIError(422, "Invalid", GENERIC_422, {"causes": [{"message": detail}]})
-
-
-def _json_type(value: Any) -> str:
-    return {dict: "object", str: "string", bool: "bool", type(None): "null"}.get(type(value), "number")
 
 
 # --- strategic merge patch -------------------------------------------------------------

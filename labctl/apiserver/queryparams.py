@@ -17,6 +17,8 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from labctl.kube import validators
+from labctl.kube.labels import go_value
 from labctl.kube.resources import ResourceType
 
 from . import errors
@@ -24,21 +26,17 @@ from .decode import FIELD_VALIDATION
 
 META_GROUP = "meta.k8s.io"
 FIELD_MANAGER_MAX_LENGTH = 128
-_INT64 = (-(2**63), 2**63 - 1)
 _UINT64_MAX = 2**64 - 1
-_DECIMAL = re.compile(r"[+-]?[0-9]+\Z")
 _UNSIGNED = re.compile(r"[0-9]+\Z")
 
 
 # -- Go's scalar conversions ---------------------------------------------------------------
 def parse_int64(text: str) -> int:
     """``strconv.ParseInt(text, 10, 64)``, failing with Go's message as a 400."""
-    if not _DECIMAL.match(text):
-        raise errors.bad_request(f'strconv.ParseInt: parsing "{text}": invalid syntax')
-    value = int(text)
-    if not _INT64[0] <= value <= _INT64[1]:
-        raise errors.bad_request(f'strconv.ParseInt: parsing "{text}": value out of range')
-    return value
+    try:
+        return validators.parse_int64(text)
+    except ValueError as err:
+        raise errors.bad_request(str(err)) from None
 
 
 def parse_bool(text: str) -> bool:
@@ -185,7 +183,7 @@ def _dry_run_errors(values: list[str]) -> list[errors.FieldError]:
     """``ValidateDryRun``: every value must be ``All``."""
     if all(v == "All" for v in values):
         return []
-    shown = errors.GoLiteral("[]string{" + ", ".join(_go_quote(v) for v in values) + "}")
+    shown = errors.GoLiteral(go_value(values))
     return [errors.FieldError("FieldValueNotSupported", "dryRun", shown, 'supported values: "All"')]
 
 
@@ -204,10 +202,6 @@ def _field_manager_errors(manager: str) -> list[errors.FieldError]:
 def _printable(ch: str) -> bool:
     """Go's ``unicode.IsPrint``: letters, marks, numbers, punctuation, symbols and the ASCII space."""
     return ch == " " or unicodedata.category(ch)[0] in "LMNPS"
-
-
-def _go_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # -- deletes -------------------------------------------------------------------------------

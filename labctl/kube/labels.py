@@ -12,11 +12,10 @@ are :class:`SelectorError` carrying Kubernetes' exact message, so the API server
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from .validators import is_qualified_name, is_valid_label_value
+from .validators import is_qualified_name, is_valid_label_value, parse_int64
 
 # selection.Operator values, spelled as Kubernetes spells them.
 IN, NOT_IN = "in", "notin"
@@ -37,7 +36,7 @@ def _go_quote(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _go_value(value: str | list[str]) -> str:
+def go_value(value: str | list[str]) -> str:
     """How ``field.Error`` prints a bad value: ``%q`` for strings, ``%#v`` for ``[]string``."""
     if isinstance(value, str):
         return _go_quote(value)
@@ -46,7 +45,7 @@ def _go_value(value: str | list[str]) -> str:
 
 def field_invalid(path: str | None, value: str | list[str], detail: str) -> str:
     """The text of ``field.Invalid(path, value, detail).Error()``; a nil path prints as ``<nil>``."""
-    return f"{'<nil>' if path is None else path}: Invalid value: {_go_value(value)}: {detail}"
+    return f"{'<nil>' if path is None else path}: Invalid value: {go_value(value)}: {detail}"
 
 
 def aggregate(messages: list[str]) -> str:
@@ -81,7 +80,7 @@ class Requirement:
             return self.key not in labels
         if op in (GREATER_THAN, LESS_THAN):
             try:
-                have, want = _parse_int64(labels[self.key]), _parse_int64(self.values[0])
+                have, want = parse_int64(labels[self.key]), parse_int64(self.values[0])
             except (KeyError, ValueError, IndexError, TypeError):
                 return False
             return have > want if op == GREATER_THAN else have < want
@@ -96,16 +95,6 @@ class Requirement:
         if self.operator in (IN, NOT_IN):
             values = f"({values})"
         return self.key + symbol + values
-
-
-def _parse_int64(text: str) -> int:
-    """Go's ``strconv.ParseInt(s, 10, 64)``: optional sign, decimal digits, 64-bit range."""
-    if not re.fullmatch(r"[+-]?[0-9]+", text):
-        raise ValueError(text)
-    number = int(text)
-    if not -(2**63) <= number < 2**63:
-        raise ValueError(text)
-    return number
 
 
 def new_requirement(key: str, operator: str, values: Iterable[str] = (), path: str | None = None) -> Requirement:
@@ -133,7 +122,7 @@ def new_requirement(key: str, operator: str, values: Iterable[str] = (), path: s
             errs.append(field_invalid(values_path, vals, "for 'Gt', 'Lt' operators, exactly one value is required"))
         for i, v in enumerate(vals):
             try:
-                _parse_int64(v)
+                parse_int64(v)
             except ValueError:
                 errs.append(field_invalid(f"{values_path}[{i}]", v,
                                           "for 'Gt', 'Lt' operators, the value must be an integer"))

@@ -256,3 +256,20 @@ def is_valid_cidr(value: object) -> list[str]:
     except ValueError:
         return ["must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"]
     return []
+
+
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_int64(text: str) -> int:
+    """Go's ``strconv.ParseInt(text, 10, 64)``: a sign, decimal digits, the int64 range.
+
+    Raises ``ValueError`` with Go's message (``strconv.ParseInt: parsing "x": invalid syntax``,
+    ``... value out of range``), which kube answers query parameters with.
+    """
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(f'strconv.ParseInt: parsing "{text}": invalid syntax')
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f'strconv.ParseInt: parsing "{text}": value out of range')
+    return value
