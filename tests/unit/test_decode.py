@@ -170,31 +170,3 @@ def test_a_patch_is_not_blamed_for_unknown_fields_already_stored():
                               "v1", "Service", "Strict")
     assert info.value.message == 'strict decoding error: unknown field "spec.extra2"'
 
-
-def _field(number: int, payload: bytes) -> bytes:
-    """One length-delimited protobuf field."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def nested_protobuf_lists(depth: int) -> bytes:
-    """A ``v1 List`` whose only item is a ``v1 List`` whose only item is ... (RawExtension in runtime.Unknown)."""
-    body = b"k8s\x00" + _field(1, _field(1, b"v1") + _field(2, b"ConfigMap")) + _field(2, b"")
-    for _ in range(depth):
-        body = b"k8s\x00" + _field(1, _field(1, b"v1") + _field(2, b"List")) + _field(2, _field(2, _field(1, body)))
-    return body
-
-
-def test_protobuf_objects_embedded_in_objects_are_bounded():
-    assert typed(nested_protobuf_lists(3), "application/vnd.kubernetes.protobuf", "List")[0]["items"]
-    err, took = timed(typed, nested_protobuf_lists(200), "application/vnd.kubernetes.protobuf", "List")
-    assert isinstance(err, APIError) and err.code == 400 and "embedded more than 8 deep" in err.message
-    assert took < 0.1

@@ -289,3 +289,17 @@ def test_committed_schema_covers_every_served_kind():
     for name, fields in schema.items():
         for f in fields.values():
             assert f.type in protobuf._SCALAR_TYPES or f.type in schema, f"{name}.{f.name}: {f.type}"
+
+
+def test_objects_embedded_in_objects_are_bounded():
+    """A List whose item is a List whose item is ... stops at MAX_EMBEDDED levels, with a 400, fast."""
+    def nested(depth: int) -> bytes:
+        body = envelope("v1", "ConfigMap", b"")
+        for _ in range(depth):
+            body = envelope("v1", "List", ld(2, ld(1, body)))  # items[0].raw
+        return body
+    assert decode_object(nested(3))["items"]
+    with pytest.raises(APIError) as info:
+        decode_object(nested(200))
+    assert info.value.code == 400
+    assert info.value.message == "failed to decode protobuf body: objects embedded more than 8 deep"
