@@ -16,16 +16,32 @@ log = logging.getLogger("labctl.controllers")
 
 
 class WorkQueue:
-    """A de-duplicating queue of keys with delayed re-adds (client-go's rate-limited queue)."""
+    """A de-duplicating queue of keys with delayed re-adds (client-go's rate-limited queue).
+
+    As client-go's ``workqueue.Type``: a key is never handed to two workers at once. A key
+    added while a worker processes it is marked dirty and queued again only when that worker
+    calls :meth:`done`, so the next reconcile sees the newer state and two reconciles of one
+    object never race each other's writes (a status patch without a resourceVersion from
+    the older one could otherwise land last).
+    """
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._pending: set[str] = set()
+        self._dirty: set[str] = set()        # wanted: queued, or to re-queue once processed
+        self._processing: set[str] = set()   # handed to a worker, not done yet
         self._failures: dict[str, int] = {}
 
     def add(self, key: str) -> None:
-        if key not in self._pending:
-            self._pending.add(key)
+        if key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key not in self._processing:
+            self._queue.put_nowait(key)
+
+    def done(self, key: str) -> None:
+        """A worker finished ``key``; queue it again if it was added meanwhile."""
+        self._processing.discard(key)
+        if key in self._dirty:
             self._queue.put_nowait(key)
 
     def add_after(self, key: str, delay: float) -> None:
@@ -41,7 +57,8 @@ class WorkQueue:
 
     async def get(self) -> str:
         key = await self._queue.get()
-        self._pending.discard(key)
+        self._processing.add(key)
+        self._dirty.discard(key)
         return key
 
 
@@ -76,6 +93,7 @@ class Controller:
                 log.warning("%s: failed to sync %s: %s", self.name, key, err, exc_info=log.isEnabledFor(logging.DEBUG))
                 self.queue.retry(key)
             finally:
+                self.queue.done(key)
                 log.debug("%s: synced %s in %.1f ms", self.name, key, (time.monotonic() - started) * 1000)
 
     async def _resync(self) -> None:
