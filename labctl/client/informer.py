@@ -5,6 +5,12 @@ uses this: list once, then watch from the list's resourceVersion; on a dropped s
 resume from the last seen version; on ``410 Gone`` list again and report the difference
 as add/update/delete, so handlers never miss a change and never need to poll.
 
+An informer also says whether its cache is *current*: ``failing_since`` is when its list or
+watch started failing (None while they work) and ``last_error`` why. A component can then
+report itself not ready when its watch is refused (``401``: an expired token) instead of
+serving a stale cache as if it were fresh, and the LoadBalancer announcer withdraws its
+addresses when it has been cut off from the API for too long.
+
 An object whose fields are not of the types components read (one stored before the API
 server checked types, see :mod:`labctl.kube.wellformed`) is left out of the cache with
 one log line, so it cannot fail a handler or a controller for the objects next to it.
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Callable, Protocol
 
 import aiohttp
@@ -76,6 +83,8 @@ class Informer:
         self.params = {k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
         self.cache: dict[tuple[str, str], dict] = {}
         self.synced = asyncio.Event()
+        self.failing_since: float | None = None   # time.monotonic() of the first failure in a row
+        self.last_error: Exception | None = None
         self._rv = ""
         self._malformed: dict[tuple[str, str], str] = {}  # key -> the resourceVersion already logged
 
@@ -88,21 +97,44 @@ class Informer:
     def list(self) -> list[dict]:
         return list(self.cache.values())
 
+    @property
+    def refused(self) -> bool:
+        """The server refuses our credentials (401) or rights (403): the cache is going stale."""
+        return isinstance(self.last_error, APIStatusError) and self.last_error.code in (401, 403)
+
+    def failing_for(self, now: float | None = None) -> float:
+        """Seconds the list/watch has been failing without a success in between (0 when healthy)."""
+        if self.failing_since is None:
+            return 0.0
+        return (time.monotonic() if now is None else now) - self.failing_since
+
+    def _working(self) -> None:
+        if self.failing_since is not None:
+            log.info("watch of %s works again after %.1fs", self.plural, self.failing_for())
+        self.failing_since, self.last_error = None, None
+
+    def _failing(self, err: Exception) -> None:
+        self.last_error = err
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+
     async def run(self) -> None:
         backoff = 0.2
         while True:
             try:
                 if not self._rv:
                     await self._relist()
-                async for event in self.client.watch(self.path, self._rv, **self.params):
+                async for event in self.client.watch(self.path, self._rv, on_open=self._working, **self.params):
                     self._apply(event)
                     backoff = 0.2
             except APIStatusError as err:
                 if err.code == 410:
                     self._rv = ""  # expired: list again
                     continue
+                self._failing(err)
                 log.warning("watch of %s failed: %s", self.plural, err)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+                self._failing(err)
                 log.debug("watch of %s interrupted: %s", self.plural, err)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
@@ -122,6 +154,7 @@ class Informer:
             elif old["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
                 self._emit("on_update", old, obj)
         self._rv = listed["metadata"]["resourceVersion"]
+        self._working()
         self.synced.set()
 
     def _apply(self, event: dict) -> None:

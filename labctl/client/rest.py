@@ -11,15 +11,17 @@ from __future__ import annotations
 import base64
 import ssl
 import tempfile
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 import orjson
 import yaml
 
 from ..kube.resources import resource_for
+from .tokenfile import TokenFile
 
 
 class APIStatusError(Exception):
@@ -55,6 +57,9 @@ class Credentials:
     cert_pem: bytes | None = None
     key_pem: bytes | None = None
     token: str | None = None
+    #: a file the token is re-read from when it changes (a pod's projected token, which the
+    #: kubelet rotates); ``token`` is then its first content
+    token_file: str | None = None
 
     @classmethod
     def from_kubeconfig(cls, source: Path | str | dict) -> "Credentials":
@@ -92,7 +97,10 @@ class APIClient:
 
     def __init__(self, credentials: Credentials) -> None:
         self.credentials = credentials
-        headers = {"Authorization": f"Bearer {credentials.token}"} if credentials.token else {}
+        self._token_file = (TokenFile(credentials.token_file, credentials.token or "")
+                            if credentials.token_file else None)
+        static = credentials.token if not self._token_file else None
+        headers = {"Authorization": f"Bearer {static}"} if static else {}
         self._session = aiohttp.ClientSession(
             base_url=credentials.server, headers=headers,
             connector=aiohttp.TCPConnector(ssl=credentials.ssl_context(), limit=32),
@@ -107,15 +115,25 @@ class APIClient:
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
+    def _auth(self) -> dict[str, str]:
+        """The Authorization header of a rotating token (the session carries a static one)."""
+        token = self._token_file.token() if self._token_file else ""
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def _refused(self, status: int) -> None:
+        if status == 401 and self._token_file:
+            self._token_file.invalidate()  # client-go resets its token source on a 401 too
+
     async def request(self, method: str, path: str, *, body: Any = None, params: dict | None = None,
                       content_type: str = "application/json", timeout: float = 30) -> dict:
         data = orjson.dumps(body) if body is not None else None
-        async with self._session.request(method, path, data=data, params=params,
-                                         headers={"Content-Type": content_type, "Accept": "application/json"},
+        headers = {"Content-Type": content_type, "Accept": "application/json", **self._auth()}
+        async with self._session.request(method, path, data=data, params=params, headers=headers,
                                          timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
             raw = await resp.read()
             payload = orjson.loads(raw) if raw else {}
             if resp.status >= 300:
+                self._refused(resp.status)
                 raise APIStatusError(resp.status, payload if isinstance(payload, dict) else {})
             return payload
 
@@ -138,24 +156,29 @@ class APIClient:
 
     async def healthy(self) -> bool:
         try:
-            async with self._session.get("/healthz", timeout=aiohttp.ClientTimeout(total=2)) as resp:
+            async with self._session.get("/healthz", headers=self._auth(),
+                                         timeout=aiohttp.ClientTimeout(total=2)) as resp:
                 return resp.status == 200
         except (aiohttp.ClientError, TimeoutError, OSError):
             return False
 
     async def watch(self, path: str, resource_version: str, timeout_seconds: int = 300,
-                    **params: str) -> AsyncIterator[dict]:
+                    on_open: Callable[[], None] | None = None, **params: str) -> AsyncIterator[dict]:
         """Watch events (``{"type", "object"}``) after ``resource_version``.
 
         Raises :class:`APIStatusError` with code 410 when the version has expired, so the
-        caller relists, as client-go's reflector does.
+        caller relists, as client-go's reflector does. ``on_open`` is called once the server
+        accepted the watch (a quiet watch is a healthy one).
         """
         query = {"watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
                  "timeoutSeconds": str(timeout_seconds), **params}
-        async with self._session.get(path, params=query,
+        async with self._session.get(path, params=query, headers=self._auth(),
                                      timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30)) as resp:
             if resp.status >= 300:
+                self._refused(resp.status)
                 raise APIStatusError(resp.status, orjson.loads(await resp.read() or b"{}"))
+            if on_open is not None:
+                on_open()
             async for line in resp.content:
                 if not line.strip():
                     continue

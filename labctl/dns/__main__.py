@@ -8,7 +8,9 @@ to the nameservers of ``--resolv-conf`` — the node's, because the Deployment r
 
 It prints ``labctl-dns ready on <host>:<port>`` once the Service, Endpoints and
 Namespace caches are filled; ``/health`` and ``/ready`` on ``--health-listen`` say the
-same to the kubelet.
+same to the kubelet. ``/ready`` turns 503 again (and the server logs why) while the API
+server refuses its watches — an expired or revoked token — so the pod leaves the kube-dns
+endpoints instead of answering from a cache that no longer follows the cluster.
 """
 
 from __future__ import annotations
@@ -77,17 +79,46 @@ def load_credentials(opts: DNSOptions) -> Credentials:
     return in_cluster_credentials()
 
 
-async def start_health(listen: tuple[str, int], ready: asyncio.Event) -> web.AppRunner:
-    """CoreDNS's ``health`` (alive) and ``ready`` (caches synced) endpoints, on one port."""
+class Readiness:
+    """Ready = every cache listed and none of their watches refused by the API server.
+
+    CoreDNS's ``ready`` only waits for the first list; a kube-dns whose token expired
+    would then stay Ready while every Service created later is unknown to it. Each change
+    of the verdict is logged once.
+    """
+
+    def __init__(self, informers: list[Informer]) -> None:
+        self.informers = informers
+        self._last = "caches not synced"
+
+    def why_not(self) -> str:
+        """'' when ready, else the reason (the /ready answer's body)."""
+        if not all(i.synced.is_set() for i in self.informers):
+            reason = "caches not synced"
+        else:
+            refused = [i for i in self.informers if i.refused]
+            reason = "; ".join(f"watch of {i.plural} failed: {i.last_error}" for i in refused)
+        if reason != self._last:
+            if reason:
+                log.warning("not ready: %s", reason)
+            else:
+                log.info("ready: the caches follow the API server")
+            self._last = reason
+        return reason
+
+
+async def start_health(listen: tuple[str, int], readiness: Readiness) -> web.AppRunner:
+    """CoreDNS's ``health`` (alive) and ``ready`` endpoints, on one port."""
     async def health(_: web.Request) -> web.Response:
         return web.Response(text="OK")
 
-    async def readiness(_: web.Request) -> web.Response:
-        return web.Response(text="OK") if ready.is_set() else web.Response(status=503, text="caches not synced")
+    async def ready(_: web.Request) -> web.Response:
+        why_not = readiness.why_not()
+        return web.Response(status=503, text=why_not) if why_not else web.Response(text="OK")
 
     app = web.Application()
     app.router.add_get("/health", health)
-    app.router.add_get("/ready", readiness)
+    app.router.add_get("/ready", ready)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, *listen).start()
@@ -108,7 +139,8 @@ async def serve(opts: DNSOptions, stop: asyncio.Event) -> None:
         informer.add_handler(changed)
     synced = asyncio.Event()
     server = DNSServer(zone, Forwarder(upstreams), ready=synced.is_set)
-    health = await start_health(opts.health_listen, synced) if opts.health_listen else None
+    readiness = Readiness([services, endpoints, namespaces])
+    health = await start_health(opts.health_listen, readiness) if opts.health_listen else None
     tasks = [asyncio.create_task(i.run()) for i in (services, endpoints, namespaces)]
     try:
         port = await server.listen(*opts.listen)
