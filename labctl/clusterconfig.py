@@ -23,6 +23,9 @@ DEFAULT_POD_SUBNET = "10.244.0.0/16"
 DEFAULT_SERVICE_SUBNET = "10.96.0.0/12"
 DEFAULT_NODE_PORT_RANGE = (30000, 32767)
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+#: LoadBalancer IPs: host numbers ``.200``–``.250`` of the lab network's /24 (the nodes get
+#: .2, .3, … from Docker, the gateway .1), so no node, gateway or Service address is in the pool
+LOAD_BALANCER_POOL_HOSTS = (200, 250)
 
 NODE_CONFIG_PATH = Path("/etc/labctl/node.json")
 NODE_KUBECONFIG_PATH = Path("/etc/labctl/kubelet.kubeconfig")
@@ -90,6 +93,17 @@ class ClusterConfig:
             low, high = data.pop("node_port_range")
             data["node_port_range"] = (int(low), int(high))
         return cls(lifecycle=lifecycle, **data)
+
+
+def load_balancer_pool(node_ip: str) -> list[str]:
+    """The lab's LoadBalancer IPs: ``.200``–``.250`` of the /24 holding a node's InternalIP.
+
+    One derivation for both sides: the LoadBalancer controller hands these out, and a node
+    agent announces nothing else, whatever a Service's status says.
+    """
+    net = ipaddress.ip_network(f"{node_ip}/24", strict=False)
+    first, last = LOAD_BALANCER_POOL_HOSTS
+    return [str(net.network_address + host) for host in range(first, last + 1)]
 
 
 @dataclass(frozen=True)

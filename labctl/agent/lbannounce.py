@@ -15,6 +15,17 @@ and only the IPs of a node that leaves or joins move. With
 ``externalTrafficPolicy: Local`` only nodes with a Ready endpoint qualify (the others
 would drop the traffic). ``labctl exec worker -- ip -4 addr show label eth0:lb`` shows
 what a node announces.
+
+**Which addresses.** A Service's status can be patched by anyone allowed to, so the
+announcer trusts none of it: it announces only addresses of the lab's LoadBalancer pool
+(:func:`labctl.clusterconfig.load_balancer_pool`, the same derivation as the controller's:
+``.200``–``.250`` of its own InternalIP's /24), never a Node's address, a ClusterIP or the
+gateway, and logs what it refuses. A node that put the control plane's address on its
+interface would cut every node off the API server — and then never hear that the Service
+is gone. For the same reason an agent that has lost the API server for longer than the
+node monitor grace period (its watches failing) withdraws every address it announces: its
+cache no longer says what to announce, and by then the Node is NotReady anyway and another
+node has taken the addresses over.
 """
 
 from __future__ import annotations
@@ -24,11 +35,13 @@ import hashlib
 import logging
 import socket
 import struct
+import time
+from collections.abc import Collection
 from pathlib import Path
 
 from ..client.informer import FuncHandler, Informer
-from ..kube.objects import node_is_ready
-from ..clusterconfig import NodeConfig
+from ..clusterconfig import NodeConfig, load_balancer_pool
+from ..kube.objects import node_address, node_is_ready
 
 log = logging.getLogger("labctl.lbannounce")
 
@@ -58,10 +71,36 @@ def nodes_with_ready_endpoints(endpoints: dict | None) -> set[str]:
             for a in s.get("addresses") or [] if a.get("nodeName")}
 
 
+def ingress_ips(svc: dict) -> list[str]:
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return [i["ip"] for i in ingress if isinstance(i, dict) and isinstance(i.get("ip"), str)]
+
+
+def announceable(pool: Collection[str], services: list[dict], nodes: list[dict]) -> set[str]:
+    """The pool minus every Node's address and every ClusterIP: all a node may ever announce."""
+    taken = {node_address(n) for n in nodes}
+    for svc in services:
+        spec = svc.get("spec") or {}
+        taken.update(ip for ip in [spec.get("clusterIP"), *(spec.get("clusterIPs") or [])] if isinstance(ip, str))
+    return set(pool) - taken
+
+
+def refused_ips(services: list[dict], allowed: set[str]) -> set[tuple[str, str]]:
+    """``(namespace/name, ip)`` of the ingress IPs no node may announce (for the log)."""
+    out = set()
+    for svc in services:
+        if (svc.get("spec") or {}).get("type") != "LoadBalancer":
+            continue
+        meta = svc["metadata"]
+        out.update((f"{meta.get('namespace', '')}/{meta['name']}", ip) for ip in ingress_ips(svc) if ip not in allowed)
+    return out
+
+
 def announced_ips(node_name: str, services: list[dict], nodes: list[dict],
-                  endpoints_of: dict[tuple[str, str], dict]) -> set[str]:
-    """The load balancer IPs ``node_name`` must announce."""
+                  endpoints_of: dict[tuple[str, str], dict], pool: Collection[str]) -> set[str]:
+    """The load balancer IPs ``node_name`` must announce: its share of the allowed ingress IPs."""
     eligible = eligible_nodes(nodes)
+    allowed = announceable(pool, services, nodes)
     mine: set[str] = set()
     for svc in services:
         spec = svc.get("spec") or {}
@@ -72,9 +111,8 @@ def announced_ips(node_name: str, services: list[dict], nodes: list[dict],
             meta = svc["metadata"]
             local = nodes_with_ready_endpoints(endpoints_of.get((meta.get("namespace", ""), meta["name"])))
             candidates = [n for n in eligible if n in local]
-        for ingress in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
-            ip = ingress.get("ip")
-            if ip and announcer_for(ip, candidates) == node_name:
+        for ip in ingress_ips(svc):
+            if ip in allowed and announcer_for(ip, candidates) == node_name:
                 mine.add(ip)
     return mine
 
@@ -90,6 +128,10 @@ def sync_addresses(internal_ip: str, wanted: set[str]) -> tuple[set[str], set[st
             raise RuntimeError(f"failed to find the interface holding the InternalIP {internal_ip!r}")
         index = found[0]["index"]
         ifname = ipr.get_links(index)[0].get_attr("IFLA_IFNAME")
+        gateways = {r.get_attr("RTA_GATEWAY") for r in ipr.get_default_routes(family=socket.AF_INET)}
+        if wanted & gateways:  # the pool never holds it; a hand-made pool might
+            log.warning("refusing to announce the gateway's address %s", ", ".join(sorted(wanted & gateways)))
+            wanted = wanted - gateways
         label = f"{ifname}{ADDRESS_LABEL_SUFFIX}"[:15]
         present = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=socket.AF_INET, index=index)
                    if a.get_attr("IFA_LABEL") == label}
@@ -126,26 +168,59 @@ class LBAnnouncer:
 
     def __init__(self, cfg: NodeConfig) -> None:
         self.cfg = cfg
+        self.pool = load_balancer_pool(cfg.internal_ip)
+        self.grace = cfg.cluster.lifecycle.node_monitor_grace_seconds
         self.dirty = asyncio.Event()
         #: add it to the services, nodes and endpoints informers
         self.handler = FuncHandler(lambda _o: self.dirty.set(), lambda _o, _n: self.dirty.set(),
                                    lambda _o: self.dirty.set())
+        self._refused: set[tuple[str, str]] = set()
+        self._cut_off = False
 
     async def run(self, services: Informer, nodes: Informer, endpoints: Informer) -> None:
-        """Resync on every change (and every RESYNC_S) once the three informers have listed."""
-        await asyncio.gather(services.synced.wait(), nodes.synced.wait(), endpoints.synced.wait())
+        """Resync on every change and every RESYNC_S; withdraw everything once cut off from the API."""
+        informers = (services, nodes, endpoints)
+        started = time.monotonic()
         while True:
             self.dirty.clear()
-            wanted = announced_ips(self.cfg.node_name, services.list(), nodes.list(), endpoints.cache)
+            now = time.monotonic()
+            failing = max(i.failing_for(now) for i in informers)
+            synced = all(i.synced.is_set() for i in informers)
+            cut_off = failing > self.grace or (not synced and now - started > self.grace)
+            if cut_off != self._cut_off:
+                self._cut_off = cut_off
+                if cut_off:
+                    log.warning("cut off from the API server for more than %.0fs: withdrawing every load "
+                                "balancer IP of %s", self.grace, self.cfg.node_name)
+                    await self._sync(set())
+                else:
+                    log.info("the API server is back: announcing load balancer IPs again")
+            if synced and not cut_off:
+                await self._sync(self._wanted(services.list(), nodes.list(), endpoints.cache))
+            # while a watch fails, look again when the grace period runs out (then every second,
+            # to notice the way back); else on changes and every RESYNC_S
+            timeout = RESYNC_S
+            if failing or not synced:
+                timeout = max(1.0, min(RESYNC_S, self.grace - max(failing, now - started) + 0.1))
             try:
-                added, removed = await asyncio.to_thread(sync_addresses, self.cfg.internal_ip, wanted)
-                for ip in sorted(added):
-                    log.info("announcing load balancer IP %s from %s", ip, self.cfg.node_name)
-                for ip in sorted(removed):
-                    log.info("no longer announcing load balancer IP %s", ip)
-            except Exception as err:  # noqa: BLE001 - retried on the next change or period
-                log.warning("failed to sync load balancer IPs %s: %s", sorted(wanted), err)
-            try:
-                await asyncio.wait_for(self.dirty.wait(), RESYNC_S)
-            except asyncio.TimeoutError:
+                await asyncio.wait_for(self.dirty.wait(), timeout)
+            except TimeoutError:
                 pass
+
+    def _wanted(self, services: list[dict], nodes: list[dict], endpoints: dict[tuple[str, str], dict]) -> set[str]:
+        refused = refused_ips(services, announceable(self.pool, services, nodes))
+        for service, ip in sorted(refused - self._refused):
+            log.warning("refusing to announce %s of Service %s: not an address of the load balancer pool "
+                        "%s-%s (or a node's or a Service's)", ip, service, self.pool[0], self.pool[-1])
+        self._refused = refused
+        return announced_ips(self.cfg.node_name, services, nodes, endpoints, self.pool)
+
+    async def _sync(self, wanted: set[str]) -> None:
+        try:
+            added, removed = await asyncio.to_thread(sync_addresses, self.cfg.internal_ip, wanted)
+            for ip in sorted(added):
+                log.info("announcing load balancer IP %s from %s", ip, self.cfg.node_name)
+            for ip in sorted(removed):
+                log.info("no longer announcing load balancer IP %s", ip)
+        except Exception as err:  # noqa: BLE001 - retried on the next change or period
+            log.warning("failed to sync load balancer IPs %s: %s", sorted(wanted), err)

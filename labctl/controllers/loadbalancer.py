@@ -18,22 +18,13 @@ import ipaddress
 import logging
 
 from ..client.informer import FuncHandler
+from ..clusterconfig import load_balancer_pool
 from ..kube.objects import node_address
 from ..client.rest import APIStatusError, resource_path
 from .base import Controller, key_of, split_key
 from .context import ControllerContext
 
 log = logging.getLogger("labctl.controllers.loadbalancer")
-
-#: host numbers of the pool inside the lab /24 (the nodes get .2, .3, … from Docker)
-POOL_FIRST_HOST, POOL_LAST_HOST = 200, 250
-
-
-def default_pool(node_ip: str) -> list[str]:
-    """``.200``–``.250`` of the /24 holding ``node_ip`` (the lab network's nodes' addresses)."""
-    net = ipaddress.ip_network(f"{node_ip}/24", strict=False)
-    return [str(net.network_address + host) for host in range(POOL_FIRST_HOST, POOL_LAST_HOST + 1)]
-
 
 def parse_pool(text: str) -> list[str]:
     """A pool as ``FIRST-LAST`` or a CIDR (every host address)."""
@@ -119,7 +110,7 @@ class LoadBalancerController(Controller):
         if self._pool is not None:
             return self._pool
         ips = sorted(ip for ip in (node_address(n) for n in self.nodes.list()) if ip)
-        return default_pool(ips[0]) if ips else None
+        return load_balancer_pool(ips[0]) if ips else None
 
     def taken(self, key: str) -> dict[str, str]:
         """Every IP in use by another LoadBalancer Service (cache plus our own recent grants)."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from labctl.agent.lbannounce import announced_ips, announcer_for, eligible_nodes, gratuitous_arp_frame
 from labctl.controllers.endpoints import build_subsets, desired_labels, endpoints_relevant, find_port
-from labctl.controllers.loadbalancer import choose_ip, default_pool, parse_pool
+from labctl.clusterconfig import load_balancer_pool
+from labctl.controllers.loadbalancer import choose_ip, parse_pool
 
 
 def svc(ports=None, selector=None, name="web", **spec) -> dict:
@@ -108,14 +109,14 @@ def lb(name: str, ip: str | None = None, requested: str | None = None) -> dict:
 
 
 def test_pool_is_the_top_of_the_lab_subnet():
-    pool = default_pool("172.30.3.2")
+    pool = load_balancer_pool("172.30.3.2")
     assert pool[0] == "172.30.3.200" and pool[-1] == "172.30.3.250" and len(pool) == 51
     assert parse_pool("10.0.0.5-10.0.0.7") == ["10.0.0.5", "10.0.0.6", "10.0.0.7"]
     assert parse_pool("10.0.0.0/30") == ["10.0.0.1", "10.0.0.2"]
 
 
 def test_choose_ip_keeps_requested_and_lowest_free():
-    pool = default_pool("172.30.0.2")
+    pool = load_balancer_pool("172.30.0.2")
     assert choose_ip(lb("a"), pool, {}) == ("172.30.0.200", "")
     assert choose_ip(lb("b"), pool, {"172.30.0.200": "default/a"}) == ("172.30.0.201", "")
     assert choose_ip(lb("a", ip="172.30.0.210"), pool, {"172.30.0.200": "default/x"}) == ("172.30.0.210", "")
@@ -129,6 +130,9 @@ def test_choose_ip_keeps_requested_and_lowest_free():
 
 
 # -- the announcing node ----------------------------------------------------------------------
+POOL = load_balancer_pool("172.30.0.2")
+
+
 def node(name: str, ready: bool = True, control_plane: bool = False) -> dict:
     labels = {"node-role.kubernetes.io/control-plane": ""} if control_plane else {}
     return {"metadata": {"name": name, "labels": labels},
@@ -153,14 +157,14 @@ def test_announcer_is_deterministic_and_moves_only_for_a_leaving_node():
 def test_each_ip_is_announced_by_exactly_one_node_and_local_policy_needs_an_endpoint():
     nodes = [node("worker"), node("worker2")]
     services = [lb(f"s{i}", ip=f"172.30.0.{200 + i}") for i in range(6)]
-    per_node = [announced_ips(n, services, nodes, {}) for n in ("worker", "worker2")]
+    per_node = [announced_ips(n, services, nodes, {}, POOL) for n in ("worker", "worker2")]
     assert per_node[0] | per_node[1] == {f"172.30.0.{200 + i}" for i in range(6)} and not per_node[0] & per_node[1]
     local = lb("local", ip="172.30.0.250")
     local["spec"]["externalTrafficPolicy"] = "Local"
     eps = {("default", "local"): {"subsets": [{"addresses": [{"ip": "10.244.2.3", "nodeName": "worker2"}]}]}}
-    assert "172.30.0.250" in announced_ips("worker2", [local], nodes, eps)
-    assert not announced_ips("worker", [local], nodes, eps)
-    assert not announced_ips("worker2", [local], nodes, {})
+    assert "172.30.0.250" in announced_ips("worker2", [local], nodes, eps, POOL)
+    assert not announced_ips("worker", [local], nodes, eps, POOL)
+    assert not announced_ips("worker2", [local], nodes, {}, POOL)
 
 
 def test_gratuitous_arp_frame_layout():
