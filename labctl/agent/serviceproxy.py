@@ -34,7 +34,8 @@ def build_proxier(cfg: NodeConfig) -> Proxier:
     traffic Docker DNATs from the host's published port to the node's InternalIP matches,
     and so does 127.0.0.1 (``route_localnet=1`` on every node).
     """
-    return Proxier(cfg.node_name, node_ips=[cfg.internal_ip], cluster_cidr=cfg.cluster.pod_subnet)
+    return Proxier(cfg.node_name, node_ips=[cfg.internal_ip], cluster_cidr=cfg.cluster.pod_subnet,
+                   watch_canaries=True)
 
 
 async def run_service_proxy(client: APIClient, cfg: NodeConfig, proxier: Proxier | None = None) -> None:

@@ -5,6 +5,10 @@ tracker and poke the runner. ``sync()`` merges the pending changes, builds the w
 ruleset with the pure builder, applies it in one restore and then flushes stale UDP
 conntrack entries. Nothing is written before both initial lists have been seen, "to avoid
 updating iptables with some partial data after restart" (kube-proxy).
+
+With ``watch_canaries`` a :class:`~labctl.proxy.canary.CanaryWatch` notices a flushed or
+deleted table (kube-proxy's canary chains) and asks for a full resync at once, instead of
+waiting for the periodic one.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from labctl.proxy.changes import (
     apply_endpoints_changes,
     apply_service_changes,
 )
+from labctl.proxy.canary import CanaryWatch
 from labctl.proxy.conntrack import Conntrack
 from labctl.proxy.iptables import IPTables, build_cleanup, parse_saved_state
 from labctl.proxy.rules import NodeConfig, build_ruleset_partial
@@ -60,6 +65,7 @@ class Proxier:
         min_sync_interval: float = 0.1,
         sync_period: float = 30.0,
         masquerade_all: bool = False,
+        watch_canaries: bool = False,
     ) -> None:
         self.node = NodeConfig(
             node_name=node_name,
@@ -84,6 +90,8 @@ class Proxier:
         self.last_ruleset = ""
         self.last_sync_seconds = 0.0
         self.runner = BoundedFrequencyRunner(self.sync, min_interval=min_sync_interval, max_interval=sync_period)
+        self.canaries = CanaryWatch(self.iptables, self.request_full_sync) if watch_canaries else None
+        self._full_sync_requested = False
         self._running = False
 
     # ---- event handlers (kube-proxy's ServiceHandler / EndpointsHandler) ----
@@ -128,15 +136,24 @@ class Proxier:
         """Start the background runner; syncs then follow events, coalesced."""
         self._running = True
         self.runner.start()
+        if self.canaries is not None:
+            self.canaries.start()
         self.request_sync()
 
     def stop(self) -> None:
         self._running = False
+        if self.canaries is not None:
+            self.canaries.stop()
         self.runner.stop()
 
     def request_sync(self) -> None:
         if self._running and self.is_initialized():
             self.runner.run()
+
+    def request_full_sync(self) -> None:
+        """The kernel lost rules behind our back: the next sync reads it and rewrites every chain."""
+        self._full_sync_requested = True
+        self.request_sync()
 
     def sync(self, full: bool = False) -> bool:
         """Write the ruleset once; returns False while the initial lists are incomplete.
@@ -150,6 +167,7 @@ class Proxier:
             return False
         with self._sync_lock:
             start = time.perf_counter()
+            full, self._full_sync_requested = full or self._full_sync_requested, False
             result = apply_service_changes(self.services, self.service_changes)
             apply_endpoints_changes(self.endpoints, self.endpoints_changes, result)
             self._merge_cleanup(result)
