@@ -23,6 +23,11 @@ DEFAULT_POD_SUBNET = "10.244.0.0/16"
 DEFAULT_SERVICE_SUBNET = "10.96.0.0/12"
 DEFAULT_NODE_PORT_RANGE = (30000, 32767)
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+#: the lifetime of the token the kubelet projects into pods (TokenRequest's default)
+DEFAULT_SERVICE_ACCOUNT_TOKEN_SECONDS = 3600
+#: kube's shortest TokenRequest ("may not specify a duration less than 10 minutes"); a lab
+#: asking for shorter pod tokens (a test of their rotation) starts its API server with a lower floor
+MIN_SERVICE_ACCOUNT_TOKEN_SECONDS = 600
 #: LoadBalancer IPs: host numbers ``.200``–``.250`` of the lab network's /24 (the nodes get
 #: .2, .3, … from Docker, the gateway .1), so no node, gateway or Service address is in the pool
 LOAD_BALANCER_POOL_HOSTS = (200, 250)
@@ -52,6 +57,8 @@ class ClusterConfig:
     node_port_range: tuple[int, int] = DEFAULT_NODE_PORT_RANGE
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
     lifecycle: NodeLifecycleTimings = NodeLifecycleTimings()
+    #: ``expirationSeconds`` the kubelet asks for pods' tokens; it rotates them at 80 % of that
+    service_account_token_seconds: int = DEFAULT_SERVICE_ACCOUNT_TOKEN_SECONDS
 
     @property
     def kubernetes_service_ip(self) -> str:

@@ -3,8 +3,9 @@
 ``Kubelet(client, cfg).run()`` writes the CNI config, watches the pods bound to this
 node (``fieldSelector=spec.nodeName=<node>``) and the Nodes (for host-gw routes),
 follows Docker's event stream for this node's pod containers (a crash is noticed at
-once, no polling), removes containers of pods that are gone — also after an agent or
-node restart — and gives every pod its own :class:`~.podworker.PodWorker`.
+once, no polling; when the stream breaks — the engine restarted — every pod is looked at
+again as soon as it is back), removes containers of pods that are gone — also after an
+agent or node restart — and gives every pod its own :class:`~.podworker.PodWorker`.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ class Kubelet:
                 self.client, self.cfg, Runtime(dclient, self.cfg.cluster.name, self.node_container),
                 ImageResolver(dclient, self.cfg.image_aliases, docker_url=self.docker_url),
                 EventRecorder(self.client, "kubelet", self.cfg.node_name), netconf, http, executor,
-                crash_backoff=self.crash_backoff, tokens=ServiceAccountTokens(self.client, self.cfg.cluster.kubernetes_service_ip))
+                crash_backoff=self.crash_backoff,
+                tokens=ServiceAccountTokens(self.client, self.cfg.cluster.kubernetes_service_ip,
+                                            expiration_seconds=self.cfg.cluster.service_account_token_seconds))
             await self._serve()
         finally:
             await http.close()
@@ -102,8 +105,7 @@ class Kubelet:
         since_gc = 0.0
         while True:
             await asyncio.sleep(RESYNC_S)
-            for worker in list(self.workers.values()):
-                worker.wake()
+            self._wake_all()
             since_gc += RESYNC_S
             if since_gc >= gc.GC_PERIOD_S:
                 since_gc = 0.0
@@ -159,16 +161,25 @@ class Kubelet:
         """Wake a pod's worker when one of its containers starts, dies or is OOM-killed."""
         filters = {"type": "container", "event": ["die", "start", "oom", "destroy"],
                    "label": [f"{CLUSTER_LABEL}={self.cfg.cluster.name}", f"{POD_NODE_LABEL}={self.node_container}"]}
+        reconnect = False
         while not loop.is_closed():
             try:
                 api = docker.APIClient(base_url=self.docker_url, timeout=None)
-                for event in api.events(filters=filters, decode=True):
+                events = api.events(filters=filters, decode=True)
+                if reconnect:  # what happened while the stream was down is not in it: look at every pod
+                    loop.call_soon_threadsafe(self._wake_all)
+                reconnect = True
+                for event in events:
                     uid = ((event.get("Actor") or {}).get("Attributes") or {}).get(POD_UID_LABEL)
                     if uid:
                         loop.call_soon_threadsafe(self._wake_uid, uid)
             except Exception as err:  # noqa: BLE001 - Docker restarted: follow again
                 log.debug("docker event stream ended: %s", err)
             threading.Event().wait(1.0)
+
+    def _wake_all(self) -> None:
+        for worker in list(self.workers.values()):
+            worker.wake()
 
     def _wake_uid(self, uid: str) -> None:
         worker = self.workers.get(uid)

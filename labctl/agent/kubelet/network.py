@@ -5,6 +5,11 @@ The agent drives labctl's CNI plugins exactly as a container runtime does
 ``/etc/cni/net.d``), so a student can replay a pod's wiring by hand. The node's
 routes to the other nodes' podCIDRs (flannel's host-gw) are kept by
 :func:`labctl.cni.routes.sync_pod_cidr_routes` from the Node objects.
+
+A pod's network can be broken behind the kubelet's back (``ip link del veth…`` on the
+node): :func:`pod_network_problem` notices, on every resync of the pod, that the sandbox's
+veth left the bridge, and the pod worker re-creates the sandbox, as the kubelet does when a
+sandbox is no longer ready.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ...cni import invoke
+from ...cni.bridge import host_veth_name
 
 log = logging.getLogger("labctl.kubelet")
 
@@ -28,6 +34,7 @@ CNI_CONF_FILE = "10-labctl.conflist"
 NETWORK_NAME = "labctl"
 BRIDGE = "cni0"
 IPAM_DATA_DIR = "/var/lib/cni/networks"
+SYS_CLASS_NET = Path("/sys/class/net")
 #: plugin type → the Python module its executable in /opt/cni/bin runs
 PLUGINS = {"labctl-bridge": "labctl.cni.bridge", "labctl-host-local": "labctl.cni.ipam.plugin"}
 
@@ -95,6 +102,23 @@ def teardown_pod_network(netconf: dict[str, Any], sandbox_id: str, netns: str = 
     if netns and not os.path.exists(netns):
         netns = ""
     invoke.delete(netconf, sandbox_id, netns, ifname="eth0", cni_path=[str(CNI_BIN_DIR)])
+
+
+def pod_network_problem(sandbox_id: str, ifname: str = "eth0", bridge: str = BRIDGE,
+                        sys_class_net: Path = SYS_CLASS_NET) -> str:
+    """What is wrong with a running sandbox's network ('' when its veth is on the bridge).
+
+    The host end of the pod's veth pair is named after the sandbox (``labctl-bridge``); it
+    goes when either end is deleted. Reading sysfs costs no process, so every resync can look.
+    """
+    host = host_veth_name(sandbox_id, ifname)
+    link = sys_class_net / host
+    if not link.exists():
+        return f"its veth {host} is gone"
+    master = link / "master"
+    if not master.exists() or Path(os.readlink(master)).name != bridge:
+        return f"its veth {host} is not attached to {bridge}"
+    return ""
 
 
 def pod_ip_in_netns(netns: str, ifname: str = "eth0") -> str:

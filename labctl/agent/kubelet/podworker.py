@@ -18,7 +18,9 @@ from ...client.rest import APIStatusError, resource_path
 from . import network, probes
 from .context import KubeletContext
 from .images import ImagePullError, ResolvedImage, alias_message
+from .projection import DATA_LINK, volume_archive
 from .runtime import SANDBOX, ContainerRecord, PodRef, build_container, build_sandbox
+from .serviceaccount import MOUNT_PATH
 from .status import TERMINAL_PHASES, ContainerView, build_pod_status
 from .teardown import grace_seconds, kill_pod, release_sandboxes
 
@@ -53,6 +55,8 @@ class PodWorker:
         self.probe_tasks: dict[tuple[str, str], asyncio.Task] = {}
         self.last_status: dict | None = None
         self.pull_failures: dict[str, tuple[float, str]] = {}  # container → (when, message)
+        self.tokens_written: dict[str, str] = {}        # container id → the token its volume holds
+        self._token_timer: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._wake.set()
         self.task: asyncio.Task | None = None
@@ -95,17 +99,18 @@ class PodWorker:
             return False
         sandboxes = by_name.get(SANDBOX, [])
         sandbox = sandboxes[-1] if sandboxes else None
-        if sandbox is None or not sandbox.running:
+        if sandbox is None or not sandbox.running or await self.network_gone(sandbox):
+            attempts: dict[str, int] = {}
             if sandbox is not None:
-                self.ctx.event(pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
-                self.cancel_probes()
-                await kill_pod(self.ctx, [r for rs in by_name.values() for r in rs], grace_seconds(pod))
-            await self.start_pod(sandbox.attempt + 1 if sandbox else 0)
+                await self.kill_sandbox(by_name)
+                if self.gone:  # the pod was deleted meanwhile: the next pass only cleans up
+                    self.wake()
+                    return False
+                attempts = {name: rs[-1].attempt + 1 for name, rs in by_name.items() if name != SANDBOX}
+            await self.start_pod(sandbox.attempt + 1 if sandbox else 0, attempts)
         else:
-            if not self.pod_ip:
-                self.pod_ip = await self.ctx.blocking(network.pod_ip_in_netns, sandbox.netns)
-                self.sandbox_ready = bool(self.pod_ip)
             await self.sync_containers(by_name, sandbox.id)
+            await self.refresh_token(by_name)
         await self.write_status()
         return False
 
@@ -113,9 +118,39 @@ class PodWorker:
         phases = {(self.pod.get("status") or {}).get("phase"), (self.last_status or {}).get("phase")}
         return bool(phases & set(TERMINAL_PHASES))
 
-    async def start_pod(self, attempt: int) -> None:
-        """Sandbox → (network ∥ image + create of each container) → start the containers."""
+    async def network_gone(self, sandbox: ContainerRecord) -> bool:
+        """True when a running sandbox we wired has lost its veth (it must be re-created)."""
+        if not self.pod_ip:
+            self.pod_ip = await self.ctx.blocking(network.pod_ip_in_netns, sandbox.netns)
+            self.sandbox_ready = bool(self.pod_ip)
+        problem = network.pod_network_problem(sandbox.id)
+        if problem:
+            log.warning("pod %s/%s: the network of its sandbox is gone (%s): re-creating the sandbox",
+                        self.ref.namespace, self.ref.name, problem)
+        return bool(problem)
+
+    async def kill_sandbox(self, by_name: dict[str, list[ContainerRecord]]) -> None:
+        """The sandbox died (Docker restarted, someone killed it) or lost its network: say so, then kill the pod.
+
+        The status is written first: re-creating waits for a CNI slot, and until then the
+        pod must not go on looking Running and Ready with its containers gone.
+        """
+        self.ctx.event(self.pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+        self.cancel_probes()
+        self.pod_ip, self.sandbox_ready = "", False
+        self.readiness.clear()
+        await self.write_status()
+        await kill_pod(self.ctx, [r for rs in by_name.values() for r in rs], grace_seconds(self.pod))
+        self.tokens_written.clear()
+
+    async def start_pod(self, attempt: int, container_attempts: dict[str, int] | None = None) -> None:
+        """Sandbox → (network ∥ image + create of each container) → start the containers.
+
+        ``container_attempts`` continues the containers' attempt numbers after a sandbox
+        re-creation, so their restart counts rise, as the kubelet counts them.
+        """
         pod, ctx = self.pod, self.ctx
+        first = container_attempts or {}
         spec = build_sandbox(pod, ctx.cfg.cluster, ctx.runtime.node_container, attempt)
         self.pod_ip, self.sandbox_ready = "", False
         self.start_time = self.start_time or timestamp()
@@ -124,13 +159,15 @@ class PodWorker:
         t1 = time.monotonic()
         containers = pod["spec"].get("containers") or []
         needs_ip = any(_uses_pod_ip(c) for c in containers)
-        created = await asyncio.gather(self.start_network(sandbox_id),
-                                       *(self.create_container(c, sandbox_id, 0) for c in containers if not needs_ip))
+        created = await asyncio.gather(
+            self.start_network(sandbox_id),
+            *(self.create_container(c, sandbox_id, first.get(c["name"], 0)) for c in containers if not needs_ip))
         if not created[0]:
             return
         ids = list(created[1:])
         if needs_ip:
-            ids = await asyncio.gather(*(self.create_container(c, sandbox_id, 0) for c in containers))
+            ids = await asyncio.gather(*(self.create_container(c, sandbox_id, first.get(c["name"], 0))
+                                         for c in containers))
         t2 = time.monotonic()
         await asyncio.gather(*(self.start_container(c, cid) for c, cid in zip(containers, ids) if cid))
         log.info("pod %s/%s started: sandbox %.2fs, network+create %.2fs, start %.2fs", self.ref.namespace,
@@ -237,13 +274,15 @@ class PodWorker:
         spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster.name,
                                ctx.runtime.node_container, self.pod_ip, ctx.cfg.internal_ip)
         try:
-            files = {}
+            token = None
             if ctx.tokens is not None and ctx.tokens.wanted(self.pod):
-                files = await ctx.tokens.files(self.pod)
+                token = await ctx.tokens.token(self.pod)
                 spec.kwargs["environment"] = {**ctx.tokens.env, **spec.kwargs.get("environment", {})}
             cid = await ctx.blocking(ctx.runtime.create, spec)
-            if files:
-                await ctx.blocking(ctx.runtime.put_files, cid, files)
+            if token is not None:
+                await ctx.blocking(ctx.runtime.put_archive, cid,
+                                   volume_archive(MOUNT_PATH, ctx.tokens.volume(self.pod, token)))
+                self.tokens_written[cid] = token.token
         except Exception as err:  # noqa: BLE001 - shown as CreateContainerError, retried
             self.waiting[container["name"]] = ("CreateContainerError", str(err))
             ctx.event(self.pod, "Warning", "Failed", f"Error: {err}")
@@ -263,6 +302,54 @@ class PodWorker:
             return
         self.waiting.pop(name, None)
         self.ctx.event(self.pod, "Normal", "Started", f"Started container {name}")
+
+    # -- the service-account token -------------------------------------------------------
+    async def refresh_token(self, by_name: dict[str, list[ContainerRecord]]) -> None:
+        """Give every running container the pod's current token (renewed at 80 % of its life).
+
+        A container created since the last renewal already has it; one that missed it (a
+        Docker error, an agent restart: nothing is known to be written) gets it now.
+        """
+        ctx = self.ctx
+        if ctx.tokens is None or not ctx.tokens.wanted(self.pod):
+            return
+        records = [r for name, rs in by_name.items() if name != SANDBOX for r in rs]
+        for record in records:
+            if not record.running:
+                self.tokens_written.pop(record.id, None)
+        running = [r for r in records if r.running]
+        if not running:
+            return
+        try:
+            token = await ctx.tokens.token(self.pod)
+        except Exception as err:  # noqa: BLE001 - the current token is still valid for a while
+            log.warning("pod %s/%s: failed to renew the service account token: %s; retrying",
+                        self.ref.namespace, self.ref.name, err)
+            self._refresh_token_in(RETRY_S * 5)
+            return
+        for record in running:
+            if self.tokens_written.get(record.id) == token.token:
+                continue
+            try:
+                current = await ctx.blocking(ctx.runtime.read_link, record.id, f"{MOUNT_PATH}/{DATA_LINK}")
+                archive = volume_archive(MOUNT_PATH, ctx.tokens.volume(self.pod, token), current)
+                await ctx.blocking(ctx.runtime.put_archive, record.id, archive)
+            except Exception as err:  # noqa: BLE001 - it exited meanwhile, or Docker hiccuped: next sync
+                log.warning("pod %s/%s: failed to write the service account token into container %s: %s",
+                            self.ref.namespace, self.ref.name, record.name, err)
+                self._refresh_token_in(RETRY_S)
+                continue
+            self.tokens_written[record.id] = token.token
+            log.info("pod %s/%s: service account token of container %s renewed (valid until %s)",
+                     self.ref.namespace, self.ref.name, record.name,
+                     time.strftime("%H:%M:%S", time.gmtime(token.expires_at)))
+        self._refresh_token_in(token.refresh_at - ctx.tokens.clock())
+
+    def _refresh_token_in(self, delay: float) -> None:
+        """One pending wake-up for the next renewal (the 10 s resync would be late for short tokens)."""
+        if self._token_timer is not None:
+            self._token_timer.cancel()
+        self._token_timer = asyncio.get_running_loop().call_later(max(0.05, delay), self.wake)
 
     # -- probes --------------------------------------------------------------------------
     def ensure_probes(self, container: dict, record: ContainerRecord) -> None:
@@ -309,7 +396,8 @@ class PodWorker:
             reason, message = self.waiting.get(container["name"], ("", ""))
             if latest is not None and latest.running:
                 reason, message = "", ""
-            ready = bool(latest and latest.running and
+            # no container of a pod without a network is ready (its sandbox is about to be re-created)
+            ready = bool(latest and latest.running and self.sandbox_ready and
                          (self.readiness.get(latest.id, False) if container.get("readinessProbe") else True))
             views.append(ContainerView(container["name"], container["image"], latest,
                                        instances[-2] if len(instances) > 1 else None, reason, message, ready))
@@ -341,6 +429,8 @@ class PodWorker:
     async def terminate(self) -> None:
         """Graceful deletion; then remove the API object (``gracePeriodSeconds: 0``)."""
         self.cancel_probes()
+        if self._token_timer is not None:
+            self._token_timer.cancel()
         records = await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid)
         await kill_pod(self.ctx, records, grace_seconds(self.pod), None if self.gone else self.pod)
         self.ctx.crash_backoff.forget_prefix(self.ref.uid)

@@ -242,11 +242,19 @@ class Runtime:
                 continue  # removed meanwhile
         return sorted(records, key=lambda r: (r.name, r.attempt))
 
-    def put_files(self, container_id: str, files: dict[str, bytes]) -> None:
-        """Copy files into a created (not yet started) container."""
-        from ...engine.sdk import tar_of
+    def put_archive(self, container_id: str, archive: bytes) -> None:
+        """Extract a tar at ``/`` of a container, created or running (``docker cp``'s API)."""
+        self.api.put_archive(container_id, "/", archive)
 
-        self.api.put_archive(container_id, "/", tar_of(files))
+    def read_link(self, container_id: str, path: str) -> str | None:
+        """Where the symlink ``path`` in a container points (absolute), or None if it is not there."""
+        try:
+            stream, stat = self.api.get_archive(container_id, path)
+        except docker.errors.NotFound:
+            return None
+        for _chunk in stream:  # the archive itself (one link entry) is not needed
+            pass
+        return stat.get("linkTarget") or None
 
     def create(self, spec: CreateSpec) -> str:
         host_config = self.api.create_host_config(**spec.host_config)
