@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labctl.apiserver.printers import POD_TABLE, build_table  # noqa: E402
+from labctl.kube.printers import POD_TABLE, build_table  # noqa: E402
 from labctl.apiserver.selectors import parse_field_selector, parse_label_selector  # noqa: E402
 from _common import per_second  # noqa: E402
 

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from . import decode, discovery, errors, openapi, podproxy, queryparams
-from .printers import build_table
+from labctl.kube.printers import build_table
 from labctl.kube.resources import CREATE_ONLY, Registry, ResourceType
 from .queryparams import ListOptions
 from .rest import RequestScope, RestAPI

@@ -12,11 +12,11 @@ import logging
 import pytest
 
 from labctl.apiserver import openapi
-from labctl.apiserver.printers import POD_TABLE, SERVICE_TABLE, build_table
 from labctl.client.informer import FuncHandler, Informer
 from labctl.dns.records import ClusterZone
 from labctl.kube import wellformed
 from labctl.kube.labels import selector_from_set
+from labctl.kube.printers import POD_TABLE, SERVICE_TABLE, build_table
 from labctl.kube.resources import Registry
 from labctl.proxy.changes import ServiceChangeTracker
 
@@ -117,7 +117,7 @@ def test_selectors_read_malformed_labels_as_no_labels():
 
 
 def test_a_table_prints_a_malformed_row_instead_of_failing(caplog):
-    with caplog.at_level(logging.WARNING, "labctl.apiserver.printers"):
+    with caplog.at_level(logging.WARNING, "labctl.kube.printers"):
         table = build_table(POD_TABLE, [{**BAD_POD, "spec": {"containers": "x"}, "status": 5},
                                         pod("good", {"app": "web"})])
     rows = [r["cells"] for r in table["rows"]]

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from labctl.apiserver.printers import TablePrinter, build_table, human_duration
 from labctl.apiserver.strategies import Strategy, strategy_for
+from labctl.kube.printers import TablePrinter, build_table, human_duration
 from labctl.kube.resources import RESOURCES
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=timezone.utc)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from labctl.apiserver.errors import FieldError, invalid
-from labctl.apiserver.printers import DEFAULT_TABLE, TablePrinter
 from labctl.apiserver.storage import clone
 from labctl.apiserver.validation import validate_object_meta, validate_object_meta_update
+from labctl.kube.printers import DEFAULT_TABLE, TablePrinter
 from labctl.kube.resources import Registry, ResourceType
 from labctl.kube.validators import NAME_RULES
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from labctl.apiserver.defaults import default_secret
 from labctl.apiserver.errors import FieldError
-from labctl.apiserver.printers import CONFIGMAP_TABLE, SECRET_TABLE, SERVICEACCOUNT_TABLE
 from labctl.apiserver.validation import (
     validate_configmap,
     validate_immutable_data,
     validate_secret,
     validate_service_account,
 )
+from labctl.kube.printers import CONFIGMAP_TABLE, SECRET_TABLE, SERVICEACCOUNT_TABLE
 
 from .base import Obj, Strategy
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from labctl.apiserver.errors import FieldError
-from labctl.apiserver.printers import EVENT_TABLE, LEASE_TABLE
 from labctl.apiserver.validation import validate_event, validate_lease
+from labctl.kube.printers import EVENT_TABLE, LEASE_TABLE
 
 from .base import Obj, Strategy
 

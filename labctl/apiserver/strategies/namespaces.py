@@ -9,9 +9,9 @@ from __future__ import annotations
 from labctl.apiserver import errors
 from labctl.apiserver.defaults import default_namespace
 from labctl.apiserver.errors import FieldError
-from labctl.apiserver.printers import NAMESPACE_TABLE
 from labctl.apiserver.scope import RequestScope
 from labctl.apiserver.validation import validate_namespace
+from labctl.kube.printers import NAMESPACE_TABLE
 
 from .base import Obj, Storage, Strategy
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from labctl.apiserver.defaults import default_node
 from labctl.apiserver.errors import FieldError
-from labctl.apiserver.printers import NODE_TABLE
 from labctl.apiserver.validation import validate_node, validate_node_update
+from labctl.kube.printers import NODE_TABLE
 
 from .base import Obj, Strategy
 

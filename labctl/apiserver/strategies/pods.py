@@ -5,7 +5,7 @@ from __future__ import annotations
 from labctl.apiserver._validate_pods import validate_pod, validate_pod_update
 from labctl.apiserver.defaults import default_pod
 from labctl.apiserver.errors import FieldError
-from labctl.apiserver.printers import POD_TABLE
+from labctl.kube.printers import POD_TABLE
 
 from .base import Obj, Strategy
 

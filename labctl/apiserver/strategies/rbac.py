@@ -12,7 +12,7 @@ from __future__ import annotations
 from labctl.apiserver._validate_rbac import default_binding, validate_binding, validate_binding_update, validate_role
 from labctl.apiserver.authz import escalation
 from labctl.apiserver.errors import FieldError
-from labctl.apiserver.printers import CLUSTERROLEBINDING_TABLE, ROLEBINDING_TABLE
+from labctl.kube.printers import CLUSTERROLEBINDING_TABLE, ROLEBINDING_TABLE
 
 from .base import Obj, Strategy
 

@@ -10,8 +10,8 @@ from labctl.apiserver._validate_services import normalize_cluster_ips, validate_
 from labctl.apiserver.allocators import allocate_service
 from labctl.apiserver.defaults import default_endpoints, default_endpointslice, default_service, prepare_service_update
 from labctl.apiserver.errors import FieldError
-from labctl.apiserver.printers import ENDPOINTS_TABLE, ENDPOINTSLICE_TABLE, SERVICE_TABLE
 from labctl.apiserver.validation import validate_endpoints, validate_endpointslice
+from labctl.kube.printers import ENDPOINTS_TABLE, ENDPOINTSLICE_TABLE, SERVICE_TABLE
 
 from .base import Obj, Storage, Strategy
 

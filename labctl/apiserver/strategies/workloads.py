@@ -5,7 +5,7 @@ from __future__ import annotations
 from labctl.apiserver._validate_pods import validate_deployment, validate_replicaset, validate_selector_update
 from labctl.apiserver.defaults import default_deployment, default_replicaset
 from labctl.apiserver.errors import FieldError
-from labctl.apiserver.printers import DEPLOYMENT_TABLE, REPLICASET_TABLE
+from labctl.kube.printers import DEPLOYMENT_TABLE, REPLICASET_TABLE
 
 from .base import Obj, Strategy
 

@@ -1,11 +1,13 @@
-"""Server-side printing: ``meta.k8s.io/v1`` Tables, so ``kubectl get`` shows a real cluster's columns.
+"""Printing objects as kubectl shows them: ``meta.k8s.io/v1`` Tables and the cells of each kind's row.
 
 kubectl asks for ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io`` and prints the
 cells it gets back; it knows nothing about pods or services itself. The column definitions
 and cell logic here are a port of Kubernetes' ``pkg/printers/internalversion/printers.go``
 (priority-1 columns are the ``-o wide`` ones), and ages use ``duration.HumanDuration``.
-Each kind's :class:`TablePrinter` is named by its strategy (:mod:`labctl.apiserver.strategies`).
-Everything is pure: objects in, a Table dict out; the caller fills ``metadata.resourceVersion``.
+The API server serves Tables with it (each kind's :class:`TablePrinter` is named by its
+strategy, :mod:`labctl.apiserver.strategies`); the terminal UI prints its rows with the same
+``print_*`` functions, so both show what ``kubectl get`` shows. Everything is pure: objects
+(and a :class:`Clock`) in, cells or a Table dict out; the caller fills ``metadata.resourceVersion``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-from labctl.kube.labels import SelectorError, format_label_selector, format_labels, selector_from_label_selector
-from labctl.kube.meta import now as clock_now, parse_time, timestamp
+from .labels import SelectorError, format_label_selector, format_labels, selector_from_label_selector
+from .meta import now as clock_now
+from .meta import parse_time, timestamp
 
-log = logging.getLogger("labctl.apiserver.printers")
+log = logging.getLogger("labctl.kube.printers")
 
 Obj = dict[str, Any]
 
@@ -68,7 +71,7 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24 // 365}y"
 
 
-class _Clock:
+class Clock:
     """Ages relative to one instant, so every row of a Table agrees."""
 
     def __init__(self, now: datetime | None) -> None:
@@ -102,7 +105,7 @@ def _name(obj: Obj) -> str:
     return _get(obj, "metadata", "name", default="")
 
 
-def _created(obj: Obj, clock: _Clock) -> str:
+def _created(obj: Obj, clock: Clock) -> str:
     return clock.since(_get(obj, "metadata", "creationTimestamp"))
 
 
@@ -186,7 +189,7 @@ def _pod_init_status(pod: Obj, reason: str, all_restarts: _Restarts, sidecar_res
     return reason, ready, False
 
 
-def pod_status(pod: Obj, clock: _Clock) -> tuple[str, str, str]:
+def pod_status(pod: Obj, clock: Clock) -> tuple[str, str, str]:
     """kubectl's READY, STATUS and RESTARTS cells for a pod (``printPod``)."""
     status = pod.get("status") or {}
     phase = status.get("phase", "")
@@ -224,7 +227,7 @@ def pod_status(pod: Obj, clock: _Clock) -> tuple[str, str, str]:
     return f"{ready}/{total}", reason, restarts_cell
 
 
-def print_pod(pod: Obj, clock: _Clock) -> list[Any]:
+def print_pod(pod: Obj, clock: Clock) -> list[Any]:
     ready, reason, restarts = pod_status(pod, clock)
     status = pod.get("status") or {}
     ips = status.get("podIPs") or []
@@ -293,7 +296,7 @@ def make_port_string(ports: list[Obj]) -> str:
     return ",".join(pieces)
 
 
-def print_service(svc: Obj, clock: _Clock) -> list[Any]:
+def print_service(svc: Obj, clock: Clock) -> list[Any]:
     spec = svc.get("spec") or {}
     cluster_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
     ports = make_port_string(spec.get("ports") or []) or "<none>"
@@ -330,7 +333,7 @@ def format_endpoints(endpoints: Obj) -> str:
     return f"{text} + {count - maximum} more..." if more else text
 
 
-def print_endpoints(ep: Obj, clock: _Clock) -> list[Any]:
+def print_endpoints(ep: Obj, clock: Clock) -> list[Any]:
     return [_name(ep), format_endpoints(ep), _created(ep, clock)]
 
 
@@ -349,7 +352,7 @@ def _list_with_more(items: list[str], maximum: int = 3) -> str:
     return text or "<unset>"
 
 
-def print_endpointslice(eps: Obj, clock: _Clock) -> list[Any]:
+def print_endpointslice(eps: Obj, clock: Clock) -> list[Any]:
     ports = [str(p["port"]) if p.get("port") is not None else (p.get("name") or "*") for p in eps.get("ports") or []]
     addresses = [a for e in eps.get("endpoints") or [] for a in e.get("addresses") or []]
     return [_name(eps), eps.get("addressType", ""), _list_with_more(ports), _list_with_more(addresses),
@@ -390,7 +393,7 @@ def _node_address(node: Obj, kind: str) -> str:
     return "<none>"
 
 
-def print_node(node: Obj, clock: _Clock) -> list[Any]:
+def print_node(node: Obj, clock: Clock) -> list[Any]:
     status = []
     for cond in _get(node, "status", "conditions", default=[]):
         if cond.get("type") == "Ready":  # NodeAllConditions is just Ready
@@ -409,7 +412,7 @@ def print_node(node: Obj, clock: _Clock) -> list[Any]:
 NAMESPACE_COLUMNS = [_NAME, _col("Status", "string", "The status of the namespace"), _AGE]
 
 
-def print_namespace(ns: Obj, clock: _Clock) -> list[Any]:
+def print_namespace(ns: Obj, clock: Clock) -> list[Any]:
     return [_name(ns), _get(ns, "status", "phase", default=""), _created(ns, clock)]
 
 
@@ -431,7 +434,7 @@ EVENT_COLUMNS = [
 ]
 
 
-def print_event(ev: Obj, clock: _Clock) -> list[Any]:
+def print_event(ev: Obj, clock: Clock) -> list[Any]:
     first = clock.since(ev.get("firstTimestamp")) if ev.get("firstTimestamp") else clock.since(ev.get("eventTime"))
     last = clock.since(ev.get("lastTimestamp")) if ev.get("lastTimestamp") else first
     count = ev.get("count") or 0
@@ -494,7 +497,7 @@ _BINDING_COLUMNS = {
 }
 
 
-def print_replicaset(rs: Obj, clock: _Clock) -> list[Any]:
+def print_replicaset(rs: Obj, clock: Clock) -> list[Any]:
     spec, status = rs.get("spec") or {}, rs.get("status") or {}
     names, images = _containers(_get(spec, "template", "spec"))
     # spec.replicas is defaulted to 1 by the API server, as in Kubernetes.
@@ -502,7 +505,7 @@ def print_replicaset(rs: Obj, clock: _Clock) -> list[Any]:
             _created(rs, clock), names, images, format_label_selector(spec.get("selector"))]
 
 
-def print_deployment(deploy: Obj, clock: _Clock) -> list[Any]:
+def print_deployment(deploy: Obj, clock: Clock) -> list[Any]:
     spec, status = deploy.get("spec") or {}, deploy.get("status") or {}
     names, images = _containers(_get(spec, "template", "spec"))
     try:
@@ -514,29 +517,29 @@ def print_deployment(deploy: Obj, clock: _Clock) -> list[Any]:
             names, images, selector]
 
 
-def print_configmap(cm: Obj, clock: _Clock) -> list[Any]:
+def print_configmap(cm: Obj, clock: Clock) -> list[Any]:
     return [_name(cm), len(cm.get("data") or {}) + len(cm.get("binaryData") or {}), _created(cm, clock)]
 
 
-def print_secret(secret: Obj, clock: _Clock) -> list[Any]:
+def print_secret(secret: Obj, clock: Clock) -> list[Any]:
     return [_name(secret), secret.get("type", ""), len(secret.get("data") or {}), _created(secret, clock)]
 
 
-def print_serviceaccount(sa: Obj, clock: _Clock) -> list[Any]:
+def print_serviceaccount(sa: Obj, clock: Clock) -> list[Any]:
     return [_name(sa), len(sa.get("secrets") or []), _created(sa, clock)]
 
 
-def print_lease(lease: Obj, clock: _Clock) -> list[Any]:
+def print_lease(lease: Obj, clock: Clock) -> list[Any]:
     return [_name(lease), _get(lease, "spec", "holderIdentity", default=""), _created(lease, clock)]
 
 
-def _default_printer(obj: Obj, clock: _Clock) -> list[Any]:
+def _default_printer(obj: Obj, clock: Clock) -> list[Any]:
     """``defaultTableConvertor``: the name and the creation time in RFC 3339 (``kubectl get clusterroles``)."""
     created = parse_time(_get(obj, "metadata", "creationTimestamp"))
     return [_name(obj), timestamp(created) if created else "0001-01-01T00:00:00Z"]
 
 
-def print_binding(binding: Obj, clock: _Clock) -> list[Any]:
+def print_binding(binding: Obj, clock: Clock) -> list[Any]:
     """``printRoleBinding``/``printClusterRoleBinding`` (wide, as servers print): role, then subjects by kind."""
     ref = binding.get("roleRef") or {}
     by_kind: dict[str, list[str]] = {"User": [], "Group": [], "ServiceAccount": []}
@@ -567,7 +570,7 @@ class TablePrinter:
     """One kind's print handler: its ``columnDefinitions``, the cells of a row, and any row conditions."""
 
     columns: list[Obj]
-    cells: Callable[[Obj, _Clock], list[Any]]
+    cells: Callable[[Obj, Clock], list[Any]]
     row_conditions: Callable[[Obj], list[Obj]] | None = None
 
 
@@ -578,7 +581,7 @@ def build_table(printer: TablePrinter, objects: list[Obj], include_object: str =
     ``include_object`` is the request's ``includeObject`` (``None``, ``Metadata`` — kubectl's
     default — or ``Object``). ``now`` pins the clock for ages (tests; one instant per list).
     """
-    clock = _Clock(now)
+    clock = Clock(now)
     rows = []
     for obj in objects:
         try:
