@@ -17,6 +17,7 @@ import urllib.parse
 from pathlib import Path
 
 from .client.rest import Credentials
+from .clusterconfig import MIN_SERVICE_ACCOUNT_TOKEN_SECONDS
 from .clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH
 from .clusterconfig import NodeConfig
 
@@ -35,6 +36,9 @@ def components(cfg: NodeConfig) -> dict[str, list[str]]:
             "--listen", "0.0.0.0:6443", "--advertise-address", cfg.internal_ip,
             "--external-url", f"https://{cfg.internal_ip}:6443", "--config", str(CONFIG_PATH),
         ]
+        token_seconds = cfg.cluster.service_account_token_seconds
+        if token_seconds < MIN_SERVICE_ACCOUNT_TOKEN_SECONDS:  # a lab testing token rotation: say so
+            out["kube-apiserver"] += ["--service-account-min-token-seconds", str(token_seconds)]
         out["kube-controller-manager"] = [
             py, "-m", "labctl.controllers", "--kubeconfig", str(STATE_DIR / "apiserver" / "admin.kubeconfig"),
             "--config", str(CONFIG_PATH),

@@ -18,7 +18,7 @@ from .connections import ConnectionGuard, ConnectionLimits, GuardedSite
 from .history import Retention
 from .rest import RestAPI
 from .server import APIServerApp, load_token_file, make_ssl_context
-from .serviceaccounts import ServiceAccountTokens, ensure_signing_key
+from .serviceaccounts import MIN_EXPIRATION_SECONDS, ServiceAccountTokens, ensure_signing_key
 from .storage import SQLiteStore, compact_periodically
 
 log = logging.getLogger("labctl.apiserver")
@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tls-san", action="append", default=[], help="extra IP or DNS name for the serving certificate")
     p.add_argument("--token-auth-file", type=Path, default=None,
                    help="static bearer tokens: lines of token,user,uid,\"group1,group2\"")
+    p.add_argument("--service-account-min-token-seconds", type=int, default=MIN_EXPIRATION_SECONDS, metavar="SECONDS",
+                   help="for tests only: the shortest TokenRequest accepted (kube: 600) [%(default)s]")
     p.add_argument("--fsync", action="store_true",
                    help="fsync every commit (survives power loss, slower); default survives process restarts")
     history, limits = Retention(), ConnectionLimits()
@@ -79,7 +81,8 @@ async def serve(args: argparse.Namespace) -> None:
     store = SQLiteStore(data_dir / "store.db", retention, fsync=args.fsync)
     api = RestAPI(store, cluster=cluster)
     tokens = load_token_file(args.token_auth_file) if args.token_auth_file else {}
-    service_accounts = ServiceAccountTokens(ensure_signing_key(pki_dir), store)
+    service_accounts = ServiceAccountTokens(ensure_signing_key(pki_dir), store,
+                                            min_expiration_seconds=args.service_account_min_token_seconds)
     app = APIServerApp(api, tokens, service_accounts=service_accounts).make_app()
     guard = ConnectionGuard(ConnectionLimits(args.tls_handshake_timeout, args.request_header_timeout,
                                              args.idle_timeout, args.max_unauthenticated_connections))

@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from . import errors
 from .users import User, authenticated, service_account_groups, service_account_username
+from labctl.clusterconfig import MIN_SERVICE_ACCOUNT_TOKEN_SECONDS
 from labctl.kube.meta import parse_time, timestamp
 
 log = logging.getLogger("labctl.apiserver.serviceaccounts")
@@ -59,7 +60,7 @@ PUBLIC_KEY_FILE = "sa.pub"
 ALGORITHM = "ES256"
 
 DEFAULT_EXPIRATION_SECONDS = 3600  # TokenRequestSpec's default
-MIN_EXPIRATION_SECONDS = 600  # "may not specify a duration less than 10 minutes"
+MIN_EXPIRATION_SECONDS = MIN_SERVICE_ACCOUNT_TOKEN_SECONDS  # "may not specify a duration less than 10 minutes"
 MAX_EXPIRATION_SECONDS = 1 << 32
 LEEWAY_SECONDS = 60  # go-jose's DefaultLeeway: clock skew allowed on nbf/exp
 #: a pod-bound token outlives its pod's deletionTimestamp by this much (kube's grace for in-flight work)
@@ -283,12 +284,15 @@ class ServiceAccountTokens:
 
     def __init__(self, key: SigningKey, store: ObjectGetter, issuer: str = ISSUER,
                  api_audiences: tuple[str, ...] = API_AUDIENCES,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 min_expiration_seconds: int = MIN_EXPIRATION_SECONDS) -> None:
         self.key = key
         self.store = store
         self.issuer = issuer
         self.api_audiences = api_audiences
         self.clock = clock
+        #: kube's 10 minutes; only a test lab lowers it (``--service-account-min-token-seconds``)
+        self.min_expiration_seconds = min_expiration_seconds
         self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     def _get(self, plural: str, namespace: str, name: str) -> dict | None:
@@ -350,7 +354,7 @@ class ServiceAccountTokens:
     # -- TokenRequest ----------------------------------------------------------------------
     def create_token(self, namespace: str, name: str, body: dict) -> dict:
         """``POST .../serviceaccounts/<name>/token``: answer the TokenRequest with status filled in."""
-        request = _check_token_request(namespace, name, body, self.api_audiences)
+        request = _check_token_request(namespace, name, body, self.api_audiences, self.min_expiration_seconds)
         spec = request["spec"]
         sa = self._get("serviceaccounts", namespace, name)
         if sa is None:
@@ -405,7 +409,8 @@ class ServiceAccountTokens:
                           "y": _b64encode(numbers.y.to_bytes(32, "big"))}]}
 
 
-def _check_token_request(namespace: str, name: str, body: dict, api_audiences: tuple[str, ...]) -> dict:
+def _check_token_request(namespace: str, name: str, body: dict, api_audiences: tuple[str, ...],
+                         min_seconds: int = MIN_EXPIRATION_SECONDS) -> dict:
     """Type meta, name/namespace agreement, defaults and validation of a TokenRequest body."""
     kind, api_version = body.get("kind"), body.get("apiVersion")
     if kind and kind != "TokenRequest":
@@ -427,9 +432,10 @@ def _check_token_request(namespace: str, name: str, body: dict, api_audiences: t
         seconds = DEFAULT_EXPIRATION_SECONDS
     if not isinstance(seconds, int) or isinstance(seconds, bool):
         problems.append(errors.invalid("spec.expirationSeconds", seconds, "must be an integer"))
-    elif seconds < MIN_EXPIRATION_SECONDS:
+    elif seconds < min_seconds:
+        floor = "10 minutes" if min_seconds == MIN_EXPIRATION_SECONDS else f"{min_seconds} seconds"
         problems.append(errors.invalid("spec.expirationSeconds", seconds,
-                                       "may not specify a duration less than 10 minutes"))
+                                       f"may not specify a duration less than {floor}"))
     elif seconds > MAX_EXPIRATION_SECONDS:
         problems.append(errors.invalid("spec.expirationSeconds", seconds,
                                        "may not specify a duration larger than 2^32 seconds"))

@@ -24,7 +24,8 @@ from labctl.topology.types import (
     PortMapping, Taint, Topology, TopologyError, _cluster_name_problem, normalize_image,
 )
 
-_TOP_FIELDS = ("apiVersion", "kind", "name", "nodes", "networking", "portMappings", "images", "nodeLifecycle")
+_TOP_FIELDS = ("apiVersion", "kind", "name", "nodes", "networking", "portMappings", "images", "nodeLifecycle",
+               "serviceAccounts")
 _NODE_FIELDS = ("role", "name", "labels", "taints")
 _TAINT_FIELDS = ("key", "value", "effect")
 _NETWORKING_FIELDS = ("podSubnet", "serviceSubnet", "labSubnet", "nodePortRange", "apiServerPort",
@@ -32,6 +33,10 @@ _NETWORKING_FIELDS = ("podSubnet", "serviceSubnet", "labSubnet", "nodePortRange"
 _PORT_FIELDS = ("hostPort", "nodePort", "listenAddress", "protocol", "node")
 _LIFECYCLE_FIELDS = ("nodeMonitorGracePeriod", "podEvictionTimeout", "leaseDurationSeconds",
                      "leaseRenewInterval")
+_SERVICE_ACCOUNT_FIELDS = ("tokenExpirationSeconds",)
+#: pods' tokens: from 10 s (a test watching several rotations; below kube's 600 the API server is
+#: started with a lower floor) to kube's maximum
+_TOKEN_SECONDS_RANGE = (10, 1 << 32)
 
 
 
@@ -62,10 +67,14 @@ def parse_topology(data: Any, source: str = "<topology>") -> Topology:
     mappings = _parse_port_mappings(top.get("portMappings"), networking, nodes, p)
     images = _parse_images(top.get("images"), p)
     lifecycle = _parse_lifecycle(top.get("nodeLifecycle"), p)
+    accounts = _section(top.get("serviceAccounts"), "serviceAccounts", _SERVICE_ACCOUNT_FIELDS, p)
+    token_seconds = _integer(accounts, "tokenExpirationSeconds", "serviceAccounts",
+                             Topology.service_account_token_seconds, p, *_TOKEN_SECONDS_RANGE)
     if p.items:
         raise TopologyError(source, p.items)
     return Topology(name=name, nodes=nodes, networking=networking, port_mappings=mappings,
-                    images=images, node_lifecycle=lifecycle, source=source)
+                    images=images, node_lifecycle=lifecycle, service_account_token_seconds=token_seconds,
+                    source=source)
 
 
 def _check_header(top: dict[str, Any], p: _Problems) -> None:

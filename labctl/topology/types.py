@@ -153,6 +153,8 @@ class Topology:
     port_mappings: tuple[PortMapping, ...] = ()
     images: ImageAliases = ImageAliases()
     node_lifecycle: NodeLifecycle = NodeLifecycle()
+    #: serviceAccounts.tokenExpirationSeconds: the lifetime of pods' tokens (the kubelet renews them at 80 %)
+    service_account_token_seconds: int = ClusterConfig().service_account_token_seconds
     source: str = "<topology>"
 
     @property
@@ -164,7 +166,8 @@ class Topology:
         """The settings every component of a lab of this topology shares."""
         net = self.networking
         return ClusterConfig(name=self.name, pod_subnet=net.pod_subnet, service_subnet=net.service_subnet,
-                             node_port_range=net.node_port_range, lifecycle=self.node_lifecycle.timings())
+                             node_port_range=net.node_port_range, lifecycle=self.node_lifecycle.timings(),
+                             service_account_token_seconds=self.service_account_token_seconds)
 
     @property
     def workers(self) -> tuple[NodeSpec, ...]:

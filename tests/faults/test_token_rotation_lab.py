@@ -1,0 +1,86 @@
+"""Tokens that last the lesson, in a real lab whose pod tokens live only 20 seconds.
+
+``serviceAccounts.tokenExpirationSeconds: 20`` in the topology: the kubelets ask for 20 s
+tokens (the API server is started with that floor instead of kube's 600 s) and renew them
+every 16 s. Over several lifetimes — past the API server's 60 s of leeway for the first
+token — a toolbox pod calls the API with whatever its token file holds, as a script would,
+and kube-dns (whose own token rotates the same way) resolves a Service created after the
+first token expired. An hour-long lab behaves the same, only slower.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from labctl.client.waiting import wait_for
+from support.lab import Lab, unique_name
+
+pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
+
+TOKEN_SECONDS = 20
+#: the API server accepts a token up to 60 s after it expired (go-jose's leeway)
+LEEWAY_SECONDS = 60
+SA = "/var/run/secrets/kubernetes.io/serviceaccount"
+CALL_API = (f'curl -s -o /dev/null -w "%{{http_code}}" --max-time 5 --cacert {SA}/ca.crt '
+            f'-H "Authorization: Bearer $(cat {SA}/token)" https://kubernetes.default.svc/api')
+
+
+@pytest.fixture(scope="module")
+def short_token_lab(docker_engine, kubectl_binary, tmp_path_factory):
+    lab = Lab(unique_name("tok"), tmp_path_factory.mktemp("toklab"), kubectl_binary, workers=1,
+              extra={"serviceAccounts": {"tokenExpirationSeconds": TOKEN_SECONDS}})
+    created = lab.up()
+    try:
+        assert created.returncode == 0, f"labctl up failed:\n{created.stderr}"
+        yield lab
+    finally:
+        lab.down()
+
+
+def ready(lab, name: str, namespace: str = "default") -> bool:
+    got = lab.kubectl.run("get", "pod", name, "-n", namespace, "-o", "json", check=False)
+    if got.returncode != 0:
+        return False
+    conditions = json.loads(got.stdout).get("status", {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def in_pod(lab, *cmd: str) -> str:
+    return lab.kubectl.run("exec", "toolbox", "--", *cmd).stdout
+
+
+def test_a_pods_token_keeps_working_over_several_lifetimes_and_dns_keeps_up(short_token_lab):
+    lab = short_token_lab
+    lab.kubectl.run("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "toolbox"},
+        "spec": {"nodeName": "worker", "terminationGracePeriodSeconds": 0,
+                 "containers": [{"name": "toolbox", "image": "labctl/toolbox:latest"}]}}))
+    wait_for(lambda: ready(lab, "toolbox"), timeout=120, what="toolbox Ready")
+    started = time.monotonic()
+    listing = in_pod(lab, "ls", "-la", SA)
+    assert re.search(r"\.\.data -> \.\.[01]\b", listing) and "token -> ..data/token" in listing, listing
+
+    tokens, codes = set(), []
+    first_expired = TOKEN_SECONDS + LEEWAY_SECONDS  # after this the first token is refused
+    while time.monotonic() - started < first_expired + 2 * TOKEN_SECONDS:
+        tokens.add(in_pod(lab, "cat", f"{SA}/token"))
+        codes.append(in_pod(lab, "sh", "-c", CALL_API))
+        time.sleep(5)
+    print(f"{len(tokens)} tokens seen in {time.monotonic() - started:.0f}s; API answers {codes}")
+    assert set(codes) == {"200"}, codes
+    assert len(tokens) >= 4  # renewed at 80 % of 20 s, over about 100 s
+
+    # kube-dns authenticates with a rotating token too: a Service made now is resolved
+    lab.kubectl.run("create", "service", "clusterip", "late", "--tcp=80:80")
+    cluster_ip = lab.kubectl.json("get", "service", "late")["spec"]["clusterIP"]
+    answer = wait_for(lambda: in_pod(lab, "getent", "hosts", "late.default.svc.cluster.local").split()[:1],
+                      timeout=30, what="late.default.svc.cluster.local resolved")
+    assert answer == [cluster_ip]
+    dns_pods = lab.kubectl.json("get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")["items"]
+    assert dns_pods and all(ready(lab, p["metadata"]["name"], "kube-system") for p in dns_pods)
+    generation = in_pod(lab, "readlink", f"{SA}/..data").strip()
+    assert generation in ("..0", "..1")
