@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from labctl.controllers import _rollout as ro
+from labctl.kube import intstr
 from labctl.kube.meta import timestamp
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, 0, tzinfo=dt.timezone.utc)
@@ -63,7 +64,7 @@ def rs(name: str, replicas: int, available: int | None = None, age: float = 100,
     (None, None, 4, (0, 1)),
 ])
 def test_resolve_fenceposts(surge, unavailable, desired, expected):
-    assert ro.resolve_fenceposts(surge, unavailable, desired) == expected
+    assert intstr.resolve_fenceposts(surge, unavailable, desired) == expected
 
 
 def test_max_unavailable_is_capped_at_replicas_and_zero_for_recreate():
@@ -75,7 +76,7 @@ def test_max_unavailable_is_capped_at_replicas_and_zero_for_recreate():
 
 def test_bad_percentage_is_an_error():
     with pytest.raises(ValueError):
-        ro.scaled_value("25", 4, True)
+        intstr.scaled_value("25", 4, True)
 
 
 # -- one rolling step ------------------------------------------------------------------------
@@ -140,7 +141,7 @@ def test_course_example_2_rollout_sequence():
 ])
 def test_rollout_bounds_hold_for_every_step(replicas, surge, unavailable):
     d = deployment(replicas=replicas, surge=surge, unavailable=unavailable)
-    max_s, max_u = ro.resolve_fenceposts(surge, unavailable, replicas)
+    max_s, max_u = intstr.resolve_fenceposts(surge, unavailable, replicas)
     steps = simulate(d, replicas, steps=500)
     assert steps[-1] == (0, replicas)
     assert all(o + n <= replicas + max_s for o, n in steps)
