@@ -11,12 +11,12 @@ its pods and a Service its endpoints, and the malformed objects can be deleted.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from labctl.apiserver.storage import SQLiteStore
 from labctl.client.rest import APIClient, Credentials, resource_path
+from labctl.client.waiting import wait_for as _wait_for
 from labctl.cluster.kubectl import Kubectl
 from labctl.controllers.deployment import DeploymentController
 from labctl.controllers.endpoints import EndpointsController
@@ -56,13 +56,7 @@ def malformed_server(apiserver):
 
 
 def wait_for(check, timeout: float = 20.0, what: str = ""):
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+    return _wait_for(check, timeout, interval=0.1, what=what)
 
 
 def call(kubeconfig, fn):
