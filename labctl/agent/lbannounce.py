@@ -87,7 +87,7 @@ def announceable(pool: Collection[str], services: list[dict], nodes: list[dict])
 
 def refused_ips(services: list[dict], allowed: set[str]) -> set[tuple[str, str]]:
     """``(namespace/name, ip)`` of the ingress IPs no node may announce (for the log)."""
-    out = set()
+    out: set[tuple[str, str]] = set()
     for svc in services:
         if (svc.get("spec") or {}).get("type") != "LoadBalancer":
             continue

@@ -66,7 +66,7 @@ def repair_text(save_text: str, docker_dns: DockerDNSRules | None) -> str:
             per_table.setdefault("nat", []).extend(lines)
     out: list[str] = []
     for table in CANARY_TABLES:
-        lines = per_table.get(table)
+        lines = per_table.get(table, [])
         if lines:  # chain declarations first, then the rules
             out += [f"*{table}", *[x for x in lines if x.startswith(":")],
                     *[x for x in lines if not x.startswith(":")], "COMMIT"]

@@ -274,14 +274,14 @@ class PodWorker:
         spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster.name,
                                ctx.runtime.node_container, self.pod_ip, ctx.cfg.internal_ip)
         try:
-            token = None
-            if ctx.tokens is not None and ctx.tokens.wanted(self.pod):
-                token = await ctx.tokens.token(self.pod)
-                spec.kwargs["environment"] = {**ctx.tokens.env, **spec.kwargs.get("environment", {})}
+            tokens = ctx.tokens if ctx.tokens is not None and ctx.tokens.wanted(self.pod) else None
+            token = await tokens.token(self.pod) if tokens is not None else None
+            if tokens is not None:
+                spec.kwargs["environment"] = {**tokens.env, **spec.kwargs.get("environment", {})}
             cid = await ctx.blocking(ctx.runtime.create, spec)
-            if token is not None:
-                await ctx.blocking(ctx.runtime.put_archive, cid,
-                                   volume_archive(MOUNT_PATH, ctx.tokens.volume(self.pod, token)))
+            if tokens is not None and token is not None:
+                archive = volume_archive(MOUNT_PATH, tokens.volume(self.pod, token))
+                await ctx.blocking(ctx.runtime.put_archive, cid, archive)
                 self.tokens_written[cid] = token.token
         except Exception as err:  # noqa: BLE001 - shown as CreateContainerError, retried
             self.waiting[container["name"]] = ("CreateContainerError", str(err))
