@@ -19,6 +19,7 @@ from rich.table import Table
 from .. import __version__
 from ..errors import LabctlError
 from .exercise import exercise_app
+from .net import register as register_network_commands
 from .status import Status
 
 app = typer.Typer(help="Learn Kubernetes networking by touching it: a multi-node lab from Docker containers.",
@@ -27,6 +28,7 @@ images_app = typer.Typer(help="Build and list the lab's images (no registry need
 get_app = typer.Typer(help="Show labctl objects.", no_args_is_help=True)
 app.add_typer(images_app, name="images")
 app.add_typer(get_app, name="get")
+register_network_commands(app)  # labctl net, labctl trace
 app.add_typer(exercise_app, name="exercise")
 
 # tables in a pipe or a log are not cut to 80 columns
