@@ -37,21 +37,31 @@ def _lab(name: str | None):
 
 
 @exercise_app.command("list")
-def list_(as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
+def list_(as_json: bool = typer.Option(False, "--json", help="machine-readable"),
+          name: str | None = typer.Option(None, "--name", "-n", help="also mark the exercise active in this lab")
+          ) -> None:
     """List the exercises: id, title, topics, difficulty, minutes."""
     from ..exercises.loader import list_definitions
+    from ..exercises.state import LabStore
 
     out, _ = _consoles()
     definitions = list_definitions()
+    current = None
+    if name is not None:
+        with _lab(name) as lab:
+            state = LabStore(lab).read_state()
+            current = state.exercise if state else None
     if as_json:
         rows = [{"id": d.id, "title": d.title, "topics": d.raw["topics"], "difficulty": d.raw["difficulty"],
                  "minutes": d.raw["minutes"], "checks": len(d.raw["checks"]),
-                 "maxScore": sum(c.get("weight", 1) for c in d.raw["checks"])} for d in definitions]
+                 "maxScore": sum(c.get("weight", 1) for c in d.raw["checks"]), "active": d.id == current}
+                for d in definitions]
         sys.stdout.write(json.dumps(rows, indent=1) + "\n")
         return
-    table = Table("ID", "TITLE", "TOPICS", "LEVEL", "MIN", box=None)
+    table = Table("", "ID", "TITLE", "TOPICS", "LEVEL", "MIN", box=None)
     for d in definitions:
-        table.add_row(d.id, d.title, ", ".join(d.raw["topics"]), d.raw["difficulty"], str(d.raw["minutes"]))
+        table.add_row("*" if d.id == current else "", d.id, d.title, ", ".join(d.raw["topics"]),
+                      d.raw["difficulty"], str(d.raw["minutes"]))
     out.print(table)
 
 

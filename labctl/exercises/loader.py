@@ -169,7 +169,8 @@ def _semantic_problems(raw: dict[str, Any], directory: Path, root: Path) -> list
         problems += _check_problems(f"checks[{i}]", check, probe_ids)
     for section in ("setup", "solution"):
         for i, step in enumerate(raw.get(section) or []):
-            problems += _step_problems(f"{section}[{i}]", step, directory, root, probe_ids, keys)
+            problems += _step_problems(f"{section}[{i}]", step, directory, root, probe_ids, keys,
+                                       [c["id"] for c in raw["checks"]])
     return problems
 
 
@@ -178,7 +179,8 @@ def _duplicates(path: str, ids: list[str], what: str = "id") -> list[tuple[str, 
 
 
 #: the check kinds whose ``with`` is required by their meaning (the schema makes ``with`` optional)
-_NEEDS_WITH = {"workload", "service", "endpoints", "new-revision", "http", "dns", "during", "question", "script"}
+_NEEDS_WITH = {"workload", "service", "endpoints", "new-revision", "http", "dns", "during", "question", "script",
+               "pod-veth", "service-chains", "conntrack"}
 
 
 def _check_problems(path: str, check: dict[str, Any], probe_ids: list[str]) -> list[tuple[str, str]]:
@@ -191,15 +193,16 @@ def _check_problems(path: str, check: dict[str, Any], probe_ids: list[str]) -> l
         return [(f"{path}.with.via", "a ClusterIP is not reachable from the host: use from: node, or NodePort")]
     if check["kind"] == "during" and with_["probe"] not in probe_ids:
         return [(f"{path}.with.probe", f"no probe {with_['probe']!r} (probes: {', '.join(probe_ids) or 'none'})")]
-    if check["kind"] == "question" and with_["ask"] != "cluster-ip" and "workload" not in with_:
+    if check["kind"] == "question" and "workload" not in with_:
         return [(f"{path}.with.workload", f"is required to ask {with_['ask']}")]
-    if check["kind"] == "question" and with_["ask"] in ("cluster-ip", "node-port") and "service" not in with_:
+    if check["kind"] == "question" and with_["ask"] in ("cluster-ip", "node-port", "svc-chain", "sep-chain") \
+            and "service" not in with_:
         return [(f"{path}.with.service", f"is required to ask {with_['ask']}")]
     return []
 
 
 def _step_problems(path: str, step: dict[str, Any], directory: Path, root: Path, probe_ids: list[str],
-                   keys: list[str]) -> list[tuple[str, str]]:
+                   keys: list[str], check_ids: list[str]) -> list[tuple[str, str]]:
     if "apply" in step:
         manifest = (directory / step["apply"]).resolve()
         if not manifest.is_relative_to(root.resolve()):
@@ -219,6 +222,8 @@ def _step_problems(path: str, step: dict[str, Any], directory: Path, root: Path,
             return [(f"{path}.wait.probe", f"no probe {wait.get('probe')!r} (probes: {known})")]
         if wait["for"] in ("rollout", "ready") and "workload" not in wait:
             return [(f"{path}.wait.workload", f"is required to wait for {wait['for']}")]
+        if wait["for"] == "check" and wait.get("check") not in check_ids:
+            return [(f"{path}.wait.check", f"no check {wait.get('check')!r}")]
     if "answer" in step and step["answer"] not in keys:
         return [(f"{path}.answer", f"no question with key {step['answer']!r}")]
     return []

@@ -161,7 +161,9 @@ class Recorder:
         end = now
         summary = self.window(start, end)
         summary["from"], summary["to"] = start, end
-        summary["versionsBefore"] = self._versions(start, event.began)
+        # the whole second before the one it began in (buckets are whole seconds; a surge pod may
+        # answer within the second the rollout began)
+        summary["versionsBefore"] = self._versions(event.began - 1, event.began - 1)
         # what answered in the tail's last second, when the old pods are surely out of every node's rules
         after_from = max(event.completed if event.completed is not None else now, end - 1)
         summary["versionsAfter"] = self._versions(after_from, end)

@@ -179,9 +179,9 @@ def explain_no_service(snap: Snapshot, workload: Obj, kind: str, ref: ServiceRef
         sel = selector_from_set(selector)
         matched = [p for p in snap.pods if sel.matches((p.get("metadata") or {}).get("labels") or {})]
         if not matched:
-            parts.append(f"Service {_name(svc)}'s selector {sel} matches no pod")
+            parts.append(f"the selector of Service {_name(svc)} ({sel}) matches no pod")
         else:
-            parts.append(f"Service {_name(svc)}'s selector {sel} matches {len(matched)} pod(s), "
+            parts.append(f"the selector of Service {_name(svc)} ({sel}) matches {len(matched)} pod(s), "
                          f"none of {what}")
     return "; ".join(parts) + f" (the pods of {what} are labelled {labels})"
 

@@ -1,4 +1,4 @@
-"""Running ``setup`` and ``solution`` steps in a lab: apply, kubectl, wait, answer.
+"""Running ``setup`` and ``solution`` steps in a lab: apply, kubectl, wait, answer, deletePod.
 
 Steps act as a student would: through the real kubectl, in the exercise's namespace, with
 the lab's parameter values substituted. A step that does not complete raises
@@ -8,18 +8,21 @@ the lab's parameter values substituted. A step that does not complete raises
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from typing import Any
 
+from ..client.rest import resource_path
 from ..cluster.lab import Lab
 from ..errors import LabctlError
 from ..progress import NoProgress, Progress
 from .checks import Context
 from .checks.during import describe_event
 from .checks.questions import expected_answers
+from .grader import grade
 from .loader import read_manifest
-from .model import Exercise, Step, WorkloadRef
+from .model import Exercise, Status, Step, WorkloadRef
 from .relations import find_workload, pods_of, serving_pods, take_snapshot
 from .state import ExerciseState, LabStore
 from .supervisor import read_probe
@@ -43,6 +46,8 @@ async def run_steps(lab: Lab, store: LabStore, exercise: Exercise, state: Exerci
             await _wait(lab, store, exercise, step.value)
         elif step.action == "answer":
             await _answer(lab, store, exercise, state, step.value)
+        elif step.action == "deletePod":
+            await _delete_pod(lab, exercise, WorkloadRef.parse(step.value))
 
 
 def _short(value: Any) -> str:
@@ -75,6 +80,10 @@ async def _wait(lab: Lab, store: LabStore, exercise: Exercise, wait: dict[str, A
     while time.monotonic() < deadline:
         if what == "ready":
             last = await _all_ready(lab, exercise, WorkloadRef.parse(wait["workload"]))
+        elif what == "check":
+            last = await _check_passes(lab, store, exercise, wait["check"])
+            if last is True:
+                return
         else:
             result = read_probe(store, wait["probe"]) or {}
             last = {k: result.get(k) for k in ("state", "requests", "failed")}
@@ -121,11 +130,34 @@ async def _all_ready(lab: Lab, exercise: Exercise, ref: WorkloadRef) -> bool:
     return len(serving_pods(pods_of(snap, found, ref.kind))) == want
 
 
+async def _check_passes(lab: Lab, store: LabStore, exercise: Exercise, check_id: str) -> bool | str:
+    """True once the check passes; else what it says (for the timeout's message)."""
+    spec = next(c for c in exercise.checks if c.id == check_id)
+    one = dataclasses.replace(exercise, checks=(spec,))
+    state = store.read_state()
+    if state is None:
+        raise LabctlError(f"exercise {exercise.id} is not started")
+    result = (await grade(lab, store, one, state)).checks[0]
+    return True if result.status is Status.PASS else f"{result.status.value}: {result.message}"
+
+
+async def _delete_pod(lab: Lab, exercise: Exercise, ref: WorkloadRef) -> None:
+    async with lab.api() as api:
+        snap = await take_snapshot(api, exercise.namespace)
+        found, why = find_workload(snap, ref)
+        if found is None:
+            raise LabctlError(f"exercise {exercise.id}: {why}")
+        pods = serving_pods(pods_of(snap, found, ref.kind))
+        if not pods:
+            raise LabctlError(f"exercise {exercise.id}: {ref.describe()} has no serving pod to delete")
+        await api.delete(resource_path("pods", exercise.namespace, pods[0]["metadata"]["name"]))
+
+
 async def _answer(lab: Lab, store: LabStore, exercise: Exercise, state: ExerciseState, key: str) -> None:
     check = next(c for c in exercise.checks if c.kind == "question" and c.params.get("key") == key)
     async with lab.api() as api:
         ctx = Context(lab, store, exercise, state, api, await take_snapshot(api, exercise.namespace))
-        right = sorted(expected_answers(ctx, check.params))
+        right = sorted(await expected_answers(ctx, check.params))
     if not right:
         raise LabctlError(f"exercise {exercise.id}: no right answer to {key} exists yet")
     state.answers[key] = right[0]

@@ -10,12 +10,15 @@ imported for that.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ...client.rest import APIClient
 from ...cluster.lab import Lab
+from ...inspect import LabNetwork
+from ...inspect import snapshot as inspect_snapshot
 from ..model import CheckSpec, Exercise, Status
 from ..relations import Snapshot
 from ..state import ExerciseState, LabStore
@@ -53,7 +56,8 @@ class Verdict:
 
 @dataclass
 class Context:
-    """What every check of one grading reads: the same snapshot, so they agree with each other."""
+    """What every check of one grading reads: the same snapshot, so they agree with each other,
+    and the nodes' network (read once, when a check first asks)."""
 
     lab: Lab
     store: LabStore
@@ -61,6 +65,13 @@ class Context:
     state: ExerciseState
     api: APIClient
     snapshot: Snapshot
+    _networks: dict[bool, asyncio.Task[LabNetwork]] = field(default_factory=dict)
+
+    async def network(self, conntrack: bool = False) -> LabNetwork:
+        """Every node's links, routes and rules (:mod:`labctl.inspect`), shared by the checks of a grading."""
+        if conntrack not in self._networks:
+            self._networks[conntrack] = asyncio.ensure_future(inspect_snapshot(self.lab, conntrack=conntrack))
+        return await self._networks[conntrack]
 
 
 CheckFunction = Callable[[Context, CheckSpec], Awaitable[Verdict]]
@@ -75,7 +86,7 @@ def kind(name: str) -> Callable[[CheckFunction], CheckFunction]:
 
 
 def _register_all() -> None:
-    from . import during, objects, questions, script, traffic  # noqa: F401 - they register their kinds
+    from . import during, nodes, objects, questions, script, traffic  # noqa: F401 - they register their kinds
 
 
 _register_all()

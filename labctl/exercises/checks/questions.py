@@ -1,6 +1,7 @@
 """Questions: the student answers (``labctl exercise answer KEY VALUE``) and the grader checks the
 answer against the live cluster at check time — so the answer is nowhere in the exercise files,
-and a pod that was replaced since changes what is right."""
+and a pod that was replaced since changes what is right. Node questions ("which interface is pod
+X's veth?", "which KUBE-SEP chain leads to a pod of Y?") are answered from the nodes themselves."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from ...kube.meta import parse_time
 from ..model import CheckSpec
 from ..relations import pods_of, serving_pods
 from . import Context, Unmet, Verdict, kind
+from .nodes import expected_chain_answers
 from .objects import service, workload
 
 __all__ = ["expected_answers"]
 
 
-def expected_answers(ctx: Context, params: dict) -> set[str]:
+async def expected_answers(ctx: Context, params: dict) -> set[str]:
     """Every answer that is right now (several pods can each be a right answer)."""
     ask = params["ask"]
+    if ask in ("pod-veth", "sep-chain", "svc-chain"):
+        return await expected_chain_answers(ctx, params)
     if ask in ("cluster-ip", "node-port"):
         svc, _, _ = service(ctx, params)
         if ask == "cluster-ip":
@@ -40,8 +44,11 @@ async def check_question(ctx: Context, spec: CheckSpec) -> Verdict:
     given = ctx.state.answers.get(key)
     if given is None:
         return Verdict.failed(f"not answered yet: `labctl exercise answer {key} VALUE`", key=key)
-    right = expected_answers(ctx, spec.params)
     evidence = {"key": key, "answer": given}
+    try:
+        right = await expected_answers(ctx, spec.params)
+    except Unmet as unmet:
+        return Verdict.failed(f"{key}: {given} is not right: {unmet.message}", **evidence)
     if given.strip() in right:
         return Verdict.passed(f"{key}: {given} is right", **evidence)
     # the right answer is not in the evidence: the result may be shared
