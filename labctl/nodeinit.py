@@ -17,9 +17,8 @@ import urllib.parse
 from pathlib import Path
 
 from .client.rest import Credentials
-from .clusterconfig import MIN_SERVICE_ACCOUNT_TOKEN_SECONDS
+from .clusterconfig import MIN_SERVICE_ACCOUNT_TOKEN_SECONDS, NodeConfig
 from .clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH
-from .clusterconfig import NodeConfig
 
 log = logging.getLogger("labctl.nodeinit")
 STATE_DIR = Path("/var/lib/labctl")

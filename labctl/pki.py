@@ -39,7 +39,7 @@ class CertKey:
         key_path.chmod(0o600)
 
     @classmethod
-    def read(cls, directory: Path, stem: str) -> "CertKey":
+    def read(cls, directory: Path, stem: str) -> CertKey:
         return cls((directory / f"{stem}.crt").read_bytes(), (directory / f"{stem}.key").read_bytes())
 
 
@@ -61,7 +61,7 @@ def _name(cn: str, orgs: tuple[str, ...] = ()) -> x509.Name:
 def generate_ca(common_name: str = "labctl-ca") -> CertKey:
     """A self-signed CA allowed to sign certificates."""
     key = _new_key()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     name = _name(common_name)
     cert = (
         x509.CertificateBuilder()
@@ -88,7 +88,7 @@ def issue_certificate(ca: CertKey, common_name: str, *, orgs: tuple[str, ...] = 
     ca_cert = x509.load_pem_x509_certificate(ca.cert)
     ca_key = serialization.load_pem_private_key(ca.key, password=None)
     key = _new_key()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
         [ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
     builder = (

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from ..client.rest import APIClient, Credentials, resource_path
-from ..clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH, NodeConfig
+from ..clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH
+from ..clusterconfig import NodeConfig
 from .heartbeat import NodeStatusReporter, register_node, renew_lease, renew_lease_forever
 
 log = logging.getLogger("labctl.agent")

@@ -222,5 +222,5 @@ class LBAnnouncer:
                 log.info("announcing load balancer IP %s from %s", ip, self.cfg.node_name)
             for ip in sorted(removed):
                 log.info("no longer announcing load balancer IP %s", ip)
-        except Exception as err:  # noqa: BLE001 - retried on the next change or period
+        except Exception as err:
             log.warning("failed to sync load balancer IPs %s: %s", sorted(wanted), err)

@@ -10,9 +10,9 @@ import os
 import platform
 from pathlib import Path
 
+from ..clusterconfig import NodeConfig
 from ..kube.meta import timestamp
 from ..kube.objects import NODE_CONDITION_TYPES, condition_status
-from ..clusterconfig import NodeConfig
 
 KUBELET_VERSION = "v1.37.0-labctl"
 MAX_PODS = 110

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from ..client.informer import FuncHandler, Informer
 from ..client.rest import APIClient, Credentials
+from ..clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH
+from ..clusterconfig import NodeConfig
 from ..proxy import Proxier
-from ..clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH, NodeConfig
 from .lbannounce import LBAnnouncer
 
 log = logging.getLogger("labctl.proxy")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from labctl.kube import validators as v
 from labctl.apiserver.errors import FieldError, forbidden, invalid, not_supported, required
+from labctl.kube import validators as v
 
 IS_NEGATIVE = "must be greater than or equal to 0"
 PROTOCOLS = ["SCTP", "TCP", "UDP"]

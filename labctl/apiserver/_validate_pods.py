@@ -5,19 +5,33 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from labctl.kube import validators as v
-from labctl.kube.labels import LabelSelector, SelectorError, selector_from_label_selector
 from labctl.apiserver._validate_common import (
-    IS_NEGATIVE, as_dict, as_list, is_int, nonnegative,
-    validate_annotations, validate_dns1123_label, validate_dns1123_subdomain, validate_label_selector,
+    IS_NEGATIVE,
+    as_dict,
+    as_list,
+    is_int,
+    nonnegative,
+    validate_annotations,
+    validate_dns1123_label,
+    validate_dns1123_subdomain,
+    validate_label_selector,
     validate_labels,
-    validate_port_num_or_name, validate_protocol,
+    validate_port_num_or_name,
+    validate_protocol,
 )
 from labctl.apiserver.errors import FieldError, duplicate, forbidden, invalid, not_supported, required
+from labctl.kube import validators as v
+from labctl.kube.labels import LabelSelector, SelectorError, selector_from_label_selector
 from labctl.kube.quantity import QUANTITY_FORMAT_ERROR, canonical_quantity, parse_quantity
 
-__all__ = ["validate_pod", "validate_pod_update", "validate_replicaset", "validate_deployment",
-           "validate_selector_update", "validate_pod_spec"]
+__all__ = [
+    "validate_deployment",
+    "validate_pod",
+    "validate_pod_spec",
+    "validate_pod_update",
+    "validate_replicaset",
+    "validate_selector_update",
+]
 
 Obj = dict[str, Any]
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from labctl.kube import validators as v
 from labctl.apiserver._validate_common import (
-    as_dict, as_list, validate_dns1123_label, validate_dns1123_subdomain, validate_labels,
-    validate_port_num_or_name, validate_protocol,
+    as_dict,
+    as_list,
+    validate_dns1123_label,
+    validate_dns1123_subdomain,
+    validate_labels,
+    validate_port_num_or_name,
+    validate_protocol,
 )
 from labctl.apiserver.errors import FieldError, duplicate, forbidden, invalid, not_supported, required
+from labctl.kube import validators as v
 
-__all__ = ["normalize_cluster_ips", "validate_service", "validate_service_update", "validate_endpoint_ports"]
+__all__ = ["normalize_cluster_ips", "validate_endpoint_ports", "validate_service", "validate_service_update"]
 
 Obj = dict[str, Any]
 

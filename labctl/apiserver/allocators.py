@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from typing import Iterable
+from collections.abc import Iterable
 
 from .errors import FieldError, invalid
 
@@ -32,7 +32,8 @@ class ServiceIPAllocator:
             except ValueError:
                 return None, invalid(path, [requested], "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
             if ip not in self.network or ip in (self.network.network_address, self.network.broadcast_address):
-                return None, invalid(path, [requested], f"failed to allocate IP {requested}: provided IP is not in the valid range. The range of valid IPs is {self.network}")
+                return None, invalid(path, [requested], f"failed to allocate IP {requested}: provided IP is not in the "
+                                                        f"valid range. The range of valid IPs is {self.network}")
             if requested in used:
                 return None, invalid(path, [requested], f"failed to allocate IP {requested}: provided IP is already allocated")
             return requested, None
@@ -58,7 +59,8 @@ class NodePortAllocator:
     def allocate(self, used: set[int], requested: int | None, path: str) -> tuple[int | None, FieldError | None]:
         if requested:
             if not self.low <= requested <= self.high:
-                return None, invalid(path, requested, f"provided port is not in the valid range. The range of valid ports is {self.low}-{self.high}")
+                return None, invalid(path, requested, "provided port is not in the valid range. "
+                                                      f"The range of valid ports is {self.low}-{self.high}")
             if requested in used:
                 return None, invalid(path, requested, "provided port is already allocated")
             return requested, None

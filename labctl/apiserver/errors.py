@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class FieldError:
     bad_value: Any = None
     detail: str = ""
 
-    _TYPE_TEXT = {
+    _TYPE_TEXT: ClassVar[dict[str, str]] = {
         "FieldValueInvalid": "Invalid value",
         "FieldValueRequired": "Required value",
         "FieldValueNotSupported": "Unsupported value",

@@ -35,11 +35,12 @@ import base64
 import gzip
 import json
 import struct
+from collections.abc import Iterator
 from contextvars import ContextVar
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib import resources
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -58,7 +59,7 @@ _META_KINDS = {"DeleteOptions", "CreateOptions", "UpdateOptions", "PatchOptions"
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 _WIRE_OF = {"double": _I64, "fixed64": _I64, "sfixed64": _I64, "float": _I32, "fixed32": _I32,
             "sfixed32": _I32, "string": _LEN, "bytes": _LEN}
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Field(NamedTuple):

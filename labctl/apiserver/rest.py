@@ -18,14 +18,14 @@ import ipaddress
 
 import orjson
 
+from labctl.kube.meta import IMMUTABLE_ON_UPDATE, SERVER_OWNED_ON_CREATE, generate_name, new_uid, now, spec_of, timestamp
+from labctl.kube.resources import Registry, ResourceType
+
+from ..clusterconfig import ClusterConfig
 from . import decode, errors
 from .allocators import NodePortAllocator, ServiceIPAllocator
-from ..clusterconfig import ClusterConfig
-from labctl.kube.meta import (IMMUTABLE_ON_UPDATE, SERVER_OWNED_ON_CREATE, generate_name, new_uid, now, spec_of,
-                              timestamp)
 from .patch import json_patch, merge_patch, strategic_merge_patch
 from .queryparams import ListOptions
-from labctl.kube.resources import Registry, ResourceType
 from .scope import RequestScope
 from .selectors import parse_field_selector, parse_label_selector
 from .storage import AlreadyExists, NotFound, PreconditionFailed, SQLiteStore, clone
@@ -34,6 +34,10 @@ from .strategies import INITIAL_NAMESPACES, ensure_default_service_account, stra
 TOO_LARGE_RV_CAUSE = {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
 
 
+
+
+#: kube-apiserver's words for an optimistic-concurrency conflict
+MODIFIED_MESSAGE = "the object has been modified; please apply your changes to the latest version and try again"
 
 
 class RestAPI:
@@ -251,7 +255,7 @@ class RestAPI:
             return self.store.update(scope.key(), new, expected)
         except PreconditionFailed:
             raise errors.conflict(rt.plural, rt.group, scope.name or "",
-                                  "the object has been modified; please apply your changes to the latest version and try again") from None
+                                  MODIFIED_MESSAGE) from None
 
     # -- patch ---------------------------------------------------------------------------
     def patch(self, scope: RequestScope, patch: decode.Patch, dry_run: bool = False,
@@ -342,10 +346,12 @@ class RestAPI:
         pre = options.get("preconditions") or {}
         if pre.get("uid") and pre["uid"] != current["metadata"].get("uid"):
             raise errors.conflict(rt.plural, rt.group, scope.name or "",
-                                  f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {current['metadata'].get('uid')}")
+                                  f"Precondition failed: UID in precondition: {pre['uid']}, "
+                                  f"UID in object meta: {current['metadata'].get('uid')}")
         if pre.get("resourceVersion") and pre["resourceVersion"] != current["metadata"]["resourceVersion"]:
             raise errors.conflict(rt.plural, rt.group, scope.name or "",
-                                  f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, ResourceVersion in object meta: {current['metadata']['resourceVersion']}")
+                                  f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                                  f"ResourceVersion in object meta: {current['metadata']['resourceVersion']}")
         strategy.check_delete(current)
         if dry_run:
             return current
@@ -386,7 +392,7 @@ class RestAPI:
             raise errors.not_found(scope.resource.plural, scope.resource.group, scope.name or "") from None
         except PreconditionFailed:
             raise errors.conflict(scope.resource.plural, scope.resource.group, scope.name or "",
-                                  "the object has been modified; please apply your changes to the latest version and try again") from None
+                                  MODIFIED_MESSAGE) from None
 
     def delete_collection(self, scope: RequestScope, opts: ListOptions, options: dict,
                           dry_run: bool = False) -> dict:

@@ -12,18 +12,36 @@ Parse errors are raised as ``APIError`` 400 BadRequest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from labctl.apiserver.errors import bad_request
 from labctl.kube.labels import (
-    DOES_NOT_EXIST, DOUBLE_EQUALS, EQUALS, EXISTS, GREATER_THAN, IN, LESS_THAN, NOT_EQUALS, NOT_IN,
-    LabelSelector, Requirement, SelectorError, check_label_key, new_requirement,
+    DOES_NOT_EXIST,
+    DOUBLE_EQUALS,
+    EQUALS,
+    EXISTS,
+    GREATER_THAN,
+    IN,
+    LESS_THAN,
+    NOT_EQUALS,
+    NOT_IN,
+    LabelSelector,
+    Requirement,
+    SelectorError,
+    check_label_key,
+    new_requirement,
 )
 
 __all__ = [
-    "LabelSelector", "Requirement", "FieldSelector", "FieldTerm", "parse_label_selector",
-    "parse_field_selector", "selectable_fields",
+    "FieldSelector",
+    "FieldTerm",
+    "LabelSelector",
+    "Requirement",
+    "parse_field_selector",
+    "parse_label_selector",
+    "selectable_fields",
 ]
 
 # ---------------------------------------------------------------------------------------------

@@ -16,17 +16,18 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from . import decode, discovery, errors, openapi, podproxy, queryparams
 from labctl.kube.printers import build_table
 from labctl.kube.resources import CREATE_ONLY, Registry, ResourceType
+
+from . import decode, discovery, errors, openapi, podproxy, queryparams
+from .authz import reviews
+from .authz.authorizer import Authorizer
+from .authz.filter import authorization_filter
 from .queryparams import ListOptions
 from .rest import RequestScope, RestAPI
 from .serviceaccounts import ServiceAccountTokens
 from .storage import ResourceVersionTooOld
 from .strategies import strategy_for
-from .authz import reviews
-from .authz.authorizer import Authorizer
-from .authz.filter import authorization_filter
 from .users import User, authenticated
 from .watch import WatchFilter, bookmark, encode_event, expired, next_event
 

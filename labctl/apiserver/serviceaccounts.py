@@ -34,10 +34,11 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -45,10 +46,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from . import errors
-from .users import User, authenticated, service_account_groups, service_account_username
 from labctl.clusterconfig import MIN_SERVICE_ACCOUNT_TOKEN_SECONDS
 from labctl.kube.meta import parse_time, timestamp
+
+from . import errors
+from .users import User, authenticated, service_account_groups, service_account_username
 
 log = logging.getLogger("labctl.apiserver.serviceaccounts")
 
@@ -101,7 +103,7 @@ class SigningKey:
         return _b64encode(hashlib.sha256(der).digest())
 
     @classmethod
-    def generate(cls) -> "SigningKey":
+    def generate(cls) -> SigningKey:
         return cls(ec.generate_private_key(ec.SECP256R1()))
 
     def public_pem(self) -> bytes:
@@ -260,7 +262,7 @@ def _ref(value: Any) -> ObjectRef | None:
 
 
 def _utc(seconds: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
 # -- who a token is -----------------------------------------------------------------------------

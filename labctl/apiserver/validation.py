@@ -17,14 +17,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from labctl.kube import validators as v
 from labctl.apiserver._validate_common import (
-    as_dict, as_list, is_int, nonnegative, validate_annotations, validate_dns1123_subdomain, validate_labels,
+    as_dict,
+    as_list,
+    is_int,
+    nonnegative,
+    validate_annotations,
+    validate_dns1123_subdomain,
+    validate_labels,
 )
 from labctl.apiserver._validate_services import validate_endpoint_ports
 from labctl.apiserver.errors import FieldError, forbidden, invalid, not_supported, required
+from labctl.kube import validators as v
 
 Obj = dict[str, Any]
 NameFn = Callable[[str, bool], list[str]]
@@ -263,7 +270,7 @@ def validate_event(event: Obj) -> list[FieldError]:
     involved = as_dict(event.get("involvedObject")).get("namespace") or ""
     if event.get("eventTime"):
         return []
-    if involved and involved != namespace or not involved and namespace not in ("", "default"):
+    if (involved and involved != namespace) or (not involved and namespace not in ("", "default")):
         return [invalid("involvedObject.namespace", involved, "does not match event.namespace")]
     return []
 

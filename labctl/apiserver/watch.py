@@ -10,8 +10,8 @@ ERROR event carrying a 410 Expired Status.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import orjson
 
@@ -71,9 +71,9 @@ def expired(requested: int, oldest: int) -> bytes:
     return encode_event("ERROR", status)
 
 
-async def next_event(queue: asyncio.Queue, timeout: float) -> Event | None | bool:
+async def next_event(queue: asyncio.Queue, timeout: float) -> Event | bool | None:
     """The next queued event; None when the watcher was closed; False on timeout."""
     try:
         return await asyncio.wait_for(queue.get(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False

@@ -53,5 +53,5 @@ class EventRecorder:
             self._seen[key] = (namespace, created["metadata"]["name"], 1)
             if len(self._seen) > 5000:
                 self._seen.clear()
-        except (APIStatusError, OSError, Exception) as err:  # noqa: BLE001 - best effort
+        except (APIStatusError, OSError, Exception) as err:
             log.debug("failed to record event %s on %s: %s", reason, meta.get("name"), err)

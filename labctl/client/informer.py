@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import aiohttp
 
@@ -133,7 +134,7 @@ class Informer:
                     continue
                 self._failing(err)
                 log.warning("watch of %s failed: %s", self.plural, err)
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+            except (TimeoutError, aiohttp.ClientError, OSError) as err:
                 self._failing(err)
                 log.debug("watch of %s interrupted: %s", self.plural, err)
             await asyncio.sleep(backoff)

@@ -62,7 +62,7 @@ class Credentials:
     token_file: str | None = None
 
     @classmethod
-    def from_kubeconfig(cls, source: Path | str | dict) -> "Credentials":
+    def from_kubeconfig(cls, source: Path | str | dict) -> Credentials:
         """The current context's server and user, from a kubeconfig file or its parsed form."""
         config = source if isinstance(source, dict) else yaml.safe_load(Path(source).read_text())
         context_name = config.get("current-context") or config["contexts"][0]["name"]
@@ -109,7 +109,7 @@ class APIClient:
     async def close(self) -> None:
         await self._session.close()
 
-    async def __aenter__(self) -> "APIClient":
+    async def __aenter__(self) -> APIClient:
         return self
 
     async def __aexit__(self, *exc) -> None:

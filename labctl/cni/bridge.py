@@ -28,8 +28,21 @@ if TYPE_CHECKING:
 class NetConf(types.Record):
     """The bridge plugin's network config, with the reference plugin's JSON names."""
 
-    __slots__ = ("cni_version", "name", "type", "ipam", "bridge", "is_gateway", "is_default_gateway", "ip_masq",
-                 "hairpin_mode", "promisc_mode", "mtu", "prev_result", "raw")
+    __slots__ = (
+        "bridge",
+        "cni_version",
+        "hairpin_mode",
+        "ip_masq",
+        "ipam",
+        "is_default_gateway",
+        "is_gateway",
+        "mtu",
+        "name",
+        "prev_result",
+        "promisc_mode",
+        "raw",
+        "type",
+    )
 
     def __init__(self, cni_version: str, name: str, type: str, ipam: dict[str, Any], bridge: str = "cni0",
                  is_gateway: bool = False, is_default_gateway: bool = False, ip_masq: bool = False,

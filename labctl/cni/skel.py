@@ -20,7 +20,8 @@ from labctl.cni.types import CNIError
 
 TYPE_CHECKING = False  # typing costs every plugin exec ~6 ms; only the type checker needs it
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Callable, Mapping, NoReturn, TextIO
+    from collections.abc import Callable, Mapping
+    from typing import Any, BinaryIO, NoReturn, TextIO
 
     Handler = Callable[["CmdArgs"], "types.Result | dict[str, Any] | None"]
 
@@ -36,7 +37,7 @@ _CONTAINER_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
 class CmdArgs(types.Record):
     """What the runtime told the plugin: the ``CNI_*`` env plus the config on stdin."""
 
-    __slots__ = ("command", "container_id", "netns", "ifname", "args", "path", "stdin_data")
+    __slots__ = ("args", "command", "container_id", "ifname", "netns", "path", "stdin_data")
 
     def __init__(self, command: str, container_id: str, netns: str, ifname: str, args: str, path: list[str],
                  stdin_data: bytes) -> None:
@@ -51,7 +52,7 @@ class CmdArgs(types.Record):
 class PluginFuncs(types.Record):
     """The three commands a plugin implements (VERSION is answered here)."""
 
-    __slots__ = ("add", "delete", "check", "about")
+    __slots__ = ("about", "add", "check", "delete")
 
     def __init__(self, add: Handler, delete: Handler, check: Handler, about: str = "") -> None:
         self.add, self.delete, self.check, self.about = add, delete, check, about

@@ -66,7 +66,7 @@ class CNIError(Exception):
         return out
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "CNIError":
+    def from_json(cls, obj: dict[str, Any]) -> CNIError:
         """Rebuild an error from a plugin's error JSON."""
         return cls(int(obj.get("code", ERR_INTERNAL)), str(obj.get("msg", "")), str(obj.get("details", "")))
 
@@ -74,7 +74,7 @@ class CNIError(Exception):
 class Interface(Record):
     """One entry of a result's ``interfaces`` list."""
 
-    __slots__ = ("name", "mac", "sandbox", "mtu")
+    __slots__ = ("mac", "mtu", "name", "sandbox")
 
     def __init__(self, name: str, mac: str = "", sandbox: str = "", mtu: int = 0) -> None:
         self.name, self.mac, self.sandbox, self.mtu = name, mac, sandbox, mtu
@@ -126,7 +126,7 @@ class Route(Record):
 class Result(Record):
     """A CNI result (the 1.0 shape; older versions are derived in :meth:`to_json`)."""
 
-    __slots__ = ("cni_version", "interfaces", "ips", "routes", "dns")
+    __slots__ = ("cni_version", "dns", "interfaces", "ips", "routes")
 
     def __init__(self, cni_version: str = CURRENT_VERSION, interfaces: list[Interface] | None = None,
                  ips: list[IPConfig] | None = None, routes: list[Route] | None = None,
@@ -159,7 +159,7 @@ class Result(Record):
         return out
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "Result":
+    def from_json(cls, obj: dict[str, Any]) -> Result:
         """Parse a result (any supported version) into the 1.0 shape."""
         try:
             return cls(

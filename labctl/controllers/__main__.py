@@ -12,8 +12,9 @@ import logging
 import sys
 from pathlib import Path
 
-from ..clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH, ClusterConfig, NodeConfig
 from ..client.rest import APIClient, Credentials
+from ..clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH
+from ..clusterconfig import ClusterConfig, NodeConfig
 from .base import Controller
 from .context import ControllerContext
 from .deployment import DeploymentController

@@ -12,8 +12,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 from ..client.rest import APIClient, APIStatusError, resource_path
 from ..kube.labels import LabelSelector
@@ -59,7 +59,8 @@ async def claim(client: APIClient, plural: str, owner: dict, selector: LabelSele
                 others = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != owner_uid]
                 await _ignore_missing(set_owner_references(client, plural, obj, others))
             continue
-        if deleting or not matches or meta.get("deletionTimestamp") or meta.get("namespace") != owner["metadata"].get("namespace"):
+        other_namespace = meta.get("namespace") != owner["metadata"].get("namespace")
+        if deleting or not matches or meta.get("deletionTimestamp") or other_namespace:
             continue
         refs = list(meta.get("ownerReferences") or []) + [owner_reference(owner)]
         adopted = await _ignore_missing(set_owner_references(client, plural, obj, refs))

@@ -12,7 +12,8 @@ import datetime as dt
 import functools
 import math
 
-from ..kube.meta import now as utcnow, parse_time
+from ..kube.meta import now as utcnow
+from ..kube.meta import parse_time
 from ..kube.objects import get_condition, pod_is_ready
 
 PHASE_ORDINAL = {"Pending": 0, "Unknown": 1, "Running": 2}

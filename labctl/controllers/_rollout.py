@@ -122,7 +122,7 @@ def annotations(obj: dict) -> dict:
 
 
 def created(obj: dict) -> dt.datetime:
-    return parse_time(obj["metadata"].get("creationTimestamp")) or dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    return parse_time(obj["metadata"].get("creationTimestamp")) or dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def by_creation(rss: list[dict], newest_first: bool = False) -> list[dict]:
@@ -263,7 +263,7 @@ def is_saturated(deploy: dict, rs: dict | None) -> bool:
 
 
 def _round_half_away(x: float) -> int:
-    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
+    return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
 
 
 def rs_fraction(rs: dict, deploy: dict) -> int:
@@ -294,7 +294,8 @@ def _size_order(newer_first: bool):
             return -1 if spec_replicas(a) > spec_replicas(b) else 1
         ca, cb = created(a), created(b)
         if ca == cb:
-            return -1 if a["metadata"]["name"] < b["metadata"]["name"] else (1 if a["metadata"]["name"] > b["metadata"]["name"] else 0)
+            na, nb = a["metadata"]["name"], b["metadata"]["name"]
+            return -1 if na < nb else (1 if na > nb else 0)
         if newer_first:
             return -1 if ca > cb else 1
         return -1 if ca < cb else 1

@@ -13,8 +13,8 @@ which is why a tainted, full control plane reports only its taint.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
 
 from ..kube.labels import DOES_NOT_EXIST, EXISTS, GREATER_THAN, IN, LESS_THAN, NOT_IN, Requirement
 from ..kube.quantity import milli_value, value
@@ -56,7 +56,7 @@ class Resources:
     scalars: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def from_list(cls, rl: Mapping[str, object] | None) -> "Resources":
+    def from_list(cls, rl: Mapping[str, object] | None) -> Resources:
         r = cls()
         for name, q in (rl or {}).items():
             if name == "cpu":
@@ -69,14 +69,14 @@ class Resources:
                 r.scalars[name] = value(q)  # type: ignore[arg-type]
         return r
 
-    def add(self, other: "Resources", sign: int = 1) -> None:
+    def add(self, other: Resources, sign: int = 1) -> None:
         self.milli_cpu += sign * other.milli_cpu
         self.memory += sign * other.memory
         self.ephemeral_storage += sign * other.ephemeral_storage
         for name, v in other.scalars.items():
             self.scalars[name] = self.scalars.get(name, 0) + sign * v
 
-    def set_max(self, other: "Resources") -> None:
+    def set_max(self, other: Resources) -> None:
         self.milli_cpu = max(self.milli_cpu, other.milli_cpu)
         self.memory = max(self.memory, other.memory)
         self.ephemeral_storage = max(self.ephemeral_storage, other.ephemeral_storage)
@@ -133,7 +133,7 @@ class PodInfo:
     priority: int
 
     @classmethod
-    def of(cls, pod: "Mapping | PodInfo") -> "PodInfo":
+    def of(cls, pod: Mapping | PodInfo) -> PodInfo:
         if isinstance(pod, PodInfo):
             return pod
         return cls(pod, pod_requests(pod), pod_non_zero_requests(pod), controller_uid(pod),
@@ -168,7 +168,7 @@ class NodeInfo:
         self.allowed_pods = value(allocatable["pods"]) if allocatable.get("pods") is not None else 0
         self.taints = effective_taints(node)
 
-    def add_pod(self, key: str, pod: "Mapping | PodInfo", sign: int = 1) -> None:
+    def add_pod(self, key: str, pod: Mapping | PodInfo, sign: int = 1) -> None:
         pi = PodInfo.of(pod)
         self.requested.add(pi.requests, sign)
         self.non_zero_cpu += sign * pi.non_zero[0]
@@ -318,7 +318,7 @@ FILTERS: list[tuple[str, FilterPlugin]] = [
 ]
 
 
-def run_filters(pod: "Mapping | PodInfo", ni: NodeInfo) -> Status | None:
+def run_filters(pod: Mapping | PodInfo, ni: NodeInfo) -> Status | None:
     """The first failing filter's status, or None when the pod fits the node."""
     pi = PodInfo.of(pod)
     for _, plugin in FILTERS:
@@ -405,7 +405,7 @@ def preemption_message(pi: PodInfo, infos: list[NodeInfo], statuses: dict[str, S
     return "preemption: " + fit_error_text(len(infos), per_node)
 
 
-def schedule(pod: "Mapping | PodInfo", infos: list[NodeInfo]) -> str:
+def schedule(pod: Mapping | PodInfo, infos: list[NodeInfo]) -> str:
     """Pick the node for ``pod``: filter every node, score the feasible ones, best score wins.
 
     Ties go to the node with fewer pods, then by name (kube picks at random among ties; a

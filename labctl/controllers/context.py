@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from ..clusterconfig import ClusterConfig
 from ..client.events import EventRecorder
 from ..client.informer import Informer
 from ..client.rest import APIClient
-
+from ..clusterconfig import ClusterConfig
 
 #: How often node lifecycle looks at the Leases (kube-controller-manager's --node-monitor-period is 5 s;
 #: 2 s makes a stopped node visible sooner in a lab).

@@ -238,8 +238,8 @@ class DeploymentController(Controller):
                                    f'collisionCount {status["collisionCount"]}') from None
             already = True
         if not already and ro.spec_replicas(created) > 0:
-            await self.recorder.record(d, "Normal", "ScalingReplicaSet",
-                                       f"Scaled up replica set {created['metadata']['name']} from 0 to {ro.spec_replicas(created)}")
+            await self.recorder.record(d, "Normal", "ScalingReplicaSet", f"Scaled up replica set "
+                                       f"{created['metadata']['name']} from 0 to {ro.spec_replicas(created)}")
         needs_update = ro.set_deployment_revision(d, str(new_revision))
         if not already and ro.has_progress_deadline(d):
             ro.set_condition(status, ro.new_condition("Progressing", "True", ro.NEW_RS_CREATED,

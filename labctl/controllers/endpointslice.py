@@ -24,12 +24,18 @@ import logging
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
 from ..kube.labels import SelectorError
-from ._ownership import owner_reference
 from ..kube.objects import pod_is_ready
+from ._ownership import owner_reference
 from .base import Controller, key_of, split_key
 from .context import ControllerContext
-from .endpoints import (endpoint_port, endpoints_relevant, find_port, service_selector, services_selecting,
-                        should_pod_be_in_endpoints)
+from .endpoints import (
+    endpoint_port,
+    endpoints_relevant,
+    find_port,
+    service_selector,
+    services_selecting,
+    should_pod_be_in_endpoints,
+)
 
 log = logging.getLogger("labctl.controllers.endpointslice")
 

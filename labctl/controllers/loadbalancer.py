@@ -18,9 +18,9 @@ import ipaddress
 import logging
 
 from ..client.informer import FuncHandler
+from ..client.rest import APIStatusError, resource_path
 from ..clusterconfig import load_balancer_pool
 from ..kube.objects import node_address
-from ..client.rest import APIStatusError, resource_path
 from .base import Controller, key_of, split_key
 from .context import ControllerContext
 

@@ -24,8 +24,8 @@ from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
 from ..kube.labels import SelectorError, selector_from_label_selector, selector_from_set
 from ..kube.meta import timestamp
-from ._ownership import Expectations, claim, controller_of, owner_reference
 from ..kube.objects import pod_is_ready
+from ._ownership import Expectations, claim, controller_of, owner_reference
 from ._podutil import filter_active_pods, is_pod_available, pods_to_delete, utcnow
 from .base import Controller, split_key
 from .context import ControllerContext

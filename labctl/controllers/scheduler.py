@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..kube.meta import timestamp
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
+from ..kube.meta import timestamp
 from ._schedcache import SchedulerCache, occupies_node, pod_key
 from ._scheduling import FitError, effective_taints, schedule
 from .base import Controller, split_key
@@ -141,7 +141,7 @@ class Scheduler(Controller):
                    "target": {"apiVersion": "v1", "kind": "Node", "name": node_name}}
         try:
             await self.client.create(resource_path("pods", meta["namespace"], meta["name"], "binding"), binding)
-        except (APIStatusError, OSError, asyncio.TimeoutError) as err:
+        except (TimeoutError, APIStatusError, OSError) as err:
             self.cache.forget(pod)
             log.warning("failed to bind pod %s/%s to node %r: %s", meta["namespace"], meta["name"], node_name, err)
             if not isinstance(err, APIStatusError) or err.code not in (404, 409):

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..client.incluster import InClusterConfigError, in_cluster_credentials
 from ..client.informer import FuncHandler, Informer
 from ..client.rest import APIClient, Credentials
-from ..client.incluster import InClusterConfigError, in_cluster_credentials
 from .records import DEFAULT_TTL, DEFAULT_ZONE, ClusterZone
 from .server import DNSServer, Forwarder, Upstream, parse_hostport, upstreams_from_resolv_conf
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSError, DNSHeader, DNSQuestion, DNSRecord, EDNS0
+from dnslib import AAAA, CNAME, EDNS0, NS, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSError, DNSHeader, DNSQuestion, DNSRecord
 
 from .records import Answer, ClusterZone, Record
 
@@ -152,7 +152,7 @@ class Forwarder:
             try:
                 exchange = self._tcp(packet, upstream) if tcp else self._udp(packet, upstream)
                 return await asyncio.wait_for(exchange, self.timeout)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as err:
+            except (TimeoutError, OSError, asyncio.IncompleteReadError) as err:
                 log.warning("failed to forward a query to %s: %s", upstream, err or type(err).__name__)
         return None
 
@@ -321,7 +321,7 @@ class DNSServer:
                     break
                 writer.write(len(out).to_bytes(2, "big") + out)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()

@@ -12,8 +12,8 @@ are :class:`SelectorError` carrying Kubernetes' exact message, so the API server
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from .validators import is_qualified_name, is_valid_label_value, parse_int64
 
@@ -150,7 +150,7 @@ class LabelSelector:
     nothing: bool = field(default=False)
 
     @classmethod
-    def of(cls, requirements: Iterable[Requirement]) -> "LabelSelector":
+    def of(cls, requirements: Iterable[Requirement]) -> LabelSelector:
         """Build a selector the way ``Selector.Add`` does: requirements sorted by key."""
         return cls(tuple(sorted(requirements, key=lambda r: r.key)))
 

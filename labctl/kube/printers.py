@@ -13,9 +13,10 @@ strategy, :mod:`labctl.apiserver.strategies`); the terminal UI prints its rows w
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from .labels import SelectorError, format_label_selector, format_labels, selector_from_label_selector
 from .meta import now as clock_now

@@ -11,17 +11,16 @@ floats would not, and a quantity compares and sums like a number.
 from __future__ import annotations
 
 import functools
-
 import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
 
 __all__ = [
     "QUANTITY_FORMAT_ERROR",
+    "canonical_quantity",
+    "format_quantity",
+    "milli_value",
     "parse_quantity",
     "quantity_format",
-    "format_quantity",
-    "canonical_quantity",
-    "milli_value",
     "value",
 ]
 

@@ -134,7 +134,7 @@ class CanaryWatch:
             try:
                 self.check(initial)
                 initial = False
-            except Exception as err:  # noqa: BLE001 - iptables busy or missing: the next check retries
+            except Exception as err:
                 log.warning("failed to check the iptables canaries: %s", err)
             watchful = time.monotonic() < self._watchful_until or not self._events_flowing()
             period = CHECK_PERIOD_S if watchful else BACKSTOP_PERIOD_S

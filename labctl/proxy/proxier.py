@@ -13,8 +13,6 @@ waiting for the periodic one.
 
 from __future__ import annotations
 
-from ..clusterconfig import DEFAULT_POD_SUBNET
-
 import ipaddress
 import logging
 import threading
@@ -22,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from labctl.proxy.canary import CanaryWatch
 from labctl.proxy.changes import (
     EndpointsChangeTracker,
     EndpointsMap,
@@ -31,11 +30,12 @@ from labctl.proxy.changes import (
     apply_endpoints_changes,
     apply_service_changes,
 )
-from labctl.proxy.canary import CanaryWatch
 from labctl.proxy.conntrack import Conntrack
 from labctl.proxy.iptables import IPTables, build_cleanup, parse_saved_state
 from labctl.proxy.rules import NodeConfig, build_ruleset_partial
 from labctl.proxy.runner import BoundedFrequencyRunner
+
+from ..clusterconfig import DEFAULT_POD_SUBNET
 
 log = logging.getLogger("labctl.proxy")
 Obj = Mapping[str, Any]

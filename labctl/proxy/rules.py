@@ -9,14 +9,14 @@ but are no longer wanted are declared and then deleted with ``-X``.
 
 from __future__ import annotations
 
-from ..clusterconfig import DEFAULT_POD_SUBNET
-
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from labctl.proxy import chains as c
 from labctl.proxy.chains import JumpChain
 from labctl.proxy.types import Endpoint, ServicePortInfo, ServicePortName
+
+from ..clusterconfig import DEFAULT_POD_SUBNET
 
 NODEPORTS_COMMENT = '"kubernetes service nodeports; NOTE: this must be the last rule in this chain"'
 

@@ -94,7 +94,7 @@ class BoundedFrequencyRunner:
     def _run_once(self) -> None:
         try:
             self.fn()
-        except Exception as err:  # noqa: BLE001 - any failure means "retry later", never a dead loop
+        except Exception as err:
             self.failures += 1
             with self._cond:
                 self._retry_at = time.monotonic() + self._backoff

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from ...client.rest import APIClient, Credentials
-from ...clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH, NodeConfig
+from ...clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH
+from ...clusterconfig import NodeConfig
 from . import lock
 from .kubelet import Kubelet
 

@@ -10,7 +10,7 @@ removed. Runs once the pod informer has synced, then periodically.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from ...kube.containers import POD_UID_LABEL
 from .context import KubeletContext
@@ -35,6 +35,6 @@ async def remove_orphans(ctx: KubeletContext, known_uids: Callable[[], set[str]]
         log.info("removing %d container(s) of pod %s, which is no longer bound to this node", len(records), uid)
         try:
             await kill_pod(ctx, records, ORPHAN_GRACE_S)
-        except Exception as err:  # noqa: BLE001 - one stuck pod must not stop the others
+        except Exception as err:
             log.warning("failed to remove the containers of pod %s: %s", uid, err)
     return len(orphan_uids)

@@ -10,10 +10,11 @@ and the offline alternatives, so a student knows what to change.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import docker.errors
+
 from ...topology.types import normalize_image
 
 #: A pull that cannot reach a registry should fail fast: the pod shows ErrImagePull
@@ -116,7 +117,7 @@ class ImageResolver:
         started = time.monotonic()
         try:
             self._pull(with_default_tag(image))
-        except Exception as err:  # noqa: BLE001 - any pull failure becomes ErrImagePull
+        except Exception as err:
             raise ImagePullError(offline_message(image, self.aliases, _short_error(err))) from err
         image_id = self.local_id(image)
         if not image_id:

@@ -19,19 +19,19 @@ from concurrent.futures import ThreadPoolExecutor
 import aiohttp
 import docker
 
-from ...kube.containers import CLUSTER_LABEL, POD_NODE_LABEL, POD_UID_LABEL, node_container_name
 from ...client.events import EventRecorder
 from ...client.informer import FuncHandler, Informer
 from ...client.rest import APIClient
-from ...cni.routes import sync_pod_cidr_routes
 from ...clusterconfig import NodeConfig
+from ...cni.routes import sync_pod_cidr_routes
+from ...kube.containers import CLUSTER_LABEL, POD_NODE_LABEL, POD_UID_LABEL, node_container_name
 from . import gc, lock, network
-from .serviceaccount import ServiceAccountTokens
 from .backoff import Backoff
 from .context import BLOCKING_THREADS, KubeletContext
 from .images import DOCKER_URL, ImageResolver
 from .podworker import PodWorker
 from .runtime import Runtime
+from .serviceaccount import ServiceAccountTokens
 
 log = logging.getLogger("labctl.kubelet")
 #: Every pod worker re-checks Docker this often, in case an event was missed.
@@ -111,7 +111,7 @@ class Kubelet:
                 since_gc = 0.0
                 try:
                     await gc.remove_orphans(self.ctx, self.known_uids)
-                except Exception as err:  # noqa: BLE001 - try again next period
+                except Exception as err:
                     log.warning("failed to collect orphan pod containers: %s", err)
 
     def known_uids(self) -> set[str]:
@@ -173,7 +173,7 @@ class Kubelet:
                     uid = ((event.get("Actor") or {}).get("Attributes") or {}).get(POD_UID_LABEL)
                     if uid:
                         loop.call_soon_threadsafe(self._wake_uid, uid)
-            except Exception as err:  # noqa: BLE001 - Docker restarted: follow again
+            except Exception as err:
                 log.debug("docker event stream ended: %s", err)
             threading.Event().wait(1.0)
 
@@ -195,7 +195,7 @@ class Kubelet:
         while True:
             try:
                 await asyncio.wait_for(self._routes_dirty.wait(), ROUTE_RESYNC_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._routes_dirty.clear()
             if not nodes.synced.is_set():
@@ -203,5 +203,5 @@ class Kubelet:
             wanted = network.wanted_routes(nodes.list(), self.cfg.node_name)
             try:
                 await asyncio.get_running_loop().run_in_executor(self.ctx.executor, sync_pod_cidr_routes, wanted)
-            except Exception as err:  # noqa: BLE001 - retried on the next change or period
+            except Exception as err:
                 log.warning("failed to sync pod CIDR routes %s: %s", wanted, err)

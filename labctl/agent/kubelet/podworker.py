@@ -13,8 +13,8 @@ import asyncio
 import logging
 import time
 
-from ...kube.meta import timestamp
 from ...client.rest import APIStatusError, resource_path
+from ...kube.meta import timestamp
 from . import network, probes
 from .context import KubeletContext
 from .images import ImagePullError, ResolvedImage, alias_message
@@ -82,7 +82,7 @@ class PodWorker:
                     return
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # noqa: BLE001 - retry; the cause is logged and in events
+            except Exception as err:
                 log.warning("failed to sync pod %s/%s: %s", self.ref.namespace, self.ref.name, err, exc_info=True)
                 self.wake_after(RETRY_S)
 
@@ -184,7 +184,7 @@ class PodWorker:
                 self.pod_ip = await ctx.blocking(network.setup_pod_network, ctx.netconf, sandbox_id, sandbox.netns)
             log.debug("pod %s/%s: sandbox start %.2fs, CNI ADD %.2fs", self.ref.namespace, self.ref.name,
                       t1 - t0, time.monotonic() - t1)
-        except Exception as err:  # noqa: BLE001 - reported as the kubelet does, then retried
+        except Exception as err:
             msg = f"Failed to create pod sandbox: {err}"
             log.warning("pod %s/%s: %s", self.ref.namespace, self.ref.name, msg)
             self.ctx.event(self.pod, "Warning", "FailedCreatePodSandBox", msg)
@@ -283,7 +283,7 @@ class PodWorker:
                 archive = volume_archive(MOUNT_PATH, tokens.volume(self.pod, token))
                 await ctx.blocking(ctx.runtime.put_archive, cid, archive)
                 self.tokens_written[cid] = token.token
-        except Exception as err:  # noqa: BLE001 - shown as CreateContainerError, retried
+        except Exception as err:
             self.waiting[container["name"]] = ("CreateContainerError", str(err))
             ctx.event(self.pod, "Warning", "Failed", f"Error: {err}")
             self.wake_after(RETRY_S * 5)
@@ -295,7 +295,7 @@ class PodWorker:
         name = container["name"]
         try:
             await self.ctx.blocking(self.ctx.runtime.start, cid)
-        except Exception as err:  # noqa: BLE001 - the container shows as exited; back-off applies
+        except Exception as err:
             self.ctx.event(self.pod, "Warning", "Failed", f"Error: failed to start container {name!r}: {err}")
             self.waiting[name] = ("RunContainerError", f"failed to start container {name!r}: {err}")
             self.wake_after(RETRY_S * 5)
@@ -322,7 +322,7 @@ class PodWorker:
             return
         try:
             token = await ctx.tokens.token(self.pod)
-        except Exception as err:  # noqa: BLE001 - the current token is still valid for a while
+        except Exception as err:
             log.warning("pod %s/%s: failed to renew the service account token: %s; retrying",
                         self.ref.namespace, self.ref.name, err)
             self._refresh_token_in(RETRY_S * 5)
@@ -334,7 +334,7 @@ class PodWorker:
                 current = await ctx.blocking(ctx.runtime.read_link, record.id, f"{MOUNT_PATH}/{DATA_LINK}")
                 archive = volume_archive(MOUNT_PATH, ctx.tokens.volume(self.pod, token), current)
                 await ctx.blocking(ctx.runtime.put_archive, record.id, archive)
-            except Exception as err:  # noqa: BLE001 - it exited meanwhile, or Docker hiccuped: next sync
+            except Exception as err:
                 log.warning("pod %s/%s: failed to write the service account token into container %s: %s",
                             self.ref.namespace, self.ref.name, record.name, err)
                 self._refresh_token_in(RETRY_S)

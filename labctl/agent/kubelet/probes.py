@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 import aiohttp
 
@@ -57,7 +57,7 @@ async def http_probe(session: aiohttp.ClientSession, pod_ip: str, spec: dict, co
             if resp.status in HTTP_OK:
                 return ProbeResult(True)
             return ProbeResult(False, f"HTTP probe failed with statuscode: {resp.status}")
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return ProbeResult(False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)')
     except (aiohttp.ClientError, OSError) as err:
         return ProbeResult(False, f'Get "{url}": {err}')
@@ -70,7 +70,7 @@ async def tcp_probe(pod_ip: str, spec: dict, container: dict, timeout: float) ->
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         writer.close()
         return ProbeResult(True)
-    except (asyncio.TimeoutError, OSError) as err:
+    except (TimeoutError, OSError) as err:
         return ProbeResult(False, f"dial tcp {host}:{port}: {err or 'i/o timeout'}")
 
 
@@ -91,7 +91,7 @@ async def run_probe(probe: dict, pod_ip: str, container: dict, session: aiohttp.
             if code == 0:
                 return ProbeResult(True)
             return ProbeResult(False, output.strip()[:200] or f"command exited with {code}")
-    except (asyncio.TimeoutError, ValueError) as err:
+    except (TimeoutError, ValueError) as err:
         return ProbeResult(False, f"probe failed: {err or 'timeout'}")
     return ProbeResult(False, "probe has no handler (httpGet, tcpSocket or exec)")
 

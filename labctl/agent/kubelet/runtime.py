@@ -40,7 +40,7 @@ class PodRef:
     uid: str
 
     @classmethod
-    def of(cls, pod: dict) -> "PodRef":
+    def of(cls, pod: dict) -> PodRef:
         meta = pod["metadata"]
         return cls(meta.get("namespace", "default"), meta["name"], meta["uid"])
 

@@ -46,7 +46,7 @@ async def release_sandboxes(ctx: KubeletContext, records: list[ContainerRecord],
             async with ctx.cni_slots:
                 await ctx.blocking(teardown_pod_network, ctx.netconf, sandbox.id,
                                    sandbox.netns if sandbox.running else "")
-        except Exception as err:  # noqa: BLE001 - keep tearing down; IPAM GC is by container id
+        except Exception as err:
             log.warning("failed to tear down the network of sandbox %s: %s", sandbox.id[:12], err)
         if stop and sandbox.running:
             await ctx.blocking(ctx.runtime.stop, sandbox.id, 0)

@@ -15,7 +15,8 @@ from labctl.cni.types import CNIError, IPConfig
 
 TYPE_CHECKING = False  # typing costs every plugin exec ~6 ms; only the type checker needs it
 if TYPE_CHECKING:
-    from typing import Any, Iterator
+    from collections.abc import Iterator
+    from typing import Any
 
     from labctl.cni.ipam.store import Store
 
@@ -26,14 +27,14 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 class Range(types.Record):
     """One ``ranges`` entry: a subnet, the usable span inside it and its gateway."""
 
-    __slots__ = ("subnet", "range_start", "range_end", "gateway")
+    __slots__ = ("gateway", "range_end", "range_start", "subnet")
 
     def __init__(self, subnet: IPNetwork, range_start: IPAddress, range_end: IPAddress,
                  gateway: IPAddress | None) -> None:
         self.subnet, self.range_start, self.range_end, self.gateway = subnet, range_start, range_end, gateway
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> "Range":
+    def from_json(cls, obj: dict[str, Any]) -> Range:
         """Parse and default a range like host-local: .1 is the gateway, the rest is usable."""
         try:
             subnet = ipaddress.ip_network(obj["subnet"], strict=False)
@@ -62,7 +63,7 @@ class Range(types.Record):
             and self.range_start <= ip <= self.range_end
         )
 
-    def overlaps(self, other: "Range") -> bool:
+    def overlaps(self, other: Range) -> bool:
         return self.subnet.version == other.subnet.version and not (
             self.range_end < other.range_start or other.range_end < self.range_start
         )

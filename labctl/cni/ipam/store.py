@@ -25,7 +25,8 @@ LOCK_FILE = "lock"
 
 TYPE_CHECKING = False  # typing costs every plugin exec ~6 ms; only the type checker needs it
 if TYPE_CHECKING:
-    from typing import Iterator, Protocol
+    from collections.abc import Iterator
+    from typing import Protocol
 
     class Store(Protocol):
         """The seven operations the allocator needs (host-local ``backend.Store``)."""
