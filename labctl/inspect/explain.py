@@ -120,7 +120,7 @@ class _Walker:
                         object=ObjectRef("Node", node.node, ip=node.internal_ip),
                         src=net.gateway, dst=address(node.internal_ip, mapping.node_port)),
                     link_hop(node.node, "node", f"the lab network → eth0 of node {node.node}",
-                             dst=address(pkt.dst, pkt.dport))]
+                             src=net.gateway, dst=address(pkt.dst, pkt.dport))]
             return self.arrive(node, pkt, hops, 1.0, 0)
         owner = net.node_by_ip(pkt.dst)
         if owner is None:
@@ -136,7 +136,7 @@ class _Walker:
                     object=ObjectRef("Node", owner.node, ip=owner.internal_ip), src=net.gateway,
                     dst=address(pkt.dst, pkt.dport)),
                 link_hop(owner.node, "node", f"the lab network → eth0 of node {owner.node}",
-                         dst=address(pkt.dst, pkt.dport))]
+                         src=net.gateway, dst=address(pkt.dst, pkt.dport))]
         return self.arrive(owner, pkt, hops, 1.0, 0)
 
     def arrive(self, node: NodeNetwork, pkt: Packet, hops: list[Hop], prob: float, depth: int) -> list[Path]:

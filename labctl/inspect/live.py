@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import docker.errors
+
 from ..cluster import Lab, Node, NodeInfo
 from ..engine.streams import DockerEngine, FrameDemuxer
 from ..errors import LabctlError
@@ -253,7 +255,11 @@ async def _send_probe(lab: Lab, net: LabNetwork, source: Peer, destination: Peer
     if source.kind == "pod":
         pod = net.pod_by_ip(source.ip)
         assert pod is not None
-        info = await asyncio.to_thread(lab.docker.api.inspect_container, pod.sandbox)
+        try:
+            info = await asyncio.to_thread(lab.docker.api.inspect_container, pod.sandbox)
+        except docker.errors.NotFound:
+            raise LabctlError(f"the sandbox of pod {pod} is gone (the pod was just deleted or restarted)",
+                              hint="run the trace again") from None
         argv = ["nsenter", f"--net={info['NetworkSettings']['SandboxKey']}", *argv]
     result = await Node(lab, NodeInfo(node.node, node.role, node.container, node.internal_ip, "running")).exec(argv)
     try:
@@ -276,6 +282,8 @@ def assemble(net: LabNetwork, source: Peer, destination: Peer, protocol: str, sp
     chosen = next((c for c in computed.candidates if c.chain == sep), None)
     skeleton = next((p for p in paths if any(h.chain == sep for h in p.hops)), paths[0]) if sep else paths[0]
     hops = _merge(net, skeleton.hops, traced)
+    if hops and hops[0].kind == "route" and hops[0].netns.startswith("pod") and report.get("route"):
+        hops[0] = _kernel_route(hops[0], report["route"][0])
     flows = _flows(entries, traced, source, sport)
     for node, entry in flows:
         hops.append(_conntrack_hop(net, node, entry))
@@ -307,7 +315,8 @@ def _probe_ip_id(hooks: list[TracedHook], net: LabNetwork, source: Peer, destina
 
 
 def _merge(net: LabNetwork, skeleton: list[Hop], traced: dict[str, list[TracedHook]]) -> list[Hop]:
-    """The computed hops with each node's netfilter hops replaced by what its kernel reported."""
+    """The computed hops with each node's netfilter hops replaced by what its kernel reported, up to the first
+    node on the path that did not see the probe."""
     out: list[Hop] = []
     i = 0
     while i < len(skeleton):
@@ -320,6 +329,8 @@ def _merge(net: LabNetwork, skeleton: list[Hop], traced: dict[str, list[TracedHo
         if node not in traced or not any(h.kind == "netfilter" for h in segment):
             out += segment
             continue
+        if not traced[node]:
+            break  # the kernel of this node never saw the probe: the path ends before it
         nf = [k for k, h in enumerate(segment) if h.kind == "netfilter"]
         before = segment[:nf[0]]
         between = [h for h in segment[nf[0]:nf[-1]] if h.kind != "netfilter"]
@@ -348,6 +359,14 @@ def _kernel_hops(net: LabNetwork, node: str, hook: TracedHook) -> list[Hop]:
             dst = e.rule.target_option("to-destination") or dst
         hops.append(netfilter_hop(net, node, e.table, e.chain, e.rule, e.verdict, src, dst))
     return hops
+
+
+def _kernel_route(hop: Hop, route: dict) -> Hop:
+    """The source pod's own routing decision, as ``ip route get`` answered it in the pod's netns."""
+    via = f" via {route['gateway']}" if route.get("gateway") else ""
+    src = f" src {route['prefsrc']}" if route.get("prefsrc") else ""
+    return replace(hop, summary=f"route get {route.get('dst', '')}{via} dev {route.get('dev', '')}{src} "
+                                f"(the pod's kernel; {hop.summary.partition('(')[2].rstrip(')')})")
 
 
 def _confirm_route(hop: Hop, traced: TracedHook) -> Hop:
@@ -395,16 +414,20 @@ def _verdict(hops: list[Hop], probe: Probe, chosen: Candidate | None, destinatio
         h = hops[stop]
         return Verdict("rejected" if h.verdict == "REJECT" else "dropped",
                        f"{h.verdict} on node {h.node}: {h.comment or h.summary}", h.node, stop, h.object)
+    last = max((i for i, h in enumerate(hops) if h.kind != "conntrack"), default=None)  # where the packet got to
     if probe.result in ("connected", "answered"):
         target = (chosen.pod if chosen else None) or skeleton.verdict.object or destination.object
         where = chosen.endpoint if chosen else address(destination.ip, destination.port)
         return Verdict("delivered", f"to {target or where} ({where}); the probe {probe.result}",
-                       skeleton.verdict.node, len(hops) - 1, target)
+                       skeleton.verdict.node, last, target)
     if probe.result == "refused":
         return Verdict("refused", "delivered, but nothing listens on the port (the pod answered with a reset)",
-                       skeleton.verdict.node, len(hops) - 1, chosen.pod if chosen else destination.object)
+                       skeleton.verdict.node, last, chosen.pod if chosen else destination.object)
     if probe.result == "timeout":
-        return Verdict("no-answer", f"{probe.detail}; last seen: {hops[-1].summary if hops else 'nowhere'}",
-                       hops[-1].node if hops else "", len(hops) - 1 if hops else None)
+        seen = hops[last] if last is not None else None
+        if seen is not None and seen.verdict in ("dropped", "unreachable"):  # e.g. no pod holds the address
+            return Verdict(seen.verdict, f"{seen.summary}; {probe.detail}", seen.node, last, seen.object)
+        return Verdict("no-answer", f"{probe.detail}; last seen: {seen.summary if seen else 'nowhere'}",
+                       seen.node if seen else "", last)
     return Verdict(probe.result, probe.detail or probe.result)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..clusterconfig import ClusterConfig
-from .conntrack import ConntrackEntry
+from .conntrack import ConntrackEntry, entries_for
 from .ruleset import Ruleset
 from .services import ServicePort
 
@@ -154,6 +154,10 @@ class NodeNetwork:
 
     def interface(self, name: str) -> Interface | None:
         return next((i for i in self.interfaces if i.name == name), None)
+
+    def conntrack_for(self, ip: str) -> list[ConntrackEntry]:
+        """The connections ``ip`` takes part in, on either side of the NAT (needs ``snapshot(conntrack=True)``)."""
+        return entries_for(self.conntrack, ip)
 
 
 @dataclass

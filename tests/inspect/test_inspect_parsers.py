@@ -125,3 +125,15 @@ def test_conntrack_entries_show_the_nat():
     plain = next(e for e in entries if e.original.dport == 8080)
     assert not plain.dnat and not plain.snat
     assert {e.original.src for e in entries_for(entries, "10.244.1.2")} == {"10.244.1.2", "10.244.1.1", "172.30.2.4"}
+
+
+def test_a_snapshot_with_conntrack_gives_each_address_its_connections():
+    from labctl.cluster import NodeInfo
+    from labctl.inspect.gather import SECTION_MARK, NodeOutput, build_network, split_sections
+
+    output = (f"\n{SECTION_MARK}conntrack\n" + capture("worker.conntrack-L-o-extended.txt") + f"\n{SECTION_MARK}end\n")
+    net = build_network("lab", [NodeOutput(NodeInfo("worker", "worker", "lab-worker", "172.30.2.3", "running"),
+                                           split_sections(output))], {})
+    worker = net.node("worker")
+    assert len(worker.conntrack) == 16
+    assert [e.reply.src for e in worker.conntrack_for("10.96.0.1")] == ["172.30.2.2"] * 3
