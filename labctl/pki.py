@@ -87,6 +87,8 @@ def issue_certificate(ca: CertKey, common_name: str, *, orgs: tuple[str, ...] = 
     """A leaf certificate signed by ``ca`` for a server (SANs) and/or a client (CN/O)."""
     ca_cert = x509.load_pem_x509_certificate(ca.cert)
     ca_key = serialization.load_pem_private_key(ca.key, password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):  # generate_ca makes every labctl CA
+        raise ValueError(f"the CA key is a {type(ca_key).__name__}, not an ECDSA key")
     key = _new_key()
     now = dt.datetime.now(dt.UTC)
     usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
@@ -104,7 +106,7 @@ def issue_certificate(ca: CertKey, common_name: str, *, orgs: tuple[str, ...] = 
                                      key_agreement=False, encipher_only=False, decipher_only=False),
                        critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                        critical=False)
     )
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]

@@ -9,7 +9,7 @@ instead of raising deep inside a validator.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from labctl.apiserver.errors import FieldError, forbidden, invalid, not_supported, required
 from labctl.kube import validators as v
@@ -27,7 +27,7 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

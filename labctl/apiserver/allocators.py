@@ -131,7 +131,7 @@ def allocate_service(spec: dict, old_spec: dict | None, other_services: list[dic
         port, err = ports.allocate(used, requested, f"spec.ports[{i}].nodePort")
         if err:
             errors.append(err)
-        else:
+        elif port is not None:
             p["nodePort"] = port
             used.add(port)
     return errors

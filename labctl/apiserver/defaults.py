@@ -85,7 +85,9 @@ def _canonical_resources(resources: Obj) -> None:
 def _default_container(ctr: Obj) -> None:
     """SetDefaults_Container plus the declarative defaults of its ports and probes."""
     if not ctr.get("imagePullPolicy"):
-        image = ctr.get("image") if isinstance(ctr.get("image"), str) else ""
+        image = ctr.get("image")
+        if not isinstance(image, str):
+            image = ""
         tag = image_tag(image)
         if not tag and "@" not in image:
             tag = "latest"  # kube reads "nginx" as "nginx:latest", so it pulls it every time
@@ -183,7 +185,9 @@ def pod_qos_class(spec: Obj) -> str:
     limits: dict[str, Decimal] = {}
     guaranteed = True
     for ctr in _dicts(spec.get("initContainers")) + _dicts(spec.get("containers")):
-        resources = ctr.get("resources") if isinstance(ctr.get("resources"), dict) else {}
+        resources = ctr.get("resources")
+        if not isinstance(resources, dict):
+            resources = {}
         ctr_req = _compute(resources.get("requests"))
         ctr_lim = _compute(resources.get("limits"))
         for name, q in ctr_req.items():

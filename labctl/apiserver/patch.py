@@ -173,7 +173,7 @@ def _merge_map(original: dict[str, Any] | None, patch: dict[str, Any], meta: Pat
             original.pop(key, None)
             continue
         child, strategy, merge_key = _field(meta, key)
-        current = original.get(key)
+        current: Any = original.get(key)  # a JSON value: the test below checks it has the patch's kind
         if key not in original or _kind(current) != _kind(value) or not isinstance(value, (dict, list)):
             if not is_delete_list:
                 original[key] = _fresh(value, child, strategy, merge_key)
@@ -260,10 +260,10 @@ def _merge_set_element_order(original: dict[str, Any], patch: dict[str, Any], me
         _validate_set_order(wanted, order, merge_key)
         if live is None and wanted is None:
             continue
-        if wanted is None:
-            merged = live
-        elif live is None:
+        if live is None:
             merged = _fresh(wanted, child, strategy, merge_key)
+        elif wanted is None:
+            merged = live
         elif strategy == "merge":
             merged = _merge_slice(live, wanted, child, merge_key, False, key)
         else:

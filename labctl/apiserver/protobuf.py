@@ -201,6 +201,7 @@ def _iter_fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
         number, wire = key >> 3, key & 7
         if number == 0:
             raise _DecodeError("field number 0 is invalid")
+        value: int | bytes
         if wire == _VARINT:
             value, pos = _varint(data, pos)
         elif wire == _LEN:
@@ -314,6 +315,7 @@ def _packed(type_: str, data: bytes, path: str) -> list[Any]:
     wire = _WIRE_OF.get(type_, _VARINT)
     out, pos = [], 0
     while pos < len(data):
+        raw: int | bytes
         if wire == _VARINT:
             raw, pos = _varint(data, pos)
         else:

@@ -13,6 +13,7 @@ the kind's strategy (:mod:`labctl.apiserver.strategies`).
 from __future__ import annotations
 
 import base64
+import builtins  # the class's ``list`` verb shadows the builtin inside it
 import datetime as dt
 import ipaddress
 
@@ -127,7 +128,7 @@ class RestAPI:
         if opts.resource_version_match == "Exact" and wanted != revision:
             raise errors.gone("The resourceVersion for the provided list is too old.")
 
-    def filter(self, rt: ResourceType, items: list[dict], opts: ListOptions) -> list[dict]:
+    def filter(self, rt: ResourceType, items: builtins.list[dict], opts: ListOptions) -> builtins.list[dict]:
         matcher = self.matcher(rt, opts)
         return items if matcher is None else [o for o in items if matcher(o)]
 
@@ -259,7 +260,7 @@ class RestAPI:
 
     # -- patch ---------------------------------------------------------------------------
     def patch(self, scope: RequestScope, patch: decode.Patch, dry_run: bool = False,
-              field_validation: str = "Warn") -> tuple[int, dict, list[str]]:
+              field_validation: str = "Warn") -> tuple[int, dict, builtins.list[str]]:
         """Apply a decoded patch; returns (HTTP code, object, warnings): 201 when server-side apply creates.
 
         The patched object is type-checked like a decoded body (:func:`decode.patched_object`)

@@ -378,11 +378,12 @@ _FIELD_RULES: dict[str, tuple[tuple[str, ...], bool]] = {
 
 
 def _get(obj: dict[str, Any], *path: str) -> Any:
+    value: Any = obj
     for key in path:
-        if not isinstance(obj, dict):
+        if not isinstance(value, dict):
             return None
-        obj = obj.get(key)
-    return obj
+        value = value.get(key)
+    return value
 
 
 def _s(value: Any) -> str:

@@ -340,10 +340,10 @@ class APIServerApp:
                     await resp.write(chunk)
                 if opts.send_initial_events and bookmarks:
                     await resp.write(bookmark(rt.kind, rt.api_version, self.api.store.revision, True))
-            for event in backlog:
-                typ = wfilter.translate(event)
+            for past in backlog:
+                typ = wfilter.translate(past)
                 if typ:
-                    await resp.write(encode(typ, event.object, event.encoded() if typ == event.type else None))
+                    await resp.write(encode(typ, past.object, past.encoded() if typ == past.type else None))
             deadline = time.monotonic() + timeout
             while True:
                 remaining = deadline - time.monotonic()

@@ -224,7 +224,7 @@ def validate_endpoints(ep: Obj) -> list[FieldError]:
 def _validate_endpoint_address(address: Obj, path: str) -> list[FieldError]:
     ip = address.get("ip")
     errs = [invalid(f"{path}.ip", ip, m) for m in v.is_valid_ip(ip)]
-    if not errs and (ip.startswith("127.") or ip == "::1"):
+    if not errs and isinstance(ip, str) and (ip.startswith("127.") or ip == "::1"):
         errs.append(invalid(f"{path}.ip", ip, "may not be in the loopback range (127.0.0.0/8, ::1/128)"))
     if address.get("nodeName"):
         errs += validate_dns1123_subdomain(address["nodeName"], f"{path}.nodeName")

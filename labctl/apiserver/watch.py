@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import orjson
 
@@ -71,7 +72,7 @@ def expired(requested: int, oldest: int) -> bytes:
     return encode_event("ERROR", status)
 
 
-async def next_event(queue: asyncio.Queue, timeout: float) -> Event | bool | None:
+async def next_event(queue: asyncio.Queue, timeout: float) -> Event | Literal[False] | None:
     """The next queued event; None when the watcher was closed; False on timeout."""
     try:
         return await asyncio.wait_for(queue.get(), timeout)

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 import aiohttp
 
@@ -72,6 +72,17 @@ def _key_or_none(obj: object) -> tuple[str, str] | None:
     return (namespace if isinstance(namespace, str) else "", meta["name"])
 
 
+class Selectors(TypedDict, total=False):
+    """The selectors of a filtered list and watch (``ListOptions``).
+
+    Named keys, not ``dict[str, str]``: passed as ``**params`` they cannot be mistaken for
+    :meth:`~.rest.APIClient.watch`'s own keyword arguments.
+    """
+
+    labelSelector: str
+    fieldSelector: str
+
+
 class Informer:
     """Keeps ``cache`` equal to the server's view of one resource (optionally filtered)."""
 
@@ -81,7 +92,11 @@ class Informer:
         self.plural = plural
         self.path = resource_path(plural, namespace)
         self.handlers = list(handlers or [])
-        self.params = {k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
+        self.params: Selectors = {}
+        if label_selector:
+            self.params["labelSelector"] = label_selector
+        if field_selector:
+            self.params["fieldSelector"] = field_selector
         self.cache: dict[tuple[str, str], dict] = {}
         self.synced = asyncio.Event()
         self.failing_since: float | None = None   # time.monotonic() of the first failure in a row
@@ -143,10 +158,10 @@ class Informer:
     async def _relist(self) -> None:
         listed = await self.client.get(self.path, **self.params)
         fresh = {object_key(o): o for o in listed.get("items", []) if self._wellformed(o)}
-        for key, old in list(self.cache.items()):
+        for key, cached in list(self.cache.items()):
             if key not in fresh:
                 del self.cache[key]
-                self._emit("on_delete", old)
+                self._emit("on_delete", cached)
         for key, obj in fresh.items():
             old = self.cache.get(key)
             self.cache[key] = obj

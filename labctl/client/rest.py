@@ -112,7 +112,7 @@ class APIClient:
     async def __aenter__(self) -> APIClient:
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     def _auth(self) -> dict[str, str]:

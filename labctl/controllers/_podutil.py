@@ -22,9 +22,10 @@ DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 
 def pod_ready_time(pod: dict) -> dt.datetime | None:
     """When the pod last became Ready (the Ready condition's lastTransitionTime)."""
-    if not pod_is_ready(pod):
+    ready = get_condition(pod, "Ready")
+    if ready is None or ready.get("status") != "True":
         return None
-    return parse_time(get_condition(pod, "Ready").get("lastTransitionTime"))
+    return parse_time(ready.get("lastTransitionTime"))
 
 
 def is_pod_available(pod: dict, min_ready_seconds: int, now: dt.datetime) -> bool:
@@ -88,8 +89,8 @@ def _less(a: dict, b: dict, rank_a: int, rank_b: int, now: dt.datetime | None) -
     node_a, node_b = (a.get("spec") or {}).get("nodeName") or "", (b.get("spec") or {}).get("nodeName") or ""
     if node_a != node_b and (not node_a or not node_b):          # 1. unassigned < assigned
         return not node_a
-    phase_a = PHASE_ORDINAL.get((a.get("status") or {}).get("phase"), 0)
-    phase_b = PHASE_ORDINAL.get((b.get("status") or {}).get("phase"), 0)
+    phase_a = PHASE_ORDINAL.get((a.get("status") or {}).get("phase") or "", 0)
+    phase_b = PHASE_ORDINAL.get((b.get("status") or {}).get("phase") or "", 0)
     if phase_a != phase_b:                                         # 2. Pending < Unknown < Running
         return phase_a < phase_b
     ready_a, ready_b = pod_is_ready(a), pod_is_ready(b)

@@ -20,6 +20,7 @@ import copy
 import datetime as dt
 import functools
 import math
+from collections.abc import Iterable
 
 import orjson
 
@@ -117,7 +118,11 @@ def status_of(obj: dict | None, field: str) -> int:
     return int(((obj or {}).get("status") or {}).get(field) or 0)
 
 
-def annotations(obj: dict) -> dict:
+def mutable_annotations(obj: dict) -> dict:
+    """The object's annotations map, created if absent, so that writes land on the object.
+
+    Not named ``annotations``: that would shadow ``from __future__ import annotations``.
+    """
     return obj.setdefault("metadata", {}).setdefault("annotations", {}) if obj else {}
 
 
@@ -130,16 +135,16 @@ def by_creation(rss: list[dict], newest_first: bool = False) -> list[dict]:
     return sorted(rss, key=lambda r: (created(r), r["metadata"]["name"]), reverse=newest_first)
 
 
-def active(rss: list[dict | None]) -> list[dict]:
+def active(rss: Iterable[dict | None]) -> list[dict]:
     """``FilterActiveReplicaSets``: those with spec.replicas > 0."""
     return [r for r in rss if r is not None and spec_replicas(r) > 0]
 
 
-def sum_spec(rss: list[dict | None]) -> int:
+def sum_spec(rss: Iterable[dict | None]) -> int:
     return sum(spec_replicas(r) for r in rss if r is not None)
 
 
-def sum_status(rss: list[dict | None], field: str) -> int:
+def sum_status(rss: Iterable[dict | None], field: str) -> int:
     return sum(status_of(r, field) for r in rss if r is not None)
 
 
@@ -375,7 +380,7 @@ def replicas_annotations_need_update(rs: dict, desired: int, max_replicas: int) 
 def set_replicas_annotations(rs: dict, desired: int, max_replicas: int) -> bool:
     if not replicas_annotations_need_update(rs, desired, max_replicas):
         return False
-    ann = annotations(rs)
+    ann = mutable_annotations(rs)
     ann[DESIRED_REPLICAS_ANNOTATION] = str(desired)
     ann[MAX_REPLICAS_ANNOTATION] = str(max_replicas)
     return True
@@ -385,7 +390,7 @@ def set_new_rs_annotations(deploy: dict, rs: dict, new_revision: int, exists: bo
     """``SetNewReplicaSetAnnotations``: copy the deployment's annotations (change-cause among
     them), bump the revision, keep the revisions a rolled-back-to RS had before."""
     changed = False
-    ann = annotations(rs)
+    ann = mutable_annotations(rs)
     for key, value in (deploy["metadata"].get("annotations") or {}).items():
         if key in ANNOTATIONS_TO_SKIP or ann.get(key) == value:
             continue
@@ -411,7 +416,7 @@ def set_new_rs_annotations(deploy: dict, rs: dict, new_revision: int, exists: bo
 
 
 def set_deployment_revision(deploy: dict, rev: str) -> bool:
-    ann = annotations(deploy)
+    ann = mutable_annotations(deploy)
     if ann.get(REVISION_ANNOTATION) == rev:
         return False
     ann[REVISION_ANNOTATION] = rev

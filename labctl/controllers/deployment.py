@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from typing import Literal, overload
 
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
@@ -185,6 +186,11 @@ class DeploymentController(Controller):
         return False
 
     # -- ReplicaSets ---------------------------------------------------------------------
+    @overload
+    async def new_and_old(self, d: dict, rss: list[dict], create: Literal[True]) -> tuple[dict, list[dict]]: ...
+    @overload
+    async def new_and_old(self, d: dict, rss: list[dict], create: bool) -> tuple[dict | None, list[dict]]: ...
+
     async def new_and_old(self, d: dict, rss: list[dict], create: bool) -> tuple[dict | None, list[dict]]:
         """``getAllReplicaSetsAndSyncRevision``: the new RS (synced or created) and all the old ones."""
         existing = ro.find_new_rs(d, rss)

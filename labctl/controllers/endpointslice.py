@@ -207,6 +207,7 @@ class EndpointSliceController(Controller):
                         "addressType": body["addressType"], "ports": body["ports"], "endpoints": body["endpoints"]})
                     written[obj["metadata"]["name"]] = obj
             for body in want[len(current):]:
+                assert svc is not None  # without a Service nothing is wanted
                 obj = await self.client.create(path, {
                     "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                     "metadata": {"generateName": f"{name}-", "namespace": namespace, "labels": body["labels"],

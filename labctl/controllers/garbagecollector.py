@@ -47,7 +47,7 @@ def _ident(plural: str, obj: dict) -> Identity:
     return plural, obj["metadata"].get("namespace") or "", obj["metadata"]["name"]
 
 
-def classify_owners(refs: list[dict], owners: dict[str, dict | None]) -> tuple[list[dict], list[dict], list[dict]]:
+def classify_owners(refs: list[dict], owners: dict[str | None, dict | None]) -> tuple[list[dict], list[dict], list[dict]]:
     """Split ownerReferences into (solid, dangling, waiting-for-dependents-deletion).
 
     ``owners`` maps each ref's uid to the live owner, or None when it is verified absent.
@@ -185,7 +185,7 @@ class GarbageCollector(Controller):
         uid = owner["metadata"]["uid"]
         blocking = []
         for ident, dep in self.dependents_of(uid):
-            ref = next((r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") == uid), {})
+            ref: dict = next((r for r in dep["metadata"].get("ownerReferences") or [] if r.get("uid") == uid), {})
             if ref.get("blockOwnerDeletion"):
                 blocking.append(dep)
             if not dep["metadata"].get("deletionTimestamp"):

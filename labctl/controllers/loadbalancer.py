@@ -30,7 +30,9 @@ def parse_pool(text: str) -> list[str]:
     """A pool as ``FIRST-LAST`` or a CIDR (every host address)."""
     if "-" in text:
         first, last = (ipaddress.ip_address(p.strip()) for p in text.split("-", 1))
-        if last < first:
+        if first.version != last.version:
+            raise ValueError(f"failed to parse load balancer pool {text!r}: first and last address of different families")
+        if int(last) < int(first):
             raise ValueError(f"failed to parse load balancer pool {text!r}: last address before first")
         return [str(ipaddress.ip_address(i)) for i in range(int(first), int(last) + 1)]
     return [str(ip) for ip in ipaddress.ip_network(text, strict=False).hosts()]
@@ -127,8 +129,8 @@ class LoadBalancerController(Controller):
         if svc is None:
             return
         if not is_managed(svc):
-            for ip in [ip for ip, owner in self.allocated.items() if owner == key]:
-                del self.allocated[ip]
+            for released in [ip for ip, owner in self.allocated.items() if owner == key]:
+                del self.allocated[released]
             if ingress_ips(svc) and (svc.get("spec") or {}).get("type") != "LoadBalancer":
                 await self._write_ingress(svc, None)  # no longer a LoadBalancer: release the IP
             return

@@ -171,7 +171,7 @@ class NodeLifecycleController(Controller):
         lease = self.leases.get(LEASE_NAMESPACE, name)
         renew = ((lease or {}).get("spec") or {}).get("renewTime")
         node = self.nodes.get("", name) or {}
-        ready = next((c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
+        ready: dict = next((c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
         return renew, ready.get("lastHeartbeatTime")
 
     def seconds_since_probe(self, name: str, now: float) -> float:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -273,9 +273,7 @@ class ClusterZone:
             srvs = [Record(name, "SRV", (0, weight, port, name), self.ttl) for _, port, _ in ports]
             return addresses + srvs, (addresses if srvs else [])
         ready = list(ready_addresses(self.endpoints.get((ns, svc_name))))
-        seen: set[str] = set()
-        addresses = [Record(name, ip_rtype(a.ip), a.ip, self.ttl) for a in ready
-                     if not (a.ip in seen or seen.add(a.ip))]
+        addresses = [Record(name, ip_rtype(ip), ip, self.ttl) for ip in dict.fromkeys(a.ip for a in ready)]
         srvs, glue = self._headless_srv(name, name, ready, "*", "*")
         return addresses + srvs, glue
 
@@ -325,7 +323,7 @@ class ClusterZone:
 
     # -- answers --------------------------------------------------------------------------
 
-    def _records(self, name: str, qtype: str, records: list[Record], additional: list[Record] = ()) -> Answer:
+    def _records(self, name: str, qtype: str, records: list[Record], additional: Sequence[Record] = ()) -> Answer:
         """The answer for a name that exists and owns ``records``: the ones of ``qtype``
         (a CNAME answers every type), or NODATA."""
         cname = [r for r in records if r.rtype == "CNAME"]

@@ -337,25 +337,27 @@ class _UDPServerProtocol(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
+        transport = self.transport
+        assert transport is not None  # asyncio calls connection_made before any datagram
         cached = self.server.cached_reply(data)
         if cached is not None:
-            self.transport.sendto(cached, addr)
+            transport.sendto(cached, addr)
             return
         parsed = self.server.parse(data)
         if isinstance(parsed, bytes):
-            self.transport.sendto(parsed, addr)
+            transport.sendto(parsed, addr)
         if not isinstance(parsed, DNSRecord):
             return
         try:
             reply = self.server.local_reply(parsed)
         except Exception:  # a bug must cost one query, not the server
             log.exception("failed to answer %s", parsed.q.qname)
-            self.transport.sendto(error_reply(parsed, RCODE.SERVFAIL).pack(), addr)
+            transport.sendto(error_reply(parsed, RCODE.SERVFAIL).pack(), addr)
             return
         if reply is not None:
             out = pack(reply, udp_limit(parsed))
             self.server.remember_reply(data, out)
-            self.transport.sendto(out, addr)
+            transport.sendto(out, addr)
             return
         task = asyncio.ensure_future(self._answer_later(data, addr))
         self._pending.add(task)

@@ -219,8 +219,9 @@ def selector_from_label_selector(obj: Mapping | None) -> LabelSelector:
 
 def format_labels(labels: Mapping[str, str] | None) -> str:
     """``labels.FormatLabels``: ``a=b,c=d`` sorted by key, or ``<none>``."""
-    text = ",".join(f"{k}={labels[k]}" for k in sorted(labels or {}))
-    return text or "<none>"
+    if not labels:
+        return "<none>"
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
 
 
 def format_label_selector(obj: Mapping | None) -> str:

@@ -148,7 +148,8 @@ class _Restarts:
     """Restart count and the newest ``lastState.terminated.finishedAt`` seen."""
 
     def __init__(self) -> None:
-        self.count, self.last = 0, None
+        self.count = 0
+        self.last: datetime | None = None
 
     def add(self, status: Obj) -> None:
         self.count += status.get("restartCount", 0)
@@ -236,7 +237,7 @@ def print_pod(pod: Obj, clock: Clock) -> list[Any]:
     gates = _get(pod, "spec", "readinessGates", default=[])
     gates_cell = "<none>"
     if gates:
-        conditions = {}
+        conditions: dict[str, str] = {}
         for cond in status.get("conditions") or []:
             conditions.setdefault(cond.get("type"), cond.get("status"))
         true = sum(1 for g in gates if conditions.get(g.get("conditionType")) == "True")
@@ -318,7 +319,8 @@ def format_endpoints(endpoints: Obj) -> str:
     subsets = endpoints.get("subsets") or []
     if not subsets:
         return "<none>"
-    shown, count, more, maximum = [], 0, False, 3
+    shown: list[str] = []
+    count, more, maximum = 0, False, 3
     for subset in subsets:
         addresses = subset.get("addresses") or []
         ports = subset.get("ports") or [None]  # headless services may have no ports

@@ -22,7 +22,7 @@ class BoundedFrequencyRunner:
 
     def __init__(
         self,
-        fn: Callable[[], None],
+        fn: Callable[[], object],  # its result is ignored: only an exception (retry with back-off) counts
         min_interval: float = 0.1,
         max_interval: float = 30.0,
         retry_initial: float = 0.5,

@@ -19,7 +19,7 @@ from ...topology.types import normalize_image
 
 #: A pull that cannot reach a registry should fail fast: the pod shows ErrImagePull
 #: instead of hanging in ContainerCreating.
-PULL_TIMEOUT_S = 20.0
+PULL_TIMEOUT_S = 20
 DOCKER_URL = "unix:///var/run/docker.sock"
 
 

@@ -40,6 +40,8 @@ ROUTE_RESYNC_S = 30.0
 
 
 class Kubelet:
+    ctx: KubeletContext  # made by run() before the informers, workers and route sync that use it start
+
     def __init__(self, client: APIClient, cfg: NodeConfig, *, docker_url: str = DOCKER_URL,
                  crash_backoff: Backoff | None = None, node_lock: bool = True) -> None:
         self.client = client
@@ -49,7 +51,6 @@ class Kubelet:
         self.node_lock = node_lock  # False when the caller already holds the node's kubelet lock
         self.node_container = node_container_name(cfg.cluster.name, cfg.node_name)
         self.workers: dict[str, PodWorker] = {}   # pod uid → worker
-        self.ctx: KubeletContext | None = None
         self._routes_dirty = asyncio.Event()
 
     async def run(self) -> None:
@@ -127,7 +128,7 @@ class Kubelet:
         worker = PodWorker(self.ctx, pod)
         self.workers[uid] = worker
         worker.task = asyncio.get_running_loop().create_task(worker.run(), name=f"pod-{pod['metadata']['name']}")
-        worker.task.add_done_callback(lambda _t, uid=uid: self.workers.pop(uid, None))
+        worker.task.add_done_callback(lambda _t: self.workers.pop(uid, None))
 
     def on_pod_add(self, pod: dict) -> None:
         if self.pods.synced.is_set():
@@ -164,7 +165,8 @@ class Kubelet:
         reconnect = False
         while not loop.is_closed():
             try:
-                api = docker.APIClient(base_url=self.docker_url, timeout=None)
+                # no timeout: the event stream stays open for hours (docker accepts None; its stubs say int)
+                api = docker.APIClient(base_url=self.docker_url, timeout=None)  # type: ignore[arg-type]
                 events = api.events(filters=filters, decode=True)
                 if reconnect:  # what happened while the stream was down is not in it: look at every pod
                     loop.call_soon_threadsafe(self._wake_all)

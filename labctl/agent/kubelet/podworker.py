@@ -159,12 +159,14 @@ class PodWorker:
         t1 = time.monotonic()
         containers = pod["spec"].get("containers") or []
         needs_ip = any(_uses_pod_ip(c) for c in containers)
-        created = await asyncio.gather(
-            self.start_network(sandbox_id),
-            *(self.create_container(c, sandbox_id, first.get(c["name"], 0)) for c in containers if not needs_ip))
-        if not created[0]:
+        # the network's task first, so it queues for the blocking threads ahead of the creates
+        network = asyncio.ensure_future(self.start_network(sandbox_id))
+        network_ready, ids = await asyncio.gather(
+            network,
+            asyncio.gather(*(self.create_container(c, sandbox_id, first.get(c["name"], 0))
+                             for c in containers if not needs_ip)))
+        if not network_ready:
             return
-        ids = list(created[1:])
         if needs_ip:
             ids = await asyncio.gather(*(self.create_container(c, sandbox_id, first.get(c["name"], 0))
                                          for c in containers))

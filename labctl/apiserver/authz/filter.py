@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from labctl.apiserver import errors, protobuf
 from labctl.apiserver.users import (
@@ -43,7 +44,7 @@ IMPERSONATE_EXTRA = "Impersonate-Extra-"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def authorization_filter(authz: Authorizer) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def authorization_filter(authz: Authorizer) -> Middleware:
     """The aiohttp middleware enforcing ``authz`` on every request."""
 
     @web.middleware

@@ -52,7 +52,7 @@ class Range(types.Record):
         for name, ip in (("rangeStart", start), ("rangeEnd", end), ("gateway", gateway)):
             if ip not in subnet:
                 raise CNIError(types.ERR_INVALID_NETCONF, f"{name} {str(ip)!r} not in network {str(subnet)!r}")
-        if start > end:
+        if int(start) > int(end):  # same family: both are inside subnet
             raise CNIError(types.ERR_INVALID_NETCONF, f"rangeStart {str(start)!r} is after rangeEnd {str(end)!r}")
         return cls(subnet, start, end, gateway)
 
@@ -60,12 +60,12 @@ class Range(types.Record):
         return (
             isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address))
             and ip.version == self.subnet.version
-            and self.range_start <= ip <= self.range_end
+            and int(self.range_start) <= int(ip) <= int(self.range_end)
         )
 
     def overlaps(self, other: Range) -> bool:
         return self.subnet.version == other.subnet.version and not (
-            self.range_end < other.range_start or other.range_end < self.range_start
+            int(self.range_end) < int(other.range_start) or int(other.range_end) < int(self.range_start)
         )
 
 
@@ -123,11 +123,11 @@ class IPAllocator:
 
     def get(self, container_id: str, ifname: str) -> IPConfig:
         """Reserve the next free address; the caller holds the store lock."""
-        for ip in self.store.get_by_id(container_id, ifname):
-            if any(ipaddress.ip_address(ip) in r for r in self.range_set):
+        for held in self.store.get_by_id(container_id, ifname):
+            if any(ipaddress.ip_address(held) in r for r in self.range_set):
                 raise CNIError(
                     types.ERR_INVALID_NETCONF,
-                    f"{ip} has been allocated to {container_id}, duplicate allocation is not allowed",
+                    f"{held} has been allocated to {container_id}, duplicate allocation is not allowed",
                 )
         taken = self.store.reserved_ips()
         for rng, ip in self._candidates():
