@@ -3,15 +3,27 @@
 labctl writes one context per lab, ``labctl-<name>``, with the cluster CA and an admin
 client certificate embedded, and merges it into the user's kubeconfig (``$KUBECONFIG``'s
 first file, else ``~/.kube/config``) without disturbing other contexts — the way kind does.
+
+Every read-modify-write of a kubeconfig holds a host-wide lock, so two
+``labctl up`` at once keep both contexts; the new content is written to a temporary file
+created 0600 (it holds a private key) and renamed over the old one, so a reader sees the old
+file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import tempfile
 from pathlib import Path
 
 import yaml
+
+from .filelock import locked
+
+#: one host-wide lock for every kubeconfig merge: they take milliseconds, and a lock file per
+#: kubeconfig path would pile up in /run/lock
+KUBECONFIG_LOCK = "kubeconfig"
 
 
 def context_name(cluster: str) -> str:
@@ -43,11 +55,25 @@ def default_path() -> Path:
 
 
 def write_kubeconfig(path: Path, config: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    """Replace the file at ``path`` (following a symlink) with ``config``, mode 0600, atomically.
+
+    The temporary file has a unique name and is created 0600 (``mkstemp``): a fixed name
+    raced with another writer, and a file made with the umask's 0644 showed the key to
+    every user until its mode was fixed.
+    """
+    target = path.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(yaml.safe_dump(config, sort_keys=False))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
 
 
 def _load(path: Path) -> dict:
@@ -62,28 +88,30 @@ def _load(path: Path) -> dict:
 
 def merge_kubeconfig(path: Path, config: dict, set_current: bool = True) -> None:
     """Add or replace the entries of ``config`` in the kubeconfig at ``path``."""
-    existing = _load(path)
-    for section in ("clusters", "users", "contexts"):
-        names = {entry["name"] for entry in config[section]}
-        existing[section] = [e for e in existing[section] if e.get("name") not in names] + config[section]
-    if set_current:
-        existing["current-context"] = config["current-context"]
-    write_kubeconfig(path, existing)
+    with locked(KUBECONFIG_LOCK):
+        existing = _load(path)
+        for section in ("clusters", "users", "contexts"):
+            names = {entry["name"] for entry in config[section]}
+            existing[section] = [e for e in existing[section] if e.get("name") not in names] + config[section]
+        if set_current:
+            existing["current-context"] = config["current-context"]
+        write_kubeconfig(path, existing)
 
 
 def remove_context(path: Path, cluster: str) -> bool:
     """Remove ``labctl-<cluster>`` entries; return whether anything was removed."""
     if not path.exists():
         return False
-    existing = _load(path)
-    name = context_name(cluster)
-    removed = False
-    for section in ("clusters", "users", "contexts"):
-        kept = [e for e in existing[section] if e.get("name") != name]
-        removed |= len(kept) != len(existing[section])
-        existing[section] = kept
-    if existing.get("current-context") == name:
-        existing["current-context"] = ""
-    if removed:
-        write_kubeconfig(path, existing)
+    with locked(KUBECONFIG_LOCK):
+        existing = _load(path)
+        name = context_name(cluster)
+        removed = False
+        for section in ("clusters", "users", "contexts"):
+            kept = [e for e in existing[section] if e.get("name") != name]
+            removed |= len(kept) != len(existing[section])
+            existing[section] = kept
+        if existing.get("current-context") == name:
+            existing["current-context"] = ""
+        if removed:
+            write_kubeconfig(path, existing)
     return removed

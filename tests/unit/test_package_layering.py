@@ -22,7 +22,7 @@ ROOT = Path(labctl.__file__).parent
 #: base packages and libraries by layer: a package may import only packages of a lower layer
 LAYERS: dict[str, int] = {
     "__init__": 0, "errors": 0, "topologies_data": 0,
-    "kube": 1, "clusterconfig": 1, "progress": 1, "filelock": 1, "filelock": 1,
+    "kube": 1, "clusterconfig": 1, "progress": 1, "filelock": 1,
     "pki": 2, "kubeconfig": 2, "engine": 2,
     "client": 3, "topology": 3, "addons": 3, "imagebuild": 3,
     "images": 4, "cni": 4, "proxy": 4,
