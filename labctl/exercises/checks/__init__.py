@@ -86,7 +86,7 @@ def kind(name: str) -> Callable[[CheckFunction], CheckFunction]:
 
 
 def _register_all() -> None:
-    from . import during, nodes, objects, questions, script, traffic  # noqa: F401 - they register their kinds
+    from . import during, frompod, nodes, objects, podnet, questions, script, traffic  # noqa: F401 - they register their kinds
 
 
 _register_all()

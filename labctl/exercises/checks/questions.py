@@ -1,7 +1,9 @@
 """Questions: the student answers (``labctl exercise answer KEY VALUE``) and the grader checks the
 answer against the live cluster at check time — so the answer is nowhere in the exercise files,
 and a pod that was replaced since changes what is right. Node questions ("which interface is pod
-X's veth?", "which KUBE-SEP chain leads to a pod of Y?") are answered from the nodes themselves."""
+X's veth?", "which KUBE-SEP chain leads to a pod of Y?", "which probability is written for the second
+endpoint?") are answered from the nodes themselves; what the CNI plugin returned for a pod (its
+address, its gateway) from inside the pod."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from ..relations import pods_of, serving_pods
 from . import Context, Unmet, Verdict, kind
 from .nodes import expected_chain_answers
 from .objects import service, workload
+from .podnet import POD_ASKS, expected_pod_answers
+from .proxyrules import RULE_ASKS, expected_rule_answers
 
 __all__ = ["expected_answers"]
 
@@ -20,6 +24,10 @@ async def expected_answers(ctx: Context, params: dict) -> set[str]:
     ask = params["ask"]
     if ask in ("pod-veth", "sep-chain", "svc-chain"):
         return await expected_chain_answers(ctx, params)
+    if ask in RULE_ASKS:
+        return await expected_rule_answers(ctx, params)
+    if ask in POD_ASKS:
+        return await expected_pod_answers(ctx, params)
     if ask in ("cluster-ip", "node-port"):
         svc, _, _ = service(ctx, params)
         if ask == "cluster-ip":
