@@ -155,15 +155,15 @@ async def live_trace(lab: Lab, net: LabNetwork, source: Peer, destination: Peer,
         computed.notes.append("nothing was sent: the packet cannot reach any node")
         return computed
     trace_id = secrets.token_hex(4)
-    tracers = {name: _Tracer(net.node(name).container, trace_id, protocol, rules)  # type: ignore[union-attr]
-               for name, rules in plan.items()}
+    containers = {n.node: n.container for n in net.nodes}
+    tracers = {name: _Tracer(containers[name], trace_id, protocol, rules) for name, rules in plan.items()}
     try:
         started_all = await asyncio.gather(*(t.start() for t in tracers.values()), return_exceptions=True)
         failed = next((r for r in started_all if isinstance(r, BaseException)), None)
         if failed is not None:
             raise failed
         report = await _send_probe(lab, net, source, destination, protocol, sport, timeout)
-        outputs = dict(zip(tracers, await asyncio.gather(*(t.finish() for t in tracers.values())), strict=False))
+        outputs = dict(zip(tracers, await asyncio.gather(*(t.finish() for t in tracers.values())), strict=True))
     finally:
         await asyncio.gather(*(t.close() for t in tracers.values()), return_exceptions=True)
     left = sum(int(o.get("left", "0").strip() or 0) for o in outputs.values())
