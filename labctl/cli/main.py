@@ -7,6 +7,7 @@ print as ``ERROR: …`` plus a hint, never as a traceback (unless ``-v``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -63,8 +64,10 @@ def up(topology: str = typer.Option("default", "--topology", "-t",
                 "0.0.0.0 inside a VM whose ports are forwarded)"),
        quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing but errors")) -> None:
     """Create a lab: a Docker network, one container per node, an API server for kubectl."""
+    from ..cluster import Cancellation, Cancelled
     from ..cluster import up as create_lab
     from ..topology import find_topology, load_topology
+    from .interrupts import signals_cancel
 
     topo = load_topology(find_topology(topology))
     if name:
@@ -72,12 +75,21 @@ def up(topology: str = typer.Option("default", "--topology", "-t",
     if publish_address:
         topo = topo.with_publish_address(publish_address)
     status = Status(err, quiet=quiet)
-    if not quiet:
-        err.print(f"Creating lab [bold]{topo.name}[/bold] from {topo.source} "
-                  f"({len(topo.nodes)} node{'s' if len(topo.nodes) != 1 else ''}) ...", highlight=False)
     started = time.monotonic()
-    with create_lab(topo, status, retain=retain) as lab:
-        server = lab.server
+    cancellation = Cancellation()
+    try:
+        # Ctrl-C, kill and a closed terminal stop `up` between two Docker calls, and it rolls back
+        with signals_cancel(cancellation):
+            if not quiet:
+                err.print(f"Creating lab [bold]{topo.name}[/bold] from {topo.source} "
+                          f"({len(topo.nodes)} node{'s' if len(topo.nodes) != 1 else ''}) ...", highlight=False)
+            with create_lab(topo, status, retain=retain, cancel=cancellation) as lab:
+                server = lab.server
+    except Cancelled as stopped:
+        left = f"what was made of lab {topo.name} is kept (--retain)" if retain else f"nothing of lab {topo.name} is left"
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal is gone
+            err.print(f"Interrupted by {stopped.reason}: {left}.", highlight=False)
+        raise typer.Exit(stopped.exit_code) from None
     if not quiet:
         err.print(f"\nLab [bold]{topo.name}[/bold] is ready in {time.monotonic() - started:.1f}s. "
                   f"API server: {server}\n"

@@ -1,22 +1,26 @@
-"""``labctl up``: build a lab from a plan, or leave nothing behind.
+"""``labctl up``: build a lab from a topology, or leave nothing behind.
 
 The steps, each reported through :class:`~labctl.progress.Progress`:
-  1. check the engine, the name and the host ports (fail before creating anything)
-  2. ensure the lab images (build what is missing or stale)
-  3. create the lab network and the control plane's state volume
-  4. create every node container with its certificates and config, then start them
-  5. wait for the API server and every Node, install the add-ons, wait for cluster DNS
+  1. under the host lock (:mod:`labctl.filelock`), so two ``labctl up`` at once never pick
+     the same subnet or port: refuse a name in use, pick the lab subnet and the API server's
+     host port, check them against the host (``preflight.py``), then create the lab network,
+     the control plane's state volume and every node container with its certificates and
+     config, and start them — once Docker holds the subnet and the ports, the lock goes
+  2. wait for the API server and every Node, install the add-ons, wait for cluster DNS
      (``bootstrap.py``)
-  6. merge the kubeconfig context ``labctl-<name>``
-Any failure removes what was made, unless ``retain`` is set (for debugging).
+  3. merge the kubeconfig context ``labctl-<name>`` (under that file's own lock)
+Any failure removes what was made, unless ``retain`` is set (for debugging); so does a
+:class:`~labctl.cluster.cancel.Cancellation` (SIGINT, SIGTERM, SIGHUP in the CLI), which is
+honoured between steps and never inside a Docker call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
+import contextlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -26,26 +30,21 @@ from ..client.rest import Credentials
 from ..engine.exec import run
 from ..engine.streams import DockerAPIError, DockerEngine
 from ..errors import LabctlError
+from ..filelock import locked
 from ..kubeconfig import build_kubeconfig, merge_kubeconfig
 from ..pki import CertKey, generate_ca, issue_apiserver_certificate, issue_certificate
 from ..progress import Progress
+from ..topology import Topology, pick_lab_subnet
 from . import docker as lab_docker
+from . import preflight
 from .bootstrap import bootstrap
-from .plan import ClusterPlan, NodePlan, node_config
+from .cancel import Cancellation
+from .plan import ClusterPlan, NodePlan, node_config, plan_from_topology
 
-
-def check_ports_free(plan: ClusterPlan) -> None:
-    wanted = [(plan.api_server_address, plan.api_server_port)] if plan.api_server_port else []
-    wanted += [(m.listen_address, m.host_port) for m in plan.port_mappings]
-    for address, port in wanted:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((address, port))
-            except OSError:
-                raise LabctlError(f"host port {address}:{port} is already in use",
-                                  hint=f"stop what uses it (`ss -ltnp 'sport = :{port}'`), or change the topology's "
-                                       "networking.apiServerPort / portMappings") from None
+#: the host lock held while a lab's subnet and host ports are chosen and taken by Docker
+HOST_LOCK = "up"
+#: node containers created at once (each is a create call and a copy of its files)
+CREATE_WORKERS = 16
 
 
 def cluster_pki(plan: ClusterPlan) -> tuple[CertKey, dict[str, bytes], dict[str, CertKey]]:
@@ -74,47 +73,103 @@ def node_files(plan: ClusterPlan, node: NodePlan, ca: CertKey, cert: CertKey) ->
     }
 
 
-def create_cluster(plan: ClusterPlan, status: Progress, client: docker.DockerClient,
-                   kubeconfig_path: Path | None, retain: bool = False) -> dict:
-    """Run ``plan`` (its API server port chosen); the lab's admin kubeconfig, also merged into
-    ``kubeconfig_path`` if given."""
-    if plan.name in lab_docker.list_clusters(client):
-        raise LabctlError(f"a lab named {plan.name!r} already exists",
-                          hint=f"use it (`kubectl --context labctl-{plan.name} get nodes`), remove it with "
-                               f"`labctl down --name {plan.name}`, or pick another --name")
-    lab_docker.remove_cluster(client, plan.name)  # leftovers of a crashed run: ours by label
-    check_ports_free(plan)
+def create_cluster(topology: Topology, node_image: str, status: Progress, client: docker.DockerClient,
+                   kubeconfig_path: Path | None, retain: bool = False,
+                   cancel: Cancellation | None = None) -> tuple[ClusterPlan, dict]:
+    """Create the lab ``topology`` describes from ``node_image``; its plan and admin kubeconfig,
+    also merged into ``kubeconfig_path`` if given."""
+    cancel = cancel or Cancellation()
+    made = False
+    status.start("Choosing the lab network and host ports")
     try:
-        ca, cp_files, certs = cluster_pki(plan)
-        status.start(f"Creating lab network {plan.network} ({plan.subnet})")
-        lab_docker.create_network(client, plan)
-        lab_docker.create_state_volume(client, plan)
-        status.start(f"Creating {len(plan.nodes)} node(s) 📦")
-        with ThreadPoolExecutor(max_workers=len(plan.nodes)) as pool:
-            futures = []
-            for node in plan.nodes:
-                files = node_files(plan, node, ca, certs[node.name])
-                if node.role == "control-plane":
-                    files.update(cp_files)
-                futures.append(pool.submit(lab_docker.create_node, client, plan, node, files))
-            ids = [f.result() for f in futures]
-        status.start("Starting nodes and the control plane 🕹")
-        lab_docker.start(client, ids)
-        reach = "127.0.0.1" if plan.api_server_address == "0.0.0.0" else plan.api_server_address
-        server = f"https://{reach}:{plan.api_server_port}"
+        with locked(HOST_LOCK, waiting=lambda: _wait_for_lock(status, cancel)):
+            cancel.check()
+            _refuse_existing(client, topology.name)
+            lab_docker.remove_cluster(client, topology.name)  # leftovers of a crashed run: ours by label
+            plan = plan_on_host(topology, node_image, client)
+            ca, cp_files, certs = cluster_pki(plan)
+            cancel.check()
+            made = True
+            _create_nodes(plan, client, ca, cp_files, certs, status, cancel)
         admin = certs["__admin__"]
-        kubeconfig = build_kubeconfig(plan.name, server, ca.cert, admin.cert, admin.key)
-        asyncio.run(_bootstrap(plan, Credentials.from_kubeconfig(kubeconfig), status))
+        kubeconfig = build_kubeconfig(plan.name, plan.api_server_url, ca.cert, admin.cert, admin.key)
+        asyncio.run(cancel.guard(_bootstrap(plan, Credentials.from_kubeconfig(kubeconfig), status)))
+        cancel.check()
         if kubeconfig_path is not None:
             status.start(f"Writing kubeconfig context labctl-{plan.name} to {kubeconfig_path}")
             merge_kubeconfig(kubeconfig_path, kubeconfig)
         status.end(True)
     except BaseException:
-        status.end(False)
-        if not retain:
-            lab_docker.remove_cluster(client, plan.name)
+        with contextlib.suppress(OSError):  # the terminal may be gone with a SIGHUP
+            status.end(False)
+        if made and not retain:
+            _roll_back(client, topology.name, status)
         raise
-    return kubeconfig
+    return plan, kubeconfig
+
+
+def plan_on_host(topology: Topology, node_image: str, client: docker.DockerClient) -> ClusterPlan:
+    """The plan with this host's facts: a free lab subnet (``auto``) and API server port, every
+    subnet, the bridge name and the host ports checked against the host. Hold the host lock."""
+    routes = preflight.host_routes()
+    networks = lab_docker.docker_networks(client)
+    subnet = topology.networking.lab_subnet or pick_lab_subnet(
+        topology, preflight.lab_subnet_conflicts(routes, networks))
+    topology = topology.with_lab_subnet(subnet)  # validated against the pod and Service subnets
+    preflight.check_subnets(topology, routes, networks)
+    plan = plan_from_topology(topology, subnet, node_image)
+    preflight.check_bridge_free(plan)
+    if not plan.api_server_port:
+        # a fixed port, chosen now: Docker would pick a new one at every restart of the node
+        plan = replace(plan, api_server_port=preflight.free_port(plan.api_server_address))
+    preflight.check_ports_free(plan)
+    return plan
+
+
+def _refuse_existing(client: docker.DockerClient, name: str) -> None:
+    if name in lab_docker.list_clusters(client):
+        raise LabctlError(f"a lab named {name!r} already exists",
+                          hint=f"use it (`kubectl --context labctl-{name} get nodes`), remove it with "
+                               f"`labctl down --name {name}`, or pick another --name")
+
+
+def _wait_for_lock(status: Progress, cancel: Cancellation) -> None:
+    cancel.check()
+    status.update("another labctl up is creating its lab; waiting for it")
+
+
+def _create_nodes(plan: ClusterPlan, client: docker.DockerClient, ca: CertKey, cp_files: dict[str, bytes],
+                  certs: dict[str, CertKey], status: Progress, cancel: Cancellation) -> None:
+    """The lab network, the state volume and the node containers, started."""
+    status.start(f"Creating lab network {plan.network} ({plan.subnet}, bridge {plan.bridge})")
+    lab_docker.create_network(client, plan)
+    lab_docker.create_state_volume(client, plan)
+    cancel.check()
+    status.start(f"Creating {len(plan.nodes)} node(s) 📦")
+
+    def create(node: NodePlan) -> str:
+        cancel.check()
+        files = node_files(plan, node, ca, certs[node.name])
+        if node.role == "control-plane":
+            files.update(cp_files)
+        return lab_docker.create_node(client, plan, node, files)
+
+    with ThreadPoolExecutor(max_workers=min(len(plan.nodes), CREATE_WORKERS)) as pool:
+        ids = list(pool.map(create, plan.nodes))
+    cancel.check()
+    status.start("Starting nodes and the control plane 🕹")
+    lab_docker.start(client, ids)
+
+
+def _roll_back(client: docker.DockerClient, name: str, status: Progress) -> None:
+    """Remove everything labelled with the lab, under the host lock: another ``up`` of the same
+    name must not create its objects while these are being listed and removed."""
+    with contextlib.suppress(OSError):
+        status.start(f"Removing what was made of lab {name} 🧹")
+    with locked(HOST_LOCK):
+        problems = lab_docker.remove_cluster(client, name)
+    with contextlib.suppress(OSError):
+        status.end(not problems)
 
 
 async def _bootstrap(plan: ClusterPlan, credentials: Credentials, status: Progress) -> None:

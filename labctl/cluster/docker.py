@@ -61,10 +61,10 @@ def _natural(name: str) -> tuple:
     return (name.rstrip("0123456789"), int(digits) if digits else 0)
 
 
-def used_subnets(client: docker.DockerClient) -> list[str]:
-    """Every subnet of every Docker network (what ``labSubnet: auto`` must not overlap)."""
-    return [cfg["Subnet"] for net in client.networks.list()
-            for cfg in (net.attrs.get("IPAM") or {}).get("Config") or [] if cfg.get("Subnet")]
+def docker_networks(client: docker.DockerClient) -> dict[str, str]:
+    """``{subnet: network name}`` of every IPv4 subnet of every Docker network (what a lab must not overlap)."""
+    return {cfg["Subnet"]: net["Name"] for net in client.api.networks()
+            for cfg in (net.get("IPAM") or {}).get("Config") or [] if "." in cfg.get("Subnet", "")}
 
 
 def api_server_url(client: docker.DockerClient, control_plane: str) -> str | None:
@@ -87,7 +87,7 @@ def create_network(client: docker.DockerClient, plan: ClusterPlan) -> None:
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=plan.subnet, gateway=plan.gateway)])
     try:
         client.networks.create(plan.network, driver="bridge", ipam=ipam, labels=network_labels(plan),
-                               options={"com.docker.network.bridge.name": f"lab-{plan.name}"[:15]})
+                               options={"com.docker.network.bridge.name": plan.bridge})
     except docker.errors.APIError as err:
         raise LabctlError(f"failed to create the lab network {plan.network!r} ({plan.subnet}): {err.explanation}",
                           hint="choose another networking.labSubnet in the topology") from None
@@ -157,11 +157,12 @@ def remove_cluster(client: docker.DockerClient, cluster: str) -> list[str]:
     return problems
 
 
-def has_objects(client: docker.DockerClient, cluster: str) -> bool:
-    """Whether anything labelled with the cluster is left: containers, networks or volumes."""
+def leftovers(client: docker.DockerClient, cluster: str) -> list[str]:
+    """Everything labelled with the cluster: ``["container lab-worker", "network labctl-lab", …]``."""
     label = {"label": f"{CLUSTER_LABEL}={cluster}"}
-    return bool(_containers(client, [f"{CLUSTER_LABEL}={cluster}"]) or client.networks.list(filters=label)
-                or client.volumes.list(filters=label))
+    return ([f"container {_name(c)}" for c in _containers(client, [f"{CLUSTER_LABEL}={cluster}"])]
+            + [f"network {n['Name']}" for n in client.api.networks(filters=label)]
+            + [f"volume {v['Name']}" for v in client.api.volumes(filters=label).get("Volumes") or []])
 
 
 def _name(container: dict) -> str:

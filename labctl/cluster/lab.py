@@ -16,8 +16,6 @@ asyncio client, on the caller's event loop, so those methods are coroutines; lon
 
 from __future__ import annotations
 
-import dataclasses
-import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -35,13 +33,14 @@ from ..engine.streams import DockerAPIError, DockerEngine
 from ..errors import LabctlError
 from ..kubeconfig import build_kubeconfig, context_name, default_path, remove_context
 from ..progress import NoProgress, Progress
-from ..topology import Topology, pick_lab_subnet
+from ..topology import Topology
 from . import docker as lab_docker
+from . import preflight
+from .cancel import Cancellation
 from .constants import DEFAULT_CLUSTER_NAME
 from .create import create_cluster
 from .docker import NodeInfo
 from .kubectl import Kubectl, find_kubectl
-from .plan import plan_from_topology
 
 __all__ = ["Lab", "LabStatus", "Node", "NodeInfo", "Removed", "down", "list_labs", "up"]
 
@@ -188,23 +187,23 @@ def list_labs() -> list[LabStatus]:
 
 
 def up(topology: Topology, progress: Progress = NoProgress(), kubeconfig_path: Path | None = None,
-       retain: bool = False) -> Lab:
+       retain: bool = False, cancel: Cancellation | None = None) -> Lab:
     """Create the lab ``topology`` describes and merge its kubeconfig context; the lab, open.
 
-    ``labSubnet: auto`` becomes the first free 172.30.N.0/24 (overlapping no Docker network
-    and neither the pod nor the Service subnet). On failure nothing is left, unless ``retain``.
+    ``labSubnet: auto`` becomes the first free 172.30.N.0/24 (overlapping no network of the
+    host, no Docker network, neither the pod nor the Service subnet). What cannot work is
+    refused before anything is made (``preflight.py``). On failure, or when ``cancel`` is
+    cancelled (:class:`~labctl.cluster.cancel.Cancelled` is raised), nothing is left, unless
+    ``retain``.
     """
+    preflight.check_addresses(topology)
+    preflight.check_memory(topology)
     client = connect()
     try:
         progress.start("Ensuring lab images 🖼")
-        node_image = _ensure_images(client, progress)
-        subnet = topology.networking.lab_subnet or pick_lab_subnet(topology, lab_docker.used_subnets(client))
-        topology = topology.with_lab_subnet(subnet)  # validated against the pod and Service subnets
-        plan = plan_from_topology(topology, subnet, node_image)
-        if not plan.api_server_port:
-            # a fixed port, chosen now: Docker would pick a new one at every restart of the node
-            plan = dataclasses.replace(plan, api_server_port=_free_port(plan.api_server_address))
-        kubeconfig = create_cluster(plan, progress, client, kubeconfig_path or default_path(), retain)
+        node_image = _ensure_images(client, progress, cancel or Cancellation())
+        plan, kubeconfig = create_cluster(topology, node_image, progress, client, kubeconfig_path or default_path(),
+                                          retain, cancel)
     except BaseException:
         client.close()
         raise
@@ -228,7 +227,7 @@ def down(name: str | None = None, progress: Progress = NoProgress(),
     with closing(connect()) as client:
         if name is None:
             name = _resolve(client, None)
-        elif name not in lab_docker.list_clusters(client) and not lab_docker.has_objects(client, name):
+        elif name not in lab_docker.list_clusters(client) and not lab_docker.leftovers(client, name):
             raise LabctlError(f"no lab named {name!r}", hint="`labctl status` lists the labs")
         progress.start(f"Removing lab {name} 🧹")
         problems = lab_docker.remove_cluster(client, name)
@@ -263,18 +262,15 @@ def _resolve(client: docker.DockerClient, name: str | None) -> str:
     raise LabctlError(f"several labs exist ({', '.join(labs)})", hint="say which with --name")
 
 
-def _ensure_images(client: docker.DockerClient, progress: Progress) -> str:
+def _ensure_images(client: docker.DockerClient, progress: Progress, cancel: Cancellation) -> str:
     def report(step: str, done: int, total: int) -> None:
+        cancel.check()  # between two steps of a build: stopping there is safe
         progress.update(f"[{done}/{total}] {step[:90]}")
 
     try:
         statuses = lab_images.ensure_images(client, progress=report)
     except lab_images.LabctlImageError as err:
+        cancel.check()  # a build stopped by a cancellation is that, not a failed build
         raise LabctlError(str(err), hint="run `labctl images build` to see the full build log") from None
     return next(s.ref for s in statuses if s.key == "node")
 
-
-def _free_port(address: str) -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]

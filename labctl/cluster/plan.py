@@ -19,6 +19,7 @@ from .constants import (
     NODE_LABEL,
     ROLE_LABEL,
     STATE_VOLUME_LABEL,
+    bridge_name,
     network_name,
     state_volume_name,
 )
@@ -74,6 +75,17 @@ class ClusterPlan:
     @property
     def state_volume(self) -> str:
         return state_volume_name(self.name)
+
+    @property
+    def bridge(self) -> str:
+        """The lab network's Linux bridge on the host (unique per lab name)."""
+        return bridge_name(self.name)
+
+    @property
+    def api_server_url(self) -> str:
+        """The API server's URL from this host (its published address, loopback for ``0.0.0.0``)."""
+        reach = "127.0.0.1" if self.api_server_address == "0.0.0.0" else self.api_server_address
+        return f"https://{reach}:{self.api_server_port}"
 
     @property
     def internal_api_url(self) -> str:

@@ -134,8 +134,9 @@ def find_topology(name_or_path: str | None) -> Path:
 
 
 def pick_lab_subnet(topology: Topology, in_use: Iterable[str]) -> str:
-    """``labSubnet: auto``: the first 172.30.N.0/24 that overlaps none of ``in_use`` (e.g. every Docker
-    network's subnet) nor the topology's pod and service subnets."""
+    """``labSubnet: auto``: the first 172.30.N.0/24 that overlaps none of ``in_use`` (every Docker
+    network's subnet and the host's networks: ``labctl.cluster.preflight.lab_subnet_conflicts``)
+    nor the topology's pod and service subnets."""
     taken = [ipaddress.ip_network(c, strict=False) for c in in_use]
     taken += list(replace(topology.networking, lab_subnet=None).networks().values())
     for candidate in LAB_SUBNET_POOL.subnets(new_prefix=24):

@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+import time
 
 import pytest
 import yaml
 
 from labctl.client.waiting import wait_for
+from labctl.cluster import preflight
+from labctl.cluster.constants import bridge_name
 from labctl.cluster.scratch import unique_name, write_topology
 from support.lab import Lab, labctl
 
@@ -41,7 +44,7 @@ def assert_host_restored(before: dict[str, list[str]], *names: str) -> None:
     after = host_state()
     if after == before:
         return
-    ours = [n for name in names for n in (name, f"lab-{name}"[:15])]
+    ours = [n for name in names for n in (name, bridge_name(name))]
     leftovers = {kind: [item for item in set(after[kind]) - set(before[kind]) if any(o in item for o in ours)]
                  for kind in after}
     assert not any(leftovers.values()), leftovers
@@ -152,6 +155,36 @@ def test_bad_input_one_line_errors_and_nothing_left(docker_engine, kubectl_binar
     assert_host_restored(before, name)
 
 
+def test_unusable_addresses_and_subnets_are_one_line_errors_before_anything_is_made(docker_engine, tmp_path):
+    """The issue's repros: an apiServerAddress the host lacks gave a traceback (`OSError: [Errno
+    99]`), a labSubnet a host network uses failed two minutes later with an SSL time-out."""
+    before = host_state()
+    attached = [r.network for r in preflight.host_routes() if r.connected and r.network.prefixlen <= 24
+                and not r.interface.startswith(("lab-", "docker", "br-"))]  # Docker does not know it: only labctl can refuse
+    cases = {
+        "apiServerAddress": ({"apiServerAddress": "192.0.2.77"},
+                             "networking.apiServerAddress: 192.0.2.77 is not an address of this host"),
+        "labSubnet": ({"labSubnet": str(next(attached[0].subnets(new_prefix=24)))} if attached else None,
+                      "networking.labSubnet: "),
+        "podSubnet": ({"podSubnet": "172.17.0.0/16"}, 'networking.podSubnet: "172.17.0.0/16" overlaps 172.17.0.0/16'),
+    }
+    names = []
+    for field, (networking, error) in cases.items():
+        if networking is None:
+            continue  # a host with no network of its own to collide with
+        name = unique_name("pre")
+        names.append(name)
+        doc = yaml.safe_load(write_topology(tmp_path / f"{name}.yaml", name, workers=0).read_text())
+        doc["networking"].update(networking)
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(doc))
+        started = time.monotonic()
+        proc = labctl("up", "-t", str(tmp_path / f"{name}.yaml"), env={"KUBECONFIG": str(tmp_path / "kc")})
+        assert proc.returncode == 1, proc.stderr
+        assert error in proc.stderr and "Traceback" not in proc.stderr, (field, proc.stderr)
+        assert time.monotonic() - started < 60, f"{field}: refused only after {time.monotonic() - started:.0f}s"
+    assert_host_restored(before, *names)
+
+
 def test_name_in_use_is_refused_and_existing_lab_untouched(lab):
     proc = lab.up()
     assert proc.returncode != 0
@@ -163,8 +196,6 @@ def test_restarts_keep_state_and_nodes_come_back(lab):
     lab.kubectl.run("create", "configmap", "survives", "--from-literal=k=v")
     subprocess.run(["docker", "restart", "-t", "1", f"{lab.name}-worker"], check=True, capture_output=True)
     subprocess.run(["docker", "restart", "-t", "1", f"{lab.name}-control-plane"], check=True, capture_output=True)
-    import time
-
     deadline = time.monotonic() + 90
     ready: dict = {}
     while time.monotonic() < deadline:
