@@ -31,6 +31,11 @@ MIN_SERVICE_ACCOUNT_TOKEN_SECONDS = 600
 #: LoadBalancer IPs: host numbers ``.200``–``.250`` of the lab network's /24 (the nodes get
 #: .2, .3, … from Docker, the gateway .1), so no node, gateway or Service address is in the pool
 LOAD_BALANCER_POOL_HOSTS = (200, 250)
+#: a pod container that sets no ``limits.memory`` gets this one (bytes), as a LimitRange default would:
+#: one runaway pod must not take the host's memory from every other lab
+DEFAULT_POD_MEMORY_LIMIT = 512 * 2**20
+#: every pod container's process limit (the kubelet's ``podPidsLimit``): a fork bomb stops there
+DEFAULT_POD_PIDS_LIMIT = 1024
 
 NODE_CONFIG_PATH = Path("/etc/labctl/node.json")
 NODE_KUBECONFIG_PATH = Path("/etc/labctl/kubelet.kubeconfig")
@@ -59,6 +64,10 @@ class ClusterConfig:
     lifecycle: NodeLifecycleTimings = NodeLifecycleTimings()
     #: ``expirationSeconds`` the kubelet asks for pods' tokens; it rotates them at 80 % of that
     service_account_token_seconds: int = DEFAULT_SERVICE_ACCOUNT_TOKEN_SECONDS
+    #: ``limits.memory`` (bytes) the kubelet gives a pod container that sets none
+    pod_default_memory_limit: int = DEFAULT_POD_MEMORY_LIMIT
+    #: the process limit the kubelet puts on every pod container
+    pod_pids_limit: int = DEFAULT_POD_PIDS_LIMIT
 
     @property
     def kubernetes_service_ip(self) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..clusterconfig import ClusterConfig, NodeConfig
 from ..kube.containers import CLUSTER_LABEL, node_container_name
-from ..topology import PortMapping, Topology
+from ..topology import Limits, PortMapping, Topology
 from .constants import (
     API_SERVER_CONTAINER_PORT,
     NETWORK_LABEL,
@@ -47,6 +47,7 @@ class NodePlan:
     container: str       # <cluster>-<name>
     ip: str
     pod_cidr: str
+    limits: Limits                # memory and pids of the node container (topology ``resources``)
     labels: dict[str, str] = field(default_factory=dict)
     taints: tuple[dict, ...] = ()
 
@@ -144,6 +145,12 @@ def container_spec(plan: ClusterPlan, node: NodePlan) -> dict:
         # restart with the Docker engine (host reboot) but not after `docker stop`
         "restart_policy": {"Name": "unless-stopped"},
         "tmpfs": {"/run": "rw,nosuid,nodev", "/tmp": "rw,nosuid,nodev"},
+        # bounded, so a runaway component (or a fork bomb in `labctl shell`) stops at its node; the
+        # kernel's OOM killer picks the biggest process, nodeinit restarts it. Memory and swap
+        # limits equal: a node that swaps stalls the whole class
+        "mem_limit": node.limits.memory,
+        "memswap_limit": node.limits.memory,
+        "pids_limit": node.limits.pids,
     }
 
 
@@ -152,7 +159,8 @@ def plan_from_topology(topology: Topology, subnet: str, image: str) -> ClusterPl
     gateway, ips = node_ips(subnet, len(topology.nodes))
     nodes = tuple(
         NodePlan(name=n.name, role=n.role, container=node_container_name(topology.name, n.name), ip=ip,
-                 pod_cidr=n.pod_cidr, labels=dict(n.labels), taints=tuple(t.to_dict() for t in n.taints))
+                 pod_cidr=n.pod_cidr, limits=topology.resources.node(n.role), labels=dict(n.labels),
+                 taints=tuple(t.to_dict() for t in n.taints))
         for n, ip in zip(topology.nodes, ips, strict=True))
     net = topology.networking
     return ClusterPlan(

@@ -13,6 +13,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any
 
+from labctl.kube.quantity import value as quantity_value
 from labctl.kube.validators import is_qualified_name, is_valid_label_value
 from labctl.topology._fields import (
     _check_networks, _describe, _duration, _integer, _parse_address, _parse_cidr, _Problems, _quote, _section,
@@ -20,12 +21,12 @@ from labctl.topology._fields import (
 )
 from labctl.topology.types import (
     _DNS1123_LABEL_RE, CONTROL_PLANE_TAINT, KIND, MAX_NODE_NAME, PROTOCOLS, ROLE_CONTROL_PLANE,
-    ROLE_LABEL_PREFIX, ROLES, TAINT_EFFECTS, API_VERSION, ImageAliases, Networking, NodeLifecycle, NodeSpec,
-    PortMapping, Taint, Topology, TopologyError, _cluster_name_problem, normalize_image,
+    ROLE_LABEL_PREFIX, ROLES, TAINT_EFFECTS, API_VERSION, ImageAliases, Limits, Networking, NodeLifecycle, NodeSpec,
+    PortMapping, Resources, Taint, Topology, TopologyError, _cluster_name_problem, normalize_image,
 )
 
 _TOP_FIELDS = ("apiVersion", "kind", "name", "nodes", "networking", "portMappings", "images", "nodeLifecycle",
-               "serviceAccounts")
+               "serviceAccounts", "resources")
 _NODE_FIELDS = ("role", "name", "labels", "taints")
 _TAINT_FIELDS = ("key", "value", "effect")
 _NETWORKING_FIELDS = ("podSubnet", "serviceSubnet", "labSubnet", "nodePortRange", "apiServerPort",
@@ -37,6 +38,14 @@ _SERVICE_ACCOUNT_FIELDS = ("tokenExpirationSeconds",)
 #: pods' tokens: from 10 s (a test watching several rotations; below kube's 600 the API server is
 #: started with a lower floor) to kube's maximum
 _TOKEN_SECONDS_RANGE = (10, 1 << 32)
+_RESOURCE_FIELDS = ("controlPlane", "workers", "pods")
+_LIMIT_FIELDS = ("memory", "pids")
+#: the least a container of each kind runs with: a node's idle use with room to work (docs/reliability.md);
+#: 6 MiB is Docker's own floor for a container's memory
+_MIN_LIMITS = {"controlPlane": Limits(memory=256 * 2**20, pids=64), "workers": Limits(memory=128 * 2**20, pids=64),
+               "pods": Limits(memory=6 * 2**20, pids=16)}
+_MAX_MEMORY = 2**40        # 1Ti
+_MAX_PIDS = 4_194_304      # the kernel's PID_MAX_LIMIT
 
 
 
@@ -70,11 +79,12 @@ def parse_topology(data: Any, source: str = "<topology>") -> Topology:
     accounts = _section(top.get("serviceAccounts"), "serviceAccounts", _SERVICE_ACCOUNT_FIELDS, p)
     token_seconds = _integer(accounts, "tokenExpirationSeconds", "serviceAccounts",
                              Topology.service_account_token_seconds, p, *_TOKEN_SECONDS_RANGE)
+    resources = _parse_resources(top.get("resources"), p)
     if p.items:
         raise TopologyError(source, p.items)
     return Topology(name=name, nodes=nodes, networking=networking, port_mappings=mappings,
                     images=images, node_lifecycle=lifecycle, service_account_token_seconds=token_seconds,
-                    source=source)
+                    resources=resources, source=source)
 
 
 def _check_header(top: dict[str, Any], p: _Problems) -> None:
@@ -333,3 +343,32 @@ def _parse_lifecycle(value: Any, p: _Problems) -> NodeLifecycle:
                                             f"nodeMonitorGracePeriod ({format_duration(lifecycle.node_monitor_grace_period)}), "
                                             "or healthy nodes go NotReady between renewals")
     return lifecycle
+
+
+def _parse_resources(value: Any, p: _Problems) -> Resources:
+    """``resources``: memory and process limits per kind of container, each with a floor it needs to run."""
+    d = _section(value, "resources", _RESOURCE_FIELDS, p)
+    default = Resources()
+    limits = {}
+    for key, attr in (("controlPlane", "control_plane"), ("workers", "workers"), ("pods", "pods")):
+        path, base, low = f"resources.{key}", getattr(default, attr), _MIN_LIMITS[key]
+        section = _section(d.get(key), path, _LIMIT_FIELDS, p)
+        limits[attr] = Limits(memory=_memory(section, path, base.memory, low.memory, p),
+                              pids=_integer(section, "pids", path, base.pids, p, low.pids, _MAX_PIDS))
+    return Resources(**limits)
+
+
+def _memory(d: dict[str, Any], path: str, default: int, low: int, p: _Problems) -> int:
+    """A memory size as a Kubernetes quantity (``512Mi``, ``1Gi``) or a number of bytes."""
+    if "memory" not in d:
+        return default
+    raw = d["memory"]
+    try:
+        size = quantity_value(raw)
+    except ValueError:
+        p.add(f"{path}.memory", f"{_quote(raw)} is not a memory size; use a quantity like \"512Mi\" or \"1Gi\"")
+        return default
+    if not low <= size <= _MAX_MEMORY:
+        p.add(f"{path}.memory", f"{_quote(raw)} is out of range; use from {low // 2**20}Mi to 1Ti")
+        return default
+    return size

@@ -144,6 +144,37 @@ class NodeLifecycle:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one container may take: memory in bytes (no swap beyond it) and processes (``--pids-limit``)."""
+
+    memory: int
+    pids: int
+
+
+_MIB = 2**20
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Bounds on what a lab takes from the host it shares with other labs.
+
+    ``control_plane`` and ``workers`` bound each node container — its agent, the API server and
+    controllers on the control plane, its CNI and iptables calls — not its pods, which are
+    sibling containers on the host's engine: each pod container gets ``pods`` (the memory only
+    when it sets no ``limits.memory``). The defaults are about three times what a node used at
+    its peak in a lab under load (docs/reliability.md).
+    """
+
+    control_plane: Limits = Limits(memory=1024 * _MIB, pids=1024)
+    workers: Limits = Limits(memory=512 * _MIB, pids=1024)
+    pods: Limits = Limits(memory=ClusterConfig.pod_default_memory_limit, pids=ClusterConfig.pod_pids_limit)
+
+    def node(self, role: str) -> Limits:
+        """The limits of a node container of ``role``."""
+        return self.control_plane if role == ROLE_CONTROL_PLANE else self.workers
+
+
+@dataclass(frozen=True)
 class Topology:
     """A validated lab topology; ``source`` is the file it came from (for messages)."""
 
@@ -155,6 +186,8 @@ class Topology:
     node_lifecycle: NodeLifecycle = NodeLifecycle()
     #: serviceAccounts.tokenExpirationSeconds: the lifetime of pods' tokens (the kubelet renews them at 80 %)
     service_account_token_seconds: int = ClusterConfig().service_account_token_seconds
+    #: resources: memory and process limits of the node containers and of pods
+    resources: Resources = Resources()
     source: str = "<topology>"
 
     @property
@@ -167,7 +200,9 @@ class Topology:
         net = self.networking
         return ClusterConfig(name=self.name, pod_subnet=net.pod_subnet, service_subnet=net.service_subnet,
                              node_port_range=net.node_port_range, lifecycle=self.node_lifecycle.timings(),
-                             service_account_token_seconds=self.service_account_token_seconds)
+                             service_account_token_seconds=self.service_account_token_seconds,
+                             pod_default_memory_limit=self.resources.pods.memory,
+                             pod_pids_limit=self.resources.pods.pids)
 
     @property
     def workers(self) -> tuple[NodeSpec, ...]:

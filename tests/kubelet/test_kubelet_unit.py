@@ -136,8 +136,9 @@ def test_offline_message_names_image_and_alternatives():
 
 # -- Docker create arguments ---------------------------------------------------------------
 def test_limits_become_memory_and_cfs_quota():
-    limits = resource_limits({"resources": {"limits": {"memory": "128Mi", "cpu": "500m"}}})
-    assert limits == {"mem_limit": 128 * 2**20, "cpu_period": 100000, "cpu_quota": 50000, "cpu_shares": 512}
+    limits = resource_limits({"resources": {"limits": {"memory": "128Mi", "cpu": "500m"}}}, ClusterConfig())
+    assert limits == {"mem_limit": 128 * 2**20, "cpu_period": 100000, "cpu_quota": 50000, "cpu_shares": 512,
+                      "pids_limit": ClusterConfig().pod_pids_limit}
 
 
 def test_sandbox_has_dockershim_name_labels_dns_and_no_network():
@@ -157,7 +158,8 @@ def test_app_container_joins_sandbox_and_honours_command_args_env_workdir():
                  "env": [{"name": "GREETING", "value": "hi"},
                          {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                          {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}
-    spec = build_container(pod([container]), container, "labctl/web:v1", "sb1", 2, "lab", "lab-worker", "10.0.0.5")
+    spec = build_container(pod([container]), container, "labctl/web:v1", "sb1", 2, ClusterConfig(name="lab"),
+                           "lab-worker", "10.0.0.5")
     assert spec.name == "k8s_app_web-1_default_u-1_2" and spec.image == "labctl/web:v1"
     assert spec.host_config["network_mode"] == "container:sb1" and spec.host_config["ipc_mode"] == "container:sb1"
     assert spec.kwargs["entrypoint"] == ["sh", "-c"] and spec.kwargs["command"] == ["echo hi $(x)"]

@@ -244,7 +244,7 @@ BROKEN = {
               "apiServerPort, apiServerAddress; got a list"]),
     "not a mapping": ("- role: control-plane\n", [
         "the topology must be a mapping with fields apiVersion, kind, name, nodes, networking, portMappings, images, "
-        "nodeLifecycle, serviceAccounts; got a list"]),
+        "nodeLifecycle, serviceAccounts, resources; got a list"]),
     "malformed YAML": ("""
         nodes:
           - role: control-plane

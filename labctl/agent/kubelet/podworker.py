@@ -273,7 +273,7 @@ class PodWorker:
         if resolved is None:
             return ""
         ctx = self.ctx
-        spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster.name,
+        spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster,
                                ctx.runtime.node_container, self.pod_ip, ctx.cfg.internal_ip)
         try:
             tokens = ctx.tokens if ctx.tokens is not None and ctx.tokens.wanted(self.pod) else None

@@ -138,13 +138,13 @@ def build_sandbox(pod: dict, cluster: ClusterConfig, node_container: str, attemp
                       {"hostname": ref.name[:63]})
 
 
-def resource_limits(container: dict) -> dict[str, Any]:
-    """limits.memory → Memory, limits.cpu → CFS quota, requests.cpu → shares, as the kubelet sets."""
+def resource_limits(container: dict, cluster: ClusterConfig) -> dict[str, Any]:
+    """limits.memory → Memory, limits.cpu → CFS quota, requests.cpu → shares, as the kubelet sets;
+    without limits.memory the lab's default (topology ``resources.pods``), and its pids limit always."""
     resources = container.get("resources") or {}
     limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
-    out: dict[str, Any] = {}
-    if "memory" in limits:
-        out["mem_limit"] = value(limits["memory"])
+    out: dict[str, Any] = {"pids_limit": cluster.pod_pids_limit}
+    out["mem_limit"] = value(limits["memory"]) if "memory" in limits else cluster.pod_default_memory_limit
     if "cpu" in limits:
         out["cpu_period"] = CPU_PERIOD_US
         out["cpu_quota"] = max(1000, milli_value(limits["cpu"]) * CPU_PERIOD_US // 1000)
@@ -192,7 +192,7 @@ def build_env(pod: dict, container: dict, pod_ip: str, host_ip: str) -> dict[str
     return env
 
 
-def build_container(pod: dict, container: dict, image: str, sandbox_id: str, attempt: int, cluster: str,
+def build_container(pod: dict, container: dict, image: str, sandbox_id: str, attempt: int, cluster: ClusterConfig,
                     node_container: str, pod_ip: str = "", host_ip: str = "") -> CreateSpec:
     """An app container joined to the sandbox's network and IPC namespaces."""
     ref = PodRef.of(pod)
@@ -210,9 +210,9 @@ def build_container(pod: dict, container: dict, image: str, sandbox_id: str, att
     if container.get("tty"):
         kwargs["tty"] = True
     host_config = {"network_mode": f"container:{sandbox_id}", "ipc_mode": f"container:{sandbox_id}",
-                   **resource_limits(container)}
+                   **resource_limits(container, cluster)}
     return CreateSpec(docker_name(ref, container["name"], attempt), image,
-                      pod_labels(ref, cluster, node_container, container["name"], attempt), host_config, kwargs)
+                      pod_labels(ref, cluster.name, node_container, container["name"], attempt), host_config, kwargs)
 
 
 class Runtime:
