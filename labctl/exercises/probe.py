@@ -40,6 +40,7 @@ from .relations import (
     revision,
     rollout_complete,
     serving_pods,
+    worker_entry_points,
 )
 from .traffic import Answer, get
 
@@ -113,7 +114,8 @@ class ProbeRun:
         if workload is not None:
             found = find_services(snap, workload, self.workload_ref.kind, ServiceRef(type=self.via))
             service = found[0] if found else None
-        self.entry = entry_points(snap, service, self.via) if service else []
+        points = entry_points(snap, service, self.via) if service else []
+        self.entry = worker_entry_points(snap, points) if self.via == "NodePort" else points
         name = service["metadata"]["name"] if service and self.entry else None
         self.recorder.target(now, name, self.via, [f"{h}:{p}" for h, p in self.entry])
         if service is not None:
@@ -198,7 +200,7 @@ class ProbeRun:
                 await asyncio.wait_for(self.stopping.wait(), WRITE_EVERY)
             except TimeoutError:
                 pass
-        await asyncio.sleep(2.5)  # the last requests' answers
+        await asyncio.sleep(3.5)  # the last requests' answers
         self.write_result()
 
     def write_result(self) -> None:

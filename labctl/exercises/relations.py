@@ -18,13 +18,16 @@ from ..kube.labels import format_labels, selector_from_set
 from ..kube.objects import controller_of, node_address, pod_is_ready
 from .model import ServiceRef, WorkloadRef
 
-__all__ = ["REVISION", "Snapshot", "current_replicaset", "endpoint_ips", "entry_points", "find_services",
-           "find_workload", "pods_of", "revision", "rollout_complete", "take_snapshot"]
+__all__ = ["REVISION", "Snapshot", "candidate_services", "current_replicaset", "endpoint_ips", "entry_points",
+           "explain_no_service", "find_services", "find_workload", "owned_by", "pods_of", "replicasets_of", "revision",
+           "rollout_complete", "serving_pods", "take_snapshot", "template_labels", "worker_entry_points"]
 
 Obj = dict[str, Any]
 
 #: the Deployment controller's revision annotation (on Deployments and their ReplicaSets)
 REVISION = "deployment.kubernetes.io/revision"
+#: the label kubeadm (and labctl's node agent) puts on control-plane nodes
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 
 _PLURALS = {"Deployment": "deployments", "ReplicaSet": "replicasets"}
 
@@ -216,6 +219,18 @@ def entry_points(snap: Snapshot, service: Obj, via: str) -> list[tuple[str, int]
         return [(a, int(port["nodePort"])) for a in addresses if a]
     ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     return [(i["ip"], int(port.get("port", 0))) for i in ingress if i.get("ip")]
+
+
+def worker_entry_points(snap: Snapshot, points: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """``points`` without the control-plane nodes' addresses, unless nothing else is left.
+
+    The during probe sends through the workers' node ports: the control plane runs the probe
+    itself, the API server and the controllers, and on a loaded machine its proxy is the one
+    that lags behind an endpoint change — the lab's fault, not the student's.
+    """
+    control = {node_address(n) for n in snap.nodes
+               if CONTROL_PLANE_LABEL in ((n.get("metadata") or {}).get("labels") or {})}
+    return [p for p in points if p[0] not in control] or points
 
 
 def rollout_complete(snap: Snapshot, deployment: Obj) -> bool:

@@ -51,6 +51,8 @@ def active(lab: Lab) -> tuple[LabStore, Active]:
 
 
 async def start(lab: Lab, exercise_id: str, progress: Progress = NoProgress()) -> Active:
+    """Start ``exercise_id`` in ``lab``, ending the active one: new parameter values, a fresh
+    namespace, the kubectl context pointed at it, the setup applied, the probes watching."""
     definition = load_definition(exercise_id)
     store = LabStore(lab)
     progress.start(f"Starting exercise {exercise_id}")
@@ -109,6 +111,7 @@ async def solve(lab: Lab, exercise_id: str, progress: Progress = NoProgress()) -
 
 
 async def check(lab: Lab) -> Grade:
+    """Grade the active exercise now."""
     store, current = active(lab)
     return await grade(lab, store, current.exercise, current.state)
 
@@ -138,6 +141,7 @@ async def hint(lab: Lab, check_id: str | None = None) -> tuple[CheckSpec, int, s
 
 
 async def answer(lab: Lab, key: str, value: str) -> CheckSpec:
+    """Record the student's answer to question ``key`` (checked against the cluster by ``check``)."""
     store, current = active(lab)
     spec = next((c for c in current.exercise.checks if c.kind == "question" and c.params.get("key") == key), None)
     if spec is None:
@@ -164,6 +168,7 @@ class SelftestResult:
 
 
 async def selftest(lab: Lab, exercise_ids: list[str], progress: Progress = NoProgress()) -> list[SelftestResult]:
+    """Prove each exercise: started and untouched it fails (without grader errors), solved it passes."""
     results = []
     for exercise_id in exercise_ids:
         result = SelftestResult(exercise_id)

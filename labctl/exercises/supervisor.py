@@ -19,7 +19,7 @@ from ..errors import LabctlError
 from .model import Exercise, ProbeSpec
 from .state import PROBES_DIR, LabStore
 
-__all__ = ["STALE_AFTER", "ProbeStatus", "probe_status", "read_probe", "start_probes", "stop_probes"]
+__all__ = ["STALE_AFTER", "ProbeStatus", "probe_spec", "read_probe", "start_probes", "stop_probes"]
 
 #: seconds without a result write after which a running probe counts as dead
 STALE_AFTER = 10.0
@@ -107,6 +107,3 @@ class ProbeStatus:
             self.problem = (f"the probe stopped writing {age:.0f}s ago (its node restarted?); "
                             "events since then were not watched")
 
-
-def probe_status(store: LabStore, probe_id: str) -> ProbeStatus:
-    return ProbeStatus(read_probe(store, probe_id))

@@ -44,7 +44,7 @@ class Answer:
         return ""
 
 
-async def get(host: str, port: int, path: str = "/", timeout: float = 2.0) -> Answer:
+async def get(host: str, port: int, path: str = "/", timeout: float = 3.0) -> Answer:
     """``GET path`` on a new connection to ``host:port``; never raises: a failure is an :class:`Answer` too."""
     started = time.time()
     target = f"{host}:{port}"
@@ -75,7 +75,7 @@ async def get(host: str, port: int, path: str = "/", timeout: float = 2.0) -> An
     return Answer(started, target, True, status, text)
 
 
-async def sample(targets: list[tuple[str, int]], count: int, path: str = "/", timeout: float = 2.0,
+async def sample(targets: list[tuple[str, int]], count: int, path: str = "/", timeout: float = 3.0,
                  parallel: int = 8) -> list[Answer]:
     """``count`` requests spread over ``targets`` in turn, ``parallel`` at a time."""
     gate = asyncio.Semaphore(parallel)

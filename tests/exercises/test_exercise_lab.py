@@ -136,7 +136,7 @@ def test_a_recreate_rollout_fails_with_the_failed_requests_and_their_window(lab,
     assert any("requests failed" in (f.get("message") or "") for f in failures)
 
 
-def test_a_service_whose_selector_matches_nothing_fails_saying_so(lab):
+def test_a_service_whose_selector_matches_nothing_fails_saying_so_and_a_rollout_nobody_watched_fails(lab):
     exercise(lab, "start", "class-rolling-update")
     apply(lab, *storefront({"type": "RollingUpdate"}, selector={"tier": "store-front"}))
     lab.kubectl.run("rollout", "status", "deployment/shop-frontend", "--timeout=120s", timeout=140)
@@ -147,6 +147,20 @@ def test_a_service_whose_selector_matches_nothing_fails_saying_so(lab):
     assert "tier=storefront" in checks["service"]["message"]  # what the pods are labelled
     assert checks["no-failed-request"]["status"] == "fail"
     assert "found no NodePort Service whose selector matches" in checks["no-failed-request"]["message"]
+    # roll out while the Service selects nothing, then fix it: that rollout was watched by nobody
+    lab.kubectl.run("set", "image", "deployment/shop-frontend", "app=nginx:1.16.1")
+    lab.kubectl.run("rollout", "status", "deployment/shop-frontend", "--timeout=120s", timeout=140)
+    apply(lab, storefront({"type": "RollingUpdate"})[1])
+
+    def closed():
+        result = graded(lab)
+        events = by_id(result)["no-failed-request"]["evidence"].get("events") or []
+        return events and events[-1].get("closed") and by_id(result)
+    checks = wait_for(closed, timeout=60, interval=1, what="the unwatched rollout closed")
+    assert checks["service"]["status"] == "pass" and checks["new-revision"]["status"] == "pass"
+    assert checks["no-failed-request"]["status"] == "fail"
+    assert "it was not watched: no Service of the expected type selected the pods" in \
+        checks["no-failed-request"]["message"]
 
 
 def _not_passed(lab) -> dict:

@@ -20,7 +20,10 @@ def test_selftest_passes_for_every_exercise_and_down_leaves_nothing(lab):
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
     for exercise_id in ids:
         assert exercise_id in proc.stdout
-    # the last exercise's probes are running; down must take them and the state with it
+    # an exercise whose probe is running (a solved one's probe has stopped by itself): down must
+    # take the probe and the exercise state with it
+    start = labctl("exercise", "start", "class-rolling-update", "--name", lab.name, env=lab.env)
+    assert start.returncode == 0, start.stderr
     assert "labctl.exercises.probe run" in lab.exec("control-plane", "ps", "-eo", "args").stdout
     assert lab.down().returncode == 0
     left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=io.labctl.cluster={lab.name}"],
