@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...client.rest import APIClient
 from ...cluster.lab import Lab
-from ...inspect import LabNetwork
-from ...inspect import snapshot as inspect_snapshot
 from ..model import CheckSpec, Exercise, Status
 from ..relations import Snapshot
 from ..state import ExerciseState, LabStore
+
+if TYPE_CHECKING:
+    from ...inspect import LabNetwork
 
 __all__ = ["KINDS", "CannotJudge", "Context", "Unmet", "Verdict", "kind"]
 
@@ -70,7 +71,9 @@ class Context:
     async def network(self, conntrack: bool = False) -> LabNetwork:
         """Every node's links, routes and rules (:mod:`labctl.inspect`), shared by the checks of a grading."""
         if conntrack not in self._networks:
-            self._networks[conntrack] = asyncio.ensure_future(inspect_snapshot(self.lab, conntrack=conntrack))
+            from ...inspect import snapshot  # only gradings with node checks pay for importing it
+
+            self._networks[conntrack] = asyncio.ensure_future(snapshot(self.lab, conntrack=conntrack))
         return await self._networks[conntrack]
 
 
