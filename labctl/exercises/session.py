@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from ..client.rest import APIClient, APIStatusError, resource_path
@@ -19,7 +21,7 @@ from ..errors import LabctlError
 from ..kubeconfig import context_name
 from ..progress import NoProgress, Progress
 from .grader import grade
-from .loader import load_definition
+from .loader import Definition, load_definition
 from .model import CheckSpec, Exercise, Grade, Status
 from .state import ExerciseState, LabStore
 from .steps import run_steps
@@ -55,7 +57,12 @@ async def start(lab: Lab, exercise_id: str, progress: Progress = NoProgress()) -
     namespace, the kubectl context pointed at it, the setup applied, the probes watching."""
     definition = load_definition(exercise_id)
     store = LabStore(lab)
-    progress.start(f"Starting exercise {exercise_id}")
+    async with _step(progress, f"Starting exercise {exercise_id}"):
+        return await _start(lab, store, definition, progress)
+
+
+async def _start(lab: Lab, store: LabStore, definition: Definition, progress: Progress) -> Active:
+    exercise_id = definition.id
     previous = store.read_state()
     await stop_probes(store)
     state = ExerciseState.new(exercise_id, "", definition.choose_parameters())
@@ -69,7 +76,6 @@ async def start(lab: Lab, exercise_id: str, progress: Progress = NoProgress()) -
     state.started_at = time.time()
     await store.write_state(state)
     await _set_up(lab, store, exercise, state, progress)
-    progress.end(True)
     return Active(state, exercise)
 
 
@@ -77,15 +83,14 @@ async def reset(lab: Lab, progress: Progress = NoProgress()) -> Active:
     """Back to the state right after ``start``: same values, a fresh namespace, probes restarted.
     Answers are cleared (they were about objects that are gone); hints already seen stay counted."""
     store, current = active(lab)
-    progress.start(f"Resetting exercise {current.exercise.id}")
-    await stop_probes(store)
-    async with lab.api() as api:
-        await _fresh_namespace(api, current.exercise)
-    await _point_context(lab, current.exercise.namespace)
-    current.state.started_at, current.state.answers = time.time(), {}
-    await store.write_state(current.state)
-    await _set_up(lab, store, current.exercise, current.state, progress)
-    progress.end(True)
+    async with _step(progress, f"Resetting exercise {current.exercise.id}"):
+        await stop_probes(store)
+        async with lab.api() as api:
+            await _fresh_namespace(api, current.exercise)
+        await _point_context(lab, current.exercise.namespace)
+        current.state.started_at, current.state.answers = time.time(), {}
+        await store.write_state(current.state)
+        await _set_up(lab, store, current.exercise, current.state, progress)
     return current
 
 
@@ -104,10 +109,21 @@ async def solve(lab: Lab, exercise_id: str, progress: Progress = NoProgress()) -
         current = await start(lab, exercise_id, progress)
     else:
         current = Active(state, load_definition(exercise_id).build(state.parameters))
-    progress.start(f"Applying the reference solution of {exercise_id}")
-    await run_steps(lab, store, current.exercise, current.state, current.exercise.solution, progress)
-    progress.end(True)
+    async with _step(progress, f"Applying the reference solution of {exercise_id}"):
+        await run_steps(lab, store, current.exercise, current.state, current.exercise.solution, progress)
     return current
+
+
+@asynccontextmanager
+async def _step(progress: Progress, message: str) -> AsyncIterator[None]:
+    """A step of ``progress`` that ends ✗ when its body raises."""
+    progress.start(message)
+    try:
+        yield
+    except BaseException:
+        progress.end(False)
+        raise
+    progress.end(True)
 
 
 async def check(lab: Lab) -> Grade:
