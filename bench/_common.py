@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def per_second(fn: Callable[[], object], seconds: float = 0.5) -> float:

@@ -24,8 +24,9 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.apiserver import APIServerProcess  # noqa: E402
-from _common import write_json  # noqa: E402
+from _common import write_json
+
+from support.apiserver import APIServerProcess
 
 
 def pod(name: str) -> dict:
@@ -118,7 +119,7 @@ async def fan_out(session: aiohttp.ClientSession, url: str, watchers: int, event
 
 def pct(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def run(args: argparse.Namespace) -> dict:

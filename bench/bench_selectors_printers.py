@@ -12,16 +12,17 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labctl.kube.printers import POD_TABLE, build_table  # noqa: E402
-from labctl.apiserver.selectors import parse_field_selector, parse_label_selector  # noqa: E402
-from _common import per_second  # noqa: E402
+from _common import per_second
 
-NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+from labctl.apiserver.selectors import parse_field_selector, parse_label_selector
+from labctl.kube.printers import POD_TABLE, build_table
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 def make_pod(i: int) -> dict:

@@ -18,14 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "unit"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import orjson  # noqa: E402
-import yaml  # noqa: E402
+import orjson
+import yaml
+from test_validation import deployment, pod, replicaset, service
 
-from labctl.apiserver import decode, typecheck  # noqa: E402
-from labctl.apiserver.errors import APIError  # noqa: E402
-from labctl.apiserver.strategies import strategy_for  # noqa: E402
-from support.hostile import alias_bomb, nested_json, nested_yaml_block, nested_yaml_flow  # noqa: E402
-from test_validation import deployment, pod, replicaset, service  # noqa: E402
+from labctl.apiserver import decode, typecheck
+from labctl.apiserver.errors import APIError
+from labctl.apiserver.strategies import strategy_for
+from support.hostile import alias_bomb, nested_json, nested_yaml_block, nested_yaml_flow
 
 KINDS = {"pods": ("v1", "Pod"), "services": ("v1", "Service"), "replicasets": ("apps/v1", "ReplicaSet"),
          "deployments": ("apps/v1", "Deployment")}

@@ -80,7 +80,7 @@ def call(cni_path: Path, node: str, plugin: str, command: str, cid: str, netns: 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def summary(runs: list[tuple[float, float]]) -> dict[str, float]:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dnslib import DNSRecord  # noqa: E402
+from dnslib import DNSRecord
 
-from labctl.dns.records import ClusterZone  # noqa: E402
-from labctl.dns.server import DNSServer, Forwarder  # noqa: E402
+from labctl.dns.records import ClusterZone
+from labctl.dns.server import DNSServer, Forwarder
 
 
 def build_caches(n: int) -> tuple[dict, dict]:

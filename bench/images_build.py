@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labctl import images  # noqa: E402
-from labctl.engine.sdk import connect  # noqa: E402
+from labctl import images
+from labctl.engine.sdk import connect
 
 
 def remove_lab_images(client) -> int:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labctl.client.rest import APIClient, APIStatusError, Credentials, resource_path  # noqa: E402
+from labctl.client.rest import APIClient, APIStatusError, Credentials, resource_path
 
 KUBELET = "/opt/labctl/bin/python3 -m labctl.agent.kubelet > /var/log/labctl-kubelet.log 2>&1"
 

@@ -22,8 +22,8 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.apiserver import APIServerProcess  # noqa: E402
-from labctl.cluster.kubectl import find_kubectl  # noqa: E402
+from labctl.cluster.kubectl import find_kubectl
+from support.apiserver import APIServerProcess
 
 IMAGE = "labctl/web:v1"
 

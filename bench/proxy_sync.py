@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labctl.proxy import Proxier  # noqa: E402
-from labctl.proxy.iptables import IPTables  # noqa: E402
-from labctl.proxy.rules import build_ruleset  # noqa: E402
+from labctl.proxy import Proxier
+from labctl.proxy.iptables import IPTables
+from labctl.proxy.rules import build_ruleset
 
 ENDPOINTS_PER_SERVICE = 4
 
@@ -54,7 +54,7 @@ class Netns:
     def __init__(self, tag: str) -> None:
         self.name = f"lpxbench{os.getpid()}{tag}"
 
-    def __enter__(self) -> "Netns":
+    def __enter__(self) -> Netns:
         subprocess.run(["ip", "netns", "add", self.name], check=True)
         return self
 

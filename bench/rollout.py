@@ -32,15 +32,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from support.apiserver import APIServerProcess  # noqa: E402
+from labctl.client.rest import APIClient, Credentials, resource_path  # noqa: E402
 from labctl.cluster.kubectl import Kubectl, find_kubectl  # noqa: E402
 from labctl.cluster.scratch import write_topology  # noqa: E402
-from support.lab import labctl  # noqa: E402
-
-from labctl.client.rest import APIClient, Credentials, resource_path  # noqa: E402
 from labctl.controllers import _rollout as ro  # noqa: E402
 from labctl.controllers.context import ControllerContext  # noqa: E402
 from labctl.controllers.replicaset import ReplicaSetController  # noqa: E402
+from support.apiserver import APIServerProcess  # noqa: E402
+from support.lab import labctl  # noqa: E402
 
 KUBELET = "/opt/labctl/bin/python3 -m labctl.agent.kubelet > /var/log/labctl-kubelet.log 2>&1"
 

@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "controllers"))
-from scheduler_harness import SchedulerThread, node_object, register_nodes  # noqa: E402
-from support.apiserver import APIServerProcess  # noqa: E402
+from scheduler_harness import SchedulerThread, node_object, register_nodes
 
-from labctl.client.informer import FuncHandler, Informer  # noqa: E402
-from labctl.client.rest import APIClient, Credentials, resource_path  # noqa: E402
-from labctl.controllers._schedcache import SchedulerCache  # noqa: E402
-from labctl.controllers._scheduling import schedule  # noqa: E402
+from labctl.client.informer import FuncHandler, Informer
+from labctl.client.rest import APIClient, Credentials, resource_path
+from labctl.controllers._schedcache import SchedulerCache
+from labctl.controllers._scheduling import schedule
+from support.apiserver import APIServerProcess
 
 
 def pod(name: str, owner_uid: str) -> dict:

@@ -32,7 +32,6 @@ from labctl.cluster.kubectl import Kubectl, find_kubectl  # noqa: E402
 from labctl.cluster.scratch import write_topology  # noqa: E402
 from support.lab import labctl  # noqa: E402
 
-
 BACKEND = """
 import asyncio
 ANSWER = b"HTTP/1.0 200 OK\\r\\nContent-Length: 3\\r\\nConnection: close\\r\\n\\r\\nok\\n"

@@ -20,8 +20,7 @@ import uuid
 from pathlib import Path
 
 import yaml
-
-from _common import write_json  # noqa: E402
+from _common import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 

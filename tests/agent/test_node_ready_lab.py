@@ -15,13 +15,13 @@ import subprocess
 import time
 
 import pytest
-from support.lab import Lab
 
 from labctl.client.waiting import wait_for
 from labctl.cluster.scratch import unique_name
 from labctl.controllers.context import NODE_MONITOR_PERIOD_SECONDS as MONITOR
 from labctl.kube.meta import parse_time
 from labctl.kube.objects import NODE_CONDITION_TYPES, get_condition
+from support.lab import Lab
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
@@ -75,7 +75,7 @@ def test_paused_worker_goes_unknown_by_node_lifecycle_and_its_kubelet_reasserts_
     lab = node_lab
     wait_for(lambda: ready(node(lab)).get("status") == "True" and not unreachable_taints(node(lab)),
              timeout=30, what="worker Ready without taints")
-    since = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    since = dt.datetime.now(dt.UTC).replace(microsecond=0)
     subprocess.run(["docker", "pause", f"{lab.name}-worker"], check=True, capture_output=True)
     paused = time.monotonic()
     try:

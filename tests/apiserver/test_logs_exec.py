@@ -369,7 +369,7 @@ async def _read_log(server, pod: str, **options) -> bytes:
 
 
 def test_client_reads_logs_with_kubectls_options(shared_apiserver, logs_pod):
-    run = lambda **options: asyncio.run(_read_log(shared_apiserver, "logs", **options))  # noqa: E731
+    run = lambda **options: asyncio.run(_read_log(shared_apiserver, "logs", **options))
     assert run(container="a") == b"line1\nline2\nline3\nline4\nline5\n"
     assert run(container="a", tail_lines=2) == b"line4\nline5\n"
     assert run(container="a", limit_bytes=8) == b"line1\nli"

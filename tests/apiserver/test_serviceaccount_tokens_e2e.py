@@ -96,7 +96,7 @@ def test_tampered_and_foreign_tokens_are_unauthorized(admin, shared_apiserver, t
     token = admin.run("create", "token", "default").stdout.strip()
     # the token as issued works (and kubectl has discovered the API: the 401 below is the GET's)
     assert as_token(admin, shared_apiserver, token, tmp_path).run("get", "pods").returncode == 0
-    head, body, sig = token.split(".")
+    head, _body, sig = token.split(".")
     claims = claims_of(token)
     claims["sub"] = "system:serviceaccount:kube-system:default"
     claims["kubernetes.io"]["namespace"] = "kube-system"

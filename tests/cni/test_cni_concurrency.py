@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-
 from cni_helpers import Flavour, unique
 
 pytestmark = pytest.mark.root

@@ -12,7 +12,6 @@ import sys
 from typing import Any
 
 import pytest
-
 from cni_helpers import REPO, Flavour, unique
 
 #: Imported by nothing on a plugin's exec path: pyroute2 and the stdlib modules that cost most.

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from cni_helpers import Netns
 
 pytestmark = pytest.mark.root

@@ -9,7 +9,6 @@ import subprocess
 from typing import Any
 
 import pytest
-
 from cni_helpers import GATEWAY, POD_CIDR, Flavour, unique
 
 pytestmark = pytest.mark.root

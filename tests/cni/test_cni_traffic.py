@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 import pytest
-
 from cni_helpers import Flavour, unique
 
 pytestmark = pytest.mark.root

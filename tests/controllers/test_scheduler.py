@@ -15,9 +15,9 @@ import uuid
 from collections import Counter
 
 import pytest
+from scheduler_harness import SchedulerThread, node_object, register_nodes
 
 from labctl.client.rest import APIClient, Credentials, resource_path
-from scheduler_harness import SchedulerThread, node_object, register_nodes
 from labctl.cluster.kubectl import Kubectl
 
 CP_TAINT_REASON = "1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"

@@ -13,8 +13,8 @@ import urllib.request
 
 import pytest
 
-from support.lab import Lab, unique_name
 from labctl.client.waiting import wait_for
+from support.lab import Lab, unique_name
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 

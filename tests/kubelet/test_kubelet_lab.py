@@ -15,6 +15,7 @@ import re
 import subprocess
 
 import pytest
+
 from labctl.client.waiting import wait_for as _wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]

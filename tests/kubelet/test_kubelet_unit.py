@@ -7,10 +7,18 @@ import pytest
 from labctl.agent.kubelet.backoff import Backoff
 from labctl.agent.kubelet.images import alias_for, offline_message, split_tag, with_default_tag
 from labctl.agent.kubelet.network import build_netconf, result_ip, wanted_routes
-from labctl.clusterconfig import ClusterConfig
-from labctl.agent.kubelet.runtime import (ContainerRecord, PodRef, build_container, build_sandbox, docker_epoch,
-                                          docker_time, expand, resource_limits)
+from labctl.agent.kubelet.runtime import (
+    ContainerRecord,
+    PodRef,
+    build_container,
+    build_sandbox,
+    docker_epoch,
+    docker_time,
+    expand,
+    resource_limits,
+)
 from labctl.agent.kubelet.status import ContainerView, build_pod_status, container_status, pod_phase, qos_class
+from labctl.clusterconfig import ClusterConfig
 from labctl.kube import containers as c
 
 NOW = "2026-11-30T10:00:00Z"

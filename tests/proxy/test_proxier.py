@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -200,7 +201,7 @@ def test_runner_coalesces_bursts():
     # one run at once, at most one per min_interval while the requests come, one after them: a
     # burst of 0.2 s costs at most 3 runs however slowly the machine went through it
     assert 1 <= len(calls) <= 2 + int(burst / 0.2)
-    assert all(b - a >= 0.19 for a, b in zip(calls, calls[1:]))
+    assert all(b - a >= 0.19 for a, b in itertools.pairwise(calls))
 
 
 def test_runner_retries_after_failure_with_backoff():

@@ -9,8 +9,8 @@ from __future__ import annotations
 from objects import endpoints, ep_port, port, service
 
 from labctl.proxy import chains
-from labctl.proxy.changes import endpoints_to_map, service_to_port_map
 from labctl.proxy.chains import JUMP_CHAINS
+from labctl.proxy.changes import endpoints_to_map, service_to_port_map
 from labctl.proxy.rules import NodeConfig, build_ruleset, declared_chains
 
 SVC1 = "KUBE-SVC-XPGD46QRK7WJZT7O"

@@ -15,7 +15,6 @@ from labctl.cluster.scratch import unique_name
 from support.lab import Lab
 
 
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

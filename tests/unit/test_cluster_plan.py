@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labctl.cluster.plan import NODE_CAPABILITIES, node_config, container_spec, plan_from_topology
+from labctl.cluster.plan import NODE_CAPABILITIES, container_spec, node_config, plan_from_topology
 from labctl.topology import default_topology_path, load_topology
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from labctl.agent.lbannounce import announced_ips, announcer_for, eligible_nodes, gratuitous_arp_frame
-from labctl.controllers.endpoints import build_subsets, desired_labels, endpoints_relevant, find_port
 from labctl.clusterconfig import load_balancer_pool
+from labctl.controllers.endpoints import build_subsets, desired_labels, endpoints_relevant, find_port
 from labctl.controllers.loadbalancer import choose_ip, parse_pool
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,7 +10,7 @@ from labctl.apiserver.strategies import Strategy, strategy_for
 from labctl.kube.printers import TablePrinter, build_table, human_duration
 from labctl.kube.resources import RESOURCES
 
-NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 
 
 def ago(seconds: float) -> str:

@@ -6,8 +6,18 @@ import pytest
 
 from labctl.controllers._schedcache import SchedulerCache
 from labctl.controllers._scheduling import (
-    FitError, NodeInfo, PodInfo, UNRESOLVABLE, UNSCHEDULABLE, filter_node_affinity, filter_resources_fit,
-    filter_taint_toleration, pod_requests, run_filters, schedule, tolerates,
+    UNRESOLVABLE,
+    UNSCHEDULABLE,
+    FitError,
+    NodeInfo,
+    PodInfo,
+    filter_node_affinity,
+    filter_resources_fit,
+    filter_taint_toleration,
+    pod_requests,
+    run_filters,
+    schedule,
+    tolerates,
 )
 from labctl.controllers.scheduler import node_signature, unschedulable_condition, wants_scheduling
 
@@ -91,7 +101,7 @@ def test_node_selector_and_required_node_affinity():
     assert filter_node_affinity(pi(nodeSelector={"disk": "ssd"}), ni) is None
     assert filter_node_affinity(pi(nodeSelector={"disk": "hdd"}), ni).reasons == [
         "node(s) didn't match Pod's node affinity/selector"]
-    affinity = lambda *exprs: {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {  # noqa: E731
+    affinity = lambda *exprs: {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": list(exprs)}]}}}
     assert filter_node_affinity(pi(affinity=affinity({"key": "gen", "operator": "Gt", "values": ["2"]})), ni) is None
     assert filter_node_affinity(pi(affinity=affinity({"key": "disk", "operator": "NotIn", "values": ["ssd"]})), ni)

@@ -7,8 +7,14 @@ import pytest
 from labctl.apiserver.errors import APIError
 from labctl.apiserver.selectors import parse_field_selector, parse_label_selector
 from labctl.kube.labels import (
-    EVERYTHING, NOTHING, SelectorError, format_label_selector, format_labels, new_requirement,
-    selector_from_label_selector, selector_from_set,
+    EVERYTHING,
+    NOTHING,
+    SelectorError,
+    format_label_selector,
+    format_labels,
+    new_requirement,
+    selector_from_label_selector,
+    selector_from_set,
 )
 
 KEY_REGEX = ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "

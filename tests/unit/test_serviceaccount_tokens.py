@@ -15,8 +15,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from labctl.apiserver import errors
-from labctl.apiserver.serviceaccounts import (ISSUER, LEEWAY_SECONDS, InvalidToken, ServiceAccountTokens,
-                                              SigningKey, decode_jwt, ensure_signing_key)
+from labctl.apiserver.serviceaccounts import (
+    ISSUER,
+    LEEWAY_SECONDS,
+    InvalidToken,
+    ServiceAccountTokens,
+    SigningKey,
+    decode_jwt,
+    ensure_signing_key,
+)
 
 NOW = 1_800_000_000.0
 

@@ -9,11 +9,17 @@ import pytest
 from labctl.controllers import _podutil as pu
 from labctl.controllers._ownership import Expectations, controller_of
 from labctl.controllers.garbagecollector import classify_owners
-from labctl.controllers.nodelifecycle import (NOT_READY, UNREACHABLE, eviction_delay, reconcile_taints,
-                                              unknown_conditions, wanted_taints)
+from labctl.controllers.nodelifecycle import (
+    NOT_READY,
+    UNREACHABLE,
+    eviction_delay,
+    reconcile_taints,
+    unknown_conditions,
+    wanted_taints,
+)
 from labctl.controllers.replicaset import pod_from_template, replicaset_status
 
-NOW = dt.datetime(2026, 11, 30, 12, 0, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 30, 12, 0, 0, tzinfo=dt.UTC)
 
 
 def ts(seconds_ago: float) -> str:

@@ -10,7 +10,7 @@ from labctl.controllers import _rollout as ro
 from labctl.kube import intstr
 from labctl.kube.meta import timestamp
 
-NOW = dt.datetime(2026, 11, 30, 12, 0, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 30, 12, 0, 0, tzinfo=dt.UTC)
 
 
 def ts(seconds_ago: float) -> str:
