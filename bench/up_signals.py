@@ -5,7 +5,8 @@ The issue's experiment (51 runs of SIGINT: 4 left the lab network and bridge, 1 
 `RuntimeError: release unlocked lock`, 1 hung for 12 minutes; SIGTERM/SIGHUP left running
 nodes), repeated with all three signals. Each run creates a scratch lab (control plane + one
 worker) with a unique name, sends the signal a random moment after `up` starts creating it
-(spread evenly over --span seconds), waits at most --timeout seconds for it to exit, then
+(spread evenly over --span seconds; by default the duration of one
+uninterrupted `up` measured first), waits at most --timeout seconds for it to exit, then
 looks for anything left: containers, networks, volumes labelled with the lab, its host bridge,
 its kubeconfig context. A run whose `up` finished before the signal counts as "completed" and
 its lab is removed. Prints a table; ``--out FILE`` writes JSON.
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from _common import write_json
 
-from labctl.cluster.scratch import Interrupted, interrupt_up, unique_name
+from labctl.cluster.scratch import Interrupted, interrupt_up, unique_name, write_topology
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -53,18 +54,35 @@ def step_hit(stderr: str) -> str:
     return steps[-1].rstrip(" .").split(" (")[0] if steps else "(before the first step)"
 
 
+def measure_up() -> float:
+    """Seconds one uninterrupted `labctl up` of the same scratch lab takes (from its first line)."""
+    with tempfile.TemporaryDirectory(prefix="up-signals-") as tmp:
+        name = unique_name("sig")
+        topology = write_topology(Path(tmp) / "t.yaml", name, workers=1)
+        env = {**os.environ, "KUBECONFIG": str(Path(tmp) / "kubeconfig")}
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-m", "labctl", "up", "-q", "-t", str(topology)], check=True, env=env,
+                       capture_output=True)
+        took = time.monotonic() - started
+        subprocess.run([sys.executable, "-m", "labctl", "down", "--name", name], env=env, capture_output=True)
+    return took
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--span", type=float, default=15.0, help="signal moments spread over 0..SPAN seconds")
+    parser.add_argument("--span", type=float, default=None,
+                        help="signal moments spread over 0..SPAN seconds (default: one measured `up`)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds after the signal that count as a hang")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
+    span = args.span if args.span is not None else measure_up()
+    print(f"signal moments spread over 0..{span:.1f} s", flush=True)
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
-    moments = [rng.uniform(i * args.span / args.runs, (i + 1) * args.span / args.runs) for i in range(args.runs)]
+    moments = [rng.uniform(i * span / args.runs, (i + 1) * span / args.runs) for i in range(args.runs)]
     rng.shuffle(moments)
     rows = []
     started = time.monotonic()
@@ -82,7 +100,8 @@ def main() -> None:
                          "exit": run.returncode, "exit_after_s": round(run.seconds, 2), "left": run.left,
                          "stderr_tail": run.stderr[-600:] if result not in ("rolled back", "completed") else ""})
             print(f"{i + 1:3}/{len(moments)} {run.signal:7} at {delay:5.1f}s: {result:12} "
-                  f"exit {run.returncode} after {run.seconds:.1f}s, in {step!r} {run.left or ''}", flush=True)
+                  f"exit {run.returncode} after {run.seconds:.1f}s, in {step!r} "
+                  f"{'' if run.completed else run.left or ''}", flush=True)
 
     print(f"\n{'signal':8} {'runs':>5} {'rolled back':>12} {'completed':>10} {'left objects':>13} {'hung':>5} "
           f"{'other':>6} {'exit p50/max':>14}")
@@ -102,7 +121,7 @@ def main() -> None:
     for r in rows:
         steps[r["step"]] = steps.get(r["step"], 0) + 1
     print("\nsteps interrupted: " + ", ".join(f"{k} ×{v}" for k, v in sorted(steps.items(), key=lambda kv: -kv[1])))
-    write_json(args.out, {"seed": seed, "span_s": args.span, "machine": platform.platform(),
+    write_json(args.out, {"seed": seed, "span_s": round(span, 1), "machine": platform.platform(),
                           "cores": os.cpu_count(), "load": os.getloadavg(), "date": time.strftime("%Y-%m-%d"),
                           "wall_s": round(time.monotonic() - started, 1), "summary": summary, "steps": steps,
                           "runs": rows})

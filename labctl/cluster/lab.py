@@ -17,7 +17,7 @@ asyncio client, on the caller's event loop, so those methods are coroutines; lon
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,6 +205,8 @@ def up(topology: Topology, progress: Progress = NoProgress(), kubeconfig_path: P
         plan, kubeconfig = create_cluster(topology, node_image, progress, client, kubeconfig_path or default_path(),
                                           retain, cancel)
     except BaseException:
+        with suppress(OSError):  # the image step's ✗ (the terminal may be gone: SIGHUP)
+            progress.end(False)
         client.close()
         raise
     return Lab(plan.name, client, kubeconfig)
