@@ -22,6 +22,7 @@ from ..errors import LabctlError
 from .exercise import exercise_app
 from .net import register as register_network_commands
 from .status import Status
+from .tui import register as register_tui_command
 
 app = typer.Typer(help="Learn Kubernetes networking by touching it: a multi-node lab from Docker containers.",
                   add_completion=False, pretty_exceptions_enable=False)
@@ -30,6 +31,7 @@ get_app = typer.Typer(help="Show labctl objects.", no_args_is_help=True)
 app.add_typer(images_app, name="images")
 app.add_typer(get_app, name="get")
 register_network_commands(app)  # labctl net, labctl trace
+register_tui_command(app)  # labctl tui
 app.add_typer(exercise_app, name="exercise")
 
 # tables in a pipe or a log are not cut to 80 columns
