@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+
 class _Problems:
     """Problems found so far, each ``<field path>: <message>``."""
 

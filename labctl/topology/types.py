@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Iterable, Mapping
 
-from labctl.clusterconfig import (DEFAULT_NODE_PORT_RANGE, DEFAULT_POD_SUBNET, DEFAULT_SERVICE_SUBNET,
-                                  ClusterConfig, NodeLifecycleTimings)
+from labctl.clusterconfig import (
+    DEFAULT_NODE_PORT_RANGE,
+    DEFAULT_POD_SUBNET,
+    DEFAULT_SERVICE_SUBNET,
+    ClusterConfig,
+    NodeLifecycleTimings,
+)
 from labctl.errors import LabctlError
 from labctl.topology._fields import _check_networks, _parse_cidr, _Problems, _quote
 

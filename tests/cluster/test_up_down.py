@@ -33,7 +33,7 @@ def host_state() -> dict[str, list[str]]:
         "containers": lines("docker", "ps", "-aq", "--no-trunc"),
         "networks": lines("docker", "network", "ls", "-q", "--no-trunc"),
         "volumes": lines("docker", "volume", "ls", "-q"),
-        "links": [re.sub(r"^\d+: ", "", l).split("@")[0].split(":")[0] for l in lines("ip", "-o", "link")],
+        "links": [re.sub(r"^\d+: ", "", line).split("@")[0].split(":")[0] for line in lines("ip", "-o", "link")],
         "iptables": sorted(iptables),
     }
 

@@ -12,8 +12,18 @@ import pytest
 from labctl.errors import LabctlError
 from labctl.kube.containers import node_container_name
 from labctl.topology import (
-    CONTROL_PLANE_TAINT, SHIPPED_TOPOLOGIES, Taint, TopologyError, default_topology_path, find_topology,
-    format_duration, load_topology, normalize_image, parse_duration, parse_topology, pick_lab_subnet,
+    CONTROL_PLANE_TAINT,
+    SHIPPED_TOPOLOGIES,
+    Taint,
+    TopologyError,
+    default_topology_path,
+    find_topology,
+    format_duration,
+    load_topology,
+    normalize_image,
+    parse_duration,
+    parse_topology,
+    pick_lab_subnet,
 )
 
 REPO = Path(__file__).resolve().parents[2]
