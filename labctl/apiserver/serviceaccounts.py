@@ -394,7 +394,7 @@ class ServiceAccountTokens:
             node_name = (obj.get("spec") or {}).get("nodeName")
             node = self._get("nodes", "", node_name) if node_name else None
             if node is not None:  # informational, as kube's ServiceAccountTokenPodNodeInfo
-                bound["node"] = ObjectRef(node["metadata"]["name"], node["metadata"]["uid"])
+                bound["node"] = ObjectRef(node_name, node["metadata"]["uid"])
         return bound
 
     # -- issuer discovery (served unauthenticated by kube: /.well-known/openid-configuration) ------
