@@ -393,7 +393,7 @@ class ServiceAccountTokens:
                                          "different serviceaccount name.")
             node_name = (obj.get("spec") or {}).get("nodeName")
             node = self._get("nodes", "", node_name) if node_name else None
-            if node is not None:  # informational, as kube's ServiceAccountTokenPodNodeInfo
+            if node_name and node is not None:  # informational, as kube's ServiceAccountTokenPodNodeInfo
                 bound["node"] = ObjectRef(node_name, node["metadata"]["uid"])
         return bound
 
