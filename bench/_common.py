@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -22,3 +25,25 @@ def write_json(out: Path | None, result: dict) -> None:
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def existing_or_scratch_lab(name: str | None, prefix: str) -> Iterator[tuple[object, bool]]:
+    """``--name``'s lab, or a scratch lab made for the run and removed after; yields (lab, made here)."""
+    from labctl.cluster import Lab, down, up
+    from labctl.cluster.scratch import scratch_topology, unique_name
+    from labctl.topology.schema import parse_topology
+
+    created = None
+    if name:
+        lab = Lab.open(name)
+    else:
+        created = unique_name(prefix)
+        os.environ["KUBECONFIG"] = str(Path(tempfile.mkdtemp()) / "kubeconfig")
+        lab = up(parse_topology(scratch_topology(created), "<scratch>"))
+    try:
+        yield lab, created is not None
+    finally:
+        lab.close()
+        if created:
+            down(created)

@@ -24,19 +24,16 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from _common import write_json  # noqa: E402
+from _common import existing_or_scratch_lab, write_json  # noqa: E402
 
-from labctl.cluster import Lab, down, up  # noqa: E402
-from labctl.cluster.scratch import scratch_topology, unique_name  # noqa: E402
+from labctl.cluster import Lab  # noqa: E402
 from labctl.exercises import session  # noqa: E402
 from labctl.exercises.loader import list_definitions  # noqa: E402
-from labctl.topology.schema import parse_topology  # noqa: E402
 
 
 def time_checks(lab: Lab, runs: int) -> tuple[list[float], list[float], bool]:
@@ -61,15 +58,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    created = None
-    if args.name:
-        lab = Lab.open(args.name)
-    else:
-        created = unique_name("bx")
-        os.environ["KUBECONFIG"] = str(Path(tempfile.mkdtemp()) / "kubeconfig")
-        lab = up(parse_topology(scratch_topology(created), "<scratch>"))
     rows = []
-    try:
+    with existing_or_scratch_lab(args.name, "bx") as (lab, _created):
         for definition in list_definitions():
             asyncio.run(session.start(lab, definition.id))
             g0, c0, p0 = time_checks(lab, args.runs)
@@ -82,10 +72,6 @@ def main() -> None:
             print(f"{definition.id:26} grade p50 {row['grade_p50']*1000:6.0f} ms (max {row['grade_max']*1000:5.0f})"
                   f"   cli p50 {row['cli_p50']*1000:6.0f} ms (max {row['cli_max']*1000:5.0f})"
                   f"   do-nothing {'passed?!' if p0 else 'fails'}, solved {'passes' if p1 else 'FAILS'}", flush=True)
-    finally:
-        lab.close()
-        if created:
-            down(created)
     summary = {"grade_p50_across_pack": statistics.median(r["grade_p50"] for r in rows),
                "cli_p50_across_pack": statistics.median(r["cli_p50"] for r in rows)}
     print(f"\np50 across the pack: grade {summary['grade_p50_across_pack']*1000:.0f} ms, "

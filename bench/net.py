@@ -25,21 +25,18 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from _common import write_json  # noqa: E402
+from _common import existing_or_scratch_lab, write_json  # noqa: E402
 
 from labctl.cli.main import run  # noqa: E402
 from labctl.client.rest import APIStatusError, resource_path  # noqa: E402
 from labctl.client.waiting import wait_for  # noqa: E402
-from labctl.cluster import Lab, down, up  # noqa: E402
-from labctl.cluster.scratch import scratch_topology, unique_name  # noqa: E402
+from labctl.cluster import Lab  # noqa: E402
 from labctl.inspect import read_lab  # noqa: E402
-from labctl.topology.schema import parse_topology  # noqa: E402
 
 NAMESPACE = "bench-net"
 GROUPS = 10
@@ -96,14 +93,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    created = None
-    if args.name:
-        lab = Lab.open(args.name)
-    else:
-        created = unique_name("bn")
-        os.environ["KUBECONFIG"] = str(Path(tempfile.mkdtemp()) / "kubeconfig")
-        lab = up(parse_topology(scratch_topology(created), "<scratch>"))
-    try:
+    with existing_or_scratch_lab(args.name, "bn") as (lab, _created):
         asyncio.run(populate(lab, args.pods, args.services))
         wait_for(lambda: programmed(lab, args.pods, args.services), 600, 2.0,
                  what=f"{args.pods} pods behind {args.services} Services in every node's rules")
@@ -118,10 +108,6 @@ def main() -> None:
 
         cli_net = summary(timed(lambda: cli("net", "--name", lab.name), 5))
         cli_start = summary(timed(lambda: cli("--version"), 5))
-    finally:
-        lab.close()
-        if created:
-            down(created)
     result = {"machine": platform.platform(), "cpus": os.cpu_count(), "load": os.getloadavg(),
               "date": time.strftime("%Y-%m-%d"), "nodes": len(net.nodes), "pods": len(net.pods),
               "service_ports": len(net.nodes[0].services), "rules": rules, "snapshot": snapshot,

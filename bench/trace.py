@@ -22,7 +22,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,13 +29,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from _common import write_json  # noqa: E402
+from _common import existing_or_scratch_lab, write_json  # noqa: E402
 
 from labctl.client.waiting import wait_for  # noqa: E402
-from labctl.cluster import Lab, down, up  # noqa: E402
-from labctl.cluster.scratch import scratch_topology, unique_name  # noqa: E402
+from labctl.cluster import Lab  # noqa: E402
 from labctl.inspect import read_lab, run_trace  # noqa: E402
-from labctl.topology.schema import parse_topology  # noqa: E402
 
 COURSE = ROOT / "exercises" / "course"
 
@@ -69,15 +66,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    created = None
-    if args.name:
-        lab = Lab.open(args.name)
-    else:
-        created = unique_name("bt")
-        os.environ["KUBECONFIG"] = str(Path(tempfile.mkdtemp()) / "kubeconfig")
-        lab = up(parse_topology(scratch_topology(created), "<scratch>"))
     live, explain, cli, endpoints = [], [], [], set()
-    try:
+    with existing_or_scratch_lab(args.name, "bt") as (lab, created):
         if created:
             apply_course(lab)
         client = wait_for(lambda: ready(lab), 300, 1.0, what="example-1 behind ex1-svc on every node")
@@ -95,10 +85,6 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "labctl", "trace", "--name", lab.name, client, "ex1-svc"],
                            capture_output=True, check=True)
             cli.append(time.perf_counter() - started)
-    finally:
-        lab.close()
-        if created:
-            down(created)
     result = {"machine": platform.platform(), "cpus": os.cpu_count(), "load": os.getloadavg(),
               "date": time.strftime("%Y-%m-%d"), "live": summary(live), "explain": summary(explain),
               "cli": summary(cli), "endpoints_reached": len(endpoints), "goal_seconds": 2.0}
