@@ -20,7 +20,7 @@ def tui(name: str | None = typer.Option(None, "--name", "-n", help="the lab's na
                                  "network, traffic, events, exercise"),
         node: str | None = typer.Option(None, "--node", help="the node the Network and Pods views start at"),
         replay: Path | None = typer.Option(None, "--replay", metavar="FILE",
-                                           help="show a recording (python -m labctl.tui.recorded) instead of a lab")
+                                           help="show a recording (python -m labctl.tui.recorder) instead of a lab")
         ) -> None:
     """A live dashboard of the lab: nodes, pods, rollouts, Services, the network, traffic, the exercise."""
     from ..tui import VIEWS

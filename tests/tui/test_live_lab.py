@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 
 import pytest
+from pilot_wait import until
 
 from labctl.cluster import Lab
 from labctl.tui.app import LabApp
@@ -56,16 +56,6 @@ def web(lab):
 
 def settled(lab) -> None:
     lab.kubectl.run("rollout", "status", "deployment/tui-web", "--timeout=180s", timeout=200)
-
-
-async def until(pilot, check: Callable[[], object], what: str, timeout: float = 90) -> object:
-    """Let the app run until ``check()`` holds (the UI keeps processing while we wait)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        await pilot.pause(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def run_app(lab, view: str, body: Callable[[LabApp, object], Awaitable[None]], node: str | None = None) -> None:

@@ -1,6 +1,6 @@
 """The recorded lab every TUI test without a real lab draws: ``data/lab.json``.
 
-It was recorded from a real 3-node lab (``python -m labctl.tui.recorded --name LAB --traffic
+It was recorded from a real 3-node lab (``python -m labctl.tui.recorder --name LAB --traffic
 rollout/ex2-svc-external --seconds 45 OUT``) while ``kubectl set image`` rolled the class
 exercise's Deployment from web v1 to v2 under 10 requests a second; the exercise
 ``class-rolling-update`` was started and passed. Replayed at the recording's clock, it draws

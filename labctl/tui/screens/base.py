@@ -17,6 +17,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Input
 
 from ...client.rest import APIStatusError
@@ -40,6 +41,9 @@ __all__ = ["TROUBLE", "TableView", "ViewScreen"]
 #: what an action or a request may fail with (shown in the command bar; anything else is a bug). The
 #: Docker SDK's API errors are ``requests`` errors, i.e. OSErrors.
 TROUBLE = (LabctlError, APIStatusError, OSError, ValueError, TimeoutError)
+
+#: seconds of no typing after which the filter is applied
+FILTER_PAUSE = 0.08
 
 #: the kinds each selection-bound action applies to (others hide its key)
 APPLIES_TO: dict[str, frozenset[str]] = {
@@ -244,6 +248,7 @@ class TableView(ViewScreen):
     """A view that is a table of objects: ``/`` filters it, the cursor picks the object actions apply to."""
 
     COLUMNS: ClassVar[tuple[str, ...]] = ()
+    _filtering: Timer | None = None
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "filter"),
         Binding("escape", "clear_filter", "clear", show=False),
@@ -296,7 +301,10 @@ class TableView(ViewScreen):
 
     @on(Input.Changed, "#filter")
     def _on_filter(self) -> None:
-        self.draw(self.TOPICS)
+        # typing shows at once; the rows follow when the typing pauses, so a word filters once
+        if self._filtering is not None:
+            self._filtering.stop()
+        self._filtering = self.set_timer(FILTER_PAUSE, lambda: self.draw(self.TOPICS))
 
     @on(Input.Submitted, "#filter")
     def _on_filter_done(self) -> None:

@@ -10,10 +10,14 @@ cursor is put back on the object it was on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.geometry import Region
 from textual.message import Message
+from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import DataTable
 
 from ..rows import Row
@@ -48,9 +52,34 @@ class ObjectTable(DataTable[Text]):
         self._column_names = columns
         self._rows: list[Row] = []
         self._widths: dict[str, int] = {}
+        self._styles_seen: Any = None
+        self._styles_checked = True
 
     def on_mount(self) -> None:
         self._lay_out_columns([])
+
+    def notify_style_update(self) -> None:
+        """Keep the rendered cells until a style really changed (checked at the next paint).
+
+        Textual applies the stylesheet again to every widget of a screen when the screen comes
+        back, and a DataTable then drops all its rendered cells although no style changed: each
+        switch to a view rendered its whole table again (the dearest key press with 200 pods).
+        The component styles (cursor, header) are only updated after this call, hence the check
+        at paint time.
+        """
+        Widget.notify_style_update(self)
+        self._styles_checked = False
+        self.refresh()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        if not self._styles_checked:
+            self._styles_checked = True
+            seen = (self.styles.get_render_rules(),
+                    {name: styles.get_render_rules() for name, styles in self._component_styles.items()})
+            if seen != self._styles_seen:
+                self._styles_seen = seen
+                DataTable.notify_style_update(self)  # what a style change must do: drop every render
+        return super().render_lines(crop)
 
     @property
     def rows_shown(self) -> list[Row]:
