@@ -41,12 +41,11 @@ from pathlib import Path
 
 from ..client.informer import FuncHandler, Informer
 from ..clusterconfig import NodeConfig, load_balancer_pool
-from ..kube.objects import node_address, node_is_ready
+from ..kube.objects import is_control_plane, node_address, node_is_ready
 
 log = logging.getLogger("labctl.lbannounce")
 
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
-CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 ADDRESS_LABEL_SUFFIX = ":lb"
 RESYNC_S = 30.0
 
@@ -55,7 +54,7 @@ RESYNC_S = 30.0
 def eligible_nodes(nodes: list[dict]) -> list[str]:
     """Ready nodes that may announce: workers, or the control plane when no worker is Ready."""
     ready = [n for n in nodes if node_is_ready(n) and EXCLUDE_LABEL not in (n["metadata"].get("labels") or {})]
-    workers = [n for n in ready if CONTROL_PLANE_LABEL not in (n["metadata"].get("labels") or {})]
+    workers = [n for n in ready if not is_control_plane(n)]
     return sorted(n["metadata"]["name"] for n in (workers or ready))
 
 

@@ -12,11 +12,10 @@ from pathlib import Path
 
 from ..clusterconfig import NodeConfig
 from ..kube.meta import timestamp
-from ..kube.objects import NODE_CONDITION_TYPES, condition_status
+from ..kube.objects import CONTROL_PLANE_ROLE, NODE_CONDITION_TYPES, condition_status
 
 KUBELET_VERSION = "v1.37.0-labctl"
 MAX_PODS = 110
-CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 
 
 def memory_capacity_kib(meminfo: Path = Path("/proc/meminfo")) -> int:
@@ -45,7 +44,7 @@ def node_labels(cfg: NodeConfig) -> dict[str, str]:
         "beta.kubernetes.io/arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine()),
     }
     if cfg.role == "control-plane":
-        labels[CONTROL_PLANE_LABEL] = ""
+        labels[CONTROL_PLANE_ROLE] = ""
     labels.update(cfg.labels)
     return labels
 

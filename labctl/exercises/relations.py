@@ -15,7 +15,7 @@ from typing import Any
 
 from ..client.rest import APIClient, resource_path
 from ..kube.labels import format_labels, selector_from_set
-from ..kube.objects import controller_of, node_address, pod_is_ready
+from ..kube.objects import controller_of, is_control_plane, node_address, pod_is_ready
 from .model import ServiceRef, WorkloadRef
 
 __all__ = ["REVISION", "Snapshot", "candidate_services", "current_replicaset", "endpoint_ips", "entry_points",
@@ -27,7 +27,6 @@ Obj = dict[str, Any]
 #: the Deployment controller's revision annotation (on Deployments and their ReplicaSets)
 REVISION = "deployment.kubernetes.io/revision"
 #: the label kubeadm (and labctl's node agent) puts on control-plane nodes
-CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 
 _PLURALS = {"Deployment": "deployments", "ReplicaSet": "replicasets"}
 
@@ -228,8 +227,7 @@ def worker_entry_points(snap: Snapshot, points: list[tuple[str, int]]) -> list[t
     itself, the API server and the controllers, and on a loaded machine its proxy is the one
     that lags behind an endpoint change — the lab's fault, not the student's.
     """
-    control = {node_address(n) for n in snap.nodes
-               if CONTROL_PLANE_LABEL in ((n.get("metadata") or {}).get("labels") or {})}
+    control = {node_address(n) for n in snap.nodes if is_control_plane(n)}
     return [p for p in points if p[0] not in control] or points
 
 

@@ -53,4 +53,12 @@ def controller_of(obj: Obj) -> Obj | None:
 
 #: The node conditions the kubelet owns and posts, in the kubelet's order; the node lifecycle
 #: controller only sets them to ``Unknown`` when the kubelet stops posting.
+#: the label kubeadm puts on the control-plane node, and the key of the taint that keeps pods off it
+CONTROL_PLANE_ROLE = "node-role.kubernetes.io/control-plane"
+
+
+def is_control_plane(node: Obj) -> bool:
+    return CONTROL_PLANE_ROLE in ((node.get("metadata") or {}).get("labels") or {})
+
+
 NODE_CONDITION_TYPES = ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")

@@ -21,6 +21,7 @@ from labctl.clusterconfig import (
     NodeLifecycleTimings,
 )
 from labctl.errors import LabctlError
+from labctl.kube.objects import CONTROL_PLANE_ROLE
 from labctl.topology._fields import _check_networks, _parse_cidr, _Problems, _quote
 
 API_VERSION = "labctl.dev/v1alpha1"
@@ -65,7 +66,7 @@ class Taint:
         return out
 
 
-CONTROL_PLANE_TAINT = Taint(ROLE_LABEL_PREFIX + ROLE_CONTROL_PLANE, "NoSchedule")
+CONTROL_PLANE_TAINT = Taint(CONTROL_PLANE_ROLE, "NoSchedule")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..kube.objects import is_control_plane
 from .rollout import RolloutHistory, snapshots
 from .traffic import Sample, TrafficPlan, TrafficStats
 
@@ -85,8 +86,7 @@ class LabState:
     def node_names(self) -> list[str]:
         """Nodes as the API knows them, control plane first (as ``labctl status`` lists them)."""
         def order(node: Obj) -> tuple[bool, str]:
-            labels = node["metadata"].get("labels") or {}
-            return "node-role.kubernetes.io/control-plane" not in labels, node["metadata"]["name"]
+            return not is_control_plane(node), node["metadata"]["name"]
 
         return [n["metadata"]["name"] for n in sorted(self.objects["nodes"].values(), key=order)]
 
