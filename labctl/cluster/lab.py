@@ -31,6 +31,7 @@ from ..engine.exec import ExecResult
 from ..engine.sdk import connect, read_files
 from ..engine.streams import DockerAPIError, DockerEngine
 from ..errors import LabctlError
+from ..kube import containers as labels
 from ..kubeconfig import build_kubeconfig, context_name, default_path, remove_context
 from ..progress import NoProgress, Progress
 from ..topology import Topology
@@ -87,6 +88,22 @@ class Lab:
                 return Node(self, info)
         raise LabctlError(f"lab {self.name!r} has no node {name!r}",
                           hint=f"its nodes: {', '.join(n.name for n in nodes)}")
+
+    def pod_sandbox(self, namespace: str, name: str, uid: str | None = None) -> dict | None:
+        """Docker's inspect of the pod's newest running sandbox; None when it has none (starting, going).
+
+        The sandbox holds the pod's network namespace (``NetworkSettings.SandboxKey``) and its
+        resolver settings (``HostConfig.Dns*``); its node is the ``POD_NODE_LABEL``.
+        """
+        wanted = [f"{labels.CLUSTER_LABEL}={self.name}", f"{labels.POD_NAMESPACE_LABEL}={namespace}",
+                  f"{labels.POD_NAME_LABEL}={name}", f"{labels.CONTAINER_TYPE_LABEL}=podsandbox"]
+        if uid:
+            wanted.append(f"{labels.POD_UID_LABEL}={uid}")
+        for row in sorted(self.docker.api.containers(filters={"label": wanted}), key=lambda r: r.get("Created", 0),
+                          reverse=True):
+            with suppress(docker.errors.NotFound):  # removed between the listing and the inspect
+                return self.docker.api.inspect_container(row["Id"])
+        return None
 
     @property
     def server(self) -> str | None:

@@ -366,13 +366,11 @@ class LiveSource:
 
     def _sandbox_of(self, namespace: str, pod: str) -> tuple[str, str]:
         """A running pod's network namespace path (its sandbox's ``SandboxKey``) and its node's container."""
-        rows = self._lab.docker.api.containers(filters={"label": [
-            f"{labels.CLUSTER_LABEL}={self.lab}", f"{labels.POD_NAMESPACE_LABEL}={namespace}",
-            f"{labels.POD_NAME_LABEL}={pod}", f"{labels.CONTAINER_TYPE_LABEL}=podsandbox"]})
-        if not rows:
+        info = self._lab.pod_sandbox(namespace, pod)
+        if info is None:
             raise LabctlError(f"pod {namespace}/{pod} has no running sandbox")
-        info = self._lab.docker.api.inspect_container(rows[0]["Id"])
-        return info["NetworkSettings"]["SandboxKey"], (rows[0].get("Labels") or {}).get(labels.POD_NODE_LABEL, "")
+        node = (info.get("Config", {}).get("Labels") or {}).get(labels.POD_NODE_LABEL, "")
+        return info["NetworkSettings"]["SandboxKey"], node
 
     # -- logs --------------------------------------------------------------------------------
 

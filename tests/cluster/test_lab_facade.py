@@ -145,3 +145,21 @@ def test_cli_shell_is_a_terminal_with_its_size_ctrl_c_and_exit_code(lab, opened)
             proc.kill()
             proc.wait(10)
         os.close(master)
+
+
+def test_pod_sandbox_is_the_pods_network_namespace_on_its_node(opened):
+    async def dns_pods() -> list[dict]:
+        async with opened.api() as api:
+            pods = await api.get(resource_path("pods", "kube-system"), labelSelector="k8s-app=kube-dns")
+        return [p for p in pods["items"] if (p.get("status") or {}).get("podIP")]
+
+    pod = asyncio.run(dns_pods())[0]
+    meta = pod["metadata"]
+    sandbox = opened.pod_sandbox(meta["namespace"], meta["name"], meta["uid"])
+    assert sandbox is not None
+    node = opened.node(pod["spec"]["nodeName"])
+    addresses = asyncio.run(node.exec(["nsenter", f"--net={sandbox['NetworkSettings']['SandboxKey']}",
+                                       "ip", "-4", "-o", "addr", "show", "eth0"]))
+    assert f"inet {pod['status']['podIP']}/" in addresses.stdout.decode()
+    assert opened.pod_sandbox(meta["namespace"], meta["name"], uid="not-this-pod") is None
+    assert opened.pod_sandbox("kube-system", "no-such-pod") is None

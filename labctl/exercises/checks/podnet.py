@@ -19,11 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import docker.errors
-
 from ...cluster.lab import Node
 from ...engine.exec import ExecResult
-from ...kube import containers as labels
 from ...kube.objects import pod_is_ready
 from ..model import CheckSpec
 from ..relations import Obj, pods_of, serving_pods
@@ -58,16 +55,9 @@ class PodSandbox:
 async def enter_pod(ctx: Context, pod: Obj) -> PodSandbox:
     """The running sandbox of ``pod`` (:class:`CannotJudge` when it has none: starting or going)."""
     meta, name = pod["metadata"], f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
-    filters = {"label": [f"{labels.CLUSTER_LABEL}={ctx.lab.name}", f"{labels.POD_UID_LABEL}={meta['uid']}",
-                         f"{labels.CONTAINER_TYPE_LABEL}=podsandbox"]}
-    api = ctx.lab.docker.api
-    rows = await asyncio.to_thread(api.containers, filters=filters)
-    if not rows:
+    info = await asyncio.to_thread(ctx.lab.pod_sandbox, meta["namespace"], meta["name"], meta["uid"])
+    if info is None:
         raise CannotJudge(f"pod {name} has no running sandbox (it is starting or being deleted); check again")
-    try:
-        info = await asyncio.to_thread(api.inspect_container, max(rows, key=lambda r: r.get("Created", 0))["Id"])
-    except docker.errors.NotFound:
-        raise CannotJudge(f"the sandbox of pod {name} went away while the grader read it; check again") from None
     host = info.get("HostConfig") or {}
     ndots = next((int(o.split(":", 1)[1]) for o in host.get("DnsOptions") or [] if o.startswith("ndots:")), 1)
     node = await asyncio.to_thread(ctx.lab.node, pod["spec"].get("nodeName", ""))
