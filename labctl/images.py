@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Any
 
 from labctl.imagebuild import LabctlImageError, LineSink, rootfs, wheelhouse
 from labctl.imagebuild.dockerbuild import docker_build
+from labctl.kube.meta import parse_time
 
 __all__ = ["IMAGES", "ImageSpec", "ImageStatus", "LabctlImageError", "Progress",
            "build_base_rootfs", "content_hashes", "ensure_images", "image_status", "resolve", "source_root"]
@@ -264,15 +266,21 @@ def _prepare_context(spec: ImageSpec, root: Path, build_dir: Path, log: LineSink
     return context
 
 
+#: a previous build's hash tag is dropped only once it is this old: two checkouts of labctl on
+#: one machine (a student's clone and a teacher's, or a developer's worktrees) each build their own
+#: images, and dropping the other's newer tag broke its next ``labctl up`` (``404 … containers/create``)
+KEEP_PREVIOUS_BUILDS = 24 * 3600
+
+
 def _point_alias(client: Any, spec: ImageSpec, ref: str) -> None:
-    """Tag ``ref`` with the spec's alias and drop the previous build's hash tag, if unused."""
+    """Tag ``ref`` with the spec's alias and drop the previous build's hash tag, if unused and a day old."""
     image = client.images.get(ref)
     old = _get_image(client, spec.alias_ref)
     if old is not None and old.id == image.id:
         return
     repository, tag = spec.alias_ref.rsplit(":", 1)
     image.tag(repository, tag)
-    if old is None:
+    if old is None or time.time() - _created(old) < KEEP_PREVIOUS_BUILDS:
         return
     for old_ref in old.tags:
         if old_ref.startswith(f"{spec.repository}:") and old_ref != spec.alias_ref:
@@ -280,3 +288,9 @@ def _point_alias(client: Any, spec: ImageSpec, ref: str) -> None:
                 client.images.remove(old_ref, noprune=False)
             except Exception:
                 pass
+
+
+def _created(image: Any) -> float:
+    """When Docker built ``image`` (seconds since the epoch)."""
+    built = parse_time(image.attrs["Created"])
+    return built.timestamp() if built else 0.0

@@ -95,3 +95,38 @@ def test_missing_debootstrap_says_which_package_to_install(tmp_path, monkeypatch
         rootfs.build_base_rootfs(object(), "labctl/base:x", ROOT / "images" / "base", tmp_path,
                                  labels={}, log=lambda line: None, source="debootstrap")
     assert rootfs.read_packages(ROOT / "images" / "base")[:2] == ["ca-certificates", "python3"]
+
+
+class _Image:
+    def __init__(self, image_id: str, tags: list[str], created: str) -> None:
+        self.id, self.tags, self.attrs = image_id, tags, {"Created": created}
+
+    def tag(self, repository: str, tag: str) -> None:
+        self.tags.append(f"{repository}:{tag}")
+
+
+class _Images:
+    """The two calls of the Docker SDK's image collection that re-pointing an alias makes."""
+
+    def __init__(self, *images: _Image) -> None:
+        self.all, self.removed = list(images), []
+
+    def get(self, ref: str) -> _Image:
+        return next(i for i in self.all if ref in i.tags)
+
+    def remove(self, ref: str, noprune: bool = False) -> None:
+        self.removed.append(ref)
+
+
+@pytest.mark.parametrize(("built", "dropped"), [("2026-12-05T10:00:00.123456789Z", True),
+                                                ("2099-01-01T00:00:00Z", False)], ids=["a-day-old", "recent"])
+def test_a_new_build_drops_the_previous_hash_tag_only_once_it_is_a_day_old(monkeypatch, built, dropped):
+    """Two checkouts on one machine build different images; neither may drop the other's fresh one."""
+    spec = images.resolve(["node"])[-1]
+    old = _Image("old", [spec.alias_ref, spec.ref("a" * 12)], built)
+    new = _Image("new", [spec.ref("b" * 12)], "2026-12-07T09:00:00Z")
+    client = type("Client", (), {"images": _Images(old, new)})()
+    monkeypatch.setattr(images, "_get_image", lambda c, ref: c.images.get(ref))
+    images._point_alias(client, spec, spec.ref("b" * 12))
+    assert spec.alias_ref in new.tags
+    assert client.images.removed == ([spec.ref("a" * 12)] if dropped else [])
