@@ -18,7 +18,8 @@ Errors are worded as kube-apiserver words them: a body it cannot even read is "t
 provided is unrecognized (must be of type Pod): ..." (400); a body of the wrong types
 "Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal ..." (400);
 ``fieldValidation=Strict`` turns unknown and duplicate fields into a 400 ``strict decoding
-error``, ``Warn`` (the default) into ``Warning`` headers, ``Ignore`` into nothing.
+error`` (nothing is stored), ``Warn`` (the default) into ``Warning`` headers, ``Ignore``
+into nothing; in every mode an unknown field is dropped, never stored.
 """
 
 from __future__ import annotations
@@ -500,25 +501,59 @@ def object_from(body: Body, api_version: str, kind: str, field_validation: str) 
     return doc, _strict_outcome(body.strict_errors(report.unknown), field_validation, prefix)
 
 
+def check_apply_patch(patch: Patch, api_version: str, kind: str) -> None:
+    """Server-side apply types its patch before merging, and refuses any unknown field whatever the mode.
+
+    kube's field manager converts the apply body to a typed value first; a field the
+    schema does not declare fails that conversion (``failed to create typed patch object
+    (default/web; apps/v1, Kind=Deployment): .spec.replica: field not declared in schema``,
+    a 500 in kube, a 400 here), so ``fieldValidation`` never lets one through.
+    """
+    doc = copy.deepcopy(patch.body.doc)
+    report = typecheck.check(api_version, kind, doc, True)
+    if report.mismatch:
+        raise errors.bad_request(f"{_typed_patch_failure(doc, api_version, kind)}: {report.mismatch.apply_message()}")
+    if report.unknown:
+        found = [f".{path}: field not declared in schema" for path in report.unknown]
+        detail = found[0] if len(found) == 1 else "\n  ".join(["errors:", *found])
+        raise errors.bad_request(f"{_typed_patch_failure(doc, api_version, kind)}: {detail}")
+
+
+def _typed_patch_failure(doc: dict, api_version: str, kind: str) -> str:
+    """structured-merge-diff's prefix, naming the object as kube's ``objectGVKNN`` does."""
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
+    group, _, version = api_version.rpartition("/")
+    return (f"failed to create typed patch object ({meta.get('namespace') or ''}/{meta.get('name') or ''}; "
+            f"{group}/{version}, Kind={kind})")
+
+
 def patched_object(patched: dict, current: dict, patch: Patch, api_version: str, kind: str,
                    field_validation: str) -> list[str]:
     """Type-check the result of a patch, worded per patch type as kube words it; returns the warnings.
 
     JSON, merge and strategic patches are decoded into the Go struct after merging, and a
-    type error is a 422 naming the field ``patch``; server-side apply reports
-    structured-merge-diff's ``failed to create typed patch object`` (kube answers that one
-    with a 500; a 400 here). Unknown fields the stored object already had (written before
-    this check existed) are not the patch's doing and are not reported.
+    type error is a 422 naming the field ``patch``. Unknown fields are dropped from the
+    result (never stored) and, by ``fieldValidation``, refused or reported; those the
+    stored object already had (written before unknown fields were dropped) are not the
+    patch's doing and are dropped silently. Server-side apply's patch was typed before
+    merging (:func:`check_apply_patch`): what is left for it is goyaml's duplicate keys,
+    ``error strict decoding YAML`` as kube words it.
     """
     strict = field_validation != "Ignore"
     report = typecheck.check(api_version, kind, patched, strict)
     if report.mismatch:
         if patch.type == "apply":
-            group, _, version = api_version.rpartition("/")
-            raise errors.bad_request(f"failed to create typed patch object ({group}/{version}, Kind={kind}): "
+            raise errors.bad_request(f"{_typed_patch_failure(patched, api_version, kind)}: "
                                      f"{report.mismatch.apply_message()}")
         shown = orjson.dumps(patched).decode()
         raise errors.invalid_object("", "", "", [errors.invalid("patch", shown, report.mismatch.go_message())])
+    if patch.type == "apply":
+        found = [f"error converting YAML to JSON: {text}" for text in patch.body.yaml_strict]
+        if found and field_validation == "Strict":
+            raise errors.bad_request(f"error strict decoding YAML: {found[0]}")
+        return found if field_validation == "Warn" else []
     unknown = report.unknown
     if unknown and current:
         already = set(typecheck.check(api_version, kind, copy.deepcopy(current), True).unknown)

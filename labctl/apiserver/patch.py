@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
-import jsonpatch
-import jsonpointer
+import orjson
 
 from labctl.apiserver import openapi
 from labctl.apiserver.errors import APIError, bad_request
@@ -27,6 +27,7 @@ from labctl.apiserver.openapi import PatchMeta
 from labctl.apiserver.typecheck import json_kind
 
 MAX_JSON_PATCH_OPERATIONS = 10000  # kube-apiserver's maxJSONPatchOperations
+MAX_JSON_PATCH_COPY_BYTES = 3 * 1024 * 1024  # copies may add at most a request body's worth
 GENERIC_422 = "the server rejected our request due to an error in our request"
 
 DIRECTIVE = "$patch"
@@ -56,7 +57,9 @@ def json_patch(obj: dict[str, Any], patch_bytes: bytes) -> dict[str, Any]:
 
     Like kube-apiserver: a body that is not a list of operations is 400 BadRequest, too
     many operations 413, and an operation that cannot apply (missing path, failed
-    ``test``, unknown ``op``) 422 with the generic "rejected our request" message.
+    ``test``, unknown ``op``) 422 with the generic "rejected our request" message and
+    evanphx/json-patch's words as its cause (``testing value /spec/replicas failed: test
+    failed``), see :class:`_JSONPatch`.
     """
     try:
         ops = json.loads(patch_bytes or b"null")
@@ -68,12 +71,230 @@ def json_patch(obj: dict[str, Any], patch_bytes: bytes) -> dict[str, Any]:
         raise APIError(413, "RequestEntityTooLarge", "Request entity too large: The allowed maximum operations "
                        f"in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got: {len(ops)}")
     try:
-        result = jsonpatch.JsonPatch(ops).apply(copy.deepcopy(obj))
-    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, KeyError, TypeError) as err:
-        raise _unprocessable(str(err) or type(err).__name__) from err
+        result = _JSONPatch(copy.deepcopy(obj)).apply(ops)
+    except _OpFailure as err:
+        raise _unprocessable(str(err)) from None
     if not isinstance(result, dict):
         raise _unprocessable("the patched document is not a JSON object")
     return result
+
+
+class _OpFailure(Exception):
+    """An operation that cannot apply; ``str()`` is evanphx/json-patch's (v4) error text."""
+
+
+_MISSING = "missing value"  # evanphx's ErrMissing, the end of most of its messages
+_INDEX_TEXT = re.compile(r"[+-]?[0-9]+\Z")
+_POINTER_ESCAPE = re.compile(r"~[01]")
+
+
+class _JSONPatch:
+    """evanphx/json-patch v4 (``gopkg.in/evanphx/json-patch.v4``), the engine kube-apiserver patches with.
+
+    Ported for its semantics and error texts, quirks included, so a student reads what a
+    real cluster answers: ``replace`` of a missing object key adds it, negative array
+    indices count from the end, and a path without a leading ``/`` is read from the root.
+    """
+
+    def __init__(self, doc: Any) -> None:
+        self.doc = doc
+        self.copied = 0  # bytes copied so far: copies may not grow a document without bound
+
+    def apply(self, ops: list[dict[str, Any]]) -> Any:
+        for op in ops:
+            kind = op.get("op")
+            handler = getattr(self, f"_op_{kind}", None) if kind in _OPS else None
+            if handler is None:
+                raise _OpFailure(f"Unexpected kind: {kind if isinstance(kind, str) else 'unknown'}")
+            handler(op)
+        return self.doc
+
+    # the containers: an object or an array, found by all but the last token of a path
+    def _find(self, path: str) -> tuple[Any, str]:
+        tokens = path.split("/")
+        if len(tokens) < 2:
+            return None, ""
+        node = self.doc
+        for token in tokens[1:-1]:
+            try:
+                node = _get(node, _unescape(token))
+            except _OpFailure:
+                return None, ""
+            if not isinstance(node, (dict, list)):
+                return None, ""
+        return node, _unescape(tokens[-1])
+
+    def _op_add(self, op: dict[str, Any]) -> None:
+        path = _op_text(op, "path", "add operation failed to decode path", wrap=False)
+        container, key = self._find(path)
+        if container is None:
+            raise _OpFailure(f'add operation does not apply: doc is missing path: "{path}": {_MISSING}')
+        _wrapped(f"error in add for path: '{path}'", _add, container, key, op.get("value"))
+
+    def _op_remove(self, op: dict[str, Any]) -> None:
+        path = _op_text(op, "path", "remove operation failed to decode path", wrap=False)
+        container, key = self._find(path)
+        if container is None:
+            raise _OpFailure(f'remove operation does not apply: doc is missing path: "{path}": {_MISSING}')
+        _wrapped(f"error in remove for path: '{path}'", _remove, container, key)
+
+    def _op_replace(self, op: dict[str, Any]) -> None:
+        path = _op_text(op, "path", "replace operation failed to decode path")
+        if path == "":
+            if isinstance(op.get("value"), (dict, list)):  # anything else: a no-op in v4 (a nil error)
+                self.doc = op["value"]
+            return
+        container, key = self._find(path)
+        if container is None:
+            raise _OpFailure(f"replace operation does not apply: doc is missing path: {path}: {_MISSING}")
+        try:
+            _get(container, key)
+        except _OpFailure:
+            raise _OpFailure(f"replace operation does not apply: doc is missing key: {path}: {_MISSING}") from None
+        _wrapped(f"error in remove for path: '{path}'", _set, container, key, op.get("value"))
+
+    def _op_move(self, op: dict[str, Any]) -> None:
+        source = _op_text(op, "from", "move operation failed to decode from")
+        container, key = self._find(source)
+        if container is None:
+            raise _OpFailure(f"move operation does not apply: doc is missing from path: {source}: {_MISSING}")
+        value = _wrapped(f"error in move for path: '{key}'", _get, container, key)
+        _wrapped(f"error in move for path: '{key}'", _remove, container, key)
+        path = _op_text(op, "path", "move operation failed to decode path")
+        container, key = self._find(path)
+        if container is None:
+            raise _OpFailure(f"move operation does not apply: doc is missing destination path: {path}: {_MISSING}")
+        _wrapped(f"error in move for path: '{path}'", _add, container, key, value)
+
+    def _op_test(self, op: dict[str, Any]) -> None:
+        path = _op_text(op, "path", "test operation failed to decode path")
+        expected = op.get("value")
+        if path == "":
+            if not _json_equal(self.doc, expected):
+                raise _OpFailure(f"testing value {path} failed: test failed")
+            return
+        container, key = self._find(path)
+        if container is None:
+            raise _OpFailure(f"test operation does not apply: is missing path: {path}: {_MISSING}")
+        value = _wrapped(f"error in test for path: '{path}'", _get, container, key)
+        if (value is None) != (expected is None) or not _json_equal(value, expected):
+            raise _OpFailure(f"testing value {path} failed: test failed")
+
+    def _op_copy(self, op: dict[str, Any]) -> None:
+        source = _op_text(op, "from", "copy operation failed to decode from")
+        container, key = self._find(source)
+        if container is None:
+            raise _OpFailure(f"copy operation does not apply: doc is missing from path: {source}: {_MISSING}")
+        value = _wrapped(f"error in copy for from: '{source}'", _get, container, key)
+        path = _op_text(op, "path", "copy operation failed to decode path", wrap=False)
+        container, key = self._find(path)
+        if container is None:
+            raise _OpFailure(f"copy operation does not apply: doc is missing destination path: {path}: {_MISSING}")
+        try:
+            raw = orjson.dumps(value)
+        except orjson.JSONEncodeError as err:  # nested beyond orjson's 255 levels
+            raise _OpFailure(f"error while performing deep copy: {err}") from None
+        self.copied += len(raw)
+        if self.copied > MAX_JSON_PATCH_COPY_BYTES:
+            raise _OpFailure(f"Unable to complete the copy, the accumulated size increase of copy is {self.copied}, "
+                             f"exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}")
+        _wrapped("error while adding value during copy", _add, container, key, orjson.loads(raw))
+
+
+_OPS = ("add", "remove", "replace", "move", "test", "copy")
+
+
+def _op_text(op: dict[str, Any], name: str, context: str, wrap: bool = True) -> str:
+    """An operation's ``path`` or ``from``; v4 wraps the lookup's own error for some operations only."""
+    value = op.get(name)
+    if isinstance(value, str):
+        return value
+    if not wrap:
+        raise _OpFailure(f"{context}: {_MISSING}")
+    missing = "operation missing path field" if name == "path" else "operation, missing from field"
+    raise _OpFailure(f"{context}: {missing}: {_MISSING}")
+
+
+def _wrapped(context: str, fn: Any, *args: Any) -> Any:
+    """``errors.Wrapf(err, context)``: the container's error behind the operation's words."""
+    try:
+        return fn(*args)
+    except _OpFailure as err:
+        raise _OpFailure(f"{context}: {err}") from None
+
+
+def _unescape(token: str) -> str:
+    return _POINTER_ESCAPE.sub(lambda m: "/" if m.group() == "~1" else "~", token)
+
+
+def _atoi(key: str) -> int:
+    """Go's ``strconv.Atoi``, with its error texts."""
+    if not _INDEX_TEXT.match(key):
+        raise _OpFailure(f'strconv.Atoi: parsing "{key}": invalid syntax')
+    index = int(key)
+    if not -(2**63) <= index < 2**63:
+        raise _OpFailure(f'strconv.Atoi: parsing "{key}": value out of range')
+    return index
+
+
+def _bad_index(index: int) -> _OpFailure:
+    return _OpFailure(f"Unable to access invalid index: {index}: invalid index referenced")
+
+
+def _position(key: str, size: int) -> int:
+    """An array index of a container of ``size``: negative counts from the end (v4's default)."""
+    index = _atoi(key)
+    if index >= size or index < -size:
+        raise _bad_index(index)
+    return index + size if index < 0 else index
+
+
+def _get(container: Any, key: str) -> Any:
+    if isinstance(container, dict):
+        return container.get(key)  # a missing key reads as null, no error
+    return container[_position(key, len(container))]
+
+
+def _set(container: Any, key: str, value: Any) -> None:
+    if isinstance(container, dict):
+        container[key] = value
+    else:
+        container[_position(key, len(container))] = value
+
+
+def _add(container: Any, key: str, value: Any) -> None:
+    if isinstance(container, dict):
+        container[key] = value
+    elif key == "-":
+        container.append(value)
+    else:
+        try:
+            index = _position(key, len(container) + 1)
+        except _OpFailure as err:
+            if "strconv" in str(err):
+                raise _OpFailure(f"value was not a proper array index: '{key}': {err}") from None
+            raise
+        container.insert(index, value)
+
+
+def _remove(container: Any, key: str) -> None:
+    if isinstance(container, dict):
+        if key not in container:
+            raise _OpFailure(f"Unable to remove nonexistent key: {key}: {_MISSING}")
+        del container[key]
+    else:
+        del container[_position(key, len(container))]
+
+
+def _json_equal(left: Any, right: Any) -> bool:
+    """JSON equality as the raw values compare: ``true`` is not ``1``, ``1`` is not ``1.0``."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(_json_equal(v, right[k]) for k, v in left.items())
+    if isinstance(left, list):
+        return len(left) == len(right) and all(_json_equal(a, b) for a, b in zip(left, right, strict=True))
+    return bool(left == right)
 
 
 def merge_patch(obj: dict[str, Any], patch: Any) -> dict[str, Any]:
@@ -108,9 +329,9 @@ def load_patch_body(body: bytes) -> Any:
 
 
 def _unprocessable(detail: str) -> APIError:
-    # kube-apiserver answers NewGenericServerResponse(422, ...) whose message hides the
-    # cause; we keep kube's message and put the cause where a student can still read it.
-    return APIError(422, "Invalid", GENERIC_422, {"causes": [{"message": detail}]})
+    """kube-apiserver's ``NewGenericServerResponse(422, ...)``: a generic message, the cause beside it."""
+    return APIError(422, "Invalid", GENERIC_422, {"causes": [{"reason": "UnexpectedServerResponse",
+                                                              "message": detail}]})
 
 
 # --- strategic merge patch -------------------------------------------------------------

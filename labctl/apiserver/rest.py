@@ -263,13 +263,15 @@ class RestAPI:
               field_validation: str = "Warn") -> tuple[int, dict, builtins.list[str]]:
         """Apply a decoded patch; returns (HTTP code, object, warnings): 201 when server-side apply creates.
 
-        The patched object is type-checked like a decoded body (:func:`decode.patched_object`)
-        before the kind's strategy sees it.
+        The patched object is type-checked like a decoded body (:func:`decode.patched_object`),
+        its unknown fields dropped, before the kind's strategy sees it; a server-side apply
+        body is typed first (:func:`decode.check_apply_patch`), as kube's field manager does.
         """
         rt = scope.resource
         current = self.store.get(scope.key())
         if patch.type == "apply":
             applied = _expect_object(patch.body.doc)
+            decode.check_apply_patch(patch, rt.api_version, rt.kind)
             if current is None:
                 warnings = decode.patched_object(applied, {}, patch, rt.api_version, rt.kind, field_validation)
                 return 201, self.create(scope, applied, dry_run), warnings

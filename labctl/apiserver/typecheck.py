@@ -16,9 +16,11 @@ checkers, and one walk over the decoded object
   dropped (its zero value is omitted on output), a ``null`` map value or list item
   becomes the zero value of its type (``labels: {a: null}`` stores ``a: ""``), so no
   later code meets a ``None`` where a dict was promised;
-* lists the fields the struct does not have, sigs.k8s.io/json's strict-decoding finding
-  ``unknown field "spec.replica"`` (duplicate fields are the decoder's business, see
-  :mod:`labctl.apiserver.decode`).
+* drops the fields the struct does not have, as Go's decoder does, whatever
+  ``fieldValidation`` says: an unknown field is never stored (a typo such as
+  ``spec.replica`` must not sit in the object looking honoured), and with ``strict`` lists
+  them, sigs.k8s.io/json's strict-decoding finding ``unknown field "spec.replica"``
+  (duplicate fields are the decoder's business, see :mod:`labctl.apiserver.decode`).
 
 The named Go string types (``v1.Protocol``, ``v1.ServiceType``) are plain ``string`` in
 OpenAPI, so their errors say ``of type string`` where kube says ``of type v1.Protocol``.
@@ -331,7 +333,7 @@ class _Map(_Node):
 
 
 class _Struct(_Node):
-    """A Go struct: known fields are checked, others are unknown fields (strict decoding)."""
+    """A Go struct: known fields are checked, others are unknown fields: dropped, and listed when strict."""
 
     def __init__(self, name: str) -> None:
         package, _, short = name.rpartition(".")
@@ -347,15 +349,16 @@ class _Struct(_Node):
             walk.fail(json_kind(value), self.go_type)
         strict = walk.strict
         fields, path, go_fields = self.fields, walk.path, walk.go_fields
-        outer_struct, nulls = walk.struct, []
+        outer_struct, dropped = walk.struct, []
         for key, item in value.items():
             node = fields.get(key)
             if node is None:
                 if strict and len(walk.report.unknown) < MAX_STRICT_ERRORS:
                     walk.report.unknown.append(walk.path_text(key))
+                dropped.append(key)
                 continue
             if item is None:
-                nulls.append(key)
+                dropped.append(key)
                 continue
             path.append(f".{key}" if path else key)
             go_fields.append(key)
@@ -366,7 +369,7 @@ class _Struct(_Node):
             go_fields.pop()
             path.pop()
             walk.struct = outer_struct
-        for key in nulls:
+        for key in dropped:
             del value[key]
         return value
 
@@ -462,9 +465,9 @@ def checker(api_version: str, kind: str) -> _Node | None:
 
 
 def check(api_version: str, kind: str, obj: dict, strict: bool = True) -> Report:
-    """Check ``obj`` (normalising its ``null``\\ s in place) against its kind's schema.
+    """Check ``obj`` against its kind's schema, in place: ``null``\\ s normalised, unknown fields dropped.
 
-    ``strict`` collects unknown fields (``fieldValidation`` Strict or Warn).
+    ``strict`` lists the unknown fields (``fieldValidation`` Strict or Warn).
     """
     walk = _Walk(strict)
     node = checker(api_version, kind)

@@ -102,7 +102,7 @@ def test_a_status_write_and_a_patch_are_type_checked_too(raw):
     reply = raw.request("PATCH", f"{PODS}/typed?fieldManager=test", b"metadata: {name: typed, labels: [a]}",
                         "application/apply-patch+yaml")
     assert reply.status == 400
-    assert reply.message == ("failed to create typed patch object (/v1, Kind=Pod): .metadata.labels: "
+    assert reply.message == ("failed to create typed patch object (/typed; /v1, Kind=Pod): .metadata.labels: "
                              "expected map, got list")
 
 

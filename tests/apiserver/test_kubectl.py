@@ -243,6 +243,16 @@ def test_bad_input_gets_kubernetes_errors_and_changes_nothing(k: Kubectl, tmp_pa
     assert "stale" not in k.json("get", "rs", "example-1")["metadata"]["labels"]
 
 
+def test_a_failed_json_patch_test_reads_as_kubes_422(k: Kubectl):
+    k.run("create", "configmap", "settings", "--from-literal=mode=a")
+    proc = k.run("patch", "configmap", "settings", "--type=json",
+                 "-p", '[{"op":"test","path":"/data/mode","value":"b"},{"op":"replace","path":"/data/mode","value":"c"}]',
+                 check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == "The request is invalid: : testing value /data/mode failed: test failed"
+    assert k.json("get", "configmap", "settings")["data"] == {"mode": "a"}
+
+
 def test_no_credentials_is_unauthorized(k: Kubectl, apiserver, tmp_path):
     config = yaml.safe_load(apiserver.kubeconfig.read_text())
     config["users"][0]["user"] = {"token": "not-a-valid-token"}

@@ -130,9 +130,46 @@ def test_field_validation_decides_what_unknown_and_duplicate_fields_cost():
     assert info.value.message == ('Pod in version "v1" cannot be handled as a Pod: strict decoding error: '
                                   'duplicate field "metadata.name", unknown field "spec.containerz"')
     obj, warnings = typed(data, mode="Warn")
-    assert obj["metadata"]["name"] == "b"
+    assert obj == {"metadata": {"name": "b"}, "spec": {}}  # the unknown field is dropped, never stored
     assert warnings == ['duplicate field "metadata.name"', 'unknown field "spec.containerz"']
-    assert typed(data, mode="Ignore")[1] == []
+    assert typed(data, mode="Ignore") == ({"metadata": {"name": "b"}, "spec": {}}, [])
+
+
+@pytest.mark.parametrize("mode", ["Strict", "Warn", "Ignore"])
+def test_server_side_apply_refuses_unknown_fields_in_every_mode(mode):
+    """kube's field manager types the apply body before anything: structured-merge-diff's words."""
+    apply = decode.Patch("apply", decode.loads_yaml(
+        b"metadata: {name: web, namespace: default}\nspec: {replica: 3, template: {spec: {containers: [{name: c, imagee: x}]}}}"))
+    with pytest.raises(APIError) as info:
+        decode.check_apply_patch(apply, "apps/v1", "Deployment")
+    assert info.value.code == 400
+    assert info.value.message == (
+        "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): errors:\n"
+        "  .spec.replica: field not declared in schema\n"
+        "  .spec.template.spec.containers[0].imagee: field not declared in schema")
+
+
+def test_server_side_apply_duplicates_follow_field_validation():
+    apply = decode.Patch("apply", decode.loads_yaml(b"metadata:\n  name: a\n  name: b\n"))
+    with pytest.raises(APIError) as info:
+        decode.patched_object({"metadata": {"name": "b"}}, {}, apply, "v1", "ConfigMap", "Strict")
+    assert info.value.message == ('error strict decoding YAML: error converting YAML to JSON: yaml: unmarshal errors:'
+                                  '\n  line 3: key "name" already set in map')
+    assert decode.patched_object({"metadata": {"name": "b"}}, {}, apply, "v1", "ConfigMap", "Ignore") == []
+
+
+@pytest.mark.parametrize("patch_type", ["merge", "strategic"])
+def test_a_patch_adding_an_unknown_field_is_refused_or_dropped(patch_type):
+    body = decode.loads_json(b'{"spec": {"replica": 4}}')
+    patched = {"metadata": {"name": "web"}, "spec": {"replicas": 1, "replica": 4}}
+    with pytest.raises(APIError) as info:
+        decode.patched_object(dict(patched, spec=dict(patched["spec"])), {"metadata": {"name": "web"}},
+                              decode.Patch(patch_type, body), "apps/v1", "Deployment", "Strict")
+    assert (info.value.code, info.value.message) == (400, 'strict decoding error: unknown field "spec.replica"')
+    warned = dict(patched, spec=dict(patched["spec"]))
+    assert decode.patched_object(warned, {"metadata": {"name": "web"}}, decode.Patch(patch_type, body),
+                                 "apps/v1", "Deployment", "Warn") == ['unknown field "spec.replica"']
+    assert warned["spec"] == {"replicas": 1}
 
 
 def test_yaml_duplicates_under_strict_use_goyamls_words():
@@ -154,11 +191,11 @@ def test_patched_objects_of_the_wrong_type_are_422_naming_the_patch():
     assert info.value.message.startswith(' "" is invalid: patch: Invalid value: "{')
     assert info.value.message.endswith("json: cannot unmarshal array into Go struct field ObjectMeta.metadata.labels"
                                        " of type map[string]string")
-    apply = decode.Patch("apply", decode.loads_yaml(b"metadata: {labels: [a]}"))
+    apply = decode.Patch("apply", decode.loads_yaml(b"metadata: {name: web, namespace: ns, labels: [a]}"))
     with pytest.raises(APIError) as info:
-        decode.patched_object({"metadata": {"labels": ["a"]}}, {}, apply, "apps/v1", "Deployment", "Strict")
+        decode.check_apply_patch(apply, "apps/v1", "Deployment")
     assert info.value.code == 400
-    assert info.value.message == ("failed to create typed patch object (apps/v1, Kind=Deployment): "
+    assert info.value.message == ("failed to create typed patch object (ns/web; apps/v1, Kind=Deployment): "
                                   ".metadata.labels: expected map, got list")
 
 

@@ -385,6 +385,53 @@ def test_json_patch_errors_answer_like_kube(body: bytes, code: int, message: str
     assert info.value.status()["code"] == code
 
 
+@pytest.mark.parametrize("op,cause", [
+    ({"op": "test", "path": "/spec/replicas", "value": 7}, "testing value /spec/replicas failed: test failed"),
+    ({"op": "test", "path": "/spec/replicas", "value": "1"}, "testing value /spec/replicas failed: test failed"),
+    ({"op": "test", "path": "/nope/x", "value": 1}, "test operation does not apply: is missing path: /nope/x: missing value"),
+    ({"op": "remove", "path": "/spec/nothing"},
+     "error in remove for path: '/spec/nothing': Unable to remove nonexistent key: nothing: missing value"),
+    ({"op": "add", "path": "/nope/x", "value": 1}, 'add operation does not apply: doc is missing path: "/nope/x": missing value'),
+    ({"op": "add", "path": "/spec/template/spec/containers/9", "value": {}},
+     "error in add for path: '/spec/template/spec/containers/9': Unable to access invalid index: 9: invalid index referenced"),
+    ({"op": "replace", "path": "/spec/template/spec/containers/x", "value": {}},
+     "replace operation does not apply: doc is missing key: /spec/template/spec/containers/x: missing value"),
+    ({"op": "move", "from": "/nope/x", "path": "/spec/x"}, "move operation does not apply: doc is missing from path: /nope/x: missing value"),
+    ({"op": "frobnicate", "path": "/spec"}, "Unexpected kind: frobnicate"),
+])
+def test_json_patch_failures_carry_evanphx_json_patch_words(op: dict, cause: str) -> None:
+    """kube's 422 hides the engine's error behind a generic message; the cause is evanphx/json-patch's text."""
+    with pytest.raises(APIError) as info:
+        json_patch(_deployment([NGINX]), json.dumps([op]).encode())
+    assert info.value.status()["message"] == "the server rejected our request due to an error in our request"
+    assert info.value.status()["details"]["causes"] == [{"reason": "UnexpectedServerResponse", "message": cause}]
+
+
+def test_json_patch_test_compares_json_values_and_keeps_v4s_quirks() -> None:
+    live = _deployment([NGINX])
+    replicas = live["spec"]["replicas"]
+    ops = [{"op": "test", "path": "/spec/replicas", "value": replicas},
+           {"op": "test", "path": "/spec/missing", "value": None},
+           {"op": "replace", "path": "/spec/paused", "value": True},  # v4 adds a missing key on replace
+           {"op": "add", "path": "/spec/template/spec/containers/-1", "value": {"name": "last"}},
+           {"op": "copy", "from": "/metadata/labels", "path": "/spec/template/metadata/labels"}]
+    out = json_patch(live, json.dumps(ops).encode())
+    assert out["spec"]["paused"] is True
+    assert [c["name"] for c in _containers(out)][-1] == "last"
+    assert out["spec"]["template"]["metadata"]["labels"] == live["metadata"]["labels"]
+    with pytest.raises(APIError):
+        json_patch(live, json.dumps([{"op": "test", "path": "/spec/replicas", "value": float(replicas)}]).encode())
+
+
+def test_json_patch_copies_cannot_grow_a_document_without_bound() -> None:
+    ops = [{"op": "add", "path": "/spec/blob", "value": "x" * 100_000}]
+    ops += [{"op": "copy", "from": "/spec", "path": f"/spec/c{i}"} for i in range(10)]
+    with pytest.raises(APIError) as info:
+        json_patch(_deployment([NGINX]), json.dumps(ops).encode())
+    assert info.value.code == 422
+    assert "exceeding the limit 3145728" in info.value.status()["details"]["causes"][0]["message"]
+
+
 def test_json_patch_operation_limit() -> None:
     ops = [{"op": "test", "path": "/kind", "value": "Deployment"}] * 10001
     with pytest.raises(APIError) as info:

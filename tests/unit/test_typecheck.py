@@ -80,7 +80,10 @@ def test_unknown_fields_are_listed_with_sigs_k8s_io_json_paths():
               "metadata": {"labels": {"any-key": "is fine in a map"}}}
     assert typecheck.check("apps/v1", "Deployment", deploy).unknown == [
         "spec.replica", "spec.template.spec.containers[0].imagee"]
+    assert deploy["spec"] == {"template": {"spec": {"containers": [{"name": "c"}]}}}  # dropped, as Go's decoder does
+    deploy["spec"]["replica"] = 3
     assert typecheck.check("apps/v1", "Deployment", deploy, strict=False).unknown == []
+    assert "replica" not in deploy["spec"]
 
 
 def test_a_type_error_hides_the_unknown_fields_as_in_kube():
