@@ -108,8 +108,9 @@ def test_a_kube_dns_whose_token_is_refused_leaves_the_endpoints_until_it_has_a_g
                           capture_output=True, text=True, check=True).stdout.split()[:1]
     subprocess.run(["docker", "exec", node, "kill", *pids], check=True)
     wait_for(lambda: not any(dns_ready(lab)), timeout=60, what="kube-dns reported not ready")
-    endpoints = lab.kubectl.json("get", "endpoints", "kube-dns", "-n", "kube-system")
-    assert not any(s.get("addresses") for s in endpoints.get("subsets") or [])
+    wait_for(lambda: not any(s.get("addresses") for s in
+                             lab.kubectl.json("get", "endpoints", "kube-dns", "-n", "kube-system").get("subsets") or []),
+             timeout=30, what="the endpoints controller to take kube-dns's not-ready pods out")
     logs = lab.kubectl.run("logs", "-n", "kube-system", dns_pods(lab)[0]["metadata"]["name"]).stdout
     assert re.search(r"not ready: watch of \w+ failed: 401 Unauthorized", logs), logs[-2000:]
 

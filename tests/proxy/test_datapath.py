@@ -39,6 +39,7 @@ def proxier(topo):
                 min_sync_interval=0.05)
     p.on_synced()
     p.start()
+    p.sync()  # the first ruleset is in before any test reads the node (the runner's may still be on its way)
     yield p
     p.stop()
 
