@@ -174,7 +174,7 @@ class RestAPI:
             meta["generation"] = 1
         obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
         strategy.prepare_for_create(obj)
-        field_errors = strategy.validate(obj)
+        field_errors = strategy.validate(obj) + strategy.admit(obj, None)
         field_errors += strategy.allocate(self, obj, None)
         if field_errors:
             raise errors.invalid_object(rt.kind, rt.group, meta["name"], field_errors)
@@ -240,7 +240,7 @@ class RestAPI:
         if scope.subresource == "status":
             field_errors = strategy.validate_status_update(current, new)
         else:
-            field_errors = strategy.validate_update(current, new)
+            field_errors = strategy.validate_update(current, new) + strategy.admit(new, current)
         field_errors += strategy.allocate(self, new, current)
         if field_errors:
             raise errors.invalid_object(rt.kind, rt.group, scope.name or "", field_errors)

@@ -67,7 +67,8 @@ def test_a_status_write_changes_status_only_and_a_main_write_keeps_status(api):
 def test_generation_tracks_the_spec_of_kinds_with_one(api):
     created = api.create(scope("pods"), pod())
     assert created["metadata"]["generation"] == 1
-    updated = api.update(scope("pods", "web"), {**created, "spec": {**created["spec"], "activeDeadlineSeconds": 60}})
+    containers = [{**created["spec"]["containers"][0], "image": "nginx:2"}]
+    updated = api.update(scope("pods", "web"), {**created, "spec": {**created["spec"], "containers": containers}})
     assert updated["metadata"]["generation"] == 2
     cm = api.create(scope("configmaps"), {"metadata": {"name": "cfg"}, "data": {"a": "1"}})
     assert "generation" not in cm["metadata"]

@@ -82,6 +82,14 @@ class Strategy:
         """The kind's checks beyond metadata (defaults already applied)."""
         return []
 
+    def admit(self, obj: Obj, old: Obj | None) -> list[FieldError]:
+        """What labctl refuses beyond kube's validation, on a create (``old`` None) or an update.
+
+        The Pod fields its components do not honour (:mod:`labctl.apiserver.podfields`): a
+        422 naming each, rather than an object stored and then silently ignored.
+        """
+        return []
+
     def after_create(self, api: Storage, obj: Obj) -> None:
         """Work that follows a stored create (AfterCreate)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from labctl.apiserver._validate_pods import validate_pod, validate_pod_update
 from labctl.apiserver.defaults import default_pod
 from labctl.apiserver.errors import FieldError
+from labctl.apiserver.podfields import refused_fields
 from labctl.kube.printers import POD_TABLE
 
 from .base import Obj, Strategy
@@ -27,6 +28,9 @@ class PodStrategy(Strategy):
 
     def validate_kind_update(self, old: Obj, new: Obj) -> list[FieldError]:
         return validate_pod_update(old, new)
+
+    def admit(self, obj: Obj, old: Obj | None) -> list[FieldError]:
+        return refused_fields(obj.get("spec"), "spec", None if old is None else old.get("spec"))
 
     def grace_period(self, obj: Obj, options: dict) -> int:
         """Only pods running on a node are deleted gracefully; the node agent confirms with grace 0."""

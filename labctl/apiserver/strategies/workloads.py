@@ -5,9 +5,21 @@ from __future__ import annotations
 from labctl.apiserver._validate_pods import validate_deployment, validate_replicaset, validate_selector_update
 from labctl.apiserver.defaults import default_deployment, default_replicaset
 from labctl.apiserver.errors import FieldError
+from labctl.apiserver.podfields import refused_fields
 from labctl.kube.printers import DEPLOYMENT_TABLE, REPLICASET_TABLE
 
 from .base import Obj, Strategy
+
+
+def _template_spec(obj: Obj | None) -> object:
+    spec = (obj or {}).get("spec")
+    template = spec.get("template") if isinstance(spec, dict) else None
+    return template.get("spec") if isinstance(template, dict) else None
+
+
+def refused_template_fields(obj: Obj, old: Obj | None) -> list[FieldError]:
+    """The pod template's refused fields, so ``kubectl apply`` of the workload shows them, not its pods."""
+    return refused_fields(_template_spec(obj), "spec.template.spec", None if old is None else _template_spec(old))
 
 
 class ReplicaSetStrategy(Strategy):
@@ -25,6 +37,9 @@ class ReplicaSetStrategy(Strategy):
     def validate_kind_update(self, old: Obj, new: Obj) -> list[FieldError]:
         return validate_selector_update(old, new)
 
+    def admit(self, obj: Obj, old: Obj | None) -> list[FieldError]:
+        return refused_template_fields(obj, old)
+
 
 class DeploymentStrategy(Strategy):
     """kube's ``deploymentStrategy``: ``metadata.generation`` is what ``observedGeneration`` answers."""
@@ -40,3 +55,6 @@ class DeploymentStrategy(Strategy):
 
     def validate_kind_update(self, old: Obj, new: Obj) -> list[FieldError]:
         return validate_selector_update(old, new)
+
+    def admit(self, obj: Obj, old: Obj | None) -> list[FieldError]:
+        return refused_template_fields(obj, old)

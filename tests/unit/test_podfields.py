@@ -1,0 +1,236 @@
+"""The table of Pod fields labctl honours (labctl/apiserver/podfields.py): every other field is a 422 naming it."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labctl.agent.kubelet.runtime import FIELD_REFS
+from labctl.apiserver import openapi, podfields
+from labctl.apiserver.defaults import default_deployment, default_pod
+from labctl.apiserver.errors import APIError
+from labctl.apiserver.podfields import GIVES_THE_HOST, NOT_HONOURED, refused_fields
+from labctl.apiserver.rest import RestAPI
+from labctl.apiserver.scope import RequestScope
+from labctl.apiserver.storage import SQLiteStore
+from labctl.kube.resources import resource_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def pod_spec(**container) -> dict:
+    return {"containers": [{"name": "app", "image": "nginx", **container}]}
+
+
+def refused(spec: dict, old: dict | None = None) -> dict[str, str]:
+    return {e.field: e.detail for e in refused_fields(spec, "spec", old)}
+
+
+def test_what_kubectl_run_and_create_deployment_send_passes_once_defaulted():
+    """kubectl run web --image=nginx --port=80 --env=A=1 -l app=web, as sent, then kube's defaults."""
+    pod = {"metadata": {"name": "web", "labels": {"run": "web"}},
+           "spec": {"containers": [{"name": "web", "image": "nginx", "ports": [{"containerPort": 80}],
+                                    "env": [{"name": "A", "value": "1"}], "resources": {}}],
+                    "dnsPolicy": "ClusterFirst", "restartPolicy": "Always"}, "status": {}}
+    default_pod(pod)
+    assert refused(pod["spec"]) == {}
+    deploy = {"metadata": {"name": "web"}, "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+              "strategy": {}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                  {"name": "nginx", "image": "nginx", "resources": {}}]}}}}
+    default_deployment(deploy)
+    assert refused_fields(deploy["spec"]["template"]["spec"], "spec.template.spec") == []
+
+
+def test_kubes_own_defaults_and_their_no_op_values_pass():
+    spec = pod_spec(imagePullPolicy="IfNotPresent", terminationMessagePath="/dev/termination-log",
+                    terminationMessagePolicy="File", stdin=False, tty=False,
+                    securityContext={"privileged": False, "allowPrivilegeEscalation": True,
+                                     "seccompProfile": {"type": "RuntimeDefault"}},
+                    livenessProbe={"httpGet": {"path": "/", "port": 80, "scheme": "HTTP"}, "timeoutSeconds": 1,
+                                   "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3},
+                    env=[{"name": "NODE", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}}])
+    spec.update(securityContext={}, schedulerName="default-scheduler", enableServiceLinks=True, hostNetwork=False,
+                preemptionPolicy="PreemptLowerPriority", priority=0, dnsPolicy="ClusterFirst", volumes=[],
+                tolerations=[{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+                              "tolerationSeconds": 300}], os={"name": "linux"})
+    assert refused(spec) == {}
+
+
+@pytest.mark.parametrize("spec,path", [
+    (pod_spec(envFrom=[{"configMapRef": {"name": "cfg"}}]), "spec.containers[0].envFrom"),
+    (pod_spec(env=[{"name": "P", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]),
+     "spec.containers[0].env[0].valueFrom.secretKeyRef"),
+    (pod_spec(lifecycle={"postStart": {"exec": {"command": ["true"]}}}), "spec.containers[0].lifecycle"),
+    (pod_spec(startupProbe={"exec": {"command": ["false"]}}), "spec.containers[0].startupProbe"),
+    (pod_spec(livenessProbe={"grpc": {"port": 9000}}), "spec.containers[0].livenessProbe.grpc"),
+    (pod_spec(securityContext={"runAsUser": 1000}), "spec.containers[0].securityContext.runAsUser"),
+    (pod_spec(volumeMounts=[{"name": "v", "mountPath": "/v"}]), "spec.containers[0].volumeMounts"),
+    (pod_spec(ports=[{"containerPort": 80, "hostPort": 8081}]), "spec.containers[0].ports[0].hostPort"),
+    (pod_spec(resources={"limits": {"ephemeral-storage": "1Gi"}}),
+     "spec.containers[0].resources.limits.ephemeral-storage"),
+    ({**pod_spec(), "initContainers": [{"name": "init", "image": "busybox"}]}, "spec.initContainers"),
+    ({**pod_spec(), "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}]}, "spec.volumes[0].configMap"),
+    ({**pod_spec(), "volumes": [{"name": "scratch", "emptyDir": {}}]}, "spec.volumes[0].emptyDir"),
+    ({**pod_spec(), "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}]}, "spec.hostAliases"),
+    ({**pod_spec(), "hostname": "web"}, "spec.hostname"),
+    ({**pod_spec(), "securityContext": {"runAsUser": 1000}}, "spec.securityContext.runAsUser"),
+    ({**pod_spec(), "affinity": {"podAntiAffinity": {}}}, None),  # empty: nothing to ignore
+    ({**pod_spec(), "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"topologyKey": "kubernetes.io/hostname"}]}}}, "spec.affinity.podAntiAffinity"),
+    ({**pod_spec(), "activeDeadlineSeconds": 60}, "spec.activeDeadlineSeconds"),
+    ({**pod_spec(), "anythingNew": 1}, "spec.anythingNew"),  # an allow-list: a field nobody thought of
+])
+def test_a_field_labctl_would_ignore_is_refused_naming_it(spec: dict, path: str | None):
+    assert refused(spec) == ({path: NOT_HONOURED} if path else {})
+
+
+@pytest.mark.parametrize("spec,path,value", [
+    ({**pod_spec(), "dnsPolicy": "None"}, "spec.dnsPolicy", '"None"'),
+    (pod_spec(env=[{"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels"}}}]),
+     "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath", '"metadata.labels"'),
+    (pod_spec(securityContext={"allowPrivilegeEscalation": False}),
+     "spec.containers[0].securityContext.allowPrivilegeEscalation", "false"),
+    ({**pod_spec(), "shareProcessNamespace": True}, "spec.shareProcessNamespace", "true"),
+    (pod_spec(securityContext={"readOnlyRootFilesystem": True}),
+     "spec.containers[0].securityContext.readOnlyRootFilesystem", "true"),
+    (pod_spec(stdin=True, tty=True, stdinOnce=True), "spec.containers[0].stdinOnce", "true"),  # kubectl run -it
+])
+def test_a_value_labctl_would_ignore_is_refused_with_the_ones_it_honours(spec: dict, path: str, value: str):
+    detail = refused(spec)[path]
+    assert detail.startswith(f"labctl does not support {value} here (it would be ignored); supported: ")
+
+
+@pytest.mark.parametrize("spec,path,what", [
+    (pod_spec(securityContext={"privileged": True}), "spec.containers[0].securityContext.privileged",
+     "every device and capability"),
+    (pod_spec(securityContext={"capabilities": {"add": ["NET_RAW", "CAP_SYS_ADMIN"]}}),
+     "spec.containers[0].securityContext.capabilities.add[1]", "a capability beyond Docker's defaults"),
+    (pod_spec(securityContext={"procMount": "Unmasked"}), "spec.containers[0].securityContext.procMount",
+     "an unmasked /proc"),
+    (pod_spec(securityContext={"seccompProfile": {"type": "Unconfined"}}),
+     "spec.containers[0].securityContext.seccompProfile.type", "every system call"),
+    (pod_spec(securityContext={"appArmorProfile": {"type": "Unconfined"}}),
+     "spec.containers[0].securityContext.appArmorProfile.type", "an unconfined process"),
+    ({**pod_spec(), "hostPID": True}, "spec.hostPID", "its processes"),
+    ({**pod_spec(), "hostIPC": True}, "spec.hostIPC", "its IPC namespace"),
+    ({**pod_spec(), "hostNetwork": True}, "spec.hostNetwork", "its network namespace"),
+    ({**pod_spec(), "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}, "spec.volumes[0].hostPath",
+     "its filesystem"),
+    ({**pod_spec(), "volumes": [{"name": "sock", "hostPath": {"path": "/var/run/docker.sock"}}]},
+     "spec.volumes[0].hostPath", "its filesystem"),
+    ({**pod_spec(), "securityContext": {"sysctls": [{"name": "kernel.shm_rmid_forced", "value": "1"}]}},
+     "spec.securityContext.sysctls", "its kernel settings"),
+    ({**pod_spec(), "securityContext": {"seccompProfile": {"type": "Unconfined"}}},
+     "spec.securityContext.seccompProfile.type", "every system call"),
+    ({**pod_spec(), "initContainers": [{"name": "i", "image": "x", "securityContext": {"privileged": True}}]},
+     "spec.initContainers[0].securityContext.privileged", "every device and capability"),
+    ({**pod_spec(), "ephemeralContainers": [{"name": "d", "image": "x", "securityContext": {"privileged": True}}]},
+     "spec.ephemeralContainers[0].securityContext.privileged", "every device and capability"),
+])
+def test_what_would_give_a_pod_the_host_is_refused_with_that_reason(spec: dict, path: str, what: str):
+    assert refused(spec) == {path: f"{GIVES_THE_HOST} ({what})"}
+
+
+def test_the_unsafe_values_stay_refused_whatever_the_table_honours_later(monkeypatch):
+    monkeypatch.setitem(podfields.CONTAINER, "securityContext", podfields.ANY)
+    monkeypatch.setattr(podfields, "CONTAINER_LISTS", ("containers", "initContainers"))
+    podfields._tables.cache_clear()
+    try:
+        spec = {**pod_spec(securityContext={"runAsUser": 1000, "privileged": True}),
+                "initContainers": [{"name": "i", "image": "x", "capabilities": None}]}
+        assert refused(spec) == {"spec.containers[0].securityContext.privileged": f"{GIVES_THE_HOST} "
+                                                                                  "(every device and capability)"}
+    finally:
+        monkeypatch.undo()
+        podfields._tables.cache_clear()
+
+
+def test_an_update_is_held_only_to_what_it_changes():
+    stored = {**pod_spec(lifecycle={"preStop": {"exec": {"command": ["true"]}}}), "activeDeadlineSeconds": 60}
+    new = copy.deepcopy(stored)
+    new["containers"][0]["image"] = "nginx:2"
+    assert refused(new, stored) == {}
+    new["activeDeadlineSeconds"] = 30
+    new["containers"][0]["securityContext"] = {"privileged": True}
+    assert set(refused(new, stored)) == {"spec.activeDeadlineSeconds", "spec.containers[0].securityContext.privileged"}
+
+
+def test_the_fieldref_paths_are_the_kubelets():
+    accepted = podfields.CONTAINER["env[].valueFrom.fieldRef.fieldPath"]
+    assert set(accepted) == set(FIELD_REFS)
+
+
+def _schema_has(path: str, schema_name: str) -> bool:
+    """Whether ``path`` (the table's syntax) names a field of the OpenAPI schema ``schema_name``."""
+    schemas = openapi._schemas()
+    schema = schemas[schema_name]
+    for segment in podfields._SEGMENT.findall(path):
+        while "$ref" in schema or len(schema.get("allOf", ())) == 1:
+            ref = schema.get("$ref") or schema["allOf"][0]["$ref"]
+            schema = schemas[ref.rsplit("/", 1)[1]]
+        if segment == "[]":
+            schema = schema.get("items") or {}
+        elif isinstance(schema.get("additionalProperties"), dict):
+            schema = schema["additionalProperties"]  # a map: any key
+        elif segment in (schema.get("properties") or {}):
+            schema = schema["properties"][segment]
+        else:
+            return False
+    return True
+
+
+def test_every_path_of_the_tables_is_a_field_of_the_pod_schema():
+    """A typo in the table would refuse the real field and honour nothing."""
+    pod_spec_schema, container_schema = "io.k8s.api.core.v1.PodSpec", "io.k8s.api.core.v1.Container"
+    for path in [*podfields.POD_SPEC, *podfields.UNSAFE_POD_SPEC, *podfields.CONTAINER_LISTS]:
+        assert _schema_has(path, pod_spec_schema), path
+    for path in [*podfields.CONTAINER, *podfields.UNSAFE_CONTAINER]:
+        assert _schema_has(path, container_schema), path
+
+
+def _shipped_workloads() -> list[tuple[str, dict]]:
+    found = []
+    for path in [*ROOT.glob("exercises/**/*.yaml"), ROOT / "labctl/addons/kube-dns.yaml"]:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") in ("Pod", "Deployment", "ReplicaSet"):
+                found.append((f"{path.relative_to(ROOT)}:{doc['metadata']['name']}", doc))
+    return found
+
+
+@pytest.mark.parametrize("where,doc", _shipped_workloads(), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_shipped_manifest_is_admitted(where: str, doc: dict):
+    if doc["kind"] == "Pod":
+        default_pod(doc)
+        assert refused_fields(doc["spec"], "spec") == [], where
+    else:
+        default_deployment(doc)
+        assert refused_fields(doc["spec"]["template"]["spec"], "spec.template.spec") == [], where
+
+
+@pytest.fixture
+def api(tmp_path):
+    store = SQLiteStore(tmp_path / "store.db")
+    api = RestAPI(store)
+    api.create(RequestScope(resource_for("namespaces")), {"metadata": {"name": "default"}})
+    yield api
+    store.close()
+
+
+def test_the_api_refuses_a_pod_and_a_deployment_template_with_a_422_naming_the_field(api):
+    privileged = pod_spec(securityContext={"privileged": True})
+    with pytest.raises(APIError) as info:
+        api.create(RequestScope(resource_for("pods"), "default"), {"metadata": {"name": "p"}, "spec": privileged})
+    assert (info.value.code, info.value.reason) == (422, "Invalid")
+    assert info.value.message == (f'Pod "p" is invalid: spec.containers[0].securityContext.privileged: Forbidden: '
+                                  f"{GIVES_THE_HOST} (every device and capability)")
+    deploy = {"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": {
+        "metadata": {"labels": {"app": "d"}}, "spec": pod_spec(envFrom=[{"secretRef": {"name": "s"}}])}}}
+    with pytest.raises(APIError) as info:
+        api.create(RequestScope(resource_for("deployments"), "default"), deploy)
+    assert info.value.message == (f'Deployment.apps "d" is invalid: spec.template.spec.containers[0].envFrom: '
+                                  f"Forbidden: {NOT_HONOURED}")
+    assert api.store.list(resource_for("pods").key, "default") == []
+    assert api.store.list(resource_for("deployments").key, "default") == []
