@@ -116,11 +116,16 @@ def validate_resources(resources: Any, path: str) -> list[FieldError]:
     return errs
 
 
-def _validate_handler(handler: Obj, path: str) -> list[FieldError]:
-    """Exactly one of exec, httpGet, tcpSocket, grpc."""
+_PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+_LIFECYCLE_HANDLERS = ("exec", "httpGet", "tcpSocket", "sleep")
+
+
+def _validate_handler(handler: Obj, path: str, kinds: tuple[str, ...] = _PROBE_HANDLERS,
+                      grace: int = 30) -> list[FieldError]:
+    """Exactly one handler of ``kinds`` (a probe's, or a lifecycle hook's: no grpc, but sleep)."""
     errs: list[FieldError] = []
     count = 0
-    for kind in ("exec", "httpGet", "tcpSocket", "grpc"):
+    for kind in kinds:
         if handler.get(kind) is None:
             continue
         if count:
@@ -139,6 +144,11 @@ def _validate_handler(handler: Obj, path: str) -> list[FieldError]:
             errs += validate_port_num_or_name(action.get("port"), f"{apath}.port")
         if kind == "grpc":
             errs += [invalid(f"{apath}.port", action.get("port"), m) for m in v.is_valid_port_num(action.get("port"))]
+        if kind == "sleep":
+            seconds = action.get("seconds")
+            if not is_int(seconds) or not 0 <= seconds <= grace:
+                errs.append(invalid(f"{apath}.seconds", seconds, "must be non-negative and less than "
+                                    f"terminationGracePeriodSeconds ({grace})"))
     if count == 0:
         errs.append(required(path, "must specify a handler type"))
     return errs
@@ -157,8 +167,34 @@ def _validate_probe(probe: Any, path: str, success_must_be_one: bool) -> list[Fi
     return errs
 
 
-def _validate_container(ctr: Obj, path: str, volumes: set[str]) -> list[FieldError]:
+def _validate_lifecycle(lifecycle: Any, path: str, grace: int) -> list[FieldError]:
+    """``validateLifecycle``: postStart and preStop are handlers (a ``sleep`` within the grace period)."""
     errs: list[FieldError] = []
+    for hook in ("postStart", "preStop"):
+        handler = as_dict(lifecycle).get(hook)
+        if handler is not None:
+            errs += _validate_handler(as_dict(handler), f"{path}.{hook}", _LIFECYCLE_HANDLERS, grace)
+    return errs
+
+
+def _validate_restart_policy(ctr: Obj, path: str, init: bool) -> list[FieldError]:
+    """A container's own ``restartPolicy``: only ``Always``, only on init containers (a sidecar);
+    a regular init container runs to completion, so it may have no lifecycle hooks and no probes."""
+    policy, errs = ctr.get("restartPolicy"), []
+    if not init:
+        return [] if policy is None else [forbidden(f"{path}.restartPolicy", "may not be set for non-init containers")]
+    if policy is not None and policy != "Always":
+        errs.append(not_supported(f"{path}.restartPolicy", policy, ["Always"]))
+    if policy != "Always":
+        for key in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
+            if ctr.get(key) is not None:
+                errs.append(forbidden(f"{path}.{key}", "may not be set for init containers without restartPolicy=Always"))
+    return errs
+
+
+def _validate_container(ctr: Obj, path: str, volumes: set[str], init: bool = False,
+                        grace: int = 30) -> list[FieldError]:
+    errs: list[FieldError] = _validate_restart_policy(ctr, path, init)
     image = ctr.get("image")
     if not image:
         errs.append(required(f"{path}.image"))
@@ -180,6 +216,7 @@ def _validate_container(ctr: Obj, path: str, volumes: set[str]) -> list[FieldErr
     errs += _validate_probe(ctr.get("livenessProbe"), f"{path}.livenessProbe", True)
     errs += _validate_probe(ctr.get("readinessProbe"), f"{path}.readinessProbe", False)
     errs += _validate_probe(ctr.get("startupProbe"), f"{path}.startupProbe", True)
+    errs += _validate_lifecycle(ctr.get("lifecycle"), f"{path}.lifecycle", grace)
     errs += _enum(ctr.get("imagePullPolicy"), f"{path}.imagePullPolicy", _PULL_POLICIES)
     errs += _enum(ctr.get("terminationMessagePolicy"), f"{path}.terminationMessagePolicy",
                   _TERMINATION_MESSAGE_POLICIES)
@@ -190,6 +227,8 @@ def _validate_containers(spec: Obj, path: str, volumes: set[str]) -> list[FieldE
     """Init and app containers: names are DNS labels unique across both lists."""
     errs: list[FieldError] = []
     names: set[str] = set()
+    grace = spec.get("terminationGracePeriodSeconds")
+    grace = grace if is_int(grace) else 30
     if not as_list(spec.get("containers")):
         errs.append(required(f"{path}.containers"))
     for field_name in ("initContainers", "containers"):
@@ -203,7 +242,7 @@ def _validate_containers(spec: Obj, path: str, volumes: set[str]) -> list[FieldE
                 if name in names:
                     errs.append(duplicate(f"{cpath}.name", name))
                 names.add(str(name))
-            errs += _validate_container(ctr, cpath, volumes)
+            errs += _validate_container(ctr, cpath, volumes, field_name == "initContainers", grace)
     return errs
 
 

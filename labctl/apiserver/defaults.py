@@ -61,7 +61,11 @@ def _default_probe(probe: Any) -> None:
                          ("successThreshold", 1), ("failureThreshold", 3)):
         if not probe.get(key):
             probe[key] = default
-    http = probe.get("httpGet")
+    _default_http_get(probe.get("httpGet"))
+
+
+def _default_http_get(http: Any) -> None:
+    """SetDefaults_HTTPGetAction: of probes and of lifecycle hooks alike."""
     if isinstance(http, dict):
         if not http.get("path"):
             http["path"] = "/"
@@ -102,6 +106,11 @@ def _default_container(ctr: Obj) -> None:
     _canonical_resources(_child(ctr, "resources"))
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         _default_probe(ctr.get(probe))
+    lifecycle = ctr.get("lifecycle")
+    for hook in ("postStart", "preStop"):
+        handler = lifecycle.get(hook) if isinstance(lifecycle, dict) else None
+        if isinstance(handler, dict):
+            _default_http_get(handler.get("httpGet"))
 
 
 def _default_pod_spec(spec: Obj) -> None:

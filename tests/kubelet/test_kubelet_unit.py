@@ -75,13 +75,13 @@ def test_crash_loop_shows_waiting_with_last_state_and_restart_count():
     assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     assert cs["lastState"]["terminated"]["exitCode"] == 3 and cs["lastState"]["terminated"]["reason"] == "Error"
     assert cs["restartCount"] == 2 and not cs["ready"]
-    assert pod_phase("Always", [cs]) == "Running"
+    assert pod_phase({"restartPolicy": "Always"}, [cs]) == "Running"
 
 
 def test_not_yet_created_container_is_container_creating_and_pod_pending():
     cs = container_status(ContainerView("nginx", "nginx"))
     assert cs["state"] == {"waiting": {"reason": "ContainerCreating"}}
-    assert pod_phase("Always", [cs]) == "Pending"
+    assert pod_phase({"restartPolicy": "Always"}, [cs]) == "Pending"
 
 
 @pytest.mark.parametrize("policy,exit_code,phase", [
@@ -90,7 +90,7 @@ def test_not_yet_created_container_is_container_creating_and_pod_pending():
 def test_phase_of_exited_containers_follows_restart_policy(policy, exit_code, phase):
     cs = container_status(ContainerView("nginx", "nginx", rec(False, exit_code)))
     assert cs["state"]["terminated"]["reason"] == ("Completed" if exit_code == 0 else "Error")
-    assert pod_phase(policy, [cs]) == phase
+    assert pod_phase({"restartPolicy": policy}, [cs]) == phase
 
 
 def test_terminal_pod_is_not_ready_with_pod_completed():

@@ -17,7 +17,9 @@ from ...client.rest import APIStatusError, resource_path
 from ...kube.meta import timestamp
 from . import network, probes
 from .context import KubeletContext
+from .hooks import container_spec, run_handler, stop_container
 from .images import ImagePullError, ResolvedImage, alias_message
+from .initcontainers import latest_record, plan_init, should_restart
 from .projection import DATA_LINK, volume_archive
 from .runtime import SANDBOX, ContainerRecord, PodRef, build_container, build_sandbox
 from .serviceaccount import MOUNT_PATH
@@ -36,10 +38,6 @@ def group_records(records: list[ContainerRecord]) -> dict[str, list[ContainerRec
     return out
 
 
-def should_restart(restart_policy: str, exit_code: int) -> bool:
-    return restart_policy == "Always" or (restart_policy == "OnFailure" and exit_code != 0)
-
-
 class PodWorker:
     def __init__(self, ctx: KubeletContext, pod: dict) -> None:
         self.ctx = ctx
@@ -52,6 +50,8 @@ class PodWorker:
         self.start_time = (pod.get("status") or {}).get("startTime", "")
         self.waiting: dict[str, tuple[str, str]] = {}   # container → (reason, message)
         self.readiness: dict[str, bool] = {}            # container id → ready
+        self.started_ids: set[str] = set()              # container ids whose startupProbe passed
+        self.first_attempts: dict[str, int] = {}        # attempt numbers to continue after a new sandbox
         self.probe_tasks: dict[tuple[str, str], asyncio.Task] = {}
         self.last_status: dict | None = None
         self.pull_failures: dict[str, tuple[float, str]] = {}  # container → (when, message)
@@ -158,6 +158,12 @@ class PodWorker:
         sandbox_id = await ctx.blocking(ctx.runtime.create, spec)
         t1 = time.monotonic()
         containers = pod["spec"].get("containers") or []
+        self.first_attempts = dict(first)
+        if pod["spec"].get("initContainers"):
+            # the app containers wait for the init containers: one step per sync from here on
+            if await self.start_network(sandbox_id):
+                await self.sync_containers({}, sandbox_id)
+            return
         needs_ip = any(_uses_pod_ip(c) for c in containers)
         # the network's task first, so it queues for the blocking threads ahead of the creates
         network = asyncio.ensure_future(self.start_network(sandbox_id))
@@ -197,24 +203,53 @@ class PodWorker:
         return True
 
     async def sync_containers(self, by_name: dict[str, list[ContainerRecord]], sandbox_id: str) -> None:
-        """Start missing containers and restart exited ones per restartPolicy and back-off."""
-        policy = self.pod["spec"].get("restartPolicy", "Always")
+        """Init containers in order (:func:`plan_init`), then start missing app containers and
+        restart exited ones per restartPolicy and back-off."""
+        spec = self.pod["spec"]
+        policy = spec.get("restartPolicy", "Always")
+        plan = plan_init(spec, by_name, self.is_started)
+        for record in plan.stop:
+            self.ctx.event(self.pod, "Normal", "Killing", f"Stopping container {record.name}")
+            await stop_container(self.ctx, self.pod, container_spec(self.pod, record.name), record,
+                                 grace_seconds(self.pod), self.pod_ip)
+        for container in plan.start:
+            await self.run_container(container, by_name.get(container["name"], []), sandbox_id)
+        if plan.done and spec.get("initContainers") and not any(by_name.get(c["name"]) for c in spec["containers"]):
+            # as the kubelet's status at the top of its sync: initialized, the app still PodInitializing
+            await self.write_status()
         live_ids = set()
-        for container in self.pod["spec"].get("containers") or []:
+        for container in spec.get("initContainers") or []:
+            sidecar = latest_record(by_name.get(container["name"]))
+            if sidecar is not None and sidecar.running:
+                live_ids.add(sidecar.id)
+                self.ensure_probes(container, sidecar)
+        for container in spec.get("containers") or [] if plan.done else []:
             instances = by_name.get(container["name"], [])
-            latest = instances[-1] if instances else None
-            if latest is None:
-                cid = await self.create_container(container, sandbox_id, 0)
-                if cid:
-                    await self.start_container(container, cid)
-            elif latest.running:
+            latest = latest_record(instances)
+            if latest is not None and latest.running:
                 live_ids.add(latest.id)
                 self.ensure_probes(container, latest)
-            elif not latest.exited:
-                await self.start_container(container, latest.id)  # created, never started (agent restart)
-            elif should_restart(policy, latest.exit_code):
-                await self.restart_container(container, latest, instances, sandbox_id)
+            elif latest is None or not latest.exited or should_restart(policy, latest.exit_code):
+                await self.run_container(container, instances, sandbox_id)
         self.cancel_probes(keep=live_ids)
+        self.started_ids &= live_ids
+
+    async def run_container(self, container: dict, instances: list[ContainerRecord], sandbox_id: str) -> None:
+        """Bring one container that should run to running: create, start, or restart after back-off."""
+        latest = instances[-1] if instances else None
+        if latest is None:
+            cid = await self.create_container(container, sandbox_id, self.first_attempts.get(container["name"], 0))
+            if cid:
+                await self.start_container(container, cid)
+        elif not latest.exited:
+            await self.start_container(container, latest.id)  # created, never started (agent restart)
+        else:
+            await self.restart_container(container, latest, instances, sandbox_id)
+
+    def is_started(self, record: ContainerRecord) -> bool:
+        """The kubelet's ``started``: running, and its startupProbe (if any) passed."""
+        spec = container_spec(self.pod, record.name) or {}
+        return record.running and (not spec.get("startupProbe") or record.id in self.started_ids)
 
     async def restart_container(self, container: dict, latest: ContainerRecord, instances: list[ContainerRecord],
                                 sandbox_id: str) -> None:
@@ -304,6 +339,22 @@ class PodWorker:
             return
         self.waiting.pop(name, None)
         self.ctx.event(self.pod, "Normal", "Started", f"Started container {name}")
+        hook = (container.get("lifecycle") or {}).get("postStart")
+        if hook:
+            await self.post_start(container, hook, cid)
+
+    async def post_start(self, container: dict, hook: dict, cid: str) -> None:
+        """Run postStart before anything else of this pod (the kubelet's sync waits for it too);
+        if it fails, kill the container: it is restarted per restartPolicy, with back-off."""
+        ctx, name = self.ctx, container["name"]
+        record = await ctx.blocking(ctx.runtime.inspect, cid)
+        message = await run_handler(ctx, hook, self.pod, container, record, self.pod_ip)
+        if not message:
+            return
+        ctx.event(self.pod, "Warning", "FailedPostStartHook", message)
+        ctx.event(self.pod, "Normal", "Killing", "FailedPostStartHook")
+        self.waiting[name] = ("PostStartHookError", message)
+        await stop_container(ctx, self.pod, container, record, grace_seconds(self.pod), self.pod_ip)
 
     # -- the service-account token -------------------------------------------------------
     async def refresh_token(self, by_name: dict[str, list[ContainerRecord]]) -> None:
@@ -355,9 +406,13 @@ class PodWorker:
 
     # -- probes --------------------------------------------------------------------------
     def ensure_probes(self, container: dict, record: ContainerRecord) -> None:
-        for kind in ("readiness", "liveness"):
+        """The startup probe first; liveness and readiness only once the container has started."""
+        if not self.pod_ip:
+            return
+        kinds = ("readiness", "liveness") if self.is_started(record) else ("startup",)
+        for kind in kinds:
             probe = container.get(f"{kind}Probe")
-            if not probe or (record.id, kind) in self.probe_tasks or not self.pod_ip:
+            if not probe or (record.id, kind) in self.probe_tasks:
                 continue
             self.probe_tasks[(record.id, kind)] = self.ctx.spawn(self.probe(kind, probe, container, record))
 
@@ -371,10 +426,14 @@ class PodWorker:
             if kind == "readiness":
                 self.readiness[record.id] = ok
                 self.wake()
+            elif kind == "startup" and ok:
+                self.started_ids.add(record.id)
+                self.wake()  # liveness and readiness may start; the next sidecar or init step may go
             elif not ok:
                 self.ctx.event(self.pod, "Normal", "Killing",
-                               f"Container {name} failed liveness probe, will be restarted")
-                self.ctx.spawn(self.ctx.blocking(self.ctx.runtime.stop, record.id, grace_seconds(self.pod)))
+                               f"Container {name} failed {kind} probe, will be restarted")
+                self.ctx.spawn(stop_container(self.ctx, self.pod, container, record, grace_seconds(self.pod),
+                                              self.pod_ip))
 
         async def exec_fn(command: list[str]) -> tuple[int, str]:
             return await self.ctx.blocking(self.ctx.runtime.exec, record.id, command)
@@ -391,20 +450,13 @@ class PodWorker:
     async def write_status(self) -> None:
         """Compute the status from a fresh look at Docker; PATCH it when it changed."""
         by_name = group_records(await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid))
-        views = []
-        for container in self.pod["spec"].get("containers") or []:
-            instances = by_name.get(container["name"], [])
-            latest = instances[-1] if instances else None
-            reason, message = self.waiting.get(container["name"], ("", ""))
-            if latest is not None and latest.running:
-                reason, message = "", ""
-            # no container of a pod without a network is ready (its sandbox is about to be re-created)
-            ready = bool(latest and latest.running and self.sandbox_ready and
-                         (self.readiness.get(latest.id, False) if container.get("readinessProbe") else True))
-            views.append(ContainerView(container["name"], container["image"], latest,
-                                       instances[-2] if len(instances) > 1 else None, reason, message, ready))
+        spec = self.pod["spec"]
+        default_reason = "PodInitializing" if spec.get("initContainers") else "ContainerCreating"
+        init_views = [self.view(c, by_name, default_reason, init=True) for c in spec.get("initContainers") or []]
+        views = [self.view(c, by_name, default_reason) for c in spec.get("containers") or []]
         status = build_pod_status(self.pod, views, pod_ip=self.pod_ip, host_ip=self.ctx.cfg.internal_ip,
-                                  start_time=self.start_time, sandbox_ready=self.sandbox_ready, now=timestamp())
+                                  start_time=self.start_time, sandbox_ready=self.sandbox_ready, now=timestamp(),
+                                  init_views=init_views)
         if status == self.last_status and _ready(self.pod.get("status")) == _ready(status):
             return  # unchanged, and nobody (the node lifecycle controller) overwrote Ready meanwhile
         path = resource_path("pods", self.ref.namespace, self.ref.name, "status")
@@ -420,6 +472,25 @@ class PodWorker:
             self.wake()  # release the sandbox and the IP
         self.last_status = status
 
+    def view(self, container: dict, by_name: dict[str, list[ContainerRecord]], default_reason: str,
+             init: bool = False) -> ContainerView:
+        """What Docker and the probes say about one container, for :func:`build_pod_status`."""
+        instances = by_name.get(container["name"], [])
+        latest = instances[-1] if instances else None
+        reason, message = self.waiting.get(container["name"], ("", ""))
+        if latest is not None and latest.running:
+            reason, message = "", ""
+        if init and container.get("restartPolicy") != "Always":
+            ready = bool(latest and latest.exited and latest.exit_code == 0)  # a completed init container
+        else:
+            # no container of a pod without a network is ready (its sandbox is about to be re-created)
+            ready = bool(latest and latest.running and self.sandbox_ready and
+                         (self.readiness.get(latest.id, False) if container.get("readinessProbe") else True))
+        return ContainerView(container["name"], container["image"], latest,
+                             instances[-2] if len(instances) > 1 else None, reason, message, ready,
+                             startup_passed=latest is None or not latest.running or self.is_started(latest),
+                             default_reason=default_reason)
+
     # -- teardown ------------------------------------------------------------------------
     async def release(self, by_name: dict[str, list[ContainerRecord]]) -> None:
         """A Succeeded/Failed pod keeps its exited containers (logs) but not its sandbox and IP."""
@@ -434,7 +505,7 @@ class PodWorker:
         if self._token_timer is not None:
             self._token_timer.cancel()
         records = await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid)
-        await kill_pod(self.ctx, records, grace_seconds(self.pod), None if self.gone else self.pod)
+        await kill_pod(self.ctx, records, grace_seconds(self.pod), None if self.gone else self.pod, self.pod_ip)
         self.ctx.crash_backoff.forget_prefix(self.ref.uid)
         if self.gone:
             return

@@ -1,10 +1,12 @@
-"""Readiness and liveness probes, run from the node as the kubelet runs them.
+"""Startup, readiness and liveness probes, run from the node as the kubelet runs them.
 
 httpGet and tcpSocket connect from the node's network namespace to the pod IP (so a
 probe goes over ``cni0`` exactly like the kubelet's); exec runs the command inside
 the container through Docker. One asyncio task per (container instance, probe kind)
 counts consecutive successes/failures against ``successThreshold`` /
-``failureThreshold`` and reports only *changes* to the pod worker.
+``failureThreshold`` and reports only *changes* to the pod worker. A startup probe
+ends with its first verdict: once it passed it is not run again (the pod worker then
+starts liveness and readiness), and once it failed the container is killed.
 """
 
 from __future__ import annotations
@@ -103,11 +105,12 @@ async def probe_loop(kind: str, probe: dict, pod_ip: str, container: dict, sessi
                      exec_fn: ExecFn, on_change: OnChange, on_failure_attempt: OnChange) -> None:
     """Probe forever (until cancelled); call ``on_change(ok, message)`` when the verdict flips.
 
-    Readiness starts as failed (not ready until a probe succeeds); liveness starts as
-    passed. ``on_failure_attempt`` sees each failed attempt (for the ``Unhealthy`` event).
+    Readiness and startup start as failed (not ready, not started until a probe
+    succeeds); liveness starts as passed. ``on_failure_attempt`` sees each failed
+    attempt (for the ``Unhealthy`` event). A startup probe returns after its verdict.
     """
     initial_delay, period, _, success_threshold, failure_threshold = probe_settings(probe)
-    verdict = kind != "readiness"
+    verdict = kind == "liveness"
     successes = failures = 0
     await asyncio.sleep(initial_delay)
     while True:
@@ -117,10 +120,14 @@ async def probe_loop(kind: str, probe: dict, pod_ip: str, container: dict, sessi
             if not verdict and successes >= success_threshold:
                 verdict = True
                 on_change(True, "")
+                if kind == "startup":
+                    return
         else:
             successes, failures = 0, failures + 1
             on_failure_attempt(False, result.message)
-            if verdict and failures >= failure_threshold:
+            if (verdict or kind == "startup") and failures >= failure_threshold:
                 verdict = False
                 on_change(False, result.message)
+                if kind == "startup":
+                    return
         await asyncio.sleep(period)
