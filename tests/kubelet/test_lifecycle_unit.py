@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from labctl.agent.kubelet import hooks, probes
+from labctl.agent.kubelet import hooks, probes, teardown
 from labctl.agent.kubelet.initcontainers import plan_init
 from labctl.agent.kubelet.runtime import ContainerRecord
 from labctl.agent.kubelet.status import ContainerView, build_pod_status, pod_phase
@@ -253,3 +253,43 @@ def test_container_restart_policy_only_always_and_only_on_init_containers():
 def test_sleep_hook_must_fit_the_grace_period():
     errs = validate([], [{"name": "app", "image": "i", "lifecycle": {"preStop": {"sleep": {"seconds": 31}}}}])
     assert errs == ["spec.containers[0].lifecycle.preStop.sleep.seconds: FieldValueInvalid"]
+
+
+# -- stopping -----------------------------------------------------------------------------------
+class StopRecorder(SimpleNamespace):
+    """A kubelet context that records events and ``docker stop``s instead of doing them."""
+
+    def __init__(self) -> None:
+        super().__init__(drain_seconds=0, events=[], stops=[])
+        self.runtime = SimpleNamespace(stop=lambda cid, grace: self.stops.append((cid, grace)),
+                                       exec=lambda cid, cmd: (1, "refused"))
+
+    async def blocking(self, fn, *args):
+        return fn(*args)
+
+    def event(self, _pod, typ, reason, message):
+        self.events.append((typ, reason, message))
+
+
+def test_app_containers_stop_before_sidecars_and_sidecars_in_reverse_order():
+    ctx = StopRecorder()
+    second = {"name": "second", "image": "i", "restartPolicy": "Always"}
+    pod = {**POD, "spec": spec([SIDECAR, second])}
+    records = [rec("proxy", True), rec("second", True), rec("app", True)]
+    asyncio.run(teardown.stop_containers(ctx, records, 5, pod))  # type: ignore[arg-type]
+    assert [cid for cid, _ in ctx.stops] == ["id-app-0", "id-second-0", "id-proxy-0"]
+    assert [m for _, r, m in ctx.events if r == "Killing"] == [
+        "Stopping container proxy", "Stopping container second", "Stopping container app"]
+
+
+def test_pre_stop_time_is_taken_from_the_grace_period_and_a_failure_is_an_event():
+    ctx = StopRecorder()
+    app = {"name": "app", "image": "i", "lifecycle": {"preStop": {"exec": {"command": ["stop-it"]}}}}
+    asyncio.run(hooks.stop_container(ctx, POD, app, rec("app", True), 30))  # type: ignore[arg-type]
+    assert ctx.stops == [("id-app-0", 30)]
+    assert ctx.events[0][:2] == ("Warning", "FailedPreStopHook")
+    assert "command 'stop-it' exited with 1: refused" in ctx.events[0][2]
+    slow = {"name": "app", "image": "i", "lifecycle": {"preStop": {"sleep": {"seconds": 1}}}}
+    ctx = StopRecorder()
+    asyncio.run(hooks.stop_container(ctx, POD, slow, rec("app", True), 2))  # type: ignore[arg-type]
+    assert ctx.stops == [("id-app-0", hooks.MIN_GRACE_AFTER_PRE_STOP_S)] and ctx.events == []
