@@ -3,7 +3,7 @@
 The order is the kubelet's: ``Killing`` event, (drain delay,) each app container's
 preStop hook then SIGTERM, wait ``terminationGracePeriodSeconds``, SIGKILL — the app
 containers first, the sidecars (restartable init containers) after them, in reverse
-order — then CNI DEL while the sandbox's namespace still exists (the veth and the IP
+order, with what is left of the grace period — then CNI DEL while the sandbox's namespace still exists (the veth and the IP
 go), then the containers.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from .context import KubeletContext
 from .hooks import container_spec, stop_container
@@ -46,10 +47,11 @@ async def stop_containers(ctx: KubeletContext, records: list[ContainerRecord], g
     sidecars = [c["name"] for c in ((pod or {}).get("spec") or {}).get("initContainers") or []
                 if c.get("restartPolicy") == "Always"]
     apps = [r for r in running if r.name not in sidecars]
+    started = time.monotonic()
     await asyncio.gather(*(_stop(ctx, pod, r, grace, pod_ip) for r in apps))
-    for name in reversed(sidecars):
+    for name in reversed(sidecars):  # what is left of the grace period, as the kubelet's termination ordering
         for record in (r for r in running if r.name == name):
-            await _stop(ctx, pod, record, grace, pod_ip)
+            await _stop(ctx, pod, record, max(0, grace - int(time.monotonic() - started)), pod_ip)
 
 
 async def _stop(ctx: KubeletContext, pod: dict | None, record: ContainerRecord, grace: int, pod_ip: str) -> None:
