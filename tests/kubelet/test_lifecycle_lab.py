@@ -105,9 +105,10 @@ def test_init_containers_run_in_order_and_kubectl_shows_each_step(lc):
         container("init-myservice", "until nslookup myservice.default.svc.cluster.local; do echo waiting; sleep 1; "
                                     "done"),
         container("init-mydb", "sleep 2; echo db ready")]))
-    wait_for(lambda: status_cell(lc, "myapp") == "Init:0/2", timeout=60, what="myapp Init:0/2")
+    waiting = wait_for(lambda: "running" in (p := get_pod(lc, "myapp"))["status"].get(
+        "initContainerStatuses", [{}])[0].get("state", {}) and p, timeout=60, what="init-myservice running")
+    assert status_cell(lc, "myapp") == "Init:0/2"
     watch = Watch(lc, "myapp")
-    waiting = get_pod(lc, "myapp")
     init = waiting["status"]["initContainerStatuses"]
     assert [s["name"] for s in init] == ["init-myservice", "init-mydb"]
     assert "running" in init[0]["state"] and init[1]["state"]["waiting"]["reason"] == "PodInitializing"
@@ -171,6 +172,16 @@ def test_post_start_runs_before_the_container_counts_as_running(lc):
     wait_for(lambda: status_cell(lc, "hooked") == "Running", timeout=60, what="hooked Running")
     assert lc.kubectl.run("exec", "hooked", "--", "cat", "/message").stdout == \
         "Hello from the postStart handler\n"
+
+
+def test_a_post_start_that_never_returns_keeps_the_pod_creating_and_does_not_block_its_deletion(lc):
+    apply(lc, pod("hung-hook", [container("app", "sleep 3600", lifecycle={"postStart": {"exec": {"command": [
+        "sleep", "3600"]}}})]))
+    wait_for(lambda: any(e["reason"] == "Started" for e in events(lc, "hung-hook")), timeout=60,
+             what="the container started")
+    assert status_cell(lc, "hung-hook") == "ContainerCreating"
+    assert get_pod(lc, "hung-hook")["status"]["phase"] == "Pending"
+    lc.kubectl.run("delete", "pod", "hung-hook", "--wait=true", "--timeout=45s")
 
 
 def test_failing_post_start_kills_and_restarts_the_container(lc):

@@ -57,6 +57,7 @@ class PodWorker:
         self.pull_failures: dict[str, tuple[float, str]] = {}  # container → (when, message)
         self.tokens_written: dict[str, str] = {}        # container id → the token its volume holds
         self._token_timer: asyncio.TimerHandle | None = None
+        self._post_start: asyncio.Task | None = None    # the postStart hook the sync waits for
         self._wake = asyncio.Event()
         self._wake.set()
         self.task: asyncio.Task | None = None
@@ -64,6 +65,8 @@ class PodWorker:
     # -- signals -------------------------------------------------------------------------
     def update(self, pod: dict) -> None:
         self.pod = pod
+        if pod["metadata"].get("deletionTimestamp") and self._post_start is not None:
+            self._post_start.cancel()  # a hook that never returns must not hold the deletion
         self.wake()
 
     def wake(self) -> None:
@@ -151,6 +154,11 @@ class PodWorker:
         """
         pod, ctx = self.pod, self.ctx
         first = container_attempts or {}
+        if self.last_status is None:
+            # the kubelet's first status, before anything is created: ContainerCreating (or
+            # PodInitializing), which `kubectl get pods` shows while images, the network and a
+            # postStart hook take their time
+            await self.write_status()
         spec = build_sandbox(pod, ctx.cfg.cluster, ctx.runtime.node_container, attempt)
         self.pod_ip, self.sandbox_ready = "", False
         self.start_time = self.start_time or timestamp()
@@ -348,7 +356,16 @@ class PodWorker:
         if it fails, kill the container: it is restarted per restartPolicy, with back-off."""
         ctx, name = self.ctx, container["name"]
         record = await ctx.blocking(ctx.runtime.inspect, cid)
-        message = await run_handler(ctx, hook, self.pod, container, record, self.pod_ip)
+        self._post_start = asyncio.ensure_future(run_handler(ctx, hook, self.pod, container, record, self.pod_ip))
+        try:
+            message = await self._post_start
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the worker itself is being cancelled
+            return  # only the hook was, by the pod's deletion: the next sync stops the container
+        finally:
+            self._post_start = None
         if not message:
             return
         ctx.event(self.pod, "Warning", "FailedPostStartHook", message)
