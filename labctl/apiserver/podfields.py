@@ -7,7 +7,7 @@ Pod's spec — and of the pod template of a ReplicaSet or Deployment, so the stu
 it at ``kubectl apply`` time — is checked against the tables below at create and update,
 and a field not in them is a 422 naming it::
 
-    spec.containers[0].lifecycle: Forbidden: labctl does not support this field (it would be ignored)
+    spec.containers[0].lifecycle.stopSignal: Forbidden: labctl does not support this field (it would be ignored)
 
 It is an allow-list: a field nobody thought of is refused, not ignored.
 
@@ -87,8 +87,9 @@ POD_SPEC: dict[str, Accepts] = {
     "volumes[].name": ANY,  # a volume's source decides: each source not listed here is refused
 }
 
-#: the container lists :data:`CONTAINER` applies to (init and ephemeral containers do not run yet)
-CONTAINER_LISTS: tuple[str, ...] = ("containers",)
+#: the container lists :data:`CONTAINER` applies to (ephemeral containers do not run yet); init
+#: containers run in order before the app, sidecars among them (labctl/agent/kubelet/initcontainers.py)
+CONTAINER_LISTS: tuple[str, ...] = ("containers", "initContainers")
 
 #: honoured in one container (labctl/agent/kubelet/runtime.py, podworker.py, probes.py, images.py)
 CONTAINER: dict[str, Accepts] = {
@@ -124,7 +125,13 @@ CONTAINER: dict[str, Accepts] = {
     "securityContext.procMount": ("Default",),
     "securityContext.seccompProfile.type": ("RuntimeDefault",),
     "securityContext.appArmorProfile.type": ("RuntimeDefault",),
-    **{f"{probe}.{field}": ANY for probe in ("livenessProbe", "readinessProbe") for field in (
+    # a sidecar: an init container that keeps running (validation allows it only on init containers)
+    "restartPolicy": ("Always",),
+    # postStart / preStop (labctl/agent/kubelet/hooks.py); tcpSocket fails when run, as upstream's runner
+    **{f"lifecycle.{hook}.{field}": ANY for hook in ("postStart", "preStop") for field in (
+        "exec.command", "httpGet.host", "httpGet.path", "httpGet.port", "httpGet.scheme", "httpGet.httpHeaders",
+        "tcpSocket.host", "tcpSocket.port", "sleep.seconds")},
+    **{f"{probe}.{field}": ANY for probe in ("livenessProbe", "readinessProbe", "startupProbe") for field in (
         "exec.command", "httpGet.host", "httpGet.path", "httpGet.port", "httpGet.scheme", "httpGet.httpHeaders",
         "tcpSocket.host", "tcpSocket.port", "initialDelaySeconds", "periodSeconds", "timeoutSeconds",
         "successThreshold", "failureThreshold")},

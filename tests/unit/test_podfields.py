@@ -63,15 +63,16 @@ def test_kubes_own_defaults_and_their_no_op_values_pass():
     (pod_spec(envFrom=[{"configMapRef": {"name": "cfg"}}]), "spec.containers[0].envFrom"),
     (pod_spec(env=[{"name": "P", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]),
      "spec.containers[0].env[0].valueFrom.secretKeyRef"),
-    (pod_spec(lifecycle={"postStart": {"exec": {"command": ["true"]}}}), "spec.containers[0].lifecycle"),
-    (pod_spec(startupProbe={"exec": {"command": ["false"]}}), "spec.containers[0].startupProbe"),
+    (pod_spec(lifecycle={"stopSignal": "SIGUSR1"}), "spec.containers[0].lifecycle.stopSignal"),
+    (pod_spec(startupProbe={"grpc": {"port": 9000}}), "spec.containers[0].startupProbe.grpc"),
     (pod_spec(livenessProbe={"grpc": {"port": 9000}}), "spec.containers[0].livenessProbe.grpc"),
     (pod_spec(securityContext={"runAsUser": 1000}), "spec.containers[0].securityContext.runAsUser"),
     (pod_spec(volumeMounts=[{"name": "v", "mountPath": "/v"}]), "spec.containers[0].volumeMounts"),
     (pod_spec(ports=[{"containerPort": 80, "hostPort": 8081}]), "spec.containers[0].ports[0].hostPort"),
     (pod_spec(resources={"limits": {"ephemeral-storage": "1Gi"}}),
      "spec.containers[0].resources.limits.ephemeral-storage"),
-    ({**pod_spec(), "initContainers": [{"name": "init", "image": "busybox"}]}, "spec.initContainers"),
+    ({**pod_spec(), "initContainers": [{"name": "init", "image": "busybox", "resources": {"limits": {
+        "ephemeral-storage": "1Gi"}}}]}, "spec.initContainers[0].resources.limits.ephemeral-storage"),
     ({**pod_spec(), "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}]}, "spec.volumes[0].configMap"),
     ({**pod_spec(), "volumes": [{"name": "scratch", "emptyDir": {}}]}, "spec.volumes[0].emptyDir"),
     ({**pod_spec(), "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}]}, "spec.hostAliases"),
@@ -148,8 +149,19 @@ def test_the_unsafe_values_stay_refused_whatever_the_table_honours_later(monkeyp
         podfields._tables.cache_clear()
 
 
+def test_init_containers_sidecars_hooks_and_startup_probes_are_honoured():
+    hooks = {"postStart": {"exec": {"command": ["sh", "-c", "echo hi > /m"]}},
+             "preStop": {"httpGet": {"path": "/quit", "port": 80, "scheme": "HTTP"}}}
+    spec = {**pod_spec(lifecycle=hooks, startupProbe={"exec": {"command": ["true"]}, "failureThreshold": 30}),
+            "initContainers": [{"name": "wait", "image": "busybox", "command": ["sh", "-c", "sleep 1"]},
+                               {"name": "proxy", "image": "busybox", "restartPolicy": "Always",
+                                "lifecycle": {"preStop": {"sleep": {"seconds": 2}}},
+                                "startupProbe": {"tcpSocket": {"port": 8080}}}]}
+    assert refused(spec) == {}
+
+
 def test_an_update_is_held_only_to_what_it_changes():
-    stored = {**pod_spec(lifecycle={"preStop": {"exec": {"command": ["true"]}}}), "activeDeadlineSeconds": 60}
+    stored = {**pod_spec(lifecycle={"stopSignal": "SIGUSR1"}), "activeDeadlineSeconds": 60}
     new = copy.deepcopy(stored)
     new["containers"][0]["image"] = "nginx:2"
     assert refused(new, stored) == {}
