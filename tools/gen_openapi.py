@@ -111,6 +111,9 @@ SERVED: tuple[GroupVersion, ...] = (
     GroupVersion("discovery.k8s.io", "v1", (
         Resource("endpointslices", "EndpointSlice", "io.k8s.api.discovery.v1.EndpointSlice", True),
     )),
+    GroupVersion("networking.k8s.io", "v1", (
+        Resource("networkpolicies", "NetworkPolicy", "io.k8s.api.networking.v1.NetworkPolicy", True),
+    )),
     GroupVersion("events.k8s.io", "v1", (
         Resource("events", "Event", "io.k8s.api.events.v1.Event", True),
     )),

@@ -21,9 +21,9 @@ from typing import Any
 
 from labctl.kube.quantity import canonical_quantity, parse_quantity
 
-__all__ = ["default_deployment", "default_endpoints", "default_endpointslice", "default_namespace", "default_node",
-           "default_pod", "default_replicaset", "default_secret", "default_service", "image_tag", "pod_qos_class",
-           "prepare_service_update"]
+__all__ = ["default_deployment", "default_endpoints", "default_endpointslice", "default_namespace",
+           "default_network_policy", "default_node", "default_pod", "default_replicaset", "default_secret",
+           "default_service", "image_tag", "pod_qos_class", "prepare_service_update"]
 
 Obj = dict[str, Any]
 
@@ -385,3 +385,21 @@ def default_endpointslice(slice_: Obj) -> None:
             port["protocol"] = "TCP"
     for endpoint in _dicts(slice_.get("endpoints")):
         _child(endpoint, "conditions")
+
+
+def default_network_policy(policy: Obj) -> None:
+    """``networking/v1`` defaults: an empty ``podSelector``, TCP ports, ``policyTypes`` from the rules.
+
+    A policy without ``policyTypes`` is an Ingress policy, and an Egress one too when it
+    has egress rules (``SetDefaults_NetworkPolicy``): so ``{podSelector: {}}`` alone is
+    the classic default deny of ingress.
+    """
+    spec = _child(policy, "spec")
+    _child(spec, "podSelector")
+    for direction in ("ingress", "egress"):
+        for rule in _dicts(spec.get(direction)):
+            for port in _dicts(rule.get("ports")):
+                if not port.get("protocol"):
+                    port["protocol"] = "TCP"
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]

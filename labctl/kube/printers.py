@@ -467,6 +467,13 @@ SERVICEACCOUNT_COLUMNS = [_NAME, _col("Secrets", "string", "Secrets is a list of
                                                            "to use."), _AGE]
 LEASE_COLUMNS = [_NAME, _col("Holder", "string", "holderIdentity contains the identity of the holder of a current "
                                                  "lease."), _AGE]
+NETWORKPOLICY_COLUMNS = [
+    _NAME, _col("Pod-Selector", "string", "podSelector selects the pods to which this NetworkPolicy object applies. "
+                                          "The array of rules is applied to any pods selected by this field. An empty "
+                                          "selector matches all pods in the policy's namespace. Multiple network "
+                                          "policies can select the same set of pods. In this case, the ingress rules "
+                                          "for each are combined additively. This field is optional. If it is not "
+                                          "specified, it defaults to an empty selector."), _AGE]
 _TEMPLATE_COLUMNS = [
     _col("Containers", "string", "Names of each container in the template.", priority=1),
     _col("Images", "string", "Images referenced by each container in the template.", priority=1),
@@ -534,6 +541,11 @@ def print_serviceaccount(sa: Obj, clock: Clock) -> list[Any]:
 
 def print_lease(lease: Obj, clock: Clock) -> list[Any]:
     return [_name(lease), _get(lease, "spec", "holderIdentity", default=""), _created(lease, clock)]
+
+
+def print_network_policy(policy: Obj, clock: Clock) -> list[Any]:
+    """``printNetworkPolicy``: an empty podSelector (every pod of the namespace) prints as ``<none>``."""
+    return [_name(policy), format_label_selector(_get(policy, "spec", "podSelector")), _created(policy, clock)]
 
 
 def _default_printer(obj: Obj, clock: Clock) -> list[Any]:
@@ -635,6 +647,7 @@ SERVICEACCOUNT_TABLE = TablePrinter(SERVICEACCOUNT_COLUMNS, print_serviceaccount
 REPLICASET_TABLE = TablePrinter(REPLICASET_COLUMNS, print_replicaset)
 DEPLOYMENT_TABLE = TablePrinter(DEPLOYMENT_COLUMNS, print_deployment)
 LEASE_TABLE = TablePrinter(LEASE_COLUMNS, print_lease)
+NETWORKPOLICY_TABLE = TablePrinter(NETWORKPOLICY_COLUMNS, print_network_policy)
 ROLEBINDING_TABLE = TablePrinter(_BINDING_COLUMNS["roleBinding"], print_binding)
 CLUSTERROLEBINDING_TABLE = TablePrinter(_BINDING_COLUMNS["clusterRoleBinding"], print_binding)
 #: kube's default table convertor: name and creation time, for a kind without a handler of its own (Roles)

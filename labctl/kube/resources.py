@@ -96,6 +96,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType(RBAC_GROUP, "v1", "Role", "roles", "role", True, name_rule=PATH_SEGMENT),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease", True),
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", True),
+    ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", True, ("netpol",)),
 )
 _BY_PLURAL = {rt.plural: rt for rt in RESOURCES}
 

@@ -27,6 +27,7 @@ SERVED = {  # apiVersion -> kinds labctl serves
     "rbac.authorization.k8s.io/v1": ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"],
     "coordination.k8s.io/v1": ["Lease"],
     "discovery.k8s.io/v1": ["EndpointSlice"],
+    "networking.k8s.io/v1": ["NetworkPolicy"],
     "events.k8s.io/v1": ["Event"],
 }
 REVIEWS = {  # apiVersion -> the review kinds: only POST, nothing to patch

@@ -4,8 +4,8 @@ Every node agent authenticates as ``system:node:<name>`` in ``system:nodes`` (it
 certificate). Like kube-apiserver's ``--authorization-mode=Node`` plus the
 ``NodeRestriction`` admission plugin, a node may
 
-* read what its kubelet and service-proxy roles watch: Nodes, Pods, Services, Endpoints,
-  EndpointSlices, Namespaces;
+* read what its kubelet, service-proxy and network-policy roles watch: Nodes, Pods, Services,
+  Endpoints, EndpointSlices, Namespaces, NetworkPolicies;
 * read a Secret or ConfigMap, and ask a token for a ServiceAccount, only when a pod bound to
   it (``spec.nodeName``) uses them — the graph kube keeps, walked here in the store;
 * write its own Node and Node status, its own Lease in ``kube-node-lease``, the status of
@@ -58,7 +58,8 @@ KUBE_NODE_RULES: tuple[dict[str, list[str]], ...] = (
     _rule(["create"], [""], ["serviceaccounts/token"]),
 )
 #: what labctl's agent needs beyond them: it is kube-proxy too (kube gives kube-proxy
-#: ``system:node-proxier`` under its own identity), and reads Namespaces
+#: ``system:node-proxier`` under its own identity), reads Namespaces, and enforces
+#: NetworkPolicies (what kube gives a CNI's node agent, e.g. Calico's, under its own identity)
 NODE_RULES: tuple[dict[str, list[str]], ...] = (
     *KUBE_NODE_RULES,
     _rule(["list", "watch"], [""], ["services", "endpoints"]),
@@ -66,6 +67,7 @@ NODE_RULES: tuple[dict[str, list[str]], ...] = (
     _rule(["list", "watch"], ["discovery.k8s.io"], ["endpointslices"]),
     _rule(["create", "patch", "update"], ["", "events.k8s.io"], ["events"]),
     _rule(_READ, [""], ["namespaces"]),
+    _rule(["list", "watch"], ["networking.k8s.io"], ["networkpolicies"]),
 )
 _COMPILED = tuple(Rule.of(r) for r in NODE_RULES)
 

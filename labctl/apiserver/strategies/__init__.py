@@ -14,6 +14,7 @@ from .base import Storage, Strategy
 from .config import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
 from .coordination import EventStrategy, LeaseStrategy
 from .namespaces import INITIAL_NAMESPACES, NamespaceStrategy, ensure_default_service_account
+from .networking import NetworkPolicyStrategy
 from .nodes import NodeStrategy
 from .pods import PodStrategy
 from .rbac import ClusterRoleBindingStrategy, RoleBindingStrategy, RoleStrategy
@@ -36,6 +37,7 @@ _KINDS: dict[str, type[Strategy]] = {
     "deployments": DeploymentStrategy,
     "leases": LeaseStrategy,
     "endpointslices": EndpointSliceStrategy,
+    "networkpolicies": NetworkPolicyStrategy,
     "roles": RoleStrategy,
     "clusterroles": RoleStrategy,
     "rolebindings": RoleBindingStrategy,
