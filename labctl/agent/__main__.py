@@ -37,16 +37,18 @@ async def run(cfg: NodeConfig) -> None:
         # imported only now: they pull in Docker's SDK, pyroute2 and the proxy (about a second
         # of CPU per node), which would otherwise delay every node's registration at `labctl up`
         from .kubelet import Kubelet
+        from .netpolicy import run_policy_enforcer
         from .serviceproxy import run_service_proxy
 
         await asyncio.gather(renew_lease_forever(client, cfg), NodeStatusReporter(client, cfg).run(),
-                             Kubelet(client, cfg).run(), run_service_proxy(client, cfg))
+                             Kubelet(client, cfg).run(), run_service_proxy(client, cfg),
+                             run_policy_enforcer(client, cfg))
     finally:
         await client.close()
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m labctl.agent", description="labctl node agent (kubelet + proxy roles)")
+    p = argparse.ArgumentParser(prog="python -m labctl.agent", description="labctl node agent (kubelet, proxy, network policies)")
     p.add_argument("--config", type=Path, default=CONFIG_PATH)
     p.add_argument("-v", "--verbose", action="count", default=0)
     args = p.parse_args(argv)

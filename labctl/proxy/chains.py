@@ -47,9 +47,13 @@ FILTER_FIXED_CHAINS = (
 )
 
 
-def _hash16(text: str) -> str:
+def chain_hash(text: str, length: int = 16) -> str:
+    """kube-proxy's chain hash: the first ``length`` characters of base32(sha256(text)).
+
+    The network policy rules (:mod:`labctl.netpol`) name their chains the same way.
+    """
     digest = hashlib.sha256(text.encode()).digest()
-    return base64.b32encode(digest).decode()[:16]
+    return base64.b32encode(digest).decode()[:length]
 
 
 @lru_cache(maxsize=1 << 16)
@@ -58,13 +62,13 @@ def service_chain(prefix: str, service_port_name: str, protocol: str) -> str:
 
     ``protocol`` is lower case (``tcp``), as kube-proxy passes it.
     """
-    return prefix + _hash16(service_port_name + protocol)
+    return prefix + chain_hash(service_port_name + protocol)
 
 
 @lru_cache(maxsize=1 << 17)
 def endpoint_chain(service_port_name: str, protocol: str, endpoint: str) -> str:
     """``KUBE-SEP-`` name: the same hash with the endpoint ``ip:port`` appended."""
-    return SEP_PREFIX + _hash16(service_port_name + protocol + endpoint)
+    return SEP_PREFIX + chain_hash(service_port_name + protocol + endpoint)
 
 
 def is_service_chain(name: str) -> bool:

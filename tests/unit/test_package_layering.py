@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     "pki": 2, "kubeconfig": 2, "engine": 2,
     "client": 3, "topology": 3, "addons": 3, "imagebuild": 3,
     "images": 4, "cni": 4, "proxy": 4,
-    "cluster": 5,
+    "cluster": 5, "netpol": 5,
     "inspect": 6,
     "exercises": 7,
 }
