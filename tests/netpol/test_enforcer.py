@@ -1,0 +1,57 @@
+"""The enforcer's bookkeeping: nothing written before the lists are in, one write per change that matters."""
+
+from __future__ import annotations
+
+from labctl.netpol import PolicyEnforcer
+from labctl.netpol.rules import FORWARD_JUMP_ARGS
+
+
+class FakeIPTables:
+    """Records restores; its filter table holds our jump and the chains last restored."""
+
+    def __init__(self) -> None:
+        self.restored: list[str] = []
+
+    def save(self, table: str | None = None) -> str:
+        chains = [line for text in self.restored[-1:] for line in text.splitlines() if line.startswith(":")]
+        return "\n".join(["*filter", *chains, f"-A FORWARD {FORWARD_JUMP_ARGS}", "COMMIT"])
+
+    def restore(self, text: str, noflush: bool = True) -> None:
+        self.restored.append(text)
+
+
+def web(phase: str = "Running", ready: str = "True") -> dict:
+    return {"metadata": {"namespace": "x", "name": "web", "labels": {"app": "web"}},
+            "spec": {"nodeName": "worker"},
+            "status": {"podIP": "10.244.1.2", "phase": phase, "conditions": [{"type": "Ready", "status": ready}]}}
+
+
+DENY = {"metadata": {"namespace": "x", "name": "deny"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
+
+
+def test_sync_waits_for_the_lists_then_writes_what_changed():
+    fake = FakeIPTables()
+    enforcer = PolicyEnforcer("worker", iptables=fake)  # type: ignore[arg-type]
+    enforcer.on_pod(None, web())
+    enforcer.on_policy(None, DENY)
+    assert enforcer.sync() is False and fake.restored == []
+
+    enforcer.on_synced()
+    assert enforcer.sync() is True
+    assert "pod x/web is isolated for ingress by x/deny" in fake.restored[-1]
+    assert f"-I FORWARD 1 {FORWARD_JUMP_ARGS}" not in fake.restored[-1]  # the jump is already first
+
+    enforcer._running = True  # what start() sets; the runner thread itself is not needed here
+    pending = []
+    enforcer.runner.run = lambda: pending.append(1)  # type: ignore[method-assign]
+    enforcer.on_pod(web(), web(ready="False"))  # a condition: nothing policies read
+    assert pending == []
+    enforcer.on_pod(web(), web(phase="Succeeded"))  # a finished pod leaves the rules
+    assert pending == [1]
+    enforcer.on_policy(DENY, None)
+    assert pending == [1, 1]
+
+    enforcer.sync()
+    last = fake.restored[-1].splitlines()
+    assert not [line for line in last if line.startswith("-A LABCTL-POD-")]
+    assert [line for line in last if line.startswith("-X LABCTL-POD-INGRESS-")]  # the stale chain goes
