@@ -8,6 +8,7 @@ default/ex1-svc:web picks endpoint 10.244.2.3:80 (pod default/example-1-x) with 
 
 from __future__ import annotations
 
+from ..netpol import rules as netpol
 from ..proxy import chains
 from .model import LabNetwork, NodeNetwork, Route
 from .ruleset import Rule
@@ -74,7 +75,10 @@ def bridge_hop(net: LabNetwork, node: NodeNetwork, dst_ip: str, src: str = "", d
 
 
 def rule_object(net: LabNetwork, rule: Rule) -> ObjectRef | None:
-    """The object a kube-proxy rule belongs to: its Service (from the comment), or the endpoint's pod (KUBE-SEP)."""
+    """The object a rule belongs to: a kube-proxy rule's Service (from the comment) or endpoint pod (KUBE-SEP),
+    a network policy rule's NetworkPolicy, a policy drop's isolated pod."""
+    if rule.chain.startswith(netpol.CHAIN_PREFIXES):
+        return _policy_object(net, rule)
     name = rule.comment.split(" ", 1)[0]
     if "/" not in name:
         return None  # a fixed chain's rule ("kubernetes service portals"), or Docker's
@@ -88,10 +92,41 @@ def rule_object(net: LabNetwork, rule: Rule) -> ObjectRef | None:
     return ObjectRef("Service", service, namespace, port, cluster_ip)
 
 
+def _policy_object(net: LabNetwork, rule: Rule) -> ObjectRef | None:
+    """``policy NS/NAME ...`` names a NetworkPolicy; ``pod NS/NAME ...`` the pod a policy chain guards."""
+    kind, _, rest = rule.comment.partition(" ")
+    namespace, _, name = rest.split(" ", 1)[0].partition("/")
+    if kind == "policy" and name:
+        return ObjectRef("NetworkPolicy", name, namespace)
+    if kind == "pod" and name:
+        return ObjectRef("Pod", name, namespace)
+    return None
+
+
+def _describe_policy_rule(rule: Rule) -> str | None:
+    """The network policy chains in a student's words; None for their plain jumps."""
+    comment = rule.comment
+    if rule.chain.startswith(netpol.RULE_PREFIX) and rule.target == "MARK":
+        title, _, what = comment.partition(": ")
+        return f"Network{title[0].upper()}{title[1:]} allows it ({what})"
+    if rule.chain.startswith(netpol.CHAIN_PREFIXES[1]):
+        pod, _, direction = comment.partition(" ")[2].partition(" ")
+        direction = direction.split(" ", 1)[0].rstrip(":")
+        if rule.target == "MARK":
+            return f"{direction} check of pod {pod}: no rule has allowed the packet yet"
+        if rule.target == "RETURN":
+            return f"a rule allowed the packet: the {direction} check of pod {pod} passes"
+        if rule.target == "DROP":
+            return f"DROP: pod {pod} is isolated for {direction} and {comment.partition(': ')[2].removesuffix(': drop')}"
+    return None
+
+
 def _describe(net: LabNetwork, chain: str, rule: Rule | None, verdict: str) -> str:
     """One line on what the rule did to the packet."""
     if rule is None:
         return f"policy {verdict}"
+    if rule.chain.startswith(netpol.CHAIN_PREFIXES) and (text := _describe_policy_rule(rule)):
+        return text
     target, comment = rule.target, rule.comment
     if target.startswith(chains.SEP_PREFIX):
         endpoint = comment.rpartition(" -> ")[2]

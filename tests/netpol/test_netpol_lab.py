@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from labctl.client.waiting import WaitTimeout, wait_for
+from tests.support.lab import labctl
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
@@ -205,3 +206,15 @@ def test_a_removed_policy_restores_traffic_within_a_second(lab, ips):
     first = min((float(line) for line in out.split()), default=None)
     assert first is not None, "no connection got through within 3 s of the deletion"
     assert first - deleted_at < 1.0, f"traffic came back {first - deleted_at:.2f}s after the policy was deleted"
+
+
+def test_trace_names_the_policy_rule_that_allowed_or_dropped_the_packet(lab, ips):
+    apply(lab, policy("a-from-b", {"podSelector": {"matchLabels": {"pod": "a"}},
+                                   "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}]}))
+    assert_matrix(lab, lambda src, dst, port: dst != "x/a" or src == "x/b", ips)
+    allowed = labctl("trace", "--name", lab.name, "--explain", "x/b", "x/a:80", env=lab.env, check=True).stdout
+    assert "NetworkPolicy x/a-from-b ingress rule 0 allows it (from pods pod=b in x (x/b))" in allowed
+    assert "verdict: delivered" in allowed
+    dropped = labctl("trace", "--name", lab.name, "y/a", "x/a:80", env=lab.env, check=True).stdout  # a live trace
+    assert "DROP: pod x/a is isolated for ingress and no rule of x/a-from-b allows this" in dropped
+    assert "verdict: dropped" in dropped
