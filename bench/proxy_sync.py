@@ -22,12 +22,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import Netns
 
 from labctl.proxy import Proxier
 from labctl.proxy.iptables import IPTables
@@ -50,27 +51,9 @@ def make_objects(n: int) -> tuple[list[dict], list[dict]]:
     return services, endpoints
 
 
-class Netns:
-    def __init__(self, tag: str) -> None:
-        self.name = f"lpxbench{os.getpid()}{tag}"
-
-    def __enter__(self) -> Netns:
-        subprocess.run(["ip", "netns", "add", self.name], check=True)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        subprocess.run(["ip", "netns", "del", self.name], check=False)
-
-    def restore(self, text: str) -> float:
-        start = time.perf_counter()
-        subprocess.run(["ip", "netns", "exec", self.name, "iptables-restore", "--noflush"],
-                       input=text, text=True, check=True, capture_output=True, timeout=1800)
-        return time.perf_counter() - start
-
-
 def bench_size(n: int, repeat: int) -> dict:
     services, endpoints = make_objects(n)
-    with Netns("a") as ns, Netns("b") as raw_ns:
+    with Netns("lpxbench", "a") as ns, Netns("lpxbench", "b") as raw_ns:
         # iptables-nft --noflush is ~quadratic: 5,000 services take minutes, past the default 60 s timeout.
         ipt = IPTables(prefix=("ip", "netns", "exec", ns.name), timeout=1800)
         p = Proxier("node1", iptables=ipt, command_prefix=ipt.prefix)

@@ -114,6 +114,8 @@ def _describe_policy_rule(rule: Rule) -> str | None:
         direction = direction.split(" ", 1)[0].rstrip(":")
         if rule.target == "MARK":
             return f"{direction} check of pod {pod}: no rule has allowed the packet yet"
+        if rule.target == "RETURN" and "itself" in comment:
+            return f"pod {pod} reaches itself: no policy applies"
         if rule.target == "RETURN":
             return f"a rule allowed the packet: the {direction} check of pod {pod} passes"
         if rule.target == "DROP":

@@ -9,9 +9,11 @@ whole ruleset with the pure :func:`~labctl.netpol.rules.build_ruleset` and appli
 initial lists are in: a restarting agent must not drop traffic for pods whose policies it
 has not listed yet.
 
-Every sync reads the filter table first (a few milliseconds at lab scale): it finds our
-stale chains, and it checks that our jump is still FORWARD's first rule, ahead of the jumps
-kube-proxy inserts, which may come later (a restart, a flushed table).
+Every sync lists FORWARD (``iptables -S FORWARD``, a few milliseconds) to check that our
+jump is still its first rule, ahead of the jumps kube-proxy inserts, which may come later
+(an agent restart, a flushed table). Our chains in the kernel are known from the last
+restore; the whole filter table is read (``iptables-save``) only on the first sync, after a
+failed one, and every ``sync_period``, as the service proxy does.
 """
 
 from __future__ import annotations
@@ -51,8 +53,11 @@ class PolicyEnforcer:
         self._lock = threading.Lock()
         self._synced = False
         self._running = False
+        self.sync_period = sync_period
         self.last_ruleset = Ruleset("")
         self.last_sync_seconds = 0.0
+        self._applied: set[str] | None = None  # our chains in the kernel; None: read them first
+        self._last_state_read = float("-inf")
         self.runner = BoundedFrequencyRunner(self.sync, min_interval=min_sync_interval, max_interval=sync_period,
                                              name="netpol-sync")
 
@@ -113,9 +118,19 @@ class PolicyEnforcer:
         start = time.perf_counter()
         with self._lock:
             policies, pods, namespaces = list(self.policies.values()), list(self.pods.values()), dict(self.namespaces)
-        existing, forward = parse_filter_state(self.iptables.save("filter"))
+        now = time.monotonic()
+        if self._applied is None or now - self._last_state_read > self.sync_period:
+            existing, forward = parse_filter_state(self.iptables.save("filter"))
+            self._last_state_read = now
+        else:
+            existing, forward = self._applied, self.iptables.list_rules("filter", "FORWARD")
         ruleset = build_ruleset(policies, pods, namespaces, self.node_name, existing, forward)
-        self.iptables.restore(ruleset.text)
+        try:
+            self.iptables.restore(ruleset.text)
+        except Exception:
+            self._applied = None
+            raise
+        self._applied = ruleset.chains
         self.last_ruleset = ruleset
         self.last_sync_seconds = time.perf_counter() - start
         log.debug("synced %d policies for %d isolated pods in %.3fs", len(policies), len(ruleset.isolated),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from labctl.kube.labels import LabelSelector, SelectorError, format_label_selector, selector_from_label_selector
@@ -91,26 +92,13 @@ class IPBlock:
     cidr: str
     excepts: tuple[str, ...] = ()
 
-    def networks(self) -> list[ipaddress.IPv4Network]:
-        """``cidr`` minus ``except`` as a list of IPv4 networks, so each is one ``-s``/``-d`` match.
+    def networks(self) -> tuple[ipaddress.IPv4Network, ...]:
+        """``cidr`` minus ``except`` as IPv4 networks, so each is one ``-s``/``-d`` match.
 
         The arithmetic is done here instead of with an ``except → RETURN`` rule, so peers
         of one rule never shadow each other. An IPv6 block matches nothing on these IPv4 rules.
         """
-        outer = ipaddress.ip_network(self.cidr, strict=False)
-        if not isinstance(outer, ipaddress.IPv4Network):
-            return []
-        parts = [outer]
-        for text in self.excepts:
-            hole = ipaddress.ip_network(text, strict=False)
-            next_parts: list[ipaddress.IPv4Network] = []
-            for part in parts:
-                if isinstance(hole, ipaddress.IPv4Network) and hole.subnet_of(part):
-                    next_parts += part.address_exclude(hole)
-                elif not (isinstance(hole, ipaddress.IPv4Network) and part.subnet_of(hole)):
-                    next_parts.append(part)
-            parts = next_parts
-        return sorted(parts)
+        return _block_networks(self.cidr, self.excepts)
 
     def contains(self, ip: str) -> bool:
         address = ipaddress.ip_address(ip)
@@ -119,6 +107,24 @@ class IPBlock:
     @property
     def text(self) -> str:
         return self.cidr + (f" except {','.join(self.excepts)}" if self.excepts else "")
+
+
+@cache
+def _block_networks(cidr: str, excepts: tuple[str, ...]) -> tuple[ipaddress.IPv4Network, ...]:
+    outer = ipaddress.ip_network(cidr, strict=False)
+    if not isinstance(outer, ipaddress.IPv4Network):
+        return ()
+    parts = [outer]
+    for text in excepts:
+        hole = ipaddress.ip_network(text, strict=False)
+        next_parts: list[ipaddress.IPv4Network] = []
+        for part in parts:
+            if isinstance(hole, ipaddress.IPv4Network) and hole.subnet_of(part):
+                next_parts += part.address_exclude(hole)
+            elif not (isinstance(hole, ipaddress.IPv4Network) and part.subnet_of(hole)):
+                next_parts.append(part)
+        parts = next_parts
+    return tuple(sorted(parts))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ through it)::
       -d <local pod isolated for ingress>      -> LABCTL-POD-INGRESS-<hash>
 
     LABCTL-POD-{INGRESS,EGRESS}-<hash>  one per isolated local pod and direction
+      the pod itself (through its own Service) -> RETURN  (a pod cannot block access to itself)
       clear the "allowed" mark (0x10000)
       -> LABCTL-RULE-<hash>             one jump per rule of every policy selecting the pod
       mark set                          -> RETURN   (some rule allowed it: on to the next check)
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from labctl.proxy.chains import chain_hash
 
@@ -54,7 +56,12 @@ def pod_chain(direction: str, pod: PodInfo) -> str:
 
 def rule_chain(policy: Policy, direction: str, index: int) -> str:
     """``LABCTL-RULE-<16>``, hashed from ``namespace/name/direction/index``."""
-    return RULE_PREFIX + chain_hash(f"{policy.key}/{direction}/{index}")
+    return _rule_chain(f"{policy.key}/{direction}/{index}")
+
+
+@lru_cache(maxsize=1 << 16)
+def _rule_chain(key: str) -> str:
+    return RULE_PREFIX + chain_hash(key)
 
 
 def rule_title(policy: Policy, direction: str, index: int) -> str:
@@ -100,15 +107,17 @@ class _Builder:
             self.by_namespace.setdefault(policy.namespace, []).append(policy)
         self.chains: dict[str, list[str]] = {}
         self.rule_targets: dict[tuple[str, str, int], list[PodInfo]] = {}
+        self._selected: dict[tuple[str, Peer], list[PodInfo]] = {}  # policies share peers: resolve each once
 
     def build(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
         top = [f"-A {NETPOL_CHAIN} -m conntrack --ctstate RELATED,ESTABLISHED "
                f"{_c('replies and related packets of allowed connections')} -j RETURN"]
         isolated: dict[str, list[str]] = {}
+        selecting_pod = {pod.key: [p for p in self.by_namespace.get(pod.namespace, ()) if p.pods.matches(pod.labels)]
+                         for pod in self.local}
         for direction, flag in ((EGRESS, "-s"), (INGRESS, "-d")):
             for pod in self.local:
-                selecting = [p for p in self.by_namespace.get(pod.namespace, ())
-                             if direction in p.types and p.pods.matches(pod.labels)]
+                selecting = [p for p in selecting_pod[pod.key] if direction in p.types]
                 if not selecting:
                     continue
                 isolated.setdefault(pod.key, []).append(direction)
@@ -126,7 +135,9 @@ class _Builder:
         return self.chains, isolated
 
     def _pod_chain(self, chain: str, pod: PodInfo, direction: str, selecting: list[Policy]) -> list[str]:
-        lines = [f"-A {chain} {_c(f'pod {pod.key} {direction.lower()}: no rule has allowed this packet yet')} "
+        peer_flag = "-s" if direction == INGRESS else "-d"
+        lines = [f"-A {chain} {peer_flag} {pod.ip}/32 {_c(f'pod {pod.key} may always reach itself')} -j RETURN",
+                 f"-A {chain} {_c(f'pod {pod.key} {direction.lower()}: no rule has allowed this packet yet')} "
                  f"-j MARK --set-xmark 0x0/{ALLOWED_MARK}"]
         for policy in selecting:
             for index in range(len(policy.rules(direction))):
@@ -149,13 +160,14 @@ class _Builder:
         lines: list[str] = []
         for peer in peers:
             what = f"{word} {peer.describe(policy.namespace)}" if peer else f"{word} anywhere"
+            addresses = self._addresses(policy, peer)
             for port in ports:
                 port_text = f", port {port.text}" if port else ""
                 if port is not None and isinstance(port.port, str):
                     lines += self._named_port_lines(policy, direction, peer, port, targets, f"{title}: {what}")
                     continue
                 match = _port_match(port.protocol, port.port, port.end_port) if port else ""
-                for address, who in self._addresses(policy, peer):
+                for address, who in addresses:
                     source = f"{flag} {address}" if address else ""
                     lines.append(_mark([source, match], f"{title}: {what}{who}{port_text}"))
         return lines
@@ -166,19 +178,26 @@ class _Builder:
             return [("", "")]
         if peer.ip_block is not None:
             return [(str(net), "") for net in peer.ip_block.networks()]
-        return [(f"{pod.ip}/32", f" ({pod.key})") for pod in self.pods
-                if peer.selects(pod, policy.namespace, self.namespaces)]
+        return [(f"{pod.ip}/32", f" ({pod.key})") for pod in self._selected_by(policy, peer)]
+
+    def _selected_by(self, policy: Policy, peer: Peer) -> list[PodInfo]:
+        """The pods a selector peer stands for (in the policy's namespace unless it has a namespaceSelector)."""
+        key = (policy.namespace if peer.namespaces is None else "", peer)
+        if key not in self._selected:
+            self._selected[key] = [pod for pod in self.pods if peer.selects(pod, policy.namespace, self.namespaces)]
+        return self._selected[key]
 
     def _named_port_lines(self, policy: Policy, direction: str, peer: Peer | None, port: Port,
                           targets: list[PodInfo], text: str) -> list[str]:
         """A named port means a number per pod: the destination pod's container port of that name."""
         name, lines = str(port.port), []
         if direction == INGRESS:
+            addresses = self._addresses(policy, peer)
             for pod in targets:
                 number = pod.named_ports.get((name, port.protocol))
                 if number is None:
                     continue
-                for address, who in self._addresses(policy, peer):
+                for address, who in addresses:
                     source = f"-s {address}" if address else ""
                     lines.append(_mark([source, f"-d {pod.ip}/32", _port_match(port.protocol, number, None)],
                                        f"{text}{who}, port {port.protocol}/{name} ({number} on {pod.key})"))
@@ -195,7 +214,7 @@ class _Builder:
             return self.pods
         if peer.ip_block is not None:
             return [pod for pod in self.pods if peer.ip_block.contains(pod.ip)]
-        return [pod for pod in self.pods if peer.selects(pod, policy.namespace, self.namespaces)]
+        return self._selected_by(policy, peer)
 
 
 def build_ruleset(policies: Iterable[Policy], pods: Iterable[PodInfo], namespaces: Mapping[str, Mapping[str, str]],

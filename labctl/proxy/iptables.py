@@ -56,6 +56,12 @@ class IPTables:
         argv = [*self.prefix, self.save_cmd, *(["-t", table] if table else [])]
         return self._run(argv, None, f"failed to save iptables table {table or 'all'!r}")
 
+    def list_rules(self, table: str, chain: str) -> list[str]:
+        """One chain's rules as ``-A CHAIN ...`` lines (``iptables -S``): much cheaper than a whole save."""
+        argv = [*self.prefix, self.save_cmd.replace("-save", ""), "-w", "-t", table, "-S", chain]
+        out = self._run(argv, None, f"failed to list iptables chain {table!r} {chain!r}")
+        return [line for line in out.splitlines() if line.startswith("-A ")]
+
     def _run(self, argv: list[str], stdin: str | None, what: str) -> str:
         try:
             proc = subprocess.run(

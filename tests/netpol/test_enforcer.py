@@ -16,6 +16,9 @@ class FakeIPTables:
         chains = [line for text in self.restored[-1:] for line in text.splitlines() if line.startswith(":")]
         return "\n".join(["*filter", *chains, f"-A FORWARD {FORWARD_JUMP_ARGS}", "COMMIT"])
 
+    def list_rules(self, table: str, chain: str) -> list[str]:
+        return [f"-A FORWARD {FORWARD_JUMP_ARGS}"]
+
     def restore(self, text: str, noflush: bool = True) -> None:
         self.restored.append(text)
 

@@ -97,6 +97,7 @@ def test_default_deny_ingress_isolates_only_this_nodes_pods_of_the_namespace():
     assert verdict(deny, "10.1.2.3", "x/b") == "DROP"
     assert verdict(deny, "x/a", "y/a") == "ACCEPT"  # egress is not isolated
     assert verdict(deny, "x/a", "z/c") == "ACCEPT"
+    assert verdict(deny, "x/a", "x/a") == "ACCEPT"  # through its own Service: a pod cannot block itself
 
 
 def test_a_drop_names_the_pod_and_its_policies():

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Network policy sync time vs a plain ``iptables-restore`` of the same rules (the floor).
+
+100 policies x 50 pods on the node by default, in throwaway network namespaces (the host's
+iptables are never touched). The pods carry one of 10 ``app`` labels; each policy selects
+one app and has three ingress rules (from another app on port 80, from a namespace on a
+named port, from an ipBlock with an except) and an egress rule allowing DNS, so every pod
+is isolated both ways by ~10 policies. It measures:
+
+  build       build_ruleset() alone (pure Python)
+  1st sync    the first PolicyEnforcer.sync() into empty tables (iptables-save + build + restore)
+  1st raw     ``iptables-restore --noflush`` of that same text into another empty netns
+  sync        PolicyEnforcer.sync() after one pod changed labels: save + build + restore
+  raw         ``iptables-restore --noflush`` of exactly that text, into the same populated tables
+
+Goal (issue 15): sync <= 1.5 x raw.
+
+    sudo python3 bench/netpol_sync.py [--policies 100] [--pods 50] [--repeat 5] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import Netns, write_json
+
+from labctl.apiserver.defaults import default_network_policy
+from labctl.netpol import PolicyEnforcer, build_ruleset
+from labctl.proxy.iptables import IPTables
+
+NODE = "node1"
+APPS = 10
+
+
+def make_pod(i: int, app: int) -> dict:
+    return {"metadata": {"namespace": "bench", "name": f"pod-{i}", "labels": {"app": f"app-{app}"}},
+            "spec": {"nodeName": NODE, "containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 8080}]}]},
+            "status": {"phase": "Running", "podIP": f"10.244.{i // 250}.{i % 250 + 2}"}}
+
+
+def make_policy(k: int) -> dict:
+    obj = {"metadata": {"namespace": "bench", "name": f"policy-{k}"}, "spec": {
+        "podSelector": {"matchLabels": {"app": f"app-{k % APPS}"}},
+        "ingress": [
+            {"from": [{"podSelector": {"matchLabels": {"app": f"app-{(k + 1) % APPS}"}}}], "ports": [{"port": 80}]},
+            {"from": [{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}], "ports": [{"port": "http"}]},
+            {"from": [{"ipBlock": {"cidr": "172.16.0.0/12", "except": ["172.17.0.0/16"]}}]}],
+        "egress": [{"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]}}
+    default_network_policy(obj)
+    return obj
+
+
+def bench(policies: int, pods: int, repeat: int) -> dict:
+    with Netns("lnpbench", "a") as ns, Netns("lnpbench", "b") as raw_ns:
+        enforcer = PolicyEnforcer(NODE, iptables=IPTables(prefix=("ip", "netns", "exec", ns.name), timeout=1800))
+        pod_objs = [make_pod(i, i % APPS) for i in range(pods)]
+        for obj in pod_objs:
+            enforcer.on_pod(None, obj)
+        for k in range(policies):
+            enforcer.on_policy(None, make_policy(k))
+        enforcer.on_namespace(None, {"metadata": {"name": "bench", "labels": {"kubernetes.io/metadata.name": "bench"}}})
+        enforcer.on_synced()
+        start = time.perf_counter()
+        enforcer.sync()
+        first_sync = time.perf_counter() - start
+        first_raw = raw_ns.restore(enforcer.last_ruleset.text)
+        rules = sum(1 for line in enforcer.last_ruleset.text.splitlines() if line.startswith(("-A", "-I")))
+        builds, syncs, raws = [], [], []
+        for r in range(repeat):
+            t = time.perf_counter()
+            build_ruleset(enforcer.policies.values(), enforcer.pods.values(), enforcer.namespaces, NODE,
+                          enforcer.last_ruleset.chains, None)
+            builds.append(time.perf_counter() - t)
+            old = pod_objs[r % pods]
+            new = make_pod(r % pods, (r + 3) % APPS)  # a relabelled pod: its chains and its peers' rules change
+            enforcer.on_pod(old, new)
+            pod_objs[r % pods] = new
+            t = time.perf_counter()
+            enforcer.sync()
+            syncs.append(time.perf_counter() - t)
+            raws.append(ns.restore(enforcer.last_ruleset.text))
+    med = statistics.median
+    return {"policies": policies, "pods": pods, "rules": rules, "build_s": med(builds), "first_sync_s": first_sync,
+            "first_raw_s": first_raw, "first_ratio": first_sync / first_raw, "sync_s": med(syncs), "raw_s": med(raws),
+            "ratio": med(syncs) / med(raws)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--policies", type=int, default=100)
+    parser.add_argument("--pods", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("ERROR: needs root (creates network namespaces)", file=sys.stderr)
+        return 1
+    r = bench(args.policies, args.pods, args.repeat)
+    print(f"{'policies':>8} {'pods':>5} {'rules':>6} {'build':>7} {'1st sync':>9} {'1st raw':>8} {'ratio':>6}"
+          f" {'sync':>7} {'raw':>7} {'ratio':>6}")
+    print(f"{r['policies']:>8} {r['pods']:>5} {r['rules']:>6} {r['build_s']:>6.3f}s {r['first_sync_s']:>8.3f}s"
+          f" {r['first_raw_s']:>7.3f}s {r['first_ratio']:>5.2f}x {r['sync_s']:>6.3f}s {r['raw_s']:>6.3f}s"
+          f" {r['ratio']:>5.2f}x")
+    write_json(args.out, {"benchmark": "netpol_sync", "results": [r]})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
