@@ -12,8 +12,9 @@ has not listed yet.
 Every sync lists FORWARD (``iptables -S FORWARD``, a few milliseconds) to check that our
 jump is still its first rule, ahead of the jumps kube-proxy inserts, which may come later
 (an agent restart, a flushed table). Our chains in the kernel are known from the last
-restore; the whole filter table is read (``iptables-save``) only on the first sync, after a
-failed one, and every ``sync_period``, as the service proxy does.
+restore, so a sync rewrites only the chains whose rules changed; the whole filter table is
+read (``iptables-save``) and every chain rewritten on the first sync, after a failed one,
+and every ``sync_period``, as the service proxy does.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class PolicyEnforcer:
         self.sync_period = sync_period
         self.last_ruleset = Ruleset("")
         self.last_sync_seconds = 0.0
-        self._applied: set[str] | None = None  # our chains in the kernel; None: read them first
+        self._applied: dict[str, list[str]] | None = None  # our chains in the kernel; None: read them first
         self._last_state_read = float("-inf")
         self.runner = BoundedFrequencyRunner(self.sync, min_interval=min_sync_interval, max_interval=sync_period,
                                              name="netpol-sync")
@@ -107,8 +108,11 @@ class PolicyEnforcer:
         if self._running and self._synced:
             self.runner.run()
 
-    def sync(self) -> bool:
+    def sync(self, full: bool = False) -> bool:
         """Write this node's policy rules once; False while the initial lists are incomplete.
+
+        A sync rewrites the chains whose rules changed since the last restore; the first one,
+        one after a failure, one every ``sync_period`` and ``full=True`` rewrite them all.
 
         Raises :class:`~labctl.proxy.iptables.IPTablesError` on a failed restore: the runner
         retries with back-off.
@@ -119,18 +123,19 @@ class PolicyEnforcer:
         with self._lock:
             policies, pods, namespaces = list(self.policies.values()), list(self.pods.values()), dict(self.namespaces)
         now = time.monotonic()
-        if self._applied is None or now - self._last_state_read > self.sync_period:
+        applied = self._applied
+        if full or applied is None or now - self._last_state_read > self.sync_period:
             existing, forward = parse_filter_state(self.iptables.save("filter"))
-            self._last_state_read = now
+            applied, self._last_state_read = None, now
         else:
-            existing, forward = self._applied, self.iptables.list_rules("filter", "FORWARD")
-        ruleset = build_ruleset(policies, pods, namespaces, self.node_name, existing, forward)
+            existing, forward = set(applied), self.iptables.list_rules("filter", "FORWARD")
+        ruleset = build_ruleset(policies, pods, namespaces, self.node_name, existing, forward, applied)
         try:
             self.iptables.restore(ruleset.text)
         except Exception:
             self._applied = None
             raise
-        self._applied = ruleset.chains
+        self._applied = ruleset.rules
         self.last_ruleset = ruleset
         self.last_sync_seconds = time.perf_counter() - start
         log.debug("synced %d policies for %d isolated pods in %.3fs", len(policies), len(ruleset.isolated),

@@ -71,11 +71,15 @@ def rule_title(policy: Policy, direction: str, index: int) -> str:
 
 @dataclass
 class Ruleset:
-    """The restore text and the chains it leaves in the kernel (the next sync's stale list)."""
+    """The restore text, and every chain of ours with its rules as the kernel has them after it."""
 
     text: str
-    chains: set[str] = field(default_factory=set)
+    rules: dict[str, list[str]] = field(default_factory=dict)
     isolated: dict[str, list[str]] = field(default_factory=dict)  # pod key -> directions
+
+    @property
+    def chains(self) -> set[str]:
+        return set(self.rules)
 
 
 def _c(text: str) -> str:
@@ -219,20 +223,25 @@ class _Builder:
 
 def build_ruleset(policies: Iterable[Policy], pods: Iterable[PodInfo], namespaces: Mapping[str, Mapping[str, str]],
                   node_name: str, existing_chains: Iterable[str] = (),
-                  forward_rules: Sequence[str] | None = None) -> Ruleset:
-    """The whole ``*filter`` text for ``iptables-restore --noflush`` on node ``node_name``.
+                  forward_rules: Sequence[str] | None = None,
+                  applied: Mapping[str, list[str]] | None = None) -> Ruleset:
+    """The ``*filter`` text for ``iptables-restore --noflush`` on node ``node_name``.
 
     ``existing_chains`` are the chains of ours now in the kernel: those no longer wanted are
     flushed and deleted. ``forward_rules`` are the kernel's ``-A FORWARD`` lines when known:
     our jump is then moved or inserted to be FORWARD's first rule, ahead of kube-proxy's
     ``KUBE-FORWARD``, which accepts NodePort traffic (masquerade-marked) before any later
-    rule could see it. ``None`` leaves FORWARD alone.
+    rule could see it. ``None`` leaves FORWARD alone. ``applied`` (the :attr:`Ruleset.rules`
+    of the last restore, when the kernel is known to hold them) makes the text rewrite only
+    the chains whose rules changed: iptables-nft's ``--noflush`` restore costs grow with
+    the lines it is given, and a pod's change touches a few chains.
     """
     chains, isolated = _Builder(policies, pods, namespaces, node_name).build()
     stale = sorted(set(existing_chains) - set(chains))
-    out = ["*filter", *(f":{name} - [0:0]" for name in [*chains, *stale])]
-    for lines in chains.values():
-        out += lines
+    write = [name for name, lines in chains.items() if applied is None or applied.get(name) != lines]
+    out = ["*filter", *(f":{name} - [0:0]" for name in [*write, *stale])]
+    for name in write:
+        out += chains[name]
     if forward_rules is not None:
         ours = [r for r in forward_rules if r.endswith(f"-j {NETPOL_CHAIN}")]
         if not forward_rules or forward_rules[0] != f"-A FORWARD {FORWARD_JUMP_ARGS}" or len(ours) != 1:
@@ -240,7 +249,7 @@ def build_ruleset(policies: Iterable[Policy], pods: Iterable[PodInfo], namespace
             out.append(f"-I FORWARD 1 {FORWARD_JUMP_ARGS}")
     out += [f"-X {name}" for name in stale]
     out.append("COMMIT")
-    return Ruleset("\n".join(out) + "\n", set(chains), isolated)
+    return Ruleset("\n".join(out) + "\n", chains, isolated)
 
 
 def parse_filter_state(save_text: str) -> tuple[set[str], list[str]]:

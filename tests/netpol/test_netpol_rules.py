@@ -13,8 +13,8 @@ import pytest
 from labctl.apiserver.defaults import default_network_policy
 from labctl.inspect.netfilter import Packet, Walk, run_hook
 from labctl.inspect.ruleset import parse_ruleset
-from labctl.netpol.model import IPBlock, pod_info, policy_info
-from labctl.netpol.rules import FORWARD_JUMP_ARGS, NETPOL_CHAIN, build_ruleset, parse_filter_state
+from labctl.netpol.model import INGRESS, IPBlock, pod_info, policy_info
+from labctl.netpol.rules import FORWARD_JUMP_ARGS, NETPOL_CHAIN, build_ruleset, parse_filter_state, pod_chain
 
 NODE = "worker"
 
@@ -185,3 +185,17 @@ def test_egress_and_ingress_are_both_checked_for_pods_on_one_node():
 ])
 def test_pods_policies_do_not_apply_to(pod_obj):
     assert pod_info(pod_obj) is None
+
+
+def test_only_changed_chains_are_rewritten_when_the_kernel_holds_the_last_restore():
+    deny = [policy("x", "deny", podSelector={}), policy("y", "from-x", podSelector={}, ingress=[
+        {"from": [{"namespaceSelector": {"matchLabels": {"team": "x"}}}]}])]
+    first = build_ruleset(deny, PODS, NAMESPACES, NODE)
+    assert build_ruleset(deny, PODS, NAMESPACES, NODE, first.chains, applied=first.rules).text == "*filter\nCOMMIT\n"
+    moved = [*PODS[:1], pod("x", "b", "10.244.1.7", app="client"), *PODS[2:]]  # x/b has a new IP
+    text = build_ruleset(deny, moved, NAMESPACES, NODE, first.chains, applied=first.rules).text
+    declared = [line for line in text.splitlines() if line.startswith(":")]
+    # the top chain, x/b's new chain (its old one goes) and y's rule chain naming x/b as a peer
+    assert len(declared) == 4 and f":{NETPOL_CHAIN} - [0:0]" in declared
+    assert "-s 10.244.1.7/32" in text and [line for line in text.splitlines() if line.startswith("-X LABCTL-POD-")]
+    assert f"-A {pod_chain(INGRESS, PODS[0])} " not in text  # x/a's chain is untouched
