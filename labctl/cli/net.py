@@ -23,7 +23,7 @@ from rich.tree import Tree
 
 if TYPE_CHECKING:
     from ..cluster import Lab
-    from ..inspect import LabNetwork, NodeNetwork, ServicePort, Trace
+    from ..inspect import IsolatedPod, LabNetwork, NodeNetwork, ServicePort, Trace
 
 __all__ = ["register"]
 
@@ -128,6 +128,9 @@ def _node_tree(network: LabNetwork, node: NodeNetwork, printed: dict[tuple, str]
         printed[signature] = node.node
         tree.add(Group(Text("Services (kube-proxy's nat rules; -> endpoints with their probability)", style="bold"),
                        _services(network, node.services)))
+    if node.policies:
+        tree.add(Group(Text("Network policies (labctl's filter rules; what each isolated pod may send or accept)",
+                            style="bold"), _policies(node.policies)))
     sysctls = ", ".join(f"{k}={v}" for k, v in node.sysctls.items())
     tree.add(Text(f"sysctls: {sysctls}", style="dim"))
     return tree
@@ -176,6 +179,32 @@ def _services(network: LabNetwork, ports: list[ServicePort]) -> Text:
         lines += [Text(f"{r.target} in filter {r.chain}: {r.comment}", style="red") for r in port.reject_rules]
         for j, line in enumerate(lines):
             block.append("    " if last_port else "│   ", style="dim")
+            block.append("└── " if j == len(lines) - 1 else "├── ", style="dim")
+            block.append_text(line)
+            block.append("\n")
+    block.rstrip()
+    return block
+
+
+def _policies(pods: list[IsolatedPod]) -> Text:
+    """Each isolated pod, its policies' rules, and what each rule allows (nothing: the pod is default-denied)."""
+    block = Text(no_wrap=True, overflow="ignore")
+    for i, pod in enumerate(pods):
+        last_pod = i == len(pods) - 1
+        block.append("└── " if last_pod else "├── ", style="dim")
+        block.append(f"pod {pod.pod} {pod.ip}", style="bold cyan")
+        block.append(f"  isolated for {pod.direction} by {', '.join(pod.policies)}  ")
+        block.append(pod.chain + "\n", style="dim")
+        lines: list[Text] = []
+        for rule in pod.rules:
+            lines.append(Text.assemble(f"policy {rule.policy} {rule.direction} rule {rule.index}  ",
+                                       (rule.chain, "dim")))
+            lines += [Text(f"    allows {what}", style="green") for what in rule.allows]
+            if not rule.allows:
+                lines.append(Text("    allows nothing (no pod or address matches its peers here)", style="dim"))
+        lines.append(Text("anything else: DROP", style="red"))
+        for j, line in enumerate(lines):
+            block.append("    " if last_pod else "│   ", style="dim")
             block.append("└── " if j == len(lines) - 1 else "├── ", style="dim")
             block.append_text(line)
             block.append("\n")

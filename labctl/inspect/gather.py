@@ -26,6 +26,7 @@ from ..kube import containers as labels
 from .conntrack import parse_conntrack
 from .links import SandboxLabels, parse_bridge, parse_interfaces, parse_reservations, pods_of
 from .model import LabNetwork, NodeNetwork, PodRef, PortMapping
+from .policies import isolated_pods
 from .routes import parse_routes
 from .ruleset import parse_ruleset
 from .services import service_ports
@@ -122,7 +123,8 @@ def build_network(lab: str, outputs: Sequence[NodeOutput], sandboxes: Mapping[st
             pod_cidr=config.pod_cidr if config else "", interfaces=interfaces, bridge=bridge,
             routes=parse_routes(s.get("routes", ""), node_ips, BRIDGE), ruleset=ruleset,
             services=service_ports(ruleset, by_ip), sysctls=_sysctls(s.get("sysctl", "")),
-            cluster=config.cluster if config else None, conntrack=parse_conntrack(s.get("conntrack", ""))))
+            cluster=config.cluster if config else None, conntrack=parse_conntrack(s.get("conntrack", "")),
+            policies=isolated_pods(ruleset)))
     return LabNetwork(lab, nodes, pods, gateway, list(port_mappings))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..clusterconfig import ClusterConfig
 from .conntrack import ConntrackEntry, entries_for
+from .policies import IsolatedPod
 from .ruleset import Ruleset
 from .services import ServicePort
 
@@ -128,6 +129,8 @@ class NodeNetwork:
     sysctls: dict[str, str]
     cluster: ClusterConfig | None = field(default=None, metadata={"json": False})
     conntrack: list[ConntrackEntry] = field(default_factory=list)
+    #: this node's pods isolated by NetworkPolicies, read back from labctl's chains (:mod:`.policies`)
+    policies: list[IsolatedPod] = field(default_factory=list)
 
     @property
     def local_addresses(self) -> set[str]:

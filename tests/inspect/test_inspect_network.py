@@ -42,7 +42,7 @@ def test_the_net_json_document():
     assert doc["schema"] == "labctl.dev/net/v1" and doc["gateway"] == "172.30.1.1"
     worker = doc["nodes"][1]
     assert set(worker) == {"node", "container", "role", "internalIP", "podCIDR", "interfaces", "bridge", "routes",
-                           "services", "sysctls", "conntrack"}
+                           "services", "sysctls", "conntrack", "policies"}
     port = worker["bridge"]["ports"][0]
     assert set(port) == {"name", "index", "mac", "portState", "hairpin", "pod"}
     assert set(port["pod"]) == {"namespace", "name", "ip", "node", "sandbox", "uid"}

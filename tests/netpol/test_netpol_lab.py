@@ -208,7 +208,7 @@ def test_a_removed_policy_restores_traffic_within_a_second(lab, ips):
     assert first - deleted_at < 1.0, f"traffic came back {first - deleted_at:.2f}s after the policy was deleted"
 
 
-def test_trace_names_the_policy_rule_that_allowed_or_dropped_the_packet(lab, ips):
+def test_trace_and_net_name_the_policy_rules(lab, ips):
     apply(lab, policy("a-from-b", {"podSelector": {"matchLabels": {"pod": "a"}},
                                    "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}]}))
     assert_matrix(lab, lambda src, dst, port: dst != "x/a" or src == "x/b", ips)
@@ -218,3 +218,6 @@ def test_trace_names_the_policy_rule_that_allowed_or_dropped_the_packet(lab, ips
     dropped = labctl("trace", "--name", lab.name, "y/a", "x/a:80", env=lab.env, check=True).stdout  # a live trace
     assert "DROP: pod x/a is isolated for ingress and no rule of x/a-from-b allows this" in dropped
     assert "verdict: dropped" in dropped
+    net = labctl("net", "--name", lab.name, env=lab.env, check=True).stdout
+    assert f"pod x/a {ips['x/a']}  isolated for ingress by x/a-from-b" in net
+    assert "allows from pods pod=b in x (x/b)" in net
