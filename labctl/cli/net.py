@@ -187,27 +187,25 @@ def _services(network: LabNetwork, ports: list[ServicePort]) -> Text:
 
 
 def _policies(pods: list[IsolatedPod]) -> Text:
-    """Each isolated pod, its policies' rules, and what each rule allows (nothing: the pod is default-denied)."""
+    """Each isolated pod, its policies' rules, and what each rule allows (no rule: the pod is default-denied)."""
     block = Text(no_wrap=True, overflow="ignore")
     for i, pod in enumerate(pods):
-        last_pod = i == len(pods) - 1
-        block.append("└── " if last_pod else "├── ", style="dim")
+        indent = "    " if i == len(pods) - 1 else "│   "
+        block.append("└── " if i == len(pods) - 1 else "├── ", style="dim")
         block.append(f"pod {pod.pod} {pod.ip}", style="bold cyan")
         block.append(f"  isolated for {pod.direction} by {', '.join(pod.policies)}  ")
         block.append(pod.chain + "\n", style="dim")
-        lines: list[Text] = []
         for rule in pod.rules:
-            lines.append(Text.assemble(f"policy {rule.policy} {rule.direction} rule {rule.index}  ",
-                                       (rule.chain, "dim")))
-            lines += [Text(f"    allows {what}", style="green") for what in rule.allows]
-            if not rule.allows:
-                lines.append(Text("    allows nothing (no pod or address matches its peers here)", style="dim"))
-        lines.append(Text("anything else: DROP", style="red"))
-        for j, line in enumerate(lines):
-            block.append("    " if last_pod else "│   ", style="dim")
-            block.append("└── " if j == len(lines) - 1 else "├── ", style="dim")
-            block.append_text(line)
-            block.append("\n")
+            block.append(f"{indent}├── ", style="dim")
+            block.append(f"policy {rule.policy} {rule.direction} rule {rule.index}  ")
+            block.append(rule.chain + "\n", style="dim")
+            allows = [(f"allows {what}", "green") for what in rule.allows] or [
+                ("allows nothing here (no pod or address matches its peers)", "dim")]
+            for j, (text, style) in enumerate(allows):
+                block.append(f"{indent}│   {'└── ' if j == len(allows) - 1 else '├── '}", style="dim")
+                block.append(text + "\n", style=style)
+        block.append(f"{indent}└── ", style="dim")
+        block.append("anything else: DROP\n", style="red")
     block.rstrip()
     return block
 
