@@ -12,7 +12,9 @@ policy applies to it, so self-probes are left out, as upstream's matrix does for
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -221,3 +223,33 @@ def test_trace_and_net_name_the_policy_rules(lab, ips):
     net = labctl("net", "--name", lab.name, env=lab.env, check=True).stdout
     assert f"pod x/a {ips['x/a']}  isolated for ingress by x/a-from-b" in net
     assert "allows from pods pod=b in x (x/b)" in net
+
+
+def connects(ip: str, port: int) -> bool:
+    """A TCP connection from the host (the test process), as a NodePort client outside the cluster."""
+    try:
+        socket.create_connection((ip, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_node_port_traffic_is_policed_before_kube_proxy_accepts_it(lab, ips):
+    """kube-proxy's KUBE-FORWARD accepts NodePort traffic (marked for masquerade): the policy jump must come first."""
+    apply(lab, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "np-a", "namespace": "x"},
+                "spec": {"type": "NodePort", "selector": {"pod": "a"}, "ports": [{"port": 80}]}})
+    try:
+        port = lab.kubectl.json("get", "service", "np-a", "-n", "x")["spec"]["ports"][0]["nodePort"]
+        nodes = [a["address"] for n in lab.kubectl.json("get", "nodes")["items"] if n["metadata"]["name"] != "control-plane"
+                 for a in n["status"]["addresses"] if a["type"] == "InternalIP"]
+        wait_for(lambda: all(connects(ip, port) for ip in nodes), timeout=15, interval=0.2, what="the NodePort open")
+        apply(lab, policy("deny-all", {"podSelector": {}}))
+        wait_for(lambda: not any(connects(ip, port) for ip in nodes), timeout=15, interval=0.2,
+                 what="the NodePort blocked on every node")
+        # the host and the nodes are on the lab network: allowed by address, through either node
+        lab_network = str(ipaddress.ip_network(f"{nodes[0]}/16", strict=False))
+        apply(lab, policy("from-lab-network", {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": lab_network}}]}]}))
+        wait_for(lambda: all(connects(ip, port) for ip in nodes), timeout=15, interval=0.2,
+                 what="the NodePort open to the lab network")
+    finally:
+        lab.kubectl.run("delete", "service", "np-a", "-n", "x", "--wait=false")
