@@ -110,7 +110,8 @@ class _Builder:
         for policy in sorted(policies, key=lambda p: p.key):
             self.by_namespace.setdefault(policy.namespace, []).append(policy)
         self.chains: dict[str, list[str]] = {}
-        self.rule_targets: dict[tuple[str, str, int], list[PodInfo]] = {}
+        #: rule chain -> (policy, direction, rule index, the local pods it guards)
+        self.rule_targets: dict[str, tuple[Policy, str, int, list[PodInfo]]] = {}
         self._selected: dict[tuple[str, Peer], list[PodInfo]] = {}  # policies share peers: resolve each once
 
     def build(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -131,9 +132,7 @@ class _Builder:
                            f"{_c(f'pod {pod.key} is isolated for {direction.lower()} by {names}')} -j {chain}")
                 self.chains[chain] = self._pod_chain(chain, pod, direction, selecting)
         self.chains = {NETPOL_CHAIN: top, **self.chains}
-        for (key, direction, index), targets in self.rule_targets.items():
-            policy = next(p for p in self.by_namespace[key.split("/", 1)[0]] if p.key == key)
-            chain = rule_chain(policy, direction, index)
+        for chain, (policy, direction, index, targets) in self.rule_targets.items():
             self.chains[chain] = [f"-A {chain} {line}" for line in
                                   self._rule_lines(policy, direction, index, policy.rules(direction)[index], targets)]
         return self.chains, isolated
@@ -145,9 +144,9 @@ class _Builder:
                  f"-j MARK --set-xmark 0x0/{ALLOWED_MARK}"]
         for policy in selecting:
             for index in range(len(policy.rules(direction))):
-                self.rule_targets.setdefault((policy.key, direction, index), []).append(pod)
-                lines.append(f"-A {chain} {_c(rule_title(policy, direction, index))} "
-                             f"-j {rule_chain(policy, direction, index)}")
+                target = rule_chain(policy, direction, index)
+                self.rule_targets.setdefault(target, (policy, direction, index, []))[3].append(pod)
+                lines.append(f"-A {chain} {_c(rule_title(policy, direction, index))} -j {target}")
         lines.append(f"-A {chain} -m mark --mark {ALLOWED_MARK}/{ALLOWED_MARK} "
                      f"{_c(f'pod {pod.key} {direction.lower()} allowed by a rule')} -j RETURN")
         names = ",".join(p.key for p in selecting)
