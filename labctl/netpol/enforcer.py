@@ -71,7 +71,8 @@ class PolicyEnforcer:
 
     def on_namespace(self, old: Obj | None, new: Obj | None) -> None:
         self._record(self.namespaces, old, new,
-                     lambda ns: dict((ns.get("metadata") or {}).get("labels") or {}), key=lambda o: _key(o)[1:])
+                     lambda ns: dict((ns.get("metadata") or {}).get("labels") or {}),
+                     key=lambda ns: (ns.get("metadata") or {}).get("name", ""))
 
     def _record(self, table: dict[str, T], old: Obj | None, new: Obj | None, parse: Callable[[Obj], T | None],
                 key: Callable[[Obj], str] = _key) -> None:

@@ -80,9 +80,9 @@ class Selector:
 
 def selector(obj: Any) -> Selector:
     """A ``metav1.LabelSelector``; an invalid one (never stored by the API server) matches nothing."""
+    obj = obj if isinstance(obj, Mapping) else {}
     try:
-        return Selector(selector_from_label_selector(obj if isinstance(obj, Mapping) else {}),
-                        format_label_selector(obj if isinstance(obj, Mapping) else {}))
+        return Selector(selector_from_label_selector(obj), format_label_selector(obj))
     except SelectorError:
         return Selector(selector_from_label_selector(None), "<error>")
 
