@@ -58,3 +58,13 @@ def test_sync_waits_for_the_lists_then_writes_what_changed():
     last = fake.restored[-1].splitlines()
     assert not [line for line in last if line.startswith("-A LABCTL-POD-")]
     assert [line for line in last if line.startswith("-X LABCTL-POD-INGRESS-")]  # the stale chain goes
+
+
+def test_namespaces_are_kept_by_name_with_their_labels():
+    enforcer = PolicyEnforcer("worker", iptables=FakeIPTables())  # type: ignore[arg-type]
+    ns = {"metadata": {"name": "x", "labels": {"team": "a"}}}
+    enforcer.on_namespace(None, ns)
+    enforcer.on_namespace(ns, {"metadata": {"name": "x", "labels": {"team": "b"}}})
+    assert enforcer.namespaces == {"x": {"team": "b"}}
+    enforcer.on_namespace(ns, None)
+    assert enforcer.namespaces == {}
