@@ -24,7 +24,7 @@ import logging
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
 from ..kube.labels import SelectorError
-from ..kube.objects import pod_is_ready
+from ..kube.objects import SERVICE_NAME_LABEL, pod_is_ready
 from ._ownership import owner_reference
 from .base import Controller, key_of, split_key
 from .context import ControllerContext
@@ -39,7 +39,6 @@ from .endpoints import (
 
 log = logging.getLogger("labctl.controllers.endpointslice")
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 MIRRORING_NAME = "endpointslicemirroring-controller.k8s.io"
@@ -67,10 +66,12 @@ def endpoints_from_pods(svc: dict, pods: list[dict]) -> dict[tuple, tuple[list[d
         ports = [_slice_port(endpoint_port(p, n)) for p in (svc.get("spec") or {}).get("ports") or []
                  if (n := find_port(pod, p)) is not None]
         terminating = bool(pod["metadata"].get("deletionTimestamp"))
-        serving = publish or pod_is_ready(pod)
+        serving = pod_is_ready(pod)
         meta, spec = pod["metadata"], pod.get("spec") or {}
+        # podEndpointsChanged's rule: never ready while terminating, unless the Service publishes not-ready pods
         ep = {"addresses": [pod["status"]["podIP"]],
-              "conditions": {"ready": serving and not terminating, "serving": serving, "terminating": terminating},
+              "conditions": {"ready": publish or (serving and not terminating), "serving": serving,
+                             "terminating": terminating},
               "targetRef": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"], "uid": meta.get("uid", "")}}
         if spec.get("nodeName"):
             ep["nodeName"] = spec["nodeName"]

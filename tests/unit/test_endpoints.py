@@ -161,7 +161,9 @@ def test_each_ip_is_announced_by_exactly_one_node_and_local_policy_needs_an_endp
     assert per_node[0] | per_node[1] == {f"172.30.0.{200 + i}" for i in range(6)} and not per_node[0] & per_node[1]
     local = lb("local", ip="172.30.0.250")
     local["spec"]["externalTrafficPolicy"] = "Local"
-    eps = {("default", "local"): {"subsets": [{"addresses": [{"ip": "10.244.2.3", "nodeName": "worker2"}]}]}}
+    eps = {("default", "local"): [{"endpoints": [
+        {"addresses": ["10.244.2.3"], "nodeName": "worker2", "conditions": {"ready": True}},
+        {"addresses": ["10.244.1.3"], "nodeName": "worker", "conditions": {"ready": False, "terminating": True}}]}]}
     assert "172.30.0.250" in announced_ips("worker2", [local], nodes, eps, POOL)
     assert not announced_ips("worker", [local], nodes, eps, POOL)
     assert not announced_ips("worker2", [local], nodes, {}, POOL)
