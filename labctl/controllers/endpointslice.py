@@ -1,16 +1,19 @@
 """The EndpointSlice controller: ``discovery.k8s.io/v1`` slices next to every Service's Endpoints.
 
-kubectl v1.33+ reads EndpointSlices, not Endpoints, for ``kubectl describe service``
-(the ``Endpoints:`` line) — without slices a student sees ``<none>`` in front of a working
-Service. The node proxies keep reading v1 Endpoints (:mod:`.endpoints`); this controller
-writes the same facts in the newer shape, as Kubernetes' two controllers do:
+The node proxies read EndpointSlices, as kube-proxy does (:mod:`labctl.proxy.changes`), and
+so does kubectl v1.33+ for ``kubectl describe service`` (the ``Endpoints:`` line). This
+controller writes the facts of :mod:`.endpoints` in that shape, as Kubernetes' two
+controllers do:
 
 * a Service **with** a selector: one slice per distinct port set (at most 100 endpoints
   each), ``managed-by: endpointslice-controller.k8s.io``; unlike Endpoints, terminating
   pods stay listed with ``conditions.terminating: true, ready: false`` (the
   ``endpointslice`` controller's behaviour since Kubernetes 1.22);
 * a Service **without** a selector: its hand-written Endpoints mirrored
-  (``managed-by: endpointslicemirroring-controller.k8s.io``).
+  (``managed-by: endpointslicemirroring-controller.k8s.io``). The API server's own
+  ``kubernetes`` Endpoints are mirrored too, although labelled ``skip-mirror`` (upstream's API
+  server writes that slice itself; here this controller does, so the proxies reach it).
+  Slices someone else manages (a hand-written one) are left alone.
 
 Slices are named ``<service>-<random>`` (``generateName``), labelled
 ``kubernetes.io/service-name`` and owned by the Service. Simplified from Kubernetes: no
