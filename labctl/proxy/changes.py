@@ -210,30 +210,36 @@ class EndpointsChangeTracker(_Tracker):
     def update(self, previous: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> bool:
         """Record one slice add (``None, slice``), update or delete (``slice, None``).
 
+        A slice relabelled to another Service leaves the first one and joins the second.
         Returns True if there are changes that need a sync.
         """
-        obj = current if current is not None else previous
-        svc = slice_service(obj) if isinstance(obj, Mapping) else None
-        if obj is None or svc is None:
-            return len(self) > 0
-        slice_name = (obj.get("metadata") or {}).get("name", "")
+        old = slice_service(previous) if isinstance(previous, Mapping) else None
+        new = slice_service(current) if isinstance(current, Mapping) else None
         with self._lock:
-            slices = self._slices.setdefault(svc, {})
-            before = merge_slices(slices, self.node_name)
-            if current is None:
-                slices.pop(slice_name, None)
-            else:
-                slices[slice_name] = self._readable(current)
-            if not slices:
-                del self._slices[svc]
-            after = merge_slices(slices, self.node_name)
-            change = self._items.get(svc)
-            if change is None:
-                change = self._items[svc] = _Change(before, {})
-            change.current = after
-            if change.previous == change.current:
-                del self._items[svc]
+            if old is not None and old != new and previous is not None:
+                self._set_slice(old, previous, None)
+            if new is not None and current is not None:
+                self._set_slice(new, current, self._readable(current))
             return len(self._items) > 0
+
+    def _set_slice(self, svc: NamespacedName, obj: Mapping[str, Any], endpoints: SliceEndpoints | None) -> None:
+        """Put (or with None remove) one slice of ``svc`` and record the Service's merged before/after."""
+        slice_name = (obj.get("metadata") or {}).get("name", "")
+        slices = self._slices.setdefault(svc, {})
+        before = merge_slices(slices, self.node_name)
+        if endpoints is None:
+            slices.pop(slice_name, None)
+        else:
+            slices[slice_name] = endpoints
+        if not slices:
+            del self._slices[svc]
+        after = merge_slices(slices, self.node_name)
+        change = self._items.get(svc)
+        if change is None:
+            change = self._items[svc] = _Change(before, {})
+        change.current = after
+        if change.previous == change.current:
+            del self._items[svc]
 
     def _convert(self, obj: Mapping[str, Any] | None) -> SliceEndpoints:
         return endpoint_slice_to_map(obj)

@@ -66,6 +66,22 @@ def test_a_services_slices_are_merged_and_a_deleted_slice_takes_only_its_endpoin
         "10.244.1.2:80", "10.244.1.10:80", "10.244.2.2:80"]
 
 
+def test_a_slice_relabelled_to_another_service_moves_to_it():
+    t = EndpointsChangeTracker()
+    first = endpoint_slice("ns1", "svc1", ["10.244.1.2"], P80, slice_name="s-1")
+    t.update(None, first)
+    t.drain()
+    moved = endpoint_slice("ns1", "svc2", ["10.244.1.2"], P80, slice_name="s-1")
+    assert t.update(first, moved) is True
+    changes = {str(svc): sorted(str(name) for name in c.current) for svc, c in t.drain().items()}
+    assert changes == {"ns1/svc1": [], "ns1/svc2": ["ns1/svc2:p80"]}  # svc1 loses it, svc2 gets it
+    unlabelled = endpoint_slice("ns1", "svc2", ["10.244.1.2"], P80, slice_name="s-1")
+    del unlabelled["metadata"]["labels"]["kubernetes.io/service-name"]
+    t.update(moved, unlabelled)
+    (change,) = t.drain().values()
+    assert change.current == {}
+
+
 def test_ports_are_matched_by_name_across_slices():
     t = EndpointsChangeTracker()
     t.update(None, endpoint_slice("ns1", "web", ["10.244.1.2"], [ep_port("http", 8080)], slice_name="web-1"))
