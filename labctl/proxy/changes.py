@@ -91,7 +91,7 @@ def endpoint_slice_to_map(endpoint_slice: Mapping[str, Any] | None) -> SliceEndp
     kube-proxy's ``endpointInfoByServicePort``: ports are matched to the Service's by name;
     a port without a number, a slice that is not IPv4, an endpoint without an address are
     skipped; only the first address of an endpoint counts. Unset conditions read as
-    kube-proxy reads them: ready and serving when not said otherwise, not terminating.
+    kube-proxy reads them: ready and serving unless said otherwise, not terminating.
     Not-ready endpoints stay in the map; :mod:`labctl.proxy.topology` picks the ones to use.
     """
     if not endpoint_slice or endpoint_slice.get("addressType", "IPv4") != "IPv4":
@@ -109,9 +109,8 @@ def endpoint_slice_to_map(endpoint_slice: Mapping[str, Any] | None) -> SliceEndp
             if not ep.get("addresses"):
                 continue
             cond = ep.get("conditions") or {}
-            ready = cond.get("ready") is not False
             eps.append(Endpoint(ep["addresses"][0], int(port["port"]), ep.get("nodeName") or "",
-                                ready=ready, serving=cond.get("serving", ready) is not False,
+                                ready=cond.get("ready") is not False, serving=cond.get("serving") is not False,
                                 terminating=cond.get("terminating") is True))
         result[name] = tuple(eps)
     return result

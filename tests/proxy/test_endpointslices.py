@@ -34,12 +34,14 @@ def merged(tracker: EndpointsChangeTracker) -> dict[str, list[str]]:
 def test_conditions_read_as_kube_proxy_reads_them():
     s = endpoint_slice("ns1", "svc1", ["10.244.1.2"], P80, not_ready=["10.244.1.3"], terminating=["10.244.1.4"])
     s["endpoints"].append({"addresses": ["10.244.1.5"]})  # no conditions: ready and serving
+    s["endpoints"].append({"addresses": ["10.244.1.6"], "conditions": {"ready": False, "terminating": True}})
     s["endpoints"].append({"addresses": []})  # no address: skipped
     ((name, eps),) = endpoint_slice_to_map(s).items()
     assert str(name) == "ns1/svc1:p80"
     assert [(ep.ip, ep.ready, ep.serving, ep.terminating) for ep in eps] == [
         ("10.244.1.2", True, True, False), ("10.244.1.3", False, False, False),
-        ("10.244.1.4", False, True, True), ("10.244.1.5", True, True, False)]
+        ("10.244.1.4", False, True, True), ("10.244.1.5", True, True, False),
+        ("10.244.1.6", False, True, True)]  # serving unset: serving, as kube-proxy reads it
 
 
 def test_slices_that_are_not_a_services_ipv4_slice_are_ignored():
