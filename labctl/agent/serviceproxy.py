@@ -23,10 +23,15 @@ from ..client.informer import FuncHandler, Informer
 from ..client.rest import APIClient, Credentials
 from ..clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH
 from ..clusterconfig import NodeConfig
+from ..kube.objects import HEADLESS_LABEL, SERVICE_PROXY_NAME_LABEL
 from ..proxy import Proxier
 from .lbannounce import LBAnnouncer
 
 log = logging.getLogger("labctl.proxy")
+
+#: kube-proxy's informers' selector: not the slices of headless Services (nothing to proxy),
+#: nor Services (and their slices) that name another proxy
+PROXIED_SELECTOR = f"!{HEADLESS_LABEL},!{SERVICE_PROXY_NAME_LABEL}"
 
 
 def build_proxier(cfg: NodeConfig) -> Proxier:
@@ -49,10 +54,11 @@ async def run_service_proxy(client: APIClient, cfg: NodeConfig, proxier: Proxier
     proxier = proxier or build_proxier(cfg)
     announcer = LBAnnouncer(cfg)
     services = Informer(client, "services", [FuncHandler(
-        proxier.on_service_add, proxier.on_service_update, proxier.on_service_delete), announcer.handler])
+        proxier.on_service_add, proxier.on_service_update, proxier.on_service_delete), announcer.handler],
+        label_selector=PROXIED_SELECTOR)
     slices = Informer(client, "endpointslices", [FuncHandler(
         proxier.on_endpoint_slice_add, proxier.on_endpoint_slice_update, proxier.on_endpoint_slice_delete),
-        announcer.handler])
+        announcer.handler], label_selector=PROXIED_SELECTOR)
     nodes = Informer(client, "nodes", [announcer.handler])
     tasks = [asyncio.create_task(i.run(), name=f"proxy-{i.plural}") for i in (services, slices, nodes)]
     tasks.append(asyncio.create_task(announcer.run(services, nodes, slices), name="lbannounce"))

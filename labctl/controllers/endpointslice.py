@@ -16,7 +16,8 @@ controllers do:
   Slices someone else manages (a hand-written one) are left alone.
 
 Slices are named ``<service>-<random>`` (``generateName``), labelled
-``kubernetes.io/service-name`` and owned by the Service. Simplified from Kubernetes: no
+``kubernetes.io/service-name`` (and ``service.kubernetes.io/headless`` for a headless
+Service, whose slices no proxy reads) and owned by the Service. Simplified from Kubernetes: no
 churn minimisation across slices — a change rewrites the Service's slices in place.
 """
 
@@ -32,6 +33,7 @@ from ._ownership import owner_reference
 from .base import Controller, key_of, split_key
 from .context import ControllerContext
 from .endpoints import (
+    desired_labels,
     endpoint_port,
     endpoints_relevant,
     find_port,
@@ -102,9 +104,8 @@ def endpoints_from_endpoints(endpoints: dict | None) -> dict[tuple, tuple[list[d
 
 def desired_slices(svc: dict, groups: dict[tuple, tuple[list[dict], list[dict]]], managed_by: str) -> list[dict]:
     """Slice bodies (no names) for the groups, sorted and chunked by MAX_ENDPOINTS_PER_SLICE."""
-    labels = {**(svc["metadata"].get("labels") or {}), SERVICE_NAME_LABEL: svc["metadata"]["name"],
-              MANAGED_BY_LABEL: managed_by}
-    out = []
+    labels = {**desired_labels(svc), SERVICE_NAME_LABEL: svc["metadata"]["name"], MANAGED_BY_LABEL: managed_by}
+    out: list[dict] = []
     for key in sorted(groups):
         ports, eps = groups[key]
         eps = sorted(eps, key=lambda e: tuple(int(x) if x.isdigit() else 0 for x in e["addresses"][0].split(".")))

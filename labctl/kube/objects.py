@@ -67,6 +67,10 @@ NODE_CONDITION_TYPES = ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready"
 #: the label tying an EndpointSlice to its Service (``discovery.LabelServiceName``): the
 #: EndpointSlice controllers write it, the service proxy merges a Service's slices by it
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+#: on the Endpoints and EndpointSlices of a headless Service (``v1.IsHeadlessService``)
+HEADLESS_LABEL = "service.kubernetes.io/headless"
+#: a Service with this label belongs to another proxy than kube-proxy (``apis.LabelServiceProxyName``)
+SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
 
 
 def endpoint_slice_service(endpoint_slice: Mapping[str, Any]) -> tuple[str, str] | None:

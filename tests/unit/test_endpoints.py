@@ -189,6 +189,19 @@ def test_slices_keep_terminating_pods_flagged_and_group_by_port_set():
     assert conditions["10.244.1.5"] == {"ready": False, "serving": True, "terminating": True}
     assert conditions["10.244.1.2"] == {"ready": True, "serving": True, "terminating": False}
     assert slices[0]["labels"]["kubernetes.io/service-name"] == "web"
+    assert "service.kubernetes.io/headless" not in slices[0]["labels"]
+    # a headless Service's slices say so: the node proxies do not watch them
+    headless = desired_slices(svc(clusterIP="None"), {}, "endpointslice-controller.k8s.io")
+    assert headless[0]["labels"]["service.kubernetes.io/headless"] == ""
+
+
+def test_publish_not_ready_addresses_makes_slice_endpoints_ready_even_while_terminating():
+    from labctl.controllers.endpointslice import endpoints_from_pods
+
+    service = svc(publishNotReadyAddresses=True)
+    terminating = pod("t", "10.244.1.5", deletionTimestamp="2026-11-30T12:00:00Z")
+    ((_ports, (ep,)),) = endpoints_from_pods(service, [terminating]).values()
+    assert ep["conditions"] == {"ready": True, "serving": True, "terminating": True}
 
 
 def test_selected_service_without_pods_gets_one_empty_slice_and_mirroring_copies_endpoints():
