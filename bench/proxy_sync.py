@@ -45,9 +45,10 @@ def make_objects(n: int) -> tuple[list[dict], list[dict]]:
             "type": "ClusterIP", "clusterIP": f"10.96.{i // 250}.{i % 250 + 1}",
             "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}]}})
         ips = [f"10.244.{(i * 4 + k) // 250 % 250}.{(i * 4 + k) % 250 + 1}" for k in range(ENDPOINTS_PER_SERVICE)]
-        endpoints.append({"metadata": meta, "subsets": [{
-            "addresses": [{"ip": ip, "nodeName": "node1"} for ip in ips],
-            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]})
+        endpoints.append({"metadata": {**meta, "name": f"svc-{i}-abcde", "labels": {"kubernetes.io/service-name": f"svc-{i}"}},
+                          "addressType": "IPv4",
+                          "endpoints": [{"addresses": [ip], "conditions": {"ready": True}, "nodeName": "node1"} for ip in ips],
+                          "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]})
     return services, endpoints
 
 
@@ -59,7 +60,7 @@ def bench_size(n: int, repeat: int) -> dict:
         p = Proxier("node1", iptables=ipt, command_prefix=ipt.prefix)
         for s, e in zip(services, endpoints):
             p.on_service_add(s)
-            p.on_endpoints_add(e)
+            p.on_endpoint_slice_add(e)
         p.on_synced()
         start = time.perf_counter()
         p.sync()
@@ -94,9 +95,9 @@ def change_one_endpoint(p: Proxier, endpoints: list[dict], r: int) -> None:
     i = r % len(endpoints)
     old = endpoints[i]
     new = json.loads(json.dumps(old))
-    new["subsets"][0]["addresses"][0]["ip"] = f"10.250.{r // 250}.{r % 250 + 1}"
+    new["endpoints"][0]["addresses"] = [f"10.250.{r // 250}.{r % 250 + 1}"]
     endpoints[i] = new
-    p.on_endpoints_update(old, new)
+    p.on_endpoint_slice_update(old, new)
 
 
 def main(argv: list[str] | None = None) -> int:

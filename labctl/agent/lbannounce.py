@@ -36,12 +36,12 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from ..client.informer import FuncHandler, Informer
 from ..clusterconfig import NodeConfig, load_balancer_pool
-from ..kube.objects import is_control_plane, node_address, node_is_ready
+from ..kube.objects import endpoint_slice_service, is_control_plane, node_address, node_is_ready
 
 log = logging.getLogger("labctl.lbannounce")
 
@@ -65,9 +65,20 @@ def announcer_for(ip: str, candidates: list[str]) -> str | None:
     return min(candidates, key=lambda node: hashlib.sha256(f"{node}#{ip}".encode()).hexdigest())
 
 
-def nodes_with_ready_endpoints(endpoints: dict | None) -> set[str]:
-    return {a["nodeName"] for s in (endpoints or {}).get("subsets") or []
-            for a in s.get("addresses") or [] if a.get("nodeName")}
+def nodes_with_ready_endpoints(slices: Iterable[dict]) -> set[str]:
+    """Nodes holding a ready endpoint of a Service, from its EndpointSlices (as the proxy reads them)."""
+    return {ep["nodeName"] for s in slices for ep in s.get("endpoints") or []
+            if ep.get("nodeName") and (ep.get("conditions") or {}).get("ready") is not False}
+
+
+def slices_by_service(slices: Iterable[dict]) -> dict[tuple[str, str], list[dict]]:
+    """EndpointSlices grouped by ``(namespace, service)``; slices of no Service left out."""
+    out: dict[tuple[str, str], list[dict]] = {}
+    for s in slices:
+        key = endpoint_slice_service(s)
+        if key is not None:
+            out.setdefault(key, []).append(s)
+    return out
 
 
 def ingress_ips(svc: dict) -> list[str]:
@@ -96,7 +107,7 @@ def refused_ips(services: list[dict], allowed: set[str]) -> set[tuple[str, str]]
 
 
 def announced_ips(node_name: str, services: list[dict], nodes: list[dict],
-                  endpoints_of: dict[tuple[str, str], dict], pool: Collection[str]) -> set[str]:
+                  slices_of: dict[tuple[str, str], list[dict]], pool: Collection[str]) -> set[str]:
     """The load balancer IPs ``node_name`` must announce: its share of the allowed ingress IPs."""
     eligible = eligible_nodes(nodes)
     allowed = announceable(pool, services, nodes)
@@ -108,7 +119,7 @@ def announced_ips(node_name: str, services: list[dict], nodes: list[dict],
         candidates = eligible
         if spec.get("externalTrafficPolicy") == "Local":
             meta = svc["metadata"]
-            local = nodes_with_ready_endpoints(endpoints_of.get((meta.get("namespace", ""), meta["name"])))
+            local = nodes_with_ready_endpoints(slices_of.get((meta.get("namespace", ""), meta["name"]), []))
             candidates = [n for n in eligible if n in local]
         for ip in ingress_ips(svc):
             if ip in allowed and announcer_for(ip, candidates) == node_name:
@@ -170,15 +181,15 @@ class LBAnnouncer:
         self.pool = load_balancer_pool(cfg.internal_ip)
         self.grace = cfg.cluster.lifecycle.node_monitor_grace_seconds
         self.dirty = asyncio.Event()
-        #: add it to the services, nodes and endpoints informers
+        #: add it to the services, nodes and endpointslices informers
         self.handler = FuncHandler(lambda _o: self.dirty.set(), lambda _o, _n: self.dirty.set(),
                                    lambda _o: self.dirty.set())
         self._refused: set[tuple[str, str]] = set()
         self._cut_off = False
 
-    async def run(self, services: Informer, nodes: Informer, endpoints: Informer) -> None:
+    async def run(self, services: Informer, nodes: Informer, slices: Informer) -> None:
         """Resync on every change and every RESYNC_S; withdraw everything once cut off from the API."""
-        informers = (services, nodes, endpoints)
+        informers = (services, nodes, slices)
         started = time.monotonic()
         while True:
             self.dirty.clear()
@@ -195,7 +206,7 @@ class LBAnnouncer:
                 else:
                     log.info("the API server is back: announcing load balancer IPs again")
             if synced and not cut_off:
-                await self._sync(self._wanted(services.list(), nodes.list(), endpoints.cache))
+                await self._sync(self._wanted(services.list(), nodes.list(), slices_by_service(slices.list())))
             # while a watch fails, look again when the grace period runs out (then every second,
             # to notice the way back); else on changes and every RESYNC_S
             timeout = RESYNC_S
@@ -206,13 +217,13 @@ class LBAnnouncer:
             except TimeoutError:
                 pass
 
-    def _wanted(self, services: list[dict], nodes: list[dict], endpoints: dict[tuple[str, str], dict]) -> set[str]:
+    def _wanted(self, services: list[dict], nodes: list[dict], slices_of: dict[tuple[str, str], list[dict]]) -> set[str]:
         refused = refused_ips(services, announceable(self.pool, services, nodes))
         for service, ip in sorted(refused - self._refused):
             log.warning("refusing to announce %s of Service %s: not an address of the load balancer pool "
                         "%s-%s (or a node's or a Service's)", ip, service, self.pool[0], self.pool[-1])
         self._refused = refused
-        return announced_ips(self.cfg.node_name, services, nodes, endpoints, self.pool)
+        return announced_ips(self.cfg.node_name, services, nodes, slices_of, self.pool)
 
     async def _sync(self, wanted: set[str]) -> None:
         try:

@@ -1,6 +1,7 @@
-"""The service proxy role of the node agent: Services + Endpoints informers → :class:`Proxier`.
+"""The service proxy role of the node agent: Services + EndpointSlices informers → :class:`Proxier`.
 
-kube-proxy's ``ProxyServer.Run`` in a few lines: two informers feed the proxier's
+kube-proxy's ``ProxyServer.Run`` in a few lines: two informers (Services and
+``discovery.k8s.io/v1`` EndpointSlices, what kube-proxy reads) feed the proxier's
 ``on_*`` handlers (they only record the change), the proxier's runner thread writes the
 node's iptables with one ``iptables-restore`` per burst, and nothing is written before
 both initial lists are in (a restarting agent must not wipe the rules of Services it has
@@ -22,10 +23,15 @@ from ..client.informer import FuncHandler, Informer
 from ..client.rest import APIClient, Credentials
 from ..clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH
 from ..clusterconfig import NodeConfig
+from ..kube.objects import HEADLESS_LABEL, SERVICE_PROXY_NAME_LABEL
 from ..proxy import Proxier
 from .lbannounce import LBAnnouncer
 
 log = logging.getLogger("labctl.proxy")
+
+#: kube-proxy's informers' selector: not the slices of headless Services (nothing to proxy),
+#: nor Services (and their slices) that name another proxy
+PROXIED_SELECTOR = f"!{HEADLESS_LABEL},!{SERVICE_PROXY_NAME_LABEL}"
 
 
 def build_proxier(cfg: NodeConfig) -> Proxier:
@@ -48,18 +54,20 @@ async def run_service_proxy(client: APIClient, cfg: NodeConfig, proxier: Proxier
     proxier = proxier or build_proxier(cfg)
     announcer = LBAnnouncer(cfg)
     services = Informer(client, "services", [FuncHandler(
-        proxier.on_service_add, proxier.on_service_update, proxier.on_service_delete), announcer.handler])
-    endpoints = Informer(client, "endpoints", [FuncHandler(
-        proxier.on_endpoints_add, proxier.on_endpoints_update, proxier.on_endpoints_delete), announcer.handler])
+        proxier.on_service_add, proxier.on_service_update, proxier.on_service_delete), announcer.handler],
+        label_selector=PROXIED_SELECTOR)
+    slices = Informer(client, "endpointslices", [FuncHandler(
+        proxier.on_endpoint_slice_add, proxier.on_endpoint_slice_update, proxier.on_endpoint_slice_delete),
+        announcer.handler], label_selector=PROXIED_SELECTOR)
     nodes = Informer(client, "nodes", [announcer.handler])
-    tasks = [asyncio.create_task(i.run(), name=f"proxy-{i.plural}") for i in (services, endpoints, nodes)]
-    tasks.append(asyncio.create_task(announcer.run(services, nodes, endpoints), name="lbannounce"))
+    tasks = [asyncio.create_task(i.run(), name=f"proxy-{i.plural}") for i in (services, slices, nodes)]
+    tasks.append(asyncio.create_task(announcer.run(services, nodes, slices), name="lbannounce"))
     try:
-        await asyncio.gather(services.synced.wait(), endpoints.synced.wait())
+        await asyncio.gather(services.synced.wait(), slices.synced.wait())
         proxier.start()
         proxier.on_synced()
-        log.info("service proxy on %s synced: %d services, %d endpoints", cfg.node_name,
-                 len(services.cache), len(endpoints.cache))
+        log.info("service proxy on %s synced: %d services, %d endpoint slices", cfg.node_name,
+                 len(services.cache), len(slices.cache))
         await asyncio.gather(*tasks)
     finally:
         for task in tasks:

@@ -28,14 +28,13 @@ from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
 from ..kube.labels import LabelSelector, SelectorError, selector_from_set
 from ..kube.meta import timestamp
-from ..kube.objects import pod_is_ready
+from ..kube.objects import HEADLESS_LABEL, pod_is_ready
 from .base import Controller, key_of, split_key
 from .context import ControllerContext
 
 log = logging.getLogger("labctl.controllers.endpoints")
 
 TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
-HEADLESS_LABEL = "service.kubernetes.io/headless"
 
 
 # -- pure helpers (unit-tested) -------------------------------------------------------------

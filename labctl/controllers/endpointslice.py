@@ -1,19 +1,23 @@
 """The EndpointSlice controller: ``discovery.k8s.io/v1`` slices next to every Service's Endpoints.
 
-kubectl v1.33+ reads EndpointSlices, not Endpoints, for ``kubectl describe service``
-(the ``Endpoints:`` line) — without slices a student sees ``<none>`` in front of a working
-Service. The node proxies keep reading v1 Endpoints (:mod:`.endpoints`); this controller
-writes the same facts in the newer shape, as Kubernetes' two controllers do:
+The node proxies read EndpointSlices, as kube-proxy does (:mod:`labctl.proxy.changes`), and
+so does kubectl v1.33+ for ``kubectl describe service`` (the ``Endpoints:`` line). This
+controller writes the facts of :mod:`.endpoints` in that shape, as Kubernetes' two
+controllers do:
 
 * a Service **with** a selector: one slice per distinct port set (at most 100 endpoints
   each), ``managed-by: endpointslice-controller.k8s.io``; unlike Endpoints, terminating
   pods stay listed with ``conditions.terminating: true, ready: false`` (the
   ``endpointslice`` controller's behaviour since Kubernetes 1.22);
 * a Service **without** a selector: its hand-written Endpoints mirrored
-  (``managed-by: endpointslicemirroring-controller.k8s.io``).
+  (``managed-by: endpointslicemirroring-controller.k8s.io``). The API server's own
+  ``kubernetes`` Endpoints are mirrored too, although labelled ``skip-mirror`` (upstream's API
+  server writes that slice itself; here this controller does, so the proxies reach it).
+  Slices someone else manages (a hand-written one) are left alone.
 
 Slices are named ``<service>-<random>`` (``generateName``), labelled
-``kubernetes.io/service-name`` and owned by the Service. Simplified from Kubernetes: no
+``kubernetes.io/service-name`` (and ``service.kubernetes.io/headless`` for a headless
+Service, whose slices no proxy reads) and owned by the Service. Simplified from Kubernetes: no
 churn minimisation across slices — a change rewrites the Service's slices in place.
 """
 
@@ -24,11 +28,12 @@ import logging
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
 from ..kube.labels import SelectorError
-from ..kube.objects import pod_is_ready
+from ..kube.objects import SERVICE_NAME_LABEL, pod_is_ready
 from ._ownership import owner_reference
 from .base import Controller, key_of, split_key
 from .context import ControllerContext
 from .endpoints import (
+    desired_labels,
     endpoint_port,
     endpoints_relevant,
     find_port,
@@ -39,7 +44,6 @@ from .endpoints import (
 
 log = logging.getLogger("labctl.controllers.endpointslice")
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 MIRRORING_NAME = "endpointslicemirroring-controller.k8s.io"
@@ -67,10 +71,12 @@ def endpoints_from_pods(svc: dict, pods: list[dict]) -> dict[tuple, tuple[list[d
         ports = [_slice_port(endpoint_port(p, n)) for p in (svc.get("spec") or {}).get("ports") or []
                  if (n := find_port(pod, p)) is not None]
         terminating = bool(pod["metadata"].get("deletionTimestamp"))
-        serving = publish or pod_is_ready(pod)
+        serving = pod_is_ready(pod)
         meta, spec = pod["metadata"], pod.get("spec") or {}
+        # podEndpointsChanged's rule: never ready while terminating, unless the Service publishes not-ready pods
         ep = {"addresses": [pod["status"]["podIP"]],
-              "conditions": {"ready": serving and not terminating, "serving": serving, "terminating": terminating},
+              "conditions": {"ready": publish or (serving and not terminating), "serving": serving,
+                             "terminating": terminating},
               "targetRef": {"kind": "Pod", "namespace": meta["namespace"], "name": meta["name"], "uid": meta.get("uid", "")}}
         if spec.get("nodeName"):
             ep["nodeName"] = spec["nodeName"]
@@ -98,9 +104,8 @@ def endpoints_from_endpoints(endpoints: dict | None) -> dict[tuple, tuple[list[d
 
 def desired_slices(svc: dict, groups: dict[tuple, tuple[list[dict], list[dict]]], managed_by: str) -> list[dict]:
     """Slice bodies (no names) for the groups, sorted and chunked by MAX_ENDPOINTS_PER_SLICE."""
-    labels = {**(svc["metadata"].get("labels") or {}), SERVICE_NAME_LABEL: svc["metadata"]["name"],
-              MANAGED_BY_LABEL: managed_by}
-    out = []
+    labels = {**desired_labels(svc), SERVICE_NAME_LABEL: svc["metadata"]["name"], MANAGED_BY_LABEL: managed_by}
+    out: list[dict] = []
     for key in sorted(groups):
         ports, eps = groups[key]
         eps = sorted(eps, key=lambda e: tuple(int(x) if x.isdigit() else 0 for x in e["addresses"][0].split(".")))

@@ -193,8 +193,11 @@ class NodeLifecycleController(Controller):
             node = await self.set_conditions(node, unknown)
             log.info("node %s: lease not renewed for %.0fs: Ready=Unknown", name, self.lifecycle.node_monitor_grace_seconds)
             await self.recorder.record(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
-            await self.mark_pods_not_ready(name)
         ready = condition_status(node, "Ready")
+        if ready == "Unknown":
+            # every pass, not only on the transition: a write lost to a conflict (the pod changed
+            # since the cache saw it) is retried a period later, as upstream's needsRetry
+            await self.mark_pods_not_ready(name)
         taints = reconcile_taints((node.get("spec") or {}).get("taints") or [], ready, timestamp())
         if taints is not None:
             patch = {"spec": {"taints": taints or None}, "metadata": {"resourceVersion": node["metadata"]["resourceVersion"]}}
@@ -208,7 +211,9 @@ class NodeLifecycleController(Controller):
 
     async def mark_pods_not_ready(self, name: str) -> None:
         """Kubernetes' MarkPodsNotReady: the node cannot vouch for its pods any more, so they
-        leave every Service's endpoints now rather than at eviction."""
+        leave every Service's endpoints now (EndpointSlice ``ready: false``, so no proxy sends
+        them new connections) rather than at eviction, ``podEvictionTimeout`` later. Pods
+        already not Ready are skipped, so repeating this every period costs no write."""
         now = timestamp()
         for pod in self.pods.list():
             if (pod.get("spec") or {}).get("nodeName") != name or pod["metadata"].get("deletionTimestamp"):

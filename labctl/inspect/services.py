@@ -168,7 +168,9 @@ class _Reader:
             name = chains.service_chain(prefix, port.name, port.protocol)
             if name in self.nat.chains:
                 port.chains.append(ChainRules("nat", name, role, tuple(self.nat.chains[name].rules)))
-        svc = next((c for c in port.chains if c.role == "service"), None)
+        # the cluster IP's choice: KUBE-SVC-, or with internalTrafficPolicy: Local only KUBE-SVL- exists
+        svc = next((c for c in port.chains if c.role == "service"), None) or \
+            next((c for c in port.chains if c.role == "local"), None)
         if svc is not None:
             port.endpoints = self._endpoints(port, svc.rules)
 

@@ -8,6 +8,7 @@ answered once, the way Kubernetes' helpers answer them (``podutil.IsPodReady``,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 Obj = dict[str, Any]
@@ -62,3 +63,18 @@ def is_control_plane(node: Obj) -> bool:
 
 
 NODE_CONDITION_TYPES = ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")
+
+#: the label tying an EndpointSlice to its Service (``discovery.LabelServiceName``): the
+#: EndpointSlice controllers write it, the service proxy merges a Service's slices by it
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+#: on the Endpoints and EndpointSlices of a headless Service (``v1.IsHeadlessService``)
+HEADLESS_LABEL = "service.kubernetes.io/headless"
+#: a Service with this label belongs to another proxy than kube-proxy (``apis.LabelServiceProxyName``)
+SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
+
+
+def endpoint_slice_service(endpoint_slice: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(namespace, service)`` an EndpointSlice belongs to; None for a slice without the label."""
+    meta = endpoint_slice.get("metadata") or {}
+    name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    return (meta.get("namespace") or "default", name) if isinstance(name, str) and name else None

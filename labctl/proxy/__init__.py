@@ -1,6 +1,6 @@
 """labctl's service proxy: kube-proxy's iptables mode, rule for rule.
 
-The node agent feeds Service and Endpoints events into a :class:`Proxier`; the proxier
+The node agent feeds Service and EndpointSlice events into a :class:`Proxier`; the proxier
 tracks the changes, builds the whole ``*filter``/``*nat`` ruleset with the pure
 :func:`build_ruleset` and applies it with one ``iptables-restore --noflush`` per burst.
 """

@@ -1,4 +1,4 @@
-"""The Proxier: Service/Endpoints events in, one ``iptables-restore`` per burst out.
+"""The Proxier: Service/EndpointSlice events in, one ``iptables-restore`` per burst out.
 
 Handlers do no work (kube-proxy's ``OnServiceUpdate``): they record the change in a
 tracker and poke the runner. ``sync()`` merges the pending changes, builds the whole
@@ -79,7 +79,7 @@ class Proxier:
         self.services: ServicePortMap = {}
         self.endpoints: EndpointsMap = {}
         self.service_changes = ServiceChangeTracker()
-        self.endpoints_changes = EndpointsChangeTracker()
+        self.endpoints_changes = EndpointsChangeTracker(node_name)
         self._services_synced = False
         self._endpoints_synced = False
         self._sync_lock = threading.Lock()
@@ -94,7 +94,7 @@ class Proxier:
         self._full_sync_requested = False
         self._running = False
 
-    # ---- event handlers (kube-proxy's ServiceHandler / EndpointsHandler) ----
+    # ---- event handlers (kube-proxy's ServiceHandler / EndpointSliceHandler) ----
     def on_service_add(self, service: Obj) -> None:
         self.on_service_update(None, service)
 
@@ -109,17 +109,17 @@ class Proxier:
         self._services_synced = True
         self.request_sync()
 
-    def on_endpoints_add(self, endpoints: Obj) -> None:
-        self.on_endpoints_update(None, endpoints)
+    def on_endpoint_slice_add(self, endpoint_slice: Obj) -> None:
+        self.on_endpoint_slice_update(None, endpoint_slice)
 
-    def on_endpoints_update(self, old: Obj | None, new: Obj | None) -> None:
+    def on_endpoint_slice_update(self, old: Obj | None, new: Obj | None) -> None:
         if self.endpoints_changes.update(old, new) and self.is_initialized():
             self.request_sync()
 
-    def on_endpoints_delete(self, endpoints: Obj) -> None:
-        self.on_endpoints_update(endpoints, None)
+    def on_endpoint_slice_delete(self, endpoint_slice: Obj) -> None:
+        self.on_endpoint_slice_update(endpoint_slice, None)
 
-    def on_endpoints_synced(self) -> None:
+    def on_endpoint_slices_synced(self) -> None:
         self._endpoints_synced = True
         self.request_sync()
 

@@ -1,4 +1,4 @@
-"""The pure rule builder: Services + Endpoints in, the whole ``iptables-restore`` text out.
+"""The pure rule builder: Services + their endpoints in, the whole ``iptables-restore`` text out.
 
 This is kube-proxy's ``syncProxyRules`` without the side effects: one linear pass writes
 four buffers (filter chains/rules, nat chains/rules) in kube-proxy's layout, names and
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from labctl.proxy import chains as c
 from labctl.proxy.chains import JumpChain
+from labctl.proxy.topology import categorize_endpoints
 from labctl.proxy.types import Endpoint, ServicePortInfo, ServicePortName
 
 from ..clusterconfig import DEFAULT_POD_SUBNET
@@ -134,15 +135,19 @@ class _Builder:
     def write_service(self, svc: ServicePortInfo, all_eps: Sequence[Endpoint], write_chains: bool = True) -> None:
         """Every rule of one service port (the loop body of ``syncProxyRules``).
 
-        With ``write_chains`` False only the rules in the shared chains are written and the
-        service's own chains are just recorded as still in use.
+        ``all_eps`` are every endpoint of the port with its conditions; which of them each
+        kind of traffic uses is :func:`categorize_endpoints`'s answer. With ``write_chains``
+        False only the rules in the shared chains are written and the service's own chains
+        are just recorded as still in use.
         """
         name, proto, port = svc.name_string, svc.proto, svc.port
         match = f"-m {proto} -p {proto}"
-        has_endpoints = bool(all_eps)
-        local_policy = svc.uses_local_policy
-        local_eps = [e for e in all_eps if e.node_name == self.node.node_name] if local_policy else []
-        has_external_endpoints = has_endpoints and (not local_policy or bool(local_eps))
+        eps = categorize_endpoints(all_eps, svc, self.node.node_name)
+        has_endpoints = eps.has_any
+        # Traffic to the cluster IP goes to the SVC chain, or with internalTrafficPolicy: Local to the SVL one.
+        internal_chain = svc.svl_chain if svc.internal_policy_local else svc.svc_chain
+        has_internal_endpoints = has_endpoints and (not svc.internal_policy_local or bool(eps.local))
+        has_external_endpoints = has_endpoints and (not svc.external_local or bool(eps.local))
         uses_fw = bool(svc.load_balancer_source_ranges) and bool(svc.load_balancer_ips)
         ext_chain = svc.ext_chain
         lb_chain = svc.fw_chain if uses_fw else ext_chain
@@ -153,15 +158,15 @@ class _Builder:
         nat, flt = self.nat_rules, self.filter_rules
 
         # Capture the cluster IP.
-        if has_endpoints:
+        if has_internal_endpoints:
             nat.append(
                 f'-A {c.KUBE_SERVICES} -m comment --comment "{name} cluster IP" {match}'
-                f" -d {svc.cluster_ip} --dport {port} -j {svc.svc_chain}"
+                f" -d {svc.cluster_ip} --dport {port} -j {internal_chain}"
             )
         else:
             flt.append(
-                f'-A {c.KUBE_SERVICES} -m comment --comment "{name} has no endpoints" {match}'
-                f" -d {svc.cluster_ip} --dport {port} -j REJECT"
+                f"-A {c.KUBE_SERVICES} -m comment --comment {filter_comment} {match}"
+                f" -d {svc.cluster_ip} --dport {port} -j {filter_target}"
             )
         # Capture external IPs and load-balancer ingress IPs.
         for ip in svc.external_ips:
@@ -206,38 +211,48 @@ class _Builder:
                 )
         if not has_endpoints:
             return
+        uses_cluster_chain = bool(eps.cluster) and svc.uses_cluster_endpoints
+        uses_local_chain = bool(eps.local) and svc.uses_local_endpoints
         if not write_chains:
-            self._keep_chains(svc, all_eps, bool(local_eps), uses_fw)
+            self._keep_chains(svc, eps.reachable, uses_cluster_chain, uses_local_chain, uses_fw)
             return
-        self._write_internal(svc, match)
+        if has_internal_endpoints:
+            self._write_internal(svc, internal_chain, match)
         if svc.externally_accessible:
             self._write_external(svc, has_external_endpoints)
         if uses_fw:
             self._write_firewall(svc)
-        self._chain(svc.svc_chain)
-        self._write_service_to_endpoints(svc, svc.svc_chain, all_eps)
-        if local_eps:
+        if uses_cluster_chain:
+            self._chain(svc.svc_chain)
+            self._write_service_to_endpoints(svc, svc.svc_chain, eps.cluster)
+        if uses_local_chain:
             self._chain(svc.svl_chain)
-            self._write_service_to_endpoints(svc, svc.svl_chain, local_eps)
-        for ep in all_eps:
+            self._write_service_to_endpoints(svc, svc.svl_chain, eps.local)
+        for ep in eps.reachable:
             self._write_endpoint(svc, ep, match)
 
-    def _keep_chains(self, svc: ServicePortInfo, eps: Sequence[Endpoint], has_local: bool, uses_fw: bool) -> None:
+    def _keep_chains(self, svc: ServicePortInfo, eps: Sequence[Endpoint], uses_cluster_chain: bool,
+                     uses_local_chain: bool, uses_fw: bool) -> None:
         """Mark an unchanged service's chains active: the same set write_service would declare."""
         active = self.nat_active
-        active.add(svc.svc_chain)
+        if uses_cluster_chain:
+            active.add(svc.svc_chain)
         if svc.externally_accessible:
             active.add(svc.ext_chain)
         if uses_fw:
             active.add(svc.fw_chain)
-        if has_local:
+        if uses_local_chain:
             active.add(svc.svl_chain)
         active.update(svc.endpoint_chain(ep) for ep in eps)
 
-    def _write_internal(self, svc: ServicePortInfo, match: str) -> None:
-        """Masquerade off-cluster traffic to the cluster IP: it may bounce to another node."""
+    def _write_internal(self, svc: ServicePortInfo, chain: str, match: str) -> None:
+        """Masquerade off-cluster traffic to the cluster IP: it may bounce to another node.
+
+        Written into the chain the cluster IP jumps to: ``KUBE-SVC-``, or ``KUBE-SVL-`` with
+        ``internalTrafficPolicy: Local`` (as kube-proxy's ``internalTrafficChain``).
+        """
         args = (
-            f'-A {svc.svc_chain} -m comment --comment "{svc.name_string} cluster IP" {match}'
+            f'-A {chain} -m comment --comment "{svc.name_string} cluster IP" {match}'
             f" -d {svc.cluster_ip} --dport {svc.port}"
         )
         if self.node.masquerade_all:
@@ -249,7 +264,7 @@ class _Builder:
         """The ``KUBE-EXT-`` chain: masquerade (Cluster) or keep the client IP (Local)."""
         ext, name, rules = svc.ext_chain, svc.name_string, self.nat_rules
         self._chain(ext)
-        if not svc.uses_local_policy:
+        if not svc.external_local:
             # The backend may sit on another node: without SNAT its reply would leave that
             # node directly and never meet the DNAT done here.
             rules.append(

@@ -47,11 +47,22 @@ class ServicePortName:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A ready backend ``ip:port`` of a Service port; ``node_name`` says where it runs."""
+    """A backend ``ip:port`` of a Service port, with its EndpointSlice conditions.
+
+    ``node_name`` says where it runs (``internalTrafficPolicy``/``externalTrafficPolicy: Local``
+    pick this node's ones). The conditions are kube-proxy's reading of
+    ``endpoints[].conditions``: ``ready`` endpoints get new connections; ``serving`` and
+    ``terminating`` ones only when no endpoint is ready (ProxyTerminatingEndpoints), so a
+    rollout's last old pod still answers while it drains. They take part in equality: an
+    endpoint turning not ready is a change the proxy must sync.
+    """
 
     ip: str
     port: int
     node_name: str = ""
+    ready: bool = True
+    serving: bool = True
+    terminating: bool = False
 
     def __str__(self) -> str:
         return f"{self.ip}:{self.port}"
@@ -79,7 +90,8 @@ class ServicePortInfo:
     load_balancer_ips: tuple[str, ...] = ()
     load_balancer_source_ranges: tuple[str, ...] = ()
     session_affinity_seconds: int = 0  # 0: no ClientIP affinity
-    external_policy_local: bool = False
+    external_policy_local: bool = False  # spec.externalTrafficPolicy == Local
+    internal_policy_local: bool = False  # spec.internalTrafficPolicy == Local
     name_string: str = field(init=False, compare=False, repr=False)
     proto: str = field(init=False, compare=False, repr=False)
     svc_chain: str = field(init=False, compare=False, repr=False)
@@ -104,9 +116,24 @@ class ServicePortInfo:
         return bool(self.node_port or self.external_ips or self.load_balancer_ips)
 
     @property
-    def uses_local_policy(self) -> bool:
-        """``externalTrafficPolicy: Local`` only matters for externally reachable ports."""
+    def external_local(self) -> bool:
+        """``externalTrafficPolicy: Local`` only matters for externally reachable ports (``ExternalPolicyLocal``)."""
         return self.external_policy_local and self.externally_accessible
+
+    @property
+    def uses_cluster_endpoints(self) -> bool:
+        """kube-proxy's ``UsesClusterEndpoints``: some traffic goes to any node's endpoints.
+
+        Cluster internal policy, or any externally reachable port: even with
+        ``externalTrafficPolicy: Local`` pod and node traffic to an external address is
+        "short-circuited" to all endpoints.
+        """
+        return not self.internal_policy_local or self.externally_accessible
+
+    @property
+    def uses_local_endpoints(self) -> bool:
+        """kube-proxy's ``UsesLocalEndpoints``: some traffic goes only to this node's endpoints."""
+        return self.internal_policy_local or self.external_local
 
     def endpoint_chain(self, endpoint: Endpoint) -> str:
         """The ``KUBE-SEP-`` chain of one endpoint of this port."""

@@ -19,6 +19,8 @@ import yaml
 
 from labctl.client.waiting import wait_for
 from labctl.cluster.scratch import unique_name
+from labctl.clusterconfig import NODE_CONFIG_PATH, NodeConfig
+from labctl.controllers.context import NODE_MONITOR_PERIOD_SECONDS as MONITOR
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
@@ -369,20 +371,55 @@ def node_ready(lab, node: str) -> str:
     return node_conditions(lab, node).get("Ready", {}).get("status", "")
 
 
+def slice_conditions(lab, ns: str, service: str) -> dict[str, dict]:
+    """Endpoint IP → its conditions, over every EndpointSlice of ``service`` (what kube-proxy reads)."""
+    slices = lab.kubectl.json("get", "endpointslices", "-n", ns, "-l", f"kubernetes.io/service-name={service}")
+    return {e["addresses"][0]: e.get("conditions") or {} for s in slices["items"] for e in s.get("endpoints") or []}
+
+
+def proxied_backends(lab, node: str, ns: str, service: str) -> set[str]:
+    """The backend IPs ``node``'s proxy sends ``service``'s new connections to (its KUBE-SVC rules)."""
+    nat = lab.exec(node, "iptables-save", "-t", "nat").stdout
+    prefix = f'--comment "{ns}/{service}'
+    return {line.split(" -> ")[1].split(":")[0] for line in nat.splitlines()
+            if line.startswith("-A KUBE-SVC-") and prefix in line and " -> " in line}
+
+
 def test_stopped_worker_goes_not_ready_and_its_pods_move(kubelet, namespace):
     lab, ns = kubelet, namespace
+    lifecycle = NodeConfig.loads(lab.exec("control-plane", "cat", str(NODE_CONFIG_PATH)).stdout).cluster.lifecycle
     deploy = course_deployment()
     deploy["spec"]["minReadySeconds"] = 0
     deploy["spec"]["replicas"] = 6
-    apply(lab, deploy, namespace=ns)
+    apply(lab, deploy, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}, namespace=ns)
     rollout_status(lab, ns, timeout=120)
-    on_worker2 = {p["metadata"]["name"] for p in pods(lab, "app=web", ns) if p["spec"]["nodeName"] == "worker2"}
+    running = pods(lab, "app=web", ns)
+    on_worker2 = {p["metadata"]["name"] for p in running if p["spec"]["nodeName"] == "worker2"}
+    ips_on_worker2 = {p["status"]["podIP"] for p in running if p["spec"]["nodeName"] == "worker2"}
     assert on_worker2, "the scheduler spread no pod onto worker2"
+    wait_for(lambda: ips_on_worker2 <= proxied_backends(lab, "worker", ns, "web"), timeout=30,
+             what="worker's proxy to send to worker2's pods")
     subprocess.run(["docker", "stop", "-t", "2", f"{lab.name}-worker2"], check=True, capture_output=True)
     try:
         stopped = time.monotonic()
         wait_for(lambda: node_ready(lab, "worker2") == "Unknown", timeout=40, what="worker2 Ready=Unknown")
         went_unknown = time.monotonic() - stopped
+
+        # MarkPodsNotReady: worker2's pods leave the endpoints with the node, not at eviction
+        def not_ready_in_slices() -> bool:
+            conditions = slice_conditions(lab, ns, "web")
+            return all(conditions.get(ip, {}).get("ready") is False for ip in ips_on_worker2)
+
+        wait_for(not_ready_in_slices, timeout=20, interval=0.2, what="worker2's endpoints ready=false")
+        left_after = time.monotonic() - stopped
+        assert all(conditions.get("terminating") is not True for ip, conditions in
+                   slice_conditions(lab, ns, "web").items() if ip in ips_on_worker2), "not evicted yet, only not Ready"
+        assert left_after < lifecycle.node_monitor_grace_seconds + 2 * MONITOR + 3, \
+            f"worker2's endpoints not Ready only {left_after:.1f}s after the stop"
+        assert left_after < lifecycle.node_monitor_grace_seconds + lifecycle.pod_eviction_timeout_seconds
+        wait_for(lambda: not ips_on_worker2 & proxied_backends(lab, "worker", ns, "web"), timeout=5, interval=0.2,
+                 what="worker's proxy to stop sending to worker2's pods")
         # node lifecycle's Unknown on every condition the kubelet owns, and nothing else
         assert {(c["status"], c["reason"]) for c in node_conditions(lab, "worker2").values()} == {
             ("Unknown", "NodeStatusUnknown")}
@@ -397,7 +434,8 @@ def test_stopped_worker_goes_not_ready_and_its_pods_move(kubelet, namespace):
 
         wait_for(moved, timeout=90, what="worker2's pods to be recreated on the other nodes")
         moved_after = time.monotonic() - stopped
-        print(f"worker2 NotReady after {went_unknown:.1f}s, pods replaced after {moved_after:.1f}s")
+        print(f"worker2 NotReady after {went_unknown:.1f}s, its endpoints not ready after {left_after:.1f}s, "
+              f"pods replaced after {moved_after:.1f}s")
     finally:
         subprocess.run(["docker", "start", f"{lab.name}-worker2"], check=True, capture_output=True)
     wait_for(lambda: node_ready(lab, "worker2") == "True", timeout=90, what="worker2 Ready again")

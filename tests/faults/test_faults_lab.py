@@ -154,6 +154,9 @@ def test_pods_reach_services_again_after_every_table_of_their_node_is_flushed_an
              what="the Service from a pod on the flushed node")
     print(f"Service reachable again {time.monotonic() - started:.1f}s after the flush")
     lab.kubectl.run("delete", "pod/flushweb", "pod/flushclient", "service/flushweb", "--wait=false")
+    # the flush test compares worker's nat table before and after: it must not see this Service going
+    wait_for(lambda: "default/flushweb" not in lab.exec("worker", "iptables-save", "-t", "nat").stdout,
+             timeout=30, what="flushweb's rules gone from worker")
 
 
 # -- the pod network --------------------------------------------------------------------------

@@ -155,9 +155,10 @@ def test_a_flushed_nat_table_is_whole_again_within_a_second(netns, flush):
     p.on_service_add({"metadata": {"namespace": "default", "name": "web"},
                       "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.50",
                                "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}]}})
-    p.on_endpoints_add({"metadata": {"namespace": "default", "name": "web"},
-                        "subsets": [{"addresses": [{"ip": "10.244.1.5", "nodeName": "node1"}],
-                                     "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]})
+    p.on_endpoint_slice_add({"metadata": {"namespace": "default", "name": "web-abcde",
+                                          "labels": {"kubernetes.io/service-name": "web"}},
+                             "addressType": "IPv4", "endpoints": [{"addresses": ["10.244.1.5"], "nodeName": "node1"}],
+                             "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]})
     p.on_synced()
     p.start()
     try:

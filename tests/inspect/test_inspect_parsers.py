@@ -137,3 +137,20 @@ def test_a_snapshot_with_conntrack_gives_each_address_its_connections():
     worker = net.node("worker")
     assert len(worker.conntrack) == 16
     assert [e.reply.src for e in worker.conntrack_for("10.96.0.1")] == ["172.30.2.2"] * 3
+
+
+def test_internal_traffic_policy_local_endpoints_are_the_local_chains():
+    svl = chains.service_chain(chains.SVL_PREFIX, "default/itp:http", "tcp")
+    sep = chains.endpoint_chain("default/itp:http", "tcp", "10.244.1.9:8080")
+    text = capture("worker.iptables-save.txt")
+    head, _, tail = text.rpartition("COMMIT")
+    head = head.replace("*nat\n", f"*nat\n:{svl} - [0:0]\n:{sep} - [0:0]\n", 1)
+    text = head + "\n".join([
+        '-A KUBE-SERVICES -d 10.96.7.7/32 -p tcp -m comment --comment "default/itp:http cluster IP" -m tcp'
+        f" --dport 80 -j {svl}",
+        f'-A {svl} -m comment --comment "default/itp:http -> 10.244.1.9:8080" -j {sep}',
+        f"-A {sep} -p tcp -m comment --comment default/itp:http -m tcp -j DNAT --to-destination 10.244.1.9:8080",
+        "COMMIT"]) + tail
+    itp = next(p for p in service_ports(parse_ruleset(text)) if p.service == "itp")
+    assert [c.role for c in itp.chains] == ["local"]
+    assert [(e.address, e.share) for e in itp.endpoints] == [("10.244.1.9:8080", 1.0)]

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from netns import Topology
-from objects import endpoints, ep_port, port, service
+from objects import endpoint_slice, ep_port, port, service
 
 from labctl.proxy import Proxier
 
@@ -47,7 +47,7 @@ def proxier(topo):
 def apply(p: Proxier, svc: dict, eps: dict | None = None) -> None:
     p.on_service_add(svc)
     if eps is not None:
-        p.on_endpoints_add(eps)
+        p.on_endpoint_slice_add(eps)
     p.sync()
 
 
@@ -56,7 +56,7 @@ def web(name: str, ip: str, **spec) -> dict:
 
 
 def web_eps(name: str, ips=BACKENDS) -> dict:
-    return endpoints("default", name, list(ips), [ep_port("http", 8080)])
+    return endpoint_slice("default", name, list(ips), [ep_port("http", 8080)])
 
 
 def save_nat(topo: Topology) -> str:
@@ -117,7 +117,7 @@ def test_load_balancer_ingress_ip_from_outside(topo, proxier):
 
 
 def test_local_policy_keeps_client_ip_on_nodeport(topo, proxier):
-    eps = endpoints("default", "local", [("10.244.1.11", "node1"), ("10.244.1.12", "node2")], [ep_port("http", 8080)])
+    eps = endpoint_slice("default", "local", [("10.244.1.11", "node1"), ("10.244.1.12", "node2")], [ep_port("http", 8080)])
     apply(proxier, web("local", "10.96.0.17", type="NodePort", node_port=30083, externalTrafficPolicy="Local"), eps)
     out = topo.connect(topo.outside, topo.node_ext_ip, 30083, 10)
     assert out["errors"] == []
@@ -131,7 +131,7 @@ def test_deleting_a_service_removes_its_chains_within_a_second(topo, proxier):
     assert f":{info.svc_chain}" in save_nat(topo)
     start = time.monotonic()
     proxier.on_service_delete(svc)  # through the runner, as the node agent does it
-    proxier.on_endpoints_delete(eps)
+    proxier.on_endpoint_slice_delete(eps)
     while info.svc_chain in save_nat(topo):
         assert time.monotonic() - start < 1.0, "chains still present after 1 s"
         time.sleep(0.02)

@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from objects import endpoints, ep_port, port, service
+from objects import endpoint_slice, ep_port, port, service
 
 from labctl.client.waiting import wait_for
 from labctl.proxy.changes import EndpointsChangeTracker, ServiceChangeTracker
@@ -51,7 +51,7 @@ def svc1(**spec):
 
 
 def eps1(*ips, protocol="TCP"):
-    return endpoints("ns1", "svc1", list(ips), [ep_port("p80", 80, protocol)])
+    return endpoint_slice("ns1", "svc1", list(ips), [ep_port("p80", 80, protocol)])
 
 
 def make_proxier():
@@ -82,7 +82,7 @@ def test_no_sync_until_both_initial_lists_are_synced():
     p.on_service_add(svc1())
     p.on_services_synced()
     assert p.sync() is False and ipt.restores == []
-    p.on_endpoints_synced()
+    p.on_endpoint_slices_synced()
     assert p.sync() is True and len(ipt.restores) == 1
 
 
@@ -99,12 +99,12 @@ def test_first_sync_reads_state_later_syncs_do_not():
 def test_deleting_a_service_deletes_its_chains():
     p, ipt, _ = make_proxier()
     p.on_service_add(svc1())
-    p.on_endpoints_add(eps1("10.244.1.2"))
+    p.on_endpoint_slice_add(eps1("10.244.1.2"))
     p.on_synced()
     p.sync()
     assert f":{SVC1} - [0:0]" in ipt.restores[-1]
     p.on_service_delete(svc1())
-    p.on_endpoints_delete(eps1("10.244.1.2"))
+    p.on_endpoint_slice_delete(eps1("10.244.1.2"))
     p.sync()
     assert f"-X {SVC1}" in ipt.restores[-1].splitlines()
     p.sync()
@@ -115,7 +115,7 @@ def test_failed_restore_keeps_changes_and_rereads_state():
     p, ipt, _ = make_proxier()
     p.on_synced()
     p.on_service_add(svc1())
-    p.on_endpoints_add(eps1("10.244.1.2"))
+    p.on_endpoint_slice_add(eps1("10.244.1.2"))
     ipt.fail_next = 1
     with pytest.raises(IPTablesError, match="failed to restore iptables rules"):
         p.sync()
@@ -126,12 +126,12 @@ def test_failed_restore_keeps_changes_and_rereads_state():
 def test_removed_udp_endpoint_flushes_conntrack():
     p, _, ct = make_proxier()
     p.on_service_add(svc1(protocol="UDP"))
-    p.on_endpoints_add(eps1("10.244.1.2", "10.244.1.3", protocol="UDP"))
+    p.on_endpoint_slice_add(eps1("10.244.1.2", "10.244.1.3", protocol="UDP"))
     p.on_synced()
     p.sync()
     assert ("clear_entries_for_ip", "172.30.0.41") in ct.calls  # 0 -> 2 endpoints: drop REJECT-era entries
     ct.calls.clear()
-    p.on_endpoints_update(eps1("10.244.1.2", "10.244.1.3", protocol="UDP"), eps1("10.244.1.2", protocol="UDP"))
+    p.on_endpoint_slice_update(eps1("10.244.1.2", "10.244.1.3", protocol="UDP"), eps1("10.244.1.2", protocol="UDP"))
     p.sync()
     assert ct.calls == [("clear_entries_for_nat", "172.30.0.41", "10.244.1.3")]
 
@@ -139,10 +139,10 @@ def test_removed_udp_endpoint_flushes_conntrack():
 def test_tcp_endpoint_changes_do_not_touch_conntrack():
     p, _, ct = make_proxier()
     p.on_service_add(svc1())
-    p.on_endpoints_add(eps1("10.244.1.2", "10.244.1.3"))
+    p.on_endpoint_slice_add(eps1("10.244.1.2", "10.244.1.3"))
     p.on_synced()
     p.sync()
-    p.on_endpoints_update(eps1("10.244.1.2", "10.244.1.3"), eps1("10.244.1.2"))
+    p.on_endpoint_slice_update(eps1("10.244.1.2", "10.244.1.3"), eps1("10.244.1.2"))
     p.sync()
     assert ct.calls == []
 
@@ -229,15 +229,15 @@ def test_runner_retries_after_failure_with_backoff():
 def test_partial_sync_rewrites_only_changed_services():
     p, ipt, _ = make_proxier()
     other = service("ns1", "other", "172.30.0.50", [port("p80", 80)])
-    other_eps = endpoints("ns1", "other", ["10.244.1.9"], [ep_port("p80", 80)])
+    other_eps = endpoint_slice("ns1", "other", ["10.244.1.9"], [ep_port("p80", 80)])
     for obj in (svc1(), other):
         p.on_service_add(obj)
-    p.on_endpoints_add(eps1("10.244.1.2"))
-    p.on_endpoints_add(other_eps)
+    p.on_endpoint_slice_add(eps1("10.244.1.2"))
+    p.on_endpoint_slice_add(other_eps)
     p.on_synced()
     p.sync()
     other_chain = p.services[next(n for n in p.services if n.name == "other")].svc_chain
-    p.on_endpoints_update(eps1("10.244.1.2"), eps1("10.244.1.3"))
+    p.on_endpoint_slice_update(eps1("10.244.1.2"), eps1("10.244.1.3"))
     p.sync()
     text = ipt.restores[-1]
     assert f":{SVC1} - [0:0]" in text and "--to-destination 10.244.1.3:80" in text

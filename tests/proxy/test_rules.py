@@ -6,11 +6,11 @@ ns1/svc1:p80 -> KUBE-SVC-XPGD46QRK7WJZT7O, its endpoint 10.180.0.1:80 -> KUBE-SE
 
 from __future__ import annotations
 
-from objects import endpoints, ep_port, port, service
+from objects import endpoint_slice, ep_port, port, service
 
 from labctl.proxy import chains
 from labctl.proxy.chains import JUMP_CHAINS
-from labctl.proxy.changes import endpoints_to_map, service_to_port_map
+from labctl.proxy.changes import EndpointsChangeTracker, UpdateResult, apply_endpoints_changes, service_to_port_map
 from labctl.proxy.rules import NodeConfig, build_ruleset, declared_chains
 
 SVC1 = "KUBE-SVC-XPGD46QRK7WJZT7O"
@@ -26,11 +26,12 @@ NODEPORTS_TAIL = ('-A KUBE-SERVICES -m comment --comment "kubernetes service nod
 
 
 def build(svcs, eps=(), node="node1", existing=None, jumps=(), **cfg) -> str:
-    services, endpoints_ = {}, {}
+    services, endpoints_, tracker = {}, {}, EndpointsChangeTracker(node)
     for s in svcs:
         services.update(service_to_port_map(s))
     for e in eps:
-        endpoints_.update(endpoints_to_map(e))
+        tracker.update(None, e)
+    apply_endpoints_changes(endpoints_, tracker, UpdateResult())
     return build_ruleset(services, endpoints_, NodeConfig(node, **cfg), existing, jumps)
 
 
@@ -79,7 +80,7 @@ def test_cluster_ip_without_endpoints_is_rejected_in_filter():
 
 def test_cluster_ip_with_one_endpoint():
     text = build([service("ns1", "svc1", "172.30.0.41", [port("p80", 80)])],
-                 [endpoints("ns1", "svc1", ["10.180.0.1"], [ep_port("p80", 80)])])
+                 [endpoint_slice("ns1", "svc1", ["10.180.0.1"], [ep_port("p80", 80)])])
     assert rules(text, "filter") == []
     assert rules(text, "nat") == [
         f'-A KUBE-SERVICES -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j {SVC1}',
@@ -94,7 +95,7 @@ def test_cluster_ip_with_one_endpoint():
 
 def test_three_endpoints_cascade_probabilities():
     text = build([service("ns1", "svc1", "172.30.0.41", [port("p80", 80)])],
-                 [endpoints("ns1", "svc1", ["10.180.0.3", "10.180.0.10", "10.180.0.2"], [ep_port("p80", 80)])])
+                 [endpoint_slice("ns1", "svc1", ["10.180.0.3", "10.180.0.10", "10.180.0.2"], [ep_port("p80", 80)])])
     svc_rules = [r for r in rules(text, "nat") if r.startswith(f"-A {SVC1}") and "->" in r]
     seps = [chains.endpoint_chain("ns1/svc1:p80", "tcp", f"10.180.0.{i}:80") for i in (2, 3, 10)]
     assert svc_rules == [  # sorted numerically: .2, .3, .10
@@ -110,14 +111,14 @@ def test_three_endpoints_cascade_probabilities():
 
 def test_not_ready_addresses_get_no_traffic():
     text = build([service("ns1", "svc1", "172.30.0.41", [port("p80", 80)])],
-                 [endpoints("ns1", "svc1", [], [ep_port("p80", 80)], not_ready=["10.180.0.9"])])
+                 [endpoint_slice("ns1", "svc1", [], [ep_port("p80", 80)], not_ready=["10.180.0.9"])])
     assert "10.180.0.9" not in text and "has no endpoints" in text
 
 
 def test_nodeport_cluster_policy_masquerades():
     ext = "KUBE-EXT-GNZBNJ2PO5MGZ6GT"
     text = build([service("ns2", "svc2", "172.30.0.42", [port("p80", 80, node_port=3001)], type="NodePort")],
-                 [endpoints("ns2", "svc2", ["10.180.0.2"], [ep_port("p80", 80)])])
+                 [endpoint_slice("ns2", "svc2", ["10.180.0.2"], [ep_port("p80", 80)])])
     nat = rules(text, "nat")
     assert f"-A KUBE-NODEPORTS -m comment --comment ns2/svc2:p80 -m tcp -p tcp --dport 3001 -j {ext}" in nat
     assert nat[nat.index(f"-A KUBE-NODEPORTS -m comment --comment ns2/svc2:p80 -m tcp -p tcp --dport 3001 -j {ext}") + 2:][:2] == [
@@ -144,7 +145,7 @@ def test_nodeport_addresses_limit_the_tail_call():
 def test_load_balancer_ingress_ip_jumps_to_ext():
     svc = service("ns5", "svc5", "172.30.0.45", [port("p80", 80, node_port=3002)], type="LoadBalancer",
                   status={"loadBalancer": {"ingress": [{"ip": "5.6.7.8"}]}})
-    text = build([svc], [endpoints("ns5", "svc5", ["10.180.0.3"], [ep_port("p80", 80)])])
+    text = build([svc], [endpoint_slice("ns5", "svc5", ["10.180.0.3"], [ep_port("p80", 80)])])
     assert ('-A KUBE-SERVICES -m comment --comment "ns5/svc5:p80 loadbalancer IP" -m tcp -p tcp -d 5.6.7.8'
             " --dport 80 -j KUBE-EXT-NUKIZ6OKUXPJNT4C") in rules(text, "nat")
     empty = build([svc])
@@ -156,7 +157,7 @@ def test_load_balancer_source_ranges_use_fw_chain():
     fw = "KUBE-FW-NUKIZ6OKUXPJNT4C"
     svc = service("ns5", "svc5", "172.30.0.45", [port("p80", 80, node_port=3002)], type="LoadBalancer",
                   loadBalancerSourceRanges=[" 203.0.113.0/25"], status={"loadBalancer": {"ingress": [{"ip": "5.6.7.8"}]}})
-    text = build([svc], [endpoints("ns5", "svc5", ["10.180.0.3"], [ep_port("p80", 80)])])
+    text = build([svc], [endpoint_slice("ns5", "svc5", ["10.180.0.3"], [ep_port("p80", 80)])])
     nat = rules(text, "nat")
     assert f'-A {fw} -m comment --comment "ns5/svc5:p80 loadbalancer IP" -s 203.0.113.0/25 -j KUBE-EXT-NUKIZ6OKUXPJNT4C' in nat
     assert f'-A {fw} -m comment --comment "other traffic to ns5/svc5:p80 will be dropped by KUBE-PROXY-FIREWALL"' in nat
@@ -167,7 +168,7 @@ def test_load_balancer_source_ranges_use_fw_chain():
 def test_session_affinity_client_ip_uses_recent():
     svc = service("ns1", "svc1", "172.30.0.41", [port("p80", 80)], sessionAffinity="ClientIP",
                   sessionAffinityConfig={"clientIP": {"timeoutSeconds": 600}})
-    text = build([svc], [endpoints("ns1", "svc1", ["10.180.0.1", "10.180.0.2"], [ep_port("p80", 80)])])
+    text = build([svc], [endpoint_slice("ns1", "svc1", ["10.180.0.1", "10.180.0.2"], [ep_port("p80", 80)])])
     sep2 = chains.endpoint_chain("ns1/svc1:p80", "tcp", "10.180.0.2:80")
     nat = rules(text, "nat")
     svc_rules = [r for r in nat if r.startswith(f"-A {SVC1}")]
@@ -186,7 +187,7 @@ def test_session_affinity_client_ip_uses_recent():
 
 def test_named_ports_match_endpoints_by_name_and_target_port():
     svc = service("ns2", "web", "10.96.0.20", [port("http", 80, target=8080), port("dns", 53, "UDP")])
-    eps = endpoints("ns2", "web", ["10.244.1.5"], [ep_port("dns", 5353, "UDP"), ep_port("http", 8080)])
+    eps = endpoint_slice("ns2", "web", ["10.244.1.5"], [ep_port("dns", 5353, "UDP"), ep_port("http", 8080)])
     text = build([svc], [eps])
     assert "-m comment --comment ns2/web:http -m tcp -p tcp -j DNAT --to-destination 10.244.1.5:8080" in text
     assert "-m comment --comment ns2/web:dns -m udp -p udp -j DNAT --to-destination 10.244.1.5:5353" in text
@@ -195,7 +196,7 @@ def test_named_ports_match_endpoints_by_name_and_target_port():
 
 def test_unnamed_single_port_comment_has_no_port_suffix():
     text = build([service("default", "kubernetes", "10.96.0.1", [port("", 443)])],
-                 [endpoints("default", "kubernetes", ["172.18.0.2"], [ep_port("", 6443)])])
+                 [endpoint_slice("default", "kubernetes", ["172.18.0.2"], [ep_port("", 6443)])])
     assert '-m comment --comment "default/kubernetes cluster IP" -m tcp -p tcp -d 10.96.0.1 --dport 443' in text
 
 
@@ -208,7 +209,7 @@ def test_headless_and_external_name_services_are_ignored():
 def test_external_traffic_policy_local_with_local_endpoint():
     svc = service("ns2", "svc2", "172.30.0.42", [port("p80", 80, node_port=3001)], type="NodePort",
                   externalTrafficPolicy="Local")
-    eps = endpoints("ns2", "svc2", [("10.244.1.5", "node1"), ("10.244.2.5", "node2")], [ep_port("p80", 80)])
+    eps = endpoint_slice("ns2", "svc2", [("10.244.1.5", "node1"), ("10.244.2.5", "node2")], [ep_port("p80", 80)])
     text = build([svc], [eps])
     ext, svc_chain, svl = (f"KUBE-{p}-GNZBNJ2PO5MGZ6GT" for p in ("EXT", "SVC", "SVL"))
     sep_local = chains.endpoint_chain("ns2/svc2:p80", "tcp", "10.244.1.5:80")
@@ -230,7 +231,7 @@ def test_external_traffic_policy_local_with_local_endpoint():
 def test_external_traffic_policy_local_without_local_endpoint_drops():
     svc = service("ns2", "svc2", "172.30.0.42", [port("p80", 80, node_port=3001)], type="NodePort",
                   externalTrafficPolicy="Local")
-    text = build([svc], [endpoints("ns2", "svc2", [("10.244.2.5", "node2")], [ep_port("p80", 80)])])
+    text = build([svc], [endpoint_slice("ns2", "svc2", [("10.244.2.5", "node2")], [ep_port("p80", 80)])])
     assert rules(text, "filter") == [
         '-A KUBE-EXTERNAL-SERVICES -m comment --comment "ns2/svc2:p80 has no local endpoints" -m addrtype'
         " --dst-type LOCAL -m tcp -p tcp --dport 3001 -j DROP"

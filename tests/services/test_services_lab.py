@@ -25,6 +25,7 @@ import yaml
 
 from labctl.client.rest import APIClient, Credentials, resource_path
 from labctl.client.waiting import wait_for as _wait_for
+from labctl.proxy import chains
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
@@ -246,6 +247,68 @@ def test_iptables_layout_and_deleting_a_service_clears_every_node_within_a_secon
     gone = {n: float(wait_for(lambda n=n: lab.exec(n, "cat", "/tmp/gone", check=False).stdout.strip(), timeout=20,
                               what=f"rules gone on {n}")) for n in NODES}
     assert max(gone.values()) - started < 1.0, {n: round(t - started, 3) for n, t in gone.items()}
+
+
+def test_selectorless_service_with_only_a_hand_written_endpoint_slice_answers(svc_lab, example1):
+    """kube-proxy reads EndpointSlices: a slice of one's own (no selector, no v1 Endpoints) is enough.
+
+    Its ready endpoint gets the traffic, its ``ready: false`` one none."""
+    lab = svc_lab
+    serving, not_ready = sorted(ready_pods(lab, "app=web"), key=lambda p: p["metadata"]["name"])[:2]
+    apply(lab, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "handmade"},
+                "spec": {"ports": [{"name": "http", "port": 8080, "targetPort": 80}]}})
+    lab.kubectl.run("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "handmade-1", "labels": {"kubernetes.io/service-name": "handmade",
+                                                      "endpointslice.kubernetes.io/managed-by": "staff"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [serving["status"]["podIP"]], "conditions": {"ready": True}},
+                      {"addresses": [not_ready["status"]["podIP"]], "conditions": {"ready": False}}]}))
+    try:
+        assert lab.kubectl.run("get", "endpoints", "handmade", check=False).returncode != 0  # no v1 Endpoints at all
+        wait_programmed(lab, NODES, "handmade", backends={serving["status"]["podIP"]})
+        cluster_ip = lab.kubectl.json("get", "svc", "handmade")["spec"]["clusterIP"]
+        answers = curl_loop(lab, "toolbox-worker2", f"http://{cluster_ip}:8080/", 10)
+        assert {a.split("pod=")[1].split()[0] for a in answers if "pod=" in a} == {serving["metadata"]["name"]}, answers
+        assert "FAILED" not in answers
+    finally:
+        remove(lab, "service/handmade", "endpointslice/handmade-1")
+
+
+def test_internal_traffic_policy_local_answers_only_next_to_an_endpoint(svc_lab, example1):
+    """``internalTrafficPolicy: Local``: a pod on the backend's node gets it, a pod elsewhere is dropped,
+    and the rules are kube-proxy's (``KUBE-SVL-``, the filter table's "has no local endpoints" DROP)."""
+    lab = svc_lab
+    apply(lab, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "itp-backend", "labels": {"app": "itp"}},
+                "spec": {"nodeName": "worker", "terminationGracePeriodSeconds": 0, "containers": [{
+                    "name": "whoami", "image": "labctl/toolbox:latest", "command": ["python3", "-c", WHOAMI],
+                    "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}},
+          {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "itp"},
+           "spec": {"selector": {"app": "itp"}, "internalTrafficPolicy": "Local",
+                    "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
+    try:
+        backend = wait_for(lambda: len(ips := endpoint_ips(lab, "itp")) == 1 and ips, what="itp endpoint")
+        wait_programmed(lab, ("worker",), "itp", backends=backend)
+        svc = lab.kubectl.json("get", "svc", "itp")
+        cluster_ip, name = svc["spec"]["clusterIP"], "default/itp:http"
+        svl, svc_chain = (chains.service_chain(p, name, "tcp") for p in (chains.SVL_PREFIX, chains.SVC_PREFIX))
+        drop = (f'-A KUBE-SERVICES -d {cluster_ip}/32 -p tcp -m comment --comment "{name} has no local endpoints"'
+                " -m tcp --dport 80 -j DROP")
+        for node in ("worker2", "control-plane"):
+            wait_for(lambda n=node: drop in lab.exec(n, "iptables-save", "-t", "filter").stdout.splitlines(),
+                     timeout=30, what=f"the has-no-local-endpoints DROP on {node}")
+            assert name not in lab.exec(node, "iptables-save", "-t", "nat").stdout
+        nat = lab.exec("worker", "iptables-save", "-t", "nat").stdout.splitlines()
+        assert (f'-A KUBE-SERVICES -d {cluster_ip}/32 -p tcp -m comment --comment "{name} cluster IP"'
+                f" -m tcp --dport 80 -j {svl}") in nat
+        assert not any(svc_chain in line for line in nat)  # no cluster-wide chain: nothing uses it
+        assert any(line.startswith(f"-A {svl} ") and "-j KUBE-SEP-" in line for line in nat)
+
+        near = lab.kubectl.json("get", "pod", "toolbox-worker")["status"]["podIP"]
+        assert set(curl_loop(lab, "toolbox-worker", f"http://{cluster_ip}/", 5)) == {near}
+        assert curl_loop(lab, "toolbox-worker2", f"http://{cluster_ip}/", 2) == ["FAILED"] * 2
+    finally:
+        remove(lab, "service/itp", "pod/itp-backend")
 
 
 class HostClient(threading.Thread):

@@ -161,7 +161,9 @@ def test_each_ip_is_announced_by_exactly_one_node_and_local_policy_needs_an_endp
     assert per_node[0] | per_node[1] == {f"172.30.0.{200 + i}" for i in range(6)} and not per_node[0] & per_node[1]
     local = lb("local", ip="172.30.0.250")
     local["spec"]["externalTrafficPolicy"] = "Local"
-    eps = {("default", "local"): {"subsets": [{"addresses": [{"ip": "10.244.2.3", "nodeName": "worker2"}]}]}}
+    eps = {("default", "local"): [{"endpoints": [
+        {"addresses": ["10.244.2.3"], "nodeName": "worker2", "conditions": {"ready": True}},
+        {"addresses": ["10.244.1.3"], "nodeName": "worker", "conditions": {"ready": False, "terminating": True}}]}]}
     assert "172.30.0.250" in announced_ips("worker2", [local], nodes, eps, POOL)
     assert not announced_ips("worker", [local], nodes, eps, POOL)
     assert not announced_ips("worker2", [local], nodes, {}, POOL)
@@ -187,6 +189,19 @@ def test_slices_keep_terminating_pods_flagged_and_group_by_port_set():
     assert conditions["10.244.1.5"] == {"ready": False, "serving": True, "terminating": True}
     assert conditions["10.244.1.2"] == {"ready": True, "serving": True, "terminating": False}
     assert slices[0]["labels"]["kubernetes.io/service-name"] == "web"
+    assert "service.kubernetes.io/headless" not in slices[0]["labels"]
+    # a headless Service's slices say so: the node proxies do not watch them
+    headless = desired_slices(svc(clusterIP="None"), {}, "endpointslice-controller.k8s.io")
+    assert headless[0]["labels"]["service.kubernetes.io/headless"] == ""
+
+
+def test_publish_not_ready_addresses_makes_slice_endpoints_ready_even_while_terminating():
+    from labctl.controllers.endpointslice import endpoints_from_pods
+
+    service = svc(publishNotReadyAddresses=True)
+    terminating = pod("t", "10.244.1.5", deletionTimestamp="2026-11-30T12:00:00Z")
+    ((_ports, (ep,)),) = endpoints_from_pods(service, [terminating]).values()
+    assert ep["conditions"] == {"ready": True, "serving": True, "terminating": True}
 
 
 def test_selected_service_without_pods_gets_one_empty_slice_and_mirroring_copies_endpoints():
