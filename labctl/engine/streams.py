@@ -121,8 +121,12 @@ class DockerEngine:
         return [ContainerInfo(r["Id"], (r.get("Names") or ["/"])[0].lstrip("/"), r.get("State", ""),
                               r.get("Labels") or {}, int(r.get("Created", 0))) for r in rows]
 
+    async def inspect(self, container_id: str) -> dict[str, Any]:
+        """``GET /containers/{id}/json``: the container's configuration and state."""
+        return await self._call("GET", f"/containers/{container_id}/json")
+
     async def container_tty(self, container_id: str) -> bool:
-        info = await self._call("GET", f"/containers/{container_id}/json")
+        info = await self.inspect(container_id)
         return bool(info.get("Config", {}).get("Tty"))
 
     async def logs(self, container_id: str, *, follow: bool, timestamps: bool, tail: int | None,

