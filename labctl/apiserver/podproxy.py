@@ -46,6 +46,7 @@ __all__ = [
     "LogOptions",
     "select_container",
     "select_log_instance",
+    "serve_attach",
     "serve_exec",
     "serve_log",
 ]
@@ -204,7 +205,10 @@ class LogOptions:
 
 @dataclass(frozen=True)
 class ExecOptions:
-    """``PodExecOptions`` as query parameters: ``command`` repeats, one argv element each."""
+    """``PodExecOptions`` as query parameters: ``command`` repeats, one argv element each.
+
+    ``PodAttachOptions`` are the same without a command (:meth:`attach_from_query`).
+    """
 
     container: str
     command: tuple[str, ...]
@@ -218,6 +222,14 @@ class ExecOptions:
         command = tuple(q.getall("command", []))
         if not command:
             raise errors.bad_request("you must specify at least one command for the container")
+        return cls._streams(q, command)
+
+    @classmethod
+    def attach_from_query(cls, q) -> ExecOptions:
+        return cls._streams(q, ())
+
+    @classmethod
+    def _streams(cls, q, command: tuple[str, ...]) -> ExecOptions:
         tty = _bool(q, "tty")
         opts = cls(q.get("container", ""), command, _bool(q, "stdin"), _bool(q, "stdout"),
                    # with a TTY the terminal merges stderr into stdout, as the kubelet does
@@ -276,24 +288,39 @@ async def _copy_log(chunks, resp: web.StreamResponse, limit: int | None) -> None
         await chunks.aclose()
 
 
-# -- exec -----------------------------------------------------------------------------------
+# -- exec and attach ---------------------------------------------------------------------------
 async def serve_exec(request: web.Request, pod: dict, engine: DockerEngine) -> web.StreamResponse:
-    """``GET|POST .../pods/NAME/exec``: run a command in a container over a ``channel.k8s.io`` WebSocket.
+    """``GET|POST .../pods/NAME/exec``: run a command in a container over a ``channel.k8s.io`` WebSocket."""
+    opts = ExecOptions.from_query(request.query)
+    return await _serve_channels(request, pod, _ExecSession(engine, opts, select_container(pod, opts.container), pod))
+
+
+async def serve_attach(request: web.Request, pod: dict, engine: DockerEngine) -> web.StreamResponse:
+    """``GET|POST .../pods/NAME/attach``: the container's main process over a ``channel.k8s.io`` WebSocket.
+
+    The same protocol as exec (``kubectl attach`` and ``kubectl run -i`` speak it); the
+    process's stdin is only open if the container has ``stdin: true``.
+    """
+    opts = ExecOptions.attach_from_query(request.query)
+    session = _AttachSession(engine, opts, select_container(pod, opts.container), pod)
+    return await _serve_channels(request, pod, session)
+
+
+async def _serve_channels(request: web.Request, pod: dict, session: _ExecSession) -> web.StreamResponse:
+    """Upgrade to a ``channel.k8s.io`` WebSocket and run ``session`` over it.
 
     Everything that can be refused is refused before the upgrade, as an HTTP Status (kubectl
     then prints ``Error from server (BadRequest): ...``); failures after it travel on the
     error channel, as kube-apiserver's stream translator sends them.
     """
     name = pod["metadata"]["name"]
-    opts = ExecOptions.from_query(request.query)
-    container = select_container(pod, opts.container)
     if not pod.get("spec", {}).get("nodeName"):
         raise errors.bad_request(f"pod {name} does not have a host assigned")
     upgrade = request.headers.get("Upgrade", "").lower()
     if upgrade != "websocket":
         if upgrade.startswith("spdy"):
             # kubectl only falls back to SPDY when the WebSocket upgrade failed
-            raise errors.bad_request("labctl's API server streams exec over WebSockets only "
+            raise errors.bad_request("labctl's API server streams exec and attach over WebSockets only "
                                      f"({ch.V5_PROTOCOL}); SPDY/3.1 is not supported")
         raise errors.bad_request("Upgrade request required")
     requested = ch.requested_protocols(request.headers.get("Sec-WebSocket-Protocol", ""))
@@ -302,11 +329,10 @@ async def serve_exec(request: web.Request, pod: dict, engine: DockerEngine) -> w
         raise ch.no_common_protocol(requested)
     ws = web.WebSocketResponse(protocols=(protocol,), autoping=True, max_msg_size=0)
     await ws.prepare(request)
-    session = _ExecSession(ws, engine, opts, container, pod)
     try:
-        await session.run()
+        await session.run(ws)
     except ConnectionError as err:  # the client went away mid-session: nothing left to tell it
-        log.debug("exec in %s/%s ended by the client: %s", pod["metadata"].get("namespace"), name, err)
+        log.debug("stream to %s/%s ended by the client: %s", pod["metadata"].get("namespace"), name, err)
     finally:
         if not ws.closed:
             await ws.close()
@@ -316,16 +342,19 @@ async def serve_exec(request: web.Request, pod: dict, engine: DockerEngine) -> w
 class _ExecSession:
     """One running ``kubectl exec``: a Docker exec bridged to the client's WebSocket."""
 
-    def __init__(self, ws: web.WebSocketResponse, engine: DockerEngine, opts: ExecOptions, container: str,
-                 pod: dict) -> None:
-        self.ws, self.engine, self.opts, self.container, self.pod = ws, engine, opts, container, pod
+    ws: web.WebSocketResponse
+
+    def __init__(self, engine: DockerEngine, opts: ExecOptions, container: str, pod: dict) -> None:
+        self.engine, self.opts, self.container, self.pod = engine, opts, container, pod
         self.exec_id = ""
+        self.raw_output = opts.tty  # Docker's stream is raw with a TTY, multiplexed without
 
     async def _send_status(self, status: dict) -> None:
         if not self.ws.closed:
             await self.ws.send_bytes(ch.frame(ERROR, orjson.dumps(status)))
 
-    async def run(self) -> None:
+    async def run(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
         try:
             reader, writer = await self._start()
         except (DockerAPIError, errors.APIError) as err:
@@ -346,19 +375,26 @@ class _ExecSession:
             await asyncio.gather(output, client, return_exceptions=True)
             writer.close()
 
-    async def _start(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _running_instance(self) -> ContainerInfo:
         instances = await list_instances(self.engine, self.pod, self.container)
         if not instances or instances[-1].state != "running":
             raise DockerAPIError(404, f'unable to upgrade connection: container not found ("{self.container}")')
+        return instances[-1]
+
+    async def _start(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        instance = await self._running_instance()
         o = self.opts
-        self.exec_id = await self.engine.exec_create(instances[-1].id, list(o.command), stdin=o.stdin,
+        self.exec_id = await self.engine.exec_create(instance.id, list(o.command), stdin=o.stdin,
                                                      stdout=o.stdout, stderr=o.stderr, tty=o.tty)
-        log.debug("exec %s in %s: %s", self.exec_id[:12], instances[-1].name, o.command)
+        log.debug("exec %s in %s: %s", self.exec_id[:12], instance.name, o.command)
         return await self.engine.exec_start(self.exec_id, o.tty)
+
+    async def _resize(self, width: int, height: int) -> None:
+        await self.engine.exec_resize(self.exec_id, width, height)
 
     async def _copy_output(self, reader: asyncio.StreamReader) -> None:
         """Docker's stream (raw with a TTY, multiplexed without) → stdout/stderr channels."""
-        demuxer = None if self.opts.tty else FrameDemuxer()
+        demuxer = None if self.raw_output else FrameDemuxer()
         while chunk := await reader.read(64 * 1024):
             frames = [(1, chunk)] if demuxer is None else demuxer.feed(chunk)
             # one message per run of same-stream frames, not per frame (often one line each)
@@ -382,9 +418,9 @@ class _ExecSession:
                 size = ch.parse_resize(data)
                 if size:
                     try:
-                        await self.engine.exec_resize(self.exec_id, *size)
+                        await self._resize(*size)
                     except DockerAPIError as err:
-                        log.debug("failed to resize exec %s: %s", self.exec_id[:12], err)
+                        log.debug("failed to resize the terminal of %s: %s", self.container, err)
 
     async def _final_status(self) -> dict:
         try:
@@ -394,3 +430,28 @@ class _ExecSession:
         if code is None:
             return ch.internal_error_status("failed to read the exit code: the engine did not report one")
         return ch.success_status() if code == 0 else ch.exit_code_status(code)
+
+
+class _AttachSession(_ExecSession):
+    """One ``kubectl attach`` (or ``kubectl run -i``): Docker's attach to the container's main process.
+
+    The stream is raw or multiplexed as the *container* was created (``tty: true`` in its
+    spec), whatever the client asked; ending stdin (``[255, 0]``) closes the process's stdin
+    when the container has ``stdinOnce: true``, as Docker's ``StdinOnce`` does. The session
+    ends when the process exits (then ``Success``, as the kubelet reports an attach).
+    """
+
+    container_id = ""
+
+    async def _start(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        instance = await self._running_instance()
+        self.container_id = instance.id
+        self.raw_output = await self.engine.container_tty(instance.id)
+        o = self.opts
+        return await self.engine.attach(instance.id, stdin=o.stdin, stdout=o.stdout, stderr=o.stderr)
+
+    async def _resize(self, width: int, height: int) -> None:
+        await self.engine.resize(self.container_id, width, height)
+
+    async def _final_status(self) -> dict:
+        return ch.success_status()

@@ -215,12 +215,14 @@ class APIServerApp:
                 raise errors.method_not_allowed("the server does not allow this method on the requested resource")
             body = await _read_object(request)
             return json_response(reviews.answer(self.authz, request["user"], rt, scope.namespace, body), 201)
-        if scope.subresource in ("log", "exec", "portforward"):
+        if scope.subresource in ("log", "exec", "attach", "portforward"):
             pod = self.api.get(RequestScope(rt, scope.namespace, scope.name))
             if scope.subresource == "log" and method == "GET":
                 return await podproxy.serve_log(request, pod, self.engine)
             if scope.subresource == "exec" and method in ("GET", "POST"):
                 return await podproxy.serve_exec(request, pod, self.engine)
+            if scope.subresource == "attach" and method in ("GET", "POST"):
+                return await podproxy.serve_attach(request, pod, self.engine)
             if scope.subresource == "portforward" and method in ("GET", "POST"):
                 return await portforward.serve_portforward(request, pod, self.engine)
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")

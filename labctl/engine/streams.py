@@ -159,7 +159,23 @@ class DockerEngine:
         return (await self._call("POST", f"/containers/{container_id}/exec", body=body))["Id"]
 
     async def exec_start(self, exec_id: str, tty: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """Start an exec and hijack its connection: what is written goes to the process's stdin.
+        """Start an exec and hijack its connection: what is written goes to the process's stdin."""
+        return await self._hijack(f"/exec/{exec_id}/start", orjson.dumps({"Detach": False, "Tty": tty}),
+                                  f"failed to start exec {exec_id[:12]!r}")
+
+    async def attach(self, container_id: str, *, stdin: bool, stdout: bool,
+                     stderr: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Attach to a running container's main process (``docker attach``), hijacking the connection.
+
+        The stream is raw if the container was created with a TTY, multiplexed otherwise. With
+        ``StdinOnce`` set on the container, closing the write side closes the process's stdin.
+        """
+        query = f"stream=1&stdin={_flag(stdin)}&stdout={_flag(stdout)}&stderr={_flag(stderr)}"
+        return await self._hijack(f"/containers/{container_id}/attach?{query}", b"",
+                                  f"failed to attach to container {container_id[:12]!r}")
+
+    async def _hijack(self, path: str, body: bytes, failure: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """POST ``path`` asking for ``Upgrade: tcp`` and keep the connection as a byte stream.
 
         The Engine API answers ``101 UPGRADED`` and then carries the raw stream (TTY) or the
         multiplexed stream on the same connection, so this is plain HTTP/1.1 on an asyncio
@@ -169,8 +185,7 @@ class DockerEngine:
             reader, writer = await asyncio.open_unix_connection(self.socket_path)
         except OSError as err:
             raise DockerAPIError(0, f"failed to reach the Docker engine at {self.socket_path!r}: {err}") from err
-        body = orjson.dumps({"Detach": False, "Tty": tty})
-        writer.write((f"POST /exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\n"
+        writer.write((f"POST {path} HTTP/1.1\r\nHost: docker\r\n"
                       f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
                       "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n").encode() + body)
         try:
@@ -178,7 +193,7 @@ class DockerEngine:
             head = await reader.readuntil(b"\r\n\r\n")
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as err:
             writer.close()
-            raise DockerAPIError(0, f"failed to start exec {exec_id[:12]!r}: {err}") from err
+            raise DockerAPIError(0, f"{failure}: {err}") from err
         status = int(head.split(b" ", 2)[1])
         if status not in (101, 200):
             length = _content_length(head)
@@ -186,6 +201,10 @@ class DockerEngine:
             writer.close()
             raise DockerAPIError(status, _error_message(data))
         return reader, writer
+
+    async def resize(self, container_id: str, width: int, height: int) -> None:
+        """The terminal size of a container's main process (``docker attach`` follows the window)."""
+        await self._call("POST", f"/containers/{container_id}/resize", {"w": str(width), "h": str(height)})
 
     async def exec_resize(self, exec_id: str, width: int, height: int) -> None:
         await self._call("POST", f"/exec/{exec_id}/resize", {"w": str(width), "h": str(height)})

@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import fcntl
 import json
 import os
-import pty
 import re
-import select
 import struct
 import subprocess
-import termios
-import time
 import uuid
 
 import orjson
@@ -42,6 +37,7 @@ from labctl.kube.containers import (
     POD_NAMESPACE_LABEL,
     POD_UID_LABEL,
 )
+from support.terminal import on_terminal, read_until
 
 IMAGE = "labctl/web:v1"  # busybox sh inside; the entrypoint is replaced per container
 TEST_LABEL = "io.labctl.test"
@@ -175,21 +171,6 @@ def engine_log(container: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def read_until(fd: int, token: bytes, timeout: float = 15) -> bytes:
-    data, deadline = b"", time.monotonic() + timeout
-    while token not in data and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # a pty reports EIO once the child side is gone
-                break
-            if not chunk:
-                break
-            data += chunk
-    return data
-
-
 @pytest.fixture(scope="module")
 def logs_pod(k, docker_pods) -> dict:
     """Pod ``logs`` with two containers: ``a`` printed five lines (one to stderr), ``b`` one."""
@@ -294,23 +275,14 @@ def test_exec_with_stdin_closes_it_at_eof(k, shell_pod):
 
 
 def test_exec_interactive_tty_with_terminal_size(k, shell_pod):
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
-    proc = subprocess.Popen([k.binary, "--kubeconfig", str(k.kubeconfig), "exec", "-it", "shell", "--", "sh"],
-                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    os.close(slave)
-    try:
+    argv = [k.binary, "--kubeconfig", str(k.kubeconfig), "exec", "-it", "shell", "--", "sh"]
+    with on_terminal(argv, rows=33, cols=101) as (proc, master):
         read_until(master, b"# ")  # the shell's prompt: the session is up
         os.write(master, b"echo $((6*7)); stty size\n")
         out = read_until(master, b"33 101")
         assert b"42\r\n" in out and b"33 101" in out, out  # the pty's size reached the container's terminal
         os.write(master, b"exit 5\n")
         assert proc.wait(20) == 5
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        os.close(master)
 
 
 def test_exec_into_a_container_that_is_not_running(k, docker_pods):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
+import os
 import re
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 import pytest
 
 from labctl.client.waiting import wait_for
+from support.terminal import on_terminal, read_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
@@ -61,14 +63,18 @@ def get(port: int, path: str = "/") -> bytes:
 
 
 # -- port-forward -------------------------------------------------------------------------------
-def test_port_forward_to_a_pod_serves_many_and_concurrent_requests(lab):
-    apply(lab, pod("pf-web", ports=[{"containerPort": 80}]))
-    ip = running(lab, "pf-web")["status"]["podIP"]
-    with port_forward(lab, "pod/pf-web", 80) as port:
-        assert get(port) == f"web v1 pod=pf-web ip={ip}\n".encode()
+@pytest.mark.parametrize("websockets", ["true", "false"], ids=["tunnelled", "spdy-upgrade"])
+def test_port_forward_to_a_pod_serves_many_and_concurrent_requests(lab, websockets, monkeypatch):
+    # kubectl 1.37 tunnels SPDY in a WebSocket; without the feature it upgrades to SPDY/3.1 directly
+    monkeypatch.setenv("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets)
+    name = f"pf-web-{websockets}"
+    apply(lab, pod(name, ports=[{"containerPort": 80}]))
+    ip = running(lab, name)["status"]["podIP"]
+    with port_forward(lab, f"pod/{name}", 80) as port:
+        assert get(port) == f"web v1 pod={name} ip={ip}\n".encode()
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda _i: get(port), range(40)))
-        assert set(answers) == {f"web v1 pod=pf-web ip={ip}\n".encode()}
+        assert set(answers) == {f"web v1 pod={name} ip={ip}\n".encode()}
 
 
 def test_port_forward_reaches_the_pods_loopback_and_carries_large_bodies(lab):
@@ -95,3 +101,42 @@ def test_port_forward_to_a_service_and_to_a_closed_port(lab):
         get(port)
     _out, err = proc.communicate(timeout=20)  # kubectl ends the session after the error, as upstream
     assert "error forwarding port 81 to pod default/pf-svc" in err and "connect: connection refused" in err
+
+
+# -- attach and run -i --------------------------------------------------------------------------
+def test_attach_with_a_terminal_reaches_the_main_process(lab):
+    apply(lab, pod("att", image="busybox", command=["sh"], stdin=True, tty=True))
+    running(lab, "att")
+    with on_terminal(lab.kubectl._argv(("attach", "-it", "att")), rows=33, cols=101) as (proc, master):
+        # the shell printed its prompt before kubectl came: as upstream, Enter brings a new one
+        assert b"If you don't see a command prompt, try pressing enter." in read_until(master, b"enter.")
+        os.write(master, b"\n")
+        read_until(master, b"# ")
+        os.write(master, b"echo pid=$$; echo $((6*7)); stty size\n")
+        out = read_until(master, b"33 101")
+        assert b"42\r\n" in out and b"33 101" in out, out  # the terminal's size reached the container
+        assert b"pid=1\r\n" in out  # the shell is the container's PID 1, not a new process
+        os.write(master, b"exit\n")
+        assert proc.wait(20) == 0
+    # the main process ended: the kubelet restarts the container (restartPolicy Always)
+    wait_for(lambda: lab.kubectl.json("get", "pod", "att")["status"]["containerStatuses"][0]["restartCount"] >= 1,
+             60, 0.5, "att restarted")
+
+
+def test_attach_without_a_terminal_pipes_stdin_and_output(lab):
+    apply(lab, pod("att-pipe", image="busybox", command=["sh"], stdin=True))
+    running(lab, "att-pipe")
+    done = lab.kubectl.run("attach", "-i", "att-pipe", input="echo out; echo err >&2; exit 0\n", timeout=60)
+    assert "out" in done.stdout.splitlines() and "err" in done.stderr.splitlines()
+
+
+def test_run_interactive_with_piped_input_prints_exits_and_deletes_the_pod(lab):
+    # the "Debug Services" guide's `kubectl run -it --rm --image=busybox -- sh`, with its input piped
+    done = lab.kubectl.run("run", "t-run", "-i", "--rm", "--image=busybox", "--restart=Never", "--", "sh",
+                           input="echo hi from $(hostname)\nexit\n", timeout=90)
+    assert "hi from t-run" in done.stdout.splitlines()
+    assert 'pod "t-run" deleted' in done.stdout
+    assert lab.kubectl.run("get", "pod", "t-run", check=False).returncode != 0
+    failed = lab.kubectl.run("run", "t-run-3", "-i", "--rm", "--image=busybox", "--restart=Never", "--", "sh",
+                             input="exit 3\n", timeout=90, check=False)
+    assert failed.returncode == 3  # kubectl exits with the container's code

@@ -79,6 +79,8 @@ class CreateSpec:
     labels: dict[str, str]
     host_config: dict[str, Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Engine API container-config keys docker-py's create call cannot set (``StdinOnce``)
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 def docker_time(text: str) -> str:
@@ -205,14 +207,25 @@ def build_container(pod: dict, container: dict, image: str, sandbox_id: str, att
         kwargs["command"] = [expand(str(a), env) for a in container["args"]]
     if container.get("workingDir"):
         kwargs["working_dir"] = container["workingDir"]
-    if container.get("stdin"):
-        kwargs["stdin_open"] = True
     if container.get("tty"):
         kwargs["tty"] = True
     host_config = {"network_mode": f"container:{sandbox_id}", "ipc_mode": f"container:{sandbox_id}",
                    **resource_limits(container, cluster)}
     return CreateSpec(docker_name(ref, container["name"], attempt), image,
-                      pod_labels(ref, cluster.name, node_container, container["name"], attempt), host_config, kwargs)
+                      pod_labels(ref, cluster.name, node_container, container["name"], attempt), host_config, kwargs,
+                      stdin_config(container))
+
+
+def stdin_config(container: dict) -> dict[str, Any]:
+    """``stdin``/``stdinOnce`` as the Engine API's ``OpenStdin``/``StdinOnce`` (for ``kubectl attach``).
+
+    ``stdin: true`` keeps the main process's stdin open for attaching clients (``sh`` waits for
+    input); with ``stdinOnce`` the first attach that ends its input closes that stdin for good,
+    so ``kubectl run -i -- sh`` ends when its piped input does.
+    """
+    if not container.get("stdin"):
+        return {}
+    return {"OpenStdin": True, "AttachStdin": False, "StdinOnce": bool(container.get("stdinOnce"))}
 
 
 class Runtime:
@@ -258,15 +271,16 @@ class Runtime:
 
     def create(self, spec: CreateSpec) -> str:
         host_config = self.api.create_host_config(**spec.host_config)
+        kwargs = {"command": None, **spec.kwargs}  # ContainerConfig takes the command positionally
+        config = self.api.create_container_config(spec.image, labels=spec.labels, host_config=host_config, **kwargs)
+        config.update(spec.config)
         try:
-            created = self.api.create_container(spec.image, name=spec.name, labels=spec.labels,
-                                                host_config=host_config, **spec.kwargs)
+            created = self.api.create_container_from_config(config, name=spec.name)
         except docker.errors.APIError as err:
             if err.status_code != 409:
                 raise
             self.remove(spec.name)  # a leftover of a crash between create and bookkeeping
-            created = self.api.create_container(spec.image, name=spec.name, labels=spec.labels,
-                                                host_config=host_config, **spec.kwargs)
+            created = self.api.create_container_from_config(config, name=spec.name)
         return created["Id"]
 
     def start(self, container_id: str) -> None:
