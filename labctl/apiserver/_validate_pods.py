@@ -192,8 +192,8 @@ def _validate_restart_policy(ctr: Obj, path: str, init: bool) -> list[FieldError
     return errs
 
 
-def _validate_container(ctr: Obj, path: str, volumes: set[str], init: bool = False,
-                        grace: int = 30) -> list[FieldError]:
+def validate_container(ctr: Obj, path: str, volumes: set[str], init: bool = False,
+                       grace: int = 30) -> list[FieldError]:
     errs: list[FieldError] = _validate_restart_policy(ctr, path, init)
     image = ctr.get("image")
     if not image:
@@ -242,7 +242,7 @@ def _validate_containers(spec: Obj, path: str, volumes: set[str]) -> list[FieldE
                 if name in names:
                     errs.append(duplicate(f"{cpath}.name", name))
                 names.add(str(name))
-            errs += _validate_container(ctr, cpath, volumes, field_name == "initContainers", grace)
+            errs += validate_container(ctr, cpath, volumes, field_name == "initContainers", grace)
     return errs
 
 

@@ -125,7 +125,8 @@ def _default_pod_spec(spec: Obj) -> None:
         spec["terminationGracePeriodSeconds"] = 30
     if not spec.get("schedulerName"):
         spec["schedulerName"] = "default-scheduler"
-    for ctr in _dicts(spec.get("initContainers")) + _dicts(spec.get("containers")):
+    for ctr in _dicts(spec.get("initContainers")) + _dicts(spec.get("containers")) + \
+            _dicts(spec.get("ephemeralContainers")):
         _default_container(ctr)
 
 

@@ -237,10 +237,10 @@ class RestAPI:
         meta.pop("resourceVersion", None)
         new["kind"], new["apiVersion"] = rt.kind, rt.api_version
         new = strategy.prepare_for_update(new, current, scope.subresource)
-        if scope.subresource == "status":
-            field_errors = strategy.validate_status_update(current, new)
-        else:
+        if scope.subresource is None:
             field_errors = strategy.validate_update(current, new) + strategy.admit(new, current)
+        else:
+            field_errors = strategy.validate_subresource_update(scope.subresource, current, new)
         field_errors += strategy.allocate(self, new, current)
         if field_errors:
             raise errors.invalid_object(rt.kind, rt.group, scope.name or "", field_errors)

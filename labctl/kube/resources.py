@@ -65,7 +65,7 @@ RESOURCES: tuple[ResourceType, ...] = (
                  name_rule=DNS_LABEL),
     ResourceType("", "v1", "Node", "nodes", "node", False, ("no",), (), ("status",)),
     ResourceType("", "v1", "Pod", "pods", "pod", True, ("po",), ("all",),
-                 ("status", "binding", "log", "exec", "attach", "portforward", "eviction")),
+                 ("status", "binding", "log", "exec", "attach", "portforward", "ephemeralcontainers", "eviction")),
     # Service names become DNS names and environment variables: they must start with a letter
     ResourceType("", "v1", "Service", "services", "service", True, ("svc",), ("all",), ("status",),
                  name_rule=DNS1035_LABEL),
@@ -119,6 +119,7 @@ SUBRESOURCE_KINDS = {
     "log": (("", "v1", "Pod"), ("get",)),
     "exec": (("", "v1", "PodExecOptions"), ("create", "get")),
     "attach": (("", "v1", "PodAttachOptions"), ("create", "get")),
+    "ephemeralcontainers": (None, ("get", "patch", "update")),
     "portforward": (("", "v1", "PodPortForwardOptions"), ("create", "get")),
     "finalize": (None, ("update",)),
     "token": (("authentication.k8s.io", "v1", "TokenRequest"), ("create",)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 import urllib.request
 from typing import Any
@@ -74,6 +75,16 @@ def test_toolbox_has_the_network_tools(lab_images, run_container):
     for tool in ("curl", "nslookup", "dig", "ip", "ping", "nc"):
         _exec(toolbox, "sh", "-c", f"command -v {tool}")
     assert "127.0.0.1" in _exec(toolbox, "ping", "-c", "1", "127.0.0.1")
+
+
+def test_toolbox_runs_a_shell_when_given_input_and_waits_otherwise(lab_images, run_container):
+    # topologies alias `busybox` to the toolbox: `kubectl run -i`/`kubectl debug -it` expect busybox's `sh`
+    ref = next(s.ref for s in lab_images if s.key == "toolbox")  # this build, whatever `latest` names now
+    shell = subprocess.run(["docker", "run", "--rm", "-i", ref], input="echo shell-$((20+22))\n",
+                           capture_output=True, text=True, timeout=60)
+    assert shell.stdout.strip() == "shell-42", shell.stderr
+    idle = run_container(ref)  # stdin is /dev/null: a toolbox pod stays up to be exec'd into
+    assert "sleep infinity" in _exec(idle, "ps", "-e", "-o", "args")
 
 
 def test_node_has_labctl_venv_and_network_tools(lab_images, run_container):

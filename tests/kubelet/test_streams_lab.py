@@ -140,3 +140,28 @@ def test_run_interactive_with_piped_input_prints_exits_and_deletes_the_pod(lab):
     failed = lab.kubectl.run("run", "t-run-3", "-i", "--rm", "--image=busybox", "--restart=Never", "--", "sh",
                              input="exit 3\n", timeout=90, check=False)
     assert failed.returncode == 3  # kubectl exits with the container's code
+
+
+# -- kubectl debug ------------------------------------------------------------------------------
+def test_debug_with_a_target_sees_the_targets_processes(lab):
+    apply(lab, pod("dbg"))
+    before = running(lab, "dbg")
+    # `-- sh` spells out what the busybox alias (labctl/toolbox) runs with a terminal anyway (tests/images)
+    argv = lab.kubectl._argv(("debug", "-it", "dbg", "--image=busybox", "--target=app", "-c", "debugger", "--", "sh"))
+    with on_terminal(argv) as (proc, master):
+        read_until(master, b"enter.", timeout=60)  # kubectl attached to the ephemeral container
+        os.write(master, b"\n")
+        read_until(master, b"# ")
+        os.write(master, b"ps -e -o pid,args; hostname\n")
+        out = read_until(master, b"\r\ndbg\r\n")
+        # the web server is the target's PID 1: the debugger joined its PID namespace (and the pod's UTS)
+        assert re.search(rb"\r\n\s*1 /bin/sh /web/serve\r\n", out), out
+        os.write(master, b"exit 4\n")
+        proc.wait(30)
+    status = wait_for(lambda: (s := lab.kubectl.json("get", "pod", "dbg")["status"]).get(
+        "ephemeralContainerStatuses", [{}])[0].get("state", {}).get("terminated") and s, 60, 0.5, "debugger ended")
+    ephemeral = status["ephemeralContainerStatuses"][0]
+    assert ephemeral["name"] == "debugger" and ephemeral["state"]["terminated"]["exitCode"] == 4
+    # an ephemeral container never restarts, and the pod's own container went on running
+    assert ephemeral["restartCount"] == 0 and status["phase"] == "Running"
+    assert status["containerStatuses"][0]["containerID"] == before["status"]["containerStatuses"][0]["containerID"]

@@ -6,8 +6,12 @@ without a server, a socket or kubectl.
 
 from __future__ import annotations
 
+import copy
+import json
+
 import pytest
 
+from labctl.apiserver.decode import Patch, decode_patch_body
 from labctl.apiserver.errors import APIError
 from labctl.apiserver.rest import RequestScope, RestAPI
 from labctl.apiserver.storage import SQLiteStore
@@ -108,3 +112,49 @@ def test_services_get_a_cluster_ip_and_keep_it_when_an_update_omits_it(api):
                                                      "spec": {"type": "NodePort", "ports": [{"port": 80}]}})
     assert (replaced["spec"]["clusterIP"], replaced["spec"]["ports"][0]["nodePort"]) == (ip, node_port)
     assert api.get(scope("services", "kubernetes"))["spec"]["clusterIP"] == "10.96.0.1"
+
+
+# -- pods/ephemeralcontainers (kubectl debug) -------------------------------------------------------
+DEBUGGER = {"name": "debugger-x1", "image": "busybox", "stdin": True, "tty": True, "targetContainerName": "web",
+            "securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}}
+
+
+def _add_ephemeral(api, *containers: dict) -> dict:
+    """kubectl debug's strategic merge patch through the subresource."""
+    body = decode_patch_body(json.dumps({"spec": {"ephemeralContainers": list(containers)}}).encode(),
+                             "strategic", True)
+    return api.patch(scope("pods", "web", subresource="ephemeralcontainers"), Patch("strategic", body))[1]
+
+
+def test_ephemeral_containers_are_added_through_their_subresource_only(api):
+    api.create(scope("pods"), pod(node="worker"))
+    with pytest.raises(APIError) as refused:
+        api.create(scope("pods"), {**pod("born-with-one"), "spec": {**pod()["spec"], "ephemeralContainers": [DEBUGGER]}})
+    assert refused.value.code == 422 and "spec.ephemeralContainers: Forbidden: cannot be set on create" in \
+        refused.value.message
+    added = _add_ephemeral(api, DEBUGGER)
+    assert added["spec"]["ephemeralContainers"][0]["name"] == "debugger-x1"
+    # defaulted like any container; the rest of the pod is untouched
+    assert added["spec"]["ephemeralContainers"][0]["terminationMessagePolicy"] == "File"
+    assert added["spec"]["containers"] == api.get(scope("pods", "web"))["spec"]["containers"]
+    # an ordinary update may not change them
+    changed = copy.deepcopy(api.get(scope("pods", "web")))  # the store's own copy must stay as it is
+    changed["spec"]["ephemeralContainers"] = []
+    with pytest.raises(APIError, match="spec: Forbidden: pod updates may not change fields"):
+        api.update(scope("pods", "web"), changed)
+
+
+def test_ephemeral_containers_only_grow_and_refuse_long_lived_fields(api):
+    api.create(scope("pods"), pod(node="worker"))
+    _add_ephemeral(api, DEBUGGER)
+    with pytest.raises(APIError) as removed:
+        api.update(scope("pods", "web", subresource="ephemeralcontainers"),
+                   {**api.get(scope("pods", "web")), "spec": {**pod()["spec"], "ephemeralContainers": []}})
+    assert 'existing ephemeral containers "debugger-x1" may not be removed' in removed.value.message
+    with pytest.raises(APIError) as bad:
+        _add_ephemeral(api, DEBUGGER, {"name": "web", "image": "busybox", "ports": [{"containerPort": 80}],
+                                       "targetContainerName": "nope"})
+    message = bad.value.message
+    assert 'spec.ephemeralContainers[1].name: Duplicate value: "web"' in message
+    assert "spec.ephemeralContainers[1].ports: Forbidden: cannot be set for an Ephemeral Container" in message
+    assert 'spec.ephemeralContainers[1].targetContainerName: Not found: "nope"' in message

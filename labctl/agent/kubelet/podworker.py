@@ -17,6 +17,7 @@ from ...client.rest import APIStatusError, resource_path
 from ...kube.meta import timestamp
 from . import network, probes
 from .context import KubeletContext
+from .ephemeral import ephemeral_containers, ephemeral_statuses, sync_ephemeral_containers
 from .hooks import container_spec, run_handler, stop_container
 from .images import ImagePullError, ResolvedImage, alias_message
 from .initcontainers import latest_record, plan_init, should_restart
@@ -241,6 +242,7 @@ class PodWorker:
                 await self.run_container(container, instances, sandbox_id)
         self.cancel_probes(keep=live_ids)
         self.started_ids &= live_ids
+        await sync_ephemeral_containers(self, by_name, sandbox_id)
 
     async def run_container(self, container: dict, instances: list[ContainerRecord], sandbox_id: str) -> None:
         """Bring one container that should run to running: create, start, or restart after back-off."""
@@ -310,14 +312,17 @@ class PodWorker:
             ctx.event(self.pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
         return resolved
 
-    async def create_container(self, container: dict, sandbox_id: str, attempt: int) -> str:
-        """Resolve the image and ``docker create``; '' when it cannot be created (yet)."""
+    async def create_container(self, container: dict, sandbox_id: str, attempt: int, pid_container: str = "") -> str:
+        """Resolve the image and ``docker create``; '' when it cannot be created (yet).
+
+        ``pid_container``: a container whose PID namespace this one joins (an ephemeral
+        container's target)."""
         resolved = await self.resolve_image(container)
         if resolved is None:
             return ""
         ctx = self.ctx
         spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster,
-                               ctx.runtime.node_container, self.pod_ip, ctx.cfg.internal_ip)
+                               ctx.runtime.node_container, self.pod_ip, ctx.cfg.internal_ip, pid_container)
         try:
             tokens = ctx.tokens if ctx.tokens is not None and ctx.tokens.wanted(self.pod) else None
             token = await tokens.token(self.pod) if tokens is not None else None
@@ -474,6 +479,8 @@ class PodWorker:
         status = build_pod_status(self.pod, views, pod_ip=self.pod_ip, host_ip=self.ctx.cfg.internal_ip,
                                   start_time=self.start_time, sandbox_ready=self.sandbox_ready, now=timestamp(),
                                   init_views=init_views)
+        if ephemeral_containers(self.pod):
+            status["ephemeralContainerStatuses"] = ephemeral_statuses(self.pod, by_name, self.waiting)
         if status == self.last_status and _ready(self.pod.get("status")) == _ready(status):
             return  # unchanged, and nobody (the node lifecycle controller) overwrote Ready meanwhile
         path = resource_path("pods", self.ref.namespace, self.ref.name, "status")

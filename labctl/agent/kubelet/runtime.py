@@ -195,8 +195,8 @@ def build_env(pod: dict, container: dict, pod_ip: str, host_ip: str) -> dict[str
 
 
 def build_container(pod: dict, container: dict, image: str, sandbox_id: str, attempt: int, cluster: ClusterConfig,
-                    node_container: str, pod_ip: str = "", host_ip: str = "") -> CreateSpec:
-    """An app container joined to the sandbox's network and IPC namespaces."""
+                    node_container: str, pod_ip: str = "", host_ip: str = "", pid_container: str = "") -> CreateSpec:
+    """An app container joined to the sandbox's network and IPC namespaces (and ``pid_container``'s PIDs)."""
     ref = PodRef.of(pod)
     env = build_env(pod, container, pod_ip, host_ip)
     kwargs: dict[str, Any] = {"environment": env}
@@ -211,6 +211,8 @@ def build_container(pod: dict, container: dict, image: str, sandbox_id: str, att
         kwargs["tty"] = True
     host_config = {"network_mode": f"container:{sandbox_id}", "ipc_mode": f"container:{sandbox_id}",
                    **resource_limits(container, cluster)}
+    if pid_container:
+        host_config["pid_mode"] = f"container:{pid_container}"
     return CreateSpec(docker_name(ref, container["name"], attempt), image,
                       pod_labels(ref, cluster.name, node_container, container["name"], attempt), host_config, kwargs,
                       stdin_config(container))

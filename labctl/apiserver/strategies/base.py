@@ -119,6 +119,10 @@ class Strategy:
         """What the kind forbids changing (immutable selectors, frozen data, …)."""
         return []
 
+    def validate_subresource_update(self, subresource: str, old: Obj, new: Obj) -> list[FieldError]:
+        """ValidateUpdate of a write through ``subresource`` (a status write unless the kind has others)."""
+        return self.validate_status_update(old, new)
+
     def validate_status_update(self, old: Obj, new: Obj) -> list[FieldError]:
         """The status strategy's ValidateUpdate: only metadata is checked, the spec is the stored one."""
         return validate_object_meta_update(old.get("metadata"), new.get("metadata"))

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from labctl.apiserver._validate_common import as_dict
+from labctl.apiserver._validate_ephemeral import (
+    validate_ephemeral_containers,
+    validate_ephemeral_containers_update,
+    validate_no_ephemeral_on_create,
+)
 from labctl.apiserver._validate_pods import validate_pod, validate_pod_update
 from labctl.apiserver.defaults import default_pod
 from labctl.apiserver.errors import FieldError
 from labctl.apiserver.podfields import refused_fields
+from labctl.apiserver.storage import clone
+from labctl.apiserver.validation import validate_object_meta_update
 from labctl.kube.printers import POD_TABLE
 
 from .base import Obj, Strategy
 
 #: the grace period of a pod whose spec names none (``terminationGracePeriodSeconds`` is defaulted to it too)
 DEFAULT_GRACE_SECONDS = 30
+#: the subresource ``kubectl debug`` writes
+EPHEMERAL_CONTAINERS = "ephemeralcontainers"
 
 
 class PodStrategy(Strategy):
@@ -24,13 +34,33 @@ class PodStrategy(Strategy):
         default_pod(obj)
 
     def validate_kind(self, obj: Obj) -> list[FieldError]:
-        return validate_pod(obj)
+        return validate_pod(obj) + validate_ephemeral_containers(as_dict(obj.get("spec")))
 
     def validate_kind_update(self, old: Obj, new: Obj) -> list[FieldError]:
         return validate_pod_update(old, new)
 
     def admit(self, obj: Obj, old: Obj | None) -> list[FieldError]:
-        return refused_fields(obj.get("spec"), "spec", None if old is None else old.get("spec"))
+        created = validate_no_ephemeral_on_create(obj) if old is None else []
+        return created + refused_fields(obj.get("spec"), "spec", None if old is None else old.get("spec"))
+    def prepare_for_update(self, new: Obj, old: Obj, subresource: str | None) -> Obj:
+        """``pods/ephemeralcontainers`` changes ``spec.ephemeralContainers`` and nothing else (kube's
+        ``podEphemeralContainersStrategy``); other writes as every kind's."""
+        if subresource != EPHEMERAL_CONTAINERS:
+            return super().prepare_for_update(new, old, subresource)
+        added = as_dict(new.get("spec")).get("ephemeralContainers")
+        new = {**clone(old), "metadata": new.get("metadata", {})}
+        if added is None:
+            new["spec"].pop("ephemeralContainers", None)
+        else:
+            new["spec"]["ephemeralContainers"] = added
+        self.default(new)
+        return new
+
+    def validate_subresource_update(self, subresource: str, old: Obj, new: Obj) -> list[FieldError]:
+        if subresource != EPHEMERAL_CONTAINERS:
+            return super().validate_subresource_update(subresource, old, new)
+        return (validate_object_meta_update(old.get("metadata"), new.get("metadata"))
+                + validate_ephemeral_containers_update(old, new) + self.admit(new, old))
 
     def grace_period(self, obj: Obj, options: dict) -> int:
         """Only pods running on a node are deleted gracefully; the node agent confirms with grace 0."""
