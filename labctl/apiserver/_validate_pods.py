@@ -22,6 +22,7 @@ from labctl.apiserver._validate_common import (
 from labctl.apiserver.errors import FieldError, duplicate, forbidden, invalid, not_supported, required
 from labctl.kube import validators as v
 from labctl.kube.labels import LabelSelector, SelectorError, selector_from_label_selector
+from labctl.kube.nodedebug import MANAGED_BY_KUBECTL_DEBUG, MANAGED_BY_LABEL, is_node_debugger, is_node_root
 from labctl.kube.quantity import QUANTITY_FORMAT_ERROR, canonical_quantity, parse_quantity
 
 __all__ = [
@@ -318,7 +319,17 @@ def validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
 
 def validate_pod(pod: Obj) -> list[FieldError]:
     """The pod's spec (metadata is checked by the caller)."""
-    return validate_pod_spec(pod.get("spec"), "spec")
+    return validate_pod_spec(pod.get("spec"), "spec") + _validate_node_root(pod, "spec")
+
+
+def _validate_node_root(pod: Obj, path: str) -> list[FieldError]:
+    """``hostPath: /`` is the node's root, given only to ``kubectl debug node/…``'s pod (kube/nodedebug.py)."""
+    if is_node_debugger(pod):
+        return []
+    return [forbidden(f"{path}.volumes[{i}].hostPath.path",
+                      "the node's root is only mounted for `kubectl debug node/NODE` (its pod, labelled "
+                      f"{MANAGED_BY_LABEL}={MANAGED_BY_KUBECTL_DEBUG}); labctl pods run on the host's Docker engine")
+            for i, vol in enumerate(as_list(as_dict(pod.get("spec")).get("volumes"))) if is_node_root(vol)]
 
 
 def validate_pod_update(old: Obj, new: Obj) -> list[FieldError]:
@@ -392,7 +403,7 @@ def _validate_template(spec: Obj, path: str, selector: LabelSelector) -> list[Fi
     errs += validate_labels(meta.get("labels"), f"{path}.metadata.labels")
     errs += validate_annotations(meta.get("annotations"), f"{path}.metadata.annotations")
     tspec = as_dict(template.get("spec"))
-    errs += validate_pod_spec(tspec, f"{path}.spec")
+    errs += validate_pod_spec(tspec, f"{path}.spec") + _validate_node_root({"spec": tspec}, f"{path}.spec")
     if tspec.get("restartPolicy") and tspec["restartPolicy"] != "Always":
         errs.append(not_supported(f"{path}.spec.restartPolicy", tspec["restartPolicy"], ["Always"]))
     if tspec.get("activeDeadlineSeconds") is not None:

@@ -165,3 +165,37 @@ def test_debug_with_a_target_sees_the_targets_processes(lab):
     # an ephemeral container never restarts, and the pod's own container went on running
     assert ephemeral["restartCount"] == 0 and status["phase"] == "Running"
     assert status["containerStatuses"][0]["containerID"] == before["status"]["containerStatuses"][0]["containerID"]
+
+
+def test_debug_node_sees_the_nodes_root_at_host_never_the_hosts(lab):
+    argv = lab.kubectl._argv(("debug", "node/worker2", "-it", "--image=busybox", "--", "sh"))
+    with on_terminal(argv) as (proc, master):
+        read_until(master, b"enter.", timeout=60)
+        os.write(master, b"\n")
+        read_until(master, b"# ")
+        os.write(master, b"cat /host/etc/hostname; ls /host/etc/cni/net.d; test -e /host/var/run/docker.sock "
+                         b"|| echo no-socket; touch /host/x 2>/dev/null || echo read-only; echo done\n")
+        out = read_until(master, b"\r\ndone\r\n")
+        os.write(master, b"exit\n")
+        proc.wait(30)
+    # the node's own files (its name, its CNI configuration); not the host's Docker socket; read-only
+    assert b"\r\nworker2\r\n" in out and b"10-labctl.conflist" in out, out
+    assert b"\r\nno-socket\r\n" in out and b"\r\nread-only\r\n" in out, out
+    # a student's own pod may not ask for the machine's root
+    own = pod("rooted", volumeMounts=[{"name": "root", "mountPath": "/host"}])
+    own["spec"]["volumes"] = [{"name": "root", "hostPath": {"path": "/"}}]
+    refused = lab.kubectl.run("apply", "-f", "-", input=json.dumps(own), check=False)
+    assert refused.returncode != 0 and 'spec.volumes[0].hostPath.path: Forbidden' in refused.stderr
+
+
+def test_cp_copies_into_and_out_of_a_pod(lab, tmp_path):
+    apply(lab, pod("cp-target", image="busybox", command=["sleep", "3600"]))
+    running(lab, "cp-target")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("hello from the host\n")
+    lab.kubectl.run("cp", str(tmp_path / "in"), "cp-target:/tmp/in")
+    assert lab.kubectl.run("exec", "cp-target", "--", "cat", "/tmp/in/notes.txt").stdout == "hello from the host\n"
+    lab.kubectl.run("exec", "cp-target", "--", "sh", "-c", "head -c 300000 /dev/urandom > /tmp/blob")
+    digest = lab.kubectl.run("exec", "cp-target", "--", "md5sum", "/tmp/blob").stdout.split()[0]
+    lab.kubectl.run("cp", "cp-target:/tmp/blob", str(tmp_path / "blob"))
+    assert hashlib.md5((tmp_path / "blob").read_bytes()).hexdigest() == digest

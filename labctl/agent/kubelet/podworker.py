@@ -21,6 +21,7 @@ from .ephemeral import ephemeral_containers, ephemeral_statuses, sync_ephemeral_
 from .hooks import container_spec, run_handler, stop_container
 from .images import ImagePullError, ResolvedImage, alias_message
 from .initcontainers import latest_record, plan_init, should_restart
+from .noderoot import node_root_mount_paths
 from .projection import DATA_LINK, volume_archive
 from .runtime import SANDBOX, ContainerRecord, PodRef, build_container, build_sandbox
 from .serviceaccount import MOUNT_PATH
@@ -328,6 +329,9 @@ class PodWorker:
             token = await tokens.token(self.pod) if tokens is not None else None
             if tokens is not None:
                 spec.kwargs["environment"] = {**tokens.env, **spec.kwargs.get("environment", {})}
+            for target in node_root_mount_paths(self.pod, container):  # kubectl debug node's /host
+                root = await ctx.blocking(ctx.runtime.node_root)
+                spec.host_config.setdefault("binds", []).extend(root.binds(target))
             cid = await ctx.blocking(ctx.runtime.create, spec)
             if tokens is not None and token is not None:
                 archive = volume_archive(MOUNT_PATH, tokens.volume(self.pod, token))

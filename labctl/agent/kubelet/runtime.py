@@ -24,6 +24,7 @@ from ...clusterconfig import ClusterConfig
 from ...kube import containers as c
 from ...kube.meta import parse_time
 from ...kube.quantity import milli_value, value
+from .noderoot import NodeRoot
 
 PAUSE_IMAGE = "labctl/pause:latest"
 SANDBOX = "POD"  # CONTAINER_NAME_LABEL value of sandboxes, as dockershim
@@ -256,6 +257,10 @@ class Runtime:
             except docker.errors.NotFound:
                 continue  # removed meanwhile
         return sorted(records, key=lambda r: (r.name, r.attempt))
+
+    def node_root(self) -> NodeRoot:
+        """This node container's root filesystem as the host's engine sees it (for ``kubectl debug node``)."""
+        return NodeRoot.from_inspect(self.api.inspect_container(self.node_container))
 
     def put_archive(self, container_id: str, archive: bytes) -> None:
         """Extract a tar at ``/`` of a container, created or running (``docker cp``'s API)."""
