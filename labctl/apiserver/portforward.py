@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 from ..engine.streams import DockerAPIError, DockerEngine
-from ..kube.containers import CONTAINER_TYPE_LABEL, POD_UID_LABEL
+from ..kube.containers import CONTAINER_TYPE_LABEL, POD_NODE_LABEL, POD_UID_LABEL
 from . import _spdy, errors, rawupgrade
 
 log = logging.getLogger("labctl.apiserver.portforward")
@@ -47,7 +47,7 @@ TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 STREAM_PROTOCOL = "portforward.k8s.io"
 #: the kubelet's ``streamCreationTimeout``: how long half a pair may wait for the other half
 _PAIR_TIMEOUT = 30.0
-_CHUNK = 32 * 1024
+_CHUNK = 256 * 1024
 _CLONE_NEWNET = 0x40000000
 #: connects to a port of the pod
 Dial = Callable[[int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -55,17 +55,18 @@ Dial = Callable[[int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWrite
 
 # -- the pod's network namespace -------------------------------------------------------------
 async def sandbox_netns(engine: DockerEngine, pod: dict) -> str:
-    """The path of the pod's network namespace: its sandbox's ``SandboxKey`` (or the one it joined)."""
+    """The path of the pod's network namespace: its sandbox's ``SandboxKey``, a hostNetwork pod's node's."""
     name = pod["metadata"]["name"]
     labels = {POD_UID_LABEL: pod["metadata"].get("uid", ""), CONTAINER_TYPE_LABEL: "podsandbox"}
     try:
         sandboxes = [c for c in await engine.list_containers(labels) if c.state == "running"]
         if not sandboxes:
             raise errors.bad_request(f"unable to upgrade connection: pod {name} has no running sandbox")
-        info = await engine.inspect(sandboxes[-1].id)
-        mode = (info.get("HostConfig") or {}).get("NetworkMode", "")
-        if mode.startswith("container:"):  # a sandbox in another container's namespace (hostNetwork: the node's)
-            info = await engine.inspect(mode.split(":", 1)[1])
+        sandbox = sandboxes[-1]
+        if pod.get("spec", {}).get("hostNetwork") and sandbox.labels.get(POD_NODE_LABEL):
+            info = await engine.inspect(sandbox.labels[POD_NODE_LABEL])  # the node's own network namespace
+        else:
+            info = await engine.inspect(sandbox.id)
     except DockerAPIError as err:
         raise errors.APIError(500, "InternalError", f"Internal error occurred: {err.message}") from err
     path = (info.get("NetworkSettings") or {}).get("SandboxKey") or ""
