@@ -55,6 +55,9 @@ ANY: Final = "*"
 
 Accepts = str | tuple[Any, ...]
 
+#: the one capability beyond Docker's defaults a container may add: an ephemeral container's
+EPHEMERAL_PTRACE = "SYS_PTRACE"
+
 #: honoured by the scheduler, the kubelet (``labctl/agent/kubelet``) or the API server itself
 POD_SPEC: dict[str, Accepts] = {
     # scheduling (labctl/controllers/_scheduling.py)
@@ -85,11 +88,16 @@ POD_SPEC: dict[str, Accepts] = {
     "securityContext.seccompProfile.type": ("RuntimeDefault",),  # Docker's default profile
     "securityContext.appArmorProfile.type": ("RuntimeDefault",),
     "volumes[].name": ANY,  # a volume's source decides: each source not listed here is refused
+    # kubectl debug's ephemeral containers (labctl/agent/kubelet/ephemeral.py): the target's PID
+    # namespace, and the SYS_PTRACE its default profile ("general") asks for to trace the target
+    "ephemeralContainers[].targetContainerName": ANY,
+    "ephemeralContainers[].securityContext.capabilities.add[]": (EPHEMERAL_PTRACE,),
 }
 
-#: the container lists :data:`CONTAINER` applies to (ephemeral containers do not run yet); init
-#: containers run in order before the app, sidecars among them (labctl/agent/kubelet/initcontainers.py)
-CONTAINER_LISTS: tuple[str, ...] = ("containers", "initContainers")
+#: the container lists :data:`CONTAINER` applies to: init containers run in order before the app,
+#: sidecars among them (labctl/agent/kubelet/initcontainers.py); ephemeral ones are kubectl debug's
+#: (labctl/agent/kubelet/ephemeral.py; kube's validation refuses their ports, probes, hooks, resources)
+CONTAINER_LISTS: tuple[str, ...] = ("containers", "initContainers", "ephemeralContainers")
 
 #: honoured in one container (labctl/agent/kubelet/runtime.py, podworker.py, probes.py, images.py)
 CONTAINER: dict[str, Accepts] = {
@@ -114,7 +122,7 @@ CONTAINER: dict[str, Accepts] = {
     "resources.requests.memory": ANY,
     "stdin": ANY,
     "tty": ANY,
-    "stdinOnce": (False,),
+    "stdinOnce": ANY,
     "terminationMessagePath": ("/dev/termination-log",),
     "terminationMessagePolicy": ("File",),
     # what Docker does anyway
@@ -183,6 +191,12 @@ UNSAFE_CONTAINER: dict[str, Unsafe] = {
     "securityContext.appArmorProfile.type": (_unconfined, "an unconfined process"),
 }
 ALL_CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+#: an ephemeral container may trace the processes of its pod: it sees no others (no host PID namespace)
+UNSAFE_EPHEMERAL: dict[str, Unsafe] = {
+    "securityContext.capabilities.add[]": (
+        lambda cap: _beyond_docker_defaults(cap) and not _same(cap, EPHEMERAL_PTRACE),
+        "a capability beyond Docker's defaults"),
+}
 
 NOT_HONOURED = "labctl does not support this field (it would be ignored)"
 GIVES_THE_HOST = "a pod runs on the host's Docker engine: this would give it the host"
@@ -197,7 +211,8 @@ def _expand() -> tuple[dict[str, Accepts], dict[str, Unsafe]]:
         honoured.update({f"{lst}[].{path}": accepts for path, accepts in CONTAINER.items()})
     unsafe = dict(UNSAFE_POD_SPEC)
     for lst in ALL_CONTAINER_LISTS:
-        unsafe.update({f"{lst}[].{path}": rule for path, rule in UNSAFE_CONTAINER.items()})
+        rules = {**UNSAFE_CONTAINER, **UNSAFE_EPHEMERAL} if lst == "ephemeralContainers" else UNSAFE_CONTAINER
+        unsafe.update({f"{lst}[].{path}": rule for path, rule in rules.items()})
     return honoured, unsafe
 
 

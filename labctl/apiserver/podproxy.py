@@ -348,6 +348,7 @@ class _ExecSession:
         self.engine, self.opts, self.container, self.pod = engine, opts, container, pod
         self.exec_id = ""
         self.raw_output = opts.tty  # Docker's stream is raw with a TTY, multiplexed without
+        self.forward_stdin_close = True  # the client's end of input closes the process's stdin
 
     async def _send_status(self, status: dict) -> None:
         if not self.ws.closed:
@@ -411,7 +412,7 @@ class _ExecSession:
             if channel == STDIN and self.opts.stdin:
                 writer.write(data)
                 await writer.drain()
-            elif channel == CLOSE and data[:1] == bytes((STDIN,)) and self.opts.stdin:
+            elif channel == CLOSE and data[:1] == bytes((STDIN,)) and self.opts.stdin and self.forward_stdin_close:
                 if writer.can_write_eof():
                     writer.write_eof()  # Docker closes the process's stdin: `cat` ends
             elif channel == RESIZE and self.opts.tty:
@@ -436,8 +437,10 @@ class _AttachSession(_ExecSession):
     """One ``kubectl attach`` (or ``kubectl run -i``): Docker's attach to the container's main process.
 
     The stream is raw or multiplexed as the *container* was created (``tty: true`` in its
-    spec), whatever the client asked; ending stdin (``[255, 0]``) closes the process's stdin
-    when the container has ``stdinOnce: true``, as Docker's ``StdinOnce`` does. The session
+    spec), whatever the client asked. Ending stdin (``[255, 0]``) closes the process's stdin
+    only when the container has ``stdinOnce: true``; otherwise the container's stdin stays open
+    for the next client, and the end of this client's input is not passed on (Docker would
+    close this attach's output with it, losing what the process still writes). The session
     ends when the process exits (then ``Success``, as the kubelet reports an attach).
     """
 
@@ -446,7 +449,8 @@ class _AttachSession(_ExecSession):
     async def _start(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         instance = await self._running_instance()
         self.container_id = instance.id
-        self.raw_output = await self.engine.container_tty(instance.id)
+        config = (await self.engine.inspect(instance.id)).get("Config") or {}
+        self.raw_output, self.forward_stdin_close = bool(config.get("Tty")), bool(config.get("StdinOnce"))
         o = self.opts
         return await self.engine.attach(instance.id, stdin=o.stdin, stdout=o.stdout, stderr=o.stderr)
 

@@ -139,6 +139,8 @@ def container_spec(plan: ClusterPlan, node: NodePlan) -> dict:
         # the capabilities above are the real boundary
         "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
         "sysctls": dict(NODE_SYSCTLS),
+        # kubectl debug node/…'s hostIPC pod joins the node's IPC namespace (never the host's)
+        "ipc_mode": "shareable",
         "binds": binds,
         "ports": ports,
         "ip": node.ip,

@@ -32,11 +32,18 @@ def api(tmp_path):
 
 def test_only_the_node_debugger_may_mount_the_nodes_root(api):
     pods = RequestScope(resource_for("pods"), "default", None)
-    assert api.create(pods, debugger_pod())["spec"]["volumes"][0]["hostPath"]["path"] == "/"
+    admitted = debugger_pod()
+    del admitted["spec"]["hostNetwork"]  # the kubelet's hostNetwork support is admitted on its own
+    created = api.create(pods, admitted)
+    assert created["spec"]["volumes"][0]["hostPath"]["path"] == "/" and created["spec"]["hostPID"] is True
+    for field in ("hostPID", "hostIPC"):  # the node's namespaces: for the node debugger only
+        with pytest.raises(APIError, match=f"spec.{field}: Forbidden: a pod runs on the host's Docker engine"):
+            api.create(pods, {"metadata": {"name": f"mine-{field.lower()}"},
+                              "spec": {field: True, "containers": [{"name": "a", "image": "busybox"}]}})
     for own in (debugger_pod("mine", labels={"app.kubernetes.io/managed-by": "kubectl-debug"}),
                 debugger_pod("node-debugger-worker-fake", labels={})):
         with pytest.raises(APIError) as refused:
-            api.create(pods, own)
+            api.create(pods, {**own, "spec": {k: v for k, v in own["spec"].items() if k != "hostNetwork"}})
         assert refused.value.code == 422
         assert "spec.volumes[0].hostPath.path: Forbidden: the node's root is only mounted for " \
                "`kubectl debug node/NODE`" in refused.value.message
@@ -68,3 +75,10 @@ def test_only_the_debugger_pods_mounts_get_the_node_root():
     stored_before_admission_said_no = debugger_pod("mine", labels={})
     assert node_root_mount_paths(stored_before_admission_said_no,
                                  stored_before_admission_said_no["spec"]["containers"][0]) == []
+
+
+def test_the_node_debuggers_host_namespaces_are_the_nodes():
+    from labctl.agent.kubelet.noderoot import node_debugger_namespaces
+    assert node_debugger_namespaces(debugger_pod(), "lab-worker") == {"pid_mode": "container:lab-worker",
+                                                                      "ipc_mode": "container:lab-worker"}
+    assert node_debugger_namespaces(debugger_pod("mine", labels={}), "lab-worker") == {}

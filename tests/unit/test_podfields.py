@@ -97,7 +97,6 @@ def test_a_field_labctl_would_ignore_is_refused_naming_it(spec: dict, path: str 
     ({**pod_spec(), "shareProcessNamespace": True}, "spec.shareProcessNamespace", "true"),
     (pod_spec(securityContext={"readOnlyRootFilesystem": True}),
      "spec.containers[0].securityContext.readOnlyRootFilesystem", "true"),
-    (pod_spec(stdin=True, tty=True, stdinOnce=True), "spec.containers[0].stdinOnce", "true"),  # kubectl run -it
 ])
 def test_a_value_labctl_would_ignore_is_refused_with_the_ones_it_honours(spec: dict, path: str, value: str):
     detail = refused(spec)[path]
@@ -246,3 +245,17 @@ def test_the_api_refuses_a_pod_and_a_deployment_template_with_a_422_naming_the_f
                                   f"Forbidden: {NOT_HONOURED}")
     assert api.store.list(resource_for("pods").key, "default") == []
     assert api.store.list(resource_for("deployments").key, "default") == []
+
+
+def test_the_streams_fields_are_honoured():
+    # kubectl run -it (stdinOnce) and kubectl debug's ephemeral container, as kubectl 1.37 sends them
+    debugger = {"name": "debugger-x", "image": "busybox", "stdin": True, "tty": True, "targetContainerName": "web",
+                "terminationMessagePolicy": "File", "resources": {},
+                "securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}}
+    assert refused({**pod_spec(stdin=True, tty=True, stdinOnce=True), "ephemeralContainers": [debugger]}) == {}
+    # SYS_PTRACE only for an ephemeral container (it sees its pod's processes only); nothing more for it
+    stronger = {**debugger, "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}
+    assert "beyond Docker's defaults" in refused({**pod_spec(), "ephemeralContainers": [stronger]})[
+        "spec.ephemeralContainers[0].securityContext.capabilities.add[0]"]
+    assert "beyond Docker's defaults" in refused(pod_spec(securityContext={"capabilities": {"add": ["SYS_PTRACE"]}}))[
+        "spec.containers[0].securityContext.capabilities.add[0]"]

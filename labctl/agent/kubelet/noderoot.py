@@ -60,3 +60,21 @@ def node_root_mount_paths(pod: dict, container: dict) -> list[str]:
     roots = {v.get("name") for v in (pod.get("spec") or {}).get("volumes") or [] if is_node_root(v)}
     return [m["mountPath"] for m in container.get("volumeMounts") or []
             if isinstance(m, dict) and m.get("name") in roots and m.get("mountPath")]
+
+
+def node_debugger_namespaces(pod: dict, node_container: str) -> dict[str, str]:
+    """``hostPID``/``hostIPC`` of kubectl debug's node pod: the *node container's* namespaces, never the host's.
+
+    ``ps`` in the debugger then lists the node's processes (its kubelet, its proxy). The pod's
+    processes get no capability beyond Docker's defaults, so they cannot reach into the node's
+    processes' memory or roots (``/proc/<pid>/root`` needs the node's capabilities or SYS_PTRACE).
+    """
+    spec = pod.get("spec") or {}
+    if not is_node_debugger(pod):
+        return {}
+    out = {}
+    if spec.get("hostPID") is True:
+        out["pid_mode"] = f"container:{node_container}"
+    if spec.get("hostIPC") is True:
+        out["ipc_mode"] = f"container:{node_container}"  # nodes are created with a shareable IPC namespace
+    return out

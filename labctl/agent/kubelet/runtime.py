@@ -24,7 +24,7 @@ from ...clusterconfig import ClusterConfig
 from ...kube import containers as c
 from ...kube.meta import parse_time
 from ...kube.quantity import milli_value, value
-from .noderoot import NodeRoot
+from .noderoot import NodeRoot, node_debugger_namespaces
 
 PAUSE_IMAGE = "labctl/pause:latest"
 SANDBOX = "POD"  # CONTAINER_NAME_LABEL value of sandboxes, as dockershim
@@ -214,6 +214,10 @@ def build_container(pod: dict, container: dict, image: str, sandbox_id: str, att
                    **resource_limits(container, cluster)}
     if pid_container:
         host_config["pid_mode"] = f"container:{pid_container}"
+    added = ((container.get("securityContext") or {}).get("capabilities") or {}).get("add") or []
+    if added:  # admission lets through Docker's defaults and an ephemeral container's SYS_PTRACE only
+        host_config["cap_add"] = [str(cap).upper().removeprefix("CAP_") for cap in added]
+    host_config.update(node_debugger_namespaces(pod, node_container))
     return CreateSpec(docker_name(ref, container["name"], attempt), image,
                       pod_labels(ref, cluster.name, node_container, container["name"], attempt), host_config, kwargs,
                       stdin_config(container))

@@ -14,6 +14,7 @@ from labctl.apiserver.errors import FieldError
 from labctl.apiserver.podfields import refused_fields
 from labctl.apiserver.storage import clone
 from labctl.apiserver.validation import validate_object_meta_update
+from labctl.kube.nodedebug import is_node_debugger, without_node_grants
 from labctl.kube.printers import POD_TABLE
 
 from .base import Obj, Strategy
@@ -41,7 +42,10 @@ class PodStrategy(Strategy):
 
     def admit(self, obj: Obj, old: Obj | None) -> list[FieldError]:
         created = validate_no_ephemeral_on_create(obj) if old is None else []
-        return created + refused_fields(obj.get("spec"), "spec", None if old is None else old.get("spec"))
+        spec, old_spec = obj.get("spec"), None if old is None else old.get("spec")
+        if is_node_debugger(obj):  # kubectl debug node/…: the node's namespaces and root are granted
+            spec, old_spec = without_node_grants(spec), without_node_grants(old_spec)
+        return created + refused_fields(spec, "spec", old_spec)
     def prepare_for_update(self, new: Obj, old: Obj, subresource: str | None) -> Obj:
         """``pods/ephemeralcontainers`` changes ``spec.ephemeralContainers`` and nothing else (kube's
         ``podEphemeralContainersStrategy``); other writes as every kind's."""
