@@ -11,7 +11,10 @@ CHECK with the ADD's result as ``prevResult``; ``runtimeConfig`` carries only th
 capability arguments (e.g. ``portMappings``) a plugin declares in its
 ``capabilities``, as libcni's ``injectRuntimeConfig`` does. :func:`load_netconf_dir`
 parses files as libcni does: a ``.conflist`` must have ``plugins``, a ``.conf`` is
-one plugin, made into a list of one.
+one plugin, made into a list of one. Given a ``cache_dir``, ADD keeps its result and
+capability arguments where libcni keeps them (``<cache_dir>/results/<network>-<container>-<ifname>``,
+libcni's ``cniCacheV1`` format), and DEL hands them back to the plugins as
+``prevResult`` and ``runtimeConfig``, then forgets them.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CNI_PATH = ["/opt/cni/bin"]
 DEFAULT_CONF_DIR = "/etc/cni/net.d"
+DEFAULT_CACHE_DIR = "/var/lib/cni"  # libcni's CacheDir
 #: A plugin that hangs must not hang the node agent's pod sync forever.
 PLUGIN_TIMEOUT_S = 60.0
 PIPE_BUFFER = 65536  # Linux default pipe capacity
@@ -169,6 +173,38 @@ def _encode(conf: dict[str, Any], prev_result: dict[str, Any] | None) -> bytes:
     return json.dumps(conf).encode()
 
 
+def cache_path(cache_dir: str, network: str, container_id: str, ifname: str) -> str:
+    """Where libcni caches one attachment's result: ``results/<network>-<container>-<ifname>``."""
+    return os.path.join(cache_dir, "results", f"{network}-{container_id}-{ifname}")
+
+
+def _write_cache(cache_dir: str, netconf: dict[str, Any], container_id: str, ifname: str,
+                 capability_args: dict[str, Any] | None, result: dict[str, Any]) -> None:
+    import base64  # only the node agent caches: keep it off the plugins' exec path
+
+    entry = {"kind": "cniCacheV1", "containerId": container_id, "ifName": ifname,
+             "networkName": netconf.get("name", ""), "config": base64.b64encode(json.dumps(netconf).encode()).decode(),
+             "result": result}
+    if capability_args:
+        entry["capabilityArgs"] = capability_args
+    path = cache_path(cache_dir, netconf.get("name", ""), container_id, ifname)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(entry, f)
+    os.replace(tmp, path)
+
+
+def read_cache(cache_dir: str, network: str, container_id: str, ifname: str) -> dict[str, Any] | None:
+    """The cached entry of one attachment (libcni's ``cniCacheV1``), or None when there is none."""
+    try:
+        with open(cache_path(cache_dir, network, container_id, ifname)) as f:
+            entry = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
 def add(
     netconf: dict[str, Any],
     container_id: str,
@@ -177,14 +213,17 @@ def add(
     cni_path: list[str] | None = None,
     cni_args: str = "",
     capability_args: dict[str, Any] | None = None,
+    cache_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Attach a pod sandbox to the network; return the final CNI result."""
+    """Attach a pod sandbox to the network; return the final CNI result (cached in ``cache_dir``)."""
     result: dict[str, Any] | None = None
     kw = _call_kw(container_id, netns_path, ifname, cni_path, cni_args)
     for conf in _plugin_confs(netconf, capability_args):
         result = exec_plugin(conf.get("type", ""), "ADD", _encode(conf, result), **kw) or result
     if result is None:
         raise CNIError(types.ERR_DECODE, f"network {netconf.get('name', '')!r} returned no result")
+    if cache_dir:
+        _write_cache(cache_dir, netconf, container_id, ifname, capability_args, result)
     return result
 
 
@@ -197,11 +236,25 @@ def delete(
     prev_result: dict[str, Any] | None = None,
     cni_args: str = "",
     capability_args: dict[str, Any] | None = None,
+    cache_dir: str | None = None,
 ) -> None:
-    """Detach a pod sandbox and release its addresses; safe to call twice."""
+    """Detach a pod sandbox and release its addresses; safe to call twice.
+
+    With ``cache_dir`` the ADD's cached result and capability arguments stand in for the
+    ones not given, and the cache entry goes once every plugin succeeded.
+    """
+    cached = read_cache(cache_dir, netconf.get("name", ""), container_id, ifname) if cache_dir else None
+    if cached is not None:
+        prev_result = prev_result or cached.get("result")
+        capability_args = capability_args or cached.get("capabilityArgs")
     kw = _call_kw(container_id, netns_path, ifname, cni_path, cni_args)
     for conf in reversed(_plugin_confs(netconf, capability_args)):
         exec_plugin(conf.get("type", ""), "DEL", _encode(conf, prev_result), **kw)
+    if cached is not None and cache_dir:
+        try:
+            os.remove(cache_path(cache_dir, netconf.get("name", ""), container_id, ifname))
+        except FileNotFoundError:
+            pass
 
 
 def check(

@@ -235,17 +235,18 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 from labctl.cni import invoke
 req = json.loads(sys.stdin.read())
-kw = dict(cni_path=[req["cni_path"]], capability_args={"portMappings": req["mappings"]})
+kw = dict(cni_path=[req["cni_path"]], cache_dir=req["cache_dir"])
 if req["command"] == "add":
-    print(json.dumps(invoke.add(req["conf"], req["cid"], req["netns"], **kw)))
-else:
+    print(json.dumps(invoke.add(req["conf"], req["cid"], req["netns"], capability_args={"portMappings": req["mappings"]},
+                                **kw)))
+else:  # as the kubelet does: the ports and prevResult come from the cache
     invoke.delete(req["conf"], req["cid"], req["netns"], **kw)
 """
 
 
 def agent(flavour: Flavour, command: str, cid: str, netns: str, conf: dict[str, Any]) -> dict[str, Any] | None:
     req = {"command": command, "conf": conf, "cid": cid, "netns": netns, "cni_path": str(flavour.cni_bin),
-           "mappings": MAPPINGS[:1]}
+           "mappings": MAPPINGS[:1], "cache_dir": str(flavour.data_dir.parent / "cache")}
     proc = subprocess.run(["nsenter", f"--net={flavour.node.path}", sys.executable, "-c", AGENT, str(REPO)],
                           input=json.dumps(req), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -275,6 +276,10 @@ def test_host_port_reaches_the_pod_from_the_node_and_a_neighbour(labctl: Flavour
     assert from_node.returncode == 0 and from_node.stdout.strip() == "10.244.1.1", from_node.stderr
     assert from_pod.returncode == 0 and from_pod.stdout.strip() == "10.244.1.1", from_pod.stderr
     assert any(f"--to-destination {web_ip}:80" in r for r in nat_rules(labctl))
+    cached = json.loads((labctl.data_dir.parent / "cache" / "results" / f"labctl-{web_cid}-eth0").read_text())
+    assert (cached["kind"], cached["capabilityArgs"], cached["result"]) == ("cniCacheV1", {"portMappings": MAPPINGS[:1]},
+                                                                            result)
     agent(labctl, "del", web_cid, web.path, conf)
+    assert not (labctl.data_dir.parent / "cache" / "results" / f"labctl-{web_cid}-eth0").exists()
     assert not [r for r in nat_rules(labctl) if dnat_chain_name("labctl", web_cid) in r]
     assert not (Path(labctl.data_dir) / "labctl" / web_ip).exists()

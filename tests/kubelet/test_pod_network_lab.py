@@ -76,9 +76,13 @@ def test_host_port_answers_on_the_node_ip_and_goes_with_the_pod(net_lab) -> None
                       + re.escape(f"{pod_ip}:80"), nat)
     assert chain, nat
     assert f"--dports 8081 -j {chain.group(1)}" in nat
+    # the kubelet caches the ADD's result and ports where libcni does, for the DEL
+    cached = lab.exec("worker", "sh", "-c", "grep -l '\"hostPort\": 8081' /var/lib/cni/results/labctl-*", check=False)
+    assert cached.returncode == 0 and cached.stdout.strip().endswith("-eth0"), cached
 
     lab.kubectl.run("delete", "pod", "hp", "--wait=true")
     wait_for(lambda: chain.group(1) not in nat_table(lab, "worker"), 30, 0.5, "the pod's CNI-DN chain removed")
+    assert lab.exec("worker", "test", "-e", cached.stdout.strip(), check=False).returncode == 1  # cache entry gone
     with pytest.raises(OSError):
         http_get(worker, 8081)
 

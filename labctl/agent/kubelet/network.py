@@ -36,6 +36,7 @@ CNI_CONF_FILE = "10-labctl.conflist"
 NETWORK_NAME = "labctl"
 BRIDGE = "cni0"
 IPAM_DATA_DIR = "/var/lib/cni/networks"
+CNI_CACHE_DIR = "/var/lib/cni"  # results/<network>-<sandbox id>-eth0, libcni's cache layout
 SYS_CLASS_NET = Path("/sys/class/net")
 #: plugin type → the Python module its executable in /opt/cni/bin runs
 PLUGINS = {"labctl-bridge": "labctl.cni.bridge", "labctl-host-local": "labctl.cni.ipam.plugin",
@@ -119,18 +120,20 @@ def setup_pod_network(netconf: dict[str, Any], sandbox_id: str, netns: str,
                       mappings: list[dict[str, Any]] | None = None) -> str:
     """CNI ADD of the whole list for a sandbox, with its hostPorts; returns the pod IP (blocking)."""
     return result_ip(invoke.add(netconf, sandbox_id, netns, ifname="eth0", cni_path=[str(CNI_BIN_DIR)],
-                                capability_args={"portMappings": mappings} if mappings else None))
+                                capability_args={"portMappings": mappings} if mappings else None,
+                                cache_dir=CNI_CACHE_DIR))
 
 
 def teardown_pod_network(netconf: dict[str, Any], sandbox_id: str, netns: str = "") -> None:
     """CNI DEL, last plugin first: the hostPort rules, then the IP and the veth; fine to repeat, fine without a netns.
 
-    No ``portMappings`` are passed: ``labctl-portmap`` finds the sandbox's chain by its
-    name, so a pod whose spec is gone (deleted while the agent was down) is cleaned up too.
+    As a runtime does, the plugins get the ADD's cached result and ``portMappings`` back;
+    ``labctl-portmap`` also finds the sandbox's chain by its name without them, so a
+    sandbox with no cache entry (made before the cache existed) is cleaned up too.
     """
     if netns and not os.path.exists(netns):
         netns = ""
-    invoke.delete(netconf, sandbox_id, netns, ifname="eth0", cni_path=[str(CNI_BIN_DIR)])
+    invoke.delete(netconf, sandbox_id, netns, ifname="eth0", cni_path=[str(CNI_BIN_DIR)], cache_dir=CNI_CACHE_DIR)
 
 
 def pod_network_problem(sandbox_id: str, ifname: str = "eth0", bridge: str = BRIDGE,
