@@ -4,8 +4,10 @@ containerd, CRI-O and podman do not exec plugins themselves: they load ``/etc/cn
 with libcni and call ``AddNetworkList``/``CheckNetworkList``/``DelNetworkList``. A small Go
 program (``libcni/main.go``) built against Debian's ``golang-github-appc-cni-dev`` does the
 same here, on a copy of the file the node agent writes (:func:`build_netconf`) next to the
-plugin executables, inside a throwaway node netns. Built once per source version and cached
-in the temp dir; without ``go`` the tests skip and say which packages to install.
+plugin executables, inside a throwaway node netns, and in a real lab node on its own
+``/etc/cni/net.d`` and ``/opt/cni/bin``. Built once per source version (static, so it runs in
+a node too) and cached in the temp dir; without ``go`` the tests skip and say which packages
+to install.
 """
 
 from __future__ import annotations
@@ -139,3 +141,25 @@ def test_single_plugin_conflist_is_refused_like_libcni(libcni_binary: Path, tmp_
     assert proc.returncode == 1 and "error parsing configuration list: no 'plugins' key" in proc.stderr
     with pytest.raises(CNIError, match="error parsing configuration list: no 'plugins' key"):
         invoke.load_netconf_dir(str(d))
+
+
+@pytest.mark.docker
+def test_libcni_runs_the_list_a_lab_node_wrote(lab: Any, libcni_binary: Path) -> None:
+    """In a node: its /etc/cni/net.d and /opt/cni/bin, the kubelet's cache dir; its own pods untouched."""
+    node, ns, cid = f"{lab.name}-worker", unique("lc"), unique("libcni")
+    copied = subprocess.run(["docker", "cp", str(libcni_binary), f"{node}:/usr/local/bin/cnichain-libcni"],
+                            capture_output=True, text=True, timeout=60)
+    assert copied.returncode == 0, copied.stderr
+    tool = ["cnichain-libcni", "{}", "/etc/cni/net.d", "/opt/cni/bin", "/var/lib/cni", cid, f"/run/netns/{ns}"]
+    before = lab.exec("worker", "ls", "/var/lib/cni/networks/labctl").stdout
+    lab.exec("worker", "ip", "netns", "add", ns)
+    try:
+        added = lab.exec("worker", *[a.format("add") for a in tool], json.dumps(MAPPINGS))
+        ip = json.loads(added.stdout)["ips"][0]["address"].split("/")[0]
+        assert f"--dport 8081 -j DNAT --to-destination {ip}:80" in lab.exec("worker", "iptables-save", "-t", "nat").stdout
+        lab.exec("worker", *[a.format("check") for a in tool], json.dumps(MAPPINGS))
+        lab.exec("worker", *[a.format("del") for a in tool], json.dumps(MAPPINGS))
+    finally:
+        lab.exec("worker", "ip", "netns", "del", ns, check=False)
+    assert f"{ip}:80" not in lab.exec("worker", "iptables-save", "-t", "nat").stdout
+    assert lab.exec("worker", "ls", "/var/lib/cni/networks/labctl").stdout == before  # the IP released
