@@ -139,6 +139,7 @@ def docker_name(pod: PodRef, container: str, attempt: int) -> str:
 
 
 def host_network(pod: dict) -> bool:
+    """``spec.hostNetwork``: the pod runs in its node container's network namespace."""
     return bool((pod.get("spec") or {}).get("hostNetwork"))
 
 
