@@ -284,9 +284,13 @@ def filter_node_affinity(pi: PodInfo, ni: NodeInfo) -> Status | None:
 
 
 def host_ports(pod: Mapping) -> list[tuple[str, str, int]]:
-    """``(hostIP, protocol, hostPort)`` of every container port with a hostPort (``schedutil.GetHostPorts``)."""
+    """``(hostIP, protocol, hostPort)`` of every container port with a hostPort (``schedutil.GetHostPorts``).
+
+    Init containers' count too: the kubelet forwards theirs as well (network.port_mappings).
+    """
     out = []
-    for container in (pod.get("spec") or {}).get("containers") or []:
+    spec = pod.get("spec") or {}
+    for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         for port in container.get("ports") or []:
             if port.get("hostPort"):
                 out.append((port.get("hostIP") or "0.0.0.0", port.get("protocol") or "TCP", int(port["hostPort"])))

@@ -234,6 +234,9 @@ def test_port_mappings_are_the_host_ports_as_cri_spells_them():
         {"name": "b", "image": "x"}])
     assert port_mappings(p) == [{"hostPort": 8081, "containerPort": 80, "protocol": "tcp"},
                                 {"hostPort": 5353, "containerPort": 53, "protocol": "udp", "hostIP": "172.30.0.3"}]
+    p["spec"]["initContainers"] = [{"name": "proxy", "image": "x", "restartPolicy": "Always",
+                                    "ports": [{"containerPort": 15000, "hostPort": 15000}]}]
+    assert port_mappings(p)[0] == {"hostPort": 15000, "containerPort": 15000, "protocol": "tcp"}
     assert port_mappings(pod()) == []
 
 

@@ -65,9 +65,11 @@ def port_mappings(pod: dict) -> list[dict[str, Any]]:
     """The ``portMappings`` capability argument: every container port with a ``hostPort`` (pure).
 
     Spelled as CRI runtimes spell it for CNI: protocol in lower case, ``hostIP`` only when set.
+    Init containers' ports count too (a sidecar may serve one): they share the pod's IP.
     """
     out: list[dict[str, Any]] = []
-    for container in (pod.get("spec") or {}).get("containers") or []:
+    spec = pod.get("spec") or {}
+    for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         for port in container.get("ports") or []:
             if port.get("hostPort"):
                 entry = {"hostPort": int(port["hostPort"]), "containerPort": int(port["containerPort"]),
