@@ -224,6 +224,21 @@ def validate_container(ctr: Obj, path: str, volumes: set[str], init: bool = Fals
     return errs
 
 
+def _validate_host_network(spec: Obj, path: str) -> list[FieldError]:
+    """validateHostNetwork: on the node's network a container port *is* its host port."""
+    if spec.get("hostNetwork") is not True:
+        return []
+    errs: list[FieldError] = []
+    for field_name in ("initContainers", "containers"):
+        for i, ctr in enumerate(as_list(spec.get(field_name))):
+            for j, port in enumerate(as_list(as_dict(ctr).get("ports"))):
+                port = as_dict(port)
+                if port.get("hostPort") and port.get("hostPort") != port.get("containerPort"):
+                    errs.append(invalid(f"{path}.{field_name}[{i}].ports[{j}].hostPort", port["hostPort"],
+                                        "must match `containerPort` when `hostNetwork` is true"))
+    return errs
+
+
 def _validate_containers(spec: Obj, path: str, volumes: set[str]) -> list[FieldError]:
     """Init and app containers: names are DNS labels unique across both lists."""
     errs: list[FieldError] = []
@@ -298,6 +313,7 @@ def validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
     spec = as_dict(spec)
     volumes, errs = _validate_volumes(spec.get("volumes"), f"{path}.volumes")
     errs += _validate_containers(spec, path, volumes)
+    errs += _validate_host_network(spec, path)
     errs += _enum(spec.get("restartPolicy"), f"{path}.restartPolicy", _RESTART_POLICIES)
     errs += _enum(spec.get("dnsPolicy"), f"{path}.dnsPolicy", _DNS_POLICIES)
     errs += validate_labels(spec.get("nodeSelector"), f"{path}.nodeSelector")

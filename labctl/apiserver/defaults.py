@@ -169,6 +169,12 @@ def default_pod(pod: Obj) -> None:
     _default_pod_spec(spec)
     if spec.get("enableServiceLinks") is None:
         spec["enableServiceLinks"] = True
+    if spec.get("hostNetwork") is True:
+        # defaultHostNetworkPorts: on the node's network every container port is a host port
+        for ctr in _dicts(spec.get("initContainers")) + _dicts(spec.get("containers")):
+            for port in _dicts(ctr.get("ports")):
+                if not port.get("hostPort"):
+                    port["hostPort"] = port.get("containerPort")
     if not spec.get("serviceAccountName"):
         spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
     if not spec.get("serviceAccount"):

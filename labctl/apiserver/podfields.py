@@ -75,11 +75,14 @@ POD_SPEC: dict[str, Accepts] = {
     "serviceAccountName": ANY,
     "serviceAccount": ANY,
     "automountServiceAccountToken": ANY,
-    "dnsPolicy": ("ClusterFirst", "ClusterFirstWithHostNet", "Default"),  # WithHostNet = ClusterFirst off the host network
+    # ClusterFirstWithHostNet: cluster DNS for a hostNetwork pod too (its sandbox's resolv.conf, runtime.py)
+    "dnsPolicy": ("ClusterFirst", "ClusterFirstWithHostNet", "Default"),
     "os.name": ("linux",),
     # kube's defaults, or what they mean, which is what labctl does
     "enableServiceLinks": ANY,  # defaulted to true on every pod; false is what the kubelet does today
-    "hostNetwork": (False,),
+    # true: the pod's containers join its *node container's* network namespace (runtime.py) — the lab
+    # node's eth0, cni0 and IP, never the host's; no CNI call
+    "hostNetwork": ANY,
     "hostPID": (False,),
     "hostIPC": (False,),
     "hostUsers": (True,),
@@ -116,6 +119,8 @@ CONTAINER: dict[str, Accepts] = {
     "ports[].containerPort": ANY,
     "ports[].name": ANY,  # probes and Services' targetPort find named ports
     "ports[].protocol": ANY,
+    "ports[].hostPort": ANY,  # forwarded on the node by the chained labctl-portmap plugin (labctl/cni/portmap.py)
+    "ports[].hostIP": ANY,    # the portmap rule's destination address
     "resources.limits.cpu": ANY,
     "resources.limits.memory": ANY,
     "resources.requests.cpu": ANY,
@@ -175,7 +180,6 @@ def _unconfined(value: Any) -> bool:
 UNSAFE_POD_SPEC: dict[str, Unsafe] = {
     "hostPID": (_true, "its processes"),
     "hostIPC": (_true, "its IPC namespace"),
-    "hostNetwork": (_true, "its network namespace"),  # until the kubelet gives such pods the node's
     "volumes[].hostPath": (_present, "its filesystem"),  # a path inside the node would not: a rule for that
     "securityContext.sysctls": (_present, "its kernel settings"),
     "securityContext.seccompProfile.type": (_unconfined, "every system call"),

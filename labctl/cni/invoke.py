@@ -5,8 +5,16 @@ network config it wrote to ``/etc/cni/net.d``; ``labctl-bridge`` uses
 :func:`delegate` to hand IPAM to ``labctl-host-local``. Both exec the plugin
 named by ``type`` from ``CNI_PATH`` with the ``CNI_*`` environment and the
 config on stdin, and turn the spec's error JSON into :class:`CNIError`.
-A ``.conflist`` (``{"plugins": [...]}``) runs its plugins in order on ADD,
-passing each result on as ``prevResult``, and in reverse on DEL, as libcni does.
+A network configuration list (``{"plugins": [...]}``) runs its plugins in order on
+ADD, passing each result on as ``prevResult``, in reverse on DEL, and in order on
+CHECK with the ADD's result as ``prevResult``; ``runtimeConfig`` carries only the
+capability arguments (e.g. ``portMappings``) a plugin declares in its
+``capabilities``, as libcni's ``injectRuntimeConfig`` does. :func:`load_netconf_dir`
+parses files as libcni does: a ``.conflist`` must have ``plugins``, a ``.conf`` is
+one plugin, made into a list of one. Given a ``cache_dir``, ADD keeps its result and
+capability arguments where libcni keeps them (``<cache_dir>/results/<network>-<container>-<ifname>``,
+libcni's ``cniCacheV1`` format), and DEL hands them back to the plugins as
+``prevResult`` and ``runtimeConfig``, then forgets them.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CNI_PATH = ["/opt/cni/bin"]
 DEFAULT_CONF_DIR = "/etc/cni/net.d"
+DEFAULT_CACHE_DIR = "/var/lib/cni"  # libcni's CacheDir
 #: A plugin that hangs must not hang the node agent's pod sync forever.
 PLUGIN_TIMEOUT_S = 60.0
 PIPE_BUFFER = 65536  # Linux default pipe capacity
@@ -133,15 +142,22 @@ def delegate(plugin_type: str, command: str, stdin_data: bytes, **kw: Any) -> di
     return exec_plugin(plugin_type, command, stdin_data, **kw)
 
 
-def _plugin_confs(netconf: dict[str, Any]) -> list[dict[str, Any]]:
-    """Expand a conflist into per-plugin configs carrying ``name`` and ``cniVersion``."""
-    if "plugins" not in netconf:
-        return [netconf]
+def _plugin_confs(netconf: dict[str, Any], capability_args: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Expand a configuration list into per-plugin configs, as libcni builds each plugin's stdin.
+
+    Each plugin gets the list's ``name`` and ``cniVersion``, and a ``runtimeConfig`` holding
+    the capability arguments it declared (``"capabilities": {"portMappings": true}``).
+    """
+    plugins = netconf["plugins"] if "plugins" in netconf else [netconf]
     confs = []
-    for plugin in netconf["plugins"]:
+    for plugin in plugins:
         conf = dict(plugin)
         conf["name"] = netconf.get("name", "")
         conf["cniVersion"] = netconf.get("cniVersion", types.CURRENT_VERSION)
+        declared = conf.get("capabilities") or {}
+        runtime = {k: v for k, v in (capability_args or {}).items() if declared.get(k)}
+        if runtime:
+            conf["runtimeConfig"] = dict(conf.get("runtimeConfig") or {}, **runtime)
         confs.append(conf)
     return confs
 
@@ -157,6 +173,38 @@ def _encode(conf: dict[str, Any], prev_result: dict[str, Any] | None) -> bytes:
     return json.dumps(conf).encode()
 
 
+def cache_path(cache_dir: str, network: str, container_id: str, ifname: str) -> str:
+    """Where libcni caches one attachment's result: ``results/<network>-<container>-<ifname>``."""
+    return os.path.join(cache_dir, "results", f"{network}-{container_id}-{ifname}")
+
+
+def _write_cache(cache_dir: str, netconf: dict[str, Any], container_id: str, ifname: str,
+                 capability_args: dict[str, Any] | None, result: dict[str, Any]) -> None:
+    import base64  # only the node agent caches: keep it off the plugins' exec path
+
+    entry = {"kind": "cniCacheV1", "containerId": container_id, "ifName": ifname,
+             "networkName": netconf.get("name", ""), "config": base64.b64encode(json.dumps(netconf).encode()).decode(),
+             "result": result}
+    if capability_args:
+        entry["capabilityArgs"] = capability_args
+    path = cache_path(cache_dir, netconf.get("name", ""), container_id, ifname)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(entry, f)
+    os.replace(tmp, path)
+
+
+def read_cache(cache_dir: str, network: str, container_id: str, ifname: str) -> dict[str, Any] | None:
+    """The cached entry of one attachment (libcni's ``cniCacheV1``), or None when there is none."""
+    try:
+        with open(cache_path(cache_dir, network, container_id, ifname)) as f:
+            entry = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
 def add(
     netconf: dict[str, Any],
     container_id: str,
@@ -164,14 +212,18 @@ def add(
     ifname: str = "eth0",
     cni_path: list[str] | None = None,
     cni_args: str = "",
+    capability_args: dict[str, Any] | None = None,
+    cache_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Attach a pod sandbox to the network; return the final CNI result."""
+    """Attach a pod sandbox to the network; return the final CNI result (cached in ``cache_dir``)."""
     result: dict[str, Any] | None = None
     kw = _call_kw(container_id, netns_path, ifname, cni_path, cni_args)
-    for conf in _plugin_confs(netconf):
+    for conf in _plugin_confs(netconf, capability_args):
         result = exec_plugin(conf.get("type", ""), "ADD", _encode(conf, result), **kw) or result
     if result is None:
         raise CNIError(types.ERR_DECODE, f"network {netconf.get('name', '')!r} returned no result")
+    if cache_dir:
+        _write_cache(cache_dir, netconf, container_id, ifname, capability_args, result)
     return result
 
 
@@ -183,11 +235,26 @@ def delete(
     cni_path: list[str] | None = None,
     prev_result: dict[str, Any] | None = None,
     cni_args: str = "",
+    capability_args: dict[str, Any] | None = None,
+    cache_dir: str | None = None,
 ) -> None:
-    """Detach a pod sandbox and release its addresses; safe to call twice."""
+    """Detach a pod sandbox and release its addresses; safe to call twice.
+
+    With ``cache_dir`` the ADD's cached result and capability arguments stand in for the
+    ones not given, and the cache entry goes once every plugin succeeded.
+    """
+    cached = read_cache(cache_dir, netconf.get("name", ""), container_id, ifname) if cache_dir else None
+    if cached is not None:
+        prev_result = prev_result or cached.get("result")
+        capability_args = capability_args or cached.get("capabilityArgs")
     kw = _call_kw(container_id, netns_path, ifname, cni_path, cni_args)
-    for conf in reversed(_plugin_confs(netconf)):
+    for conf in reversed(_plugin_confs(netconf, capability_args)):
         exec_plugin(conf.get("type", ""), "DEL", _encode(conf, prev_result), **kw)
+    if cached is not None and cache_dir:
+        try:
+            os.remove(cache_path(cache_dir, netconf.get("name", ""), container_id, ifname))
+        except FileNotFoundError:
+            pass
 
 
 def check(
@@ -198,10 +265,11 @@ def check(
     ifname: str = "eth0",
     cni_path: list[str] | None = None,
     cni_args: str = "",
+    capability_args: dict[str, Any] | None = None,
 ) -> None:
     """Verify the pod's network still matches ``prev_result``; raise CNIError if not."""
     kw = _call_kw(container_id, netns_path, ifname, cni_path, cni_args)
-    for conf in _plugin_confs(netconf):
+    for conf in _plugin_confs(netconf, capability_args):
         exec_plugin(conf.get("type", ""), "CHECK", _encode(conf, prev_result), **kw)
 
 
@@ -210,14 +278,46 @@ def version(plugin_type: str, cni_path: list[str] | None = None) -> dict[str, An
     return exec_plugin(plugin_type, "VERSION", b"", cni_path=cni_path or DEFAULT_CNI_PATH) or {}
 
 
+def parse_netconf_file(name: str, data: bytes) -> dict[str, Any]:
+    """Parse one file of ``/etc/cni/net.d`` into a configuration list, with libcni's errors.
+
+    A ``.conflist`` needs ``plugins`` (libcni: ``no 'plugins' key``), each with a ``type``;
+    a ``.conf``/``.json`` is a single plugin, turned into a list of one (``ConfListFromConf``).
+    """
+    try:
+        conf = json.loads(data)
+    except ValueError as err:
+        raise CNIError(types.ERR_DECODE, f"error parsing configuration {name!r}", str(err)) from err
+    if not isinstance(conf, dict):
+        raise CNIError(types.ERR_DECODE, f"error parsing configuration {name!r}", "not a JSON object")
+    if not name.endswith(".conflist"):
+        if not conf.get("type"):
+            raise CNIError(types.ERR_INVALID_NETCONF, f"error parsing configuration {name!r}: missing 'type'")
+        plugin = {k: v for k, v in conf.items() if k not in ("name", "cniVersion")}
+        conf = {"cniVersion": conf.get("cniVersion", types.CURRENT_VERSION), "name": conf.get("name", ""),
+                "plugins": [plugin]}
+    plugins = conf.get("plugins")
+    if plugins is None:
+        raise CNIError(types.ERR_INVALID_NETCONF, "error parsing configuration list: no 'plugins' key")
+    if not isinstance(plugins, list) or not plugins:
+        raise CNIError(types.ERR_INVALID_NETCONF, "error parsing configuration list: 'plugins' must be a non-empty list")
+    if not conf.get("name"):
+        raise CNIError(types.ERR_INVALID_NETCONF, "error parsing configuration list: no name")
+    for i, plugin in enumerate(plugins):
+        if not isinstance(plugin, dict) or not plugin.get("type"):
+            raise CNIError(types.ERR_INVALID_NETCONF, f"error parsing configuration list: plugins[{i}] has no 'type'")
+    return conf
+
+
 def load_netconf_dir(conf_dir: str = DEFAULT_CONF_DIR) -> dict[str, Any]:
-    """Return the first network config in ``conf_dir`` by file name, as the kubelet picks it."""
+    """Return the first network configuration in ``conf_dir`` by file name, as a list (libcni's pick)."""
     from pathlib import Path  # only the node agent calls this: keep it off the plugins' exec path
 
     files = sorted(p for p in Path(conf_dir).glob("*") if p.suffix in (".conf", ".conflist", ".json"))
     if not files:
         raise CNIError(types.ERR_INVALID_NETCONF, f"no network config found in {conf_dir!r}")
     try:
-        return json.loads(files[0].read_text())
-    except (OSError, ValueError) as err:
-        raise CNIError(types.ERR_DECODE, f"failed to load network config {str(files[0])!r}", str(err)) from err
+        data = files[0].read_bytes()
+    except OSError as err:
+        raise CNIError(types.ERR_IO, f"failed to load network config {str(files[0])!r}", str(err)) from err
+    return parse_netconf_file(files[0].name, data)

@@ -37,6 +37,7 @@ ERR_NODE_NAME = "node(s) didn't match the requested node name"
 ERR_NODE_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
 ERR_UNSCHEDULABLE = "node(s) were unschedulable"
 ERR_NO_NODES = "no nodes available to schedule pods"
+ERR_NODE_PORTS = "node(s) didn't have free ports for the requested pod ports"
 PREEMPTION_NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_PREEMPTION_VICTIMS = "No preemption victims found for incoming pod"
 PREEMPT_NEVER = "not eligible due to preemptionPolicy=Never."
@@ -282,6 +283,36 @@ def filter_node_affinity(pi: PodInfo, ni: NodeInfo) -> Status | None:
     return None
 
 
+def host_ports(pod: Mapping) -> list[tuple[str, str, int]]:
+    """``(hostIP, protocol, hostPort)`` of every container port with a hostPort (``schedutil.GetHostPorts``).
+
+    Init containers' count too: the kubelet forwards theirs as well (network.port_mappings).
+    """
+    out = []
+    spec = pod.get("spec") or {}
+    for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        for port in container.get("ports") or []:
+            if port.get("hostPort"):
+                out.append((port.get("hostIP") or "0.0.0.0", port.get("protocol") or "TCP", int(port["hostPort"])))
+    return out
+
+
+def _ports_conflict(a: tuple[str, str, int], b: tuple[str, str, int]) -> bool:
+    """Same protocol and port, and the same address or either on every address (``HostPortInfo``)."""
+    return a[1:] == b[1:] and (a[0] == b[0] or "0.0.0.0" in (a[0], b[0]))
+
+
+def filter_node_ports(pi: PodInfo, ni: NodeInfo) -> Status | None:
+    """``NodePorts``: two pods' hostPorts on one node would fight over the node's DNAT (labctl-portmap)."""
+    wanted = host_ports(pi.pod)
+    if not wanted:
+        return None
+    used = [p for other in ni.pods.values() for p in host_ports(other.pod)]
+    if any(_ports_conflict(w, u) for w in wanted for u in used):
+        return Status(UNSCHEDULABLE, [ERR_NODE_PORTS])
+    return None
+
+
 def filter_resources_fit(pi: PodInfo, ni: NodeInfo) -> Status | None:
     """``NodeResourcesFit``: requests against allocatable minus what bound pods request.
 
@@ -307,12 +338,13 @@ def filter_resources_fit(pi: PodInfo, ni: NodeInfo) -> Status | None:
 
 
 FilterPlugin = Callable[[PodInfo, NodeInfo], "Status | None"]
-# kube-scheduler's default filter order (NodePorts and the volume plugins have nothing to check here).
+# kube-scheduler's default filter order (the volume plugins have nothing to check here).
 FILTERS: list[tuple[str, FilterPlugin]] = [
     ("NodeUnschedulable", filter_node_unschedulable),
     ("NodeName", filter_node_name),
     ("TaintToleration", filter_taint_toleration),
     ("NodeAffinity", filter_node_affinity),
+    ("NodePorts", filter_node_ports),
     ("NodeResourcesFit", filter_resources_fit),
 ]
 

@@ -87,6 +87,16 @@ class Flavour:
         conf.update(overrides)
         return conf
 
+    @property
+    def portmap_type(self) -> str:
+        return "labctl-portmap" if self.bridge_type.startswith("labctl-") else "portmap"
+
+    def conflist(self, **bridge_overrides: Any) -> dict[str, Any]:
+        """The node's configuration list (bridge, then portmap), as the node agent writes it."""
+        bridge = {k: v for k, v in self.netconf(**bridge_overrides).items() if k not in ("cniVersion", "name")}
+        portmap = {"type": self.portmap_type, "capabilities": {"portMappings": True}, "snat": True}
+        return {"cniVersion": "1.0.0", "name": "labctl", "plugins": [bridge, portmap]}
+
     def call(self, command: str, *, container_id: str = "", netns: str = "", ifname: str = "eth0",
              conf: dict[str, Any] | bytes | None = None, env: dict[str, str] | None = None,
              plugin: str | None = None) -> PluginRun:

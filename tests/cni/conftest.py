@@ -27,11 +27,12 @@ def _require_root(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="session")
 def cni_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CNI_PATH dir with labctl-bridge, labctl-host-local and the reference bridge/host-local."""
+    """A CNI_PATH dir with labctl's three plugins and the reference bridge/host-local/portmap."""
     d = tmp_path_factory.mktemp("cni-bin")
     write_wrapper(d / "labctl-bridge", "labctl.cni.bridge")
     write_wrapper(d / "labctl-host-local", "labctl.cni.ipam.plugin")
-    for name in ("bridge", "host-local"):
+    write_wrapper(d / "labctl-portmap", "labctl.cni.portmap")
+    for name in ("bridge", "host-local", "portmap"):
         if (REFERENCE_DIR / name).exists():
             (d / name).symlink_to(REFERENCE_DIR / name)
     return d

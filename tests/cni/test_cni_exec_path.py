@@ -20,8 +20,9 @@ HEAVY = ("pyroute2", "asyncio", "pathlib", "dataclasses", "inspect", "typing", "
 IMPORT_PLUGINS = f"""
 import sys
 sys.path.insert(0, {str(REPO)!r})
-import labctl.cni.bridge, labctl.cni.ipam.plugin
+import labctl.cni.bridge, labctl.cni.ipam.plugin, labctl.cni.portmap
 labctl.cni.bridge.host_veth_name("c", "eth0")
+labctl.cni.portmap_rules.dnat_chain_name("labctl", "c")
 print(" ".join(sorted({{m.split(".")[0] for m in sys.modules}} & set(sys.argv[1:]))))
 """
 

@@ -6,8 +6,9 @@ import pytest
 
 from labctl.agent.kubelet.backoff import Backoff
 from labctl.agent.kubelet.images import alias_for, offline_message, split_tag, with_default_tag
-from labctl.agent.kubelet.network import build_netconf, result_ip, wanted_routes
+from labctl.agent.kubelet.network import build_netconf, port_mappings, result_ip, wanted_routes
 from labctl.agent.kubelet.runtime import (
+    HOST_NETWORK_LABEL,
     ContainerRecord,
     PodRef,
     build_container,
@@ -15,6 +16,7 @@ from labctl.agent.kubelet.runtime import (
     docker_epoch,
     docker_time,
     expand,
+    record_from_inspect,
     resource_limits,
 )
 from labctl.agent.kubelet.status import ContainerView, build_pod_status, container_status, pod_phase, qos_class
@@ -176,6 +178,31 @@ def test_app_container_joins_sandbox_and_honours_command_args_env_workdir():
     assert spec.labels[c.CONTAINER_ATTEMPT_LABEL] == "2"
 
 
+@pytest.mark.parametrize("dns_policy, resolv_bind", [
+    (None, None), ("ClusterFirst", None), ("Default", None),
+    ("ClusterFirstWithHostNet", ["/var/lib/docker/containers/sb1/resolv.conf:/etc/resolv.conf:ro"]),
+])
+def test_host_network_pod_joins_the_node_container_not_the_host(dns_policy, resolv_bind):
+    """The node's namespace (never ``host``); the node's resolver unless ClusterFirstWithHostNet."""
+    container = {"name": "app", "image": "i"}
+    p = pod([container])
+    p["spec"]["hostNetwork"] = True
+    if dns_policy:
+        p["spec"]["dnsPolicy"] = dns_policy
+    sandbox = build_sandbox(p, ClusterConfig(name="lab"), "lab-worker")
+    assert sandbox.labels[HOST_NETWORK_LABEL] == "true"
+    spec = build_container(p, container, "i", "sb1", 0, ClusterConfig(name="lab"), "lab-worker", "172.30.0.3",
+                           "172.30.0.3", sandbox_resolv_conf="/var/lib/docker/containers/sb1/resolv.conf")
+    assert spec.host_config["network_mode"] == "container:lab-worker"
+    assert spec.host_config["ipc_mode"] == "container:sb1"
+    assert spec.host_config.get("binds") == resolv_bind
+    info = {"Id": "sb1", "Config": {"Labels": sandbox.labels}, "State": {"Running": True},
+            "ResolvConfPath": "/var/lib/docker/containers/sb1/resolv.conf"}
+    record = record_from_inspect(info)
+    assert record.host_network and record.resolv_conf.endswith("sb1/resolv.conf")
+    assert not record_from_inspect({**info, "Config": {"Labels": {}}}).host_network
+
+
 def test_expand_leaves_unknown_references():
     assert expand("$(A)-$(B)", {"A": "1"}) == "1-$(B)"
 
@@ -192,9 +219,25 @@ def test_pod_ref_describe():
 
 # -- network -------------------------------------------------------------------------------
 def test_netconf_uses_first_ip_as_gateway():
-    conf = build_netconf("10.244.1.0/24")
-    assert conf["type"] == "labctl-bridge" and conf["bridge"] == "cni0" and conf["ipMasq"] is False
-    assert conf["ipam"]["ranges"] == [[{"subnet": "10.244.1.0/24", "gateway": "10.244.1.1"}]]
+    bridge, portmap = build_netconf("10.244.1.0/24")["plugins"]
+    assert bridge["type"] == "labctl-bridge" and bridge["bridge"] == "cni0" and bridge["ipMasq"] is False
+    assert bridge["ipam"]["ranges"] == [[{"subnet": "10.244.1.0/24", "gateway": "10.244.1.1"}]]
+    assert portmap == {"type": "labctl-portmap", "capabilities": {"portMappings": True}, "snat": True}
+
+
+def test_port_mappings_are_the_host_ports_as_cri_spells_them():
+    p = pod(containers=[
+        {"name": "a", "image": "x", "ports": [{"containerPort": 80, "hostPort": 8081},
+                                               {"containerPort": 53, "hostPort": 5353, "protocol": "UDP",
+                                                "hostIP": "172.30.0.3"},
+                                               {"containerPort": 9090}]},
+        {"name": "b", "image": "x"}])
+    assert port_mappings(p) == [{"hostPort": 8081, "containerPort": 80, "protocol": "tcp"},
+                                {"hostPort": 5353, "containerPort": 53, "protocol": "udp", "hostIP": "172.30.0.3"}]
+    p["spec"]["initContainers"] = [{"name": "proxy", "image": "x", "restartPolicy": "Always",
+                                    "ports": [{"containerPort": 15000, "hostPort": 15000}]}]
+    assert port_mappings(p)[0] == {"hostPort": 15000, "containerPort": 15000, "protocol": "tcp"}
+    assert port_mappings(pod()) == []
 
 
 def test_result_ip_and_wanted_routes():

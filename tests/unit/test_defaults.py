@@ -82,6 +82,16 @@ def test_container_ports_and_probes():
     assert ctr["readinessProbe"]["periodSeconds"] == 3
 
 
+def test_host_network_pods_get_their_container_ports_as_host_ports():
+    pod = _pod({"name": "c", "image": "nginx", "ports": [{"containerPort": 80}, {"containerPort": 53, "hostPort": 53}]},
+               hostNetwork=True)
+    strategy_for("pods").default(pod)
+    assert [p["hostPort"] for p in pod["spec"]["containers"][0]["ports"]] == [80, 53]
+    plain = _pod({"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]})
+    strategy_for("pods").default(plain)
+    assert "hostPort" not in plain["spec"]["containers"][0]["ports"][0]
+
+
 def test_requests_default_from_limits_on_pods_only():
     ctr = {"name": "c", "image": "nginx", "resources": {"limits": {"cpu": "500m", "memory": "128Mi"},
                                                           "requests": {"cpu": "100m"}}}

@@ -68,7 +68,6 @@ def test_kubes_own_defaults_and_their_no_op_values_pass():
     (pod_spec(livenessProbe={"grpc": {"port": 9000}}), "spec.containers[0].livenessProbe.grpc"),
     (pod_spec(securityContext={"runAsUser": 1000}), "spec.containers[0].securityContext.runAsUser"),
     (pod_spec(volumeMounts=[{"name": "v", "mountPath": "/v"}]), "spec.containers[0].volumeMounts"),
-    (pod_spec(ports=[{"containerPort": 80, "hostPort": 8081}]), "spec.containers[0].ports[0].hostPort"),
     (pod_spec(resources={"limits": {"ephemeral-storage": "1Gi"}}),
      "spec.containers[0].resources.limits.ephemeral-storage"),
     ({**pod_spec(), "initContainers": [{"name": "init", "image": "busybox", "resources": {"limits": {
@@ -116,7 +115,6 @@ def test_a_value_labctl_would_ignore_is_refused_with_the_ones_it_honours(spec: d
      "spec.containers[0].securityContext.appArmorProfile.type", "an unconfined process"),
     ({**pod_spec(), "hostPID": True}, "spec.hostPID", "its processes"),
     ({**pod_spec(), "hostIPC": True}, "spec.hostIPC", "its IPC namespace"),
-    ({**pod_spec(), "hostNetwork": True}, "spec.hostNetwork", "its network namespace"),
     ({**pod_spec(), "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}, "spec.volumes[0].hostPath",
      "its filesystem"),
     ({**pod_spec(), "volumes": [{"name": "sock", "hostPath": {"path": "/var/run/docker.sock"}}]},
@@ -132,6 +130,14 @@ def test_a_value_labctl_would_ignore_is_refused_with_the_ones_it_honours(spec: d
 ])
 def test_what_would_give_a_pod_the_host_is_refused_with_that_reason(spec: dict, path: str, what: str):
     assert refused(spec) == {path: f"{GIVES_THE_HOST} ({what})"}
+
+
+def test_host_ports_and_the_nodes_network_are_honoured():
+    """hostPort through labctl-portmap; hostNetwork is the lab node's namespace, not the host's."""
+    spec = pod_spec(ports=[{"containerPort": 80, "hostPort": 8081, "hostIP": "172.30.0.3", "protocol": "TCP"}])
+    assert refused(spec) == {}
+    assert refused({**pod_spec(ports=[{"containerPort": 8080, "hostPort": 8080}]), "hostNetwork": True,
+                    "dnsPolicy": "ClusterFirstWithHostNet"}) == {}
 
 
 def test_the_unsafe_values_stay_refused_whatever_the_table_honours_later(monkeypatch):

@@ -12,6 +12,7 @@ from labctl.controllers._scheduling import (
     NodeInfo,
     PodInfo,
     filter_node_affinity,
+    filter_node_ports,
     filter_resources_fit,
     filter_taint_toleration,
     pod_requests,
@@ -120,6 +121,25 @@ def test_resources_fit_counts_bound_pods_and_knows_unresolvable():
     full = NodeInfo(node("worker", pods="1"))
     full.add_pod("default/a", pod("a"))
     assert filter_resources_fit(pi(), full).reasons == ["Too many pods"]
+
+
+def test_node_ports_keep_two_pods_with_one_host_port_apart():
+    def with_ports(name: str, *ports: dict) -> dict:
+        p = pod(name)
+        p["spec"]["containers"][0]["ports"] = list(ports)
+        return p
+    ni = NodeInfo(node("worker"))
+    ni.add_pod("default/a", with_ports("a", {"containerPort": 80, "hostPort": 8081, "protocol": "TCP"}))
+    status = filter_node_ports(PodInfo.of(with_ports("b", {"containerPort": 80, "hostPort": 8081})), ni)
+    assert (status.code, status.reasons) == (UNSCHEDULABLE, ["node(s) didn't have free ports for the requested pod ports"])
+    for free in ({"containerPort": 80, "hostPort": 8082}, {"containerPort": 53, "hostPort": 8081, "protocol": "UDP"},
+                 {"containerPort": 80}):
+        assert filter_node_ports(PodInfo.of(with_ports("c", free)), ni) is None
+    pinned = NodeInfo(node("worker"))
+    pinned.add_pod("default/a", with_ports("a", {"containerPort": 80, "hostPort": 8081, "hostIP": "172.30.0.3"}))
+    assert filter_node_ports(PodInfo.of(with_ports("d", {"containerPort": 80, "hostPort": 8081,
+                                                         "hostIP": "172.30.0.4"})), pinned) is None
+    assert filter_node_ports(PodInfo.of(with_ports("e", {"containerPort": 80, "hostPort": 8081})), pinned) is not None
 
 
 # -- scheduling and messages ------------------------------------------------------------

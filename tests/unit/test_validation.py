@@ -183,6 +183,9 @@ INVALID: list[tuple[str, Callable[[], dict], Callable[[dict], None], list[str]]]
     ("pods", pod, _set("spec.tolerations", [{"operator": "Equal", "value": "x"}]),
      ['spec.tolerations[0].operator: Invalid value: "Equal": operator must be Exists when `key` is empty, which '
       'means "match all values and all keys"']),
+    ("pods", pod, lambda p: (p["spec"].update(hostNetwork=True),
+                             p["spec"]["containers"][0].update(ports=[{"containerPort": 80, "hostPort": 8081}])),
+     ["spec.containers[0].ports[0].hostPort: Invalid value: 8081: must match `containerPort` when `hostNetwork` is true"]),
     # services
     ("services", service, _set("spec.ports", []), ["spec.ports: Required value"]),
     ("services", service, _set("spec.ports.0.port", 0), ["spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive"]),

@@ -1,8 +1,10 @@
 """The pod network, from the kubelet's side: CNI config, ADD/DEL, and host-gw routes.
 
 The agent drives labctl's CNI plugins exactly as a container runtime does
-(:mod:`labctl.cni.invoke`: exec ``/opt/cni/bin/<type>`` with the config from
-``/etc/cni/net.d``), so a student can replay a pod's wiring by hand. The node's
+(:mod:`labctl.cni.invoke`: exec ``/opt/cni/bin/<type>`` for each plugin of the network
+configuration list it wrote to ``/etc/cni/net.d`` and read back, ``bridge`` then
+``portmap``), so a student can replay a pod's wiring by hand, or with libcni. A pod's
+``hostPort``s travel as the ``portMappings`` capability argument, as CRI runtimes pass them. The node's
 routes to the other nodes' podCIDRs (flannel's host-gw) are kept by
 :func:`labctl.cni.routes.sync_pod_cidr_routes` from the Node objects.
 
@@ -34,23 +36,48 @@ CNI_CONF_FILE = "10-labctl.conflist"
 NETWORK_NAME = "labctl"
 BRIDGE = "cni0"
 IPAM_DATA_DIR = "/var/lib/cni/networks"
+CNI_CACHE_DIR = "/var/lib/cni"  # results/<network>-<sandbox id>-eth0, libcni's cache layout
 SYS_CLASS_NET = Path("/sys/class/net")
 #: plugin type → the Python module its executable in /opt/cni/bin runs
-PLUGINS = {"labctl-bridge": "labctl.cni.bridge", "labctl-host-local": "labctl.cni.ipam.plugin"}
+PLUGINS = {"labctl-bridge": "labctl.cni.bridge", "labctl-host-local": "labctl.cni.ipam.plugin",
+           "labctl-portmap": "labctl.cni.portmap"}
 
 
 def build_netconf(pod_cidr: str) -> dict[str, Any]:
-    """The node's network config: bridge ``cni0`` as gateway, host-local IPAM over the podCIDR.
+    """The node's network configuration list (CNI spec 1.0): ``labctl-bridge``, then ``labctl-portmap``.
 
-    ``ipMasq`` is off because pods talk to each other by their real IPs (no NAT);
-    ``hairpinMode`` lets a pod reach itself through a Service.
+    The bridge makes ``cni0`` the gateway with host-local IPAM over the podCIDR; ``ipMasq``
+    is off because pods talk to each other by their real IPs (no NAT); ``hairpinMode`` lets
+    a pod reach itself through a Service. The chained portmap plugin declares the
+    ``portMappings`` capability, so only it receives the pod's hostPorts.
     """
     net = ipaddress.ip_network(pod_cidr, strict=False)
     gateway = str(next(net.hosts()))
-    return {"cniVersion": "1.0.0", "name": NETWORK_NAME, "type": "labctl-bridge", "bridge": BRIDGE,
-            "isGateway": True, "ipMasq": False, "hairpinMode": True, "mtu": 1500,
-            "ipam": {"type": "labctl-host-local", "ranges": [[{"subnet": str(net), "gateway": gateway}]],
-                     "routes": [{"dst": "0.0.0.0/0"}], "dataDir": IPAM_DATA_DIR}}
+    bridge = {"type": "labctl-bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False, "hairpinMode": True,
+              "mtu": 1500,
+              "ipam": {"type": "labctl-host-local", "ranges": [[{"subnet": str(net), "gateway": gateway}]],
+                       "routes": [{"dst": "0.0.0.0/0"}], "dataDir": IPAM_DATA_DIR}}
+    portmap = {"type": "labctl-portmap", "capabilities": {"portMappings": True}, "snat": True}
+    return {"cniVersion": "1.0.0", "name": NETWORK_NAME, "plugins": [bridge, portmap]}
+
+
+def port_mappings(pod: dict) -> list[dict[str, Any]]:
+    """The ``portMappings`` capability argument: every container port with a ``hostPort`` (pure).
+
+    Spelled as CRI runtimes spell it for CNI: protocol in lower case, ``hostIP`` only when set.
+    Init containers' ports count too (a sidecar may serve one): they share the pod's IP.
+    """
+    out: list[dict[str, Any]] = []
+    spec = pod.get("spec") or {}
+    for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        for port in container.get("ports") or []:
+            if port.get("hostPort"):
+                entry = {"hostPort": int(port["hostPort"]), "containerPort": int(port["containerPort"]),
+                         "protocol": str(port.get("protocol") or "TCP").lower()}
+                if port.get("hostIP"):
+                    entry["hostIP"] = port["hostIP"]
+                out.append(entry)
+    return out
 
 
 def wrapper_script(module: str, python: str = sys.executable) -> str:
@@ -74,13 +101,12 @@ def install_cni(pod_cidr: str, bin_dir: Path = CNI_BIN_DIR, conf_dir: Path = CNI
             tmp.write_text(text)
             tmp.chmod(0o755)
             os.replace(tmp, target)
-    netconf = build_netconf(pod_cidr)
     conf_dir.mkdir(parents=True, exist_ok=True)
     path = conf_dir / CNI_CONF_FILE
-    text = json.dumps(netconf, indent=2) + "\n"
+    text = json.dumps(build_netconf(pod_cidr), indent=2) + "\n"
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
-    return netconf
+    return invoke.load_netconf_dir(str(conf_dir))  # read back as a runtime would: a bad file fails here
 
 
 def result_ip(result: dict[str, Any]) -> str:
@@ -92,16 +118,24 @@ def result_ip(result: dict[str, Any]) -> str:
     raise ValueError(f"CNI result has no IPv4 address: {json.dumps(result)[:200]}")
 
 
-def setup_pod_network(netconf: dict[str, Any], sandbox_id: str, netns: str) -> str:
-    """CNI ADD for a sandbox; returns the pod IP (blocking)."""
-    return result_ip(invoke.add(netconf, sandbox_id, netns, ifname="eth0", cni_path=[str(CNI_BIN_DIR)]))
+def setup_pod_network(netconf: dict[str, Any], sandbox_id: str, netns: str,
+                      mappings: list[dict[str, Any]] | None = None) -> str:
+    """CNI ADD of the whole list for a sandbox, with its hostPorts; returns the pod IP (blocking)."""
+    return result_ip(invoke.add(netconf, sandbox_id, netns, ifname="eth0", cni_path=[str(CNI_BIN_DIR)],
+                                capability_args={"portMappings": mappings} if mappings else None,
+                                cache_dir=CNI_CACHE_DIR))
 
 
 def teardown_pod_network(netconf: dict[str, Any], sandbox_id: str, netns: str = "") -> None:
-    """CNI DEL: releases the IP and removes the veth; fine to repeat, fine without a netns."""
+    """CNI DEL, last plugin first: the hostPort rules, then the IP and the veth; fine to repeat, fine without a netns.
+
+    As a runtime does, the plugins get the ADD's cached result and ``portMappings`` back;
+    ``labctl-portmap`` also finds the sandbox's chain by its name without them, so a
+    sandbox with no cache entry (made before the cache existed) is cleaned up too.
+    """
     if netns and not os.path.exists(netns):
         netns = ""
-    invoke.delete(netconf, sandbox_id, netns, ifname="eth0", cni_path=[str(CNI_BIN_DIR)])
+    invoke.delete(netconf, sandbox_id, netns, ifname="eth0", cni_path=[str(CNI_BIN_DIR)], cache_dir=CNI_CACHE_DIR)
 
 
 def pod_network_problem(sandbox_id: str, ifname: str = "eth0", bridge: str = BRIDGE,

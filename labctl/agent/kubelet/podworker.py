@@ -23,7 +23,7 @@ from .images import ImagePullError, ResolvedImage, alias_message
 from .initcontainers import latest_record, plan_init, should_restart
 from .noderoot import node_root_mount_paths
 from .projection import DATA_LINK, volume_archive
-from .runtime import SANDBOX, ContainerRecord, PodRef, build_container, build_sandbox
+from .runtime import SANDBOX, ContainerRecord, PodRef, build_container, build_sandbox, host_network
 from .serviceaccount import MOUNT_PATH
 from .status import TERMINAL_PHASES, ContainerView, build_pod_status
 from .teardown import grace_seconds, kill_pod, release_sandboxes
@@ -48,6 +48,7 @@ class PodWorker:
         self.gone = False          # the API object is deleted: only clean up
         self.pod_ip = ""
         self.sandbox_ready = False
+        self.sandbox_resolv_conf = ""   # a hostNetwork pod's sandbox resolv.conf (engine path)
         self.released = False      # terminal pod: network released once
         self.start_time = (pod.get("status") or {}).get("startTime", "")
         self.waiting: dict[str, tuple[str, str]] = {}   # container → (reason, message)
@@ -125,6 +126,10 @@ class PodWorker:
 
     async def network_gone(self, sandbox: ContainerRecord) -> bool:
         """True when a running sandbox we wired has lost its veth (it must be re-created)."""
+        if sandbox.host_network:  # the node's own namespace: nothing of ours to lose
+            self.pod_ip, self.sandbox_ready = self.ctx.cfg.internal_ip, True
+            self.sandbox_resolv_conf = sandbox.resolv_conf
+            return False
         if not self.pod_ip:
             self.pod_ip = await self.ctx.blocking(network.pod_ip_in_netns, sandbox.netns)
             self.sandbox_ready = bool(self.pod_ip)
@@ -174,7 +179,8 @@ class PodWorker:
             if await self.start_network(sandbox_id):
                 await self.sync_containers({}, sandbox_id)
             return
-        needs_ip = any(_uses_pod_ip(c) for c in containers)
+        # a hostNetwork pod's containers may mount the started sandbox's resolv.conf
+        needs_ip = host_network(pod) or any(_uses_pod_ip(c) for c in containers)
         # the network's task first, so it queues for the blocking threads ahead of the creates
         network = asyncio.ensure_future(self.start_network(sandbox_id))
         network_ready, ids = await asyncio.gather(
@@ -198,8 +204,12 @@ class PodWorker:
             await ctx.blocking(ctx.runtime.start, sandbox_id)
             sandbox = await ctx.blocking(ctx.runtime.inspect, sandbox_id)
             t1 = time.monotonic()
-            async with ctx.cni_slots:
-                self.pod_ip = await ctx.blocking(network.setup_pod_network, ctx.netconf, sandbox_id, sandbox.netns)
+            if sandbox.host_network:  # the node's namespace: no CNI ADD, the node's IP
+                self.pod_ip, self.sandbox_resolv_conf = ctx.cfg.internal_ip, sandbox.resolv_conf
+            else:
+                async with ctx.cni_slots:
+                    self.pod_ip = await ctx.blocking(network.setup_pod_network, ctx.netconf, sandbox_id,
+                                                     sandbox.netns, network.port_mappings(self.pod))
             log.debug("pod %s/%s: sandbox start %.2fs, CNI ADD %.2fs", self.ref.namespace, self.ref.name,
                       t1 - t0, time.monotonic() - t1)
         except Exception as err:
@@ -323,7 +333,8 @@ class PodWorker:
             return ""
         ctx = self.ctx
         spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster,
-                               ctx.runtime.node_container, self.pod_ip, ctx.cfg.internal_ip, pid_container)
+                               ctx.runtime.node_container, self.pod_ip, ctx.cfg.internal_ip,
+                               pid_container=pid_container, sandbox_resolv_conf=self.sandbox_resolv_conf)
         try:
             tokens = ctx.tokens if ctx.tokens is not None and ctx.tokens.wanted(self.pod) else None
             token = await tokens.token(self.pod) if tokens is not None else None

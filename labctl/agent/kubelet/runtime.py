@@ -7,6 +7,14 @@ Names and labels follow dockershim (``k8s_POD_web_default_<uid>_0``,
 ``io.kubernetes.pod.name``…) so ``docker ps`` reads like a Kubernetes node, and Docker
 labels are the kubelet's memory: after an agent restart it finds its pods by label.
 
+A ``hostNetwork`` pod's app containers join the *node container's* network namespace
+(``network_mode: container:<node>``), never the real host's: they see ``cni0``, the
+veths and the node's IP, and no CNI plugin runs for them. Its sandbox still holds the
+pod's IPC namespace and, for ``dnsPolicy: ClusterFirstWithHostNet`` (or ``None``), the
+resolv.conf Docker wrote for it, bind-mounted into the app containers; with
+``ClusterFirst``/``Default`` they keep the node's resolv.conf, as Kubernetes gives a
+hostNetwork pod the node's resolver.
+
 The builders here are pure (unit-tested); :class:`Runtime` is the blocking Docker side,
 which the pod workers call from a thread pool.
 """
@@ -30,6 +38,10 @@ PAUSE_IMAGE = "labctl/pause:latest"
 SANDBOX = "POD"  # CONTAINER_NAME_LABEL value of sandboxes, as dockershim
 CPU_PERIOD_US = 100_000  # the kernel's CFS period the kubelet uses
 MIN_CPU_SHARES = 2
+#: On a sandbox: the pod has ``hostNetwork: true`` (so teardown knows no CNI DEL is due).
+HOST_NETWORK_LABEL = "io.labctl.pod.hostNetwork"
+#: dnsPolicies whose resolv.conf a hostNetwork pod takes from its sandbox, not from the node
+SANDBOX_RESOLV_POLICIES = ("ClusterFirstWithHostNet", "None")
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,8 @@ class ContainerRecord:
     finished_at: str = ""
     image_id: str = ""
     netns: str = ""    # NetworkSettings.SandboxKey (sandboxes)
+    host_network: bool = False  # a hostNetwork pod's sandbox (HOST_NETWORK_LABEL)
+    resolv_conf: str = ""  # ResolvConfPath: the engine's file behind /etc/resolv.conf
     error: str = ""
     finished_epoch: float = 0.0  # FinishedAt with sub-second precision, for back-off arithmetic
 
@@ -109,7 +123,8 @@ def record_from_inspect(info: dict) -> ContainerRecord:
         exit_code=int(state.get("ExitCode") or 0), oom_killed=bool(state.get("OOMKilled")),
         started_at=docker_time(state.get("StartedAt", "")), finished_at=docker_time(state.get("FinishedAt", "")),
         image_id=info.get("Image", ""), netns=(info.get("NetworkSettings") or {}).get("SandboxKey") or "",
-        error=state.get("Error") or "", finished_epoch=docker_epoch(state.get("FinishedAt", "")))
+        error=state.get("Error") or "", finished_epoch=docker_epoch(state.get("FinishedAt", "")),
+        host_network=labels.get(HOST_NETWORK_LABEL) == "true", resolv_conf=info.get("ResolvConfPath") or "")
 
 
 def pod_labels(pod: PodRef, cluster: str, node_container: str, container: str, attempt: int) -> dict[str, str]:
@@ -126,8 +141,13 @@ def docker_name(pod: PodRef, container: str, attempt: int) -> str:
     return f"k8s_{container}_{pod.name}_{pod.namespace}_{pod.uid}_{attempt}"
 
 
+def host_network(pod: dict) -> bool:
+    """``spec.hostNetwork``: the pod runs in its node container's network namespace."""
+    return bool((pod.get("spec") or {}).get("hostNetwork"))
+
+
 def build_sandbox(pod: dict, cluster: ClusterConfig, node_container: str, attempt: int = 0) -> CreateSpec:
-    """The pause container: hostname, DNS and network namespace of the pod."""
+    """The pause container: hostname, DNS and network namespace of the pod (unused when hostNetwork)."""
     ref = PodRef.of(pod)
     if pod.get("spec", {}).get("dnsPolicy") == "Default":
         # "Default": the node's resolver, i.e. what Docker writes from the host's resolv.conf
@@ -136,8 +156,10 @@ def build_sandbox(pod: dict, cluster: ClusterConfig, node_container: str, attemp
         host_config = {"network_mode": "none", "dns": [cluster.dns_service_ip],
                        "dns_search": cluster.dns_search(ref.namespace),
                        "dns_opt": ["ndots:5"], "ipc_mode": "shareable"}
-    return CreateSpec(docker_name(ref, SANDBOX, attempt), PAUSE_IMAGE,
-                      pod_labels(ref, cluster.name, node_container, SANDBOX, attempt), host_config,
+    labels = pod_labels(ref, cluster.name, node_container, SANDBOX, attempt)
+    if host_network(pod):
+        labels[HOST_NETWORK_LABEL] = "true"
+    return CreateSpec(docker_name(ref, SANDBOX, attempt), PAUSE_IMAGE, labels, host_config,
                       {"hostname": ref.name[:63]})
 
 
@@ -196,8 +218,14 @@ def build_env(pod: dict, container: dict, pod_ip: str, host_ip: str) -> dict[str
 
 
 def build_container(pod: dict, container: dict, image: str, sandbox_id: str, attempt: int, cluster: ClusterConfig,
-                    node_container: str, pod_ip: str = "", host_ip: str = "", pid_container: str = "") -> CreateSpec:
-    """An app container joined to the sandbox's network and IPC namespaces (and ``pid_container``'s PIDs)."""
+                    node_container: str, pod_ip: str = "", host_ip: str = "", *, pid_container: str = "",
+                    sandbox_resolv_conf: str = "") -> CreateSpec:
+    """An app container joined to the sandbox's network (the node's, if hostNetwork) and IPC namespaces,
+    and ``pid_container``'s PIDs when given (an ephemeral container's target).
+
+    ``sandbox_resolv_conf``: the engine's path of the sandbox's resolv.conf, which a
+    hostNetwork pod with a dnsPolicy in :data:`SANDBOX_RESOLV_POLICIES` mounts.
+    """
     ref = PodRef.of(pod)
     env = build_env(pod, container, pod_ip, host_ip)
     kwargs: dict[str, Any] = {"environment": env}
@@ -218,6 +246,10 @@ def build_container(pod: dict, container: dict, image: str, sandbox_id: str, att
     if added:  # admission lets through Docker's defaults and an ephemeral container's SYS_PTRACE only
         host_config["cap_add"] = [str(cap).upper().removeprefix("CAP_") for cap in added]
     host_config.update(node_debugger_namespaces(pod, node_container))
+    if host_network(pod):
+        host_config["network_mode"] = f"container:{node_container}"  # the node's namespace, not the host's
+        if pod["spec"].get("dnsPolicy") in SANDBOX_RESOLV_POLICIES and sandbox_resolv_conf:
+            host_config["binds"] = [f"{sandbox_resolv_conf}:/etc/resolv.conf:ro"]
     return CreateSpec(docker_name(ref, container["name"], attempt), image,
                       pod_labels(ref, cluster.name, node_container, container["name"], attempt), host_config, kwargs,
                       stdin_config(container))

@@ -59,12 +59,16 @@ async def _stop(ctx: KubeletContext, pod: dict | None, record: ContainerRecord, 
 
 
 async def release_sandboxes(ctx: KubeletContext, records: list[ContainerRecord], stop: bool = True) -> None:
-    """CNI DEL for every sandbox instance (namespace still there), then stop them."""
+    """CNI DEL for every sandbox instance (namespace still there), then stop them.
+
+    A hostNetwork pod's sandbox was never given to CNI, so it gets no DEL either.
+    """
     for sandbox in (r for r in records if r.name == SANDBOX):
         try:
-            async with ctx.cni_slots:
-                await ctx.blocking(teardown_pod_network, ctx.netconf, sandbox.id,
-                                   sandbox.netns if sandbox.running else "")
+            if not sandbox.host_network:
+                async with ctx.cni_slots:
+                    await ctx.blocking(teardown_pod_network, ctx.netconf, sandbox.id,
+                                       sandbox.netns if sandbox.running else "")
         except Exception as err:
             log.warning("failed to tear down the network of sandbox %s: %s", sandbox.id[:12], err)
         if stop and sandbox.running:
