@@ -105,6 +105,14 @@ class Lab:
                 return self.docker.api.inspect_container(row["Id"])
         return None
 
+    def pod_netns(self, sandbox: dict) -> str:
+        """The network namespace the pod of ``sandbox`` (:meth:`pod_sandbox`) lives in: the sandbox's,
+        or its node's for a ``hostNetwork`` pod (whose sandbox keeps an unused one of its own)."""
+        wanted = (sandbox.get("Config") or {}).get("Labels") or {}
+        if wanted.get(labels.HOST_NETWORK_LABEL) == "true" and wanted.get(labels.POD_NODE_LABEL):
+            sandbox = self.docker.api.inspect_container(wanted[labels.POD_NODE_LABEL])
+        return sandbox["NetworkSettings"]["SandboxKey"]
+
     @property
     def server(self) -> str | None:
         """The API server's URL on this machine, or ``None`` without a control plane."""

@@ -260,7 +260,8 @@ async def _send_probe(lab: Lab, net: LabNetwork, source: Peer, destination: Peer
         except docker.errors.NotFound:
             raise LabctlError(f"the sandbox of pod {pod} is gone (the pod was just deleted or restarted)",
                               hint="run the trace again") from None
-        argv = ["nsenter", f"--net={info['NetworkSettings']['SandboxKey']}", *argv]
+        netns = await asyncio.to_thread(lab.pod_netns, info)
+        argv = ["nsenter", f"--net={netns}", *argv]
     result = await Node(lab, NodeInfo(node.node, node.role, node.container, node.internal_ip, "running")).exec(argv)
     try:
         return json.loads(result.stdout.decode().strip().splitlines()[-1])

@@ -10,6 +10,8 @@ with no local state file. Pod containers also carry the labels dockershim gave t
 CLUSTER_LABEL = "io.labctl.cluster"
 #: pod containers created by node agents carry this label with the node's container name
 POD_NODE_LABEL = "io.labctl.pod.node"
+#: on a sandbox: the pod has ``hostNetwork: true``, its containers are in the node's network namespace
+HOST_NETWORK_LABEL = "io.labctl.pod.hostNetwork"
 
 POD_NAME_LABEL = "io.kubernetes.pod.name"
 POD_NAMESPACE_LABEL = "io.kubernetes.pod.namespace"

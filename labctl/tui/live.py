@@ -370,7 +370,7 @@ class LiveSource:
         if info is None:
             raise LabctlError(f"pod {namespace}/{pod} has no running sandbox")
         node = (info.get("Config", {}).get("Labels") or {}).get(labels.POD_NODE_LABEL, "")
-        return info["NetworkSettings"]["SandboxKey"], node
+        return self._lab.pod_netns(info), node
 
     # -- logs --------------------------------------------------------------------------------
 

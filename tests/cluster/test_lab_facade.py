@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import os
 import pty
 import select
@@ -163,3 +164,16 @@ def test_pod_sandbox_is_the_pods_network_namespace_on_its_node(opened):
     assert f"inet {pod['status']['podIP']}/" in addresses.stdout.decode()
     assert opened.pod_sandbox(meta["namespace"], meta["name"], uid="not-this-pod") is None
     assert opened.pod_sandbox("kube-system", "no-such-pod") is None
+
+
+def test_a_host_network_pods_namespace_is_its_nodes(lab, opened):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "on-the-node", "namespace": "default"},
+           "spec": {"hostNetwork": True, "nodeName": "worker2",
+                    "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}]}}
+    lab.kubectl.run("apply", "-f", "-", input=json.dumps(pod))
+    try:
+        sandbox = wait_for(lambda: opened.pod_sandbox("default", "on-the-node"), timeout=120, what="its sandbox")
+        node = opened.docker.api.inspect_container(f"{lab.name}-worker2")
+        assert opened.pod_netns(sandbox) == node["NetworkSettings"]["SandboxKey"] != sandbox["NetworkSettings"]["SandboxKey"]
+    finally:
+        lab.kubectl.run("delete", "pod", "on-the-node", "--wait=false")

@@ -8,7 +8,6 @@ from labctl.agent.kubelet.backoff import Backoff
 from labctl.agent.kubelet.images import alias_for, offline_message, split_tag, with_default_tag
 from labctl.agent.kubelet.network import build_netconf, port_mappings, result_ip, wanted_routes
 from labctl.agent.kubelet.runtime import (
-    HOST_NETWORK_LABEL,
     ContainerRecord,
     PodRef,
     build_container,
@@ -190,7 +189,7 @@ def test_host_network_pod_joins_the_node_container_not_the_host(dns_policy, reso
     if dns_policy:
         p["spec"]["dnsPolicy"] = dns_policy
     sandbox = build_sandbox(p, ClusterConfig(name="lab"), "lab-worker")
-    assert sandbox.labels[HOST_NETWORK_LABEL] == "true"
+    assert sandbox.labels[c.HOST_NETWORK_LABEL] == "true"
     spec = build_container(p, container, "i", "sb1", 0, ClusterConfig(name="lab"), "lab-worker", "172.30.0.3",
                            "172.30.0.3", sandbox_resolv_conf="/var/lib/docker/containers/sb1/resolv.conf")
     assert spec.host_config["network_mode"] == "container:lab-worker"

@@ -38,8 +38,6 @@ PAUSE_IMAGE = "labctl/pause:latest"
 SANDBOX = "POD"  # CONTAINER_NAME_LABEL value of sandboxes, as dockershim
 CPU_PERIOD_US = 100_000  # the kernel's CFS period the kubelet uses
 MIN_CPU_SHARES = 2
-#: On a sandbox: the pod has ``hostNetwork: true`` (so teardown knows no CNI DEL is due).
-HOST_NETWORK_LABEL = "io.labctl.pod.hostNetwork"
 #: dnsPolicies whose resolv.conf a hostNetwork pod takes from its sandbox, not from the node
 SANDBOX_RESOLV_POLICIES = ("ClusterFirstWithHostNet", "None")
 
@@ -75,7 +73,7 @@ class ContainerRecord:
     finished_at: str = ""
     image_id: str = ""
     netns: str = ""    # NetworkSettings.SandboxKey (sandboxes)
-    host_network: bool = False  # a hostNetwork pod's sandbox (HOST_NETWORK_LABEL)
+    host_network: bool = False  # a hostNetwork pod's sandbox (c.HOST_NETWORK_LABEL)
     resolv_conf: str = ""  # ResolvConfPath: the engine's file behind /etc/resolv.conf
     error: str = ""
     finished_epoch: float = 0.0  # FinishedAt with sub-second precision, for back-off arithmetic
@@ -124,7 +122,7 @@ def record_from_inspect(info: dict) -> ContainerRecord:
         started_at=docker_time(state.get("StartedAt", "")), finished_at=docker_time(state.get("FinishedAt", "")),
         image_id=info.get("Image", ""), netns=(info.get("NetworkSettings") or {}).get("SandboxKey") or "",
         error=state.get("Error") or "", finished_epoch=docker_epoch(state.get("FinishedAt", "")),
-        host_network=labels.get(HOST_NETWORK_LABEL) == "true", resolv_conf=info.get("ResolvConfPath") or "")
+        host_network=labels.get(c.HOST_NETWORK_LABEL) == "true", resolv_conf=info.get("ResolvConfPath") or "")
 
 
 def pod_labels(pod: PodRef, cluster: str, node_container: str, container: str, attempt: int) -> dict[str, str]:
@@ -158,7 +156,7 @@ def build_sandbox(pod: dict, cluster: ClusterConfig, node_container: str, attemp
                        "dns_opt": ["ndots:5"], "ipc_mode": "shareable"}
     labels = pod_labels(ref, cluster.name, node_container, SANDBOX, attempt)
     if host_network(pod):
-        labels[HOST_NETWORK_LABEL] = "true"
+        labels[c.HOST_NETWORK_LABEL] = "true"
     return CreateSpec(docker_name(ref, SANDBOX, attempt), PAUSE_IMAGE, labels, host_config,
                       {"hostname": ref.name[:63]})
 

@@ -61,7 +61,7 @@ async def enter_pod(ctx: Context, pod: Obj) -> PodSandbox:
     host = info.get("HostConfig") or {}
     ndots = next((int(o.split(":", 1)[1]) for o in host.get("DnsOptions") or [] if o.startswith("ndots:")), 1)
     node = await asyncio.to_thread(ctx.lab.node, pod["spec"].get("nodeName", ""))
-    return PodSandbox(name, (pod.get("status") or {}).get("podIP", ""), node, info["NetworkSettings"]["SandboxKey"],
+    return PodSandbox(name, (pod.get("status") or {}).get("podIP", ""), node, await asyncio.to_thread(ctx.lab.pod_netns, info),
                       tuple(host.get("Dns") or ()), tuple(host.get("DnsSearch") or ()), ndots)
 
 
