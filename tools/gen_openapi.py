@@ -117,6 +117,10 @@ SERVED: tuple[GroupVersion, ...] = (
     GroupVersion("events.k8s.io", "v1", (
         Resource("events", "Event", "io.k8s.api.events.v1.Event", True),
     )),
+    GroupVersion("policy", "v1", (
+        Resource("poddisruptionbudgets", "PodDisruptionBudget", "io.k8s.api.policy.v1.PodDisruptionBudget", True,
+                 ("status",)),
+    ), extra=("io.k8s.api.policy.v1.Eviction",)),
 )
 
 # Published in every group-version document, as kube-apiserver does.

@@ -19,7 +19,7 @@ from aiohttp import web
 from labctl.kube.printers import build_table
 from labctl.kube.resources import CREATE_ONLY, Registry, ResourceType
 
-from . import decode, discovery, errors, openapi, podproxy, portforward, queryparams
+from . import decode, discovery, errors, eviction, openapi, podproxy, portforward, queryparams
 from .authz import reviews
 from .authz.authorizer import Authorizer
 from .authz.filter import authorization_filter
@@ -227,7 +227,12 @@ class APIServerApp:
                 return await portforward.serve_portforward(request, pod, self.engine)
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         if scope.subresource == "eviction":
-            raise errors.APIError(501, "NotImplemented", "pods/eviction is not served by this labctl version yet")
+            if method != "POST":
+                raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+            write = queryparams.write_options(q, "CreateOptions")
+            body, _ = await decode.read_object(request, "policy/v1", "Eviction", write.field_validation)
+            answer = eviction.evict(self.api, scope, body, q.getall("dryRun", []))
+            return json_response(answer, answer["code"])
         if method == "GET":
             if scope.name is None:
                 opts = queryparams.list_options(q, rt)

@@ -18,6 +18,7 @@ from ..clusterconfig import ClusterConfig, NodeConfig
 from .base import Controller
 from .context import ControllerContext
 from .deployment import DeploymentController
+from .disruption import DisruptionController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
 from .garbagecollector import GarbageCollector
@@ -40,6 +41,7 @@ def build_controllers(ctx: ControllerContext) -> list[Controller]:
         EndpointsController(ctx),        # Services + Ready pods → Endpoints
         EndpointSliceController(ctx),    # the same as EndpointSlices (kubectl describe svc reads them)
         LoadBalancerController(ctx),     # LoadBalancer Services get an IP from the lab network
+        DisruptionController(ctx),       # PodDisruptionBudgets' status, which pods/eviction reads
     ]
 
 

@@ -474,6 +474,10 @@ NETWORKPOLICY_COLUMNS = [
                                           "policies can select the same set of pods. In this case, the ingress rules "
                                           "for each are combined additively. This field is optional. If it is not "
                                           "specified, it defaults to an empty selector."), _AGE]
+PODDISRUPTIONBUDGET_COLUMNS = [
+    _NAME, _col("Min Available", "string", "The minimum number of pods that must be available."),
+    _col("Max Unavailable", "string", "The maximum number of pods that may be unavailable."),
+    _col("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."), _AGE]
 _TEMPLATE_COLUMNS = [
     _col("Containers", "string", "Names of each container in the template.", priority=1),
     _col("Images", "string", "Images referenced by each container in the template.", priority=1),
@@ -546,6 +550,14 @@ def print_lease(lease: Obj, clock: Clock) -> list[Any]:
 def print_network_policy(policy: Obj, clock: Clock) -> list[Any]:
     """``printNetworkPolicy``: an empty podSelector (every pod of the namespace) prints as ``<none>``."""
     return [_name(policy), format_label_selector(_get(policy, "spec", "podSelector")), _created(policy, clock)]
+
+
+def print_pod_disruption_budget(pdb: Obj, clock: Clock) -> list[Any]:
+    """``printPodDisruptionBudget``: the one of minAvailable/maxUnavailable not set prints as ``N/A``."""
+    spec = _get(pdb, "spec", default={}) or {}
+    return [_name(pdb), str(spec["minAvailable"]) if spec.get("minAvailable") is not None else "N/A",
+            str(spec["maxUnavailable"]) if spec.get("maxUnavailable") is not None else "N/A",
+            int(_get(pdb, "status", "disruptionsAllowed", default=0) or 0), _created(pdb, clock)]
 
 
 def _default_printer(obj: Obj, clock: Clock) -> list[Any]:
@@ -648,6 +660,7 @@ REPLICASET_TABLE = TablePrinter(REPLICASET_COLUMNS, print_replicaset)
 DEPLOYMENT_TABLE = TablePrinter(DEPLOYMENT_COLUMNS, print_deployment)
 LEASE_TABLE = TablePrinter(LEASE_COLUMNS, print_lease)
 NETWORKPOLICY_TABLE = TablePrinter(NETWORKPOLICY_COLUMNS, print_network_policy)
+PODDISRUPTIONBUDGET_TABLE = TablePrinter(PODDISRUPTIONBUDGET_COLUMNS, print_pod_disruption_budget)
 ROLEBINDING_TABLE = TablePrinter(_BINDING_COLUMNS["roleBinding"], print_binding)
 CLUSTERROLEBINDING_TABLE = TablePrinter(_BINDING_COLUMNS["clusterRoleBinding"], print_binding)
 #: kube's default table convertor: name and creation time, for a kind without a handler of its own (Roles)

@@ -28,6 +28,7 @@ SERVED = {  # apiVersion -> kinds labctl serves
     "coordination.k8s.io/v1": ["Lease"],
     "discovery.k8s.io/v1": ["EndpointSlice"],
     "networking.k8s.io/v1": ["NetworkPolicy"],
+    "policy/v1": ["PodDisruptionBudget"],
     "events.k8s.io/v1": ["Event"],
 }
 REVIEWS = {  # apiVersion -> the review kinds: only POST, nothing to patch

@@ -17,6 +17,7 @@ from .namespaces import INITIAL_NAMESPACES, NamespaceStrategy, ensure_default_se
 from .networking import NetworkPolicyStrategy
 from .nodes import NodeStrategy
 from .pods import PodStrategy
+from .policy import PodDisruptionBudgetStrategy
 from .rbac import ClusterRoleBindingStrategy, RoleBindingStrategy, RoleStrategy
 from .services import EndpointSliceStrategy, EndpointsStrategy, ServiceStrategy
 from .workloads import DeploymentStrategy, ReplicaSetStrategy
@@ -38,6 +39,7 @@ _KINDS: dict[str, type[Strategy]] = {
     "leases": LeaseStrategy,
     "endpointslices": EndpointSliceStrategy,
     "networkpolicies": NetworkPolicyStrategy,
+    "poddisruptionbudgets": PodDisruptionBudgetStrategy,
     "roles": RoleStrategy,
     "clusterroles": RoleStrategy,
     "rolebindings": RoleBindingStrategy,

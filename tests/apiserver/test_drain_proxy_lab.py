@@ -1,0 +1,135 @@
+"""Issue 16 in a real lab with the real kubectl: PodDisruptionBudgets, ``kubectl drain`` through
+``pods/eviction`` (and ``--disable-eviction``), and the API proxy (``kubectl proxy``).
+
+One lab for the module. The drain tests cordon ``worker`` while their Deployment starts, so
+every pod lands on ``worker2``, then uncordon it and drain ``worker2``: the replacements
+must start on ``worker``, and the budget lets the evictions through one at a time. Both
+nodes are uncordoned afterwards, whatever happens, so the tests pass in any order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from labctl.client.waiting import wait_for
+from labctl.cluster.scratch import unique_name
+
+pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
+
+
+def deployment(name: str, replicas: int) -> dict:
+    labels = {"app": name}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": "web", "image": "nginx",
+                                                           "ports": [{"containerPort": 80}]}]}}}}
+
+
+def apply(lab, namespace: str, *objs: dict) -> None:
+    lab.kubectl.run("apply", "-n", namespace, "-f", "-",
+                    input=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)}))
+
+
+def ready_pods(lab, namespace: str, app: str) -> list[dict]:
+    """The app's pods that serve: Ready and not terminating (what a budget counts as healthy)."""
+    items = lab.kubectl.json("get", "pods", "-n", namespace, "-l", f"app={app}")["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
+
+
+@pytest.fixture
+def namespace(lab) -> Iterator[str]:
+    name = unique_name("ns")
+    lab.kubectl.run("create", "namespace", name)
+    yield name
+    lab.kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def on_worker2(lab) -> Iterator[str]:
+    """Cordon ``worker`` while the test's pods start (they land on ``worker2``); uncordon everything after."""
+    worker, worker2 = "worker", "worker2"
+    lab.kubectl.run("cordon", worker)
+    try:
+        yield worker2
+    finally:
+        lab.kubectl.run("uncordon", worker, check=False)
+        lab.kubectl.run("uncordon", worker2, check=False)
+
+
+def start_on_worker2(lab, namespace: str, name: str, replicas: int, worker2: str) -> None:
+    apply(lab, namespace, deployment(name, replicas))
+    wait_for(lambda: len(ready_pods(lab, namespace, name)) == replicas, timeout=120, what=f"{name} Ready")
+    assert {p["spec"]["nodeName"] for p in ready_pods(lab, namespace, name)} == {worker2}
+    lab.kubectl.run("uncordon", "worker")
+
+
+def test_drain_evicts_while_the_budget_keeps_two_available(lab, namespace, on_worker2):
+    start_on_worker2(lab, namespace, "web", 3, on_worker2)
+    apply(lab, namespace, {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+                           "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})
+    wait_for(lambda: lab.kubectl.json("get", "pdb", "web", "-n", namespace).get("status", {})
+             .get("disruptionsAllowed") == 1, timeout=30, what="the budget computed")
+    table = lab.kubectl.run("get", "pdb", "-n", namespace).stdout.splitlines()
+    assert re.split(r"\s{2,}", table[0].strip()) == ["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE",
+                                                     "ALLOWED DISRUPTIONS", "AGE"]
+    assert re.split(r"\s{2,}", table[1].strip())[:4] == ["web", "2", "N/A", "1"]
+
+    fewest: list[int] = []
+    done = threading.Event()
+
+    def observe() -> None:  # a poll running through the whole drain: never fewer than 2 serving
+        while not done.is_set():
+            fewest.append(len(ready_pods(lab, namespace, "web")))
+
+    watcher = threading.Thread(target=observe, daemon=True)
+    watcher.start()
+    try:
+        drained = lab.kubectl.run("drain", on_worker2, "--ignore-daemonsets", "--delete-emptydir-data",
+                                  "--timeout=120s", timeout=180)
+    finally:
+        done.set()
+        watcher.join(30)
+    out = drained.stdout + drained.stderr
+    assert f"node/{on_worker2} drained" in out
+    # the budget made kubectl wait and retry: at least one eviction was refused with kube's words
+    assert "Cannot evict pod as it would violate the pod's disruption budget." in out
+    assert fewest and min(fewest) >= 2, fewest
+    after = ready_pods(lab, namespace, "web")
+    assert len(after) == 3 and {p["spec"]["nodeName"] for p in after} == {"worker"}
+    node = lab.kubectl.json("get", "node", on_worker2)
+    assert node["spec"].get("unschedulable") is True
+
+
+def test_drain_disable_eviction_deletes_the_pods(lab, namespace, on_worker2):
+    start_on_worker2(lab, namespace, "solo", 1, on_worker2)
+    drained = lab.kubectl.run("drain", on_worker2, "--ignore-daemonsets", "--disable-eviction", "--timeout=120s",
+                              timeout=180)
+    out = drained.stdout + drained.stderr
+    assert re.search(r"pod/solo-\S+ deleted", out), out
+    assert f"node/{on_worker2} drained" in out
+    wait_for(lambda: len(ready_pods(lab, namespace, "solo")) == 1, timeout=120, what="solo replaced")
+
+
+def test_eviction_with_no_disruption_allowed_is_429(lab, namespace):
+    apply(lab, namespace, deployment("one", 1),
+          {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "one"},
+           "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "one"}}}})
+    pods = wait_for(lambda: ready_pods(lab, namespace, "one"), timeout=120, what="one Ready")
+    wait_for(lambda: lab.kubectl.json("get", "pdb", "one", "-n", namespace).get("status", {})
+             .get("currentHealthy") == 1, timeout=30, what="the budget computed")
+    name = pods[0]["metadata"]["name"]
+    body = json.dumps({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name,
+                                                                                   "namespace": namespace}})
+    refused = lab.kubectl.run("create", "--raw", f"/api/v1/namespaces/{namespace}/pods/{name}/eviction",
+                              "-f", "-", input=body, check=False)
+    assert refused.returncode != 0
+    assert "Cannot evict pod as it would violate the pod's disruption budget." in refused.stderr
+    assert ready_pods(lab, namespace, "one")[0]["metadata"]["name"] == name
+
