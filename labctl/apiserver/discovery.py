@@ -7,7 +7,7 @@ fall back to ``/api/v1``-style resource lists. Both are built from the same regi
 
 from __future__ import annotations
 
-from labctl.kube.resources import SUBRESOURCE_KINDS, Registry, ResourceType
+from labctl.kube.resources import Registry, ResourceType, subresource_kind
 
 AGGREGATED_MEDIA_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 KUBERNETES_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-labctl", "gitCommit": "labctl",
@@ -34,7 +34,7 @@ def resource_list(registry: Registry, group: str, version: str) -> dict:
             **({"categories": list(rt.categories)} if rt.categories else {}),
         })
         for sub in rt.subresources:
-            sub_kind, sub_verbs = SUBRESOURCE_KINDS[sub]
+            sub_kind, sub_verbs = subresource_kind(rt, sub)
             entry = {"name": f"{rt.plural}/{sub}", "singularName": "", "namespaced": rt.namespaced,
                      "kind": sub_kind[2] if sub_kind else rt.kind, "verbs": list(sub_verbs)}
             if sub_kind:
@@ -77,7 +77,7 @@ def _aggregated_resource(rt: ResourceType) -> dict:
         entry["categories"] = list(rt.categories)
     subs = []
     for sub in rt.subresources:
-        sub_kind, sub_verbs = SUBRESOURCE_KINDS[sub]
+        sub_kind, sub_verbs = subresource_kind(rt, sub)
         g, v, k = sub_kind if sub_kind else (rt.group, rt.version, rt.kind)
         subs.append({"subresource": sub, "responseKind": {"group": g, "version": v, "kind": k},
                      "verbs": list(sub_verbs)})

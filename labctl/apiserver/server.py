@@ -19,7 +19,7 @@ from aiohttp import web
 from labctl.kube.printers import build_table
 from labctl.kube.resources import CREATE_ONLY, Registry, ResourceType
 
-from . import decode, discovery, errors, eviction, openapi, podproxy, portforward, queryparams
+from . import apiproxy, decode, discovery, errors, eviction, openapi, podproxy, portforward, queryparams
 from .authz import reviews
 from .authz.authorizer import Authorizer
 from .authz.filter import authorization_filter
@@ -75,6 +75,7 @@ class APIServerApp:
         self.tokens = tokens or {}
         self.service_accounts = service_accounts
         self.authz = Authorizer(api)
+        self.proxy = apiproxy.Proxy(api)
         self.openapi_paths = {f"apis/{g}/{v}" if g else f"api/{v}"
                               for g, vs in self.registry.groups().items() for v in vs}
 
@@ -89,6 +90,7 @@ class APIServerApp:
 
     async def _close_engine(self, app: web.Application) -> None:
         await self.engine.close()
+        await self.proxy.close()
 
     # -- middleware ----------------------------------------------------------------------
     @web.middleware
@@ -131,6 +133,9 @@ class APIServerApp:
 
     # -- routing -------------------------------------------------------------------------
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        proxied = apiproxy.parse_proxy_path(request.rel_url.raw_path)
+        if proxied is not None:  # services/proxy, pods/proxy, nodes/proxy: the rest of the path is the target's
+            return await self.proxy.serve(request, proxied)
         path = request.path.rstrip("/") or "/"
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")

@@ -63,11 +63,12 @@ class ResourceType:
 RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",), (), ("status", "finalize"),
                  name_rule=DNS_LABEL),
-    ResourceType("", "v1", "Node", "nodes", "node", False, ("no",), (), ("status",)),
+    ResourceType("", "v1", "Node", "nodes", "node", False, ("no",), (), ("status", "proxy")),
     ResourceType("", "v1", "Pod", "pods", "pod", True, ("po",), ("all",),
-                 ("status", "binding", "log", "exec", "attach", "portforward", "ephemeralcontainers", "eviction")),
+                 ("status", "binding", "log", "exec", "attach", "portforward", "ephemeralcontainers", "eviction",
+                  "proxy")),
     # Service names become DNS names and environment variables: they must start with a letter
-    ResourceType("", "v1", "Service", "services", "service", True, ("svc",), ("all",), ("status",),
+    ResourceType("", "v1", "Service", "services", "service", True, ("svc",), ("all",), ("status", "proxy"),
                  name_rule=DNS1035_LABEL),
     ResourceType("", "v1", "Endpoints", "endpoints", "endpoints", True, ("ep",)),
     ResourceType("", "v1", "Event", "events", "event", True, ("ev",)),
@@ -125,7 +126,17 @@ SUBRESOURCE_KINDS = {
     "portforward": (("", "v1", "PodPortForwardOptions"), ("create", "get")),
     "finalize": (None, ("update",)),
     "token": (("authentication.k8s.io", "v1", "TokenRequest"), ("create",)),
+    # the kind is the resource's own options kind: PodProxyOptions, ServiceProxyOptions, NodeProxyOptions
+    "proxy": (("", "v1", "ProxyOptions"), ("create", "delete", "get", "patch", "update")),
 }
+
+
+def subresource_kind(rt: ResourceType, sub: str) -> tuple[tuple[str, str, str] | None, tuple[str, ...]]:
+    """(group, version, kind) answered by ``rt``'s subresource ``sub`` (None: the resource's own kind), and its verbs."""
+    sub_kind, verbs = SUBRESOURCE_KINDS[sub]
+    if sub == "proxy":
+        return ("", "v1", f"{rt.kind}ProxyOptions"), verbs
+    return sub_kind, verbs
 
 
 @dataclass

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -133,3 +135,52 @@ def test_eviction_with_no_disruption_allowed_is_429(lab, namespace):
     assert "Cannot evict pod as it would violate the pod's disruption budget." in refused.stderr
     assert ready_pods(lab, namespace, "one")[0]["metadata"]["name"] == name
 
+
+# -- the API proxy ---------------------------------------------------------------------------
+@pytest.fixture
+def kubectl_proxy(lab) -> Iterator[str]:
+    """``kubectl proxy --port=0``: the base URL it prints (``Starting to serve on 127.0.0.1:NNNN``)."""
+    proc = lab.kubectl.popen("proxy", "--port=0")
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        found = re.search(r"Starting to serve on (\S+)", line)
+        assert found, f"kubectl proxy said {line!r}"
+        yield f"http://{found.group(1)}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def test_kubectl_proxy_reaches_services_and_pods(lab, namespace, kubectl_proxy):
+    apply(lab, namespace, deployment("web", 2))
+    lab.kubectl.run("expose", "deployment", "web", "--port=80", "-n", namespace)
+    pods = wait_for(lambda: len(ready := ready_pods(lab, namespace, "web")) == 2 and ready, timeout=120,
+                    what="web Ready")
+    names = {p["metadata"]["name"] for p in pods}
+    base = f"{kubectl_proxy}/api/v1/namespaces/{namespace}"
+
+    # the Service's endpoints are ready a moment after the pods: kube answers 503 until then
+    code, body = wait_for(lambda: (r := fetch(f"{base}/services/web:80/proxy/"))[0] == 200 and r, timeout=30,
+                          what="services/web:80/proxy/")
+    assert re.match(r"web v1 pod=(\S+) ip=", body) and body.split()[2][4:] in names, body
+    name = sorted(names)[0]
+    code, body = fetch(f"{base}/pods/{name}:80/proxy/some/path?x=1")
+    assert code == 200 and f"pod={name} " in body, body
+    code, body = fetch(f"{base}/pods/{name}/proxy/")  # no port: the first containerPort
+    assert code == 200 and f"pod={name} " in body, body
+
+    code, body = fetch(f"{base}/services/web:81/proxy/")
+    assert code == 503 and 'no service port 81 found for service \\"web\\"' in body
+    code, body = fetch(f"{kubectl_proxy}/api/v1/nodes/worker/proxy/")
+    assert code == 503 and "nodes/proxy is not served by labctl" in body
+    # the kubernetes Service's endpoint is the API server's node: not a pod, so never proxied
+    code, body = fetch(f"{kubectl_proxy}/api/v1/namespaces/default/services/https:kubernetes:443/proxy/")
+    assert code == 503 and "address not allowed" in body
