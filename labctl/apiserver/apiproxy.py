@@ -37,6 +37,7 @@ from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from labctl.kube.objects import SERVICE_NAME_LABEL
 from labctl.kube.resources import resource_for
@@ -200,9 +201,15 @@ def resolve(api: RestAPI, req: ProxyRequest) -> Target:
     return Target(scheme, ip, number)
 
 
+def end_to_end(headers: CIMultiDictProxy[str], dropped: frozenset[str]) -> list[tuple[str, str]]:
+    """``removeHopByHopHeaders``: without ``dropped`` and the headers ``Connection`` names."""
+    named = {h.strip().lower() for v in headers.getall("Connection", []) for h in v.split(",")}
+    return [(k, v) for k, v in headers.items() if k.lower() not in dropped and k.lower() not in named]
+
+
 def forwarded_headers(request: web.Request) -> dict[str, str]:
     """The request's end-to-end headers, plus ``X-Forwarded-For`` as Go's reverse proxy adds it."""
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED}
+    headers = dict(end_to_end(request.headers, NOT_FORWARDED))
     peer = request.remote or ""
     if peer:
         prior = request.headers.get("X-Forwarded-For")
@@ -247,9 +254,8 @@ class Proxy:
                 from None
         async with upstream:
             resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for key, value in upstream.headers.items():
-                if key.lower() not in NOT_RETURNED:
-                    resp.headers.add(key, value)
+            for key, value in end_to_end(upstream.headers, NOT_RETURNED):
+                resp.headers.add(key, value)
             if upstream.content_length is not None:
                 resp.content_length = upstream.content_length
             await resp.prepare(request)

@@ -3,9 +3,14 @@ a Service's ready endpoints, and the lab-only address check."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from labctl.apiserver.apiproxy import (
+    Proxy,
     ProxyRequest,
     Target,
     check_reachable,
@@ -16,6 +21,11 @@ from labctl.apiserver.apiproxy import (
     split_scheme_name_port,
 )
 from labctl.apiserver.errors import APIError
+from labctl.apiserver.rest import RestAPI
+from labctl.apiserver.scope import RequestScope
+from labctl.apiserver.storage import SQLiteStore
+from labctl.clusterconfig import ClusterConfig
+from labctl.kube.resources import resource_for
 
 
 @pytest.mark.parametrize("path, expected", [
@@ -92,3 +102,78 @@ def test_addresses_outside_the_pod_subnet_are_refused(ip):
 
 def test_pod_addresses_are_reachable():
     check_reachable("10.244.2.7", "10.244.0.0/16")
+
+
+# -- the handler, in process: a "pod" listening on loopback stands in for a lab pod ---------------
+@pytest.fixture
+def loopback_api(tmp_path):
+    """A REST layer whose pod subnet is loopback, so a local server can play the pod."""
+    store = SQLiteStore(tmp_path / "store.db")
+    api = RestAPI(store, cluster=ClusterConfig(pod_subnet="127.0.0.0/8"))
+    api.create(RequestScope(resource_for("namespaces")), {"metadata": {"name": "default"}})
+    yield api
+    store.close()
+
+
+def add_pod(api: RestAPI, port: int) -> None:
+    pods = resource_for("pods")
+    api.create(RequestScope(pods, "default"), {"metadata": {"name": "p"}, "spec": {"containers": [
+        {"name": "c", "image": "web", "ports": [{"containerPort": port}]}]}})
+    pod = api.get(RequestScope(pods, "default", "p"))
+    api.update(RequestScope(pods, "default", "p", "status"),
+               {**pod, "status": {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}})
+
+
+async def echo(request: web.Request) -> web.StreamResponse:
+    """The pod: large answers in chunks, otherwise what it received."""
+    if request.path == "/big":
+        resp = web.StreamResponse(headers={"X-Upstream": "1", "Proxy-Authenticate": "Basic"})
+        await resp.prepare(request)
+        for _ in range(80):
+            await resp.write(b"x" * 65536)
+        return resp
+    body = await request.read()
+    return web.json_response({"path": request.raw_path, "method": request.method, "length": len(body),
+                              "headers": {k.lower(): v for k, v in request.headers.items()}})
+
+
+def test_requests_are_streamed_to_the_pod_without_hop_by_hop_headers_or_credentials(loopback_api):
+    async def main() -> None:
+        pod_app = web.Application(client_max_size=16 * 1024 * 1024)
+        pod_app.router.add_route("*", "/{tail:.*}", echo)
+        async with TestServer(pod_app) as pod_server:
+            add_pod(loopback_api, pod_server.port)
+            proxy = Proxy(loopback_api)
+
+            async def handler(request: web.Request) -> web.StreamResponse:
+                req = parse_proxy_path(request.rel_url.raw_path)
+                assert req is not None
+                try:
+                    return await proxy.serve(request, req)
+                except APIError as err:
+                    return web.json_response(err.status(), status=err.code)
+
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", handler)
+            async with TestClient(TestServer(app)) as client:
+                base = "/api/v1/namespaces/default/pods/p/proxy"
+                moved = await client.get(base + "?a=1", allow_redirects=False)
+                assert (moved.status, moved.headers["Location"]) == (301, base + "/?a=1")
+
+                sent = await client.post(base + "/a%2Fb/?q=1", data=b"y" * 3_000_000, headers={
+                    "Authorization": "Bearer secret", "Connection": "keep-alive, X-Hop", "X-Hop": "1",
+                    "Keep-Alive": "timeout=5", "X-Custom": "kept"})
+                seen = await sent.json()
+                assert (seen["path"], seen["method"], seen["length"]) == ("/a%2Fb/?q=1", "POST", 3_000_000)
+                assert seen["headers"]["x-custom"] == "kept" and seen["headers"]["x-forwarded-for"] == "127.0.0.1"
+                assert not {"authorization", "keep-alive", "x-hop"} & set(seen["headers"])
+
+                big = await client.get(base + "/big")
+                assert big.headers["X-Upstream"] == "1" and "Proxy-Authenticate" not in big.headers
+                assert len(await big.read()) == 80 * 65536
+
+                other = await client.get("/api/v1/namespaces/default/pods/p:1/proxy/")
+                assert other.status == 503 and "error trying to reach service" in (await other.json())["message"]
+            await proxy.close()
+
+    asyncio.run(main())
