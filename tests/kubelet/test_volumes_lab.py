@@ -98,6 +98,9 @@ def vl(lab):
               [{"name": "tmp", "emptyDir": {}}],
               securityContext={"fsGroup": 2000, "supplementalGroups": [4000]}),
           pod("nonroot", [box()], securityContext={"runAsNonRoot": True}, node="worker2"),
+          pod("hog", [box(command=["sh", "-c", "dd if=/dev/zero of=/cache/fill bs=1M count=4; sleep 3600"],
+                          volumeMounts=[{"name": "cache", "mountPath": "/cache"}])],
+              [{"name": "cache", "emptyDir": {"sizeLimit": "1Mi"}}], node="worker2"),
           pod("waits", [box(volumeMounts=[{"name": "cfg", "mountPath": "/etc/cfg"}])],
               [{"name": "cfg", "configMap": {"name": "later"}}], node="worker2"))
     return lab
@@ -164,6 +167,15 @@ def test_run_as_non_root_refuses_a_root_image(vl):
         return waiting.get("message", "") if waiting.get("reason") == "CreateContainerConfigError" else ""
     message = wait_for(config_error, timeout=90, what="CreateContainerConfigError")
     assert message.startswith("container has runAsNonRoot and image will run as root")
+
+
+def test_an_empty_dir_over_its_size_limit_gets_the_pod_evicted(vl):
+    got = wait_for(lambda: (p := vl.kubectl.json("get", "pod", "hog"))["status"].get("reason") == "Evicted" and p,
+                   timeout=90, what="the pod evicted")
+    message = 'Usage of EmptyDir volume "cache" exceeds the limit "1Mi".'
+    assert got["status"]["phase"] == "Failed" and got["status"]["message"] == message
+    assert message in events(vl, "hog", "Evicted")
+    assert "Evicted" in vl.kubectl.run("get", "pod", "hog").stdout
 
 
 def test_missing_config_map_is_a_failed_mount_until_it_appears(vl):

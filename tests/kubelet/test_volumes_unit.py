@@ -176,6 +176,8 @@ def test_subpath_must_stay_within_its_volume(node):
 def test_empty_dir_is_world_writable_and_fs_group_owned(node):
     path = node.root / node.empty_dir("u1", "shared", os.getgid()).lstrip("/")
     assert path.stat().st_mode & 0o7777 == 0o2777 and path.stat().st_gid == os.getgid()
+    (path / "blob").write_bytes(b"x" * 100_000)
+    assert 100_000 <= node.usage(node.volume_dir("u1", "emptyDir", "shared")) < 120_000
     node.write("u1", "secret", "db", {"k": VolumeFile(b"v")}, None)
     assert node.pod_uids() == {"u1"}
     node.remove_pod("u1")

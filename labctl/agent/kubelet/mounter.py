@@ -5,7 +5,8 @@ volume that cannot be made yet — a ConfigMap or Secret that does not exist —
 setup with the volume's name, which the worker reports as a ``FailedMount`` event and retries,
 the pod staying ``ContainerCreating``. While the pod runs, the kubelet-written volumes are
 rewritten when their sources change (checked every :data:`VOLUME_RESYNC_S`), and the
-service-account token (the ``kube-api-access`` volume) whenever the token manager renews it.
+service-account token (the ``kube-api-access`` volume) whenever the token manager renews it,
+and a disk emptyDir over its ``sizeLimit`` gets the pod evicted.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from ...client.rest import APIStatusError, resource_path
+from ...kube.quantity import value
 from .context import KubeletContext
 from .projection import VolumeFile
 from .runtime import PodRef
@@ -158,6 +160,18 @@ class PodMounter:
                 except (VolumeError, OSError) as err:
                     log.warning("pod %s/%s: volume %s not updated: %s", self.ref.namespace, self.ref.name,
                                 volume["name"], err)
+
+    async def over_limit(self, pod: dict) -> str:
+        """The eviction manager's verdict on the disk emptyDirs with a ``sizeLimit``: '' or why to evict."""
+        if self.prepared is None:
+            return ""
+        for volume in pod["spec"].get("volumes") or []:
+            limit = (volume.get("emptyDir") or {}).get("sizeLimit")
+            path = self.prepared.node_paths.get(volume["name"])
+            if limit and path and volume["emptyDir"].get("medium") != "Memory":
+                if await self.ctx.blocking(self.ctx.volumes.usage, path) > value(limit):
+                    return f'Usage of EmptyDir volume "{volume["name"]}" exceeds the limit "{limit}".'
+        return ""
 
     async def mounts(self, pod: dict, container: dict) -> list[dict]:
         """The container's Docker mounts (its volumeMounts, and the token's volume)."""

@@ -26,7 +26,7 @@ from .noderoot import node_root_mount_paths
 from .runtime import SANDBOX, ContainerRecord, PodRef, build_container, build_sandbox, host_network
 from .security import ConfigError, effective_security, non_root_problem
 from .status import TERMINAL_PHASES, ContainerView, build_pod_status
-from .teardown import grace_seconds, kill_pod, release_sandboxes
+from .teardown import grace_seconds, kill_pod, release_sandboxes, stop_containers
 from .volumes import VolumeError, sandbox_mounts
 
 log = logging.getLogger("labctl.kubelet")
@@ -60,6 +60,7 @@ class PodWorker:
         self.last_status: dict | None = None
         self.pull_failures: dict[str, tuple[float, str]] = {}  # container → (when, message)
         self.volumes = PodMounter(ctx, self.ref)
+        self.evicted = ""  # the eviction message, once evicted
         self._token_timer: asyncio.TimerHandle | None = None
         self._post_start: asyncio.Task | None = None    # the postStart hook the sync waits for
         self._wake = asyncio.Event()
@@ -430,6 +431,10 @@ class PodWorker:
             await self.setup_volumes()
             return
         await self.volumes.refresh(self.pod)
+        message = await self.volumes.over_limit(self.pod)
+        if message:
+            await self.evict(message)
+            return
         if not self.volumes.wants_token(self.pod):
             return
         assert ctx.tokens is not None
@@ -446,6 +451,16 @@ class PodWorker:
             log.info("pod %s/%s: service account token renewed (valid until %s)", self.ref.namespace,
                      self.ref.name, time.strftime("%H:%M:%S", time.gmtime(token.expires_at)))
         self._refresh_token_in(token.refresh_at - ctx.tokens.clock())
+
+    async def evict(self, message: str) -> None:
+        """The eviction manager's local-storage eviction: kill the containers at once, then the pod
+        is ``Failed`` with reason ``Evicted`` (its sandbox and IP released by the next sync)."""
+        log.info("pod %s/%s evicted: %s", self.ref.namespace, self.ref.name, message)
+        self.evicted = message
+        self.ctx.event(self.pod, "Warning", "Evicted", message)
+        self.cancel_probes()
+        records = await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid)
+        await stop_containers(self.ctx, records, 0, self.pod)
 
     def _refresh_token_in(self, delay: float) -> None:
         """One pending wake-up for the next renewal (the 10 s resync would be late for short tokens)."""
@@ -508,6 +523,8 @@ class PodWorker:
                                   init_views=init_views)
         if ephemeral_containers(self.pod):
             status["ephemeralContainerStatuses"] = ephemeral_statuses(self.pod, by_name, self.waiting)
+        if self.evicted:
+            status.update(phase="Failed", reason="Evicted", message=self.evicted)
         if status == self.last_status and _ready(self.pod.get("status")) == _ready(status):
             return  # unchanged, and nobody (the node lifecycle controller) overwrote Ready meanwhile
         path = resource_path("pods", self.ref.namespace, self.ref.name, "status")

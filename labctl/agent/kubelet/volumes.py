@@ -11,7 +11,8 @@ stay within their volume, and a hostPath must be on the node's own disk (not a m
 container such as its Docker socket, ``/run`` or ``/tmp``) and outside the node's sensitive paths
 (:mod:`labctl.kube.hostpath`).
 
-* ``emptyDir`` — a directory (0777) shared by the pod's containers for the pod's life on the node;
+* ``emptyDir`` — a directory (0777) shared by the pod's containers for the pod's life on the node
+  (over its ``sizeLimit``, the pod is evicted, as by the kubelet's eviction manager);
   ``medium: Memory`` is a Docker ``tmpfs`` volume sized by ``sizeLimit`` (else the pod's memory
   limit), which the sandbox keeps mounted so it outlives container restarts.
 * ``configMap``, ``secret``, ``downwardAPI``, ``projected`` — files written by the atomic writer
@@ -362,6 +363,17 @@ class NodeVolumes:
         if not os.path.exists(self.node(real)):
             raise VolumeError(f"subPath {sub!r} does not exist in its volume")
         return real
+
+    def usage(self, path: str) -> int:
+        """Bytes used under a node directory (``du``: what the eviction manager measures)."""
+        total = 0
+        for dirpath, dirnames, filenames in os.walk(self.node(path)):
+            for name in filenames + dirnames:
+                try:
+                    total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+                except OSError:
+                    continue  # removed meanwhile
+        return total
 
     def remove_pod(self, uid: str) -> None:
         shutil.rmtree(self.node(self.pod_dir(uid)), ignore_errors=True)
