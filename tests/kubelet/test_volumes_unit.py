@@ -3,13 +3,16 @@ and the node-side path checks on a temporary node root."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
+from types import SimpleNamespace
 
 import pytest
 
+from labctl.agent.kubelet.mounter import MountFailure, PodMounter
 from labctl.agent.kubelet.projection import VolumeFile
-from labctl.agent.kubelet.runtime import build_container, build_sandbox
+from labctl.agent.kubelet.runtime import PodRef, build_container, build_sandbox
 from labctl.agent.kubelet.security import (
     ConfigError,
     docker_user,
@@ -27,6 +30,7 @@ from labctl.agent.kubelet.volumes import (
     sandbox_mounts,
     volume_files,
 )
+from labctl.client.rest import APIStatusError
 from labctl.clusterconfig import ClusterConfig
 from labctl.kube.confinement import capability_refusal, host_path_refusal
 
@@ -241,3 +245,40 @@ def test_build_container_carries_mounts_user_and_security():
                            mounts=mounts)
     assert spec.kwargs["user"] == "1000"
     assert spec.host_config["mounts"] == mounts and spec.host_config["read_only"] is True
+
+
+# -- setting a pod's volumes up: FailedMount until the source exists ----------------------------------
+class ConfigMaps:
+    """The kubelet's API client, answering GETs of ConfigMaps from a dict."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict] = {}
+
+    async def get(self, path: str) -> dict:
+        name = path.rsplit("/", 1)[-1]
+        if name not in self.objects:
+            raise APIStatusError(404, {"reason": "NotFound", "message": f'configmaps "{name}" not found'})
+        return self.objects[name]
+
+
+async def _direct(fn, *args, **kwargs):
+    return fn(*args, **kwargs)
+
+
+def test_a_missing_config_map_fails_the_mount_until_it_appears(node):
+    client = ConfigMaps()
+    ctx = SimpleNamespace(volumes=node, tokens=None, blocking=_direct, client=client,
+                          cfg=SimpleNamespace(cluster=ClusterConfig(name="lab")))
+    pod = {**POD, "spec": {**POD["spec"], "volumes": [{"name": "cfg", "configMap": {"name": "nope"}},
+                                                      {"name": "cache", "emptyDir": {}}]}}
+    mounter = PodMounter(ctx, PodRef.of(pod))
+    with pytest.raises(MountFailure) as failed:
+        asyncio.run(mounter.setup(pod))
+    assert str(failed.value) == 'MountVolume.SetUp failed for volume "cfg" : configmap "nope" not found'
+    client.objects["nope"] = {"data": {"greeting": "hi"}}
+    prepared = asyncio.run(mounter.setup(pod))
+    assert prepared.read_only == {"cfg"} and prepared.writable == {"cache"}
+    assert (node.root / prepared.node_paths["cfg"].lstrip("/") / "greeting").read_text() == "hi"
+    claim = {**pod, "spec": {**pod["spec"], "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "c"}}]}}
+    with pytest.raises(MountFailure, match="volume type 'persistentVolumeClaim' is not supported by labctl"):
+        asyncio.run(mounter.setup(claim))

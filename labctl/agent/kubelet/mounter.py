@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ...client.rest import APIStatusError, resource_path
@@ -68,15 +69,16 @@ class PodMounter:
     async def setup(self, pod: dict) -> PreparedVolumes:
         """Every volume of the pod on the node; raises :class:`MountFailure`."""
         ctx, volumes = self.ctx, self.ctx.volumes
-        if not volumes.host_root:
+        names = [v["name"] for v in pod["spec"].get("volumes") or []] + ([SA_VOLUME] if self.wants_token(pod) else [])
+        if names and not volumes.host_root:
             try:
                 volumes.host_root = await ctx.blocking(ctx.runtime.node_root)
             except Exception as err:
-                raise MountFailure("*", str(err)) from err
-        prepared = PreparedVolumes()
+                raise MountFailure(names[0], str(err)) from err
+        prepared, sources = PreparedVolumes(), _Lazy(self._sources, pod)
         for volume in pod["spec"].get("volumes") or []:
             try:
-                await self._setup_volume(pod, volume, prepared)
+                await self._setup_volume(pod, volume, prepared, sources)
             except VolumeError as err:
                 raise MountFailure(volume["name"], str(err)) from err
             except OSError as err:
@@ -92,7 +94,7 @@ class PodMounter:
         self.resync_at = time.monotonic() + VOLUME_RESYNC_S
         return prepared
 
-    async def _setup_volume(self, pod: dict, volume: dict, prepared: PreparedVolumes) -> None:
+    async def _setup_volume(self, pod: dict, volume: dict, prepared: PreparedVolumes, sources: _Lazy) -> None:
         ctx, volumes, name, kind = self.ctx, self.ctx.volumes, volume["name"], volume_kind(volume)
         group = fs_group(pod)
         if kind == "emptyDir" and volume["emptyDir"].get("medium") == "Memory":
@@ -107,7 +109,7 @@ class PodMounter:
             prepared.node_paths[name] = await ctx.blocking(volumes.host_path, volume["hostPath"])
             prepared.writable.add(name)
         elif kind in PROJECTED_KINDS:
-            files = volume_files(pod, volume, await self._sources(pod),
+            files = volume_files(pod, volume, await sources.get(),
                                  default_memory=ctx.cfg.cluster.pod_default_memory_limit, node_cpus=os.cpu_count() or 1)
             prepared.node_paths[name] = await ctx.blocking(volumes.write, self.ref.uid, kind, name, files, group)
             prepared.read_only.add(name)
@@ -115,7 +117,7 @@ class PodMounter:
             raise VolumeError(f"volume type {kind!r} is not supported by labctl")
 
     async def _sources(self, pod: dict) -> Sources:
-        """The ConfigMaps and Secrets the pod's volumes read (fetched per volume: few and small)."""
+        """The ConfigMaps and Secrets the pod's volumes read (None: not found), and the token if projected."""
         config_maps, secrets = referenced(pod)
         sources = Sources()
         for plural, names, into in (("configmaps", config_maps, sources.config_maps),
@@ -153,10 +155,11 @@ class PodMounter:
         if self.prepared is None or time.monotonic() < self.resync_at:
             return
         self.resync_at = time.monotonic() + VOLUME_RESYNC_S
+        sources = _Lazy(self._sources, pod)
         for volume in pod["spec"].get("volumes") or []:
             if volume_kind(volume) in PROJECTED_KINDS:
                 try:
-                    await self._setup_volume(pod, volume, PreparedVolumes())
+                    await self._setup_volume(pod, volume, PreparedVolumes(), sources)
                 except (VolumeError, OSError) as err:
                     log.warning("pod %s/%s: volume %s not updated: %s", self.ref.namespace, self.ref.name,
                                 volume["name"], err)
@@ -187,6 +190,19 @@ class PodMounter:
     async def teardown(self) -> None:
         """Remove the pod's volumes from the node (its containers are gone)."""
         await remove_pod_volumes(self.ctx, self.ref.uid)
+
+
+class _Lazy:
+    """The pod's ConfigMaps and Secrets, fetched once per setup or refresh, and only if a volume reads them."""
+
+    def __init__(self, fetch: Callable[[dict], Awaitable[Sources]], pod: dict) -> None:
+        self.fetch, self.pod = fetch, pod
+        self.value: Sources | None = None
+
+    async def get(self) -> Sources:
+        if self.value is None:
+            self.value = await self.fetch(self.pod)
+        return self.value
 
 
 async def remove_pod_volumes(ctx: KubeletContext, uid: str) -> None:
