@@ -170,6 +170,7 @@ def test_host_path_refuses_sensitive_paths_also_through_symlinks(node):
 def test_subpath_must_stay_within_its_volume(node):
     base = node.empty_dir("u1", "cache", None)
     assert node.subpath(base, "logs/app", True) == f"{base}/logs/app"
+    assert {(node.root / base.lstrip("/") / p).stat().st_mode & 0o7777 for p in ("logs", "logs/app")} == {0o777}
     os.symlink("../../../../../../..", node.root / base.lstrip("/") / "up")
     with pytest.raises(VolumeError, match="resolves outside its volume"):
         node.subpath(base, "up", False)

@@ -356,7 +356,16 @@ class NodeVolumes:
         check_subpath(sub)
         target = self.node(f"{base}/{sub}")
         if create and not os.path.lexists(target):
-            target.mkdir(parents=True, mode=0o755)
+            # as the kubelet: the volume's own mode and group, so an fsGroup member can write there
+            volume = self.node(base)
+            owner = os.stat(volume)
+            parts = target.relative_to(volume).parts
+            for depth in range(1, len(parts) + 1):
+                made = volume.joinpath(*parts[:depth])
+                if not os.path.lexists(made):
+                    made.mkdir()
+                    os.chmod(made, stat.S_IMODE(owner.st_mode))
+                    os.chown(made, -1, owner.st_gid)
         real, base_real = self._real(f"{base}/{sub}"), self._real(base)
         if not (real == base_real or real.startswith(base_real.rstrip("/") + "/")):
             raise VolumeError(f"subPath {sub!r} resolves outside its volume")
