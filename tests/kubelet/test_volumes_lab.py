@@ -152,6 +152,22 @@ def test_host_path_is_the_nodes_directory_not_the_hosts(vl):
     assert not Path(f"/data/labctl-hostpath/{vl.name}").exists()  # the real host is untouched
 
 
+def test_a_symlink_in_the_nodes_data_cannot_lead_a_host_path_to_the_nodes_system_paths(vl):
+    """Admission sees only the literal path; the kubelet resolves it inside the node and refuses."""
+    apply(vl, pod("linker", [box(command=["sh", "-c", "ln -sfn /etc /links/etc; sleep 3600"],
+                                 volumeMounts=[{"name": "links", "mountPath": "/links"}])],
+                  [{"name": "links", "hostPath": {"path": "/data/labctl-links"}}]))
+    running(vl, "linker")
+    wait_for(lambda: vl.exec("worker", "test", "-L", "/data/labctl-links/etc", check=False).returncode == 0,
+             timeout=30, what="the symlink in the node")
+    apply(vl, pod("escape", [box(volumeMounts=[{"name": "etc", "mountPath": "/mnt"}])],
+                  [{"name": "etc", "hostPath": {"path": "/data/labctl-links/etc"}}]))
+    refused = wait_for(lambda: events(vl, "escape", "FailedMount"), timeout=60, what="the FailedMount event")
+    assert refused[0].startswith('MountVolume.SetUp failed for volume "etc" : hostPath /data/labctl-links/etc: '
+                                 "/etc is or holds the node's /etc"), refused
+    assert vl.kubectl.json("get", "pod", "escape")["status"]["phase"] == "Pending"
+
+
 def test_security_context_user_groups_read_only_root_and_capabilities(vl):
     ids = sh(vl, "secure", "id -u; id -g; id -G").stdout.split("\n")
     assert ids[0] == "1000" and ids[1] == "3000" and {"2000", "4000"} <= set(ids[2].split())
