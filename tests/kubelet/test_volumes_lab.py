@@ -89,6 +89,10 @@ def vl(lab):
                          box("reader", volumeMounts=[{"name": "cache", "mountPath": "/cache", "readOnly": True},
                                                      {"name": "ram", "mountPath": "/scratch"}])],
               [{"name": "cache", "emptyDir": {}}, {"name": "ram", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}]),
+          pod("workdir", [box(volumeMounts=[{"name": "workdir", "mountPath": "/work-dir"}])],
+              [{"name": "workdir", "emptyDir": {}}],
+              initContainers=[box("install", ["sh", "-c", "echo made by init > /work-dir/index.html"],
+                                  volumeMounts=[{"name": "workdir", "mountPath": "/work-dir"}])]),
           pod("hostpath", [box(command=["sh", "-c", f"echo written-by-pod > /node-data/{lab.name}; sleep 3600"],
                                volumeMounts=[{"name": "data", "mountPath": "/node-data"}])],
               [{"name": "data", "hostPath": {"path": "/data/labctl-hostpath", "type": "DirectoryOrCreate"}}]),
@@ -142,6 +146,11 @@ def test_empty_dir_is_shared_and_memory_medium_is_a_sized_tmpfs(vl):
     line = next(m for m in mounts.splitlines() if " /scratch " in m)
     assert line.startswith("tmpfs ") and "size=16384k" in line, line
     assert sh(vl, "shared", "echo x > /cache/y", container="reader", check=False).returncode != 0  # readOnly
+
+
+def test_an_init_container_prepares_the_empty_dir_the_app_reads(vl):
+    """kubernetes.io's "Configure Pod Initialization": the init container fills a shared emptyDir."""
+    assert sh(vl, "workdir", "cat /work-dir/index.html").stdout == "made by init\n"
 
 
 def test_host_path_is_the_nodes_directory_not_the_hosts(vl):
