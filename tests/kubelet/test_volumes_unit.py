@@ -123,6 +123,9 @@ def test_container_mounts_bind_node_paths_under_the_nodes_root_and_force_read_on
         {"Type": "bind", "Source": f"{HOST}/var/lib/kubelet/pods/u1/volumes/kubernetes.io~configmap/cfg",
          "Target": "/run/extra", "ReadOnly": True, "BindOptions": {"Propagation": "rslave"}}]
     assert resolved == [("/data", "logs", True)]
+    node_debugger = PreparedVolumes(elsewhere={"host-root"})  # kubectl debug node's /host: noderoot.py's binds
+    assert container_mounts({"volumeMounts": [{"name": "host-root", "mountPath": "/host"}]}, node_debugger, HOST,
+                            resolve) == []
     with pytest.raises(VolumeError, match='"nope" is not a volume'):
         container_mounts({"volumeMounts": [{"name": "nope", "mountPath": "/x"}]}, prepared, HOST, resolve)
 

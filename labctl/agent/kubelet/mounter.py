@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ...client.rest import APIStatusError, resource_path
+from ...kube.nodedebug import is_node_debugger, is_node_root
 from ...kube.quantity import value
 from .context import KubeletContext
 from .projection import VolumeFile
@@ -72,11 +73,14 @@ class PodMounter:
         names = [v["name"] for v in pod["spec"].get("volumes") or []] + ([SA_VOLUME] if self.wants_token(pod) else [])
         if names and not volumes.host_root:
             try:
-                volumes.host_root = await ctx.blocking(ctx.runtime.node_root)
+                volumes.host_root = (await ctx.blocking(ctx.runtime.node_root)).merged_dir
             except Exception as err:
                 raise MountFailure(names[0], str(err)) from err
         prepared, sources = PreparedVolumes(), _Lazy(self._sources, pod)
         for volume in pod["spec"].get("volumes") or []:
+            if is_node_debugger(pod) and is_node_root(volume):
+                prepared.elsewhere.add(volume["name"])  # kubectl debug node's /host: noderoot.py binds it
+                continue
             try:
                 await self._setup_volume(pod, volume, prepared, sources)
             except VolumeError as err:

@@ -226,6 +226,7 @@ class PreparedVolumes:
     docker_volumes: dict[str, str] = field(default_factory=dict)
     read_only: set[str] = field(default_factory=set)   # kubelet-written: always read-only
     writable: set[str] = field(default_factory=set)    # a subPath may be created in them
+    elsewhere: set[str] = field(default_factory=set)   # bound by noderoot.py (kubectl debug node's /host)
 
 
 def container_mounts(container: dict, prepared: PreparedVolumes, host_root: str,
@@ -239,6 +240,8 @@ def container_mounts(container: dict, prepared: PreparedVolumes, host_root: str,
     wanted += [({"name": name, "mountPath": path}, True) for name, path in extra]
     for mount, read_only in wanted:
         name, target = mount["name"], mount["mountPath"]
+        if name in prepared.elsewhere:
+            continue
         read_only = read_only or name in prepared.read_only
         if name in prepared.docker_volumes:
             if mount.get("subPath"):
