@@ -49,6 +49,7 @@ from functools import cache
 from typing import Any, Final
 
 from labctl.apiserver.errors import FieldError, forbidden
+from labctl.kube.confinement import capability_refusal, host_path_refusal
 
 #: accepted with any value, and everything below it
 ANY: Final = "*"
@@ -95,6 +96,26 @@ POD_SPEC: dict[str, Accepts] = {
     # namespace, and the SYS_PTRACE its default profile ("general") asks for to trace the target
     "ephemeralContainers[].targetContainerName": ANY,
     "ephemeralContainers[].securityContext.capabilities.add[]": (EPHEMERAL_PTRACE,),
+    # volumes, made on the node and bind-mounted (labctl/agent/kubelet/volumes.py, docs/kubelet.md)
+    "volumes[].emptyDir.medium": ("", "Memory"),
+    "volumes[].emptyDir.sizeLimit": ANY,  # Memory: the tmpfs's size; disk: the pod is evicted past it
+    "volumes[].configMap": ANY,
+    "volumes[].secret": ANY,
+    "volumes[].downwardAPI": ANY,
+    "volumes[].projected.defaultMode": ANY,
+    "volumes[].projected.sources[].configMap": ANY,
+    "volumes[].projected.sources[].secret": ANY,
+    "volumes[].projected.sources[].downwardAPI": ANY,
+    "volumes[].projected.sources[].serviceAccountToken.path": ANY,  # the pod's own token (no audience)
+    "volumes[].hostPath.path": ANY,  # a path of the node; UNSAFE_POD_SPEC refuses the node's sensitive ones
+    "volumes[].hostPath.type": ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket",
+                                "CharDevice", "BlockDevice"),
+    # securityContext (labctl/agent/kubelet/security.py)
+    "securityContext.runAsUser": ANY,
+    "securityContext.runAsGroup": ANY,
+    "securityContext.runAsNonRoot": ANY,
+    "securityContext.supplementalGroups": ANY,
+    "securityContext.fsGroup": ANY,
 }
 
 #: the container lists :data:`CONTAINER` applies to: init containers run in order before the app,
@@ -130,11 +151,21 @@ CONTAINER: dict[str, Accepts] = {
     "stdinOnce": ANY,
     "terminationMessagePath": ("/dev/termination-log",),
     "terminationMessagePolicy": ("File",),
+    # volume mounts and securityContext (labctl/agent/kubelet/volumes.py, security.py)
+    "volumeMounts[].name": ANY,
+    "volumeMounts[].mountPath": ANY,
+    "volumeMounts[].readOnly": ANY,
+    "volumeMounts[].subPath": ANY,
+    "volumeMounts[].mountPropagation": ("None",),
+    "securityContext.runAsUser": ANY,
+    "securityContext.runAsGroup": ANY,
+    "securityContext.runAsNonRoot": ANY,
+    "securityContext.readOnlyRootFilesystem": ANY,
+    "securityContext.allowPrivilegeEscalation": ANY,
+    "securityContext.capabilities.add": ANY,  # UNSAFE_CONTAINER refuses any beyond Docker's defaults
+    "securityContext.capabilities.drop": ANY,
     # what Docker does anyway
     "securityContext.privileged": (False,),
-    "securityContext.allowPrivilegeEscalation": (True,),
-    "securityContext.readOnlyRootFilesystem": (False,),
-    "securityContext.runAsNonRoot": (False,),
     "securityContext.procMount": ("Default",),
     "securityContext.seccompProfile.type": ("RuntimeDefault",),
     "securityContext.appArmorProfile.type": ("RuntimeDefault",),
@@ -150,11 +181,6 @@ CONTAINER: dict[str, Accepts] = {
         "successThreshold", "failureThreshold")},
 }
 
-#: Docker's default capability set: adding one of these changes nothing a pod does not have
-DOCKER_DEFAULT_CAPABILITIES = frozenset({
-    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE", "NET_RAW",
-    "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"})
-
 #: (refused when, what it would give the pod)
 Unsafe = tuple[Callable[[Any], bool], str]
 
@@ -168,8 +194,11 @@ def _present(value: Any) -> bool:
 
 
 def _beyond_docker_defaults(capability: Any) -> bool:
-    name = capability.upper().removeprefix("CAP_") if isinstance(capability, str) else capability
-    return name not in DOCKER_DEFAULT_CAPABILITIES
+    return not isinstance(capability, str) or capability_refusal(capability) is not None
+
+
+def _sensitive_node_path(path: Any) -> bool:
+    return not isinstance(path, str) or host_path_refusal(path) is not None
 
 
 def _unconfined(value: Any) -> bool:
@@ -180,7 +209,10 @@ def _unconfined(value: Any) -> bool:
 UNSAFE_POD_SPEC: dict[str, Unsafe] = {
     "hostPID": (_true, "its processes"),
     "hostIPC": (_true, "its IPC namespace"),
-    "volumes[].hostPath": (_present, "its filesystem"),  # a path inside the node would not: a rule for that
+    # a hostPath is the node's (docs/kubelet.md), but the node holds the host's Docker socket:
+    # its system paths would give the host (labctl/kube/confinement.py; the kubelet checks again)
+    "volumes[].hostPath.path": (_sensitive_node_path, "its filesystem, through the node's system paths: "
+                                                      "use a path like /data or /mnt/..."),
     "securityContext.sysctls": (_present, "its kernel settings"),
     "securityContext.seccompProfile.type": (_unconfined, "every system call"),
     "securityContext.appArmorProfile.type": (_unconfined, "an unconfined process"),

@@ -19,6 +19,7 @@ POD_UID_LABEL = "io.kubernetes.pod.uid"
 CONTAINER_NAME_LABEL = "io.kubernetes.container.name"   # "POD" for the sandbox
 CONTAINER_ATTEMPT_LABEL = "io.kubernetes.container.attempt"  # restart count of this instance
 CONTAINER_TYPE_LABEL = "io.kubernetes.docker.type"      # "podsandbox" | "container"
+VOLUME_NAME_LABEL = "io.kubernetes.volume.name"        # a pod's Docker volume (Memory emptyDir)
 
 
 def node_container_name(cluster: str, node: str) -> str:

@@ -1,32 +1,30 @@
 """Tokens that last the lesson, as pure logic with a fake clock: no test waits an hour.
 
 The API server's own token authority (with the same fake clock) issues and checks the
-tokens; Docker is a small in-memory stand-in that extracts archives the way
-``put_archive`` does (entries in order, each replacing what was there).
+tokens; the pod's kube-api-access volume is written into a temporary node root, as the
+kubelet writes it under ``/var/lib/kubelet/pods`` of its node.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import os
-import tarfile
 import time
 from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 
+from labctl.agent.kubelet.mounter import SA_VOLUME
 from labctl.agent.kubelet.podworker import PodWorker
-from labctl.agent.kubelet.projection import DATA_LINK, GENERATIONS, next_generation, volume_archive
-from labctl.agent.kubelet.runtime import ContainerRecord
+from labctl.agent.kubelet.projection import DATA_LINK, VolumeFile, generation_name, write_volume
 from labctl.agent.kubelet.serviceaccount import (
     MAX_TOKEN_AGE_SECONDS,
-    MOUNT_PATH,
     ProjectedToken,
     ServiceAccountTokens,
     token_from_answer,
 )
+from labctl.agent.kubelet.volumes import NodeVolumes, PreparedVolumes
 from labctl.apiserver import errors
 from labctl.apiserver.serviceaccounts import InvalidToken, SigningKey
 from labctl.apiserver.serviceaccounts import ServiceAccountTokens as TokenAuthority
@@ -73,43 +71,6 @@ class APIClient:
         return self.authority.create_token(parts[3], parts[5], body)
 
 
-class Containers:
-    """Files of containers, written only through archives, like Docker's archive API."""
-
-    def __init__(self) -> None:
-        self.fs: dict[str, dict[str, tuple[str, str | bytes]]] = {}  # container → path → (kind, data)
-
-    def put_archive(self, cid: str, archive: bytes) -> None:
-        files = self.fs.setdefault(cid, {})
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            for member in tar.getmembers():
-                path = "/" + member.name
-                if member.isdir():
-                    files[path] = ("dir", "")
-                elif member.issym():
-                    files[path] = ("link", member.linkname)
-                else:
-                    files[path] = ("file", tar.extractfile(member).read())
-
-    def read_link(self, cid: str, path: str) -> str | None:
-        kind, data = self.fs.get(cid, {}).get(path, ("", ""))
-        return f"{path.rsplit('/', 1)[0]}/{data}" if kind == "link" else None
-
-    def read(self, cid: str, path: str) -> bytes:
-        """``cat path`` in the container: (relative) symlinks followed at any component."""
-        files = self.fs[cid]
-        for _ in range(8):
-            parts = path.strip("/").split("/")
-            for i in range(1, len(parts) + 1):
-                kind, data = files.get("/" + "/".join(parts[:i]), ("", ""))
-                if kind == "link":
-                    path = "/" + "/".join([*parts[:i - 1], str(data), *parts[i:]])
-                    break
-            else:
-                return files[path][1]
-        raise AssertionError(f"symlink loop at {path}")
-
-
 async def _direct(fn, *args, **kwargs):
     return fn(*args, **kwargs)
 
@@ -121,10 +82,11 @@ def lab(tmp_path):
     client = APIClient(authority)
     (tmp_path / "ca.crt").write_bytes(b"CA")
     tokens = ServiceAccountTokens(client, "10.96.0.1", clock=clock, ca_path=tmp_path / "ca.crt")
-    containers = Containers()
-    worker = PodWorker(SimpleNamespace(tokens=tokens, runtime=containers, blocking=_direct), POD)
-    return SimpleNamespace(clock=clock, authority=authority, client=client, tokens=tokens,
-                           containers=containers, worker=worker)
+    volumes = NodeVolumes(root=tmp_path / "node", host_root="/var/lib/docker/overlay2/x/merged")
+    worker = PodWorker(SimpleNamespace(tokens=tokens, volumes=volumes, blocking=_direct), POD)
+    sa_dir = tmp_path / "node" / volumes.volume_dir("pod-uid", "projected", SA_VOLUME).lstrip("/")
+    return SimpleNamespace(clock=clock, authority=authority, client=client, tokens=tokens, worker=worker,
+                           read=lambda name: (sa_dir / name).read_bytes(), sa_dir=sa_dir)
 
 
 # -- the schedule ------------------------------------------------------------------------------
@@ -163,25 +125,21 @@ def test_the_requested_lifetime_is_the_clusters_setting(lab):
 
 # -- the acceptance: a pod's token works after 2 hours ------------------------------------------
 def test_a_running_pods_token_still_authenticates_after_two_hours(lab):
-    """The container gets its token at creation; the pod worker resyncs every 10 s; at every
-    moment of two hours the token file in the container is one the API server accepts."""
-    running = {"app": [ContainerRecord("c1", "app", 0, True)]}
-
+    """The pod's volume gets its token before the sandbox starts; the pod worker resyncs every
+    10 s; at every moment of two hours the token file the containers mount is one the API
+    server accepts."""
     async def scenario():
-        token = await lab.tokens.token(POD)  # what create_container puts in before the start
-        lab.containers.put_archive("c1", volume_archive(MOUNT_PATH, lab.tokens.volume(POD, token)))
-        lab.worker.tokens_written["c1"] = token.token
+        await lab.worker.volumes.setup(POD)  # what start_pod does before the sandbox
         for step in range(0, 2 * 3600 + 1, 10):
             lab.clock.now = NOW + step
-            await lab.worker.refresh_token(running)
-            mounted = lab.containers.read("c1", f"{MOUNT_PATH}/token").decode()
-            claims = lab.authority.validate(mounted)
+            await lab.worker.refresh_volumes()
+            claims = lab.authority.validate(lab.read("token").decode())
             assert lab.clock.now < claims.expires_at, f"the mounted token expired at +{step}s"
         lab.worker._token_timer.cancel()
     asyncio.run(scenario())
     assert len(lab.client.requests) == 3  # at 0, at 48 min and at 96 min
-    assert lab.containers.read("c1", f"{MOUNT_PATH}/namespace") == b"default"
-    assert lab.containers.read("c1", f"{MOUNT_PATH}/ca.crt") == b"CA"
+    assert lab.read("namespace") == b"default"
+    assert lab.read("ca.crt") == b"CA"
 
 
 def test_without_renewal_the_same_pod_would_be_locked_out_after_an_hour(lab):
@@ -192,31 +150,25 @@ def test_without_renewal_the_same_pod_would_be_locked_out_after_an_hour(lab):
         lab.authority.validate(token.token)
 
 
-def test_a_container_that_missed_a_renewal_gets_the_current_token(lab):
-    """After an agent restart nothing is known to be written: every running container is
-    given the (new) token once, and only once."""
-    running = {"app": [ContainerRecord("c1", "app", 0, True)], "side": [ContainerRecord("c2", "side", 3, True)]}
-
+def test_after_an_agent_restart_the_volume_is_written_again_once(lab):
+    """After an agent restart nothing is known to be written: the running pod's volumes are set
+    up again (the token written once), and the next resync writes nothing."""
     async def scenario():
-        for cid in ("c1", "c2"):
-            lab.containers.put_archive(cid, volume_archive(MOUNT_PATH, {"token": b"old"}))
-        await lab.worker.refresh_token(running)
-        writes = {cid: lab.containers.read_link(cid, f"{MOUNT_PATH}/{DATA_LINK}") for cid in ("c1", "c2")}
-        await lab.worker.refresh_token(running)  # nothing new to write
-        assert {cid: lab.containers.read_link(cid, f"{MOUNT_PATH}/{DATA_LINK}") for cid in writes} == writes
+        await lab.worker.refresh_volumes()
+        first = os.readlink(lab.sa_dir / DATA_LINK)
+        lab.clock.now = NOW + 10
+        await lab.worker.refresh_volumes()
+        assert os.readlink(lab.sa_dir / DATA_LINK) == first
         lab.worker._token_timer.cancel()
     asyncio.run(scenario())
-    token = lab.tokens._cache["pod-uid"].token
-    assert lab.containers.read("c1", f"{MOUNT_PATH}/token").decode() == token
-    assert lab.containers.read("c2", f"{MOUNT_PATH}/token").decode() == token
+    assert lab.read("token").decode() == lab.tokens._cache["pod-uid"].token
     assert len(lab.client.requests) == 1
 
 
-def test_exited_containers_are_left_alone(lab):
-    stopped = {"app": [ContainerRecord("c1", "app", 0, False, finished_at="2027-01-01T00:00:00Z")]}
-    lab.worker.tokens_written["c1"] = "old"
-    asyncio.run(lab.worker.refresh_token(stopped))
-    assert not lab.client.requests and "c1" not in lab.worker.tokens_written
+def test_a_pod_without_automount_gets_no_token(lab):
+    pod = {**POD, "spec": {**POD["spec"], "automountServiceAccountToken": False}}
+    prepared = asyncio.run(lab.worker.volumes.setup(pod))
+    assert prepared == PreparedVolumes() and not lab.client.requests and not lab.sa_dir.exists()
 
 
 # -- a short lifetime: a topology setting, and the API server's floor follows ---------------------
@@ -242,29 +194,36 @@ def test_the_api_server_accepts_short_tokens_only_with_its_test_floor():
 
 
 # -- the atomic write -------------------------------------------------------------------------
-def _entries(archive: bytes) -> list[tuple[str, str]]:
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        return [(m.name, m.linkname if m.issym() else ("dir" if m.isdir() else "file")) for m in tar.getmembers()]
+def _layout(directory) -> dict[str, str]:
+    return {p.name: (f"-> {os.readlink(p)}" if p.is_symlink() else "dir") for p in sorted(directory.iterdir())}
 
 
-def test_first_write_makes_the_atomic_writer_layout():
-    entries = _entries(volume_archive("/run/sa", {"token": b"t", "namespace": b"ns"}, now=NOW))
-    assert entries == [("run/sa/..0", "dir"), ("run/sa/..0/token", "file"), ("run/sa/..0/namespace", "file"),
-                       ("run/sa/token", "..data/token"), ("run/sa/namespace", "..data/namespace"),
-                       ("run/sa/..data", "..0")]
+def test_first_write_makes_the_atomic_writer_layout(tmp_path):
+    assert write_volume(tmp_path / "sa", {"token": VolumeFile(b"t"), "namespace": VolumeFile(b"ns")}, now=NOW)
+    generation = generation_name(NOW)
+    assert generation == "..2027_01_15_08_00_00.000000000"
+    assert _layout(tmp_path / "sa") == {generation: "dir", "..data": f"-> {generation}",
+                                        "namespace": "-> ..data/namespace", "token": "-> ..data/token"}
+    assert (tmp_path / "sa" / "token").read_bytes() == b"t"
 
 
-def test_an_update_writes_the_other_generation_then_swaps_data_last():
-    entries = _entries(volume_archive("/run/sa", {"token": b"t2"}, current="/run/sa/..0", now=NOW))
-    assert entries == [("run/sa/..1", "dir"), ("run/sa/..1/token", "file"), ("run/sa/..data", "..1")]
-    assert next_generation("/run/sa/..1") == GENERATIONS[0] and next_generation(None) == GENERATIONS[0]
+def test_an_update_writes_a_new_generation_swaps_data_and_removes_what_is_gone(tmp_path):
+    sa = tmp_path / "sa"
+    write_volume(sa, {"token": VolumeFile(b"t"), "old": VolumeFile(b"x")}, now=NOW)
+    assert not write_volume(sa, {"token": VolumeFile(b"t"), "old": VolumeFile(b"x")}, now=NOW + 1)  # unchanged
+    assert write_volume(sa, {"token": VolumeFile(b"t2"), "dir/nested": VolumeFile(b"n")}, now=NOW + 2)
+    generation = generation_name(NOW + 2)
+    assert _layout(sa) == {generation: "dir", "..data": f"-> {generation}", "dir": "-> ..data/dir",
+                           "token": "-> ..data/token"}
+    assert (sa / "token").read_bytes() == b"t2" and (sa / "dir" / "nested").read_bytes() == b"n"
 
 
-def test_files_carry_kubes_mode_and_a_fresh_mtime():
-    with tarfile.open(fileobj=io.BytesIO(volume_archive("/run/sa", {"token": b"t"}, now=NOW + 0.25))) as tar:
-        token = tar.getmember("run/sa/..0/token")
-        assert token.mode == 0o644 and token.mtime == NOW + 0.25
-        assert tar.getmember("run/sa/..0").mode == 0o755
+def test_files_carry_their_mode_and_fs_group_makes_them_group_readable(tmp_path):
+    write_volume(tmp_path / "v", {"key": VolumeFile(b"k", 0o400), "conf": VolumeFile(b"c")}, now=NOW)
+    assert (tmp_path / "v" / "key").stat().st_mode & 0o777 == 0o400
+    assert (tmp_path / "v" / "conf").stat().st_mode & 0o777 == 0o644
+    write_volume(tmp_path / "g", {"key": VolumeFile(b"k", 0o400)}, gid=os.getgid(), now=NOW)
+    assert (tmp_path / "g" / "key").stat().st_mode & 0o777 == 0o440
 
 
 # -- the reader's side: the in-cluster client re-reads a rotated file -----------------------------

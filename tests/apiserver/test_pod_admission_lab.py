@@ -32,7 +32,7 @@ REFUSED = [
      f"spec.containers[0].securityContext.capabilities.add[0]: {HOST} (a capability beyond Docker's defaults)"),
     (pod("docker-sock", {"volumes": [{"name": "sock", "hostPath": {"path": "/var/run/docker.sock"}}]},
          volumeMounts=[{"name": "sock", "mountPath": "/var/run/docker.sock"}]),
-     f"spec.volumes[0].hostPath: {HOST} (its filesystem)"),
+     f"spec.volumes[0].hostPath.path: {HOST} (its filesystem, through the node's system paths"),
     (pod("secret-env", env=[{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]),
      f"spec.containers[0].env[0].valueFrom.secretKeyRef: {IGNORED}"),
 ]

@@ -66,17 +66,18 @@ def test_kubes_own_defaults_and_their_no_op_values_pass():
     (pod_spec(lifecycle={"stopSignal": "SIGUSR1"}), "spec.containers[0].lifecycle.stopSignal"),
     (pod_spec(startupProbe={"grpc": {"port": 9000}}), "spec.containers[0].startupProbe.grpc"),
     (pod_spec(livenessProbe={"grpc": {"port": 9000}}), "spec.containers[0].livenessProbe.grpc"),
-    (pod_spec(securityContext={"runAsUser": 1000}), "spec.containers[0].securityContext.runAsUser"),
-    (pod_spec(volumeMounts=[{"name": "v", "mountPath": "/v"}]), "spec.containers[0].volumeMounts"),
+    (pod_spec(securityContext={"seLinuxOptions": {"level": "s0"}}), "spec.containers[0].securityContext.seLinuxOptions"),
+    (pod_spec(volumeMounts=[{"name": "v", "mountPath": "/v", "subPathExpr": "$(POD)"}]),
+     "spec.containers[0].volumeMounts[0].subPathExpr"),
     (pod_spec(resources={"limits": {"ephemeral-storage": "1Gi"}}),
      "spec.containers[0].resources.limits.ephemeral-storage"),
-    ({**pod_spec(), "initContainers": [{"name": "init", "image": "busybox", "resources": {"limits": {
-        "ephemeral-storage": "1Gi"}}}]}, "spec.initContainers[0].resources.limits.ephemeral-storage"),
-    ({**pod_spec(), "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}]}, "spec.volumes[0].configMap"),
-    ({**pod_spec(), "volumes": [{"name": "scratch", "emptyDir": {}}]}, "spec.volumes[0].emptyDir"),
+    ({**pod_spec(), "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]},
+     "spec.volumes[0].persistentVolumeClaim"),
+    ({**pod_spec(), "volumes": [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {
+        "path": "token", "audience": "vault"}}]}}]}, "spec.volumes[0].projected.sources[0].serviceAccountToken.audience"),
     ({**pod_spec(), "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}]}, "spec.hostAliases"),
     ({**pod_spec(), "hostname": "web"}, "spec.hostname"),
-    ({**pod_spec(), "securityContext": {"runAsUser": 1000}}, "spec.securityContext.runAsUser"),
+    ({**pod_spec(), "securityContext": {"fsGroupChangePolicy": "Always"}}, "spec.securityContext.fsGroupChangePolicy"),
     ({**pod_spec(), "affinity": {"podAntiAffinity": {}}}, None),  # empty: nothing to ignore
     ({**pod_spec(), "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
         {"topologyKey": "kubernetes.io/hostname"}]}}}, "spec.affinity.podAntiAffinity"),
@@ -91,11 +92,11 @@ def test_a_field_labctl_would_ignore_is_refused_naming_it(spec: dict, path: str 
     ({**pod_spec(), "dnsPolicy": "None"}, "spec.dnsPolicy", '"None"'),
     (pod_spec(env=[{"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels"}}}]),
      "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath", '"metadata.labels"'),
-    (pod_spec(securityContext={"allowPrivilegeEscalation": False}),
-     "spec.containers[0].securityContext.allowPrivilegeEscalation", "false"),
+    ({**pod_spec(), "volumes": [{"name": "huge", "emptyDir": {"medium": "HugePages"}}]},
+     "spec.volumes[0].emptyDir.medium", '"HugePages"'),
     ({**pod_spec(), "shareProcessNamespace": True}, "spec.shareProcessNamespace", "true"),
-    (pod_spec(securityContext={"readOnlyRootFilesystem": True}),
-     "spec.containers[0].securityContext.readOnlyRootFilesystem", "true"),
+    (pod_spec(volumeMounts=[{"name": "v", "mountPath": "/v", "mountPropagation": "Bidirectional"}]),
+     "spec.containers[0].volumeMounts[0].mountPropagation", '"Bidirectional"'),
 ])
 def test_a_value_labctl_would_ignore_is_refused_with_the_ones_it_honours(spec: dict, path: str, value: str):
     detail = refused(spec)[path]
@@ -115,10 +116,9 @@ def test_a_value_labctl_would_ignore_is_refused_with_the_ones_it_honours(spec: d
      "spec.containers[0].securityContext.appArmorProfile.type", "an unconfined process"),
     ({**pod_spec(), "hostPID": True}, "spec.hostPID", "its processes"),
     ({**pod_spec(), "hostIPC": True}, "spec.hostIPC", "its IPC namespace"),
-    ({**pod_spec(), "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}, "spec.volumes[0].hostPath",
-     "its filesystem"),
-    ({**pod_spec(), "volumes": [{"name": "sock", "hostPath": {"path": "/var/run/docker.sock"}}]},
-     "spec.volumes[0].hostPath", "its filesystem"),
+    *[({**pod_spec(), "volumes": [{"name": "node", "hostPath": {"path": path}}]}, "spec.volumes[0].hostPath.path",
+       "its filesystem, through the node's system paths: use a path like /data or /mnt/...")
+      for path in ("/", "/var/run/docker.sock", "/etc", "/var", "/usr/local/bin", "/var/lib/kubelet/pods")],
     ({**pod_spec(), "securityContext": {"sysctls": [{"name": "kernel.shm_rmid_forced", "value": "1"}]}},
      "spec.securityContext.sysctls", "its kernel settings"),
     ({**pod_spec(), "securityContext": {"seccompProfile": {"type": "Unconfined"}}},
@@ -138,6 +138,28 @@ def test_host_ports_and_the_nodes_network_are_honoured():
     assert refused(spec) == {}
     assert refused({**pod_spec(ports=[{"containerPort": 8080, "hostPort": 8080}]), "hostNetwork": True,
                     "dnsPolicy": "ClusterFirstWithHostNet"}) == {}
+
+
+def test_volumes_and_security_context_the_kubelet_honours_pass():
+    """docs/kubelet.md: what labctl's kubelet mounts and applies (tests/kubelet/test_volumes_lab.py)."""
+    spec = pod_spec(volumeMounts=[{"name": "cfg", "mountPath": "/etc/cfg", "readOnly": True},
+                                  {"name": "data", "mountPath": "/d", "subPath": "logs", "mountPropagation": "None"}],
+                    securityContext={"runAsUser": 1000, "runAsGroup": 3000, "runAsNonRoot": True,
+                                     "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                                     "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}})
+    spec["securityContext"] = {"runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": True, "fsGroup": 2000,
+                               "supplementalGroups": [4000]}
+    spec["volumes"] = [
+        {"name": "scratch", "emptyDir": {}}, {"name": "ram", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+        {"name": "cfg", "configMap": {"name": "cfg", "items": [{"key": "a", "path": "b", "mode": 0o400}],
+                                      "defaultMode": 0o644, "optional": True}},
+        {"name": "sec", "secret": {"secretName": "db", "defaultMode": 0o400}},
+        {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+        {"name": "all", "projected": {"defaultMode": 0o440, "sources": [
+            {"configMap": {"name": "cfg"}}, {"secret": {"name": "db"}}, {"serviceAccountToken": {"path": "token"}},
+            {"downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}},
+        {"name": "data", "hostPath": {"path": "/data/app", "type": "DirectoryOrCreate"}}]
+    assert refused(spec) == {}
 
 
 def test_the_unsafe_values_stay_refused_whatever_the_table_honours_later(monkeypatch):

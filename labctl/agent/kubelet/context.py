@@ -25,6 +25,7 @@ from .backoff import Backoff
 from .images import ImageResolver
 from .runtime import Runtime
 from .serviceaccount import ServiceAccountTokens
+from .volumes import NodeVolumes
 
 log = logging.getLogger("labctl.kubelet")
 T = TypeVar("T")
@@ -55,6 +56,7 @@ class KubeletContext:
     drain_seconds: float = PRE_STOP_DRAIN_SECONDS
     cni_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CNI_PARALLEL))
     tokens: ServiceAccountTokens | None = None
+    volumes: NodeVolumes = field(default_factory=NodeVolumes)
     _tasks: set[asyncio.Task] = field(default_factory=set)
 
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

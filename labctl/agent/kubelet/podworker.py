@@ -21,12 +21,13 @@ from .ephemeral import ephemeral_containers, ephemeral_statuses, sync_ephemeral_
 from .hooks import container_spec, run_handler, stop_container
 from .images import ImagePullError, ResolvedImage, alias_message
 from .initcontainers import latest_record, plan_init, should_restart
+from .mounter import MountFailure, PodMounter
 from .noderoot import node_root_mount_paths
-from .projection import DATA_LINK, volume_archive
 from .runtime import SANDBOX, ContainerRecord, PodRef, build_container, build_sandbox, host_network
-from .serviceaccount import MOUNT_PATH
+from .security import ConfigError, effective_security, non_root_problem
 from .status import TERMINAL_PHASES, ContainerView, build_pod_status
-from .teardown import grace_seconds, kill_pod, release_sandboxes
+from .teardown import grace_seconds, kill_pod, release_sandboxes, stop_containers
+from .volumes import VolumeError, sandbox_mounts
 
 log = logging.getLogger("labctl.kubelet")
 RETRY_S = 2.0
@@ -58,7 +59,8 @@ class PodWorker:
         self.probe_tasks: dict[tuple[str, str], asyncio.Task] = {}
         self.last_status: dict | None = None
         self.pull_failures: dict[str, tuple[float, str]] = {}  # container → (when, message)
-        self.tokens_written: dict[str, str] = {}        # container id → the token its volume holds
+        self.volumes = PodMounter(ctx, self.ref)
+        self.evicted = ""  # the eviction message, once evicted
         self._token_timer: asyncio.TimerHandle | None = None
         self._post_start: asyncio.Task | None = None    # the postStart hook the sync waits for
         self._wake = asyncio.Event()
@@ -116,7 +118,7 @@ class PodWorker:
             await self.start_pod(sandbox.attempt + 1 if sandbox else 0, attempts)
         else:
             await self.sync_containers(by_name, sandbox.id)
-            await self.refresh_token(by_name)
+            await self.refresh_volumes()
         await self.write_status()
         return False
 
@@ -151,7 +153,6 @@ class PodWorker:
         self.readiness.clear()
         await self.write_status()
         await kill_pod(self.ctx, [r for rs in by_name.values() for r in rs], grace_seconds(self.pod))
-        self.tokens_written.clear()
 
     async def start_pod(self, attempt: int, container_attempts: dict[str, int] | None = None) -> None:
         """Sandbox → (network ∥ image + create of each container) → start the containers.
@@ -166,7 +167,11 @@ class PodWorker:
             # PodInitializing), which `kubectl get pods` shows while images, the network and a
             # postStart hook take their time
             await self.write_status()
-        spec = build_sandbox(pod, ctx.cfg.cluster, ctx.runtime.node_container, attempt)
+        if not await self.setup_volumes():
+            return
+        assert self.volumes.prepared is not None
+        spec = build_sandbox(pod, ctx.cfg.cluster, ctx.runtime.node_container, attempt,
+                             sandbox_mounts(self.volumes.prepared))
         self.pod_ip, self.sandbox_ready = "", False
         self.start_time = self.start_time or timestamp()
         t0 = time.monotonic()
@@ -323,31 +328,54 @@ class PodWorker:
             ctx.event(self.pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
         return resolved
 
+    async def setup_volumes(self) -> bool:
+        """The pod's volumes on the node; False (after a ``FailedMount`` event) when one cannot be made yet."""
+        try:
+            await self.volumes.setup(self.pod)
+        except MountFailure as err:
+            log.info("pod %s/%s: %s", self.ref.namespace, self.ref.name, err)
+            self.ctx.event(self.pod, "Warning", "FailedMount", str(err))
+            self.wake_after(RETRY_S * 2)
+            return False
+        if self.volumes.token is not None:
+            self._refresh_token_in(self.volumes.token.refresh_at - self.ctx.tokens.clock())  # type: ignore[union-attr]
+        return True
+
     async def create_container(self, container: dict, sandbox_id: str, attempt: int, pid_container: str = "") -> str:
         """Resolve the image and ``docker create``; '' when it cannot be created (yet).
 
         ``pid_container``: a container whose PID namespace this one joins (an ephemeral
         container's target)."""
+        if self.volumes.prepared is None and not await self.setup_volumes():
+            return ""  # an agent restart: the running pod's volumes are set up again first
         resolved = await self.resolve_image(container)
         if resolved is None:
             return ""
-        ctx = self.ctx
-        spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster,
-                               ctx.runtime.node_container, self.pod_ip, ctx.cfg.internal_ip,
-                               pid_container=pid_container, sandbox_resolv_conf=self.sandbox_resolv_conf)
+        ctx, name = self.ctx, container["name"]
         try:
-            tokens = ctx.tokens if ctx.tokens is not None and ctx.tokens.wanted(self.pod) else None
-            token = await tokens.token(self.pod) if tokens is not None else None
-            if tokens is not None:
-                spec.kwargs["environment"] = {**tokens.env, **spec.kwargs.get("environment", {})}
+            sec = effective_security(self.pod, container)
+            image_user = ""
+            if sec.run_as_non_root or (sec.run_as_group is not None and sec.run_as_user is None):
+                image_user = await ctx.blocking(ctx.runtime.image_user, resolved.run)
+            problem = non_root_problem(sec, image_user, self.ref.describe(), name)
+            if problem:
+                raise ConfigError(problem)
+            spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster,
+                                   ctx.runtime.node_container, self.pod_ip, ctx.cfg.internal_ip,
+                                   pid_container=pid_container, sandbox_resolv_conf=self.sandbox_resolv_conf,
+                                   mounts=await self.volumes.mounts(self.pod, container), image_user=image_user)
+        except (ConfigError, VolumeError) as err:
+            self.waiting[name] = ("CreateContainerConfigError", str(err))
+            ctx.event(self.pod, "Warning", "Failed", f"Error: {err}")
+            self.wake_after(RETRY_S * 5)
+            return ""
+        try:
+            if self.volumes.wants_token(self.pod):
+                spec.kwargs["environment"] = {**ctx.tokens.env, **spec.kwargs.get("environment", {})}  # type: ignore[union-attr]
             for target in node_root_mount_paths(self.pod, container):  # kubectl debug node's /host
                 root = await ctx.blocking(ctx.runtime.node_root)
                 spec.host_config.setdefault("binds", []).extend(root.binds(target))
             cid = await ctx.blocking(ctx.runtime.create, spec)
-            if tokens is not None and token is not None:
-                archive = volume_archive(MOUNT_PATH, tokens.volume(self.pod, token))
-                await ctx.blocking(ctx.runtime.put_archive, cid, archive)
-                self.tokens_written[cid] = token.token
         except Exception as err:
             self.waiting[container["name"]] = ("CreateContainerError", str(err))
             ctx.event(self.pod, "Warning", "Failed", f"Error: {err}")
@@ -393,47 +421,46 @@ class PodWorker:
         self.waiting[name] = ("PostStartHookError", message)
         await stop_container(ctx, self.pod, container, record, grace_seconds(self.pod), self.pod_ip)
 
-    # -- the service-account token -------------------------------------------------------
-    async def refresh_token(self, by_name: dict[str, list[ContainerRecord]]) -> None:
-        """Give every running container the pod's current token (renewed at 80 % of its life).
-
-        A container created since the last renewal already has it; one that missed it (a
-        Docker error, an agent restart: nothing is known to be written) gets it now.
-        """
+    # -- volumes and the service-account token --------------------------------------------
+    async def refresh_volumes(self) -> None:
+        """Keep a running pod's volumes current: ConfigMap/Secret/downward API changes, and the
+        service-account token, renewed at 80 % of its life (one ``..data`` swap in the pod's
+        kube-api-access volume, which every container mounts)."""
         ctx = self.ctx
-        if ctx.tokens is None or not ctx.tokens.wanted(self.pod):
+        if self.volumes.prepared is None:  # an agent restart: set everything up again (idempotent)
+            await self.setup_volumes()
             return
-        records = [r for name, rs in by_name.items() if name != SANDBOX for r in rs]
-        for record in records:
-            if not record.running:
-                self.tokens_written.pop(record.id, None)
-        running = [r for r in records if r.running]
-        if not running:
+        await self.volumes.refresh(self.pod)
+        message = await self.volumes.over_limit(self.pod)
+        if message:
+            await self.evict(message)
             return
+        if not self.volumes.wants_token(self.pod):
+            return
+        assert ctx.tokens is not None
         try:
-            token = await ctx.tokens.token(self.pod)
+            renewed = await self.volumes.write_token(self.pod)
         except Exception as err:
             log.warning("pod %s/%s: failed to renew the service account token: %s; retrying",
                         self.ref.namespace, self.ref.name, err)
             self._refresh_token_in(RETRY_S * 5)
             return
-        for record in running:
-            if self.tokens_written.get(record.id) == token.token:
-                continue
-            try:
-                current = await ctx.blocking(ctx.runtime.read_link, record.id, f"{MOUNT_PATH}/{DATA_LINK}")
-                archive = volume_archive(MOUNT_PATH, ctx.tokens.volume(self.pod, token), current)
-                await ctx.blocking(ctx.runtime.put_archive, record.id, archive)
-            except Exception as err:
-                log.warning("pod %s/%s: failed to write the service account token into container %s: %s",
-                            self.ref.namespace, self.ref.name, record.name, err)
-                self._refresh_token_in(RETRY_S)
-                continue
-            self.tokens_written[record.id] = token.token
-            log.info("pod %s/%s: service account token of container %s renewed (valid until %s)",
-                     self.ref.namespace, self.ref.name, record.name,
-                     time.strftime("%H:%M:%S", time.gmtime(token.expires_at)))
+        token = self.volumes.token
+        assert token is not None
+        if renewed:
+            log.info("pod %s/%s: service account token renewed (valid until %s)", self.ref.namespace,
+                     self.ref.name, time.strftime("%H:%M:%S", time.gmtime(token.expires_at)))
         self._refresh_token_in(token.refresh_at - ctx.tokens.clock())
+
+    async def evict(self, message: str) -> None:
+        """The eviction manager's local-storage eviction: kill the containers at once, then the pod
+        is ``Failed`` with reason ``Evicted`` (its sandbox and IP released by the next sync)."""
+        log.info("pod %s/%s evicted: %s", self.ref.namespace, self.ref.name, message)
+        self.evicted = message
+        self.ctx.event(self.pod, "Warning", "Evicted", message)
+        self.cancel_probes()
+        records = await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid)
+        await stop_containers(self.ctx, records, 0, self.pod)
 
     def _refresh_token_in(self, delay: float) -> None:
         """One pending wake-up for the next renewal (the 10 s resync would be late for short tokens)."""
@@ -496,6 +523,8 @@ class PodWorker:
                                   init_views=init_views)
         if ephemeral_containers(self.pod):
             status["ephemeralContainerStatuses"] = ephemeral_statuses(self.pod, by_name, self.waiting)
+        if self.evicted:
+            status.update(phase="Failed", reason="Evicted", message=self.evicted)
         if status == self.last_status and _ready(self.pod.get("status")) == _ready(status):
             return  # unchanged, and nobody (the node lifecycle controller) overwrote Ready meanwhile
         path = resource_path("pods", self.ref.namespace, self.ref.name, "status")
@@ -545,6 +574,7 @@ class PodWorker:
             self._token_timer.cancel()
         records = await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid)
         await kill_pod(self.ctx, records, grace_seconds(self.pod), None if self.gone else self.pod, self.pod_ip)
+        await self.volumes.teardown()
         self.ctx.crash_backoff.forget_prefix(self.ref.uid)
         if self.gone:
             return

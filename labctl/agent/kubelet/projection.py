@@ -1,68 +1,108 @@
-"""Writing a projected volume into a container so that readers never see half of it.
+"""Writing a kubelet-made volume so that readers never see half of it (kube's atomic writer).
 
-kube's atomic writer (``pkg/volume/util/atomic_writer.go``) keeps a volume's files in a
-hidden generation directory, points the symlink ``..data`` at it, and exposes each file as
-``<name> -> ..data/<name>``. An update writes a complete new generation, then swaps
-``..data`` in one step: a reader opening ``token`` gets the old token or the new one, never
-an empty or half-written file.
-
-The kubelet here reaches a container's filesystem only through Docker's archive API
-(``put_archive``), which can create and replace entries but never delete one. So instead of a
-fresh timestamped directory per update, two generations ``..0`` and ``..1`` alternate: an
-update rewrites the one ``..data`` does not point at, then replaces ``..data`` — the last
-entry of the same archive, extracted after the files are complete. (Docker replaces a
-symlink by removing and re-creating it: for a few microseconds ``token`` does not resolve,
-and :class:`labctl.client.tokenfile.TokenFile` keeps its previous token when a read fails.)
+ConfigMap, Secret, downward API and projected volumes — the service-account token among
+them — are directories the kubelet writes on the node (``/var/lib/kubelet/pods/<uid>/volumes``,
+:mod:`.volumes`) and bind-mounts read-only into the containers. kube's atomic writer
+(``pkg/volume/util/atomic_writer.go``) keeps the files in a hidden, timestamped generation
+directory, points the symlink ``..data`` at it, and exposes each top-level entry as
+``<name> -> ..data/<name>``. An update writes a complete new generation, then renames a fresh
+symlink over ``..data`` (one ``rename(2)``): a reader opening ``token`` gets the old token or the
+new one, never an empty or half-written file. Then the old generation and the entries that
+are gone are removed.
 
 ``ls -la /var/run/secrets/kubernetes.io/serviceaccount`` in a pod shows the layout.
 """
 
 from __future__ import annotations
 
-import io
-import tarfile
+import os
+import shutil
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 DATA_LINK = "..data"
-GENERATIONS = ("..0", "..1")
 FILE_MODE = 0o644  # kube's defaultMode 420
 DIR_MODE = 0o755
 
 
-def next_generation(current: str | None) -> str:
-    """The generation to write: the one ``..data`` does not point at (``..0`` for a new volume)."""
-    if current is None:
-        return GENERATIONS[0]
-    name = current.rstrip("/").rsplit("/", 1)[-1]
-    return GENERATIONS[1] if name == GENERATIONS[0] else GENERATIONS[0]
+@dataclass(frozen=True)
+class VolumeFile:
+    """One file of a volume: its bytes and its mode (``defaultMode``/``mode``)."""
+
+    content: bytes
+    mode: int = FILE_MODE
 
 
-def volume_archive(directory: str, files: Mapping[str, bytes], current: str | None = None,
-                   now: float | None = None) -> bytes:
-    """A tar for ``put_archive(container, "/", …)`` that updates the volume at ``directory``.
+def generation_name(now: float) -> str:
+    """kube's ``..2026_12_07_09_10_00.123456789``: sorts by time, never reused."""
+    whole = int(now)
+    return time.strftime("..%Y_%m_%d_%H_%M_%S", time.gmtime(whole)) + f".{int((now - whole) * 1e9):09d}"
 
-    ``current`` is where ``..data`` points now (None for a container not yet started: then
-    the per-file symlinks are written too). Entries are in extraction order: the new
-    generation's directory and files, the per-file links (first write only), ``..data`` last.
+
+def current_files(directory: Path) -> dict[str, VolumeFile] | None:
+    """What ``..data`` points at now, as written; None for a volume never written."""
+    data = directory / DATA_LINK
+    if not data.is_symlink():
+        return None
+    generation = directory / os.readlink(data)
+    files = {}
+    for path in generation.rglob("*"):
+        if path.is_file():
+            files[str(path.relative_to(generation))] = VolumeFile(path.read_bytes(), path.stat().st_mode & 0o7777)
+    return files
+
+
+def write_volume(directory: Path, files: Mapping[str, VolumeFile], gid: int | None = None,
+                 now: float | None = None) -> bool:
+    """Make ``directory`` hold exactly ``files`` (paths may have sub-directories); False when it already did.
+
+    ``gid`` (the pod's ``fsGroup``) owns every file and directory, and files become
+    group-readable, as the kubelet's ``SetVolumeOwnership`` does for read-only volumes.
     """
-    when = time.time() if now is None else now  # the readers' "did it change" check looks at mtimes
-    root = directory.strip("/")
-    generation = next_generation(current)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        tar.addfile(_entry(f"{root}/{generation}", tarfile.DIRTYPE, DIR_MODE, when))
-        for name, content in files.items():
-            tar.addfile(_entry(f"{root}/{generation}/{name}", tarfile.REGTYPE, FILE_MODE, when, size=len(content)),
-                        io.BytesIO(content))
-        if current is None:
-            for name in files:
-                tar.addfile(_entry(f"{root}/{name}", tarfile.SYMTYPE, 0o777, when, link=f"{DATA_LINK}/{name}"))
-        tar.addfile(_entry(f"{root}/{DATA_LINK}", tarfile.SYMTYPE, 0o777, when, link=generation))
-    return buf.getvalue()
+    wanted = {name: VolumeFile(f.content, f.mode | (0o440 if gid is not None else 0)) for name, f in files.items()}
+    directory.mkdir(parents=True, exist_ok=True)
+    if current_files(directory) == wanted:
+        return False
+    data = directory / DATA_LINK
+    old = os.readlink(data) if data.is_symlink() else None
+    generation = generation_name(time.time() if now is None else now)
+    if generation == old:
+        generation += "_"
+    root = directory / generation
+    root.mkdir(mode=DIR_MODE)
+    _own(root, gid)
+    for name, file in wanted.items():
+        path = root / name
+        for parent in reversed(path.relative_to(root).parents[:-1]):
+            if not (root / parent).exists():
+                (root / parent).mkdir(mode=DIR_MODE)
+                _own(root / parent, gid)
+        path.write_bytes(file.content)
+        path.chmod(file.mode)
+        _own(path, gid)
+    os.chmod(directory, DIR_MODE)
+    _own(directory, gid)
+    tops = {name.split("/", 1)[0] for name in wanted}
+    for top in tops:
+        link = directory / top
+        if not link.is_symlink():
+            link.symlink_to(f"{DATA_LINK}/{top}")
+    swap = directory / "..data_tmp"
+    if swap.is_symlink():
+        swap.unlink()
+    swap.symlink_to(generation)
+    os.replace(swap, data)  # the one atomic step
+    for entry in directory.iterdir():
+        if entry.name.startswith(".."):
+            if entry.name not in (DATA_LINK, generation) and entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+        elif entry.name not in tops and entry.is_symlink():
+            entry.unlink()
+    return True
 
 
-def _entry(name: str, kind: bytes, mode: int, mtime: float, size: int = 0, link: str = "") -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.mode, info.mtime, info.size, info.linkname = kind, mode, mtime, size, link
-    return info
+def _own(path: Path, gid: int | None) -> None:
+    if gid is not None:
+        os.chown(path, -1, gid, follow_symlinks=False)

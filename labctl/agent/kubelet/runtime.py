@@ -33,6 +33,7 @@ from ...kube import containers as c
 from ...kube.meta import parse_time
 from ...kube.quantity import milli_value, value
 from .noderoot import NodeRoot, node_debugger_namespaces
+from .security import docker_user, effective_security, host_config_options
 
 PAUSE_IMAGE = "labctl/pause:latest"
 SANDBOX = "POD"  # CONTAINER_NAME_LABEL value of sandboxes, as dockershim
@@ -144,8 +145,10 @@ def host_network(pod: dict) -> bool:
     return bool((pod.get("spec") or {}).get("hostNetwork"))
 
 
-def build_sandbox(pod: dict, cluster: ClusterConfig, node_container: str, attempt: int = 0) -> CreateSpec:
-    """The pause container: hostname, DNS and network namespace of the pod (unused when hostNetwork)."""
+def build_sandbox(pod: dict, cluster: ClusterConfig, node_container: str, attempt: int = 0,
+                  mounts: list[dict] | None = None) -> CreateSpec:
+    """The pause container: hostname, DNS and network namespace of the pod (unused when hostNetwork),
+    and its Memory emptyDirs."""
     ref = PodRef.of(pod)
     if pod.get("spec", {}).get("dnsPolicy") == "Default":
         # "Default": the node's resolver, i.e. what Docker writes from the host's resolv.conf
@@ -154,6 +157,8 @@ def build_sandbox(pod: dict, cluster: ClusterConfig, node_container: str, attemp
         host_config = {"network_mode": "none", "dns": [cluster.dns_service_ip],
                        "dns_search": cluster.dns_search(ref.namespace),
                        "dns_opt": ["ndots:5"], "ipc_mode": "shareable"}
+    if mounts:
+        host_config["mounts"] = mounts
     labels = pod_labels(ref, cluster.name, node_container, SANDBOX, attempt)
     if host_network(pod):
         labels[c.HOST_NETWORK_LABEL] = "true"
@@ -217,16 +222,22 @@ def build_env(pod: dict, container: dict, pod_ip: str, host_ip: str) -> dict[str
 
 def build_container(pod: dict, container: dict, image: str, sandbox_id: str, attempt: int, cluster: ClusterConfig,
                     node_container: str, pod_ip: str = "", host_ip: str = "", *, pid_container: str = "",
-                    sandbox_resolv_conf: str = "") -> CreateSpec:
+                    sandbox_resolv_conf: str = "", mounts: list[dict] | None = None,
+                    image_user: str = "") -> CreateSpec:
     """An app container joined to the sandbox's network (the node's, if hostNetwork) and IPC namespaces,
-    and ``pid_container``'s PIDs when given (an ephemeral container's target).
+    and ``pid_container``'s PIDs when given (an ephemeral container's target), with its volumes
+    (:mod:`.volumes`) and securityContext (:mod:`.security`, which may raise its ConfigError).
 
     ``sandbox_resolv_conf``: the engine's path of the sandbox's resolv.conf, which a
     hostNetwork pod with a dnsPolicy in :data:`SANDBOX_RESOLV_POLICIES` mounts.
     """
     ref = PodRef.of(pod)
     env = build_env(pod, container, pod_ip, host_ip)
+    sec = effective_security(pod, container)
     kwargs: dict[str, Any] = {"environment": env}
+    user = docker_user(sec, image_user)
+    if user is not None:
+        kwargs["user"] = user
     if container.get("command"):
         # command replaces ENTRYPOINT, and Docker then drops the image's CMD, as Kubernetes wants
         kwargs["entrypoint"] = [expand(str(a), env) for a in container["command"]]
@@ -237,17 +248,18 @@ def build_container(pod: dict, container: dict, image: str, sandbox_id: str, att
     if container.get("tty"):
         kwargs["tty"] = True
     host_config = {"network_mode": f"container:{sandbox_id}", "ipc_mode": f"container:{sandbox_id}",
-                   **resource_limits(container, cluster)}
+                   **resource_limits(container, cluster),
+                   **host_config_options(sec, ephemeral=any(e.get("name") == container["name"]
+                                                            for e in pod["spec"].get("ephemeralContainers") or []))}
     if pid_container:
         host_config["pid_mode"] = f"container:{pid_container}"
-    added = ((container.get("securityContext") or {}).get("capabilities") or {}).get("add") or []
-    if added:  # admission lets through Docker's defaults and an ephemeral container's SYS_PTRACE only
-        host_config["cap_add"] = [str(cap).upper().removeprefix("CAP_") for cap in added]
     host_config.update(node_debugger_namespaces(pod, node_container))
     if host_network(pod):
         host_config["network_mode"] = f"container:{node_container}"  # the node's namespace, not the host's
         if pod["spec"].get("dnsPolicy") in SANDBOX_RESOLV_POLICIES and sandbox_resolv_conf:
             host_config["binds"] = [f"{sandbox_resolv_conf}:/etc/resolv.conf:ro"]
+    if mounts:
+        host_config["mounts"] = mounts
     return CreateSpec(docker_name(ref, container["name"], attempt), image,
                       pod_labels(ref, cluster.name, node_container, container["name"], attempt), host_config, kwargs,
                       stdin_config(container))
@@ -293,22 +305,37 @@ class Runtime:
         return sorted(records, key=lambda r: (r.name, r.attempt))
 
     def node_root(self) -> NodeRoot:
-        """This node container's root filesystem as the host's engine sees it (for ``kubectl debug node``)."""
+        """This node container's root filesystem as the host's engine sees it (overlay2's ``MergedDir``):
+        what a node path is under, as a bind-mount source (pod volumes, ``kubectl debug node``'s /host)."""
         return NodeRoot.from_inspect(self.api.inspect_container(self.node_container))
 
-    def put_archive(self, container_id: str, archive: bytes) -> None:
-        """Extract a tar at ``/`` of a container, created or running (``docker cp``'s API)."""
-        self.api.put_archive(container_id, "/", archive)
+    def image_user(self, image: str) -> str:
+        """The image's ``USER`` (``""`` is root), for runAsNonRoot and runAsGroup."""
+        return (self.api.inspect_image(image).get("Config") or {}).get("User") or ""
 
-    def read_link(self, container_id: str, path: str) -> str | None:
-        """Where the symlink ``path`` in a container points (absolute), or None if it is not there."""
+    def ensure_volume(self, name: str, labels: dict[str, str], driver_opts: dict[str, str]) -> None:
+        """A Docker ``local`` volume (a Memory emptyDir's tmpfs); an existing one is kept."""
         try:
-            stream, stat = self.api.get_archive(container_id, path)
+            self.api.inspect_volume(name)
         except docker.errors.NotFound:
-            return None
-        for _chunk in stream:  # the archive itself (one link entry) is not needed
-            pass
-        return stat.get("linkTarget") or None
+            self.api.create_volume(name, driver="local", driver_opts=driver_opts, labels=labels)
+
+    def volume_labels(self, pod: PodRef, volume: str) -> dict[str, str]:
+        return {c.CLUSTER_LABEL: self.cluster, c.POD_NODE_LABEL: self.node_container, c.POD_NAME_LABEL: pod.name,
+                c.POD_NAMESPACE_LABEL: pod.namespace, c.POD_UID_LABEL: pod.uid, c.VOLUME_NAME_LABEL: volume}
+
+    def volume_pod_uids(self) -> set[str]:
+        """Pod uids that own a Docker volume on this node."""
+        volumes = self.api.volumes(filters=self.node_filter()).get("Volumes") or []
+        return {(v.get("Labels") or {}).get(c.POD_UID_LABEL, "") for v in volumes} - {""}
+
+    def remove_pod_volumes(self, uid: str) -> None:
+        """Remove the Docker volumes of pod ``uid`` (its containers are gone)."""
+        for volume in self.api.volumes(filters=self.node_filter(**{c.POD_UID_LABEL: uid})).get("Volumes") or []:
+            try:
+                self.api.remove_volume(volume["Name"], force=True)
+            except docker.errors.NotFound:
+                pass
 
     def create(self, spec: CreateSpec) -> str:
         host_config = self.api.create_host_config(**spec.host_config)

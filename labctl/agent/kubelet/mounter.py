@@ -1,0 +1,214 @@
+"""One pod's volumes, set up and kept fresh: the kubelet's volume manager for a pod worker.
+
+Before the sandbox exists every volume of the pod is made on the node (:mod:`.volumes`); a
+volume that cannot be made yet — a ConfigMap or Secret that does not exist — fails the whole
+setup with the volume's name, which the worker reports as a ``FailedMount`` event and retries,
+the pod staying ``ContainerCreating``. While the pod runs, the kubelet-written volumes are
+rewritten when their sources change (checked every :data:`VOLUME_RESYNC_S`), and the
+service-account token (the ``kube-api-access`` volume) whenever the token manager renews it,
+and a disk emptyDir over its ``sizeLimit`` gets the pod evicted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ...client.rest import APIStatusError, resource_path
+from ...kube.nodedebug import is_node_debugger, is_node_root
+from ...kube.quantity import value
+from .context import KubeletContext
+from .projection import VolumeFile
+from .runtime import PodRef
+from .serviceaccount import MOUNT_PATH, ProjectedToken
+from .volumes import (
+    PROJECTED_KINDS,
+    PreparedVolumes,
+    Sources,
+    VolumeError,
+    container_mounts,
+    docker_volume_name,
+    fs_group,
+    memory_volume_options,
+    referenced,
+    volume_files,
+    volume_kind,
+)
+
+log = logging.getLogger("labctl.kubelet")
+#: how often a running pod's ConfigMap, Secret and downward API volumes are compared with their sources
+VOLUME_RESYNC_S = 10.0
+#: the service-account volume every pod gets unless ``automountServiceAccountToken: false``
+SA_VOLUME = "kube-api-access"
+
+
+@dataclass
+class MountFailure(Exception):
+    """A volume of the pod could not be set up; ``str()`` is the kubelet's FailedMount message."""
+
+    volume: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f'MountVolume.SetUp failed for volume "{self.volume}" : {self.reason}'
+
+
+class PodMounter:
+    def __init__(self, ctx: KubeletContext, ref: PodRef) -> None:
+        self.ctx = ctx
+        self.ref = ref
+        self.prepared: PreparedVolumes | None = None
+        self.token: ProjectedToken | None = None   # the token the pod's kube-api-access volume holds
+        self.resync_at = 0.0
+
+    def wants_token(self, pod: dict) -> bool:
+        return self.ctx.tokens is not None and self.ctx.tokens.wanted(pod)
+
+    async def setup(self, pod: dict) -> PreparedVolumes:
+        """Every volume of the pod on the node; raises :class:`MountFailure`."""
+        ctx, volumes = self.ctx, self.ctx.volumes
+        names = [v["name"] for v in pod["spec"].get("volumes") or []] + ([SA_VOLUME] if self.wants_token(pod) else [])
+        if names and not volumes.host_root:
+            try:
+                volumes.host_root = (await ctx.blocking(ctx.runtime.node_root)).merged_dir
+            except Exception as err:
+                raise MountFailure(names[0], str(err)) from err
+        prepared, sources = PreparedVolumes(), _Lazy(self._sources, pod)
+        for volume in pod["spec"].get("volumes") or []:
+            if is_node_debugger(pod) and is_node_root(volume):
+                prepared.elsewhere.add(volume["name"])  # kubectl debug node's /host: noderoot.py binds it
+                continue
+            try:
+                await self._setup_volume(pod, volume, prepared, sources)
+            except VolumeError as err:
+                raise MountFailure(volume["name"], str(err)) from err
+            except OSError as err:
+                raise MountFailure(volume["name"], f"{err.strerror}: {err.filename}") from err
+        if self.wants_token(pod):
+            try:
+                await self.write_token(pod)
+            except Exception as err:
+                raise MountFailure(SA_VOLUME, str(err)) from err
+            prepared.node_paths[SA_VOLUME] = volumes.volume_dir(self.ref.uid, "projected", SA_VOLUME)
+            prepared.read_only.add(SA_VOLUME)
+        self.prepared = prepared
+        self.resync_at = time.monotonic() + VOLUME_RESYNC_S
+        return prepared
+
+    async def _setup_volume(self, pod: dict, volume: dict, prepared: PreparedVolumes, sources: _Lazy) -> None:
+        ctx, volumes, name, kind = self.ctx, self.ctx.volumes, volume["name"], volume_kind(volume)
+        group = fs_group(pod)
+        if kind == "emptyDir" and volume["emptyDir"].get("medium") == "Memory":
+            docker_name = docker_volume_name(self.ref.uid, name)
+            await ctx.blocking(ctx.runtime.ensure_volume, docker_name, ctx.runtime.volume_labels(self.ref, name),
+                               memory_volume_options(volume, ctx.cfg.cluster.pod_default_memory_limit))
+            prepared.docker_volumes[name] = docker_name
+        elif kind == "emptyDir":
+            prepared.node_paths[name] = await ctx.blocking(volumes.empty_dir, self.ref.uid, name, group)
+            prepared.writable.add(name)
+        elif kind == "hostPath":
+            prepared.node_paths[name] = await ctx.blocking(volumes.host_path, volume["hostPath"])
+            prepared.writable.add(name)
+        elif kind in PROJECTED_KINDS:
+            files = volume_files(pod, volume, await sources.get(),
+                                 default_memory=ctx.cfg.cluster.pod_default_memory_limit, node_cpus=os.cpu_count() or 1)
+            prepared.node_paths[name] = await ctx.blocking(volumes.write, self.ref.uid, kind, name, files, group)
+            prepared.read_only.add(name)
+        else:
+            raise VolumeError(f"volume type {kind!r} is not supported by labctl")
+
+    async def _sources(self, pod: dict) -> Sources:
+        """The ConfigMaps and Secrets the pod's volumes read (None: not found), and the token if projected."""
+        config_maps, secrets = referenced(pod)
+        sources = Sources()
+        for plural, names, into in (("configmaps", config_maps, sources.config_maps),
+                                    ("secrets", secrets, sources.secrets)):
+            for name in names:
+                try:
+                    into[name] = await self.ctx.client.get(resource_path(plural, self.ref.namespace, name))
+                except APIStatusError as err:
+                    if err.code != 404:
+                        raise VolumeError(f"failed to get {plural[:-1]} {name!r}: {err}") from err
+                    into[name] = None
+        if self.ctx.tokens is not None and any(
+                "serviceAccountToken" in s for v in pod["spec"].get("volumes") or []
+                for s in (v.get("projected") or {}).get("sources") or []):
+            sources.token = (await self.ctx.tokens.token(pod)).token
+        return sources
+
+    async def write_token(self, pod: dict) -> bool:
+        """Write the pod's current token into its kube-api-access volume if it changed; True when written."""
+        tokens = self.ctx.tokens
+        assert tokens is not None
+        token = await tokens.token(pod)
+        if self.token is not None and self.token.token == token.token:
+            return False
+        files = {name: VolumeFile(content) for name, content in tokens.volume(pod, token).items()}
+        await self.ctx.blocking(self.ctx.volumes.write, self.ref.uid, "projected", SA_VOLUME, files, fs_group(pod))
+        self.token = token
+        return True
+
+    async def refresh(self, pod: dict) -> None:
+        """Rewrite the ConfigMap/Secret/downward API volumes of a running pod whose sources changed.
+
+        A source that disappeared leaves the last files in place (as the kubelet does).
+        """
+        if self.prepared is None or time.monotonic() < self.resync_at:
+            return
+        self.resync_at = time.monotonic() + VOLUME_RESYNC_S
+        sources = _Lazy(self._sources, pod)
+        for volume in pod["spec"].get("volumes") or []:
+            if volume_kind(volume) in PROJECTED_KINDS:
+                try:
+                    await self._setup_volume(pod, volume, PreparedVolumes(), sources)
+                except (VolumeError, OSError) as err:
+                    log.warning("pod %s/%s: volume %s not updated: %s", self.ref.namespace, self.ref.name,
+                                volume["name"], err)
+
+    async def over_limit(self, pod: dict) -> str:
+        """The eviction manager's verdict on the disk emptyDirs with a ``sizeLimit``: '' or why to evict."""
+        if self.prepared is None:
+            return ""
+        for volume in pod["spec"].get("volumes") or []:
+            limit = (volume.get("emptyDir") or {}).get("sizeLimit")
+            path = self.prepared.node_paths.get(volume["name"])
+            if limit and path and volume["emptyDir"].get("medium") != "Memory":
+                if await self.ctx.blocking(self.ctx.volumes.usage, path) > value(limit):
+                    return f'Usage of EmptyDir volume "{volume["name"]}" exceeds the limit "{limit}".'
+        return ""
+
+    async def mounts(self, pod: dict, container: dict) -> list[dict]:
+        """The container's Docker mounts (its volumeMounts, and the token's volume)."""
+        assert self.prepared is not None
+        extra = []
+        if SA_VOLUME in self.prepared.node_paths and not any(
+                m.get("mountPath") == MOUNT_PATH for m in container.get("volumeMounts") or []):
+            extra.append((SA_VOLUME, MOUNT_PATH))
+        volumes = self.ctx.volumes
+        return await self.ctx.blocking(container_mounts, container, self.prepared, volumes.host_root,
+                                       volumes.subpath, extra)
+
+    async def teardown(self) -> None:
+        """Remove the pod's volumes from the node (its containers are gone)."""
+        await remove_pod_volumes(self.ctx, self.ref.uid)
+
+
+class _Lazy:
+    """The pod's ConfigMaps and Secrets, fetched once per setup or refresh, and only if a volume reads them."""
+
+    def __init__(self, fetch: Callable[[dict], Awaitable[Sources]], pod: dict) -> None:
+        self.fetch, self.pod = fetch, pod
+        self.value: Sources | None = None
+
+    async def get(self) -> Sources:
+        if self.value is None:
+            self.value = await self.fetch(self.pod)
+        return self.value
+
+
+async def remove_pod_volumes(ctx: KubeletContext, uid: str) -> None:
+    await ctx.blocking(ctx.runtime.remove_pod_volumes, uid)
+    await ctx.blocking(ctx.volumes.remove_pod, uid)
