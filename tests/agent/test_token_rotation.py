@@ -81,7 +81,7 @@ def lab(tmp_path):
     authority = TokenAuthority(SigningKey.generate(), Store(), clock=clock)
     client = APIClient(authority)
     (tmp_path / "ca.crt").write_bytes(b"CA")
-    tokens = ServiceAccountTokens(client, "10.96.0.1", clock=clock, ca_path=tmp_path / "ca.crt")
+    tokens = ServiceAccountTokens(client, clock=clock, ca_path=tmp_path / "ca.crt")
     volumes = NodeVolumes(root=tmp_path / "node", host_root="/var/lib/docker/overlay2/x/merged")
     worker = PodWorker(SimpleNamespace(tokens=tokens, volumes=volumes, blocking=_direct), POD)
     sa_dir = tmp_path / "node" / volumes.volume_dir("pod-uid", "projected", SA_VOLUME).lstrip("/")

@@ -150,12 +150,11 @@ def test_limits_become_memory_and_cfs_quota():
                       "pids_limit": ClusterConfig().pod_pids_limit}
 
 
-def test_sandbox_has_dockershim_name_labels_dns_and_no_network():
+def test_sandbox_has_dockershim_name_labels_hostname_and_no_network():
     spec = build_sandbox(pod(), ClusterConfig(name="lab"), "lab-worker")
     assert spec.name == "k8s_POD_web-1_default_u-1_0" and spec.image == "labctl/pause:latest"
     assert spec.host_config["network_mode"] == "none"
-    assert spec.host_config["dns"] == ["10.96.0.10"] and spec.host_config["dns_opt"] == ["ndots:5"]
-    assert spec.host_config["dns_search"][0] == "default.svc.cluster.local"
+    assert "dns" not in spec.host_config  # the kubelet writes the pod's resolv.conf itself
     assert spec.labels[c.CONTAINER_NAME_LABEL] == "POD" and spec.labels[c.CONTAINER_TYPE_LABEL] == "podsandbox"
     assert spec.labels[c.POD_NODE_LABEL] == "lab-worker" and spec.labels[c.CLUSTER_LABEL] == "lab"
     assert spec.kwargs["hostname"] == "web-1"
@@ -163,12 +162,10 @@ def test_sandbox_has_dockershim_name_labels_dns_and_no_network():
 
 def test_app_container_joins_sandbox_and_honours_command_args_env_workdir():
     container = {"name": "app", "image": "i", "command": ["sh", "-c"], "args": ["echo $(GREETING) $$(x)"],
-                 "workingDir": "/tmp",
-                 "env": [{"name": "GREETING", "value": "hi"},
-                         {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                         {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}
+                 "workingDir": "/tmp"}
+    env = {"GREETING": "hi", "POD": "web-1", "IP": "10.0.0.5"}
     spec = build_container(pod([container]), container, "labctl/web:v1", "sb1", 2, ClusterConfig(name="lab"),
-                           "lab-worker", "10.0.0.5")
+                           "lab-worker", env)
     assert spec.name == "k8s_app_web-1_default_u-1_2" and spec.image == "labctl/web:v1"
     assert spec.host_config["network_mode"] == "container:sb1" and spec.host_config["ipc_mode"] == "container:sb1"
     assert spec.kwargs["entrypoint"] == ["sh", "-c"] and spec.kwargs["command"] == ["echo hi $(x)"]

@@ -11,16 +11,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
 
 from ...client.events import EventRecorder
+from ...client.informer import Informer
 from ...client.rest import APIClient
 from ...clusterconfig import NodeConfig
+from ..node_status import memory_capacity_kib
 from .backoff import Backoff
 from .images import ImageResolver
 from .runtime import Runtime
@@ -39,6 +43,12 @@ BLOCKING_THREADS = 16
 #: Concurrent CNI ADD/DEL: each is two fresh Python processes (plugin + IPAM) that mostly
 #: burn CPU importing; more than the cores just thrashes (ADDs hit the 60 s plugin timeout).
 CNI_PARALLEL = 2
+#: The kubelet's ``--resolv-conf``: the node's resolver, the base of ``dnsPolicy: Default``.
+RESOLV_CONF = Path("/etc/resolv.conf")
+#: A container whose ConfigMap or Secret is missing is tried again after 1 s, 2 s, 4 s …
+#: then every 10 s (the kubelet's pod worker back-off period), so it starts soon after the
+#: object is created.
+CONFIG_RETRY_S = (1.0, 10.0)
 
 
 @dataclass
@@ -57,7 +67,19 @@ class KubeletContext:
     cni_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CNI_PARALLEL))
     tokens: ServiceAccountTokens | None = None
     volumes: NodeVolumes = field(default_factory=NodeVolumes)
+    config_backoff: Backoff = field(default_factory=lambda: Backoff(*CONFIG_RETRY_S))
+    resolv_conf: Path = RESOLV_CONF
+    services: Informer | None = None   # set once the kubelet's informers exist
+    nodes: Informer | None = None
     _tasks: set[asyncio.Task] = field(default_factory=set)
+
+    def allocatable(self) -> dict[str, str]:
+        """This node's ``status.allocatable`` (what an unset limit means to ``resourceFieldRef``)."""
+        node = self.nodes.get("", self.cfg.node_name) if self.nodes is not None else None
+        allocatable = ((node or {}).get("status") or {}).get("allocatable")
+        if allocatable:
+            return dict(allocatable)
+        return {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_capacity_kib()}Ki"}
 
     async def blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking call (Docker, CNI, netlink) in the thread pool."""

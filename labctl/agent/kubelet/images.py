@@ -1,5 +1,10 @@
 """Which Docker image a container runs: the host's copy, a lab alias, or a pull.
 
+``imagePullPolicy`` keeps the kubelet's meaning where the lab can: ``IfNotPresent`` uses
+the host's copy; ``Never`` never pulls (an absent image is ``ErrImageNeverPull``); ``Always``
+would ask the registry every time, which an offline lab cannot, so it runs the local copy
+and says so in the ``Pulled`` event (an absent image is pulled as usual).
+
 The lab is usually offline, so the kubelet's ``IfNotPresent`` logic grows one step:
 an image that is neither on the host nor pullable may be mapped by the topology's
 ``images.aliases`` (``nginx:1.14.2`` → ``labctl/web:v1``). The substitution is never
@@ -25,6 +30,10 @@ DOCKER_URL = "unix:///var/run/docker.sock"
 
 class ImagePullError(Exception):
     """The image is not on the host, has no alias and could not be pulled."""
+
+
+class ImageNeverPullError(ImagePullError):
+    """``imagePullPolicy: Never`` and the image is not on the host (``ErrImageNeverPull``)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,14 @@ def alias_message(requested: str, alias: str) -> str:
             f'using the lab\'s image alias "{alias}"')
 
 
+def always_message(requested: str, run: str) -> str:
+    """The ``Pulled`` event of ``imagePullPolicy: Always`` on an image the lab has: it cannot be
+    pulled again (no registry), so the local copy runs — said, not hidden."""
+    using = f'the local copy of "{requested}"' if run == requested else f'the lab\'s image alias "{run}"'
+    return (f'Container image "{requested}" has imagePullPolicy Always, but the lab has no registry to pull '
+            f"from: using {using}")
+
+
 def offline_message(image: str, aliases: dict[str, str], error: str) -> str:
     """The ErrImagePull message: the image, the reason, and what a student can use instead."""
     listed = ", ".join(f"{k} → {v}" for k, v in sorted(aliases.items())) or "none"
@@ -113,7 +130,7 @@ class ImageResolver:
     def pull(self, image: str, pull_policy: str = "IfNotPresent") -> ResolvedImage:
         """Pull ``image`` (unless the policy is ``Never``); raise :class:`ImagePullError` with the offline hint."""
         if pull_policy == "Never":
-            raise ImagePullError(f'container image "{image}" is not present with pull policy of Never')
+            raise ImageNeverPullError(f'Container image "{image}" is not present with pull policy of Never')
         started = time.monotonic()
         try:
             self._pull(with_default_tag(image))

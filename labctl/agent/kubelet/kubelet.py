@@ -2,7 +2,8 @@
 
 ``Kubelet(client, cfg).run()`` writes the CNI config, watches the pods bound to this
 node (``fieldSelector=spec.nodeName=<node>``) and the Nodes (for host-gw routes),
-follows Docker's event stream for this node's pod containers (a crash is noticed at
+keeps the Services (for the containers' Service environment variables), follows
+Docker's event stream for this node's pod containers (a crash is noticed at
 once, no polling; when the stream breaks — the engine restarted — every pod is looked at
 again as soon as it is back), removes containers of pods that are gone — also after an
 agent or node restart — and gives every pod its own :class:`~.podworker.PodWorker`.
@@ -66,7 +67,7 @@ class Kubelet:
                 ImageResolver(dclient, self.cfg.image_aliases, docker_url=self.docker_url),
                 EventRecorder(self.client, "kubelet", self.cfg.node_name), netconf, http, executor,
                 crash_backoff=self.crash_backoff,
-                tokens=ServiceAccountTokens(self.client, self.cfg.cluster.kubernetes_service_ip,
+                tokens=ServiceAccountTokens(self.client,
                                             expiration_seconds=self.cfg.cluster.service_account_token_seconds))
             await self._serve()
         finally:
@@ -81,9 +82,13 @@ class Kubelet:
                         field_selector=f"spec.nodeName={self.cfg.node_name}")
         nodes = Informer(self.client, "nodes", [FuncHandler(self._node_changed, lambda o, n: self._node_changed(n),
                                                             self._node_changed)])
+        # the Services a container's environment variables describe (pkg/kubelet/envvars)
+        services = Informer(self.client, "services")
         self.pods = pods
+        self.ctx.services, self.ctx.nodes = services, nodes
         tasks = [asyncio.create_task(pods.run(), name="kubelet-pods"),
                  asyncio.create_task(nodes.run(), name="kubelet-nodes"),
+                 asyncio.create_task(services.run(), name="kubelet-services"),
                  asyncio.create_task(self._sync_routes_forever(nodes), name="kubelet-routes")]
         self._start_docker_events()
         try:

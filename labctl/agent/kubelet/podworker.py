@@ -12,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 from ...client.rest import APIStatusError, resource_path
 from ...kube.meta import timestamp
-from . import network, probes
+from . import network, probes, resolvconf
 from .context import KubeletContext
+from .envvars import ContainerConfigError, EnvSources, PodAddresses, container_env, referenced_objects, service_env
 from .ephemeral import ephemeral_containers, ephemeral_statuses, sync_ephemeral_containers
+from .etchosts import pod_hosts_file
 from .hooks import container_spec, run_handler, stop_container
-from .images import ImagePullError, ResolvedImage, alias_message
+from .images import ImageNeverPullError, ImagePullError, ResolvedImage, alias_message, always_message
 from .initcontainers import latest_record, plan_init, should_restart
 from .mounter import MountFailure, PodMounter
 from .noderoot import node_root_mount_paths
@@ -215,6 +218,7 @@ class PodWorker:
                 async with ctx.cni_slots:
                     self.pod_ip = await ctx.blocking(network.setup_pod_network, ctx.netconf, sandbox_id,
                                                      sandbox.netns, network.port_mappings(self.pod))
+            await self.write_pod_files(sandbox_id)
             log.debug("pod %s/%s: sandbox start %.2fs, CNI ADD %.2fs", self.ref.namespace, self.ref.name,
                       t1 - t0, time.monotonic() - t1)
         except Exception as err:
@@ -226,6 +230,22 @@ class PodWorker:
             return False
         self.sandbox_ready = True
         return True
+
+    async def write_pod_files(self, sandbox_id: str) -> None:
+        """The pod's /etc/hosts (its IP, FQDN, hostAliases) and resolv.conf (dnsPolicy, dnsConfig)."""
+        ctx, cluster = self.ctx, self.ctx.cfg.cluster
+        node_text = await ctx.blocking(_read_text, ctx.resolv_conf)
+        docker_text = ""
+        if (resolvconf.dns_type(self.pod) != "cluster" and not host_network(self.pod)
+                and resolvconf.loopback_nameservers(node_text)):
+            # the node's nameserver is Docker's embedded DNS, out of a pod's reach (a hostNetwork pod,
+            # in the node's namespace, reaches it): its upstreams are what Docker gave the sandbox
+            docker_text = await ctx.blocking(ctx.runtime.read_file, sandbox_id, "/etc/resolv.conf")
+        host = resolvconf.node_resolver(node_text, docker_text)
+        dns = resolvconf.pod_dns(self.pod, host, [cluster.dns_service_ip], cluster.cluster_domain)
+        files = {"/etc/hosts": pod_hosts_file(self.pod, [self.pod_ip], cluster.cluster_domain),
+                 "/etc/resolv.conf": resolvconf.render(dns)}
+        await ctx.blocking(ctx.runtime.write_files, sandbox_id, files)
 
     async def sync_containers(self, by_name: dict[str, list[ContainerRecord]], sandbox_id: str) -> None:
         """Init containers in order (:func:`plan_init`), then start missing app containers and
@@ -299,6 +319,7 @@ class PodWorker:
     async def resolve_image(self, container: dict) -> ResolvedImage | None:
         """Host copy, alias or pull — with the kubelet's events and ImagePullBackOff."""
         ctx, name, image = self.ctx, container["name"], container["image"]
+        policy = container.get("imagePullPolicy") or "IfNotPresent"
         key = (self.ref.uid, f"pull:{name}")
         resolved = await ctx.blocking(ctx.images.find, image)
         if resolved is None:
@@ -309,9 +330,15 @@ class PodWorker:
                 ctx.event(self.pod, "Normal", "BackOff", f'Back-off pulling image "{image}"')
                 self.wake_after(remaining)
                 return None
-            ctx.event(self.pod, "Normal", "Pulling", f'Pulling image "{image}"')
+            if policy != "Never":
+                ctx.event(self.pod, "Normal", "Pulling", f'Pulling image "{image}"')
             try:
-                resolved = await ctx.blocking(ctx.images.pull, image, container.get("imagePullPolicy", "IfNotPresent"))
+                resolved = await ctx.blocking(ctx.images.pull, image, policy)
+            except ImageNeverPullError as err:
+                # no back-off: nothing was tried; the next sync looks for the image again
+                self.waiting[name] = ("ErrImageNeverPull", str(err))
+                ctx.event(self.pod, "Warning", "ErrImageNeverPull", str(err))
+                return None
             except ImagePullError as err:
                 self.pull_failures[name] = (time.time(), str(err))
                 delay = ctx.pull_backoff.next(key, time.time())
@@ -322,6 +349,8 @@ class PodWorker:
                 return None
             ctx.pull_backoff.reset(key)
             ctx.event(self.pod, "Normal", "Pulled", f'Successfully pulled image "{image}" in {resolved.pull_seconds:.3f}s')
+        elif policy == "Always":
+            ctx.event(self.pod, "Normal", "Pulled", always_message(image, resolved.run))
         elif resolved.how == "alias":
             ctx.event(self.pod, "Normal", "Pulled", alias_message(image, resolved.run))
         else:
@@ -342,7 +371,7 @@ class PodWorker:
         return True
 
     async def create_container(self, container: dict, sandbox_id: str, attempt: int, pid_container: str = "") -> str:
-        """Resolve the image and ``docker create``; '' when it cannot be created (yet).
+        """Resolve the image and the environment, ``docker create``; '' when it cannot be created (yet).
 
         ``pid_container``: a container whose PID namespace this one joins (an ephemeral
         container's target)."""
@@ -352,7 +381,9 @@ class PodWorker:
         if resolved is None:
             return ""
         ctx, name = self.ctx, container["name"]
+        key = (self.ref.uid, f"config:{name}")
         try:
+            env = await self.container_env(container)
             sec = effective_security(self.pod, container)
             image_user = ""
             if sec.run_as_non_root or (sec.run_as_group is not None and sec.run_as_user is None):
@@ -361,17 +392,17 @@ class PodWorker:
             if problem:
                 raise ConfigError(problem)
             spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster,
-                                   ctx.runtime.node_container, self.pod_ip, ctx.cfg.internal_ip,
+                                   ctx.runtime.node_container, env,
                                    pid_container=pid_container, sandbox_resolv_conf=self.sandbox_resolv_conf,
                                    mounts=await self.volumes.mounts(self.pod, container), image_user=image_user)
-        except (ConfigError, VolumeError) as err:
+        except (ContainerConfigError, ConfigError, VolumeError) as err:
+            # the kubelet's CreateContainerConfigError: tried again, soon at first, then every 10 s
             self.waiting[name] = ("CreateContainerConfigError", str(err))
             ctx.event(self.pod, "Warning", "Failed", f"Error: {err}")
-            self.wake_after(RETRY_S * 5)
+            self.wake_after(ctx.config_backoff.next(key, time.time()))
             return ""
+        ctx.config_backoff.reset(key)
         try:
-            if self.volumes.wants_token(self.pod):
-                spec.kwargs["environment"] = {**ctx.tokens.env, **spec.kwargs.get("environment", {})}  # type: ignore[union-attr]
             for target in node_root_mount_paths(self.pod, container):  # kubectl debug node's /host
                 root = await ctx.blocking(ctx.runtime.node_root)
                 spec.host_config.setdefault("binds", []).extend(root.binds(target))
@@ -383,6 +414,29 @@ class PodWorker:
             return ""
         ctx.event(self.pod, "Normal", "Created", f"Created container {container['name']}")
         return cid
+
+    async def container_env(self, container: dict) -> dict[str, str]:
+        """The container's environment: its ConfigMaps and Secrets read now, the Services from the informer."""
+        ctx, namespace = self.ctx, self.ref.namespace
+        config_map_names, secret_names = referenced_objects(container)
+        sources = EnvSources(namespace, {n: await self._get("configmaps", n) for n in sorted(config_map_names)},
+                             {n: await self._get("secrets", n) for n in sorted(secret_names)})
+        services = ctx.services
+        if services is None or not services.synced.is_set():
+            raise ContainerConfigError("services have not yet been read at least once, cannot construct envvars")
+        links = (self.pod.get("spec") or {}).get("enableServiceLinks", True) is not False
+        service_vars = service_env(services.list(), namespace, links)
+        addresses = PodAddresses((self.pod_ip,) if self.pod_ip else (), (ctx.cfg.internal_ip,))
+        return container_env(self.pod, container, sources, service_vars, addresses, ctx.allocatable())
+
+    async def _get(self, plural: str, name: str) -> dict | None:
+        """A ConfigMap or Secret of the pod's namespace, None when it does not exist."""
+        try:
+            return await self.ctx.client.get(resource_path(plural, self.ref.namespace, name))
+        except APIStatusError as err:
+            if err.code == 404:
+                return None
+            raise ContainerConfigError(str(err)) from err
 
     async def start_container(self, container: dict, cid: str) -> None:
         name = container["name"]
@@ -589,8 +643,15 @@ class PodWorker:
 
 
 def _uses_pod_ip(container: dict) -> bool:
-    return any(((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath") == "status.podIP"
+    return any(((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath") in ("status.podIP", "status.podIPs")
                for e in container.get("env") or [])
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def _ready(status: dict | None) -> str | None:

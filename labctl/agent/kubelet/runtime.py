@@ -10,10 +10,10 @@ labels are the kubelet's memory: after an agent restart it finds its pods by lab
 A ``hostNetwork`` pod's app containers join the *node container's* network namespace
 (``network_mode: container:<node>``), never the real host's: they see ``cni0``, the
 veths and the node's IP, and no CNI plugin runs for them. Its sandbox still holds the
-pod's IPC namespace and, for ``dnsPolicy: ClusterFirstWithHostNet`` (or ``None``), the
-resolv.conf Docker wrote for it, bind-mounted into the app containers; with
-``ClusterFirst``/``Default`` they keep the node's resolv.conf, as Kubernetes gives a
-hostNetwork pod the node's resolver.
+pod's IPC namespace and, for ``dnsPolicy: ClusterFirstWithHostNet`` (or ``None``, or with a
+``dnsConfig``), the resolv.conf the kubelet wrote for it, bind-mounted into the app
+containers; with ``ClusterFirst``/``Default`` they keep the node's resolv.conf, as
+Kubernetes gives a hostNetwork pod the node's resolver.
 
 The builders here are pure (unit-tested); :class:`Runtime` is the blocking Docker side,
 which the pod workers call from a thread pool.
@@ -21,7 +21,9 @@ which the pod workers call from a thread pool.
 
 from __future__ import annotations
 
+import io
 import re
+import tarfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,7 @@ from ...clusterconfig import ClusterConfig
 from ...kube import containers as c
 from ...kube.meta import parse_time
 from ...kube.quantity import milli_value, value
+from .etchosts import pod_hostname
 from .noderoot import NodeRoot, node_debugger_namespaces
 from .security import docker_user, effective_security, host_config_options
 
@@ -147,23 +150,22 @@ def host_network(pod: dict) -> bool:
 
 def build_sandbox(pod: dict, cluster: ClusterConfig, node_container: str, attempt: int = 0,
                   mounts: list[dict] | None = None) -> CreateSpec:
-    """The pause container: hostname, DNS and network namespace of the pod (unused when hostNetwork),
-    and its Memory emptyDirs."""
+    """The pause container: hostname and network namespace of the pod (unused when hostNetwork),
+    and its Memory emptyDirs.
+
+    No DNS settings: Docker then writes the host's resolvers into the sandbox's resolv.conf
+    (what ``dnsPolicy: Default`` builds on), and the kubelet replaces the sandbox's hosts and
+    resolv.conf files with the pod's own once it has an IP (:meth:`Runtime.write_files`).
+    """
     ref = PodRef.of(pod)
-    if pod.get("spec", {}).get("dnsPolicy") == "Default":
-        # "Default": the node's resolver, i.e. what Docker writes from the host's resolv.conf
-        host_config: dict[str, Any] = {"network_mode": "none", "ipc_mode": "shareable"}
-    else:
-        host_config = {"network_mode": "none", "dns": [cluster.dns_service_ip],
-                       "dns_search": cluster.dns_search(ref.namespace),
-                       "dns_opt": ["ndots:5"], "ipc_mode": "shareable"}
+    host_config: dict[str, Any] = {"network_mode": "none", "ipc_mode": "shareable"}
     if mounts:
         host_config["mounts"] = mounts
     labels = pod_labels(ref, cluster.name, node_container, SANDBOX, attempt)
     if host_network(pod):
         labels[c.HOST_NETWORK_LABEL] = "true"
     return CreateSpec(docker_name(ref, SANDBOX, attempt), PAUSE_IMAGE, labels, host_config,
-                      {"hostname": ref.name[:63]})
+                      {"hostname": pod_hostname(pod, cluster.cluster_domain)})
 
 
 def resource_limits(container: dict, cluster: ClusterConfig) -> dict[str, Any]:
@@ -194,45 +196,20 @@ def expand(text: str, env: dict[str, str]) -> str:
     return _VAR_REF.sub(sub, text)
 
 
-FIELD_REFS = {
-    "metadata.name": lambda p, ip, host: p["metadata"]["name"],
-    "metadata.namespace": lambda p, ip, host: p["metadata"].get("namespace", "default"),
-    "metadata.uid": lambda p, ip, host: p["metadata"]["uid"],
-    "spec.nodeName": lambda p, ip, host: p["spec"].get("nodeName", ""),
-    "spec.serviceAccountName": lambda p, ip, host: p["spec"].get("serviceAccountName", "default"),
-    "status.podIP": lambda p, ip, host: ip,
-    "status.hostIP": lambda p, ip, host: host,
-}
-
-
-def build_env(pod: dict, container: dict, pod_ip: str, host_ip: str) -> dict[str, str]:
-    """``env`` with values and ``fieldRef``s resolved (later entries may use earlier ones)."""
-    env: dict[str, str] = {}
-    for item in container.get("env") or []:
-        name = item["name"]
-        ref = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
-        if ref in FIELD_REFS:
-            env[name] = FIELD_REFS[ref](pod, pod_ip, host_ip)
-        elif "value" in item:
-            env[name] = expand(str(item["value"]), env)
-        else:
-            env.setdefault(name, "")
-    return env
-
-
 def build_container(pod: dict, container: dict, image: str, sandbox_id: str, attempt: int, cluster: ClusterConfig,
-                    node_container: str, pod_ip: str = "", host_ip: str = "", *, pid_container: str = "",
+                    node_container: str, env: dict[str, str], *, pid_container: str = "",
                     sandbox_resolv_conf: str = "", mounts: list[dict] | None = None,
                     image_user: str = "") -> CreateSpec:
     """An app container joined to the sandbox's network (the node's, if hostNetwork) and IPC namespaces,
-    and ``pid_container``'s PIDs when given (an ephemeral container's target), with its volumes
+    with its resolved ``env`` (:func:`~.envvars.container_env`), which ``$(VAR)`` in command and args
+    may use, ``pid_container``'s PIDs when given (an ephemeral container's target), its volumes
     (:mod:`.volumes`) and securityContext (:mod:`.security`, which may raise its ConfigError).
 
-    ``sandbox_resolv_conf``: the engine's path of the sandbox's resolv.conf, which a
-    hostNetwork pod with a dnsPolicy in :data:`SANDBOX_RESOLV_POLICIES` mounts.
+    ``sandbox_resolv_conf``: the engine's path of the sandbox's resolv.conf (the kubelet wrote
+    the pod's there), which a hostNetwork pod mounts when its dnsPolicy is in
+    :data:`SANDBOX_RESOLV_POLICIES` or it has a ``dnsConfig``.
     """
     ref = PodRef.of(pod)
-    env = build_env(pod, container, pod_ip, host_ip)
     sec = effective_security(pod, container)
     kwargs: dict[str, Any] = {"environment": env}
     user = docker_user(sec, image_user)
@@ -256,7 +233,8 @@ def build_container(pod: dict, container: dict, image: str, sandbox_id: str, att
     host_config.update(node_debugger_namespaces(pod, node_container))
     if host_network(pod):
         host_config["network_mode"] = f"container:{node_container}"  # the node's namespace, not the host's
-        if pod["spec"].get("dnsPolicy") in SANDBOX_RESOLV_POLICIES and sandbox_resolv_conf:
+        wants_own = pod["spec"].get("dnsPolicy") in SANDBOX_RESOLV_POLICIES or pod["spec"].get("dnsConfig")
+        if wants_own and sandbox_resolv_conf:
             host_config["binds"] = [f"{sandbox_resolv_conf}:/etc/resolv.conf:ro"]
     if mounts:
         host_config["mounts"] = mounts
@@ -336,6 +314,29 @@ class Runtime:
                 self.api.remove_volume(volume["Name"], force=True)
             except docker.errors.NotFound:
                 pass
+
+    def write_files(self, container_id: str, files: dict[str, str]) -> None:
+        """Overwrite files of a running sandbox in place, with its busybox.
+
+        The sandbox's hosts and resolv.conf are the files Docker bind-mounts into every
+        container of the pod, so they cannot be replaced (Docker's archive API unlinks
+        first: "device or resource busy"); truncating and writing them keeps the mounts.
+        """
+        script = " && ".join(f'printf %s "${i + 1}" > {path}' for i, path in enumerate(files))
+        code, output = self.exec(container_id, ["/bin/busybox", "sh", "-c", script, "sh", *files.values()])
+        if code != 0:
+            raise RuntimeError(f"failed to write {', '.join(files)} in the pod sandbox: {output.strip()}")
+
+    def read_file(self, container_id: str, path: str) -> str:
+        """The text of a file of a container ('' when it is not there)."""
+        try:
+            stream, _stat = self.api.get_archive(container_id, path)
+        except docker.errors.NotFound:
+            return ""
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.next()
+            extracted = archive.extractfile(member) if member is not None else None
+            return extracted.read().decode(errors="replace") if extracted is not None else ""
 
     def create(self, spec: CreateSpec) -> str:
         host_config = self.api.create_host_config(**spec.host_config)

@@ -3,10 +3,11 @@
 For a pod whose ``automountServiceAccountToken`` is not false, the kubelet asks the API
 server for a token bound to the pod (TokenRequest on its ServiceAccount) and places
 ``token``, ``ca.crt`` and ``namespace`` at ``/var/run/secrets/kubernetes.io/serviceaccount``
-in each container, with ``KUBERNETES_SERVICE_HOST``/``PORT`` in the environment: that is all
-client-go's in-cluster config (and labctl's DNS server) needs to call the API through the
-``kubernetes`` Service. The files are put into the container with Docker's archive API (the
-node's paths are not the host's, so a bind mount cannot carry them), in kube's atomic-writer
+in each container; with ``KUBERNETES_SERVICE_HOST``/``PORT``, which every container gets
+from the ``kubernetes`` Service's environment variables (:mod:`.envvars`), that is all
+client-go's in-cluster config (and labctl's DNS server) needs to call the API through that
+Service. The files are put into the container with Docker's archive API (the node's paths
+are not the host's, so a bind mount cannot carry them), in kube's atomic-writer
 layout (:mod:`.projection`).
 
 A token expires (``expirationSeconds``, an hour by default), so like the kubelet's token
@@ -51,16 +52,12 @@ class ProjectedToken:
 class ServiceAccountTokens:
     """Fetches pod-bound tokens and says when each must be renewed (the kubelet's token manager)."""
 
-    def __init__(self, client: APIClient, service_host: str, service_port: str = "443", *,
-                 expiration_seconds: int = DEFAULT_SERVICE_ACCOUNT_TOKEN_SECONDS,
+    def __init__(self, client: APIClient, *, expiration_seconds: int = DEFAULT_SERVICE_ACCOUNT_TOKEN_SECONDS,
                  clock: Callable[[], float] = time.time, ca_path: Path = CA_PATH) -> None:
         self.client = client
         self.expiration_seconds = expiration_seconds
         self.clock = clock
         self.ca_path = ca_path
-        self.env = {"KUBERNETES_SERVICE_HOST": service_host, "KUBERNETES_SERVICE_PORT": service_port,
-                    "KUBERNETES_SERVICE_PORT_HTTPS": service_port,
-                    "KUBERNETES_PORT": f"tcp://{service_host}:{service_port}"}
         self._cache: dict[str, ProjectedToken] = {}
 
     @staticmethod
