@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ...kube.quantity import parse_quantity
@@ -119,28 +119,32 @@ def _go_quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
 
 
+#: The ``fieldRef.fieldPath``s the kubelet resolves itself, besides ``metadata.labels['k']``
+#: and ``metadata.annotations['k']`` (the API server's admission table lists the same).
+FIELD_REFS: dict[str, Callable[[dict, PodAddresses], str]] = {
+    "metadata.name": lambda pod, _a: (pod.get("metadata") or {}).get("name", ""),
+    "metadata.namespace": lambda pod, _a: (pod.get("metadata") or {}).get("namespace", "default"),
+    "metadata.uid": lambda pod, _a: (pod.get("metadata") or {}).get("uid", ""),
+    "metadata.labels": lambda pod, _a: format_map((pod.get("metadata") or {}).get("labels") or {}),
+    "metadata.annotations": lambda pod, _a: format_map((pod.get("metadata") or {}).get("annotations") or {}),
+    "spec.nodeName": lambda pod, _a: (pod.get("spec") or {}).get("nodeName", ""),
+    "spec.serviceAccountName": lambda pod, _a: (pod.get("spec") or {}).get("serviceAccountName", ""),
+    "status.hostIP": lambda _p, addresses: addresses.host_ips[0] if addresses.host_ips else "",
+    "status.hostIPs": lambda _p, addresses: ",".join(addresses.host_ips),
+    "status.podIP": lambda _p, addresses: addresses.pod_ips[0] if addresses.pod_ips else "",
+    "status.podIPs": lambda _p, addresses: ",".join(addresses.pod_ips),
+}
+
+
 def field_value(pod: dict, path: str, addresses: PodAddresses) -> str:
     """``podFieldSelectorRuntimeValue``: the value of a ``fieldRef.fieldPath``."""
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     subscript = _SUBSCRIPT.match(path)
     if subscript:
-        return str((meta.get(subscript.group(1).split(".")[1]) or {}).get(subscript.group(2), ""))
-    simple = {
-        "metadata.name": lambda: meta.get("name", ""),
-        "metadata.namespace": lambda: meta.get("namespace", "default"),
-        "metadata.uid": lambda: meta.get("uid", ""),
-        "metadata.labels": lambda: format_map(meta.get("labels") or {}),
-        "metadata.annotations": lambda: format_map(meta.get("annotations") or {}),
-        "spec.nodeName": lambda: spec.get("nodeName", ""),
-        "spec.serviceAccountName": lambda: spec.get("serviceAccountName", ""),
-        "status.hostIP": lambda: addresses.host_ips[0] if addresses.host_ips else "",
-        "status.hostIPs": lambda: ",".join(addresses.host_ips),
-        "status.podIP": lambda: addresses.pod_ips[0] if addresses.pod_ips else "",
-        "status.podIPs": lambda: ",".join(addresses.pod_ips),
-    }
-    if path not in simple:
+        field = subscript.group(1).split(".")[1]
+        return str(((pod.get("metadata") or {}).get(field) or {}).get(subscript.group(2), ""))
+    if path not in FIELD_REFS:
         raise ContainerConfigError(f"unsupported fieldPath: {path}")
-    return str(simple[path]())
+    return str(FIELD_REFS[path](pod, addresses))
 
 
 def resource_value(container: dict, resource: str, divisor: str | None, allocatable: dict[str, str]) -> str:
