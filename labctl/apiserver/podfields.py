@@ -20,7 +20,8 @@ what is accepted there:
 * :data:`ANY` — honoured with any value, including everything below it;
 * a tuple of JSON values — only those are accepted (``("ClusterFirst", "Default")``); a
   default that changes nothing belongs here too (``terminationMessagePolicy: ("File",)``),
-  because kube-apiserver and kubectl fill such values in on every pod.
+  because kube-apiserver and kubectl fill such values in on every pod. A :class:`Matching`
+  among them accepts every string of a form (``metadata.labels['<key>']``).
 
 A path that is only a prefix of entries (``livenessProbe``, ``env[]``) is walked into; an
 empty object, empty list, ``null`` or ``""`` carries nothing and always passes
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
 
@@ -58,6 +60,22 @@ Accepts = str | tuple[Any, ...]
 
 #: the one capability beyond Docker's defaults a container may add: an ephemeral container's
 EPHEMERAL_PTRACE = "SYS_PTRACE"
+
+
+@dataclass(frozen=True)
+class Matching:
+    """An accepted value that is a form, not one string: ``metadata.labels['<key>']``."""
+
+    pattern: re.Pattern[str]
+    shown: str
+
+    def matches(self, value: Any) -> bool:
+        return isinstance(value, str) and self.pattern.fullmatch(value) is not None
+
+
+#: the subscripted fieldPaths of the downward API (kube's validation: a label or annotation key)
+_LABEL_REF = Matching(re.compile(r"metadata\.labels\['[^']+'\]"), "metadata.labels['<key>']")
+_ANNOTATION_REF = Matching(re.compile(r"metadata\.annotations\['[^']+'\]"), "metadata.annotations['<key>']")
 
 #: honoured by the scheduler, the kubelet (``labctl/agent/kubelet``) or the API server itself
 POD_SPEC: dict[str, Accepts] = {
@@ -76,19 +94,24 @@ POD_SPEC: dict[str, Accepts] = {
     "serviceAccountName": ANY,
     "serviceAccount": ANY,
     "automountServiceAccountToken": ANY,
-    # ClusterFirstWithHostNet: cluster DNS for a hostNetwork pod too (its sandbox's resolv.conf, runtime.py)
-    "dnsPolicy": ("ClusterFirst", "ClusterFirstWithHostNet", "Default"),
+    # resolv.conf and /etc/hosts (the kubelet's resolvconf.py, etchosts.py); ClusterFirstWithHostNet:
+    # cluster DNS for a hostNetwork pod too (its sandbox's resolv.conf, runtime.py)
+    "dnsPolicy": ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"),
+    "dnsConfig": ANY,
+    "hostname": ANY,
+    "subdomain": ANY,
+    "setHostnameAsFQDN": ANY,
+    "hostAliases": ANY,
+    "enableServiceLinks": ANY,  # the Service environment variables (the kubelet's envvars.py)
     "os.name": ("linux",),
-    # kube's defaults, or what they mean, which is what labctl does
-    "enableServiceLinks": ANY,  # defaulted to true on every pod; false is what the kubelet does today
     # true: the pod's containers join its *node container's* network namespace (runtime.py) — the lab
     # node's eth0, cni0 and IP, never the host's; no CNI call
     "hostNetwork": ANY,
+    # kube's defaults, or what they mean, which is what labctl does
     "hostPID": (False,),
     "hostIPC": (False,),
     "hostUsers": (True,),
     "shareProcessNamespace": (False,),
-    "setHostnameAsFQDN": (False,),
     "securityContext.seccompProfile.type": ("RuntimeDefault",),  # Docker's default profile
     "securityContext.appArmorProfile.type": ("RuntimeDefault",),
     "volumes[].name": ANY,  # a volume's source decides: each source not listed here is refused
@@ -123,7 +146,7 @@ POD_SPEC: dict[str, Accepts] = {
 #: (labctl/agent/kubelet/ephemeral.py; kube's validation refuses their ports, probes, hooks, resources)
 CONTAINER_LISTS: tuple[str, ...] = ("containers", "initContainers", "ephemeralContainers")
 
-#: honoured in one container (labctl/agent/kubelet/runtime.py, podworker.py, probes.py, images.py)
+#: honoured in one container (labctl/agent/kubelet/runtime.py, envvars.py, podworker.py, probes.py, images.py)
 CONTAINER: dict[str, Accepts] = {
     "name": ANY,
     "image": ANY,
@@ -133,9 +156,17 @@ CONTAINER: dict[str, Accepts] = {
     "workingDir": ANY,
     "env[].name": ANY,
     "env[].value": ANY,
-    # the kubelet's FIELD_REFS (runtime.py); tests/unit/test_podfields.py keeps the two in step
+    # the kubelet's FIELD_REFS (envvars.py); tests/unit/test_podfields.py keeps the two in step
     "env[].valueFrom.fieldRef.fieldPath": ("metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
-                                           "spec.serviceAccountName", "status.podIP", "status.hostIP"),
+                                           "spec.serviceAccountName", "status.podIP", "status.podIPs",
+                                           "status.hostIP", "status.hostIPs", _LABEL_REF, _ANNOTATION_REF),
+    "env[].valueFrom.configMapKeyRef": ANY,
+    "env[].valueFrom.secretKeyRef": ANY,
+    "env[].valueFrom.resourceFieldRef.containerName": ANY,
+    "env[].valueFrom.resourceFieldRef.resource": tuple(f"{kind}.{name}" for kind in ("limits", "requests")
+                                                       for name in ("cpu", "memory", "ephemeral-storage")),
+    "env[].valueFrom.resourceFieldRef.divisor": ANY,
+    "envFrom": ANY,
     "env[].valueFrom.fieldRef.apiVersion": ("v1",),
     "ports[].containerPort": ANY,
     "ports[].name": ANY,  # probes and Services' targetPort find named ports
@@ -302,7 +333,8 @@ class _Walk:
         if accepts == ANY:
             self._unsafe_below(value, pattern, shown, old)
         elif isinstance(accepts, tuple):
-            if not any(_same(value, allowed) for allowed in accepts):
+            if not any(allowed.matches(value) if isinstance(allowed, Matching) else _same(value, allowed)
+                       for allowed in accepts):
                 supported = ", ".join(_quote(a) for a in accepts)
                 self.errors.append(forbidden(shown, f"labctl does not support {_quote(value)} here (it would be "
                                                     f"ignored); supported: {supported}"))
@@ -370,4 +402,6 @@ def _same(left: Any, right: Any) -> bool:
 
 
 def _quote(value: Any) -> str:
+    if isinstance(value, Matching):
+        return f'"{value.shown}"'
     return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)

@@ -33,8 +33,7 @@ REFUSED = [
     (pod("docker-sock", {"volumes": [{"name": "sock", "hostPath": {"path": "/var/run/docker.sock"}}]},
          volumeMounts=[{"name": "sock", "mountPath": "/var/run/docker.sock"}]),
      f"spec.volumes[0].hostPath.path: {HOST} (its filesystem, through the node's system paths"),
-    (pod("secret-env", env=[{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]),
-     f"spec.containers[0].env[0].valueFrom.secretKeyRef: {IGNORED}"),
+    (pod("grpc-probe", livenessProbe={"grpc": {"port": 9000}}), f"spec.containers[0].livenessProbe.grpc: {IGNORED}"),
 ]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labctl.agent.kubelet.runtime import FIELD_REFS
+from labctl.agent.kubelet.envvars import FIELD_REFS
 from labctl.apiserver import openapi, podfields
 from labctl.apiserver.defaults import default_deployment, default_pod
 from labctl.apiserver.errors import APIError
@@ -60,9 +60,6 @@ def test_kubes_own_defaults_and_their_no_op_values_pass():
 
 
 @pytest.mark.parametrize("spec,path", [
-    (pod_spec(envFrom=[{"configMapRef": {"name": "cfg"}}]), "spec.containers[0].envFrom"),
-    (pod_spec(env=[{"name": "P", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]),
-     "spec.containers[0].env[0].valueFrom.secretKeyRef"),
     (pod_spec(lifecycle={"stopSignal": "SIGUSR1"}), "spec.containers[0].lifecycle.stopSignal"),
     (pod_spec(startupProbe={"grpc": {"port": 9000}}), "spec.containers[0].startupProbe.grpc"),
     (pod_spec(livenessProbe={"grpc": {"port": 9000}}), "spec.containers[0].livenessProbe.grpc"),
@@ -75,8 +72,6 @@ def test_kubes_own_defaults_and_their_no_op_values_pass():
      "spec.volumes[0].persistentVolumeClaim"),
     ({**pod_spec(), "volumes": [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {
         "path": "token", "audience": "vault"}}]}}]}, "spec.volumes[0].projected.sources[0].serviceAccountToken.audience"),
-    ({**pod_spec(), "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}]}, "spec.hostAliases"),
-    ({**pod_spec(), "hostname": "web"}, "spec.hostname"),
     ({**pod_spec(), "securityContext": {"fsGroupChangePolicy": "Always"}}, "spec.securityContext.fsGroupChangePolicy"),
     ({**pod_spec(), "affinity": {"podAntiAffinity": {}}}, None),  # empty: nothing to ignore
     ({**pod_spec(), "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
@@ -89,7 +84,9 @@ def test_a_field_labctl_would_ignore_is_refused_naming_it(spec: dict, path: str 
 
 
 @pytest.mark.parametrize("spec,path,value", [
-    ({**pod_spec(), "dnsPolicy": "None"}, "spec.dnsPolicy", '"None"'),
+    ({**pod_spec(), "os": {"name": "windows"}}, "spec.os.name", '"windows"'),
+    (pod_spec(env=[{"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "spec.priority"}}}]),
+     "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath", '"spec.priority"'),
     (pod_spec(env=[{"name": "L", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels"}}}]),
      "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath", '"metadata.labels"'),
     ({**pod_spec(), "volumes": [{"name": "huge", "emptyDir": {"medium": "HugePages"}}]},
@@ -199,7 +196,27 @@ def test_an_update_is_held_only_to_what_it_changes():
 
 def test_the_fieldref_paths_are_the_kubelets():
     accepted = podfields.CONTAINER["env[].valueFrom.fieldRef.fieldPath"]
-    assert set(accepted) == set(FIELD_REFS)
+    assert {a for a in accepted if isinstance(a, str)} == set(FIELD_REFS)
+    assert {a.shown for a in accepted if isinstance(a, podfields.Matching)} == {
+        "metadata.labels['<key>']", "metadata.annotations['<key>']"}
+
+
+def test_what_the_kubelet_builds_a_containers_configuration_from_is_admitted():
+    spec = {**pod_spec(envFrom=[{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"},
+                                {"secretRef": {"name": "s", "optional": True}}],
+                       env=[{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "a"}}},
+                            {"name": "B", "valueFrom": {"secretKeyRef": {"name": "s", "key": "b", "optional": True}}},
+                            {"name": "C", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                            {"name": "D", "valueFrom": {"fieldRef": {"fieldPath": "status.podIPs"}}},
+                            {"name": "E", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory",
+                                                                             "divisor": "1Mi"}}}]),
+            "hostname": "db-0", "subdomain": "db", "setHostnameAsFQDN": True, "enableServiceLinks": False,
+            "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["db"]}], "dnsPolicy": "None",
+            "dnsConfig": {"nameservers": ["192.0.2.1"], "searches": ["x.example"],
+                          "options": [{"name": "ndots", "value": "2"}]}}
+    assert refused(spec) == {}
+    odd = pod_spec(env=[{"name": "E", "valueFrom": {"resourceFieldRef": {"resource": "limits.hugepages-2Mi"}}}])
+    assert list(refused(odd)) == ["spec.containers[0].env[0].valueFrom.resourceFieldRef.resource"]
 
 
 def _schema_has(path: str, schema_name: str) -> bool:
@@ -266,10 +283,10 @@ def test_the_api_refuses_a_pod_and_a_deployment_template_with_a_422_naming_the_f
     assert info.value.message == (f'Pod "p" is invalid: spec.containers[0].securityContext.privileged: Forbidden: '
                                   f"{GIVES_THE_HOST} (every device and capability)")
     deploy = {"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": {
-        "metadata": {"labels": {"app": "d"}}, "spec": pod_spec(envFrom=[{"secretRef": {"name": "s"}}])}}}
+        "metadata": {"labels": {"app": "d"}}, "spec": pod_spec(livenessProbe={"grpc": {"port": 9000}})}}}
     with pytest.raises(APIError) as info:
         api.create(RequestScope(resource_for("deployments"), "default"), deploy)
-    assert info.value.message == (f'Deployment.apps "d" is invalid: spec.template.spec.containers[0].envFrom: '
+    assert info.value.message == (f'Deployment.apps "d" is invalid: spec.template.spec.containers[0].livenessProbe.grpc: '
                                   f"Forbidden: {NOT_HONOURED}")
     assert api.store.list(resource_for("pods").key, "default") == []
     assert api.store.list(resource_for("deployments").key, "default") == []

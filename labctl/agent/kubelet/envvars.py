@@ -110,23 +110,13 @@ def service_env(services: Iterable[dict], namespace: str, enable_service_links: 
 _SUBSCRIPT = re.compile(r"^(metadata\.(?:labels|annotations))\['(.+)'\]$")
 
 
-def format_map(values: dict[str, str]) -> str:
-    """``k="v"`` lines in key order (``fieldpath.FormatMap``, used for whole label maps)."""
-    return "\n".join(f'{k}="{_go_quote(v)}"' for k, v in sorted(values.items()))
-
-
-def _go_quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-
-
-#: The ``fieldRef.fieldPath``s the kubelet resolves itself, besides ``metadata.labels['k']``
-#: and ``metadata.annotations['k']`` (the API server's admission table lists the same).
+#: The ``fieldRef.fieldPath``s an ``env`` entry may name, besides ``metadata.labels['k']`` and
+#: ``metadata.annotations['k']`` (kube's validation allows the same; the API server's
+#: admission table lists them, tests/unit/test_podfields.py keeps the two in step).
 FIELD_REFS: dict[str, Callable[[dict, PodAddresses], str]] = {
     "metadata.name": lambda pod, _a: (pod.get("metadata") or {}).get("name", ""),
     "metadata.namespace": lambda pod, _a: (pod.get("metadata") or {}).get("namespace", "default"),
     "metadata.uid": lambda pod, _a: (pod.get("metadata") or {}).get("uid", ""),
-    "metadata.labels": lambda pod, _a: format_map((pod.get("metadata") or {}).get("labels") or {}),
-    "metadata.annotations": lambda pod, _a: format_map((pod.get("metadata") or {}).get("annotations") or {}),
     "spec.nodeName": lambda pod, _a: (pod.get("spec") or {}).get("nodeName", ""),
     "spec.serviceAccountName": lambda pod, _a: (pod.get("spec") or {}).get("serviceAccountName", ""),
     "status.hostIP": lambda _p, addresses: addresses.host_ips[0] if addresses.host_ips else "",
