@@ -90,11 +90,6 @@ class ClusterConfig:
         return ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
                 f"kubernetes.default.svc.{self.cluster_domain}")
 
-    def dns_search(self, namespace: str) -> list[str]:
-        """A pod's resolv.conf search path, as the kubelet writes it for ``dnsPolicy: ClusterFirst``."""
-        d = self.cluster_domain
-        return [f"{namespace}.svc.{d}", f"svc.{d}", d]
-
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["node_port_range"] = list(self.node_port_range)
