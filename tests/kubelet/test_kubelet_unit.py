@@ -187,8 +187,8 @@ def test_host_network_pod_joins_the_node_container_not_the_host(dns_policy, reso
         p["spec"]["dnsPolicy"] = dns_policy
     sandbox = build_sandbox(p, ClusterConfig(name="lab"), "lab-worker")
     assert sandbox.labels[c.HOST_NETWORK_LABEL] == "true"
-    spec = build_container(p, container, "i", "sb1", 0, ClusterConfig(name="lab"), "lab-worker", "172.30.0.3",
-                           "172.30.0.3", sandbox_resolv_conf="/var/lib/docker/containers/sb1/resolv.conf")
+    spec = build_container(p, container, "i", "sb1", 0, ClusterConfig(name="lab"), "lab-worker", {},
+                           sandbox_resolv_conf="/var/lib/docker/containers/sb1/resolv.conf")
     assert spec.host_config["network_mode"] == "container:lab-worker"
     assert spec.host_config["ipc_mode"] == "container:sb1"
     assert spec.host_config.get("binds") == resolv_bind
@@ -197,6 +197,10 @@ def test_host_network_pod_joins_the_node_container_not_the_host(dns_policy, reso
     record = record_from_inspect(info)
     assert record.host_network and record.resolv_conf.endswith("sb1/resolv.conf")
     assert not record_from_inspect({**info, "Config": {"Labels": {}}}).host_network
+    p["spec"]["dnsConfig"] = {"searches": ["x.example"]}  # the kubelet merged it into the sandbox's file
+    spec = build_container(p, container, "i", "sb1", 0, ClusterConfig(name="lab"), "lab-worker", {},
+                           sandbox_resolv_conf="/var/lib/docker/containers/sb1/resolv.conf")
+    assert spec.host_config["binds"] == ["/var/lib/docker/containers/sb1/resolv.conf:/etc/resolv.conf:ro"]
 
 
 def test_expand_leaves_unknown_references():
