@@ -201,6 +201,9 @@ def test_host_network_pod_joins_the_node_container_not_the_host(dns_policy, reso
     spec = build_container(p, container, "i", "sb1", 0, ClusterConfig(name="lab"), "lab-worker", {},
                            sandbox_resolv_conf="/var/lib/docker/containers/sb1/resolv.conf")
     assert spec.host_config["binds"] == ["/var/lib/docker/containers/sb1/resolv.conf:/etc/resolv.conf:ro"]
+    spec = build_container(p, container, "i", "sb1", 0, ClusterConfig(name="lab"), "lab-worker", {},
+                           sandbox_hosts="/var/lib/docker/containers/sb1/hosts")
+    assert spec.host_config["binds"] == ["/var/lib/docker/containers/sb1/hosts:/etc/hosts"]
 
 
 def test_expand_leaves_unknown_references():

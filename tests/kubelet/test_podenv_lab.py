@@ -158,6 +158,16 @@ def test_hosts_file_hostname_subdomain_and_host_aliases(lab):
     assert sh(lab, "hosts-pod", "hostname").strip() == "db-0"
 
 
+def test_host_network_pod_has_the_nodes_hosts_plus_its_aliases(lab):
+    apply(lab, pod("hostnet-hosts", hostNetwork=True, hostAliases=[{"ip": "10.1.2.3", "hostnames": ["db.remote"]}]))
+    p = running(lab, "hostnet-hosts")
+    node_hosts = lab.exec(p["spec"]["nodeName"], "cat", "/etc/hosts").stdout
+    hosts = sh(lab, "hostnet-hosts", "cat", "/etc/hosts")
+    assert hosts == ("# Kubernetes-managed hosts file (host network).\n" + node_hosts
+                     + "\n# Entries added by HostAliases.\n10.1.2.3\tdb.remote\n")
+    assert lab.exec(p["spec"]["nodeName"], "cat", "/etc/hosts").stdout == node_hosts  # the node's own file untouched
+
+
 def test_plain_pod_has_its_ip_and_name_in_hosts(lab):
     apply(lab, pod("plain-hosts"))
     p = running(lab, "plain-hosts")

@@ -16,7 +16,13 @@ from labctl.agent.kubelet.envvars import (
     resource_value,
     service_env,
 )
-from labctl.agent.kubelet.etchosts import hostname_and_domain, pod_hostname, pod_hosts_file, truncate_hostname
+from labctl.agent.kubelet.etchosts import (
+    hostname_and_domain,
+    node_hosts_file,
+    pod_hostname,
+    pod_hosts_file,
+    truncate_hostname,
+)
 from labctl.agent.kubelet.images import ImageNeverPullError, ImageResolver, always_message
 from labctl.agent.kubelet.resolvconf import DNSConfig, node_resolver, parse_resolv_conf, pod_dns, render
 
@@ -196,6 +202,13 @@ def test_hosts_file_with_hostname_subdomain_and_host_aliases():
     text = pod_hosts_file(p, ["10.244.1.7"], "cluster.local")
     assert "10.244.1.7\tdb.nginx.default.svc.cluster.local\tdb\n" in text
     assert text.endswith("\n# Entries added by HostAliases.\n127.0.0.1\tfoo.local\tbar.local\n10.1.2.3\tfoo.remote\n")
+
+
+def test_host_network_hosts_file_is_the_nodes_plus_host_aliases():
+    node = "127.0.0.1\tlocalhost\n172.30.0.3\tworker\n"
+    assert node_hosts_file(node, [{"ip": "10.1.2.3", "hostnames": ["db"]}]) == (
+        "# Kubernetes-managed hosts file (host network).\n127.0.0.1\tlocalhost\n172.30.0.3\tworker\n"
+        "\n# Entries added by HostAliases.\n10.1.2.3\tdb\n")
 
 
 def test_hostname_and_domain():

@@ -45,6 +45,8 @@ BLOCKING_THREADS = 16
 CNI_PARALLEL = 2
 #: The kubelet's ``--resolv-conf``: the node's resolver, the base of ``dnsPolicy: Default``.
 RESOLV_CONF = Path("/etc/resolv.conf")
+#: The node's hosts file, the base of a ``hostNetwork`` pod's (``nodeHostsFileContent``).
+HOSTS_FILE = Path("/etc/hosts")
 #: A container whose ConfigMap or Secret is missing is tried again after 1 s, 2 s, 4 s …
 #: then every 10 s (the kubelet's pod worker back-off period), so it starts soon after the
 #: object is created.
@@ -69,6 +71,7 @@ class KubeletContext:
     volumes: NodeVolumes = field(default_factory=NodeVolumes)
     config_backoff: Backoff = field(default_factory=lambda: Backoff(*CONFIG_RETRY_S))
     resolv_conf: Path = RESOLV_CONF
+    hosts_file: Path = HOSTS_FILE
     services: Informer | None = None   # set once the kubelet's informers exist
     nodes: Informer | None = None
     _tasks: set[asyncio.Task] = field(default_factory=set)

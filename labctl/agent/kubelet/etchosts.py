@@ -4,13 +4,16 @@ The kubelet writes every pod a hosts file of its own (``managedHostsFileContent`
 localhost lines, the pod's IP with its hostname — with the FQDN first when the pod has a
 ``subdomain`` (``web-0.nginx.default.svc.cluster.local web-0``), so ``hostname -f``
 answers from the file at once instead of timing out on DNS — and the ``hostAliases``.
-Pure text here; the pod worker writes it into the sandbox, whose hosts file every app
-container of the pod shares (Docker's ``container:`` network mode).
+A ``hostNetwork`` pod gets the node's hosts file with its ``hostAliases`` appended. Pure
+text here; the pod worker writes it into the sandbox, whose hosts file every app container
+of the pod shares (Docker's ``container:`` network mode; a hostNetwork pod's containers,
+in the node's network namespace, bind-mount it).
 """
 
 from __future__ import annotations
 
 HEADER = "# Kubernetes-managed hosts file.\n"
+HOST_NETWORK_HEADER = "# Kubernetes-managed hosts file (host network).\n"
 #: a hostname is a DNS label
 HOSTNAME_MAX = 63
 #: with ``setHostnameAsFQDN`` the kernel's limit on a hostname applies
@@ -58,6 +61,11 @@ def managed_hosts(pod_ips: list[str], hostname: str, domain: str, aliases: list[
     for ip in pod_ips:
         text += f"{ip}\t{hostname}.{domain}\t{hostname}\n" if domain else f"{ip}\t{hostname}\n"
     return text + hosts_from_aliases(aliases)
+
+
+def node_hosts_file(node_hosts: str, aliases: list[dict]) -> str:
+    """A ``hostNetwork`` pod's hosts file (``nodeHostsFileContent``): the node's, then the ``hostAliases``."""
+    return HOST_NETWORK_HEADER + node_hosts + hosts_from_aliases(aliases)
 
 
 def pod_hosts_file(pod: dict, pod_ips: list[str], cluster_domain: str) -> str:

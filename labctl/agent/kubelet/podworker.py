@@ -20,7 +20,7 @@ from . import network, probes, resolvconf
 from .context import KubeletContext
 from .envvars import ContainerConfigError, EnvSources, PodAddresses, container_env, referenced_objects, service_env
 from .ephemeral import ephemeral_containers, ephemeral_statuses, sync_ephemeral_containers
-from .etchosts import pod_hosts_file
+from .etchosts import node_hosts_file, pod_hosts_file
 from .hooks import container_spec, run_handler, stop_container
 from .images import ImageNeverPullError, ImagePullError, ResolvedImage, alias_message, always_message
 from .initcontainers import latest_record, plan_init, should_restart
@@ -53,6 +53,7 @@ class PodWorker:
         self.pod_ip = ""
         self.sandbox_ready = False
         self.sandbox_resolv_conf = ""   # a hostNetwork pod's sandbox resolv.conf (engine path)
+        self.sandbox_hosts = ""         # and its hosts file
         self.released = False      # terminal pod: network released once
         self.start_time = (pod.get("status") or {}).get("startTime", "")
         self.waiting: dict[str, tuple[str, str]] = {}   # container → (reason, message)
@@ -133,7 +134,7 @@ class PodWorker:
         """True when a running sandbox we wired has lost its veth (it must be re-created)."""
         if sandbox.host_network:  # the node's own namespace: nothing of ours to lose
             self.pod_ip, self.sandbox_ready = self.ctx.cfg.internal_ip, True
-            self.sandbox_resolv_conf = sandbox.resolv_conf
+            self.sandbox_resolv_conf, self.sandbox_hosts = sandbox.resolv_conf, sandbox.hosts_file
             return False
         if not self.pod_ip:
             self.pod_ip = await self.ctx.blocking(network.pod_ip_in_netns, sandbox.netns)
@@ -214,6 +215,7 @@ class PodWorker:
             t1 = time.monotonic()
             if sandbox.host_network:  # the node's namespace: no CNI ADD, the node's IP
                 self.pod_ip, self.sandbox_resolv_conf = ctx.cfg.internal_ip, sandbox.resolv_conf
+                self.sandbox_hosts = sandbox.hosts_file
             else:
                 async with ctx.cni_slots:
                     self.pod_ip = await ctx.blocking(network.setup_pod_network, ctx.netconf, sandbox_id,
@@ -243,7 +245,12 @@ class PodWorker:
             docker_text = await ctx.blocking(ctx.runtime.read_file, sandbox_id, "/etc/resolv.conf")
         host = resolvconf.node_resolver(node_text, docker_text)
         dns = resolvconf.pod_dns(self.pod, host, [cluster.dns_service_ip], cluster.cluster_domain)
-        files = {"/etc/hosts": pod_hosts_file(self.pod, [self.pod_ip], cluster.cluster_domain),
+        if host_network(self.pod):
+            hosts = node_hosts_file(await ctx.blocking(_read_text, ctx.hosts_file),
+                                    (self.pod.get("spec") or {}).get("hostAliases") or [])
+        else:
+            hosts = pod_hosts_file(self.pod, [self.pod_ip], cluster.cluster_domain)
+        files = {"/etc/hosts": hosts,
                  "/etc/resolv.conf": resolvconf.render(dns)}
         await ctx.blocking(ctx.runtime.write_files, sandbox_id, files)
 
@@ -394,6 +401,7 @@ class PodWorker:
             spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster,
                                    ctx.runtime.node_container, env,
                                    pid_container=pid_container, sandbox_resolv_conf=self.sandbox_resolv_conf,
+                                   sandbox_hosts=self.sandbox_hosts,
                                    mounts=await self.volumes.mounts(self.pod, container), image_user=image_user)
         except (ContainerConfigError, ConfigError, VolumeError) as err:
             # the kubelet's CreateContainerConfigError: tried again, soon at first, then every 10 s

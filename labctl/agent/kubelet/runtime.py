@@ -79,6 +79,7 @@ class ContainerRecord:
     netns: str = ""    # NetworkSettings.SandboxKey (sandboxes)
     host_network: bool = False  # a hostNetwork pod's sandbox (c.HOST_NETWORK_LABEL)
     resolv_conf: str = ""  # ResolvConfPath: the engine's file behind /etc/resolv.conf
+    hosts_file: str = ""   # HostsPath: the engine's file behind /etc/hosts
     error: str = ""
     finished_epoch: float = 0.0  # FinishedAt with sub-second precision, for back-off arithmetic
 
@@ -126,7 +127,8 @@ def record_from_inspect(info: dict) -> ContainerRecord:
         started_at=docker_time(state.get("StartedAt", "")), finished_at=docker_time(state.get("FinishedAt", "")),
         image_id=info.get("Image", ""), netns=(info.get("NetworkSettings") or {}).get("SandboxKey") or "",
         error=state.get("Error") or "", finished_epoch=docker_epoch(state.get("FinishedAt", "")),
-        host_network=labels.get(c.HOST_NETWORK_LABEL) == "true", resolv_conf=info.get("ResolvConfPath") or "")
+        host_network=labels.get(c.HOST_NETWORK_LABEL) == "true", resolv_conf=info.get("ResolvConfPath") or "",
+        hosts_file=info.get("HostsPath") or "")
 
 
 def pod_labels(pod: PodRef, cluster: str, node_container: str, container: str, attempt: int) -> dict[str, str]:
@@ -198,7 +200,7 @@ def expand(text: str, env: dict[str, str]) -> str:
 
 def build_container(pod: dict, container: dict, image: str, sandbox_id: str, attempt: int, cluster: ClusterConfig,
                     node_container: str, env: dict[str, str], *, pid_container: str = "",
-                    sandbox_resolv_conf: str = "", mounts: list[dict] | None = None,
+                    sandbox_resolv_conf: str = "", sandbox_hosts: str = "", mounts: list[dict] | None = None,
                     image_user: str = "") -> CreateSpec:
     """An app container joined to the sandbox's network (the node's, if hostNetwork) and IPC namespaces,
     with its resolved ``env`` (:func:`~.envvars.container_env`), which ``$(VAR)`` in command and args
@@ -207,7 +209,8 @@ def build_container(pod: dict, container: dict, image: str, sandbox_id: str, att
 
     ``sandbox_resolv_conf``: the engine's path of the sandbox's resolv.conf (the kubelet wrote
     the pod's there), which a hostNetwork pod mounts when its dnsPolicy is in
-    :data:`SANDBOX_RESOLV_POLICIES` or it has a ``dnsConfig``.
+    :data:`SANDBOX_RESOLV_POLICIES` or it has a ``dnsConfig``; ``sandbox_hosts`` its hosts file,
+    which a hostNetwork pod mounts always (the node's hosts plus the pod's ``hostAliases``).
     """
     ref = PodRef.of(pod)
     sec = effective_security(pod, container)
@@ -234,8 +237,11 @@ def build_container(pod: dict, container: dict, image: str, sandbox_id: str, att
     if host_network(pod):
         host_config["network_mode"] = f"container:{node_container}"  # the node's namespace, not the host's
         wants_own = pod["spec"].get("dnsPolicy") in SANDBOX_RESOLV_POLICIES or pod["spec"].get("dnsConfig")
+        binds = [f"{sandbox_hosts}:/etc/hosts"] if sandbox_hosts else []
         if wants_own and sandbox_resolv_conf:
-            host_config["binds"] = [f"{sandbox_resolv_conf}:/etc/resolv.conf:ro"]
+            binds.append(f"{sandbox_resolv_conf}:/etc/resolv.conf:ro")
+        if binds:
+            host_config["binds"] = binds
     if mounts:
         host_config["mounts"] = mounts
     return CreateSpec(docker_name(ref, container["name"], attempt), image,
