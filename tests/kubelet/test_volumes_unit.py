@@ -245,7 +245,7 @@ def test_run_as_non_root_is_checked_against_the_image_user():
 def test_build_container_carries_mounts_user_and_security():
     pod, container = pod_with({"runAsUser": 1000}, {"readOnlyRootFilesystem": True})
     mounts = [{"Type": "bind", "Source": f"{HOST}/data", "Target": "/d", "ReadOnly": False}]
-    spec = build_container(pod, container, "img", "sandbox", 0, ClusterConfig(name="lab"), "lab-worker",
+    spec = build_container(pod, container, "img", "sandbox", 0, ClusterConfig(name="lab"), "lab-worker", {},
                            mounts=mounts)
     assert spec.kwargs["user"] == "1000"
     assert spec.host_config["mounts"] == mounts and spec.host_config["read_only"] is True
