@@ -73,3 +73,27 @@ def test_kubectl_run_and_create_deployment_still_run(lab):
         wait_for(running, timeout=120, what="the run pod and both Deployment pods Running")
     finally:
         lab.kubectl.run("delete", "pod/admitted", "deployment/admitted", "--wait=true", check=False)
+
+
+def test_a_student_pod_reaches_neither_the_docker_socket_nor_the_hosts_files(lab, tmp_path):
+    """Pods are containers of the host's Docker engine: the worst a student's admitted pod can ask for."""
+    marker = tmp_path / f"host-only-{lab.name}"
+    marker.write_text("the host's file\n")
+    nosy = pod("nosy", {"volumes": [{"name": "data", "hostPath": {"path": "/data"}}]},
+               volumeMounts=[{"name": "data", "mountPath": "/data"}],
+               securityContext={"capabilities": {"add": ["NET_RAW"]}})
+    apply(lab, nosy, check=True)
+    try:
+        wait_for(lambda: lab.kubectl.json("get", "pod", "nosy").get("status", {}).get("phase") == "Running",
+                 timeout=120, what="pod nosy Running")
+        probe = ("for s in /var/run/docker.sock /run/docker.sock /data/docker.sock; do test -e $s && echo found $s; done; "
+                 f"find / -xdev -name {marker.name} 2>/dev/null; find /data -name {marker.name} 2>/dev/null; "
+                 "ps -e -o comm= | grep -x -e dockerd -e containerd -e labctl-agent; true")
+        seen = lab.kubectl.run("exec", "nosy", "--", "sh", "-c", probe).stdout
+        assert seen == "", seen
+        # the same tools do see what the pod has: its own process and its own files
+        own = lab.kubectl.run("exec", "nosy", "--", "sh", "-c", "echo x > /data/mine; ps -e -o comm= | grep -x sleep; "
+                              "find / -xdev -name mine 2>/dev/null; find /data -name mine").stdout
+        assert own.split() == ["sleep", "/data/mine"], own
+    finally:
+        lab.kubectl.run("delete", "pod", "nosy", "--wait=false", check=False)
