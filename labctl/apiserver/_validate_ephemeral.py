@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from labctl.apiserver._validate_common import as_dict, as_list, validate_dns1123_label
-from labctl.apiserver._validate_pods import validate_container
-from labctl.apiserver.errors import FieldError, duplicate, forbidden, invalid, required
+from labctl.apiserver._validate_common import as_dict, as_list
+from labctl.apiserver._validate_pods import validate_container, validate_container_name
+from labctl.apiserver.errors import FieldError, forbidden, invalid
 
 __all__ = ["validate_ephemeral_containers", "validate_ephemeral_containers_update", "validate_no_ephemeral_on_create"]
 
@@ -39,14 +39,7 @@ def validate_ephemeral_containers(spec: Obj) -> list[FieldError]:
     names = set(regular)
     for i, ctr in enumerate(as_list(spec.get("ephemeralContainers"))):
         ctr, path = as_dict(ctr), f"spec.ephemeralContainers[{i}]"
-        name = ctr.get("name")
-        if not name:
-            errs.append(required(f"{path}.name"))
-        else:
-            errs += validate_dns1123_label(name, f"{path}.name")
-            if name in names:
-                errs.append(duplicate(f"{path}.name", name))
-            names.add(str(name))
+        errs += validate_container_name(ctr, path, names)
         for key in _NOT_FOR_EPHEMERAL:
             if ctr.get(key) not in (None, {}, []):
                 errs.append(forbidden(f"{path}.{key}", "cannot be set for an Ephemeral Container"))

@@ -193,6 +193,18 @@ def _validate_restart_policy(ctr: Obj, path: str, init: bool) -> list[FieldError
     return errs
 
 
+def validate_container_name(ctr: Obj, path: str, names: set[str]) -> list[FieldError]:
+    """A container's name: required, a DNS label, unique among the pod's containers (``names``, which it joins)."""
+    name = ctr.get("name")
+    if not name:
+        return [required(f"{path}.name")]
+    errs = validate_dns1123_label(name, f"{path}.name")
+    if name in names:
+        errs.append(duplicate(f"{path}.name", name))
+    names.add(str(name))
+    return errs
+
+
 def validate_container(ctr: Obj, path: str, volumes: set[str], init: bool = False,
                        grace: int = 30) -> list[FieldError]:
     errs: list[FieldError] = _validate_restart_policy(ctr, path, init)
@@ -250,14 +262,7 @@ def _validate_containers(spec: Obj, path: str, volumes: set[str]) -> list[FieldE
     for field_name in ("initContainers", "containers"):
         for i, ctr in enumerate(as_list(spec.get(field_name))):
             ctr, cpath = as_dict(ctr), f"{path}.{field_name}[{i}]"
-            name = ctr.get("name")
-            if not name:
-                errs.append(required(f"{cpath}.name"))
-            else:
-                errs += validate_dns1123_label(name, f"{cpath}.name")
-                if name in names:
-                    errs.append(duplicate(f"{cpath}.name", name))
-                names.add(str(name))
+            errs += validate_container_name(ctr, cpath, names)
             errs += validate_container(ctr, cpath, volumes, field_name == "initContainers", grace)
     return errs
 
