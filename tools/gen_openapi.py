@@ -92,7 +92,13 @@ SERVED: tuple[GroupVersion, ...] = (
     GroupVersion("apps", "v1", (
         Resource("replicasets", "ReplicaSet", "io.k8s.api.apps.v1.ReplicaSet", True, ("status", "scale")),
         Resource("deployments", "Deployment", "io.k8s.api.apps.v1.Deployment", True, ("status", "scale")),
+        Resource("daemonsets", "DaemonSet", "io.k8s.api.apps.v1.DaemonSet", True, ("status",)),
+        Resource("controllerrevisions", "ControllerRevision", "io.k8s.api.apps.v1.ControllerRevision", True),
     ), extra=("io.k8s.api.autoscaling.v1.Scale",)),
+    GroupVersion("batch", "v1", (
+        Resource("cronjobs", "CronJob", "io.k8s.api.batch.v1.CronJob", True, ("status",)),
+        Resource("jobs", "Job", "io.k8s.api.batch.v1.Job", True, ("status",)),
+    )),
     GroupVersion("authentication.k8s.io", "v1", (
         Resource("selfsubjectreviews", "SelfSubjectReview", "io.k8s.api.authentication.v1.SelfSubjectReview", False,
                  create_only=True),

@@ -32,6 +32,7 @@ __all__ = [
     "validate_pod_update",
     "validate_replicaset",
     "validate_selector_update",
+    "validate_template",
 ]
 
 Obj = dict[str, Any]
@@ -411,8 +412,12 @@ def _spec_diff(old: Any, new: Any, path: str = "spec") -> str:
 # --- workloads -------------------------------------------------------------------------
 
 
-def _validate_template(spec: Obj, path: str, selector: LabelSelector) -> list[FieldError]:
-    """ValidatePodTemplateSpecForReplicaSet: labels match a non-empty selector, restartPolicy Always."""
+def validate_template(spec: Obj, path: str, selector: LabelSelector,
+                      restart_policies: tuple[str, ...] = ("Always",)) -> list[FieldError]:
+    """ValidatePodTemplateSpecForReplicaSet: labels match a non-empty selector, restartPolicy Always.
+
+    A Job's template (``restart_policies`` OnFailure, Never) is checked the same way: its pods end.
+    """
     template = spec.get("template")
     if not isinstance(template, dict):
         return [required(path)]
@@ -425,9 +430,9 @@ def _validate_template(spec: Obj, path: str, selector: LabelSelector) -> list[Fi
     errs += validate_annotations(meta.get("annotations"), f"{path}.metadata.annotations")
     tspec = as_dict(template.get("spec"))
     errs += validate_pod_spec(tspec, f"{path}.spec") + _validate_node_root({"spec": tspec}, f"{path}.spec")
-    if tspec.get("restartPolicy") and tspec["restartPolicy"] != "Always":
-        errs.append(not_supported(f"{path}.spec.restartPolicy", tspec["restartPolicy"], ["Always"]))
-    if tspec.get("activeDeadlineSeconds") is not None:
+    if tspec.get("restartPolicy") not in restart_policies:
+        errs.append(not_supported(f"{path}.spec.restartPolicy", tspec.get("restartPolicy"), list(restart_policies)))
+    if tspec.get("activeDeadlineSeconds") is not None and restart_policies == ("Always",):
         errs.append(invalid(f"{path}.spec.activeDeadlineSeconds", tspec["activeDeadlineSeconds"],
                             "activeDeadlineSeconds in ReplicaSet is not Supported"))
     return errs
@@ -449,7 +454,7 @@ def _validate_workload_spec(spec: Obj) -> list[FieldError]:
         # LabelSelectorAsSelector failed: kube reports it and skips the template entirely.
         errs.append(invalid("spec.selector", selector, "invalid label selector"))
     else:
-        errs += _validate_template(spec, "spec.template", converted)
+        errs += validate_template(spec, "spec.template", converted)
     errs += nonnegative(spec.get("minReadySeconds", 0), "spec.minReadySeconds")
     return errs
 

@@ -21,9 +21,9 @@ from typing import Any
 
 from labctl.kube.quantity import canonical_quantity, parse_quantity
 
-__all__ = ["default_deployment", "default_endpoints", "default_endpointslice", "default_namespace",
-           "default_network_policy", "default_node", "default_pod", "default_replicaset", "default_secret",
-           "default_service", "image_tag", "pod_qos_class", "prepare_service_update"]
+__all__ = ["default_cronjob", "default_daemonset", "default_deployment", "default_endpoints", "default_endpointslice",
+           "default_job", "default_namespace", "default_network_policy", "default_node", "default_pod",
+           "default_replicaset", "default_secret", "default_service", "image_tag", "pod_qos_class", "prepare_service_update"]
 
 Obj = dict[str, Any]
 
@@ -266,6 +266,60 @@ def default_deployment(deploy: Obj) -> None:
     if spec.get("progressDeadlineSeconds") is None:
         spec["progressDeadlineSeconds"] = 600
     _default_template(spec)
+
+
+def default_daemonset(ds: Obj) -> None:
+    """SetDefaults_DaemonSet: a rolling update one node at a time, ten revisions kept."""
+    spec = _child(ds, "spec")
+    strategy = _child(spec, "updateStrategy")
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+    if strategy.get("type") == "RollingUpdate":
+        rolling = _child(strategy, "rollingUpdate")
+        if rolling.get("maxUnavailable") is None:
+            rolling["maxUnavailable"] = 1
+        if rolling.get("maxSurge") is None:
+            rolling["maxSurge"] = 0
+    if spec.get("revisionHistoryLimit") is None:
+        spec["revisionHistoryLimit"] = 10
+    _default_template(spec)
+
+
+def _default_job_spec(spec: Obj) -> None:
+    """SetDefaults_Job's spec part; a CronJob's job template gets only its pod template's defaults."""
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    if spec.get("parallelism") is None:
+        spec["parallelism"] = 1
+    if spec.get("backoffLimit") is None:
+        spec["backoffLimit"] = 2147483647 if spec.get("backoffLimitPerIndex") is not None else 6
+    if not spec.get("completionMode"):
+        spec["completionMode"] = "NonIndexed"
+    if spec.get("suspend") is None:
+        spec["suspend"] = False
+    if not spec.get("podReplacementPolicy"):
+        spec["podReplacementPolicy"] = "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed"
+    _default_template(spec)
+
+
+def default_job(job: Obj) -> None:
+    _default_job_spec(_child(job, "spec"))
+
+
+def default_cronjob(cj: Obj) -> None:
+    """SetDefaults_CronJob: concurrency Allow, not suspended, 3 successful and 1 failed Job kept."""
+    spec = _child(cj, "spec")
+    if not spec.get("concurrencyPolicy"):
+        spec["concurrencyPolicy"] = "Allow"
+    if spec.get("suspend") is None:
+        spec["suspend"] = False
+    if spec.get("successfulJobsHistoryLimit") is None:
+        spec["successfulJobsHistoryLimit"] = 3
+    if spec.get("failedJobsHistoryLimit") is None:
+        spec["failedJobsHistoryLimit"] = 1
+    job_template = spec.get("jobTemplate")
+    if isinstance(job_template, dict):
+        _default_template(_child(job_template, "spec"))
 
 
 # --- services -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from .disruption import DisruptionController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
 from .garbagecollector import GarbageCollector
+from .job import JobController
 from .loadbalancer import LoadBalancerController
 from .nodelifecycle import NodeLifecycleController
 from .replicaset import ReplicaSetController
@@ -36,6 +37,7 @@ def build_controllers(ctx: ControllerContext) -> list[Controller]:
         Scheduler(ctx),                  # kube-scheduler: binds pending pods to nodes
         ReplicaSetController(ctx),       # keeps `replicas` pods per ReplicaSet
         DeploymentController(ctx),       # rollouts through ReplicaSets
+        JobController(ctx),              # pods run to completion; TTL after finished
         GarbageCollector(ctx),           # ownerReferences: cascading and orphaning deletes
         NodeLifecycleController(ctx),    # Leases → Ready/NotReady, unreachable taints, evictions
         EndpointsController(ctx),        # Services + Ready pods → Endpoints

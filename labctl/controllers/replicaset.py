@@ -16,16 +16,16 @@ A port of ``pkg/controller/replicaset/replica_set.go``. Each sync:
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 
 from ..client.informer import FuncHandler
-from ..client.rest import APIStatusError, resource_path
+from ..client.rest import resource_path
 from ..kube.labels import SelectorError, selector_from_label_selector, selector_from_set
 from ..kube.meta import timestamp
 from ..kube.objects import pod_is_ready
-from ._ownership import Expectations, claim, controller_of, owner_reference
+from ._ownership import Expectations, claim, controller_of
+from ._podcontrol import PodControl, pod_from_template
 from ._podutil import filter_active_pods, is_pod_available, pods_to_delete, utcnow
 from .base import Controller, split_key
 from .context import ControllerContext
@@ -33,19 +33,6 @@ from .context import ControllerContext
 log = logging.getLogger("labctl.controllers.replicaset")
 
 BURST_REPLICAS = 500
-
-
-def pod_from_template(rs: dict) -> dict:
-    """``GetPodFromTemplate``: the template's labels, annotations, finalizers and spec, owned by ``rs``."""
-    template = (rs.get("spec") or {}).get("template") or {}
-    tmeta = template.get("metadata") or {}
-    meta = {"generateName": f"{rs['metadata']['name']}-", "namespace": rs["metadata"]["namespace"],
-            "labels": dict(tmeta.get("labels") or {}), "ownerReferences": [owner_reference(rs)]}
-    if tmeta.get("annotations"):
-        meta["annotations"] = dict(tmeta["annotations"])
-    if tmeta.get("finalizers"):
-        meta["finalizers"] = list(tmeta["finalizers"])
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": copy.deepcopy(template.get("spec") or {})}
 
 
 def replicaset_status(rs: dict, pods: list[dict], error: str | None, now) -> dict:
@@ -85,6 +72,7 @@ class ReplicaSetController(Controller):
         self.replicasets = ctx.informer("replicasets")
         self.pods = ctx.informer("pods")
         self.expectations = Expectations()
+        self.pod_control = PodControl(self.client, self.recorder, self.expectations)
         self.replicasets.add_handler(FuncHandler(self._enqueue, self._rs_updated, self._rs_deleted))
         self.pods.add_handler(FuncHandler(self._pod_added, self._pod_updated, self._pod_deleted))
 
@@ -200,50 +188,10 @@ class ReplicaSetController(Controller):
             await self._delete_pods(key, rs, pods, min(diff, BURST_REPLICAS))
 
     async def _create_pods(self, key: str, rs: dict, count: int) -> None:
-        """``slowStartBatch``: 1, 2, 4 … pods at a time; stop at the first failing batch."""
-        self.expectations.expect_creations(key, count)
-        path = resource_path("pods", rs["metadata"]["namespace"])
-        done, batch = 0, 1
-        while done < count:
-            size = min(batch, count - done)
-            results = await asyncio.gather(*(self.client.create(path, pod_from_template(rs)) for _ in range(size)),
-                                           return_exceptions=True)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            for pod in results:
-                if not isinstance(pod, BaseException):
-                    await self.recorder.record(rs, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
-            done += size
-            if failures:
-                for _ in range(len(failures) + count - done):  # never-started pods are not expected
-                    self.expectations.creation_observed(key)
-                message = f"Error creating: {failures[0]}"
-                await self.recorder.record(rs, "Warning", "FailedCreate", message)
-                raise RuntimeError(message)
-            batch *= 2
+        await self.pod_control.create(key, rs, [pod_from_template(rs) for _ in range(count)])
 
     async def _delete_pods(self, key: str, rs: dict, pods: list[dict], count: int) -> None:
-        related = self._related_pods(rs)
-        victims = pods_to_delete(pods, related, count)
-        pod_keys = [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in victims]
-        self.expectations.expect_deletions(key, pod_keys)
-
-        async def delete(pod: dict, pod_key: str) -> None:
-            meta = pod["metadata"]
-            try:
-                await self.client.delete(resource_path("pods", meta["namespace"], meta["name"]),
-                                         preconditions={"uid": meta["uid"]})
-            except APIStatusError as err:
-                self.expectations.deletion_observed(key, pod_key)
-                if err.code != 404:
-                    await self.recorder.record(rs, "Warning", "FailedDelete", f"Error deleting: {err}")
-                    raise
-                return
-            await self.recorder.record(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
-
-        results = await asyncio.gather(*(delete(p, k) for p, k in zip(victims, pod_keys)), return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise RuntimeError(f"failed to delete pods of ReplicaSet \"{rs['metadata']['name']}\": {errors[0]}")
+        await self.pod_control.delete(key, rs, pods_to_delete(pods, self._related_pods(rs), count))
 
     def _related_pods(self, rs: dict) -> list[dict]:
         """Active pods of this RS and of its siblings under the same controller (the Deployment)."""

@@ -497,6 +497,52 @@ DEPLOYMENT_COLUMNS = [
     _col("Available", "string", "Total number of available non-terminating pods (ready for at least "
                                 "minReadySeconds) targeted by this deployment."), _AGE, *_TEMPLATE_COLUMNS,
 ]
+DAEMONSET_COLUMNS = [
+    _NAME, _col("Desired", "integer", "The total number of nodes that should be running the daemon pod (including "
+                                      "nodes correctly running the daemon pod). More info: "
+                                      "https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/"),
+    _col("Current", "integer", "The number of nodes that are running at least 1 daemon pod and are supposed to run "
+                               "the daemon pod. More info: "
+                               "https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/"),
+    _col("Ready", "integer", "numberReady is the number of nodes that should be running the daemon pod and have one "
+                             "or more of the daemon pod running with a Ready Condition."),
+    _col("Up-to-date", "integer", "The total number of nodes that are running updated daemon pod"),
+    _col("Available", "integer", "The number of nodes that should be running the daemon pod and have one or more of "
+                                 "the daemon pod running and available (ready for at least spec.minReadySeconds)"),
+    _col("Node Selector", "string", "NodeSelector is a selector which must be true for the pod to fit on a node. "
+                                    "Selector which must match a node's labels for the pod to be scheduled on that "
+                                    "node. More info: https://kubernetes.io/docs/concepts/configuration/assign-pod-node/"),
+    _AGE, *_TEMPLATE_COLUMNS[:2],
+    _col("Selector", "string", "A label query over pods that are managed by the daemon set. Must match in order to be "
+                               "controlled. It must match the pod template's labels. More info: "
+                               "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
+         priority=1),
+]
+_JOB_SELECTOR = _col("Selector", "string", "A label query over pods that should match the pod count. Normally, the "
+                                           "system sets this field for you. More info: https://kubernetes.io/docs/"
+                                           "concepts/overview/working-with-objects/labels/#label-selectors", priority=1)
+JOB_COLUMNS = [
+    _NAME, _col("Status", "string", "Status of the job."),
+    _col("Completions", "string", "The number of pods which reached phase Succeeded. The value increases "
+                                  "monotonically for a given spec. However, it may decrease in reaction to scale down "
+                                  "of elastic indexed jobs."),
+    _col("Duration", "string", "Time required to complete the job."), _AGE, *_TEMPLATE_COLUMNS[:2], _JOB_SELECTOR,
+]
+CRONJOB_COLUMNS = [
+    _NAME, _col("Schedule", "string", "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron."),
+    _col("Timezone", "string", "The time zone name for the given schedule, see "
+                               "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones. If not specified, this "
+                               "will default to the time zone of the kube-controller-manager process."),
+    _col("Suspend", "boolean", "This flag tells the controller to suspend subsequent executions, it does not apply to "
+                               "already started executions.  Defaults to false."),
+    _col("Active", "integer", "A list of pointers to currently running jobs."),
+    _col("Last Schedule", "string", "Information when was the last time the job was successfully scheduled."),
+    _AGE, *_TEMPLATE_COLUMNS[:2], _JOB_SELECTOR,
+]
+CONTROLLERREVISION_COLUMNS = [
+    _NAME, _col("Controller", "string", "Controller of the object"),
+    _col("Revision", "string", "Revision indicates the revision of the state represented by Data."), _AGE,
+]
 DEFAULT_COLUMNS = [_NAME, _col("Created At", "date", _AGE_DOC)]
 _BINDING_COLUMNS = {
     scope: [_NAME, _col("Role", "string", doc), _AGE,
@@ -529,6 +575,74 @@ def print_deployment(deploy: Obj, clock: Clock) -> list[Any]:
     return [_name(deploy), f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
             status.get("updatedReplicas", 0), status.get("availableReplicas", 0), _created(deploy, clock),
             names, images, selector]
+
+
+def print_daemonset(ds: Obj, clock: Clock) -> list[Any]:
+    spec, status = ds.get("spec") or {}, ds.get("status") or {}
+    names, images = _containers(_get(spec, "template", "spec"))
+    return [_name(ds), status.get("desiredNumberScheduled", 0), status.get("currentNumberScheduled", 0),
+            status.get("numberReady", 0), status.get("updatedNumberScheduled", 0), status.get("numberAvailable", 0),
+            format_labels(_get(spec, "template", "spec", "nodeSelector")), _created(ds, clock), names, images,
+            format_label_selector(spec.get("selector"))]
+
+
+def _true_condition(obj: Obj, type_: str) -> bool:
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in _get(obj, "status", "conditions", default=[]))
+
+
+def job_status(job: Obj) -> str:
+    """``printJob``'s STATUS: the first of its finished, terminating, suspended or interim states."""
+    for condition in ("Complete", "Failed"):
+        if _true_condition(job, condition):
+            return condition
+    if _get(job, "metadata", "deletionTimestamp"):
+        return "Terminating"
+    for condition in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if _true_condition(job, condition):
+            return condition
+    return "Running"
+
+
+def print_job(job: Obj, clock: Clock) -> list[Any]:
+    spec, status = job.get("spec") or {}, job.get("status") or {}
+    succeeded = status.get("succeeded", 0)
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif (spec.get("parallelism") or 0) > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    started, finished = parse_time(status.get("startTime")), parse_time(status.get("completionTime"))
+    if started is None:
+        duration = ""
+    elif finished is None:
+        duration = human_duration((clock.now - started).total_seconds())
+    else:
+        duration = human_duration((finished - started).total_seconds())
+    names, images = _containers(_get(spec, "template", "spec"))
+    return [_name(job), job_status(job), completions, duration, _created(job, clock), names, images,
+            format_label_selector(spec.get("selector"))]
+
+
+def print_cronjob(cj: Obj, clock: Clock) -> list[Any]:
+    spec, status = cj.get("spec") or {}, cj.get("status") or {}
+    last = clock.since(status["lastScheduleTime"]) if status.get("lastScheduleTime") else "<none>"
+    suspend = "<unset>" if spec.get("suspend") is None else str(bool(spec["suspend"]))
+    job_spec = _get(spec, "jobTemplate", "spec", default={})
+    names, images = _containers(_get(job_spec, "template", "spec"))
+    return [_name(cj), spec.get("schedule", ""), spec.get("timeZone") or "<none>", suspend,
+            len(status.get("active") or []), last, _created(cj, clock), names, images,
+            format_label_selector(job_spec.get("selector"))]
+
+
+def print_controller_revision(rev: Obj, clock: Clock) -> list[Any]:
+    owner = next((r for r in _get(rev, "metadata", "ownerReferences", default=[]) if r.get("controller")), None)
+    controller = "<none>"
+    if owner is not None:
+        group = str(owner.get("apiVersion", "")).rpartition("/")[0]
+        kind = str(owner.get("kind", "")).lower()
+        controller = f"{kind}.{group}/{owner.get('name', '')}" if group else f"{kind}/{owner.get('name', '')}"
+    return [_name(rev), controller, rev.get("revision", 0), _created(rev, clock)]
 
 
 def print_configmap(cm: Obj, clock: Clock) -> list[Any]:
@@ -658,6 +772,10 @@ SECRET_TABLE = TablePrinter(SECRET_COLUMNS, print_secret)
 SERVICEACCOUNT_TABLE = TablePrinter(SERVICEACCOUNT_COLUMNS, print_serviceaccount)
 REPLICASET_TABLE = TablePrinter(REPLICASET_COLUMNS, print_replicaset)
 DEPLOYMENT_TABLE = TablePrinter(DEPLOYMENT_COLUMNS, print_deployment)
+DAEMONSET_TABLE = TablePrinter(DAEMONSET_COLUMNS, print_daemonset)
+CONTROLLERREVISION_TABLE = TablePrinter(CONTROLLERREVISION_COLUMNS, print_controller_revision)
+JOB_TABLE = TablePrinter(JOB_COLUMNS, print_job)
+CRONJOB_TABLE = TablePrinter(CRONJOB_COLUMNS, print_cronjob)
 LEASE_TABLE = TablePrinter(LEASE_COLUMNS, print_lease)
 NETWORKPOLICY_TABLE = TablePrinter(NETWORKPOLICY_COLUMNS, print_network_policy)
 PODDISRUPTIONBUDGET_TABLE = TablePrinter(PODDISRUPTIONBUDGET_COLUMNS, print_pod_disruption_budget)

@@ -23,7 +23,8 @@ from labctl.apiserver.patch import strategic_merge_patch
 
 SERVED = {  # apiVersion -> kinds labctl serves
     "v1": ["Namespace", "Node", "Pod", "Service", "Endpoints", "Event", "ConfigMap", "Secret", "ServiceAccount"],
-    "apps/v1": ["ReplicaSet", "Deployment"],
+    "apps/v1": ["ReplicaSet", "Deployment", "DaemonSet", "ControllerRevision"],
+    "batch/v1": ["CronJob", "Job"],
     "rbac.authorization.k8s.io/v1": ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"],
     "coordination.k8s.io/v1": ["Lease"],
     "discovery.k8s.io/v1": ["EndpointSlice"],
@@ -56,7 +57,7 @@ def test_index_points_at_each_document_with_its_sha512() -> None:
         digest = hashlib.sha512(raw).hexdigest().upper()
         assert entry["serverRelativeURL"] == f"/openapi/v3/{path}?hash={digest}"
     assert set(openapi.v3_index({"api/v1"})["paths"]) == {"api/v1"}
-    assert openapi.v3_document("apis/batch/v1") is None
+    assert openapi.v3_document("apis/certificates.k8s.io/v1") is None
     assert openapi.v3_document("/api/v1") == openapi.v3_document("api/v1")
 
 

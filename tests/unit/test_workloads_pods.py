@@ -8,6 +8,7 @@ import pytest
 
 from labctl.controllers import _podutil as pu
 from labctl.controllers._ownership import Expectations, controller_of
+from labctl.controllers._podcontrol import pod_from_template
 from labctl.controllers.garbagecollector import classify_owners
 from labctl.controllers.nodelifecycle import (
     NOT_READY,
@@ -17,7 +18,7 @@ from labctl.controllers.nodelifecycle import (
     unknown_conditions,
     wanted_taints,
 )
-from labctl.controllers.replicaset import pod_from_template, replicaset_status
+from labctl.controllers.replicaset import replicaset_status
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, 0, tzinfo=dt.UTC)
 

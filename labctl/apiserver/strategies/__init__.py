@@ -11,6 +11,7 @@ from __future__ import annotations
 from labctl.kube.resources import RESOURCES, ResourceType, resource_for
 
 from .base import Storage, Strategy
+from .batch import CronJobStrategy, JobStrategy
 from .config import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
 from .coordination import EventStrategy, LeaseStrategy
 from .namespaces import INITIAL_NAMESPACES, NamespaceStrategy, ensure_default_service_account
@@ -20,7 +21,7 @@ from .pods import PodStrategy
 from .policy import PodDisruptionBudgetStrategy
 from .rbac import ClusterRoleBindingStrategy, RoleBindingStrategy, RoleStrategy
 from .services import EndpointSliceStrategy, EndpointsStrategy, ServiceStrategy
-from .workloads import DeploymentStrategy, ReplicaSetStrategy
+from .workloads import ControllerRevisionStrategy, DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy
 
 __all__ = ["INITIAL_NAMESPACES", "Storage", "Strategy", "ensure_default_service_account", "strategy_for"]
 
@@ -36,6 +37,10 @@ _KINDS: dict[str, type[Strategy]] = {
     "serviceaccounts": ServiceAccountStrategy,
     "replicasets": ReplicaSetStrategy,
     "deployments": DeploymentStrategy,
+    "daemonsets": DaemonSetStrategy,
+    "controllerrevisions": ControllerRevisionStrategy,
+    "jobs": JobStrategy,
+    "cronjobs": CronJobStrategy,
     "leases": LeaseStrategy,
     "endpointslices": EndpointSliceStrategy,
     "networkpolicies": NetworkPolicyStrategy,

@@ -1,12 +1,13 @@
-"""ReplicaSets and Deployments: a pod template behind an immutable selector, scaled through ``/scale``."""
+"""ReplicaSets, Deployments and DaemonSets: a pod template behind an immutable selector; their ControllerRevisions."""
 
 from __future__ import annotations
 
+from labctl.apiserver._validate_batch import validate_daemonset
 from labctl.apiserver._validate_pods import validate_deployment, validate_replicaset, validate_selector_update
-from labctl.apiserver.defaults import default_deployment, default_replicaset
+from labctl.apiserver.defaults import default_daemonset, default_deployment, default_replicaset
 from labctl.apiserver.errors import FieldError
 from labctl.apiserver.podfields import refused_fields
-from labctl.kube.printers import DEPLOYMENT_TABLE, REPLICASET_TABLE
+from labctl.kube.printers import CONTROLLERREVISION_TABLE, DAEMONSET_TABLE, DEPLOYMENT_TABLE, REPLICASET_TABLE
 
 from .base import Obj, Strategy
 
@@ -58,3 +59,28 @@ class DeploymentStrategy(Strategy):
 
     def admit(self, obj: Obj, old: Obj | None) -> list[FieldError]:
         return refused_template_fields(obj, old)
+
+
+class DaemonSetStrategy(Strategy):
+    """kube's ``daemonSetStrategy``: ``metadata.generation`` is what ``observedGeneration`` answers."""
+
+    tracks_generation = True
+    printer = DAEMONSET_TABLE
+
+    def default(self, obj: Obj) -> None:
+        default_daemonset(obj)
+
+    def validate_kind(self, obj: Obj) -> list[FieldError]:
+        return validate_daemonset(obj)
+
+    def validate_kind_update(self, old: Obj, new: Obj) -> list[FieldError]:
+        return validate_selector_update(old, new)
+
+    def admit(self, obj: Obj, old: Obj | None) -> list[FieldError]:
+        return refused_template_fields(obj, old)
+
+
+class ControllerRevisionStrategy(Strategy):
+    """A DaemonSet's template at one revision: what ``kubectl rollout history/undo`` reads."""
+
+    printer = CONTROLLERREVISION_TABLE

@@ -1,0 +1,101 @@
+"""Issue 16 in a real lab: Jobs, CronJobs and DaemonSets as a learner meets them with kubectl 1.37.
+
+One lab (1 control plane + 2 workers) for the module; every test works in a namespace of its
+own, so they pass in any order. Pods run ``labctl/web:v1`` (busybox: ``sh``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from labctl.client.waiting import wait_for
+from labctl.cluster.scratch import unique_name
+
+pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
+
+IMAGE = "labctl/web:v1"
+
+
+@pytest.fixture
+def namespace(lab):
+    """A namespace of the test's own; deleted afterwards with everything in it."""
+    name = unique_name("ns")
+    lab.kubectl.run("create", "namespace", name)
+    yield name
+    lab.kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+def apply(lab, obj: dict, namespace: str) -> None:
+    lab.kubectl.run("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
+
+
+def job(name: str, script: str, **spec) -> dict:
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {**spec, "template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "work", "image": IMAGE, "command": ["sh", "-c", script]}]}}}}
+
+
+def table(lab, *args: str) -> list[list[str]]:
+    """``kubectl get`` output split into columns (two or more spaces apart)."""
+    lines = lab.kubectl.run("get", *args).stdout.strip().splitlines()
+    return [re.split(r"\s{2,}", line.strip()) for line in lines]
+
+
+# -- Job -----------------------------------------------------------------------------------
+
+def test_job_with_completions_and_parallelism_completes(lab, namespace):
+    apply(lab, job("pi", "sleep 1; echo done", completions=3, parallelism=2), namespace)
+
+    def running_at_most_two():
+        active = [p for p in lab.kubectl.json("get", "pods", "-n", namespace, "-l", "job-name=pi")["items"]
+                  if p.get("status", {}).get("phase") in ("Pending", "Running")]
+        assert len(active) <= 2, [p["metadata"]["name"] for p in active]
+        return lab.kubectl.json("get", "job", "pi", "-n", namespace).get("status", {}).get("succeeded") == 3
+
+    wait_for(running_at_most_two, timeout=120, what="job pi: 3 succeeded, never more than 2 at once")
+    done = lab.kubectl.run("wait", "-n", namespace, "--for=condition=complete", "job/pi", "--timeout=60s")
+    assert done.stdout.strip() == "job.batch/pi condition met"
+
+    rows = table(lab, "job", "pi", "-n", namespace)
+    assert rows[0] == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert rows[1][:3] == ["pi", "Complete", "3/3"]
+    obj = lab.kubectl.json("get", "job", "pi", "-n", namespace)
+    types = [c["type"] for c in obj["status"]["conditions"] if c["status"] == "True"]
+    assert types == ["SuccessCriteriaMet", "Complete"]
+    assert obj["status"]["completionTime"] and obj["status"]["ready"] == 0 and "active" not in obj["status"]
+    pods = lab.kubectl.json("get", "pods", "-n", namespace, "-l", f"controller-uid={obj['metadata']['uid']}")["items"]
+    assert len(pods) == 3 and {p["status"]["phase"] for p in pods} == {"Succeeded"}
+    assert all(p["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "pi" for p in pods)
+    assert all("batch.kubernetes.io/job-tracking" not in p["metadata"].get("finalizers", []) for p in pods)
+    assert all(p["metadata"]["name"].startswith("pi-") for p in pods)
+    logs = lab.kubectl.run("logs", "-n", namespace, "job/pi").stdout
+    assert logs.strip() == "done"
+
+
+def test_failing_job_stops_at_its_backoff_limit(lab, namespace):
+    apply(lab, job("broken", "echo failing; exit 3", backoffLimit=1), namespace)
+    done = lab.kubectl.run("wait", "-n", namespace, "--for=condition=failed", "job/broken", "--timeout=90s")
+    assert done.stdout.strip() == "job.batch/broken condition met"
+    obj = lab.kubectl.json("get", "job", "broken", "-n", namespace)
+    failed = next(c for c in obj["status"]["conditions"] if c["type"] == "Failed")
+    assert (failed["reason"], failed["message"]) == ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+    assert obj["status"]["failed"] == 2 and not obj["status"].get("succeeded")
+    assert table(lab, "job", "broken", "-n", namespace)[1][:3] == ["broken", "Failed", "0/1"]
+    events = lab.kubectl.run("describe", "job", "broken", "-n", namespace).stdout
+    assert "BackoffLimitExceeded" in events
+
+
+def test_kubectl_create_job_and_ttl_after_finished(lab, namespace):
+    lab.kubectl.run("create", "job", "once", "-n", namespace, f"--image={IMAGE}", "--", "sh", "-c", "echo hi")
+    lab.kubectl.run("wait", "-n", namespace, "--for=condition=complete", "job/once", "--timeout=60s")
+    lab.kubectl.run("patch", "job", "once", "-n", namespace, "--type=merge", "-p",
+                    '{"spec": {"ttlSecondsAfterFinished": 1}}')
+
+    def gone():
+        return not lab.kubectl.json("get", "jobs,pods", "-n", namespace)["items"]
+
+    wait_for(gone, timeout=30, what="the finished job and its pod deleted after its TTL")

@@ -1,0 +1,171 @@
+"""Jobs, CronJobs and DaemonSets: the controllers' decisions, the API's defaults, validation and columns."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from labctl.apiserver.strategies import strategy_for
+from labctl.controllers import job as jc
+from labctl.kube.cron import schedule_error, scheduled_times
+from labctl.kube.printers import Clock, job_status, print_cronjob, print_job
+
+NOW = dt.datetime(2026, 12, 7, 10, 0, 0, tzinfo=dt.UTC)
+
+
+def stamp(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def job(**spec) -> dict:
+    return {"metadata": {"name": "pi", "namespace": "default", "uid": "u1"},
+            "spec": {"parallelism": 1, "completions": 1, "backoffLimit": 6, **spec,
+                     "template": {"spec": {"restartPolicy": spec.pop("restartPolicy", "Never")}}}}
+
+
+def pod(phase: str, restarts: int = 0, deleting: bool = False) -> dict:
+    meta: dict = {"name": "p", "uid": phase}
+    if deleting:
+        meta["deletionTimestamp"] = stamp(NOW)
+    return {"metadata": meta, "status": {"phase": phase, "containerStatuses": [{"restartCount": restarts}]}}
+
+
+# -- Job controller ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("spec", "succeeded", "active", "wanted"), [
+    ({"completions": 3, "parallelism": 2}, 0, 0, 2),
+    ({"completions": 3, "parallelism": 2}, 2, 1, 1),    # one completion left: never more than one pod
+    ({"completions": 3, "parallelism": 2}, 3, 0, 0),
+    ({"completions": None, "parallelism": 3}, 0, 0, 3),  # a work queue: parallelism pods ...
+    ({"completions": None, "parallelism": 3}, 1, 2, 2),  # ... and none new once one succeeded
+    ({"completions": 3, "parallelism": 2, "suspend": True}, 0, 2, 0),
+])
+def test_want_active(spec, succeeded, active, wanted):
+    assert jc.want_active(job(**spec), succeeded, active) == wanted
+
+
+def test_success_needs_completions_or_a_success_and_nothing_running():
+    assert jc.success_criteria_met(job(completions=3), 3, 0)
+    assert not jc.success_criteria_met(job(completions=3), 2, 1)
+    assert not jc.success_criteria_met(job(completions=None, parallelism=2), 1, 1)
+    assert jc.success_criteria_met(job(completions=None, parallelism=2), 1, 0)
+
+
+def test_backoff_limit_counts_failures_and_on_failure_restarts():
+    assert not jc.past_backoff_limit(job(backoffLimit=1), 1, [])
+    assert jc.past_backoff_limit(job(backoffLimit=1), 2, [])
+    on_failure = job(backoffLimit=2, restartPolicy="OnFailure")
+    assert not jc.past_backoff_limit(on_failure, 0, [pod("Running", restarts=1)])
+    assert jc.past_backoff_limit(on_failure, 0, [pod("Running", restarts=2)])
+    assert jc.past_backoff_limit(job(backoffLimit=0, restartPolicy="OnFailure"), 0, [pod("Running", restarts=1)])
+
+
+def test_a_deleted_unfinished_pod_counts_as_failed_unless_only_failed_pods_are_replaced():
+    assert jc.is_pod_failed(pod("Running", deleting=True), job())
+    assert not jc.is_pod_failed(pod("Succeeded", deleting=True), job())
+    assert not jc.is_pod_failed(pod("Running", deleting=True), job(podReplacementPolicy="Failed"))
+
+
+def test_pod_failure_backoff_doubles_from_the_last_failure():
+    assert jc.pod_failure_backoff(0, None, NOW) == 0
+    assert jc.pod_failure_backoff(1, NOW - dt.timedelta(seconds=4), NOW) == 6
+    assert jc.pod_failure_backoff(3, NOW, NOW) == 40
+    assert jc.pod_failure_backoff(20, NOW, NOW) == jc.MAX_POD_FAILURE_BACKOFF
+
+
+def test_active_deadline_and_ttl():
+    running = job(activeDeadlineSeconds=30)
+    running["status"] = {"startTime": stamp(NOW - dt.timedelta(seconds=31))}
+    assert jc.past_active_deadline(running, NOW)
+    done = job(ttlSecondsAfterFinished=100)
+    done["status"] = {"completionTime": stamp(NOW - dt.timedelta(seconds=40)),
+                      "conditions": [{"type": "Complete", "status": "True"}]}
+    assert jc.ttl_remaining(done, NOW) == 60
+    assert jc.ttl_remaining(job(ttlSecondsAfterFinished=100), NOW) is None  # not finished
+
+
+# -- API server: defaults, generated selector, validation ----------------------------------
+
+def created(plural: str, obj: dict) -> tuple[dict, list]:
+    strategy = strategy_for(plural)
+    obj.setdefault("metadata", {}).update({"namespace": "default", "uid": "1234"})
+    strategy.prepare_for_create(obj)
+    return obj, strategy.validate(obj) + strategy.admit(obj, None)
+
+
+def test_a_job_gets_kubes_defaults_and_a_selector_of_its_uid():
+    obj, errs = created("jobs", {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi"},
+                                 "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                                                "containers": [{"name": "c", "image": "x"}]}}}})
+    assert errs == []
+    spec = obj["spec"]
+    assert (spec["completions"], spec["parallelism"], spec["backoffLimit"], spec["completionMode"]) == (
+        1, 1, 6, "NonIndexed")
+    assert spec["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": "1234"}}
+    assert spec["template"]["metadata"]["labels"] == {
+        "batch.kubernetes.io/controller-uid": "1234", "controller-uid": "1234",
+        "batch.kubernetes.io/job-name": "pi", "job-name": "pi"}
+    assert obj["metadata"]["labels"] == spec["template"]["metadata"]["labels"]
+
+
+def test_a_job_refuses_restart_always_a_foreign_selector_and_unsupported_fields():
+    _, errs = created("jobs", {"metadata": {"name": "pi"}, "spec": {
+        "selector": {"matchLabels": {"app": "x"}}, "podFailurePolicy": {"rules": []},
+        "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
+    text = "\n".join(e.field + ": " + e.detail for e in errs)
+    assert 'spec.template.spec.restartPolicy: supported values: "OnFailure", "Never"' in text
+    assert "spec.selector: `selector` not auto-generated" in text
+    assert "spec.podFailurePolicy: labctl does not support this field" in text
+
+
+@pytest.mark.parametrize(("schedule", "error"), [
+    ("*/1 * * * *", None),
+    ("@hourly", None),
+    ("0 0 * * 1-5", None),
+    ("* * *", "expected exactly 5 fields, found 3: [* * *]"),
+    ("* * * * * *", "expected exactly 5 fields, found 6: [* * * * * *]"),
+    ("@every 1m", "labctl does not support @every schedules: use a cron expression such as */5 * * * *"),
+    ("61 * * * *", "[61 * * * *] is not acceptable, out of range"),
+])
+def test_cron_schedules(schedule, error):
+    assert schedule_error(schedule) == error
+
+
+def test_scheduled_times_between_the_last_schedule_and_now():
+    times, following = scheduled_times("*/5 * * * *", None, NOW - dt.timedelta(minutes=12), NOW)
+    assert times == [NOW - dt.timedelta(minutes=10), NOW - dt.timedelta(minutes=5), NOW]
+    assert following == NOW + dt.timedelta(minutes=5)
+    times, _ = scheduled_times("0 9 * * *", "Europe/Paris", NOW - dt.timedelta(hours=3), NOW)
+    assert times == [NOW.replace(hour=8)]  # 09:00 in Paris is 08:00 UTC in December
+
+
+def test_a_cronjob_with_a_bad_time_zone_or_a_long_name_is_invalid():
+    _, errs = created("cronjobs", {"metadata": {"name": "n" * 53}, "spec": {
+        "schedule": "* * * * *", "timeZone": "Mars/Olympus", "jobTemplate": {"spec": {"template": {"spec": {
+            "restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "x"}]}}}}}})
+    assert sorted(e.field for e in errs) == ["metadata.name", "spec.timeZone"]
+
+
+# -- kubectl get columns -------------------------------------------------------------------
+
+def test_job_row_as_kubectl_prints_it():
+    obj = job(completions=3)
+    obj["metadata"]["creationTimestamp"] = stamp(NOW - dt.timedelta(minutes=2))
+    obj["status"] = {"succeeded": 1, "startTime": stamp(NOW - dt.timedelta(seconds=90))}
+    assert print_job(obj, Clock(NOW))[:5] == ["pi", "Running", "1/3", "90s", "2m"]
+    obj["spec"].update(completions=None, parallelism=2)
+    assert print_job(obj, Clock(NOW))[2] == "1/1 of 2"
+    obj["status"]["conditions"] = [{"type": "FailureTarget", "status": "True"}]
+    assert job_status(obj) == "FailureTarget"
+    obj["status"]["conditions"].append({"type": "Failed", "status": "True"})
+    assert job_status(obj) == "Failed"
+
+
+def test_cronjob_row_as_kubectl_prints_it():
+    cj = {"metadata": {"name": "tick", "creationTimestamp": stamp(NOW - dt.timedelta(minutes=5))},
+          "spec": {"schedule": "*/1 * * * *", "suspend": False, "jobTemplate": {"spec": {"template": {"spec": {
+              "containers": [{"name": "c", "image": "busybox"}]}}}}},
+          "status": {"active": [{"name": "tick-1"}], "lastScheduleTime": stamp(NOW - dt.timedelta(seconds=20))}}
+    assert print_cronjob(cj, Clock(NOW)) == ["tick", "*/1 * * * *", "<none>", "False", 1, "20s", "5m", "c", "busybox",
+                                             "<none>"]
