@@ -17,6 +17,7 @@ from ..clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH
 from ..clusterconfig import ClusterConfig, NodeConfig
 from .base import Controller
 from .context import ControllerContext
+from .cronjob import CronJobController
 from .deployment import DeploymentController
 from .disruption import DisruptionController
 from .endpoints import EndpointsController
@@ -38,6 +39,7 @@ def build_controllers(ctx: ControllerContext) -> list[Controller]:
         ReplicaSetController(ctx),       # keeps `replicas` pods per ReplicaSet
         DeploymentController(ctx),       # rollouts through ReplicaSets
         JobController(ctx),              # pods run to completion; TTL after finished
+        CronJobController(ctx),          # a Job at each time of a schedule
         GarbageCollector(ctx),           # ownerReferences: cascading and orphaning deletes
         NodeLifecycleController(ctx),    # Leases → Ready/NotReady, unreachable taints, evictions
         EndpointsController(ctx),        # Services + Ready pods → Endpoints

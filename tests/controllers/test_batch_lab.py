@@ -6,6 +6,7 @@ own, so they pass in any order. Pods run ``labctl/web:v1`` (busybox: ``sh``).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -99,3 +100,33 @@ def test_kubectl_create_job_and_ttl_after_finished(lab, namespace):
         return not lab.kubectl.json("get", "jobs,pods", "-n", namespace)["items"]
 
     wait_for(gone, timeout=30, what="the finished job and its pod deleted after its TTL")
+
+
+# -- CronJob -------------------------------------------------------------------------------
+
+def test_cronjob_fires_within_a_minute_and_create_job_from_it(lab, namespace):
+    lab.kubectl.run("create", "cronjob", "tick", "-n", namespace, f"--image={IMAGE}", "--schedule=*/1 * * * *",
+                    "--", "sh", "-c", "echo tick")
+    lab.kubectl.run("create", "job", "by-hand", "-n", namespace, "--from=cronjob/tick")
+    manual = lab.kubectl.json("get", "job", "by-hand", "-n", namespace)
+    assert manual["metadata"]["annotations"] == {"cronjob.kubernetes.io/instantiate": "manual"}
+    lab.kubectl.run("wait", "-n", namespace, "--for=condition=complete", "job/by-hand", "--timeout=60s")
+
+    def scheduled_job():
+        jobs = lab.kubectl.json("get", "jobs", "-n", namespace)["items"]
+        return [j for j in jobs if j["metadata"]["name"] != "by-hand"]
+
+    fired = wait_for(scheduled_job, timeout=75, what="the CronJob's first Job (schedule */1 * * * *)")
+    name = fired[0]["metadata"]["name"]
+    scheduled = fired[0]["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+    assert name == f"tick-{int(dt.datetime.fromisoformat(scheduled).timestamp()) // 60}"
+    lab.kubectl.run("wait", "-n", namespace, "--for=condition=complete", f"job/{name}", "--timeout=60s")
+
+    def last_successful():
+        return lab.kubectl.json("get", "cronjob", "tick", "-n", namespace).get("status", {}).get("lastSuccessfulTime")
+
+    wait_for(last_successful, timeout=30, what="the CronJob's lastSuccessfulTime")
+    rows = table(lab, "cronjob", "tick", "-n", namespace)
+    assert rows[0] == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"]
+    assert rows[1][:5] == ["tick", "*/1 * * * *", "<none>", "False", "0"] and rows[1][5] != "<none>"
+    assert lab.kubectl.run("logs", "-n", namespace, f"job/{name}").stdout.strip() == "tick"

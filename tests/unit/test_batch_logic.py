@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from labctl.apiserver.strategies import strategy_for
+from labctl.controllers import cronjob as cjc
 from labctl.controllers import job as jc
 from labctl.kube.cron import schedule_error, scheduled_times
 from labctl.kube.printers import Clock, job_status, print_cronjob, print_job
@@ -169,3 +170,44 @@ def test_cronjob_row_as_kubectl_prints_it():
           "status": {"active": [{"name": "tick-1"}], "lastScheduleTime": stamp(NOW - dt.timedelta(seconds=20))}}
     assert print_cronjob(cj, Clock(NOW)) == ["tick", "*/1 * * * *", "<none>", "False", 1, "20s", "5m", "c", "busybox",
                                              "<none>"]
+
+
+# -- CronJob controller ---------------------------------------------------------------------
+
+def cronjob(**spec) -> dict:
+    return {"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "tick", "namespace": "default", "uid": "c1",
+                         "creationTimestamp": stamp(NOW - dt.timedelta(minutes=30))},
+            "spec": {"schedule": "*/10 * * * *", "concurrencyPolicy": "Allow", **spec,
+                     "jobTemplate": {"metadata": {"labels": {"app": "tick"}},
+                                     "spec": {"template": {"spec": {"restartPolicy": "OnFailure"}}}}}}
+
+
+def test_the_most_recent_unmet_time_since_the_last_schedule():
+    times, following = cjc.unmet_schedule_times(cronjob(), NOW)
+    assert times == [NOW - dt.timedelta(minutes=20), NOW - dt.timedelta(minutes=10), NOW]
+    assert following == NOW + dt.timedelta(minutes=10)
+    acted = {**cronjob(), "status": {"lastScheduleTime": stamp(NOW)}}
+    assert cjc.unmet_schedule_times(acted, NOW + dt.timedelta(minutes=5))[0] == []
+    late = cronjob(startingDeadlineSeconds=60)
+    assert cjc.unmet_schedule_times(late, NOW + dt.timedelta(minutes=5))[0] == []  # 10:00 is 5 min past its deadline
+    assert cjc.too_late(late, NOW, NOW + dt.timedelta(seconds=61))
+
+
+def test_a_scheduled_job_is_named_after_the_minute_and_owned_by_the_cronjob():
+    j = cjc.job_from_template(cronjob(timeZone="Europe/Paris"), NOW)
+    assert j["metadata"]["name"] == f"tick-{int(NOW.timestamp()) // 60}"
+    assert j["metadata"]["labels"] == {"app": "tick"}
+    assert j["metadata"]["annotations"] == {"batch.kubernetes.io/cronjob-scheduled-timestamp": "2026-12-07T11:00:00+01:00"}
+    assert j["metadata"]["ownerReferences"] == [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "tick", "uid": "c1",
+                                                 "controller": True, "blockOwnerDeletion": True}]
+
+
+def test_history_limits_keep_the_newest_finished_jobs():
+    def finished(name: str, minutes: int, kind: str) -> dict:
+        return {"metadata": {"name": name, "creationTimestamp": stamp(NOW - dt.timedelta(minutes=minutes))},
+                "status": {"conditions": [{"type": kind, "status": "True"}]}}
+    jobs = [finished("a", 40, "Complete"), finished("b", 30, "Complete"), finished("c", 20, "Failed"),
+            finished("d", 10, "Failed"), {"metadata": {"name": "running"}}]
+    assert [j["metadata"]["name"] for j in cjc.jobs_to_clean_up(jobs, 1, 1)] == ["a", "c"]
+    assert cjc.jobs_to_clean_up(jobs, None, 5) == []
