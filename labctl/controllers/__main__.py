@@ -18,6 +18,7 @@ from ..clusterconfig import ClusterConfig, NodeConfig
 from .base import Controller
 from .context import ControllerContext
 from .cronjob import CronJobController
+from .daemonset import DaemonSetController
 from .deployment import DeploymentController
 from .disruption import DisruptionController
 from .endpoints import EndpointsController
@@ -40,6 +41,7 @@ def build_controllers(ctx: ControllerContext) -> list[Controller]:
         DeploymentController(ctx),       # rollouts through ReplicaSets
         JobController(ctx),              # pods run to completion; TTL after finished
         CronJobController(ctx),          # a Job at each time of a schedule
+        DaemonSetController(ctx),        # one pod per eligible node
         GarbageCollector(ctx),           # ownerReferences: cascading and orphaning deletes
         NodeLifecycleController(ctx),    # Leases → Ready/NotReady, unreachable taints, evictions
         EndpointsController(ctx),        # Services + Ready pods → Endpoints

@@ -130,3 +130,57 @@ def test_cronjob_fires_within_a_minute_and_create_job_from_it(lab, namespace):
     assert rows[0] == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"]
     assert rows[1][:5] == ["tick", "*/1 * * * *", "<none>", "False", "0"] and rows[1][5] != "<none>"
     assert lab.kubectl.run("logs", "-n", namespace, f"job/{name}").stdout.strip() == "tick"
+
+
+# -- DaemonSet -----------------------------------------------------------------------------
+
+def daemonset(name: str, image: str = IMAGE, **pod_spec) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name},
+            "spec": {"selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {**pod_spec, "containers": [{"name": "web", "image": image}]}}}}
+
+
+def nodes_of(lab, namespace: str, app: str) -> list[str]:
+    pods = lab.kubectl.json("get", "pods", "-n", namespace, "-l", f"app={app}")["items"]
+    return sorted(p["spec"].get("nodeName", "") for p in pods if not p["metadata"].get("deletionTimestamp"))
+
+
+def test_daemonset_runs_one_pod_per_worker_and_rolls_out_a_new_image(lab, namespace):
+    apply(lab, daemonset("agent"), namespace)
+    status = lab.kubectl.run("rollout", "status", "-n", namespace, "ds/agent", "--timeout=90s").stdout
+    assert status.strip().endswith('daemon set "agent" successfully rolled out')
+    assert nodes_of(lab, namespace, "agent") == ["worker", "worker2"]  # the control plane's taint keeps it off
+    rows = table(lab, "ds", "agent", "-n", namespace)
+    assert rows[0] == ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"]
+    assert rows[1][:7] == ["agent", "2", "2", "2", "2", "2", "<none>"]
+
+    lab.kubectl.run("set", "image", "-n", namespace, "ds/agent", "web=labctl/web:v2")
+    status = lab.kubectl.run("rollout", "status", "-n", namespace, "ds/agent", "--timeout=120s").stdout
+    assert status.strip().endswith('daemon set "agent" successfully rolled out')
+    pods = lab.kubectl.json("get", "pods", "-n", namespace, "-l", "app=agent")["items"]
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    assert sorted(p["spec"]["nodeName"] for p in live) == ["worker", "worker2"]
+    assert {p["spec"]["containers"][0]["image"] for p in live} == {"labctl/web:v2"}
+    history = lab.kubectl.run("rollout", "history", "-n", namespace, "ds/agent").stdout
+    assert [line.split()[0] for line in history.strip().splitlines()[2:]] == ["1", "2"]
+
+
+def test_daemonset_tolerating_the_control_plane_and_following_node_labels(lab, namespace):
+    toleration = {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
+    apply(lab, daemonset("everywhere", tolerations=[toleration]), namespace)
+    lab.kubectl.run("rollout", "status", "-n", namespace, "ds/everywhere", "--timeout=90s")
+    assert nodes_of(lab, namespace, "everywhere") == ["control-plane", "worker", "worker2"]
+
+    label = unique_name("disk")
+    apply(lab, daemonset("picky", nodeSelector={label: "ssd"}), namespace)
+    try:
+        lab.kubectl.run("label", "node", "worker2", f"{label}=ssd")
+        wait_for(lambda: nodes_of(lab, namespace, "picky") == ["worker2"], timeout=60,
+                 what="a daemon pod on the node that gained the label")
+        assert table(lab, "ds", "picky", "-n", namespace)[1][6] == f"{label}=ssd"
+        lab.kubectl.run("label", "node", "worker2", f"{label}-")
+        wait_for(lambda: nodes_of(lab, namespace, "picky") == [], timeout=60,
+                 what="the daemon pod gone from the node that lost the label")
+    finally:
+        lab.kubectl.run("label", "node", "worker2", f"{label}-", check=False)

@@ -8,6 +8,7 @@ import pytest
 
 from labctl.apiserver.strategies import strategy_for
 from labctl.controllers import cronjob as cjc
+from labctl.controllers import daemonset as dsc
 from labctl.controllers import job as jc
 from labctl.kube.cron import schedule_error, scheduled_times
 from labctl.kube.printers import Clock, job_status, print_cronjob, print_job
@@ -211,3 +212,77 @@ def test_history_limits_keep_the_newest_finished_jobs():
             finished("d", 10, "Failed"), {"metadata": {"name": "running"}}]
     assert [j["metadata"]["name"] for j in cjc.jobs_to_clean_up(jobs, 1, 1)] == ["a", "c"]
     assert cjc.jobs_to_clean_up(jobs, None, 5) == []
+
+
+# -- DaemonSet controller ------------------------------------------------------------------
+
+def node(name: str, taints: list | None = None, **labels) -> dict:
+    return {"metadata": {"name": name, "labels": labels}, "spec": {"taints": taints or []},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+
+
+def ds(**pod_spec) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "agent", "namespace": "default", "uid": "d1", "generation": 1},
+            "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                     "template": {"metadata": {"labels": {"app": "agent"}},
+                                  "spec": {**pod_spec, "containers": [{"name": "c", "image": "x"}]}}}}
+
+
+def test_a_daemon_pod_runs_where_it_fits_and_tolerates():
+    assert dsc.should_run(ds(), node("worker")) == (True, True)
+    assert dsc.should_run(ds(), node("cp", [CONTROL_PLANE_TAINT])) == (False, True)  # a NoSchedule taint
+    tolerant = ds(tolerations=[{"key": CONTROL_PLANE_TAINT["key"], "operator": "Exists"}])
+    assert dsc.should_run(tolerant, node("cp", [CONTROL_PLANE_TAINT])) == (True, True)
+    assert dsc.should_run(ds(nodeSelector={"disk": "ssd"}), node("w")) == (False, False)
+    assert dsc.should_run(ds(nodeSelector={"disk": "ssd"}), node("w", disk="ssd")) == (True, True)
+    evicting = node("w", [{"key": "maintenance", "effect": "NoExecute"}])
+    assert dsc.should_run(ds(), evicting) == (False, False)
+    not_ready = node("w")  # daemon pods tolerate not-ready and unreachable NoExecute
+    not_ready["spec"]["taints"] = [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]
+    assert dsc.should_run(ds(), not_ready)[1]
+
+
+def test_a_daemon_pod_is_pinned_to_its_node_and_labelled_with_the_revision():
+    pod = dsc.daemon_pod(ds(), "worker2", "abc")
+    assert dsc.target_node(pod) == "worker2"
+    assert pod["metadata"]["labels"] == {"app": "agent", "controller-revision-hash": "abc"}
+    assert {t["key"] for t in pod["spec"]["tolerations"]} >= {"node.kubernetes.io/not-ready",
+                                                              "node.kubernetes.io/unschedulable"}
+
+
+def daemon(node_name: str, hash_: str, ready: bool = True) -> dict:
+    return {"metadata": {"name": f"{node_name}-{hash_}", "labels": {"controller-revision-hash": hash_},
+                         "creationTimestamp": stamp(NOW - dt.timedelta(minutes=5))},
+            "spec": {"nodeName": node_name},
+            "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                                       "lastTransitionTime": stamp(NOW - dt.timedelta(minutes=4))}]}}
+
+
+def test_rolling_update_replaces_max_unavailable_old_pods_at_a_time():
+    nodes = {"a": [daemon("a", "old")], "b": [daemon("b", "old")], "c": [daemon("c", "old")]}
+    delete, surge = dsc.rolling_update(ds(), nodes, {"a", "b", "c"}, "new", NOW)
+    assert [p["metadata"]["name"] for p in delete] == ["a-old"] and surge == []
+    nodes["a"] = [daemon("a", "new", ready=False)]  # its replacement is not available yet: wait
+    assert dsc.rolling_update(ds(), nodes, {"a", "b", "c"}, "new", NOW) == ([], [])
+
+
+def test_rolling_update_with_surge_starts_new_pods_beside_the_old():
+    surging = ds()
+    surging["spec"]["updateStrategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    nodes = {"a": [daemon("a", "old")], "b": [daemon("b", "old")]}
+    assert dsc.rolling_update(surging, nodes, {"a", "b"}, "new", NOW) == ([], ["a"])
+    nodes["a"].append(daemon("a", "new"))  # available: the old one goes, the next node surges
+    delete, surge = dsc.rolling_update(surging, nodes, {"a", "b"}, "new", NOW)
+    assert [p["metadata"]["name"] for p in delete] == ["a-old"] and surge == ["b"]
+
+
+def test_daemonset_status_counts_nodes():
+    nodes = [node("cp", [CONTROL_PLANE_TAINT]), node("w1"), node("w2")]
+    status = dsc.daemonset_status(ds(), nodes, {"w1": [daemon("w1", "h")], "cp": [daemon("cp", "h")]}, "h", NOW)
+    assert status == {"desiredNumberScheduled": 2, "currentNumberScheduled": 1, "numberMisscheduled": 1,
+                      "numberReady": 1, "updatedNumberScheduled": 1, "numberAvailable": 1, "numberUnavailable": 1,
+                      "observedGeneration": 1}

@@ -61,11 +61,48 @@ class DeploymentStrategy(Strategy):
         return refused_template_fields(obj, old)
 
 
+#: apps/v1's form of the DaemonSet's internal templateGeneration: bumped by each template change,
+#: it labels the daemon pods (``pod-template-generation``)
+TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+
+
+def _template(obj: Obj) -> object:
+    spec = obj.get("spec")
+    return spec.get("template") if isinstance(spec, dict) else None
+
+
+def _template_generation(obj: Obj) -> int:
+    try:
+        return int(((obj.get("metadata") or {}).get("annotations") or {}).get(TEMPLATE_GENERATION, 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _set_template_generation(obj: Obj, generation: int) -> None:
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        annotations = meta.get("annotations")
+        meta["annotations"] = {**(annotations if isinstance(annotations, dict) else {}),
+                               TEMPLATE_GENERATION: str(generation)}
+
+
 class DaemonSetStrategy(Strategy):
     """kube's ``daemonSetStrategy``: ``metadata.generation`` is what ``observedGeneration`` answers."""
 
     tracks_generation = True
     printer = DAEMONSET_TABLE
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        super().prepare_for_create(obj)
+        _set_template_generation(obj, 1)
+
+    def prepare_for_update(self, new: Obj, old: Obj, subresource: str | None) -> Obj:
+        new = super().prepare_for_update(new, old, subresource)
+        generation = _template_generation(old)
+        if subresource is None and _template(new) != _template(old):
+            generation += 1
+        _set_template_generation(new, generation)
+        return new
 
     def default(self, obj: Obj) -> None:
         default_daemonset(obj)
