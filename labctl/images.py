@@ -73,6 +73,8 @@ IMAGES: tuple[ImageSpec, ...] = (
     ImageSpec("pause", "labctl/pause", "latest", "pause", busybox=True),
     ImageSpec("web:v1", "labctl/web", "v1", "web", build_args=(("VERSION", "v1"),), busybox=True),
     ImageSpec("web:v2", "labctl/web", "v2", "web", build_args=(("VERSION", "v2"),), busybox=True),
+    ImageSpec("nginx:v1", "labctl/nginx", "v1", "nginx", depends_on=("base",), build_args=(("VERSION", "v1"),)),
+    ImageSpec("nginx:v2", "labctl/nginx", "v2", "nginx", depends_on=("base",), build_args=(("VERSION", "v2"),)),
 )
 _BY_KEY = {spec.key: spec for spec in IMAGES}
 

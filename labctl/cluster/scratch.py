@@ -47,8 +47,8 @@ def scratch_topology(name: str, workers: int = 2, extra: dict[str, Any] | None =
         "nodeLifecycle": {"nodeMonitorGracePeriod": "8s", "podEvictionTimeout": "10s",
                           "leaseDurationSeconds": 8, "leaseRenewInterval": "2s"},
         # the shipped topologies' aliases, so exercises and tutorials run in scratch labs as in a student's
-        "images": {"aliases": {"nginx": "labctl/web:v1", "nginx:1.14.2": "labctl/web:v1",
-                               "nginx:1.16.1": "labctl/web:v2", "busybox": "labctl/toolbox:latest"}},
+        "images": {"aliases": {"nginx": "labctl/nginx:v1", "nginx:1.14.2": "labctl/nginx:v1",
+                               "nginx:1.16.1": "labctl/nginx:v2", "busybox": "labctl/toolbox:latest"}},
     }
     doc.update(extra or {})
     return doc

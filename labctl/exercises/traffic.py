@@ -30,9 +30,10 @@ class Answer:
 
     @property
     def version(self) -> str:
-        """``v2`` from ``web v2 pod=…``; else the body's first line (what tells versions apart)."""
+        """``v2`` from ``web v2 pod=…`` or ``nginx v2 pod=…``; else the body's first line (what tells
+        versions apart)."""
         words = self.body.split()
-        if len(words) >= 2 and words[0] == "web":
+        if len(words) >= 2 and words[0] in ("web", "nginx"):
             return words[1]
         return self.body.splitlines()[0][:60] if self.body else ""
 

@@ -57,6 +57,15 @@ def test_web_answers_version_pod_name_and_ip(lab_images, run_container, version)
     assert _get(f"http://{ip}/healthz") == "ok\n"
 
 
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_nginx_answers_version_pod_name_and_ip_and_logs_the_request(lab_images, run_container, version):
+    nginx = run_container(f"labctl/nginx:{version}", hostname=f"nginx-{version}-pod")
+    ip = nginx.attrs["NetworkSettings"]["IPAddress"]
+    assert _get(f"http://{ip}/any/path?x=1") == f"nginx {version} pod=nginx-{version}-pod ip={ip}\n"
+    assert _get(f"http://{ip}/healthz") == "ok\n"
+    assert '"GET /any/path?x=1 HTTP/1.1" 200' in nginx.logs().decode()  # what `kubectl logs` shows
+
+
 def test_pause_blocks_and_stops_promptly(lab_images, run_container):
     pause = run_container("labctl/pause:latest", network_mode="none")
     time.sleep(0.3)

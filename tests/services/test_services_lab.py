@@ -183,7 +183,7 @@ def test_backend_sees_the_client_pod_ip(svc_lab, example1):
 
 def test_node_port_from_the_host_on_every_node_and_the_port_mapping(svc_lab, example1):
     for node, ip in node_ips(svc_lab).items():
-        assert http_get(ip, 30000).startswith("web v1 pod="), node
+        assert http_get(ip, 30000).startswith("nginx v1 pod="), node
     answers = {http_get("127.0.0.1", svc_lab.host_port).split("pod=")[1].split()[0] for _ in range(40)}
     assert answers <= example1 and len(answers) >= 2
 

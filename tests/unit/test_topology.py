@@ -78,8 +78,8 @@ def test_default_topology_networking_port_mapping_and_lab_timings():
     life = topo.node_lifecycle
     assert (life.node_monitor_grace_period, life.pod_eviction_timeout) == (timedelta(seconds=20), timedelta(seconds=30))
     assert (life.lease_duration_seconds, life.lease_renew_interval) == (20, timedelta(seconds=5))
-    assert topo.images.resolve("nginx") == "labctl/web:v1"
-    assert topo.images.resolve("nginx:1.16.1") == "labctl/web:v2"
+    assert topo.images.resolve("nginx") == "labctl/nginx:v1"
+    assert topo.images.resolve("nginx:1.16.1") == "labctl/nginx:v2"
 
 
 def test_single_topology_has_an_untainted_control_plane():
@@ -347,6 +347,6 @@ def test_normalize_image(ref, normalized):
 
 def test_image_aliases_match_exactly_so_a_mistyped_tag_still_fails_to_pull():
     images = load_topology(default_topology_path()).images
-    assert images.resolve("docker.io/library/nginx:latest") == "labctl/web:v1"
+    assert images.resolve("docker.io/library/nginx:latest") == "labctl/nginx:v1"
     assert images.resolve("nginx:1.161") == "nginx:1.161"        # Kubernetes' "bad rollout" lesson
     assert images.resolve("labctl/web:v2") == "labctl/web:v2"
