@@ -25,6 +25,7 @@ def test_every_image_depends_only_on_earlier_ones():
     (["node"], ["base", "node"]),
     (["web"], ["web:v1", "web:v2"]),
     (["labctl/web:v2", "toolbox"], ["base", "toolbox", "web:v2"]),
+    (["nginx"], ["base", "nginx:v1", "nginx:v2"]),
     (None, [s.key for s in images.IMAGES]),
 ])
 def test_resolve_adds_dependencies_in_build_order(names, expected):
@@ -32,8 +33,8 @@ def test_resolve_adds_dependencies_in_build_order(names, expected):
 
 
 def test_resolve_unknown_name_lists_the_choices():
-    with pytest.raises(images.LabctlImageError, match=r"unknown image 'nginx': choose from base, node"):
-        images.resolve(["nginx"])
+    with pytest.raises(images.LabctlImageError, match=r"unknown image 'redis': choose from base, node"):
+        images.resolve(["redis"])
 
 
 def _fake_root(tmp_path: Path) -> Path:
@@ -60,7 +61,7 @@ def test_content_hash_follows_inputs_and_dependencies(tmp_path):
         f.write("strace\n")
     after_base = images.content_hashes(root)
     changed = {k for k in before if after_code[k] != after_base[k]}
-    assert changed == {"base", "node", "toolbox"}, "a new base makes its dependants stale"
+    assert changed == {"base", "node", "toolbox", "nginx:v1", "nginx:v2"}, "a new base makes its dependants stale"
 
 
 def test_pycache_does_not_change_the_node_hash(tmp_path):
