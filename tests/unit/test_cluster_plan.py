@@ -54,5 +54,5 @@ def test_node_config_carries_cluster_settings():
     plan = default_plan()
     cfg = node_config(plan, plan.nodes[2])
     assert (cfg.node_name, cfg.role, cfg.internal_ip, cfg.pod_cidr) == ("worker2", "worker", "172.30.7.4", "10.244.2.0/24")
-    assert cfg.image_aliases["nginx:1.14.2"].startswith("labctl/web")
+    assert cfg.image_aliases["nginx:1.14.2"].startswith("labctl/nginx")
     assert cfg.cluster.lifecycle.node_monitor_grace_seconds > 0 and cfg.cluster.lifecycle.pod_eviction_timeout_seconds > 0
