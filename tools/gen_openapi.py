@@ -119,6 +119,8 @@ SERVED: tuple[GroupVersion, ...] = (
     )),
     GroupVersion("networking.k8s.io", "v1", (
         Resource("networkpolicies", "NetworkPolicy", "io.k8s.api.networking.v1.NetworkPolicy", True),
+        Resource("ingresses", "Ingress", "io.k8s.api.networking.v1.Ingress", True, ("status",)),
+        Resource("ingressclasses", "IngressClass", "io.k8s.api.networking.v1.IngressClass", False),
     )),
     GroupVersion("events.k8s.io", "v1", (
         Resource("events", "Event", "io.k8s.api.events.v1.Event", True),

@@ -71,6 +71,9 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 HEADLESS_LABEL = "service.kubernetes.io/headless"
 #: a Service with this label belongs to another proxy than kube-proxy (``apis.LabelServiceProxyName``)
 SERVICE_PROXY_NAME_LABEL = "service.kubernetes.io/service-proxy-name"
+#: an IngressClass with this annotation ``"true"`` is given to Ingresses created without a class
+#: (``networking.AnnotationIsDefaultIngressClass``)
+DEFAULT_INGRESS_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 
 
 def endpoint_slice_service(endpoint_slice: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -478,6 +478,14 @@ PODDISRUPTIONBUDGET_COLUMNS = [
     _NAME, _col("Min Available", "string", "The minimum number of pods that must be available."),
     _col("Max Unavailable", "string", "The maximum number of pods that may be unavailable."),
     _col("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."), _AGE]
+INGRESS_COLUMNS = [
+    _NAME, _col("Class", "string", "The name of the IngressClass resource that should be used for this Ingress."),
+    _col("Hosts", "string", "Hosts that incoming requests are matched against before the ingress rule"),
+    _col("Address", "string", "Address is a list containing ingress points for the load-balancer"),
+    _col("Ports", "string", "Ports of TLS configurations that open"), _AGE]
+INGRESSCLASS_COLUMNS = [
+    _NAME, _col("Controller", "string", "Controller that is responsible for handling this class"),
+    _col("Parameters", "string", "A reference to a resource with additional parameters"), _AGE]
 _TEMPLATE_COLUMNS = [
     _col("Containers", "string", "Names of each container in the template.", priority=1),
     _col("Images", "string", "Images referenced by each container in the template.", priority=1),
@@ -672,6 +680,34 @@ def print_pod_disruption_budget(pdb: Obj, clock: Clock) -> list[Any]:
     return [_name(pdb), str(spec["minAvailable"]) if spec.get("minAvailable") is not None else "N/A",
             str(spec["maxUnavailable"]) if spec.get("maxUnavailable") is not None else "N/A",
             int(_get(pdb, "status", "disruptionsAllowed", default=0) or 0), _created(pdb, clock)]
+def _ingress_hosts(rules: list[Obj]) -> str:
+    """``formatHosts``: the first three hosts, then how many rules more; ``*`` when no rule names one."""
+    hosts = [r["host"] for r in rules[:3] if r.get("host")]
+    if not hosts:
+        return "*"
+    return ",".join(hosts) + (f" + {len(rules) - 3} more..." if len(rules) > 3 else "")
+
+
+def print_ingress(ingress: Obj, clock: Clock) -> list[Any]:
+    """``printIngress``: the class (``<none>``), hosts, the load balancer's addresses (cut at 16
+    characters), ``80`` or ``80, 443`` when the Ingress terminates TLS."""
+    address = _load_balancer_ips(ingress)
+    if len(address) > 16:
+        address = address[:13] + "..."
+    return [_name(ingress), _get(ingress, "spec", "ingressClassName") or "<none>",
+            _ingress_hosts(_get(ingress, "spec", "rules", default=[]) or []), address,
+            "80, 443" if _get(ingress, "spec", "tls") else "80", _created(ingress, clock)]
+
+
+def print_ingress_class(ingress_class: Obj, clock: Clock) -> list[Any]:
+    """``printIngressClass``: the parameters as ``Kind[.group]/name`` or ``<none>``."""
+    parameters = _get(ingress_class, "spec", "parameters")
+    text = "<none>"
+    if parameters:
+        group = f".{parameters['apiGroup']}" if parameters.get("apiGroup") else ""
+        text = f"{parameters.get('kind', '')}{group}/{parameters.get('name', '')}"
+    return [_name(ingress_class), _get(ingress_class, "spec", "controller", default=""), text,
+            _created(ingress_class, clock)]
 
 
 def _default_printer(obj: Obj, clock: Clock) -> list[Any]:
@@ -779,6 +815,8 @@ CRONJOB_TABLE = TablePrinter(CRONJOB_COLUMNS, print_cronjob)
 LEASE_TABLE = TablePrinter(LEASE_COLUMNS, print_lease)
 NETWORKPOLICY_TABLE = TablePrinter(NETWORKPOLICY_COLUMNS, print_network_policy)
 PODDISRUPTIONBUDGET_TABLE = TablePrinter(PODDISRUPTIONBUDGET_COLUMNS, print_pod_disruption_budget)
+INGRESS_TABLE = TablePrinter(INGRESS_COLUMNS, print_ingress)
+INGRESSCLASS_TABLE = TablePrinter(INGRESSCLASS_COLUMNS, print_ingress_class)
 ROLEBINDING_TABLE = TablePrinter(_BINDING_COLUMNS["roleBinding"], print_binding)
 CLUSTERROLEBINDING_TABLE = TablePrinter(_BINDING_COLUMNS["clusterRoleBinding"], print_binding)
 #: kube's default table convertor: name and creation time, for a kind without a handler of its own (Roles)

@@ -104,6 +104,9 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", "networkpolicy", True, ("netpol",)),
     ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", True, ("pdb",),
                  (), ("status",)),
+    ResourceType("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", True, ("ing",),
+                 subresources=("status",)),
+    ResourceType("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", False),
 )
 _BY_PLURAL = {rt.plural: rt for rt in RESOURCES}
 

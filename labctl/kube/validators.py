@@ -108,6 +108,23 @@ def _dns1123_subdomain(value: str, length_error: Callable[[int], str]) -> list[s
     return errs
 
 
+_WILDCARD_DNS1123_SUBDOMAIN_FMT = r"\*\." + _DNS1123_SUBDOMAIN_FMT
+_WILDCARD_DNS1123_SUBDOMAIN_RE = _full(_WILDCARD_DNS1123_SUBDOMAIN_FMT)
+_WILDCARD_DNS1123_SUBDOMAIN_MSG = ("a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS "
+                                   "subdomain, which must consist of lower case alphanumeric characters, '-' or '.' "
+                                   "and end with an alphanumeric character")
+
+
+def is_wildcard_dns1123_subdomain(value: str) -> list[str]:
+    """``IsWildcardDNS1123Subdomain``: ``*.example.com`` (an Ingress rule's or TLS entry's host)."""
+    errs = []
+    if _too_long(value, DNS1123_SUBDOMAIN_MAX):
+        errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
+    if not _WILDCARD_DNS1123_SUBDOMAIN_RE.fullmatch(value):
+        errs.append(regex_error(_WILDCARD_DNS1123_SUBDOMAIN_MSG, _WILDCARD_DNS1123_SUBDOMAIN_FMT, "*.example.com"))
+    return errs
+
+
 def is_dns1035_label(value: str) -> list[str]:
     errs = []
     if _too_long(value, DNS1035_LABEL_MAX):

@@ -30,6 +30,7 @@ SERVED = {  # apiVersion -> kinds labctl serves
     "discovery.k8s.io/v1": ["EndpointSlice"],
     "networking.k8s.io/v1": ["NetworkPolicy"],
     "policy/v1": ["PodDisruptionBudget"],
+    "networking.k8s.io/v1": ["NetworkPolicy", "Ingress", "IngressClass"],
     "events.k8s.io/v1": ["Event"],
 }
 REVIEWS = {  # apiVersion -> the review kinds: only POST, nothing to patch

@@ -15,7 +15,7 @@ from .batch import CronJobStrategy, JobStrategy
 from .config import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
 from .coordination import EventStrategy, LeaseStrategy
 from .namespaces import INITIAL_NAMESPACES, NamespaceStrategy, ensure_default_service_account
-from .networking import NetworkPolicyStrategy
+from .networking import IngressClassStrategy, IngressStrategy, NetworkPolicyStrategy
 from .nodes import NodeStrategy
 from .pods import PodStrategy
 from .policy import PodDisruptionBudgetStrategy
@@ -45,6 +45,8 @@ _KINDS: dict[str, type[Strategy]] = {
     "endpointslices": EndpointSliceStrategy,
     "networkpolicies": NetworkPolicyStrategy,
     "poddisruptionbudgets": PodDisruptionBudgetStrategy,
+    "ingresses": IngressStrategy,
+    "ingressclasses": IngressClassStrategy,
     "roles": RoleStrategy,
     "clusterroles": RoleStrategy,
     "rolebindings": RoleBindingStrategy,
