@@ -2,7 +2,8 @@
 
 Every image is built locally, with no registry: ``labctl/base`` from Debian (a registry pull
 when one answers, else debootstrap + ``docker import``), ``labctl/node`` and
-``labctl/toolbox`` on top of it, and the tiny ``labctl/pause`` and ``labctl/web`` from the
+``labctl/toolbox`` on top of it, ``labctl/nginx`` (Debian's nginx) and the ingress controller's
+``labctl/ingress-nginx`` (nginx plus labctl) too, and the tiny ``labctl/pause`` and ``labctl/web`` from the
 host's static busybox. Each image is tagged with a content hash of its inputs
 (``labctl/node:3f2a9c1b7d4e``) and with a stable alias (``labctl/node:latest``,
 ``labctl/web:v1``) that nodes and pods use. A hash tag that is missing means the image is
@@ -75,6 +76,8 @@ IMAGES: tuple[ImageSpec, ...] = (
     ImageSpec("web:v2", "labctl/web", "v2", "web", build_args=(("VERSION", "v2"),), busybox=True),
     ImageSpec("nginx:v1", "labctl/nginx", "v1", "nginx", depends_on=("base",), build_args=(("VERSION", "v1"),)),
     ImageSpec("nginx:v2", "labctl/nginx", "v2", "nginx", depends_on=("base",), build_args=(("VERSION", "v2"),)),
+    ImageSpec("ingress-nginx", "labctl/ingress-nginx", "latest", "ingress-nginx", depends_on=("nginx:v1",),
+              wheelhouse=True),
 )
 _BY_KEY = {spec.key: spec for spec in IMAGES}
 

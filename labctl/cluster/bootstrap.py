@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from ..addons import ADDONS, load_addon
+from ..addons import DEFAULT_INGRESS_IMAGE, load_addon
 from ..client.rest import APIClient, APIStatusError, Credentials, resource_path
 from ..clusterconfig import ClusterConfig
 from ..errors import LabctlError
@@ -40,23 +40,25 @@ NodeExec = Callable[[str, Sequence[str]], Awaitable[int]]
 
 
 async def bootstrap(credentials: Credentials, cluster: ClusterConfig, node_names: Sequence[str],
-                    node_image: str, exec_in_node: NodeExec, progress: Progress) -> None:
-    """Wait for the API server and the nodes, install the add-ons, wait for cluster DNS."""
+                    node_image: str, exec_in_node: NodeExec, progress: Progress,
+                    addons: Sequence[str] = ("kube-dns",), ingress_image: str = DEFAULT_INGRESS_IMAGE) -> None:
+    """Wait for the API server and the nodes, install ``addons``, wait for cluster DNS."""
     async with APIClient(credentials) as api:
         await _wait_for_api(api, credentials.server)
         progress.start(f"Waiting for {len(node_names)} node(s) to be Ready ⏳")
         await _wait_for_nodes(api, node_names, progress)
-        progress.start("Installing cluster add-ons (kube-dns) 🔎")
-        await install_addons(api, cluster, node_image)
+        progress.start(f"Installing cluster add-ons ({', '.join(addons)}) 🔎")
+        await install_addons(api, cluster, node_image, addons, ingress_image)
         progress.start(f"Waiting for cluster DNS ({cluster.dns_service_ip}) to answer on every node 📡")
         await _wait_for_dns(cluster, node_names, exec_in_node, progress)
 
 
-async def install_addons(api: APIClient, cluster: ClusterConfig, node_image: str) -> None:
+async def install_addons(api: APIClient, cluster: ClusterConfig, node_image: str,
+                         addons: Sequence[str] = ("kube-dns",), ingress_image: str = DEFAULT_INGRESS_IMAGE) -> None:
     """Create the add-ons' objects (as kubeadm installs CoreDNS); existing ones are kept."""
     registry = Registry()
-    for name in ADDONS:
-        for obj in load_addon(name, cluster, node_image):
+    for name in addons:
+        for obj in load_addon(name, cluster, node_image, ingress_image):
             rt = registry.by_kind(obj["apiVersion"], obj["kind"])
             if rt is None:
                 raise LabctlError(f"add-on {name!r} has a {obj['kind']} the API server does not serve")

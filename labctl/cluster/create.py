@@ -26,6 +26,7 @@ from pathlib import Path
 import docker
 import yaml
 
+from ..addons import DEFAULT_INGRESS_IMAGE
 from ..client.rest import Credentials
 from ..engine.exec import run
 from ..engine.streams import DockerAPIError, DockerEngine
@@ -75,9 +76,10 @@ def node_files(plan: ClusterPlan, node: NodePlan, ca: CertKey, cert: CertKey) ->
 
 def create_cluster(topology: Topology, node_image: str, status: Progress, client: docker.DockerClient,
                    kubeconfig_path: Path | None, retain: bool = False,
-                   cancel: Cancellation | None = None) -> tuple[ClusterPlan, dict]:
-    """Create the lab ``topology`` describes from ``node_image``; its plan and admin kubeconfig,
-    also merged into ``kubeconfig_path`` if given."""
+                   cancel: Cancellation | None = None,
+                   ingress_image: str = DEFAULT_INGRESS_IMAGE) -> tuple[ClusterPlan, dict]:
+    """Create the lab ``topology`` describes from ``node_image`` (its ingress controller from
+    ``ingress_image``); its plan and admin kubeconfig, also merged into ``kubeconfig_path`` if given."""
     cancel = cancel or Cancellation()
     made = False
     status.start("Choosing the lab network and host ports")
@@ -86,7 +88,7 @@ def create_cluster(topology: Topology, node_image: str, status: Progress, client
             cancel.check()
             _refuse_existing(client, topology.name)
             lab_docker.remove_cluster(client, topology.name)  # leftovers of a crashed run: ours by label
-            plan = plan_on_host(topology, node_image, client)
+            plan = replace(plan_on_host(topology, node_image, client), ingress_image=ingress_image)
             ca, cp_files, certs = cluster_pki(plan)
             cancel.check()
             made = True
@@ -181,4 +183,5 @@ async def _bootstrap(plan: ClusterPlan, credentials: Credentials, status: Progre
             except DockerAPIError as err:
                 raise LabctlError(f"failed to run {argv[0]!r} in node {node!r}: {err.message}") from None
 
-        await bootstrap(credentials, plan.cluster, list(containers), plan.image, exec_in_node, status)
+        await bootstrap(credentials, plan.cluster, list(containers), plan.image, exec_in_node, status,
+                        addons=plan.addons, ingress_image=plan.ingress_image)

@@ -226,9 +226,9 @@ def up(topology: Topology, progress: Progress = NoProgress(), kubeconfig_path: P
     client = connect()
     try:
         progress.start("Ensuring lab images 🖼")
-        node_image = _ensure_images(client, progress, cancel or Cancellation())
-        plan, kubeconfig = create_cluster(topology, node_image, progress, client, kubeconfig_path or default_path(),
-                                          retain, cancel)
+        built = _ensure_images(client, progress, cancel or Cancellation())
+        plan, kubeconfig = create_cluster(topology, built["node"], progress, client, kubeconfig_path or default_path(),
+                                          retain, cancel, ingress_image=built["ingress-nginx"])
     except BaseException:
         with suppress(OSError):  # the image step's ✗ (the terminal may be gone: SIGHUP)
             progress.end(False)
@@ -289,7 +289,8 @@ def _resolve(client: docker.DockerClient, name: str | None) -> str:
     raise LabctlError(f"several labs exist ({', '.join(labs)})", hint="say which with --name")
 
 
-def _ensure_images(client: docker.DockerClient, progress: Progress, cancel: Cancellation) -> str:
+def _ensure_images(client: docker.DockerClient, progress: Progress, cancel: Cancellation) -> dict[str, str]:
+    """Build what is missing; the content-hash tag of every lab image, by key (``node``, ``ingress-nginx``)."""
     def report(step: str, done: int, total: int) -> None:
         cancel.check()  # between two steps of a build: stopping there is safe
         progress.update(f"[{done}/{total}] {step[:90]}")
@@ -299,5 +300,5 @@ def _ensure_images(client: docker.DockerClient, progress: Progress, cancel: Canc
     except lab_images.LabctlImageError as err:
         cancel.check()  # a build stopped by a cancellation is that, not a failed build
         raise LabctlError(str(err), hint="run `labctl images build` to see the full build log") from None
-    return next(s.ref for s in statuses if s.key == "node")
+    return {s.key: s.ref for s in statuses}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from ..addons import DEFAULT_INGRESS_IMAGE, addons_for
 from ..clusterconfig import ClusterConfig, NodeConfig
 from ..kube.containers import CLUSTER_LABEL, node_container_name
 from ..topology import Limits, PortMapping, Topology
@@ -64,6 +65,9 @@ class ClusterPlan:
     api_server_port: int = 6443
     port_mappings: tuple[PortMapping, ...] = ()
     image_aliases: dict[str, str] = field(default_factory=dict)
+    #: the add-ons ``up`` installs (labctl/addons), and the ingress controller's image
+    addons: tuple[str, ...] = ("kube-dns",)
+    ingress_image: str = DEFAULT_INGRESS_IMAGE
 
     @property
     def control_plane(self) -> NodePlan:
@@ -169,7 +173,8 @@ def plan_from_topology(topology: Topology, subnet: str, image: str) -> ClusterPl
         name=topology.name, image=image, subnet=subnet, gateway=gateway, nodes=nodes,
         cluster=topology.cluster_config(),
         api_server_address=net.api_server_address, api_server_port=net.api_server_port,
-        port_mappings=tuple(topology.port_mappings), image_aliases=dict(topology.images.aliases))
+        port_mappings=tuple(topology.port_mappings), image_aliases=dict(topology.images.aliases),
+        addons=addons_for(topology.addons))
 
 
 def network_labels(plan: ClusterPlan) -> dict[str, str]:

@@ -49,6 +49,9 @@ def scratch_topology(name: str, workers: int = 2, extra: dict[str, Any] | None =
         # the shipped topologies' aliases, so exercises and tutorials run in scratch labs as in a student's
         "images": {"aliases": {"nginx": "labctl/nginx:v1", "nginx:1.14.2": "labctl/nginx:v1",
                                "nginx:1.16.1": "labctl/nginx:v2", "busybox": "labctl/toolbox:latest"}},
+        # no ingress controller unless a test asks (``extra={"addons": {"ingress": True}}``): one pod less
+        # per lab on a machine that runs several
+        "addons": {"ingress": False},
     }
     doc.update(extra or {})
     return doc

@@ -55,7 +55,10 @@ from labctl.topology.types import (
 )
 
 _TOP_FIELDS = ("apiVersion", "kind", "name", "nodes", "networking", "portMappings", "images", "nodeLifecycle",
-               "serviceAccounts", "resources")
+               "serviceAccounts", "resources", "addons")
+#: the optional add-ons ``labctl up`` installs, each on unless the topology says ``false``
+#: (kube-dns is not optional: ``up`` waits for cluster DNS)
+_ADDON_FIELDS = ("ingress",)
 _NODE_FIELDS = ("role", "name", "labels", "taints")
 _TAINT_FIELDS = ("key", "value", "effect")
 _NETWORKING_FIELDS = ("podSubnet", "serviceSubnet", "labSubnet", "nodePortRange", "apiServerPort",
@@ -109,11 +112,25 @@ def parse_topology(data: Any, source: str = "<topology>") -> Topology:
     token_seconds = _integer(accounts, "tokenExpirationSeconds", "serviceAccounts",
                              Topology.service_account_token_seconds, p, *_TOKEN_SECONDS_RANGE)
     resources = _parse_resources(top.get("resources"), p)
+    addons = _parse_addons(top.get("addons"), p)
     if p.items:
         raise TopologyError(source, p.items)
     return Topology(name=name, nodes=nodes, networking=networking, port_mappings=mappings,
                     images=images, node_lifecycle=lifecycle, service_account_token_seconds=token_seconds,
-                    resources=resources, source=source)
+                    resources=resources, addons=addons, source=source)
+
+
+def _parse_addons(value: Any, p: _Problems) -> tuple[str, ...]:
+    """The optional add-ons switched on: ``addons: {ingress: false}`` leaves the ingress controller out."""
+    d = _section(value, "addons", _ADDON_FIELDS, p)
+    enabled = []
+    for name in _ADDON_FIELDS:
+        on = d.get(name, True)
+        if not isinstance(on, bool):
+            p.add(f"addons.{name}", f"must be true or false, got {_describe(on)}")
+        elif on:
+            enabled.append(name)
+    return tuple(enabled)
 
 
 def _check_header(top: dict[str, Any], p: _Problems) -> None:

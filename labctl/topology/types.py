@@ -194,6 +194,8 @@ class Topology:
     service_account_token_seconds: int = ClusterConfig().service_account_token_seconds
     #: resources: memory and process limits of the node containers and of pods
     resources: Resources = Resources()
+    #: addons: the optional add-ons switched on (``ingress``: the nginx ingress controller)
+    addons: tuple[str, ...] = ("ingress",)
     source: str = "<topology>"
 
     @property

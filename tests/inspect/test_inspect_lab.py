@@ -13,7 +13,6 @@ import collections
 import functools
 import json
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from labctl.client.waiting import wait_for
 from labctl.cluster import Lab as LabFacade
 from labctl.cluster.scratch import unique_name
 from labctl.inspect import run_trace
-from support.lab import Lab, labctl
+from support.lab import Lab, free_port, labctl
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
@@ -38,12 +37,6 @@ EXTRA_SERVICES = [
      "spec": {"type": "LoadBalancer", "selector": {"app": "web"},
               "ports": [{"name": "http", "port": 8080, "targetPort": 80}]}},
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,10 @@ student's lab or another test's lab; the mechanism is the same as the default to
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from labctl.cluster.scratch import unique_name
-from support.lab import Lab
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from support.lab import Lab, free_port
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import http.client
 import json
 import re
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import yaml
 from labctl.client.rest import APIClient, Credentials, resource_path
 from labctl.client.waiting import wait_for as _wait_for
 from labctl.proxy import chains
+from support.traffic import HostClient, http_get
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
@@ -89,20 +88,6 @@ def wait_programmed(lab, nodes, *services: str, backends: set[str]) -> None:
     for node in nodes:
         wait_for(lambda n=node: all(programmed(lab, n)[s] == backends for s in services), timeout=30,
                  what=f"the rules of {', '.join(services)} on {node}")
-
-
-def http_get(host: str, port: int, timeout: float = 5.0) -> str:
-    """One request on a new connection (a new conntrack entry, so a new backend draw)."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", "/")
-        resp = conn.getresponse()
-        body = resp.read().decode()
-        if resp.status != 200:
-            raise AssertionError(f"HTTP {resp.status} from {host}:{port}: {body}")
-        return body.strip()
-    finally:
-        conn.close()
 
 
 def toolbox_pod(node: str) -> dict:
@@ -309,28 +294,6 @@ def test_internal_traffic_policy_local_answers_only_next_to_an_endpoint(svc_lab,
         assert curl_loop(lab, "toolbox-worker2", f"http://{cluster_ip}/", 2) == ["FAILED"] * 2
     finally:
         remove(lab, "service/itp", "pod/itp-backend")
-
-
-class HostClient(threading.Thread):
-    """``rate`` requests per second, each on a new connection, until stopped: (time, answer | error)."""
-
-    def __init__(self, host: str, port: int, rate: float = 25.0) -> None:
-        super().__init__(daemon=True)
-        self.host, self.port, self.rate = host, port, rate
-        self.results: list[tuple[float, str, bool]] = []
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        start, i = time.monotonic(), 0
-        while not self.stopping.is_set():
-            delay = start + i / self.rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            i += 1
-            try:
-                self.results.append((time.monotonic() - start, http_get(self.host, self.port), True))
-            except Exception as err:
-                self.results.append((time.monotonic() - start, repr(err), False))
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ writes its kubeconfig to its own work directory.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -17,7 +18,14 @@ from pathlib import Path
 from labctl.cluster.kubectl import Kubectl
 from labctl.cluster.scratch import unique_name, write_topology
 
-__all__ = ["Lab", "labctl", "unique_name"]
+__all__ = ["Lab", "free_port", "labctl", "unique_name"]
+
+
+def free_port() -> int:
+    """A host port nothing listens on now: a lab's port mapping that coexists with other labs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def labctl(*args: str, env: dict | None = None, timeout: float = 600,

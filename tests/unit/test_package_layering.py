@@ -31,7 +31,7 @@ LAYERS: dict[str, int] = {
     "exercises": 7,
 }
 #: programs and front ends: they may import any layer, never each other
-COMPONENTS = {"apiserver", "controllers", "agent", "dns", "nodeinit", "cli", "tui"}
+COMPONENTS = {"apiserver", "controllers", "agent", "dns", "ingress", "nodeinit", "cli", "tui"}
 #: how programs are started: ``python -m labctl`` is the CLI, and ``labctl tui`` starts the TUI
 #: (the one import of the TUI; it imports the layers and nothing imports it otherwise)
 ENTRY_POINTS = {"__main__": {"cli"}, "cli": {"tui"}}

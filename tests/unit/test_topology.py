@@ -72,9 +72,12 @@ def test_default_topology_networking_port_mapping_and_lab_timings():
     assert (net.api_server_address, net.api_server_port) == ("127.0.0.1", 6443)
     cluster = topo.cluster_config()
     assert (cluster.kubernetes_service_ip, cluster.dns_service_ip) == ("10.96.0.1", "10.96.0.10")
-    [mapping] = topo.port_mappings
+    mapping, http, https = topo.port_mappings
     assert (mapping.listen_address, mapping.host_port, mapping.node_port, mapping.protocol, mapping.node) == \
         ("127.0.0.1", 30000, 30000, "TCP", "control-plane")
+    # the ingress add-on's NodePort Service (labctl.addons.INGRESS_NODE_PORTS), on by default
+    assert [(m.host_port, m.node_port) for m in (http, https)] == [(8080, 30080), (8443, 30443)]
+    assert topo.addons == ("ingress",)
     life = topo.node_lifecycle
     assert (life.node_monitor_grace_period, life.pod_eviction_timeout) == (timedelta(seconds=20), timedelta(seconds=30))
     assert (life.lease_duration_seconds, life.lease_renew_interval) == (20, timedelta(seconds=5))
@@ -94,7 +97,7 @@ def test_large_topology_is_one_control_plane_and_five_workers():
     assert [n.name for n in topo.nodes] == ["control-plane", "worker", "worker2", "worker3", "worker4", "worker5"]
     assert [n.pod_cidr for n in topo.workers] == [f"10.244.{i}.0/24" for i in range(1, 6)]
     assert topo.control_plane.taints == (CONTROL_PLANE_TAINT,)
-    assert [(m.host_port, m.node_port) for m in topo.port_mappings] == [(30000, 30000)]
+    assert [(m.host_port, m.node_port) for m in topo.port_mappings] == [(30000, 30000), (8080, 30080), (8443, 30443)]
 
 
 @pytest.mark.parametrize("name", SHIPPED_TOPOLOGIES)
@@ -254,7 +257,7 @@ BROKEN = {
               "apiServerPort, apiServerAddress; got a list"]),
     "not a mapping": ("- role: control-plane\n", [
         "the topology must be a mapping with fields apiVersion, kind, name, nodes, networking, portMappings, images, "
-        "nodeLifecycle, serviceAccounts, resources; got a list"]),
+        "nodeLifecycle, serviceAccounts, resources, addons; got a list"]),
     "malformed YAML": ("""
         nodes:
           - role: control-plane
@@ -350,3 +353,17 @@ def test_image_aliases_match_exactly_so_a_mistyped_tag_still_fails_to_pull():
     assert images.resolve("docker.io/library/nginx:latest") == "labctl/nginx:v1"
     assert images.resolve("nginx:1.161") == "nginx:1.161"        # Kubernetes' "bad rollout" lesson
     assert images.resolve("labctl/web:v2") == "labctl/web:v2"
+
+
+@pytest.mark.parametrize("addons, enabled", [(None, ("ingress",)), ({"ingress": False}, ()), ({"ingress": True}, ("ingress",))])
+def test_addons_switch_the_ingress_controller(addons, enabled):
+    doc = {"apiVersion": "labctl.dev/v1alpha1", "kind": "Topology", "name": "lab", "addons": addons}
+    assert parse_topology(doc).addons == enabled
+
+
+def test_an_addon_switch_is_a_boolean():
+    doc = {"apiVersion": "labctl.dev/v1alpha1", "kind": "Topology", "name": "lab", "addons": {"ingress": "no", "dns": 1}}
+    with pytest.raises(TopologyError) as err:
+        parse_topology(doc)
+    assert 'addons.ingress: must be true or false, got a string ("no")' in str(err.value)
+    assert "addons.dns: unknown field; allowed fields: ingress" in str(err.value)

@@ -1,0 +1,48 @@
+"""Requests from the host, as a student's browser or curl sends them: for the lab tests of
+NodePorts and Ingresses (and a rollout behind them that must lose no request)."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+
+__all__ = ["HostClient", "http_get"]
+
+
+def http_get(host: str, port: int, timeout: float = 5.0, path: str = "/", host_header: str | None = None) -> str:
+    """One request on a new connection (a new conntrack entry, so a new backend draw); the body
+    of a 200, else AssertionError. ``host_header`` is the ``Host:`` an Ingress rule matches."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host_header} if host_header else {})
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        if resp.status != 200:
+            raise AssertionError(f"HTTP {resp.status} from {host}:{port}: {body}")
+        return body.strip()
+    finally:
+        conn.close()
+
+
+class HostClient(threading.Thread):
+    """``rate`` requests per second, each on a new connection, until stopped: (time, answer | error)."""
+
+    def __init__(self, host: str, port: int, rate: float = 25.0, host_header: str | None = None) -> None:
+        super().__init__(daemon=True)
+        self.host, self.port, self.rate, self.host_header = host, port, rate, host_header
+        self.results: list[tuple[float, str, bool]] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        start, i = time.monotonic(), 0
+        while not self.stopping.is_set():
+            delay = start + i / self.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            i += 1
+            try:
+                answer = http_get(self.host, self.port, host_header=self.host_header)
+                self.results.append((time.monotonic() - start, answer, True))
+            except Exception as err:
+                self.results.append((time.monotonic() - start, repr(err), False))
