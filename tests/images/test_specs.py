@@ -26,6 +26,7 @@ def test_every_image_depends_only_on_earlier_ones():
     (["web"], ["web:v1", "web:v2"]),
     (["labctl/web:v2", "toolbox"], ["base", "toolbox", "web:v2"]),
     (["nginx"], ["base", "nginx:v1", "nginx:v2"]),
+    (["ingress-nginx"], ["base", "nginx:v1", "ingress-nginx"]),
     (None, [s.key for s in images.IMAGES]),
 ])
 def test_resolve_adds_dependencies_in_build_order(names, expected):
@@ -55,13 +56,13 @@ def test_content_hash_follows_inputs_and_dependencies(tmp_path):
     (root / "labctl" / "__init__.py").write_text("__version__ = '1'\n")
     after_code = images.content_hashes(root)
     changed = {k for k in before if before[k] != after_code[k]}
-    assert changed == {"node"}, "a labctl code change only makes the node image stale"
+    assert changed == {"node", "ingress-nginx"}, "a labctl code change only makes the images with labctl stale"
 
     with open(root / "images" / "base" / "packages.txt", "a") as f:
         f.write("strace\n")
     after_base = images.content_hashes(root)
     changed = {k for k in before if after_code[k] != after_base[k]}
-    assert changed == {"base", "node", "toolbox", "nginx:v1", "nginx:v2"}, "a new base makes its dependants stale"
+    assert changed == {"base", "node", "toolbox", "nginx:v1", "nginx:v2", "ingress-nginx"}, "a new base makes its dependants stale"
 
 
 def test_pycache_does_not_change_the_node_hash(tmp_path):
