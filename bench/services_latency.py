@@ -49,30 +49,29 @@ asyncio.run(main())
 CLIENT = r"""
 import json, socket, statistics, sys, threading, time
 targets, n, seconds = json.loads(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-REQ = b"GET / HTTP/1.0\r\n\r\n"
-def once(host, port):
+def once(host, port, vhost=""):  # vhost: the Host header an Ingress rule matches
     t = time.perf_counter()
     s = socket.create_connection((host, port), timeout=5)
-    s.sendall(REQ)
+    s.sendall(f"GET / HTTP/1.0\r\nHost: {vhost or host}\r\n\r\n".encode())
     while s.recv(4096):
         pass
     s.close()
     return time.perf_counter() - t
-for host, port in targets.values():  # warm up ARP, routes, conntrack
+for target in targets.values():  # warm up ARP, routes, conntrack
     for _ in range(20):
-        once(host, port)
+        once(*target)
 lat = {k: [] for k in targets}
 for _ in range(n):
-    for k, (host, port) in targets.items():
-        lat[k].append(once(host, port))
-def burst(host, port, seconds, procs=4):
+    for k, target in targets.items():
+        lat[k].append(once(*target))
+def burst(target, seconds, procs=4):
     # processes, not threads: with the GIL the client itself would be the bottleneck
     import multiprocessing
     counter, stop = multiprocessing.Value("i", 0), time.monotonic() + seconds
     def worker():
         n = 0
         while time.monotonic() < stop:
-            once(host, port)
+            once(*target)
             n += 1
         with counter.get_lock():
             counter.value += n
@@ -82,8 +81,8 @@ def burst(host, port, seconds, procs=4):
     return counter.value
 done = {k: 0 for k in targets}
 for _ in range(5):  # rounds, rotating the targets: a load spike hits all three
-    for k, (host, port) in targets.items():
-        done[k] += burst(host, port, seconds / 5)
+    for k, target in targets.items():
+        done[k] += burst(target, seconds / 5)
 out = {}
 for k in targets:
     xs = sorted(lat[k])
@@ -141,14 +140,15 @@ def measure(kubectl: Kubectl, requests: int, seconds: float) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def report(results: dict) -> dict:
-    base = results["pod_ip"]
+def report(results: dict, base: str = "pod_ip") -> dict:
+    """Print the figures of every path and return their ratios to the ``base`` path's."""
+    base_figures = results[base]
     print(f"{'path':<11} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'seq req/s':>10} {'4-way req/s':>12} "
           f"{'p50 ratio':>10}")
     ratios = {}
     for name, r in results.items():
-        ratios[name] = {"p50": r["p50_ms"] / base["p50_ms"], "mean": r["mean_ms"] / base["mean_ms"],
-                        "concurrent4_rps": r["concurrent4_rps"] / base["concurrent4_rps"]}
+        ratios[name] = {"p50": r["p50_ms"] / base_figures["p50_ms"], "mean": r["mean_ms"] / base_figures["mean_ms"],
+                        "concurrent4_rps": r["concurrent4_rps"] / base_figures["concurrent4_rps"]}
         print(f"{name:<11} {r['p50_ms']:7.3f} {r['p90_ms']:7.3f} {r['p99_ms']:7.3f} {r['sequential_rps']:10.0f} "
               f"{r['concurrent4_rps']:12.0f} {ratios[name]['p50']:10.3f}")
     return ratios

@@ -327,11 +327,12 @@ def test_rolling_update_through_the_node_port_loses_no_request(example2):
     finally:
         client.stopping.set()
         client.join(10)
-    failures = [r for r in client.results if not r[2]]
-    elapsed = client.results[-1][0]
-    assert len(client.results) >= 20 * elapsed, f"only {len(client.results)} requests in {elapsed:.0f}s"
-    assert not failures, f"{len(failures)} of {len(client.results)} requests failed: {failures[:5]}"
-    versions = [r[1].split()[1] for r in client.results]
+    results = client.in_order()
+    failures = [r for r in results if not r[2]]
+    elapsed = results[-1][0]
+    assert len(results) >= 20 * elapsed, f"only {len(results)} requests in {elapsed:.0f}s"
+    assert not failures, f"{len(failures)} of {len(results)} requests failed: {failures[:5]}"
+    versions = [r[1].split()[1] for r in results]
     assert versions[0] == "v1" and versions[-1] == "v2"
     assert set(versions[-10:]) == {"v2"}, versions[-10:]
 
