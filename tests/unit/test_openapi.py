@@ -28,7 +28,6 @@ SERVED = {  # apiVersion -> kinds labctl serves
     "rbac.authorization.k8s.io/v1": ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"],
     "coordination.k8s.io/v1": ["Lease"],
     "discovery.k8s.io/v1": ["EndpointSlice"],
-    "networking.k8s.io/v1": ["NetworkPolicy"],
     "policy/v1": ["PodDisruptionBudget"],
     "networking.k8s.io/v1": ["NetworkPolicy", "Ingress", "IngressClass"],
     "events.k8s.io/v1": ["Event"],
