@@ -39,6 +39,7 @@ class HostClient(threading.Thread):
         self.host, self.port, self.rate, self.host_header = host, port, rate, host_header
         self.results: list[tuple[float, str, bool]] = []
         self.stopping = threading.Event()
+        self.started = time.monotonic()  # reset when the thread starts: results' times count from it
         self._lock = threading.Lock()
 
     def _one(self, at: float) -> None:
@@ -49,8 +50,13 @@ class HostClient(threading.Thread):
         with self._lock:
             self.results.append(result)
 
+    def now(self) -> float:
+        """Seconds since the first request, on the results' clock."""
+        return time.monotonic() - self.started
+
     def run(self) -> None:
-        start, i, requests = time.monotonic(), 0, []
+        self.started = start = time.monotonic()
+        i, requests = 0, []
         while not self.stopping.is_set():
             delay = start + i / self.rate - time.monotonic()
             if delay > 0:
