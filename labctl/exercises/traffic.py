@@ -2,8 +2,8 @@
 
 A new connection per request is the point: it is a new conntrack entry, so the service
 proxy draws a backend again, and a backend that is gone shows as a failed request instead
-of hiding behind a kept-alive connection. The lab's web image answers
-``web <version> pod=<name> ip=<pod IP>``; :class:`Answer` reads the version and the pod
+of hiding behind a kept-alive connection. The lab's web and nginx images answer
+``web|nginx <version> pod=<name> ip=<pod IP>``; :class:`Answer` reads the version and the pod
 from that (any other body counts as its first line, for other apps). Standard library only:
 the during probe runs this inside the control-plane node.
 """

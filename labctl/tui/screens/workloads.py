@@ -101,7 +101,7 @@ class WorkloadsScreen(TableView):
         obj = self.state.get(ref.plural, ref.namespace, ref.name) or {}
         containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or [{}]
         current = f"{containers[0].get('name', '')}={containers[0].get('image', '')}"
-        self.ask(f"kubectl set image {ref.slug} CONTAINER=IMAGE (nginx:1.16.1 runs web v2 here)", current,
+        self.ask(f"kubectl set image {ref.slug} CONTAINER=IMAGE (nginx:1.16.1 runs nginx v2 here)", current,
                  lambda value: self.change(Action("set-image", ref, value, self.state.lab)))
 
     def action_restart(self) -> None:
