@@ -69,6 +69,7 @@ INLINE = {
     CORE + "EphemeralContainer": "ephemeralContainerCommon",
     CORE + "Probe": "handler",
     CORE + "Volume": "volumeSource",
+    "k8s.io.api.networking.v1.IngressRule": "ingressRuleValue",
 }
 
 _CONTAINER_PTRS = ("restartPolicy",)
@@ -165,12 +166,18 @@ POINTER_FIELDS: dict[str, tuple[str, ...]] = {
     "k8s.io.api.authentication.v1.TokenRequestSpec": ("expirationSeconds",),
     "k8s.io.api.coordination.v1.LeaseSpec": ("holderIdentity", "leaseDurationSeconds", "leaseTransitions",
                                              "strategy", "preferredHolder"),
+    "k8s.io.api.networking.v1.IngressSpec": ("ingressClassName",),
+    "k8s.io.api.networking.v1.HTTPIngressPath": ("pathType",),
+    "k8s.io.api.networking.v1.IngressClassParametersReference": ("apiGroup", "scope", "namespace"),
+    "k8s.io.api.networking.v1.IngressPortStatus": ("error",),
+    "k8s.io.api.networking.v1.NetworkPolicyPort": ("protocol", "port", "endPort"),
 }
 
 # Fields whose proto name is not their JSON name: go-to-protobuf lower-cases only the first
 # letter of the Go name (UID -> uID) while the JSON tag says "uid".
 JSON_NAMES = {
     "k8s.io.api.authentication.v1.BoundObjectReference": {"uID": "uid"},
+    "k8s.io.api.networking.v1.IngressClassParametersReference": {"aPIGroup": "apiGroup"},
 }
 
 # Fields newer than the .proto copies the index held (field numbers from Kubernetes' types.go).

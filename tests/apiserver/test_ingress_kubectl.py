@@ -89,3 +89,17 @@ def test_an_invalid_ingress_is_refused_with_field_paths(kubectl: Kubectl, tmp_pa
     assert 'The Ingress "shop" is invalid' in proc.stderr
     assert 'spec.rules[0].http.paths[0].path: Invalid value: "shop": must be an absolute path' in proc.stderr
     assert 'spec.rules[1].http.paths[0].pathType: Unsupported value: "Regex"' in proc.stderr
+
+
+def test_kubectl_create_ingress_sends_protobuf_and_is_understood(kubectl: Kubectl):
+    out = kubectl.run("create", "ingress", "shop", "--class=nginx", "--rule=shop.lab/*=web:80,tls=shop-tls",
+                      "--rule=shop.lab/api=api:http", "--default-backend=web:80",
+                      "--annotation=owner=course").stdout
+    assert "ingress.networking.k8s.io/shop created" in out
+    spec = kubectl.json("get", "ingress", "shop")["spec"]
+    assert spec["ingressClassName"] == "nginx"
+    assert spec["defaultBackend"] == {"service": {"name": "web", "port": {"number": 80}}}
+    assert spec["tls"] == [{"hosts": ["shop.lab"], "secretName": "shop-tls"}]
+    assert spec["rules"] == [{"host": "shop.lab", "http": {"paths": [
+        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+        {"path": "/api", "pathType": "Exact", "backend": {"service": {"name": "api", "port": {"name": "http"}}}}]}}]
