@@ -273,9 +273,11 @@ http {{
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;
     proxy_set_header X-Forwarded-Host $host;
-    proxy_connect_timeout 5s;
+    # a pod that went away before the next reload refuses the connection, or (its sandbox and IP
+    # already gone) never answers the SYN: after 1 s (a pod on the lab's bridges answers in
+    # microseconds) try another endpoint, well within a client's patience
+    proxy_connect_timeout 1s;
     proxy_read_timeout 60s;
-    # a pod that went away before the next reload refuses the connection: try another endpoint
     proxy_next_upstream error timeout http_502 http_503;
     proxy_next_upstream_tries 3;
 
