@@ -24,7 +24,8 @@ from labctl.agent.kubelet.etchosts import (
     truncate_hostname,
 )
 from labctl.agent.kubelet.images import ImageNeverPullError, ImageResolver, always_message
-from labctl.agent.kubelet.resolvconf import DNSConfig, node_resolver, parse_resolv_conf, pod_dns, render
+from labctl.agent.kubelet.resolvconf import node_resolver, pod_dns
+from labctl.kube.resolvconf import DNSConfig, parse_resolv_conf, render
 
 ADDRESSES = PodAddresses(("10.244.1.7",), ("172.30.0.3",))
 ALLOCATABLE = {"cpu": "2", "memory": "4Gi"}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ...client.rest import APIStatusError, resource_path
 from ...kube.meta import timestamp
+from ...kube.resolvconf import render as render_resolv_conf
 from . import network, probes, resolvconf
 from .context import KubeletContext
 from .envvars import ContainerConfigError, EnvSources, PodAddresses, container_env, referenced_objects, service_env
@@ -251,7 +252,7 @@ class PodWorker:
         else:
             hosts = pod_hosts_file(self.pod, [self.pod_ip], cluster.cluster_domain)
         files = {"/etc/hosts": hosts,
-                 "/etc/resolv.conf": resolvconf.render(dns)}
+                 "/etc/resolv.conf": render_resolv_conf(dns)}
         await ctx.blocking(ctx.runtime.write_files, sandbox_id, files)
 
     async def sync_containers(self, by_name: dict[str, list[ContainerRecord]], sandbox_id: str) -> None:

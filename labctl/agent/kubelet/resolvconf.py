@@ -24,35 +24,13 @@ own lookups end at.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+
+from ...kube.resolvconf import DNSConfig, parse_resolv_conf
 
 MAX_NAMESERVERS = 3
 MAX_SEARCHES = 32
 MAX_SEARCH_CHARS = 2048
 CLUSTER_OPTIONS = ("ndots:5",)
-
-
-@dataclass
-class DNSConfig:
-    nameservers: list[str] = field(default_factory=list)
-    searches: list[str] = field(default_factory=list)
-    options: list[str] = field(default_factory=list)
-
-
-def parse_resolv_conf(text: str) -> DNSConfig:
-    """nameserver, search/domain and options lines of a resolv.conf (the last search wins, as glibc)."""
-    config = DNSConfig()
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].split(";", 1)[0].split()
-        if not line:
-            continue
-        if line[0] == "nameserver" and len(line) > 1:
-            config.nameservers.append(line[1])
-        elif line[0] in ("search", "domain"):
-            config.searches = line[1:]
-        elif line[0] == "options":
-            config.options += line[1:]
-    return config
 
 
 def _loopback(address: str) -> bool:
@@ -133,11 +111,4 @@ def fit_limits(config: DNSConfig) -> DNSConfig:
     return DNSConfig(config.nameservers[:MAX_NAMESERVERS], searches, config.options)
 
 
-def render(config: DNSConfig) -> str:
-    """resolv.conf text, in the order the kubelet writes it."""
-    lines = [f"nameserver {s}" for s in config.nameservers]
-    if config.searches:
-        lines.append("search " + " ".join(config.searches))
-    if config.options:
-        lines.append("options " + " ".join(config.options))
-    return "\n".join(lines) + "\n"
+

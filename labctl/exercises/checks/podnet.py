@@ -21,7 +21,9 @@ from typing import Any
 
 from ...cluster.lab import Node
 from ...engine.exec import ExecResult
+from ...engine.sdk import read_files
 from ...kube.objects import pod_is_ready
+from ...kube.resolvconf import parse_resolv_conf
 from ..model import CheckSpec
 from ..relations import Obj, pods_of, serving_pods
 from . import CannotJudge, Context, Unmet, Verdict, kind
@@ -58,11 +60,12 @@ async def enter_pod(ctx: Context, pod: Obj) -> PodSandbox:
     info = await asyncio.to_thread(ctx.lab.pod_sandbox, meta["namespace"], meta["name"], meta["uid"])
     if info is None:
         raise CannotJudge(f"pod {name} has no running sandbox (it is starting or being deleted); check again")
-    host = info.get("HostConfig") or {}
-    ndots = next((int(o.split(":", 1)[1]) for o in host.get("DnsOptions") or [] if o.startswith("ndots:")), 1)
+    # the resolver the pod's containers use: the kubelet writes it into the sandbox, which they share
+    files = await asyncio.to_thread(read_files, ctx.lab.docker, info["Id"], "/etc", ["resolv.conf"])
+    resolver = parse_resolv_conf(files.get("resolv.conf", b"").decode(errors="replace"))
     node = await asyncio.to_thread(ctx.lab.node, pod["spec"].get("nodeName", ""))
     return PodSandbox(name, (pod.get("status") or {}).get("podIP", ""), node, await asyncio.to_thread(ctx.lab.pod_netns, info),
-                      tuple(host.get("Dns") or ()), tuple(host.get("DnsSearch") or ()), ndots)
+                      tuple(resolver.nameservers), tuple(resolver.searches), resolver.ndots)
 
 
 def pod_ip_problems(pods: list[Obj], pod_cidrs: dict[str, str]) -> tuple[list[str], list[dict[str, Any]]]:
