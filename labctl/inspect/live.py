@@ -202,7 +202,10 @@ class _Tracer:
                                                 tty=False)
         self.reader, self.writer = await self.engine.exec_start(exec_id, tty=False)
         try:
-            await asyncio.wait_for(self._read_until(b"READY\n"), _READY_TIMEOUT)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation (Ctrl-C) that
+            # lands as the read completes, and the trace then ended as if nobody had interrupted it
+            async with asyncio.timeout(_READY_TIMEOUT):
+                await self._read_until(b"READY\n")
         except TimeoutError:
             raise LabctlError(f"the kernel trace did not start on {self.container}: "
                               f"{self.err.decode(errors='replace').strip()[:300]}") from None
@@ -212,7 +215,8 @@ class _Tracer:
         assert self.writer is not None
         self.writer.write(b"done\n")
         await self.writer.drain()
-        await asyncio.wait_for(self._read_until(None), _READY_TIMEOUT)
+        async with asyncio.timeout(_READY_TIMEOUT):
+            await self._read_until(None)
         text = self.out.decode(errors="replace")
         return {chunk.partition("\n")[0].strip(): chunk.partition("\n")[2]
                 for chunk in text.split(_MARK)[1:]}
