@@ -58,9 +58,7 @@ def provisioned_volume(claim: Obj, sc: Obj, node: str) -> Obj:
     meta, spec = claim["metadata"], claim.get("spec") or {}
     return {
         "apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": f"pvc-{meta['uid']}", "annotations": {PROVISIONED_BY_ANNOTATION: LOCAL_PATH_PROVISIONER,
-                                                                  "local.path.provisioner/selected-node": node},
-                     "finalizers": []},
+        "metadata": {"name": f"pvc-{meta['uid']}", "annotations": {PROVISIONED_BY_ANNOTATION: LOCAL_PATH_PROVISIONER}},
         "spec": {
             "capacity": {"storage": ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")},
             "accessModes": list(spec.get("accessModes") or ["ReadWriteOnce"]),
