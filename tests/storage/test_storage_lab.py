@@ -92,3 +92,20 @@ def test_a_claim_is_bound_on_first_use_and_its_data_outlives_the_pod(lab):
     wait_for(lambda: volume not in lab.kubectl.run("get", "pv", "-o", "name").stdout, timeout=120,
              what=f"volume {volume} deleted")
     assert directory not in lab.exec(node, "ls", "/var/local-path-provisioner").stdout.split()
+
+
+def test_a_claim_of_a_manual_class_binds_a_matching_volume_and_releases_it(lab):
+    apply(lab, {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "task-pv-volume"},
+                "spec": {"storageClassName": "manual", "capacity": {"storage": "10Gi"},
+                         "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/mnt/data"}}})
+    wait_for(lambda: lab.kubectl.json("get", "pv", "task-pv-volume")["status"]["phase"] == "Available",
+             what="task-pv-volume Available")
+    apply(lab, {**CLAIM, "metadata": {"name": "task-pv-claim"},
+                "spec": {**CLAIM["spec"], "storageClassName": "manual", "resources": {"requests": {"storage": "3Gi"}}}})
+    wait_for(lambda: lab.kubectl.json("get", "pvc", "task-pv-claim")["status"]["phase"] == "Bound",
+             what="task-pv-claim Bound")
+    row = lab.kubectl.run("get", "pvc", "task-pv-claim").stdout.splitlines()[1].split()
+    assert row[:6] == ["task-pv-claim", "Bound", "task-pv-volume", "10Gi", "RWO", "manual"]
+    lab.kubectl.run("delete", "pvc", "task-pv-claim")
+    wait_for(lambda: lab.kubectl.json("get", "pv", "task-pv-volume")["status"]["phase"] == "Released",
+             what="task-pv-volume Released (Retain)")
