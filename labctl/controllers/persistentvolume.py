@@ -11,6 +11,8 @@ A port of the parts of ``pkg/controller/volume/persistentvolume`` and rancher's
   directory when it mounts the volume (``labctl/agent/kubelet/mounter.py``).
 * **static binding** — a claim of no provisioner binds the smallest Available volume of its
   class that is big enough and offers its access modes (the "manual" volumes of the tutorials).
+* **protection** — a claim deleted while a pod uses it stays ``Terminating`` (the
+  ``kubernetes.io/pvc-protection`` finalizer the API server adds) until no running pod uses it.
 * **reclaim** — a volume whose claim is gone is ``Released``; with ``Delete`` a local-path one
   is emptied by a helper pod on its node (``rm -rf`` of its directory, as the provisioner's
   ``helperPod.yaml`` in the ``local-path-config`` ConfigMap does), then deleted. The control
@@ -33,6 +35,7 @@ from ..kube.storage import (
     LOCAL_PATH_PROVISIONER,
     LOCAL_PATH_ROOT,
     PROVISIONED_BY_ANNOTATION,
+    PVC_PROTECTION_FINALIZER,
     SELECTED_NODE_ANNOTATION,
     STORAGE_PROVISIONER_ANNOTATION,
     WAIT_FOR_FIRST_CONSUMER,
@@ -160,8 +163,25 @@ class PersistentVolumeController(Controller):
             return
         namespace, name = split_key(key)
         claim = self.claims.get(namespace, name)
-        if claim is not None and not claim["metadata"].get("deletionTimestamp"):
+        if claim is None:
+            return
+        if claim["metadata"].get("deletionTimestamp"):
+            await self._release_protection(claim)
+        else:
             await self._sync_claim(claim)
+
+    async def _release_protection(self, claim: Obj) -> None:
+        """The pvc-protection controller: a deleted claim goes once no running pod uses it (``Terminating`` till then)."""
+        meta = claim["metadata"]
+        finalizers = meta.get("finalizers") or []
+        if PVC_PROTECTION_FINALIZER not in finalizers:
+            return
+        if any(p["metadata"].get("namespace") == meta["namespace"] and meta["name"] in claim_names(p)
+               and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed") for p in self.pods.list()):
+            return  # the pod's deletion queues the claim again
+        await self.client.patch(resource_path("persistentvolumeclaims", meta["namespace"], meta["name"]),
+                                {"metadata": {"finalizers": [f for f in finalizers if f != PVC_PROTECTION_FINALIZER],
+                                              "resourceVersion": meta.get("resourceVersion")}})
 
     # -- claims ------------------------------------------------------------------------
     async def _sync_claim(self, claim: Obj) -> None:

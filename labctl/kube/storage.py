@@ -19,6 +19,8 @@ SELECTED_NODE_ANNOTATION = "volume.kubernetes.io/selected-node"
 STORAGE_PROVISIONER_ANNOTATION = "volume.kubernetes.io/storage-provisioner"
 BOUND_BY_CONTROLLER_ANNOTATION = "pv.kubernetes.io/bind-completed"
 PROVISIONED_BY_ANNOTATION = "pv.kubernetes.io/provisioned-by"
+#: StorageObjectInUseProtection: a claim a pod uses is not removed before the pod is gone
+PVC_PROTECTION_FINALIZER = "kubernetes.io/pvc-protection"
 LOCAL_PATH_PROVISIONER = "rancher.io/local-path"
 LOCAL_PATH_ROOT = "/var/local-path-provisioner"
 WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"

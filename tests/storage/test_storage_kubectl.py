@@ -72,6 +72,7 @@ def test_classes_volumes_and_claims_as_kubectl_shows_them(kubectl: Kubectl, tmp_
     claim = kubectl.json("get", "pvc", "data")
     assert claim["spec"]["storageClassName"] == "standard"  # the DefaultStorageClass admission
     assert claim["status"]["phase"] == "Pending"
+    assert claim["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]  # StorageObjectInUseProtection
     header, row = kubectl.run("get", "pvc").stdout.splitlines()
     assert header.split() == ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS", "MODES", "STORAGECLASS",
                               "VOLUMEATTRIBUTESCLASS", "AGE"]

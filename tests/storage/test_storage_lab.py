@@ -3,8 +3,8 @@
 What the "Configure a Pod to Use a PersistentVolume" lesson shows on kind: the default class,
 a claim Pending until a pod uses it (``WaitForFirstConsumer``), then Bound to a provisioned
 volume of the pod's node; a file written by one pod read back by its replacement (pinned to
-the same node by the volume's node affinity); deleting the claim deletes the volume and its
-directory in the node (``docker exec <node> ls``).
+the same node by the volume's node affinity); a claim deleted while in use stays Terminating
+until its pod is gone, then the volume and its directory in the node go (``docker exec <node> ls``).
 """
 
 from __future__ import annotations
@@ -87,8 +87,11 @@ def test_a_claim_is_bound_on_first_use_and_its_data_outlives_the_pod(lab):
     assert reader["spec"]["nodeName"] == node  # the volume's node affinity
     assert lab.kubectl.run("exec", "reader", "--", "cat", "/data/greeting").stdout == "kept\n"
 
+    lab.kubectl.run("delete", "pvc", "data", "--wait=false")  # in use: kept Terminating (pvc-protection)
+    assert lab.kubectl.run("get", "pvc", "data").stdout.splitlines()[1].split()[:2] == ["data", "Terminating"]
+    assert lab.kubectl.run("exec", "reader", "--", "cat", "/data/greeting").stdout == "kept\n"
     lab.kubectl.run("delete", "pod", "reader", "--wait=true")
-    lab.kubectl.run("delete", "pvc", "data", "--wait=true")
+    lab.kubectl.run("wait", "--for=delete", "pvc/data", "--timeout=60s")
     wait_for(lambda: volume not in lab.kubectl.run("get", "pv", "-o", "name").stdout, timeout=120,
              what=f"volume {volume} deleted")
     assert directory not in lab.exec(node, "ls", "/var/local-path-provisioner").stdout.split()

@@ -10,7 +10,7 @@ from labctl.apiserver._validate_storage import (
 )
 from labctl.apiserver.errors import FieldError
 from labctl.kube.printers import PERSISTENTVOLUME_TABLE, PERSISTENTVOLUMECLAIM_TABLE, STORAGECLASS_TABLE
-from labctl.kube.storage import default_class
+from labctl.kube.storage import PVC_PROTECTION_FINALIZER, default_class
 
 from .base import Obj, Storage, Strategy
 
@@ -48,13 +48,18 @@ class PersistentVolumeStrategy(Strategy):
 
 
 class PersistentVolumeClaimStrategy(Strategy):
-    """kube's ``persistentvolumeclaimStrategy`` plus the ``DefaultStorageClass`` admission plugin."""
+    """kube's ``persistentvolumeclaimStrategy`` plus the ``DefaultStorageClass`` and
+    ``StorageObjectInUseProtection`` admission plugins (the PV controller lifts the finalizer
+    once no pod uses the claim)."""
 
     printer = PERSISTENTVOLUMECLAIM_TABLE
 
     def prepare_for_create(self, obj: Obj) -> None:
         super().prepare_for_create(obj)
         obj["status"] = {"phase": "Pending"}
+        meta = obj.get("metadata")
+        if isinstance(meta, dict) and PVC_PROTECTION_FINALIZER not in (meta.get("finalizers") or []):
+            meta["finalizers"] = [*(meta.get("finalizers") or []), PVC_PROTECTION_FINALIZER]
 
     def default(self, obj: Obj) -> None:
         spec = obj.setdefault("spec", {})
