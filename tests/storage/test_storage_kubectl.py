@@ -77,6 +77,10 @@ def test_classes_volumes_and_claims_as_kubectl_shows_them(kubectl: Kubectl, tmp_
     assert header.split() == ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS", "MODES", "STORAGECLASS",
                               "VOLUMEATTRIBUTESCLASS", "AGE"]
     assert row.split()[:4] == ["data", "Pending", "standard", "<unset>"]
+    described = kubectl.run("describe", "pvc", "data").stdout
+    assert "StorageClass:  standard" in described and "Status:        Pending" in described
+    described = kubectl.run("describe", "sc", "standard").stdout
+    assert "IsDefaultClass:  Yes" in described and "VolumeBindingMode:     WaitForFirstConsumer" in described
 
     (tmp_path / "pv.yaml").write_text(VOLUME)
     kubectl.run("apply", "-f", str(tmp_path / "pv.yaml"))
