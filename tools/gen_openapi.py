@@ -88,6 +88,8 @@ SERVED: tuple[GroupVersion, ...] = (
         _core("configmaps", "ConfigMap"),
         _core("secrets", "Secret"),
         _core("serviceaccounts", "ServiceAccount"),
+        _core("persistentvolumes", "PersistentVolume", False, ("status",)),
+        _core("persistentvolumeclaims", "PersistentVolumeClaim", True, ("status",)),
     ), extra=("io.k8s.api.core.v1.Binding",)),
     GroupVersion("apps", "v1", (
         Resource("replicasets", "ReplicaSet", "io.k8s.api.apps.v1.ReplicaSet", True, ("status", "scale")),
@@ -124,6 +126,9 @@ SERVED: tuple[GroupVersion, ...] = (
     )),
     GroupVersion("events.k8s.io", "v1", (
         Resource("events", "Event", "io.k8s.api.events.v1.Event", True),
+    )),
+    GroupVersion("storage.k8s.io", "v1", (
+        Resource("storageclasses", "StorageClass", "io.k8s.api.storage.v1.StorageClass", False),
     )),
     GroupVersion("policy", "v1", (
         Resource("poddisruptionbudgets", "PodDisruptionBudget", "io.k8s.api.policy.v1.PodDisruptionBudget", True,

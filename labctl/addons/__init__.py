@@ -18,7 +18,7 @@ import yaml
 
 from ..clusterconfig import ClusterConfig
 
-ADDONS = ("kube-dns", "ingress-nginx")
+ADDONS = ("kube-dns", "local-path-storage", "ingress-nginx")
 #: the add-on a topology switches with ``addons: {<key>: false}``
 OPTIONAL_ADDONS = {"ingress": "ingress-nginx"}
 #: the images labctl builds; ``labctl up`` passes the exact content-hash tags it built
@@ -34,7 +34,7 @@ class AddonError(Exception):
 
 
 def addons_for(optional: tuple[str, ...]) -> tuple[str, ...]:
-    """The add-ons to install: kube-dns, and the optional ones a topology's ``addons`` keeps on."""
+    """The add-ons to install: kube-dns, local-path-storage, and the optional ones a topology's ``addons`` keeps on."""
     return tuple(name for name in ADDONS
                  if name not in OPTIONAL_ADDONS.values() or any(OPTIONAL_ADDONS[k] == name for k in optional))
 

@@ -133,6 +133,9 @@ POD_SPEC: dict[str, Accepts] = {
     "volumes[].hostPath.path": ANY,  # a path of the node; UNSAFE_POD_SPEC refuses the node's sensitive ones
     "volumes[].hostPath.type": ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket",
                                 "CharDevice", "BlockDevice"),
+    # the bound PersistentVolume's path of the node (labctl/controllers/persistentvolume.py, docs/storage.md)
+    "volumes[].persistentVolumeClaim.claimName": ANY,
+    "volumes[].persistentVolumeClaim.readOnly": ANY,
     # securityContext (labctl/agent/kubelet/security.py)
     "securityContext.runAsUser": ANY,
     "securityContext.runAsGroup": ANY,

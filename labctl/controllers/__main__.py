@@ -27,6 +27,7 @@ from .garbagecollector import GarbageCollector
 from .job import JobController
 from .loadbalancer import LoadBalancerController
 from .nodelifecycle import NodeLifecycleController
+from .persistentvolume import PersistentVolumeController
 from .replicaset import ReplicaSetController
 from .scheduler import Scheduler
 
@@ -48,6 +49,7 @@ def build_controllers(ctx: ControllerContext) -> list[Controller]:
         EndpointSliceController(ctx),    # the same as EndpointSlices (kubectl describe svc reads them)
         LoadBalancerController(ctx),     # LoadBalancer Services get an IP from the lab network
         DisruptionController(ctx),       # PodDisruptionBudgets' status, which pods/eviction reads
+        PersistentVolumeController(ctx),  # claims bound to (local-path provisioned) volumes, reclaimed on delete
     ]
 
 

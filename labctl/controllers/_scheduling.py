@@ -34,6 +34,7 @@ UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 
 ERR_NODE_NAME = "node(s) didn't match the requested node name"
+ERR_VOLUME_NODE_AFFINITY = "node(s) had volume node affinity conflict"
 ERR_NODE_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
 ERR_UNSCHEDULABLE = "node(s) were unschedulable"
 ERR_NO_NODES = "no nodes available to schedule pods"
@@ -131,6 +132,8 @@ class PodInfo:
     non_zero: tuple[int, int]
     owner: str
     priority: int
+    #: the nodes the pod's bound PersistentVolumes allow (None: any), from the VolumeBinding PreFilter
+    volume_nodes: frozenset[str] | None = None
 
     @classmethod
     def of(cls, pod: Mapping | PodInfo) -> PodInfo:
@@ -337,8 +340,15 @@ def filter_resources_fit(pi: PodInfo, ni: NodeInfo) -> Status | None:
     return Status(UNRESOLVABLE if unresolvable else UNSCHEDULABLE, reasons)
 
 
+def filter_volume_binding(pi: PodInfo, ni: NodeInfo) -> Status | None:
+    """VolumeBinding: a bound volume's node affinity (its node, for local-path volumes)."""
+    if pi.volume_nodes is not None and ni.name not in pi.volume_nodes:
+        return Status(UNRESOLVABLE, [ERR_VOLUME_NODE_AFFINITY])
+    return None
+
+
 FilterPlugin = Callable[[PodInfo, NodeInfo], "Status | None"]
-# kube-scheduler's default filter order (the volume plugins have nothing to check here).
+# kube-scheduler's default filter order (of the volume plugins, VolumeBinding has something to check here).
 FILTERS: list[tuple[str, FilterPlugin]] = [
     ("NodeUnschedulable", filter_node_unschedulable),
     ("NodeName", filter_node_name),
@@ -346,6 +356,7 @@ FILTERS: list[tuple[str, FilterPlugin]] = [
     ("NodeAffinity", filter_node_affinity),
     ("NodePorts", filter_node_ports),
     ("NodeResourcesFit", filter_resources_fit),
+    ("VolumeBinding", filter_volume_binding),
 ]
 
 

@@ -19,7 +19,8 @@ from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
 from ..kube.meta import timestamp
 from ._schedcache import SchedulerCache, occupies_node, pod_key
-from ._scheduling import FitError, effective_taints, schedule
+from ._scheduling import FitError, PodInfo, effective_taints, schedule
+from ._volumebinding import UnschedulableClaims, volume_nodes
 from .base import Controller, split_key
 from .context import ControllerContext
 
@@ -67,12 +68,18 @@ class Scheduler(Controller):
         self.client = ctx.client
         self.pods = ctx.informer("pods")
         self.nodes = ctx.informer("nodes")
+        self.claims = ctx.informer("persistentvolumeclaims")
+        self.volumes = ctx.informer("persistentvolumes")
+        self.classes = ctx.informer("storageclasses")
         self.recorder = ctx.recorder(SCHEDULER_NAME)
         self.cache = SchedulerCache()
         self.unschedulable: set[str] = set()
         self._bindings: set[asyncio.Task] = set()
         self.pods.add_handler(FuncHandler(self._on_pod_add, self._on_pod_update, self._on_pod_delete))
         self.nodes.add_handler(FuncHandler(self._on_node_add, self._on_node_update, self._on_node_delete))
+        # a claim created or bound may make a waiting pod schedulable
+        self.claims.add_handler(FuncHandler(lambda _: self._requeue_unschedulable(),
+                                            lambda old, new: self._requeue_unschedulable(), lambda _: None))
 
     # -- informer handlers: keep the cache current, queue what may now be schedulable --
     def _on_pod_add(self, pod: dict) -> None:
@@ -121,8 +128,13 @@ class Scheduler(Controller):
             return
         if self.cache.is_assumed(key):
             return  # already chosen; the binding is in flight
+        infos = self.cache.node_infos()
         try:
-            node_name = schedule(pod, self.cache.node_infos())
+            node_name = schedule(self._pod_info(pod), infos)
+        except UnschedulableClaims as err:
+            self.unschedulable.add(key)
+            await self._record_failure(pod, f"0/{len(infos)} nodes are available: {err}.")
+            return
         except FitError as err:
             self.unschedulable.add(key)
             await self._record_failure(pod, str(err))
@@ -132,6 +144,15 @@ class Scheduler(Controller):
         task = asyncio.create_task(self._bind(pod, node_name))
         self._bindings.add(task)
         task.add_done_callback(self._bindings.discard)
+
+    def _pod_info(self, pod: dict) -> PodInfo:
+        """The pod parsed once, with the VolumeBinding PreFilter's nodes; raises UnschedulableClaims."""
+        namespace = pod["metadata"].get("namespace", "")
+        nodes = volume_nodes(pod, lambda name: self.claims.get(namespace, name), lambda name: self.volumes.get("", name),
+                             lambda name: self.classes.get("", name))
+        info = PodInfo.of(pod)
+        info.volume_nodes = nodes
+        return info
 
     async def _bind(self, pod: dict, node_name: str) -> None:
         """The binding cycle: bind, then tell the student where the pod went."""

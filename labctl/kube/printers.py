@@ -21,6 +21,7 @@ from typing import Any
 from .labels import SelectorError, format_label_selector, format_labels, selector_from_label_selector
 from .meta import now as clock_now
 from .meta import parse_time, timestamp
+from .storage import access_modes, is_default_class
 
 log = logging.getLogger("labctl.kube.printers")
 
@@ -486,6 +487,32 @@ INGRESS_COLUMNS = [
 INGRESSCLASS_COLUMNS = [
     _NAME, _col("Controller", "string", "Controller that is responsible for handling this class"),
     _col("Parameters", "string", "A reference to a resource with additional parameters"), _AGE]
+STORAGECLASS_COLUMNS = [
+    _NAME, _col("Provisioner", "string", "Indicates the type of the provisioner."),
+    _col("ReclaimPolicy", "string", "Indicates the type of the reclaim policy."),
+    _col("VolumeBindingMode", "string", "Indicates the binding mode of the volume."),
+    _col("AllowVolumeExpansion", "string", "Indicates whether the storage class allows volume expand."), _AGE]
+PERSISTENTVOLUME_COLUMNS = [
+    _NAME, _col("Capacity", "string", "Capacity is the description of the persistent volume's resources and capacity."),
+    _col("Access Modes", "string", "AccessModes contains all ways the volume can be mounted."),
+    _col("Reclaim Policy", "string", "What happens to a persistent volume when released from its claim."),
+    _col("Status", "string", "Phase indicates if a volume is available, bound to a claim, or released by a claim."),
+    _col("Claim", "string", "ClaimRef is part of a bi-directional binding between PersistentVolume and "
+         "PersistentVolumeClaim."),
+    _col("StorageClass", "string", "StorageClassName is the name of StorageClass to which this persistent volume "
+         "belongs."),
+    _col("VolumeAttributesClass", "string", "Name of VolumeAttributesClass to which this persistent volume belongs."),
+    _col("Reason", "string", "Reason is a brief CamelCase string that describes any failure."),
+    _AGE, _col("VolumeMode", "string", "Defines if a volume is intended to be used with a formatted filesystem or "
+               "to remain in raw block state.", priority=1)]
+PERSISTENTVOLUMECLAIM_COLUMNS = [
+    _NAME, _col("Status", "string", "Phase represents the current phase of PersistentVolumeClaim."),
+    _col("Volume", "string", "VolumeName is the binding reference to the PersistentVolume backing this claim."),
+    _col("Capacity", "string", "Capacity represents the actual resources of the underlying volume."),
+    _col("Access Modes", "string", "AccessModes contains all ways the volume backing the PVC can be mounted."),
+    _col("StorageClass", "string", "StorageClassName is the name of the StorageClass required by the claim."),
+    _col("VolumeAttributesClass", "string", "Name of VolumeAttributesClass used by the claim."),
+    _AGE, _col("VolumeMode", "string", "Defines what type of volume is required by the claim.", priority=1)]
 _TEMPLATE_COLUMNS = [
     _col("Containers", "string", "Names of each container in the template.", priority=1),
     _col("Images", "string", "Images referenced by each container in the template.", priority=1),
@@ -710,6 +737,36 @@ def print_ingress_class(ingress_class: Obj, clock: Clock) -> list[Any]:
             _created(ingress_class, clock)]
 
 
+def print_storage_class(sc: Obj, clock: Clock) -> list[Any]:
+    """``printStorageClass``: ``(default)`` after the default class's name."""
+    name = _name(sc) + (" (default)" if is_default_class(sc) else "")
+    return [name, sc.get("provisioner", ""), sc.get("reclaimPolicy") or "Delete",
+            sc.get("volumeBindingMode") or "Immediate", str(bool(sc.get("allowVolumeExpansion"))).lower(),
+            _created(sc, clock)]
+
+
+def print_persistent_volume(pv: Obj, clock: Clock) -> list[Any]:
+    """``printPersistentVolume``: the claim as ``namespace/name``."""
+    spec = _get(pv, "spec", default={})
+    ref = spec.get("claimRef") or {}
+    claim = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else ""
+    return [_name(pv), _get(spec, "capacity", "storage", default=""), access_modes(spec.get("accessModes")),
+            spec.get("persistentVolumeReclaimPolicy", ""), _get(pv, "status", "phase", default=""), claim,
+            spec.get("storageClassName", ""), spec.get("volumeAttributesClassName") or "<unset>",
+            _get(pv, "status", "reason", default=""), _created(pv, clock), spec.get("volumeMode") or "<unset>"]
+
+
+def print_persistent_volume_claim(pvc: Obj, clock: Clock) -> list[Any]:
+    """``printPersistentVolumeClaim``: capacity and access modes only once bound."""
+    spec, status = _get(pvc, "spec", default={}), _get(pvc, "status", default={})
+    bound = bool(spec.get("volumeName"))
+    capacity = _get(status, "capacity", "storage", default="") if bound else ""
+    modes = access_modes(status.get("accessModes")) if bound else ""
+    phase = "Terminating" if _get(pvc, "metadata", "deletionTimestamp") else status.get("phase", "")
+    return [_name(pvc), phase, spec.get("volumeName", ""), capacity, modes, spec.get("storageClassName", ""),
+            spec.get("volumeAttributesClassName") or "<unset>", _created(pvc, clock), spec.get("volumeMode") or "<unset>"]
+
+
 def _default_printer(obj: Obj, clock: Clock) -> list[Any]:
     """``defaultTableConvertor``: the name and the creation time in RFC 3339 (``kubectl get clusterroles``)."""
     created = parse_time(_get(obj, "metadata", "creationTimestamp"))
@@ -817,6 +874,9 @@ NETWORKPOLICY_TABLE = TablePrinter(NETWORKPOLICY_COLUMNS, print_network_policy)
 PODDISRUPTIONBUDGET_TABLE = TablePrinter(PODDISRUPTIONBUDGET_COLUMNS, print_pod_disruption_budget)
 INGRESS_TABLE = TablePrinter(INGRESS_COLUMNS, print_ingress)
 INGRESSCLASS_TABLE = TablePrinter(INGRESSCLASS_COLUMNS, print_ingress_class)
+STORAGECLASS_TABLE = TablePrinter(STORAGECLASS_COLUMNS, print_storage_class)
+PERSISTENTVOLUME_TABLE = TablePrinter(PERSISTENTVOLUME_COLUMNS, print_persistent_volume)
+PERSISTENTVOLUMECLAIM_TABLE = TablePrinter(PERSISTENTVOLUMECLAIM_COLUMNS, print_persistent_volume_claim)
 ROLEBINDING_TABLE = TablePrinter(_BINDING_COLUMNS["roleBinding"], print_binding)
 CLUSTERROLEBINDING_TABLE = TablePrinter(_BINDING_COLUMNS["clusterRoleBinding"], print_binding)
 #: kube's default table convertor: name and creation time, for a kind without a handler of its own (Roles)

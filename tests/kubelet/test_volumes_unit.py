@@ -283,6 +283,31 @@ def test_a_missing_config_map_fails_the_mount_until_it_appears(node):
     prepared = asyncio.run(mounter.setup(pod))
     assert prepared.read_only == {"cfg"} and prepared.writable == {"cache"}
     assert (node.root / prepared.node_paths["cfg"].lstrip("/") / "greeting").read_text() == "hi"
-    claim = {**pod, "spec": {**pod["spec"], "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "c"}}]}}
-    with pytest.raises(MountFailure, match="volume type 'persistentVolumeClaim' is not supported by labctl"):
-        asyncio.run(mounter.setup(claim))
+    nfs = {**pod, "spec": {**pod["spec"], "volumes": [{"name": "data", "nfs": {"server": "s", "path": "/"}}]}}
+    with pytest.raises(MountFailure, match="volume type 'nfs' is not supported by labctl"):
+        asyncio.run(mounter.setup(nfs))
+
+
+def test_a_claim_mounts_its_bound_volume_of_this_node_once_bound(node):
+    client = ConfigMaps()
+    ctx = SimpleNamespace(volumes=node, tokens=None, blocking=_direct, client=client,
+                          cfg=SimpleNamespace(cluster=ClusterConfig(name="lab"), node_name="worker"))
+    pod = {**POD, "spec": {**POD["spec"], "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "c"}}]}}
+    mounter = PodMounter(ctx, PodRef.of(pod))
+    with pytest.raises(MountFailure, match='persistentvolumeclaims "c" not found'):
+        asyncio.run(mounter.setup(pod))
+    client.objects["c"] = {"metadata": {"name": "c", "namespace": "shop"}, "spec": {}, "status": {"phase": "Pending"}}
+    with pytest.raises(MountFailure, match="error processing PVC shop/c: PVC is not bound"):
+        asyncio.run(mounter.setup(pod))
+    path = "/var/local-path-provisioner/pvc-1_shop_c"
+    client.objects["c"] = {**client.objects["c"], "spec": {"volumeName": "pvc-1"}, "status": {"phase": "Bound"}}
+    affinity = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "kubernetes.io/hostname", "operator": "In", "values": ["worker2"]}]}]}}
+    client.objects["pvc-1"] = {"metadata": {"name": "pvc-1"}, "spec": {
+        "hostPath": {"path": path, "type": "DirectoryOrCreate"}, "nodeAffinity": affinity}}
+    with pytest.raises(MountFailure, match="volume pvc-1 is on node 'worker2', not 'worker'"):
+        asyncio.run(mounter.setup(pod))
+    affinity["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] = ["worker"]
+    prepared = asyncio.run(mounter.setup(pod))
+    assert prepared.node_paths["data"] == path and prepared.writable == {"data"}
+    assert (node.root / path.lstrip("/")).is_dir()  # created in the node on first mount

@@ -22,7 +22,8 @@ from labctl.apiserver import openapi
 from labctl.apiserver.patch import strategic_merge_patch
 
 SERVED = {  # apiVersion -> kinds labctl serves
-    "v1": ["Namespace", "Node", "Pod", "Service", "Endpoints", "Event", "ConfigMap", "Secret", "ServiceAccount"],
+    "v1": ["Namespace", "Node", "Pod", "Service", "Endpoints", "Event", "ConfigMap", "Secret", "ServiceAccount",
+           "PersistentVolume", "PersistentVolumeClaim"],
     "apps/v1": ["ReplicaSet", "Deployment", "DaemonSet", "ControllerRevision"],
     "batch/v1": ["CronJob", "Job"],
     "rbac.authorization.k8s.io/v1": ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"],
@@ -30,6 +31,7 @@ SERVED = {  # apiVersion -> kinds labctl serves
     "discovery.k8s.io/v1": ["EndpointSlice"],
     "policy/v1": ["PodDisruptionBudget"],
     "networking.k8s.io/v1": ["NetworkPolicy", "Ingress", "IngressClass"],
+    "storage.k8s.io/v1": ["StorageClass"],
     "events.k8s.io/v1": ["Event"],
 }
 REVIEWS = {  # apiVersion -> the review kinds: only POST, nothing to patch

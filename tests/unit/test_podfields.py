@@ -68,8 +68,7 @@ def test_kubes_own_defaults_and_their_no_op_values_pass():
      "spec.containers[0].volumeMounts[0].subPathExpr"),
     (pod_spec(resources={"limits": {"ephemeral-storage": "1Gi"}}),
      "spec.containers[0].resources.limits.ephemeral-storage"),
-    ({**pod_spec(), "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]},
-     "spec.volumes[0].persistentVolumeClaim"),
+    ({**pod_spec(), "volumes": [{"name": "data", "nfs": {"server": "nfs", "path": "/"}}]}, "spec.volumes[0].nfs"),
     ({**pod_spec(), "volumes": [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {
         "path": "token", "audience": "vault"}}]}}]}, "spec.volumes[0].projected.sources[0].serviceAccountToken.audience"),
     ({**pod_spec(), "securityContext": {"fsGroupChangePolicy": "Always"}}, "spec.securityContext.fsGroupChangePolicy"),

@@ -29,6 +29,7 @@ from .volumes import (
     PreparedVolumes,
     Sources,
     VolumeError,
+    claim_host_path,
     container_mounts,
     docker_volume_name,
     fs_group,
@@ -112,6 +113,10 @@ class PodMounter:
         elif kind == "hostPath":
             prepared.node_paths[name] = await ctx.blocking(volumes.host_path, volume["hostPath"])
             prepared.writable.add(name)
+        elif kind == "persistentVolumeClaim":
+            source = volume["persistentVolumeClaim"]
+            prepared.node_paths[name] = await ctx.blocking(volumes.host_path, await self._claim_host_path(source))
+            (prepared.read_only if source.get("readOnly") else prepared.writable).add(name)
         elif kind in PROJECTED_KINDS:
             files = volume_files(pod, volume, await sources.get(),
                                  default_memory=ctx.cfg.cluster.pod_default_memory_limit, node_cpus=os.cpu_count() or 1)
@@ -119,6 +124,22 @@ class PodMounter:
             prepared.read_only.add(name)
         else:
             raise VolumeError(f"volume type {kind!r} is not supported by labctl")
+
+    async def _claim_host_path(self, source: dict) -> dict:
+        """The node path of a claim's bound volume (the pod's claim, then the volume bound to it)."""
+        claim = source.get("claimName", "")
+        pvc = await self._get("persistentvolumeclaims", self.ref.namespace, claim)
+        volume_name = ((pvc or {}).get("spec") or {}).get("volumeName")
+        pv = await self._get("persistentvolumes", None, volume_name) if volume_name else None
+        return claim_host_path(claim, pvc, pv, self.ctx.cfg.node_name)
+
+    async def _get(self, plural: str, namespace: str | None, name: str) -> dict | None:
+        try:
+            return await self.ctx.client.get(resource_path(plural, namespace, name))
+        except APIStatusError as err:
+            if err.code != 404:
+                raise VolumeError(f"failed to get {plural[:-1]} {name!r}: {err}") from err
+            return None
 
     async def _sources(self, pod: dict) -> Sources:
         """The ConfigMaps and Secrets the pod's volumes read (None: not found), and the token if projected."""

@@ -19,6 +19,9 @@ container such as its Docker socket, ``/run`` or ``/tmp``) and outside the node'
   (:mod:`.projection`), mounted read-only (as the kubelet forces); rewritten when their source
   changes. The service-account token is such a projected volume (``kube-api-access``).
 * ``hostPath`` — the node's path, with the ``type`` checks (``DirectoryOrCreate``, ``File``…).
+* ``persistentVolumeClaim`` — the bound PersistentVolume's ``hostPath``/``local`` path of this node
+  (a local-path volume: ``/var/local-path-provisioner/pvc-…``, created on first mount), mounted as
+  a hostPath; read-only with ``readOnly: true``. An unbound claim fails the mount until bound.
 
 The content builders are pure and unit-tested; :class:`NodeVolumes` does the node's file work.
 """
@@ -37,6 +40,7 @@ from pathlib import Path
 
 from ...kube.confinement import host_path_refusal
 from ...kube.quantity import milli_value, parse_quantity, value
+from ...kube.storage import volume_node, volume_path
 from .projection import FILE_MODE, VolumeFile, write_volume
 
 PODS_DIR = "/var/lib/kubelet/pods"
@@ -207,6 +211,29 @@ def volume_files(pod: dict, volume: dict, sources: Sources, *, default_memory: i
         elif "serviceAccountToken" in source:
             files[source["serviceAccountToken"]["path"]] = VolumeFile(sources.token.encode(), mode)
     return files
+
+
+def claim_host_path(claim_name: str, pvc: dict | None, pv: dict | None, node: str) -> dict:
+    """The ``hostPath`` spec a ``persistentVolumeClaim`` volume mounts: its bound PV's path on this node.
+
+    A claim not found or not bound yet, or a volume of another node, fails the mount (the pod
+    stays ContainerCreating with a ``FailedMount`` event and the kubelet retries); the PV's
+    ``hostPath``/``local`` path is a path of the node, checked as a pod's hostPath is.
+    """
+    if pvc is None:
+        raise VolumeError(f'error processing PVC {claim_name}: persistentvolumeclaims "{claim_name}" not found')
+    volume_name = (pvc.get("spec") or {}).get("volumeName")
+    if not volume_name or (pvc.get("status") or {}).get("phase") != "Bound":
+        raise VolumeError(f"error processing PVC {pvc['metadata'].get('namespace')}/{claim_name}: PVC is not bound")
+    if pv is None:
+        raise VolumeError(f'persistentvolumes "{volume_name}" not found')
+    path, pinned = volume_path(pv), volume_node(pv)
+    if not path:
+        raise VolumeError(f"volume {volume_name}: only hostPath and local volumes are supported by labctl")
+    if pinned is not None and pinned != node:
+        raise VolumeError(f"volume {volume_name} is on node {pinned!r}, not {node!r}")
+    spec = pv.get("spec") or {}
+    return {"path": path, "type": (spec.get("hostPath") or {}).get("type", "DirectoryOrCreate")}
 
 
 def service_account_volume() -> dict:

@@ -7,14 +7,15 @@ certificate). Like kube-apiserver's ``--authorization-mode=Node`` plus the
 * read what its kubelet, service-proxy and network-policy roles watch: Nodes, Pods, Services,
   Endpoints, EndpointSlices, Namespaces, NetworkPolicies;
 * read a Secret or ConfigMap, and ask a token for a ServiceAccount, only when a pod bound to
-  it (``spec.nodeName``) uses them — the graph kube keeps, walked here in the store;
+  it (``spec.nodeName``) uses them, and get a PersistentVolumeClaim such a pod mounts and the
+  PersistentVolume bound to it — the graph kube keeps, walked here in the store;
 * write its own Node and Node status, its own Lease in ``kube-node-lease``, the status of
   pods bound to it, delete (and evict) pods bound to it, record Events — and nothing else.
 
 The authorizer decides from the URL; :class:`NodeRestriction` then looks at the object
 (the stored pod's ``spec.nodeName``, the name in a create's body, a TokenRequest's
 ``boundObjectRef``), as admission does after authorization. Simplifications: labctl has no
-mirror pods, PVCs or CSI; a node's labels and taints are its agent's to set (the agent
+mirror pods or CSI; a node's labels and taints are its agent's to set (the agent
 registers its role labels, which kube's kubelet may not).
 """
 
@@ -54,6 +55,7 @@ KUBE_NODE_RULES: tuple[dict[str, list[str]], ...] = (
     _rule(["create"], [""], ["pods/eviction"]),
     _rule(["get", "list", "watch"], [""], ["secrets", "configmaps"]),
     _rule(["get"], [""], ["endpoints"]),
+    _rule(["get"], [""], ["persistentvolumeclaims", "persistentvolumes"]),
     _rule(["get", "create", "update", "patch", "delete"], ["coordination.k8s.io"], ["leases"]),
     _rule(["create"], [""], ["serviceaccounts/token"]),
 )
@@ -100,6 +102,14 @@ def _references(pod: dict[str, Any], kind: str) -> Iterator[str]:
                 yield ((source.get(env_from) or {}) if isinstance(source, dict) else {}).get("name", "")
 
 
+def _claims(pod: dict[str, Any]) -> Iterator[str]:
+    """The claims a pod's ``persistentVolumeClaim`` volumes name."""
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        source = volume.get("persistentVolumeClaim") if isinstance(volume, dict) else None
+        if isinstance(source, dict):
+            yield str(source.get("claimName", ""))
+
+
 class NodeAuthorizer:
     """kube's ``NodeAuthorizer``: decides for node identities only, no opinion on anyone else."""
 
@@ -118,6 +128,8 @@ class NodeAuthorizer:
                 return self._read_related(node, attrs)
             if attrs.resource == "serviceaccounts":
                 return self._create_token(node, attrs)
+            if attrs.resource in ("persistentvolumeclaims", "persistentvolumes"):
+                return self._read_volume(node, attrs)
         if attrs.resource_request and (attrs.api_group, attrs.resource) == ("coordination.k8s.io", "leases"):
             return self._lease(node, attrs)
         if any(rule.allows(attrs) for rule in _COMPILED):
@@ -136,6 +148,23 @@ class NodeAuthorizer:
         kind = "secret" if attrs.resource == "secrets" else "configMap"
         if any(attrs.name in set(_references(pod, kind)) for pod in _pods_on(self.store, attrs.namespace, node)):
             return True, ""
+        return None, f"no relationship found between node '{node}' and this object"
+
+    def _read_volume(self, node: str, attrs: Attributes) -> tuple[bool | None, str]:
+        """A claim a pod of the node mounts, or the volume bound to such a claim (the graph's pod → pvc → pv)."""
+        if attrs.verb != "get" or attrs.subresource or not attrs.name:
+            return None, "can only get individual resources of this type"
+        namespaces = [attrs.namespace] if attrs.resource == "persistentvolumeclaims" else [None]
+        for pod in (p for ns in namespaces for p in self.store.list("core/pods", ns)):
+            if (pod.get("spec") or {}).get("nodeName") != node:
+                continue
+            for claim in _claims(pod):
+                if attrs.resource == "persistentvolumeclaims" and claim == attrs.name:
+                    return True, ""
+                pvc = self.store.get(("core/persistentvolumeclaims", pod["metadata"].get("namespace", ""), claim))
+                if attrs.resource == "persistentvolumes" and ((pvc or {}).get("spec") or {}).get(
+                        "volumeName") == attrs.name:
+                    return True, ""
         return None, f"no relationship found between node '{node}' and this object"
 
     def _create_token(self, node: str, attrs: Attributes) -> tuple[bool | None, str]:

@@ -21,6 +21,7 @@ from .pods import PodStrategy
 from .policy import PodDisruptionBudgetStrategy
 from .rbac import ClusterRoleBindingStrategy, RoleBindingStrategy, RoleStrategy
 from .services import EndpointSliceStrategy, EndpointsStrategy, ServiceStrategy
+from .storage import PersistentVolumeClaimStrategy, PersistentVolumeStrategy, StorageClassStrategy
 from .workloads import ControllerRevisionStrategy, DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy
 
 __all__ = ["INITIAL_NAMESPACES", "Storage", "Strategy", "ensure_default_service_account", "strategy_for"]
@@ -47,6 +48,9 @@ _KINDS: dict[str, type[Strategy]] = {
     "poddisruptionbudgets": PodDisruptionBudgetStrategy,
     "ingresses": IngressStrategy,
     "ingressclasses": IngressClassStrategy,
+    "storageclasses": StorageClassStrategy,
+    "persistentvolumes": PersistentVolumeStrategy,
+    "persistentvolumeclaims": PersistentVolumeClaimStrategy,
     "roles": RoleStrategy,
     "clusterroles": RoleStrategy,
     "rolebindings": RoleBindingStrategy,
