@@ -170,7 +170,7 @@ def test_kubectl_proxy_reaches_services_and_pods(lab, namespace, kubectl_proxy):
     # the Service's endpoints are ready a moment after the pods: kube answers 503 until then
     code, body = wait_for(lambda: (r := fetch(f"{base}/services/web:80/proxy/"))[0] == 200 and r, timeout=30,
                           what="services/web:80/proxy/")
-    assert re.match(r"web v1 pod=(\S+) ip=", body) and body.split()[2][4:] in names, body
+    assert re.match(r"(?:web|nginx) v1 pod=(\S+) ip=", body) and body.split()[2][4:] in names, body
     name = sorted(names)[0]
     code, body = fetch(f"{base}/pods/{name}:80/proxy/some/path?x=1")
     assert code == 200 and f"pod={name} " in body, body
