@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 
 from ..client.rest import APIClient, APIStatusError, resource_path
 from ..kube.labels import LabelSelector
+from ..kube.objects import controller_of
 
 
-def controller_of(obj: dict) -> dict | None:
-    """The ownerReference with ``controller: true``, if any (``metav1.GetControllerOf``)."""
-    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref
-    return None
+def controller_key(obj: dict, kind: str) -> str | None:
+    """``namespace/name`` of the ``kind`` that controls ``obj`` (its work-queue key); None when none does."""
+    ref = controller_of(obj)
+    if ref is None or ref.get("kind") != kind:
+        return None
+    return f"{obj['metadata']['namespace']}/{ref['name']}"
 
 
 def owner_reference(owner: dict) -> dict:

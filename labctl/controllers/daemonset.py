@@ -35,7 +35,7 @@ from ..kube.intstr import scaled_value
 from ..kube.labels import selector_from_label_selector
 from ..kube.meta import parse_time
 from ..kube.objects import pod_is_ready
-from ._ownership import Expectations, claim, controller_of, owner_reference
+from ._ownership import Expectations, claim, controller_key, controller_of, owner_reference
 from ._podcontrol import PodControl, pod_from_template
 from ._podutil import is_pod_available, utcnow
 from ._rollout import compute_hash
@@ -258,10 +258,7 @@ class DaemonSetController(Controller):
         self.expectations.delete(key_of(ds))
 
     def _owner_key(self, pod: dict) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "DaemonSet":
-            return None
-        return f"{pod['metadata']['namespace']}/{ref['name']}"
+        return controller_key(pod, "DaemonSet")
 
     def _pod_added(self, pod: dict) -> None:
         key = self._owner_key(pod)

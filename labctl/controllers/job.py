@@ -33,7 +33,7 @@ from ..client.rest import APIStatusError, resource_path
 from ..kube.labels import selector_from_label_selector
 from ..kube.meta import parse_time, timestamp
 from ..kube.objects import pod_is_ready
-from ._ownership import Expectations, claim, controller_of
+from ._ownership import Expectations, claim, controller_key, controller_of
 from ._podcontrol import PodControl, pod_from_template
 from ._podutil import pods_to_delete, utcnow
 from .base import Controller, key_of, split_key
@@ -223,10 +223,7 @@ class JobController(Controller):
         self.queue.add(key_of(job))
 
     def _owner_key(self, pod: dict) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "Job":
-            return None
-        return f"{pod['metadata']['namespace']}/{ref['name']}"
+        return controller_key(pod, "Job")
 
     def _pod_added(self, pod: dict) -> None:
         key = self._owner_key(pod)
