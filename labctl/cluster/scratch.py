@@ -91,8 +91,10 @@ class Interrupted:
 
     @property
     def completed(self) -> bool:
-        """``up`` had finished (the signal came too late to matter)."""
-        return self.returncode == 0
+        """``up`` had finished (the signal came too late to matter). A signal that lands after
+        ``up`` has said the lab is ready, while the process exits, meets the default handlers
+        again and may end it with that signal: the lab is whole and stays, as it should."""
+        return self.returncode == 0 or " is ready in " in self.stderr
 
     @property
     def rolled_back(self) -> bool:
