@@ -22,6 +22,8 @@ from rich.text import Text
 from rich.tree import Tree
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from ..cluster import Lab
     from ..inspect import IsolatedPod, LabNetwork, NodeNetwork, ServicePort, Trace
 
@@ -84,17 +86,28 @@ def trace(source: str = typer.Argument(..., metavar="FROM", help="a pod ([ns/]na
 
     if proto.lower() not in ("tcp", "udp"):
         raise LabctlError(f"unknown protocol {proto!r}", hint="--proto tcp or --proto udp")
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` cleans up like Ctrl-C
+    interrupted: list[int] = []
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        # Remembered, then raised like Python's own Ctrl-C: an interrupt that some await swallows
+        # (it landed as the probe finished) must still end the command with 130, not print a result
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}  # `kill` too
     try:
         with Lab.open(name) as lab:
             try:
                 result = run_trace(lab, source, destination, port=port, protocol=proto, explain_only=explain)
+                if interrupted:
+                    raise KeyboardInterrupt
             except BaseException:
                 if not explain:
                     _sweep(lab)
                 raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if as_json:
         sys.stdout.write(json.dumps(to_jsonable(result), indent=2) + "\n")
     else:

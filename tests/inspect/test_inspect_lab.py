@@ -267,9 +267,8 @@ def test_an_interrupted_trace_removes_its_rules(netlab):
             wait_for(functools.partial(armed_or_done, netlab, proc), 30, interval=0.02, what="the trace rules")
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
-                # 130, or 0 when the interrupt landed as the probe finished: a known bug (see
-                # docs/trace.md) that prints the result; either way no rule may stay behind
-                assert proc.wait(30) in (0, 130), proc.stderr.read() if proc.stderr else ""
+                # 130 even when the interrupt lands as the probe finishes; no rule may stay behind
+                assert proc.wait(30) == 130, proc.stderr.read() if proc.stderr else ""
                 break
         finally:
             proc.kill()
