@@ -10,7 +10,7 @@ is isolated both ways by ~10 policies. It measures:
   build       build_ruleset() alone (pure Python, every chain)
   1st sync    the first PolicyEnforcer.sync() into empty tables (iptables-save + build + restore)
   1st raw     ``iptables-restore --noflush`` of that same text into another empty netns
-  full sync   PolicyEnforcer.sync(full=True) after one pod changed labels: save + build + every chain
+  full sync   PolicyEnforcer.sync(full=True) after one pod changed labels: list FORWARD + build + every chain
   raw         ``iptables-restore --noflush`` of exactly that text, into the same populated tables
   partial     PolicyEnforcer.sync() after one pod changed labels: only the chains that changed
 
@@ -59,20 +59,33 @@ def make_policy(k: int) -> dict:
     return obj
 
 
-def bench(policies: int, pods: int, repeat: int) -> dict:
-    with Netns("lnpbench", "a") as ns, Netns("lnpbench", "b") as raw_ns:
-        enforcer = PolicyEnforcer(NODE, iptables=IPTables(prefix=("ip", "netns", "exec", ns.name), timeout=1800))
-        pod_objs = [make_pod(i, i % APPS) for i in range(pods)]
-        for obj in pod_objs:
-            enforcer.on_pod(None, obj)
-        for k in range(policies):
-            enforcer.on_policy(None, make_policy(k))
-        enforcer.on_namespace(None, {"metadata": {"name": "bench", "labels": {"kubernetes.io/metadata.name": "bench"}}})
-        enforcer.on_synced()
+def loaded_enforcer(ns: Netns, pod_objs: list[dict], policies: int) -> PolicyEnforcer:
+    """An enforcer writing into ``ns`` with every pod, policy and namespace listed, not yet synced."""
+    enforcer = PolicyEnforcer(NODE, iptables=IPTables(prefix=("ip", "netns", "exec", ns.name), timeout=1800))
+    for obj in pod_objs:
+        enforcer.on_pod(None, obj)
+    for k in range(policies):
+        enforcer.on_policy(None, make_policy(k))
+    enforcer.on_namespace(None, {"metadata": {"name": "bench", "labels": {"kubernetes.io/metadata.name": "bench"}}})
+    enforcer.on_synced()
+    return enforcer
+
+
+def first_sync(pod_objs: list[dict], policies: int, run: int) -> tuple[float, float]:
+    """(the first sync into empty tables, a raw restore of its text into other empty tables), in fresh netns."""
+    with Netns("lnpbench", f"f{run}") as ns, Netns("lnpbench", f"r{run}") as raw_ns:
+        enforcer = loaded_enforcer(ns, pod_objs, policies)
         start = time.perf_counter()
         enforcer.sync()
-        first_sync = time.perf_counter() - start
-        first_raw = raw_ns.restore(enforcer.last_ruleset.text)
+        return time.perf_counter() - start, raw_ns.restore(enforcer.last_ruleset.text)
+
+
+def bench(policies: int, pods: int, repeat: int) -> dict:
+    pod_objs = [make_pod(i, i % APPS) for i in range(pods)]
+    firsts = [first_sync(pod_objs, policies, r) for r in range(repeat)]
+    with Netns("lnpbench", "a") as ns:
+        enforcer = loaded_enforcer(ns, pod_objs, policies)
+        enforcer.sync()
         rules = sum(1 for line in enforcer.last_ruleset.text.splitlines() if line.startswith(("-A", "-I")))
         builds, fulls, raws, partials = [], [], [], []
         for r in range(repeat):
@@ -91,10 +104,11 @@ def bench(policies: int, pods: int, repeat: int) -> dict:
                 if full:
                     raws.append(ns.restore(enforcer.last_ruleset.text))  # same full text, same populated tables
     med = statistics.median
-    return {"policies": policies, "pods": pods, "rules": rules, "build_s": med(builds), "first_sync_s": first_sync,
-            "first_raw_s": first_raw, "first_ratio": first_sync / first_raw, "full_sync_s": med(fulls),
+    first_sync_s, first_raw_s = med(f for f, _ in firsts), med(r for _, r in firsts)
+    return {"policies": policies, "pods": pods, "rules": rules, "build_s": med(builds), "first_sync_s": first_sync_s,
+            "first_raw_s": first_raw_s, "first_ratio": first_sync_s / first_raw_s, "full_sync_s": med(fulls),
             "raw_s": med(raws), "full_ratio": med(fulls) / med(raws), "partial_sync_s": med(partials),
-            "partial_ratio": med(partials) / med(raws)}
+            "partial_ratio": med(partials) / med(raws), "load": os.getloadavg()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
           f" {'full sync':>9} {'raw':>7} {'ratio':>6} {'partial':>8} {'ratio':>6}")
     print(f"{r['policies']:>8} {r['pods']:>5} {r['rules']:>6} {r['build_s']:>6.3f}s {r['first_sync_s']:>8.3f}s"
           f" {r['first_raw_s']:>7.3f}s {r['first_ratio']:>5.2f}x {r['full_sync_s']:>8.3f}s {r['raw_s']:>6.3f}s"
-          f" {r['full_ratio']:>5.2f}x {r['partial_sync_s']:>7.3f}s {r['partial_ratio']:>5.2f}x")
+          f" {r['full_ratio']:>5.2f}x {r['partial_sync_s']:>7.3f}s {r['partial_ratio']:>5.2f}x"
+          f"   (medians of {args.repeat}; load {r['load'][0]:.1f})")
     write_json(args.out, {"benchmark": "netpol_sync", "results": [r]})
     return 0
 

@@ -12,9 +12,11 @@ has not listed yet.
 Every sync lists FORWARD (``iptables -S FORWARD``, a few milliseconds) to check that our
 jump is still its first rule, ahead of the jumps kube-proxy inserts, which may come later
 (an agent restart, a flushed table). Our chains in the kernel are known from the last
-restore, so a sync rewrites only the chains whose rules changed; the whole filter table is
-read (``iptables-save``) and every chain rewritten on the first sync, after a failed one,
-and every ``sync_period``, as the service proxy does.
+restore, so a sync rewrites only the chains whose rules changed. Every chain is rewritten
+(which repairs a chain changed by hand) on the first sync, after a failed one, and every
+``sync_period``; only the first and the one after a failure read the whole filter table
+(``iptables-save``, as long as a restore of every chain) to find what an earlier run left:
+after a restore the kernel holds exactly the chains we wrote.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class PolicyEnforcer:
         self.last_ruleset = Ruleset("")
         self.last_sync_seconds = 0.0
         self._applied: dict[str, list[str]] | None = None  # our chains in the kernel; None: read them first
-        self._last_state_read = float("-inf")
+        self._last_full_sync = float("-inf")
         self.runner = BoundedFrequencyRunner(self.sync, min_interval=min_sync_interval, max_interval=sync_period,
                                              name="netpol-sync")
 
@@ -125,11 +127,13 @@ class PolicyEnforcer:
             policies, pods, namespaces = list(self.policies.values()), list(self.pods.values()), dict(self.namespaces)
         now = time.monotonic()
         applied = self._applied
-        if full or applied is None or now - self._last_state_read > self.sync_period:
+        if applied is None:  # the first sync, or one after a failure: what is in the kernel is unknown
             existing, forward = parse_filter_state(self.iptables.save("filter"))
-            applied, self._last_state_read = None, now
+            self._last_full_sync = now
         else:
             existing, forward = set(applied), self.iptables.list_rules("filter", "FORWARD")
+            if full or now - self._last_full_sync > self.sync_period:
+                applied, self._last_full_sync = None, now  # every chain
         ruleset = build_ruleset(policies, pods, namespaces, self.node_name, existing, forward, applied)
         try:
             self.iptables.restore(ruleset.text)

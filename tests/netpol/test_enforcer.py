@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from labctl.netpol import PolicyEnforcer
 from labctl.netpol.rules import FORWARD_JUMP_ARGS
 
@@ -68,3 +70,34 @@ def test_namespaces_are_kept_by_name_with_their_labels():
     assert enforcer.namespaces == {"x": {"team": "b"}}
     enforcer.on_namespace(ns, None)
     assert enforcer.namespaces == {}
+
+
+def test_only_a_sync_into_an_unknown_kernel_reads_the_whole_table():
+    """The periodic full sync rewrites every chain but trusts its last restore for which chains
+    exist; ``iptables-save`` (as long as restoring every chain) runs first and after a failure."""
+    fake = FakeIPTables()
+    saves: list[str | None] = []
+    save = fake.save
+    fake.save = lambda table=None: saves.append(table) or save(table)  # type: ignore[method-assign]
+    enforcer = PolicyEnforcer("worker", iptables=fake)  # type: ignore[arg-type]
+    enforcer.on_pod(None, web())
+    enforcer.on_policy(None, DENY)
+    enforcer.on_synced()
+    enforcer.sync()
+    first = fake.restored[-1]
+    assert saves == ["filter"]
+
+    enforcer.sync()  # nothing changed: no chain rewritten
+    assert not [line for line in fake.restored[-1].splitlines() if line.startswith("-A ")]
+    enforcer.sync(full=True)  # every chain again, exactly as the first time, without a save
+    assert fake.restored[-1] == first and saves == ["filter"]
+
+    def broken(text: str, noflush: bool = True) -> None:
+        raise RuntimeError("iptables-restore failed")
+
+    restore, fake.restore = fake.restore, broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        enforcer.sync(full=True)
+    fake.restore = restore  # type: ignore[method-assign]
+    enforcer.sync()
+    assert saves == ["filter", "filter"]  # after a failure the kernel is read again
