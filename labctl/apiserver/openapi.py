@@ -39,7 +39,7 @@ def _documents() -> dict[str, _Document]:
             continue
         path = entry.name[: -len(".json.gz")].replace("__", "/")
         raw = gzip.decompress(entry.read_bytes())
-        docs[path] = _Document(path, raw, hashlib.sha512(raw).hexdigest().upper())
+        docs[path] = _Document(path, raw, document_hash(raw))
     return docs
 
 
@@ -229,3 +229,85 @@ def _varint(value: int) -> bytes:
         out.append(byte | (0x80 if value else 0))
         if not value:
             return bytes(out)
+
+
+# -- custom resources ---------------------------------------------------------------------------
+_OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+_LIST_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"
+_PATCH_TYPES = ("application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json")
+_PATCH_PARAMETERS = ("dryRun", "fieldManager", "fieldValidation", "force")
+
+
+def custom_schema_name(group: str, version: str, kind: str) -> str:
+    """kube's name for a CRD's schema: the group reversed, ``com.example.stable.v1.CronTab``."""
+    return ".".join([*reversed(group.split(".")), version, kind])
+
+
+def custom_v3_document(kinds: list[tuple[str, str, str, str, bool, str, dict[str, Any]]]) -> bytes:
+    """``/openapi/v3/apis/<group>/<version>`` for custom resources, as kube's ``crdbuilder`` writes it.
+
+    ``kinds``: (group, version, kind, listKind, namespaced, plural, openAPIV3Schema) of each
+    custom resource of the group-version. Each kind's schema gets apiVersion, kind and
+    ObjectMeta (``kubectl explain`` prints them), and its PATCH operation names the
+    ``fieldValidation`` parameter and no strategic merge patch: kubectl then lets the
+    server validate fields and sends merge patches, as it does against kube.
+    """
+    schemas: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
+    typed = _schemas()["io.k8s.api.core.v1.Pod"]["properties"]
+    for group, version, kind, list_kind, namespaced, plural, schema in kinds:
+        name = custom_schema_name(group, version, kind)
+        gvk = {"group": group, "version": version, "kind": kind}
+        body = json.loads(json.dumps(schema))
+        props = body.setdefault("properties", {})
+        props["apiVersion"], props["kind"] = typed["apiVersion"], typed["kind"]
+        props["metadata"] = {"allOf": [{"$ref": _SCHEMA_REF + _OBJECT_META}], "description": typed["metadata"].get(
+            "description", "")}
+        body["x-kubernetes-group-version-kind"] = [gvk]
+        schemas[name] = body
+        schemas[custom_schema_name(group, version, list_kind)] = {
+            "description": f"{list_kind} is a list of {kind}", "type": "object", "required": ["items"],
+            "properties": {"apiVersion": typed["apiVersion"], "kind": typed["kind"],
+                           "items": {"type": "array", "items": {"$ref": _SCHEMA_REF + name}},
+                           "metadata": {"allOf": [{"$ref": _SCHEMA_REF + _LIST_META}]}},
+            "x-kubernetes-group-version-kind": [{**gvk, "kind": list_kind}]}
+        collection = f"/apis/{group}/{version}/" + ("namespaces/{namespace}/" if namespaced else "") + plural
+        paths[collection + "/{name}"] = {"patch": {
+            "x-kubernetes-group-version-kind": gvk,
+            "parameters": [{"in": "query", "name": p, "schema": {"type": "string", "uniqueItems": True}}
+                           for p in _PATCH_PARAMETERS],
+            "requestBody": {"content": {t: {"schema": {"type": "object"}} for t in _PATCH_TYPES}},
+            "responses": {"200": {"description": "OK",
+                                  "content": {"application/json": {"schema": {"$ref": _SCHEMA_REF + name}}}}}}}
+    for needed in _closure((_OBJECT_META, _LIST_META)):
+        schemas[needed] = _schemas()[needed]
+    doc = {"openapi": "3.0.0", "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
+           "paths": paths, "components": {"schemas": schemas}}
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+def document_hash(raw: bytes) -> str:
+    """The hash of a document as the index and ``ETag`` carry it (sha512, uppercase hex)."""
+    return hashlib.sha512(raw).hexdigest().upper()
+
+
+def _closure(names: tuple[str, ...]) -> list[str]:
+    """The named schemas and every schema they refer to."""
+    seen: list[str] = []
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in _schemas():
+            continue
+        seen.append(name)
+        todo += _refs_in(_schemas()[name])
+    return sorted(seen)
+
+
+def _refs_in(node: Any) -> list[str]:
+    if isinstance(node, list):
+        return [ref for item in node for ref in _refs_in(item)]
+    if not isinstance(node, dict):
+        return []
+    own = [node["$ref"][len(_SCHEMA_REF):]] if isinstance(node.get("$ref"), str) else []
+    return own + [ref for value in node.values() for ref in _refs_in(value)]

@@ -20,7 +20,7 @@ import ipaddress
 import orjson
 
 from labctl.kube.meta import IMMUTABLE_ON_UPDATE, SERVER_OWNED_ON_CREATE, generate_name, new_uid, now, spec_of, timestamp
-from labctl.kube.resources import Registry, ResourceType
+from labctl.kube.resources import APIEXTENSIONS_GROUP, Registry, ResourceType
 
 from ..clusterconfig import ClusterConfig
 from . import decode, errors
@@ -54,7 +54,11 @@ class RestAPI:
 
     # -- bootstrap -----------------------------------------------------------------------
     def bootstrap(self, advertise_address: str, secure_port: int) -> None:
-        """Objects every cluster has from the start: namespaces, the ``kubernetes`` Service."""
+        """Objects every cluster has from the start: namespaces, the ``kubernetes`` Service.
+
+        The stored CustomResourceDefinitions are served again first.
+        """
+        self.serve_custom_resources()
         ns_type = self._type("", "namespaces")
         for ns in INITIAL_NAMESPACES:
             if self.store.get((ns_type.key, "", ns)) is None:
@@ -81,6 +85,12 @@ class RestAPI:
             self.create(RequestScope(ep_type, "default"), endpoints)
         elif current.get("subsets") != endpoints["subsets"]:
             self.update(RequestScope(ep_type, "default", "kubernetes"), {**clone(current), "subsets": endpoints["subsets"]})
+
+    def serve_custom_resources(self) -> None:
+        """Serve the custom resources of the stored CustomResourceDefinitions (after a restart)."""
+        crd_type = self._type(APIEXTENSIONS_GROUP, "customresourcedefinitions")
+        for crd in self.store.list(crd_type.key):
+            strategy_for(crd_type).after_create(self, crd)
 
     def _type(self, group: str, plural: str) -> ResourceType:
         for rt in self.registry.resources:
@@ -253,10 +263,12 @@ class RestAPI:
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and not strategy.graceful_pending(new):
             return self._remove(scope, expected)
         try:
-            return self.store.update(scope.key(), new, expected)
+            stored = self.store.update(scope.key(), new, expected)
         except PreconditionFailed:
             raise errors.conflict(rt.plural, rt.group, scope.name or "",
                                   MODIFIED_MESSAGE) from None
+        strategy.after_update(self, stored)
+        return stored
 
     # -- patch ---------------------------------------------------------------------------
     def patch(self, scope: RequestScope, patch: decode.Patch, dry_run: bool = False,
@@ -282,6 +294,12 @@ class RestAPI:
             raise errors.not_found(rt.plural, rt.group, scope.name or "")
         if scope.subresource == "scale":
             return 200, self.patch_scale(scope, current, patch, dry_run), []
+        if patch.type == "strategic" and not strategy_for(rt).strategic_merge:
+            # a custom resource has no patch strategies: kube lists the patch types it takes
+            raise errors.APIError(415, "UnsupportedMediaType",
+                                  "the body of the request was in an unknown format - accepted media types include: "
+                                  "application/json-patch+json, application/merge-patch+json, "
+                                  "application/apply-patch+yaml")
         patched = self._patched(clone(current), patch, rt.api_version, rt.kind)
         warnings = decode.patched_object(patched, current, patch, rt.api_version, rt.kind, field_validation)
         wanted_rv = (patched.get("metadata") or {}).get("resourceVersion")

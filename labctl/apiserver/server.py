@@ -27,7 +27,7 @@ from .queryparams import ListOptions
 from .rest import RequestScope, RestAPI
 from .serviceaccounts import ServiceAccountTokens
 from .storage import ResourceVersionTooOld
-from .strategies import strategy_for
+from .strategies import custom_openapi, strategy_for
 from .users import User, authenticated
 from .watch import WatchFilter, bookmark, encode_event, expired, next_event
 
@@ -176,9 +176,13 @@ class APIServerApp:
             # "failed to download openapi".
             return web.Response(body=openapi.v2_document_protobuf(), headers={"Content-Type": OPENAPI_V2_PROTOBUF})
         if path == "/openapi/v3":
-            return json_response(openapi.v3_index(self.openapi_paths))
+            index = openapi.v3_index(self.openapi_paths)
+            for gv, raw in custom_openapi(self.registry).items():
+                index["paths"][gv] = {"serverRelativeURL": f"/openapi/v3/{gv}?hash={openapi.document_hash(raw)}"}
+            return json_response(index)
         if path.startswith("/openapi/v3/"):
-            doc = openapi.v3_document(path[len("/openapi/v3/"):])
+            gv = path[len("/openapi/v3/"):]
+            doc = openapi.v3_document(gv) or custom_openapi(self.registry).get(gv)
             if doc is not None:
                 return web.Response(body=doc, headers={"Content-Type": "application/json",
                                                        "Cache-Control": "public, immutable"})

@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -44,6 +45,10 @@ _REF = "#/components/schemas/"
 _INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})\Z")
 _GO_RFC3339 = "2006-01-02T15:04:05Z07:00"
+_OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+#: the custom resources served now, (apiVersion, kind) -> their structural schema's pruner
+#: (:func:`labctl.apiserver.structural.prune`): a custom object has no Go struct, its CRD's schema is one
+_CUSTOM: dict[tuple[str, str], Callable[[dict], list[str]]] = {}
 
 
 @dataclass
@@ -464,12 +469,46 @@ def checker(api_version: str, kind: str) -> _Node | None:
     return _compiler().compile_named(name) if name else None
 
 
+def serve_custom(api_version: str, kind: str, prune: Callable[[dict], list[str]]) -> None:
+    """Decode ``kind`` objects as custom resources: ObjectMeta typed, the rest pruned by ``prune``."""
+    _CUSTOM[(api_version, kind)] = prune
+
+
+def forget_custom(api_version: str, kind: str) -> None:
+    """``kind`` is no longer served (its CustomResourceDefinition changed or went)."""
+    _CUSTOM.pop((api_version, kind), None)
+
+
+def _check_custom(obj: dict, prune: Callable[[dict], list[str]], walk: _Walk) -> Report:
+    """A custom object as kube's unstructured decoder sees it: typed metadata, unknown fields pruned.
+
+    Its values' types are the CRD schema's validation (a 422), not the decoder's (a 400).
+    """
+    meta = obj.get("metadata")
+    if meta is not None:
+        walk.path.append("metadata")
+        walk.go_fields.append("metadata")
+        try:
+            obj["metadata"] = _compiler().compile_named(_OBJECT_META).check(meta, walk)
+        except _Stop:
+            return walk.report
+        walk.path.clear()
+        walk.go_fields.clear()
+    unknown = prune(obj)
+    if walk.strict:
+        walk.report.unknown.extend(unknown[: MAX_STRICT_ERRORS - len(walk.report.unknown)])
+    return walk.report
+
+
 def check(api_version: str, kind: str, obj: dict, strict: bool = True) -> Report:
     """Check ``obj`` against its kind's schema, in place: ``null``\\ s normalised, unknown fields dropped.
 
     ``strict`` lists the unknown fields (``fieldValidation`` Strict or Warn).
     """
     walk = _Walk(strict)
+    prune = _CUSTOM.get((api_version, kind))
+    if prune is not None:
+        return _check_custom(obj, prune, walk)
     node = checker(api_version, kind)
     if node is None:
         return walk.report

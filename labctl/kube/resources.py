@@ -18,6 +18,7 @@ ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "up
 #: the reviews (SelfSubjectAccessReview, SelfSubjectReview, ...) are answered, never stored
 CREATE_ONLY = ("create",)
 RBAC_GROUP = "rbac.authorization.k8s.io"
+APIEXTENSIONS_GROUP = "apiextensions.k8s.io"
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,12 @@ class ResourceType:
     def group_version(self) -> str:
         return self.api_version
 
+    #: a custom resource's list kind (``spec.names.listKind``); built-in kinds: ``<kind>List``
+    custom_list_kind: str = ""
+
     @property
     def list_kind(self) -> str:
-        return self.kind + "List"
+        return self.custom_list_kind or self.kind + "List"
 
     @property
     def key(self) -> str:
@@ -112,6 +116,8 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", True, ("ing",),
                  subresources=("status",)),
     ResourceType("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", False),
+    ResourceType(APIEXTENSIONS_GROUP, "v1", "CustomResourceDefinition", "customresourcedefinitions",
+                 "customresourcedefinition", False, ("crd", "crds"), ("api-extensions",), ("status",)),
 )
 _BY_PLURAL = {rt.plural: rt for rt in RESOURCES}
 
@@ -153,7 +159,12 @@ def subresource_kind(rt: ResourceType, sub: str) -> tuple[tuple[str, str, str] |
 
 @dataclass
 class Registry:
-    """Lookup of resource types by group/version/plural and by kind."""
+    """Lookup of resource types by group/version/plural and by kind.
+
+    The built-in kinds are fixed; custom resources come and go with their
+    CustomResourceDefinitions (:meth:`serve`, :meth:`unserve`), as kube-apiserver's
+    apiextensions handler adds them to discovery and routing while it runs.
+    """
 
     resources: tuple[ResourceType, ...] = RESOURCES
     _by_path: dict[tuple[str, str, str], ResourceType] = field(default_factory=dict)
@@ -163,6 +174,23 @@ class Registry:
         for rt in self.resources:
             self._by_path[(rt.group, rt.version, rt.plural)] = rt
             self._by_kind[(rt.api_version, rt.kind)] = rt
+
+    def serve(self, rt: ResourceType) -> None:
+        """Add (or replace) a custom resource: every earlier version of the same resource goes."""
+        self.unserve(rt.key)
+        self.resources = (*self.resources, rt)
+        self._by_path[(rt.group, rt.version, rt.plural)] = rt
+        self._by_kind[(rt.api_version, rt.kind)] = rt
+
+    def unserve(self, key: str) -> None:
+        """Stop serving the resource stored under ``key`` (``stable.example.com/crontabs``)."""
+        gone = [rt for rt in self.resources if rt.key == key]
+        if not gone:
+            return
+        self.resources = tuple(rt for rt in self.resources if rt.key != key)
+        for rt in gone:
+            self._by_path.pop((rt.group, rt.version, rt.plural), None)
+            self._by_kind.pop((rt.api_version, rt.kind), None)
 
     def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._by_path.get((group, version, plural))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from labctl.kube.resources import RESOURCES, ResourceType, resource_for
 
+from .apiextensions import CustomResourceDefinitionStrategy, custom_openapi, custom_strategy
 from .base import Storage, Strategy
 from .batch import CronJobStrategy, JobStrategy
 from .config import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
@@ -24,7 +25,8 @@ from .services import EndpointSliceStrategy, EndpointsStrategy, ServiceStrategy
 from .storage import PersistentVolumeClaimStrategy, PersistentVolumeStrategy, StorageClassStrategy
 from .workloads import ControllerRevisionStrategy, DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy
 
-__all__ = ["INITIAL_NAMESPACES", "Storage", "Strategy", "ensure_default_service_account", "strategy_for"]
+__all__ = ["INITIAL_NAMESPACES", "Storage", "Strategy", "custom_openapi", "ensure_default_service_account",
+           "strategy_for"]
 
 _KINDS: dict[str, type[Strategy]] = {
     "namespaces": NamespaceStrategy,
@@ -55,12 +57,16 @@ _KINDS: dict[str, type[Strategy]] = {
     "clusterroles": RoleStrategy,
     "rolebindings": RoleBindingStrategy,
     "clusterrolebindings": ClusterRoleBindingStrategy,
+    "customresourcedefinitions": CustomResourceDefinitionStrategy,
 }
 _STRATEGIES: dict[str, Strategy] = {rt.key: _KINDS.get(rt.plural, Strategy)(rt) for rt in RESOURCES}
 
 
 def strategy_for(resource: ResourceType | str) -> Strategy:
-    """The strategy of a served resource, given as its ResourceType or its plural (``"pods"``)."""
+    """The strategy of a served resource, given as its ResourceType or its plural (``"pods"``).
+
+    A custom resource's strategy comes from its CustomResourceDefinition while that is served.
+    """
     rt = resource_for(resource) if isinstance(resource, str) else resource
-    strategy = _STRATEGIES.get(rt.key)
+    strategy = _STRATEGIES.get(rt.key) or custom_strategy(rt)
     return strategy if strategy is not None else Strategy(rt)

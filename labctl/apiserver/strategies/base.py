@@ -52,6 +52,8 @@ class Strategy:
     #: deleting ends at once after :meth:`finalize`, ignoring finalizers and grace periods
     #: (Namespaces: this server does the namespace controller's work synchronously)
     finalizes_on_delete = False
+    #: whether a strategic merge patch applies (custom resources have no patch strategies: kube answers 415)
+    strategic_merge = True
 
     def __init__(self, resource: ResourceType) -> None:
         self.resource = resource
@@ -94,6 +96,9 @@ class Strategy:
         """Work that follows a stored create (AfterCreate)."""
 
     # -- update ------------------------------------------------------------------------
+    def after_update(self, api: Storage, obj: Obj) -> None:
+        """Work that follows a stored update (CustomResourceDefinitions: serve the new definition)."""
+
     def prepare_for_update(self, new: Obj, old: Obj, subresource: str | None) -> Obj:
         """PrepareForUpdate: which part a write may change, then defaulting; returns the object to store.
 
