@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import FieldError, forbidden, invalid, not_supported, required
+from .errors import FieldError, duplicate, forbidden, invalid, not_supported, required
 
-__all__ = ["TYPES", "check_structural", "prune", "validate_value"]
+__all__ = ["TYPES", "apply_defaults", "check_structural", "prune", "validate_value"]
 
 Schema = dict[str, Any]
 TYPES = ("array", "boolean", "integer", "number", "object", "string")
@@ -26,9 +26,14 @@ _HONOURED = frozenset({
     "type", "format", "description", "title", "properties", "items", "additionalProperties", "required",
     "enum", "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
     "minItems", "maxItems", "nullable", "default", "example", PRESERVE, INT_OR_STRING,
-    "x-kubernetes-embedded-resource", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
-    "x-kubernetes-map-type",
+    "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type",
 })
+#: what controller-gen writes beside x-kubernetes-int-or-string (resource quantities, ports)
+_INT_OR_STRING_ANY_OF = [{"type": "integer"}, {"type": "string"}]
+#: the formats labctl checks (kube-openapi's strfmt registry has more; a schema naming another is refused)
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z")
+_INT_RANGE = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+FORMATS = ("date-time", "double", "float", "int32", "int64", "password")
 #: at the root, metadata may only constrain these (upstream: "must not specify anything other than name and generateName")
 _ROOT_META = frozenset({"name", "generateName"})
 
@@ -55,7 +60,8 @@ def _check_node(node: Any, path: str) -> list[FieldError]:
     if not isinstance(node, dict):
         return [invalid(path, node, "must be an object")]
     errs = [forbidden(f"{path}.{key}", "labctl does not serve this schema keyword")
-            for key in sorted(node) if key not in _HONOURED]
+            for key in sorted(node) if key not in _HONOURED
+            and not (key == "anyOf" and node.get(INT_OR_STRING) and node[key] == _INT_OR_STRING_ANY_OF)]
     typ = node.get("type")
     if typ is None or typ == "":
         if not node.get(INT_OR_STRING) and not node.get(PRESERVE):
@@ -80,6 +86,9 @@ def _check_node(node: Any, path: str) -> list[FieldError]:
             errs.append(required(f"{path}.items", "must be specified"))
         else:
             errs += _check_node(node["items"], f"{path}.items")
+    fmt = node.get("format")
+    if fmt is not None and fmt not in FORMATS:
+        errs.append(not_supported(f"{path}.format", fmt, list(FORMATS)))
     pattern = node.get("pattern")
     if pattern is not None:
         try:
@@ -132,6 +141,37 @@ def _prune_value(value: Any, schema: Schema, path: str, found: list[str]) -> Non
             _prune_value(item, schema["items"], f"{path}[{i}]", found)
 
 
+# -- defaulting -------------------------------------------------------------------------------
+def apply_defaults(value: Any, schema: Schema) -> None:
+    """Fill in the schema's ``default`` of each absent property of the objects present, in place.
+
+    As apiextensions' structural defaulting: a default applies where its parent object
+    exists, so ``spec.replicas`` gets its default when ``spec`` was sent; list items and
+    map values are defaulted by their ``items``/``additionalProperties`` schema.
+    """
+    if isinstance(value, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            if name not in value and "default" in sub:
+                value[name] = _copy(sub["default"])
+            if name in value:
+                apply_defaults(value[name], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for item in value.values():
+                apply_defaults(item, extra)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            apply_defaults(item, schema["items"])
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
 # -- validation -------------------------------------------------------------------------------
 def validate_value(value: Any, schema: Schema, path: str) -> list[FieldError]:
     """kube-openapi's validation of a (pruned) value, with its messages: ``spec.x in body must be of type integer``."""
@@ -174,6 +214,25 @@ def _validate_items(value: list, schema: Schema, path: str) -> list[FieldError]:
     if isinstance(items, dict):
         for i, item in enumerate(value):
             errs += validate_value(item, items, f"{path}[{i}]")
+    return errs + _unique_items(value, schema, path)
+
+
+def _unique_items(value: list, schema: Schema, path: str) -> list[FieldError]:
+    """``x-kubernetes-list-type``: a ``set`` holds no value twice, a ``map`` no key twice."""
+    list_type = schema.get("x-kubernetes-list-type")
+    keys = schema.get("x-kubernetes-list-map-keys") or []
+    seen: list[Any] = []
+    errs: list[FieldError] = []
+    for i, item in enumerate(value):
+        if list_type == "set":
+            identity = item
+        elif list_type == "map" and isinstance(item, dict):
+            identity = {k: item.get(k) for k in keys}
+        else:
+            continue
+        if identity in seen:
+            errs.append(duplicate(f"{path}[{i}]", identity))
+        seen.append(identity)
     return errs
 
 
@@ -191,7 +250,12 @@ def _validate_scalar(value: Any, schema: Schema, path: str) -> list[FieldError]:
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             errs.append(FieldError("FieldValueTooLong", path, value,
                                    f"may not be more than {schema['maxLength']} bytes"))
+        if schema.get("format") == "date-time" and not _RFC3339.match(value):
+            errs.append(invalid(path, value, f'{path} in body must be of type date-time: "{value}"'))
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        bounds = _INT_RANGE.get(schema.get("format", ""))
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            errs.append(invalid(path, value, f"{path} in body must be of type {schema['format']}: \"{value}\""))
         low, high = schema.get("minimum"), schema.get("maximum")
         if low is not None and (value < low or (schema.get("exclusiveMinimum") and value == low)):
             word = "greater than" if schema.get("exclusiveMinimum") else "greater than or equal to"

@@ -366,3 +366,41 @@ def test_printer_column_paths():
         "metadata", "labels", "app.kubernetes.io/name"]
     assert parse_column_path(".items[*].name") is None
     assert parse_column_path("spec") is None
+
+
+def test_schema_defaults_fill_absent_fields_where_the_parent_exists(api):
+    crd = crontab_crd()
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec["properties"]["replicas"]["default"] = 1
+    spec["properties"]["env"]["items"]["properties"]["value"] = {"type": "string", "default": "on"}
+    api.create(CRDS, crd)
+    created = api.create(crontabs(api), crontab(env=[{"name": "A"}]))
+    assert created["spec"]["replicas"] == 1 and created["spec"]["env"] == [{"name": "A", "value": "on"}]
+    bare = api.create(crontabs(api, namespace="default"), {"metadata": {"name": "bare"}})
+    assert "spec" not in bare
+
+
+def test_formats_are_checked_or_refused():
+    schema = {"type": "object", "properties": {"at": {"type": "string", "format": "date-time"},
+                                               "n": {"type": "integer", "format": "int32"}}}
+    assert fields(structural.validate_value({"at": "yesterday", "n": 2**31}, schema, "spec")) == [
+        'spec.at: Invalid value: "yesterday": spec.at in body must be of type date-time: "yesterday"',
+        "spec.n: Invalid value: 2147483648: spec.n in body must be of type int32: \"2147483648\""]
+    assert structural.validate_value({"at": "2026-12-07T12:00:00Z", "n": 3}, schema, "spec") == []
+    email = {"type": "object", "properties": {"mail": {"type": "string", "format": "email"}}}
+    assert fields(structural.check_structural(email, "s")) == [
+        's.properties[mail].format: Unsupported value: "email": supported values: "date-time", "double", "float", '
+        '"int32", "int64", "password"']
+
+
+def test_list_types_keep_items_unique_and_controller_gens_int_or_string_is_structural():
+    schema = {"type": "object", "properties": {
+        "tags": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
+        "conditions": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+                       "items": {"type": "object", "properties": {"type": {"type": "string"}}}},
+        "memory": {"anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": True}}}
+    assert structural.check_structural(schema, "s") == []
+    errs = structural.validate_value({"tags": ["a", "b", "a"], "conditions": [{"type": "Ready"}, {"type": "Ready"}],
+                                      "memory": "64Mi"}, schema, "status")
+    assert fields(errs) == ['status.tags[2]: Duplicate value: "a"',
+                            'status.conditions[1]: Duplicate value: {"type":"Ready"}']

@@ -58,6 +58,10 @@ class CustomResourceStrategy(Strategy):
         self.schema: Obj = version["schema"]["openAPIV3Schema"]
         self.printer = custom_resource_printer(version.get("additionalPrinterColumns") or [])
 
+    def default(self, obj: Obj) -> None:
+        """The schema's defaults (structural defaulting), before validation."""
+        structural.apply_defaults(obj, self.schema)
+
     def prune(self, obj: dict) -> list[str]:
         """Drop the fields the schema does not declare (the decoder's step, see :mod:`typecheck`)."""
         return structural.prune(obj, self.schema)
