@@ -134,6 +134,11 @@ SERVED: tuple[GroupVersion, ...] = (
         Resource("poddisruptionbudgets", "PodDisruptionBudget", "io.k8s.api.policy.v1.PodDisruptionBudget", True,
                  ("status",)),
     ), extra=("io.k8s.api.policy.v1.Eviction",)),
+    GroupVersion("apiextensions.k8s.io", "v1", (
+        Resource("customresourcedefinitions", "CustomResourceDefinition",
+                 "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition", False,
+                 ("status",)),
+    )),
 )
 
 # Published in every group-version document, as kube-apiserver does.

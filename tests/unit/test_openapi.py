@@ -33,6 +33,7 @@ SERVED = {  # apiVersion -> kinds labctl serves
     "networking.k8s.io/v1": ["NetworkPolicy", "Ingress", "IngressClass"],
     "storage.k8s.io/v1": ["StorageClass"],
     "events.k8s.io/v1": ["Event"],
+    "apiextensions.k8s.io/v1": ["CustomResourceDefinition"],
 }
 REVIEWS = {  # apiVersion -> the review kinds: only POST, nothing to patch
     "authentication.k8s.io/v1": ["SelfSubjectReview"],
@@ -79,7 +80,7 @@ def test_documents_are_openapi_3_with_every_reference_inside_the_same_document()
 def _refs(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == "$ref":
+            if key == "$ref" and isinstance(value, str):  # JSONSchemaProps has a *property* named $ref
                 yield value
             else:
                 yield from _refs(value)
