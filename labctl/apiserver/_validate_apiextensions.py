@@ -63,11 +63,19 @@ def validate_crd(crd: Obj) -> list[FieldError]:
 
 
 def validate_crd_update(old: Obj, new: Obj) -> list[FieldError]:
-    """ValidateCustomResourceDefinitionUpdate: the scope of stored objects cannot change."""
+    """ValidateCustomResourceDefinitionUpdate: the scope of stored objects cannot change.
+
+    Nor, in labctl, the served version: its objects are stored at it and never converted.
+    """
+    errs: list[FieldError] = []
     old_scope, new_scope = as_dict(old.get("spec")).get("scope"), as_dict(new.get("spec")).get("scope")
     if old_scope != new_scope:
-        return [invalid("spec.scope", new_scope, "field is immutable")]
-    return []
+        errs.append(invalid("spec.scope", new_scope, "field is immutable"))
+    before, after = served_version(old), served_version(new)
+    if before is not None and after is not None and before.get("name") != after.get("name"):
+        errs.append(forbidden("spec.versions", f"labctl stores custom objects at {before.get('name')} and does not "
+                                               "convert them: the served storage version cannot change"))
+    return errs
 
 
 def _group(group: Any, annotations: Obj) -> list[FieldError]:

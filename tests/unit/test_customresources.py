@@ -404,3 +404,14 @@ def test_list_types_keep_items_unique_and_controller_gens_int_or_string_is_struc
                                       "memory": "64Mi"}, schema, "status")
     assert fields(errs) == ['status.tags[2]: Duplicate value: "a"',
                             'status.conditions[1]: Duplicate value: {"type":"Ready"}']
+
+
+def test_the_served_version_and_the_scope_cannot_change(api):
+    created = api.create(CRDS, crontab_crd())
+    changed = copy.deepcopy(created)
+    changed["spec"]["versions"][0]["name"] = "v2"
+    changed["spec"]["scope"] = "Cluster"
+    with pytest.raises(APIError) as err:
+        api.update(RequestScope(CRDS.resource, None, "crontabs.stable.example.com"), changed)
+    assert 'spec.scope: Invalid value: "Cluster": field is immutable' in err.value.message
+    assert "the served storage version cannot change" in err.value.message
