@@ -198,6 +198,19 @@ def _subresources(subs: Obj, path: str) -> list[FieldError]:
     status = subs.get("status")
     if status is not None and not isinstance(status, dict):
         errs.append(invalid(f"{path}.status", status, "must be an object"))
-    if subs.get("scale") is not None:
-        errs.append(forbidden(f"{path}.scale", "labctl does not serve the scale subresource of custom resources"))
+    scale = subs.get("scale")
+    if scale is None:
+        return errs
+    scale = as_dict(scale)
+    for field, under in (("specReplicasPath", (".spec.",)), ("statusReplicasPath", (".status.",)),
+                         ("labelSelectorPath", (".spec.", ".status."))):
+        value = scale.get(field)
+        if not value:
+            if field != "labelSelectorPath":
+                errs.append(required(f"{path}.scale.{field}", ""))
+        elif not (isinstance(value, str) and value.startswith(under) and parse_column_path(value)
+                  and all(isinstance(step, str) for step in parse_column_path(value) or [])):
+            where = " or ".join(u.rstrip(".") for u in under)
+            errs.append(invalid(f"{path}.scale.{field}", value,
+                                f"should be a json path under {where}, without array indices"))
     return errs

@@ -318,7 +318,7 @@ class RestAPI:
 
     # -- scale subresource ---------------------------------------------------------------
     def get_scale(self, scope: RequestScope) -> dict:
-        return _scale_of(self.get(scope))
+        return strategy_for(scope.resource).scale_of(self.get(scope))
 
     def update_scale(self, scope: RequestScope, body: dict, dry_run: bool = False) -> dict:
         current = self.get(scope)
@@ -326,7 +326,7 @@ class RestAPI:
         return self._set_replicas(scope, current, replicas, dry_run)
 
     def patch_scale(self, scope: RequestScope, current: dict, patch: decode.Patch, dry_run: bool) -> dict:
-        scale = _scale_of(current)
+        scale = strategy_for(scope.resource).scale_of(current)
         patched = json_patch(scale, patch.body.raw) if patch.type == "json" else merge_patch(
             scale, _expect_object(patch.body.doc))
         decode.patched_object(patched, scale, patch, "autoscaling/v1", "Scale", "Ignore")
@@ -336,10 +336,11 @@ class RestAPI:
         if not isinstance(replicas, int) or replicas < 0:
             raise errors.invalid_object("Scale", "autoscaling", scope.name or "", [
                 errors.invalid("spec.replicas", replicas, "must be greater than or equal to 0")])
+        strategy = strategy_for(scope.resource)
         new = clone(current)
-        new.setdefault("spec", {})["replicas"] = replicas
+        strategy.set_replicas(new, replicas)
         plain = RequestScope(scope.resource, scope.namespace, scope.name)
-        return _scale_of(self._replace(plain, current, new, dry_run))
+        return strategy.scale_of(self._replace(plain, current, new, dry_run))
 
     # -- binding (the scheduler's write) --------------------------------------------------
     def bind(self, scope: RequestScope, body: dict) -> dict:
@@ -428,20 +429,6 @@ class RestAPI:
                     raise
         listed["items"] = deleted
         return listed
-
-
-def _scale_of(obj: dict) -> dict:
-    selector = (obj.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
-    meta = obj["metadata"]
-    return {
-        "kind": "Scale", "apiVersion": "autoscaling/v1",
-        "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid"),
-                     "resourceVersion": meta.get("resourceVersion"),
-                     "creationTimestamp": meta.get("creationTimestamp")},
-        "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
-        "status": {"replicas": obj.get("status", {}).get("replicas", 0),
-                   "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))},
-    }
 
 
 def _expect_object(doc) -> dict:

@@ -173,9 +173,11 @@ def test_the_kubernetes_io_crontab_crd_is_valid_once_defaulted():
     (lambda c: c["spec"]["versions"][0]["additionalPrinterColumns"][0].update(type="text"),
      'spec.versions[0].additionalPrinterColumns[0].type: Unsupported value: "text": supported values: '
      '"boolean", "date", "integer", "number", "string"'),
+    (lambda c: c["spec"]["versions"][0].update(subresources={"scale": {"specReplicasPath": ".status.replicas"}}),
+     'spec.versions[0].subresources.scale.specReplicasPath: Invalid value: ".status.replicas": should be a json '
+     "path under .spec, without array indices"),
     (lambda c: c["spec"]["versions"][0].update(subresources={"scale": {"specReplicasPath": ".spec.replicas"}}),
-     "spec.versions[0].subresources.scale: Forbidden: labctl does not serve the scale subresource of custom "
-     "resources"),
+     "spec.versions[0].subresources.scale.statusReplicasPath: Required value"),
     (lambda c: c["spec"]["names"].update(kind="Cron Tab"),
      'spec.names.kind: Invalid value: "Cron Tab": may have mixed case, but should otherwise match: '
      "[a-z]([-a-z0-9]*[a-z0-9])?"),
@@ -415,3 +417,22 @@ def test_the_served_version_and_the_scope_cannot_change(api):
         api.update(RequestScope(CRDS.resource, None, "crontabs.stable.example.com"), changed)
     assert 'spec.scope: Invalid value: "Cluster": field is immutable' in err.value.message
     assert "the served storage version cannot change" in err.value.message
+
+
+def test_the_scale_subresource_follows_the_crds_paths(api):
+    api.create(CRDS, crontab_crd(subresources={"status": {}, "scale": {
+        "specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector"}}))
+    assert crontabs(api).resource.subresources == ("status", "scale")
+    created = api.create(crontabs(api), crontab(replicas=2))
+    scale = api.get_scale(RequestScope(crontabs(api).resource, "default", "my-new-cron-object", "scale"))
+    assert (scale["kind"], scale["spec"], scale["status"]) == ("Scale", {"replicas": 2}, {"replicas": 0, "selector": ""})
+    scaled = api.update_scale(RequestScope(crontabs(api).resource, "default", "my-new-cron-object", "scale"),
+                              {"spec": {"replicas": 5}})
+    assert scaled["spec"]["replicas"] == 5
+    stored = api.get(crontabs(api, "my-new-cron-object"))
+    assert stored["spec"]["replicas"] == 5 and stored["metadata"]["generation"] == created["metadata"]["generation"] + 1
+    with pytest.raises(APIError) as err:  # the schema still holds: replicas has a maximum of 10
+        api.update_scale(RequestScope(crontabs(api).resource, "default", "my-new-cron-object", "scale"),
+                         {"spec": {"replicas": 11}})
+    assert "spec.replicas in body should be less than or equal to 10" in err.value.message

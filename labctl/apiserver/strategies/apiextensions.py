@@ -15,14 +15,16 @@ CRD deletes its objects, as the ``customresourcecleanup`` finalizer does.
 
 from __future__ import annotations
 
+from typing import Any
+
 from labctl.apiserver import openapi, structural, typecheck
 from labctl.apiserver._validate_apiextensions import served_version, validate_crd, validate_crd_update
 from labctl.apiserver.errors import FieldError
 from labctl.kube.meta import timestamp
-from labctl.kube.printers import custom_resource_printer
+from labctl.kube.printers import custom_resource_printer, parse_column_path
 from labctl.kube.resources import Registry, ResourceType
 
-from .base import Obj, Storage, Strategy
+from .base import Obj, Storage, Strategy, make_scale
 
 __all__ = ["CustomResourceDefinitionStrategy", "CustomResourceStrategy", "custom_openapi", "custom_strategy"]
 
@@ -57,6 +59,24 @@ class CustomResourceStrategy(Strategy):
         super().__init__(resource)
         self.schema: Obj = version["schema"]["openAPIV3Schema"]
         self.printer = custom_resource_printer(version.get("additionalPrinterColumns") or [])
+        scale = (version.get("subresources") or {}).get("scale") or {}
+        # validation allowed field names only (no indices) in these paths
+        self._spec_replicas = [str(step) for step in parse_column_path(scale.get("specReplicasPath", "")) or []]
+        self._status_replicas = [str(step) for step in parse_column_path(scale.get("statusReplicasPath", "")) or []]
+        self._selector = [str(step) for step in parse_column_path(scale.get("labelSelectorPath", "")) or []]
+
+    def scale_of(self, obj: Obj) -> Obj:
+        """The Scale by the CRD's ``subresources.scale`` paths (upstream's scale for custom resources)."""
+        selector = _follow(obj, self._selector) if self._selector else ""
+        return make_scale(obj, _follow(obj, self._spec_replicas) or 0, _follow(obj, self._status_replicas) or 0,
+                          selector if isinstance(selector, str) else "")
+
+    def set_replicas(self, obj: Obj, replicas: int) -> None:
+        *parents, last = self._spec_replicas
+        node = obj
+        for step in parents:
+            node = node.setdefault(step, {})
+        node[last] = replicas
 
     def default(self, obj: Obj) -> None:
         """The schema's defaults (structural defaulting), before validation."""
@@ -146,11 +166,19 @@ def unserve(registry: Registry, rt: ResourceType) -> None:
     registry.unserve(rt.key)
 
 
+def _follow(obj: Any, steps: list[str]) -> Any:
+    for step in steps:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(step)
+    return obj
+
+
 def _resource_of(crd: Obj) -> ResourceType:
     spec = crd["spec"]
     names = spec["names"]
     version = served_version(crd) or {}
-    subresources = ("status",) if "status" in (version.get("subresources") or {}) else ()
+    subresources = tuple(sub for sub in ("status", "scale") if (version.get("subresources") or {}).get(sub) is not None)
     return ResourceType(spec["group"], version.get("name", ""), names["kind"], names["plural"], names["singular"],
                         spec["scope"] == "Namespaced", tuple(names.get("shortNames") or ()),
                         tuple(names.get("categories") or ()), subresources,

@@ -137,6 +137,18 @@ class Strategy:
         """Server-side allocation before a create (``old`` None) or an update is stored; mutates ``obj``."""
         return []
 
+    # -- scale subresource -------------------------------------------------------------
+    def scale_of(self, obj: Obj) -> Obj:
+        """The ``autoscaling/v1`` Scale of ``obj`` (kinds with a ``scale`` subresource): spec.replicas,
+        status.replicas and the selector's matchLabels."""
+        selector = (obj.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+        return make_scale(obj, obj.get("spec", {}).get("replicas", 0), obj.get("status", {}).get("replicas", 0),
+                          ",".join(f"{k}={v}" for k, v in sorted(selector.items())))
+
+    def set_replicas(self, obj: Obj, replicas: int) -> None:
+        """A scale write: the desired replicas into ``obj`` (a copy of the stored object)."""
+        obj.setdefault("spec", {})["replicas"] = replicas
+
     # -- delete ------------------------------------------------------------------------
     def check_delete(self, obj: Obj) -> None:
         """Raise an APIError when ``obj`` may not be deleted at all."""
@@ -151,3 +163,16 @@ class Strategy:
 
     def finalize(self, api: Storage, obj: Obj) -> None:
         """The clean-up before a :attr:`finalizes_on_delete` object goes."""
+
+
+def make_scale(obj: Obj, replicas: Any, status_replicas: Any, selector: str) -> Obj:
+    """A ``Scale`` answering for ``obj``: its identity, the desired and current replicas, the selector."""
+    meta = obj["metadata"]
+    return {
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                     "resourceVersion": meta.get("resourceVersion"),
+                     "creationTimestamp": meta.get("creationTimestamp")},
+        "spec": {"replicas": replicas},
+        "status": {"replicas": status_replicas, "selector": selector},
+    }
