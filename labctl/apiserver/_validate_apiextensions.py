@@ -57,7 +57,8 @@ def validate_crd(crd: Obj) -> list[FieldError]:
     strategy = as_dict(spec.get("conversion")).get("strategy", "None")
     if strategy != "None":
         errs.append(not_supported("spec.conversion.strategy", strategy, ["None"]))
-    if isinstance(group, str) and (group, names.get("plural")) in {(rt.group, rt.plural) for rt in RESOURCES}:
+    builtin = {(rt.group, rt.plural) for rt in RESOURCES}
+    if isinstance(group, str) and isinstance(names.get("plural"), str) and (group, names["plural"]) in builtin:
         errs.append(invalid("spec.names.plural", names.get("plural"), f"is a built-in resource of group {group!r}"))
     return errs
 
@@ -109,6 +110,9 @@ def _names(names: Obj) -> list[FieldError]:
             errs.append(invalid(f"spec.names.{field}", value, _KIND_WORDS))
     if names.get("kind") and names.get("kind") == names.get("listKind"):
         errs.append(invalid("spec.names.listKind", names.get("listKind"), "kind and listKind may not be the same"))
+    categories = names.get("categories")
+    if categories is not None and not (isinstance(categories, list) and all(isinstance(c, str) for c in categories)):
+        errs.append(invalid("spec.names.categories", categories, "must be a list of names"))
     short = names.get("shortNames")
     if short is not None and not isinstance(short, list):
         errs.append(invalid("spec.names.shortNames", short, "must be a list of names"))
@@ -162,9 +166,15 @@ def _version(version: Any, path: str, seen: set[str]) -> list[FieldError]:
         errs.append(required(f"{path}.schema.openAPIV3Schema", "schemas are required"))
     else:
         errs += check_structural(schema, f"{path}.schema.openAPIV3Schema")
-    for j, column in enumerate(as_list(version.get("additionalPrinterColumns"))):
+    columns = version.get("additionalPrinterColumns")
+    if columns is not None and not isinstance(columns, list):
+        errs.append(invalid(f"{path}.additionalPrinterColumns", columns, "must be a list"))
+    for j, column in enumerate(as_list(columns)):
         errs += _column(column, f"{path}.additionalPrinterColumns[{j}]")
-    errs += _subresources(as_dict(version.get("subresources")), f"{path}.subresources")
+    subs = version.get("subresources")
+    if subs is not None and not isinstance(subs, dict):
+        errs.append(invalid(f"{path}.subresources", subs, "must be an object"))
+    errs += _subresources(as_dict(subs), f"{path}.subresources")
     return errs
 
 
@@ -174,6 +184,9 @@ def _column(column: Any, path: str) -> list[FieldError]:
     errs: list[FieldError] = []
     if not column.get("name"):
         errs.append(required(f"{path}.name", ""))
+    for field in ("name", "description"):
+        if column.get(field) is not None and not isinstance(column[field], str):
+            errs.append(invalid(f"{path}.{field}", column[field], "must be a string"))
     typ = column.get("type")
     if not typ:
         errs.append(required(f"{path}.type", ""))

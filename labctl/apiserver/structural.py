@@ -28,6 +28,39 @@ _HONOURED = frozenset({
     "minItems", "maxItems", "nullable", "default", "example", PRESERVE, INT_OR_STRING,
     "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type",
 })
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+#: the JSON type each keyword's value must have (JSONSchemaProps' Go types), so no check meets a surprise
+_KEYWORD_TYPES: dict[str, tuple[Any, str]] = {
+    "required": (_is_names, "a list of field names"),
+    "x-kubernetes-list-map-keys": (_is_names, "a list of field names"),
+    "enum": (lambda v: isinstance(v, list), "a list of values"),
+    "pattern": (lambda v: isinstance(v, str), "a string"),
+    "format": (lambda v: isinstance(v, str), "a string"),
+    "minimum": (_is_number, "a number"),
+    "maximum": (_is_number, "a number"),
+    "exclusiveMinimum": (lambda v: isinstance(v, bool), "a boolean"),
+    "exclusiveMaximum": (lambda v: isinstance(v, bool), "a boolean"),
+    "minLength": (_is_count, "a non-negative integer"),
+    "maxLength": (_is_count, "a non-negative integer"),
+    "minItems": (_is_count, "a non-negative integer"),
+    "maxItems": (_is_count, "a non-negative integer"),
+    "nullable": (lambda v: isinstance(v, bool), "a boolean"),
+    PRESERVE: (lambda v: isinstance(v, bool), "a boolean"),
+    INT_OR_STRING: (lambda v: isinstance(v, bool), "a boolean"),
+    "x-kubernetes-list-type": (lambda v: v in ("atomic", "map", "set"), 'one of "atomic", "map", "set"'),
+    "x-kubernetes-map-type": (lambda v: v in ("atomic", "granular"), 'one of "atomic", "granular"'),
+}
 #: what controller-gen writes beside x-kubernetes-int-or-string (resource quantities, ports)
 _INT_OR_STRING_ANY_OF = [{"type": "integer"}, {"type": "string"}]
 #: the formats labctl checks (kube-openapi's strfmt registry has more; a schema naming another is refused)
@@ -46,7 +79,8 @@ def check_structural(schema: Any, path: str) -> list[FieldError]:
     errs = _check_node(schema, path)
     if schema.get("type") != "object":
         errs.append(invalid(f"{path}.type", schema.get("type", ""), "must be object at the root"))
-    meta = (schema.get("properties") or {}).get("metadata")
+    props = schema.get("properties")
+    meta = props.get("metadata") if isinstance(props, dict) else None
     if isinstance(meta, dict):
         extra = sorted(set(meta.get("properties") or {}) - _ROOT_META)
         if extra or set(meta) - {"type", "properties", "description"}:
@@ -62,6 +96,8 @@ def _check_node(node: Any, path: str) -> list[FieldError]:
     errs = [forbidden(f"{path}.{key}", "labctl does not serve this schema keyword")
             for key in sorted(node) if key not in _HONOURED
             and not (key == "anyOf" and node.get(INT_OR_STRING) and node[key] == _INT_OR_STRING_ANY_OF)]
+    errs += [invalid(f"{path}.{key}", node[key], f"must be {what}")
+             for key, (fits, what) in _KEYWORD_TYPES.items() if key in node and not fits(node[key])]
     typ = node.get("type")
     if typ is None or typ == "":
         if not node.get(INT_OR_STRING) and not node.get(PRESERVE):
@@ -79,6 +115,8 @@ def _check_node(node: Any, path: str) -> list[FieldError]:
             errs.append(forbidden(f"{path}.additionalProperties",
                                   "additionalProperties and properties are mutual exclusive"))
     extra = node.get("additionalProperties")
+    if extra is not None and not isinstance(extra, (dict, bool)):
+        errs.append(invalid(f"{path}.additionalProperties", extra, "must be a schema or a boolean"))
     if isinstance(extra, dict):
         errs += _check_node(extra, f"{path}.additionalProperties")
     if typ == "array":
@@ -87,16 +125,14 @@ def _check_node(node: Any, path: str) -> list[FieldError]:
         else:
             errs += _check_node(node["items"], f"{path}.items")
     fmt = node.get("format")
-    if fmt is not None and fmt not in FORMATS:
+    if isinstance(fmt, str) and fmt not in FORMATS:
         errs.append(not_supported(f"{path}.format", fmt, list(FORMATS)))
     pattern = node.get("pattern")
-    if pattern is not None:
+    if isinstance(pattern, str):
         try:
-            re.compile(str(pattern))
+            re.compile(pattern)
         except re.error as err:
             errs.append(invalid(f"{path}.pattern", pattern, f"must be a valid regular expression, but isn't: {err}"))
-    if "required" in node and not isinstance(node["required"], list):
-        errs.append(invalid(f"{path}.required", node["required"], "must be a list of field names"))
     return errs
 
 

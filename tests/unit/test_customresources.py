@@ -436,3 +436,26 @@ def test_the_scale_subresource_follows_the_crds_paths(api):
         api.update_scale(RequestScope(crontabs(api).resource, "default", "my-new-cron-object", "scale"),
                          {"spec": {"replicas": 11}})
     assert "spec.replicas in body should be less than or equal to 10" in err.value.message
+
+
+@pytest.mark.parametrize("path_value", [
+    (("spec", "versions", 0, "schema", "openAPIV3Schema", "properties"), "x"),
+    (("spec", "versions", 0, "schema", "openAPIV3Schema", "properties", "spec", "properties", "policy", "enum"), 1),
+    (("spec", "versions", 0, "schema", "openAPIV3Schema", "properties", "spec", "required"), [{}]),
+    (("spec", "versions", 0, "schema", "openAPIV3Schema", "properties", "spec", "additionalProperties"), 3),
+    (("spec", "versions", 0, "subresources"), "x"),
+    (("spec", "versions", 0, "additionalPrinterColumns"), "x"),
+    (("spec", "names", "plural"), ["a"]),
+    (("spec", "names", "categories"), [1]),
+])
+def test_a_malformed_crd_is_a_422_never_a_crash(api, path_value):
+    # in process there is no typed decoder in front: the validation itself must hold
+    path, value = path_value
+    crd = crontab_crd()
+    node = crd
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = value
+    with pytest.raises(APIError) as err:
+        api.create(CRDS, crd)
+    assert err.value.code == 422

@@ -121,8 +121,12 @@ class CustomResourceDefinitionStrategy(Strategy):
         return validate_crd_update(old, new)
 
     def allocate(self, api: Storage, obj: Obj, old: Obj | None) -> list[FieldError]:
-        """The naming and establishing controllers' verdict, written as the CRD's status."""
-        obj["status"] = _status(obj, old, _conflict(api.registry, obj))
+        """The naming and establishing controllers' verdict, written as the CRD's status.
+
+        Only for a valid CRD: an invalid one is refused with its field errors anyway.
+        """
+        if not validate_crd(obj):
+            obj["status"] = _status(obj, old, _conflict(api.registry, obj))
         return []
 
     def after_create(self, api: Storage, obj: Obj) -> None:
