@@ -95,6 +95,7 @@ SERVED: tuple[GroupVersion, ...] = (
         Resource("replicasets", "ReplicaSet", "io.k8s.api.apps.v1.ReplicaSet", True, ("status", "scale")),
         Resource("deployments", "Deployment", "io.k8s.api.apps.v1.Deployment", True, ("status", "scale")),
         Resource("daemonsets", "DaemonSet", "io.k8s.api.apps.v1.DaemonSet", True, ("status",)),
+        Resource("statefulsets", "StatefulSet", "io.k8s.api.apps.v1.StatefulSet", True, ("status", "scale")),
         Resource("controllerrevisions", "ControllerRevision", "io.k8s.api.apps.v1.ControllerRevision", True),
     ), extra=("io.k8s.api.autoscaling.v1.Scale",)),
     GroupVersion("batch", "v1", (

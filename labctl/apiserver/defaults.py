@@ -23,7 +23,8 @@ from labctl.kube.quantity import canonical_quantity, parse_quantity
 
 __all__ = ["default_cronjob", "default_daemonset", "default_deployment", "default_endpoints", "default_endpointslice",
            "default_job", "default_namespace", "default_network_policy", "default_node", "default_pod",
-           "default_replicaset", "default_secret", "default_service", "image_tag", "pod_qos_class", "prepare_service_update"]
+           "default_replicaset", "default_secret", "default_service", "default_statefulset", "image_tag", "pod_qos_class",
+           "prepare_service_update"]
 
 Obj = dict[str, Any]
 
@@ -282,6 +283,41 @@ def default_daemonset(ds: Obj) -> None:
             rolling["maxSurge"] = 0
     if spec.get("revisionHistoryLimit") is None:
         spec["revisionHistoryLimit"] = 10
+    _default_template(spec)
+
+
+def default_statefulset(sts: Obj) -> None:
+    """SetDefaults_StatefulSet: OrderedReady, a rolling update from partition 0, claims retained, one replica.
+
+    The claim templates get a claim's defaults (``volumeMode: Filesystem``, ``status.phase:
+    Pending``), as they read back from a real cluster.
+    """
+    spec = _child(sts, "spec")
+    if not spec.get("podManagementPolicy"):
+        spec["podManagementPolicy"] = "OrderedReady"
+    strategy = _child(spec, "updateStrategy")
+    if not strategy.get("type"):
+        strategy["type"] = "RollingUpdate"
+        strategy.setdefault("rollingUpdate", {})
+    rolling = strategy.get("rollingUpdate")
+    if strategy["type"] == "RollingUpdate" and isinstance(rolling, dict) and rolling.get("partition") is None:
+        rolling["partition"] = 0
+    retention = _child(spec, "persistentVolumeClaimRetentionPolicy")
+    for when in ("whenDeleted", "whenScaled"):
+        if not retention.get(when):
+            retention[when] = "Retain"
+    if spec.get("replicas") is None:
+        spec["replicas"] = 1
+    if spec.get("revisionHistoryLimit") is None:
+        spec["revisionHistoryLimit"] = 10
+    for claim in _dicts(spec.get("volumeClaimTemplates")):
+        claim.setdefault("apiVersion", "v1")
+        claim.setdefault("kind", "PersistentVolumeClaim")
+        claim_spec, claim_status = _child(claim, "spec"), _child(claim, "status")
+        if not claim_spec.get("volumeMode"):
+            claim_spec["volumeMode"] = "Filesystem"
+        if not claim_status.get("phase"):
+            claim_status["phase"] = "Pending"
     _default_template(spec)
 
 

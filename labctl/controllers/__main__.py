@@ -30,6 +30,7 @@ from .nodelifecycle import NodeLifecycleController
 from .persistentvolume import PersistentVolumeController
 from .replicaset import ReplicaSetController
 from .scheduler import Scheduler
+from .statefulset import StatefulSetController
 
 log = logging.getLogger("labctl.controllers")
 
@@ -43,6 +44,7 @@ def build_controllers(ctx: ControllerContext) -> list[Controller]:
         JobController(ctx),              # pods run to completion; TTL after finished
         CronJobController(ctx),          # a Job at each time of a schedule
         DaemonSetController(ctx),        # one pod per eligible node
+        StatefulSetController(ctx),      # pods with stable names and claims, in order
         GarbageCollector(ctx),           # ownerReferences: cascading and orphaning deletes
         NodeLifecycleController(ctx),    # Leases → Ready/NotReady, unreachable taints, evictions
         EndpointsController(ctx),        # Services + Ready pods → Endpoints

@@ -35,9 +35,10 @@ from ..kube.intstr import scaled_value
 from ..kube.labels import selector_from_label_selector
 from ..kube.meta import parse_time
 from ..kube.objects import pod_is_ready
-from ._ownership import Expectations, claim, controller_key, controller_of, owner_reference
+from ._ownership import Expectations, claim, controller_key
 from ._podcontrol import PodControl, pod_from_template
 from ._podutil import is_pod_available, utcnow
+from ._revisions import REVISION_HASH_LABEL, owned_revisions, record_revision
 from ._rollout import compute_hash
 from ._scheduling import NodeInfo, PodInfo, filter_node_affinity, filter_node_name, filter_taint_toleration
 from .base import Controller, key_of, split_key
@@ -45,7 +46,6 @@ from .context import ControllerContext
 
 log = logging.getLogger("labctl.controllers.daemonset")
 
-REVISION_HASH_LABEL = "controller-revision-hash"
 TEMPLATE_GENERATION_LABEL = "pod-template-generation"
 TEMPLATE_GENERATION_ANNOTATION = "deprecated.daemonset.template.generation"
 #: ``AddOrUpdateDaemonPodTolerations``: a daemon pod survives what would evict or block other pods
@@ -225,13 +225,6 @@ def daemonset_status(ds: dict, nodes: Iterable[dict], node_pods: dict[str, list[
     return status
 
 
-def revision_data(ds: dict) -> dict:
-    """``getPatch``: what ``kubectl rollout undo`` applies back to the DaemonSet."""
-    template = copy.deepcopy((ds.get("spec") or {}).get("template") or {})
-    template["$patch"] = "replace"
-    return {"spec": {"template": template}}
-
-
 # -- the controller ------------------------------------------------------------------------
 class DaemonSetController(Controller):
     name = "daemonset-controller"
@@ -309,7 +302,8 @@ class DaemonSetController(Controller):
             node_pods.setdefault(target_node(pod), []).append(pod)
         nodes = self.nodes.list()
         if not ds["metadata"].get("deletionTimestamp"):
-            await self._record_revision(ds, hash_, pods)
+            in_use = {(p["metadata"].get("labels") or {}).get(REVISION_HASH_LABEL) or "" for p in pods}
+            await record_revision(self.client, owned_revisions(self.revisions.list(), ds), ds, hash_, in_use)
             if self.expectations.satisfied(key):
                 await self._manage(key, ds, nodes, node_pods, hash_, now)
         status = daemonset_status(ds, nodes, node_pods, hash_, now)
@@ -370,40 +364,3 @@ class DaemonSetController(Controller):
             await self.pod_control.delete(key, ds, to_delete)
         elif to_create:
             await self.pod_control.create(key, ds, [daemon_pod(ds, node, hash_) for node in sorted(to_create)])
-
-    async def _record_revision(self, ds: dict, hash_: str, pods: list[dict]) -> None:
-        """``constructHistory`` + ``cleanupHistory``: the current template as the newest ControllerRevision."""
-        uid, namespace = ds["metadata"]["uid"], ds["metadata"]["namespace"]
-        owned = [r for r in self.revisions.list()
-                 if r["metadata"].get("namespace") == namespace and (controller_of(r) or {}).get("uid") == uid]
-        top = max((int(r.get("revision") or 0) for r in owned), default=0)
-        current = next((r for r in owned if (r["metadata"].get("labels") or {}).get(REVISION_HASH_LABEL) == hash_), None)
-        if current is None:
-            labels = {**(((ds.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels", {}),
-                      REVISION_HASH_LABEL: hash_}
-            meta: dict = {"name": f"{ds['metadata']['name']}-{hash_}", "namespace": namespace, "labels": labels,
-                          "ownerReferences": [owner_reference(ds)]}
-            cause = (ds["metadata"].get("annotations") or {}).get("kubernetes.io/change-cause")
-            if cause is not None:
-                meta["annotations"] = {"kubernetes.io/change-cause": cause}
-            body = {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": meta,
-                    "data": revision_data(ds), "revision": top + 1}
-            try:
-                await self.client.create(resource_path("controllerrevisions", namespace), body)
-            except APIStatusError as err:
-                if err.code != 409:
-                    raise
-        elif int(current.get("revision") or 0) < top:  # rolled back to it: it becomes the newest again
-            meta = current["metadata"]
-            await self.client.patch(resource_path("controllerrevisions", namespace, meta["name"]),
-                                    {"revision": top + 1, "metadata": {"resourceVersion": meta["resourceVersion"]}})
-        limit = int((ds.get("spec") or {}).get("revisionHistoryLimit", 10))
-        in_use = {(p["metadata"].get("labels") or {}).get(REVISION_HASH_LABEL) for p in pods} | {hash_}
-        unused = sorted((r for r in owned if (r["metadata"].get("labels") or {}).get(REVISION_HASH_LABEL) not in in_use),
-                        key=lambda r: int(r.get("revision") or 0))
-        for rev in unused[:max(0, len(unused) - limit)]:
-            try:
-                await self.client.delete(resource_path("controllerrevisions", namespace, rev["metadata"]["name"]))
-            except APIStatusError as err:
-                if err.code != 404:
-                    raise

@@ -28,11 +28,12 @@ from .context import ControllerContext
 log = logging.getLogger("labctl.controllers.garbagecollector")
 
 #: the resources whose objects the collector tracks (dependents and owners alike)
-TRACKED = ("deployments", "replicasets", "daemonsets", "controllerrevisions", "cronjobs", "jobs", "pods", "services",
-           "endpointslices")
+TRACKED = ("deployments", "replicasets", "daemonsets", "statefulsets", "controllerrevisions", "cronjobs", "jobs", "pods",
+           "services", "endpointslices")
 #: ownerReference kind -> (plural, namespaced): the kinds whose absence can be verified
 KINDS = {"Deployment": ("deployments", True), "ReplicaSet": ("replicasets", True), "Pod": ("pods", True),
-         "DaemonSet": ("daemonsets", True), "ControllerRevision": ("controllerrevisions", True),
+         "DaemonSet": ("daemonsets", True), "StatefulSet": ("statefulsets", True),
+         "ControllerRevision": ("controllerrevisions", True),
          "CronJob": ("cronjobs", True), "Job": ("jobs", True),
          "Service": ("services", True), "EndpointSlice": ("endpointslices", True), "Node": ("nodes", False),
          "ConfigMap": ("configmaps", True), "Secret": ("secrets", True), "Namespace": ("namespaces", False)}

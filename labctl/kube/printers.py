@@ -555,6 +555,8 @@ DAEMONSET_COLUMNS = [
                                "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors",
          priority=1),
 ]
+STATEFULSET_COLUMNS = [_NAME, _col("Ready", "string", "Number of the pod with ready state"), _AGE,
+                       *_TEMPLATE_COLUMNS[:2]]
 _JOB_SELECTOR = _col("Selector", "string", "A label query over pods that should match the pod count. Normally, the "
                                            "system sets this field for you. More info: https://kubernetes.io/docs/"
                                            "concepts/overview/working-with-objects/labels/#label-selectors", priority=1)
@@ -621,6 +623,13 @@ def print_daemonset(ds: Obj, clock: Clock) -> list[Any]:
             status.get("numberReady", 0), status.get("updatedNumberScheduled", 0), status.get("numberAvailable", 0),
             format_labels(_get(spec, "template", "spec", "nodeSelector")), _created(ds, clock), names, images,
             format_label_selector(spec.get("selector"))]
+
+
+def print_statefulset(sts: Obj, clock: Clock) -> list[Any]:
+    spec, status = sts.get("spec") or {}, sts.get("status") or {}
+    names, images = _containers(_get(spec, "template", "spec"))
+    ready = f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}"
+    return [_name(sts), ready, _created(sts, clock), names, images]
 
 
 def _true_condition(obj: Obj, type_: str) -> bool:
@@ -868,6 +877,7 @@ SERVICEACCOUNT_TABLE = TablePrinter(SERVICEACCOUNT_COLUMNS, print_serviceaccount
 REPLICASET_TABLE = TablePrinter(REPLICASET_COLUMNS, print_replicaset)
 DEPLOYMENT_TABLE = TablePrinter(DEPLOYMENT_COLUMNS, print_deployment)
 DAEMONSET_TABLE = TablePrinter(DAEMONSET_COLUMNS, print_daemonset)
+STATEFULSET_TABLE = TablePrinter(STATEFULSET_COLUMNS, print_statefulset)
 CONTROLLERREVISION_TABLE = TablePrinter(CONTROLLERREVISION_COLUMNS, print_controller_revision)
 JOB_TABLE = TablePrinter(JOB_COLUMNS, print_job)
 CRONJOB_TABLE = TablePrinter(CRONJOB_COLUMNS, print_cronjob)

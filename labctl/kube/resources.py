@@ -88,6 +88,8 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",), ("all",),
                  ("status", "scale")),
     ResourceType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, ("ds",), ("all",), ("status",)),
+    ResourceType("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True, ("sts",), ("all",),
+                 ("status", "scale")),
     ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", True),
     ResourceType("batch", "v1", "Job", "jobs", "job", True, (), ("all",), ("status",)),
     ResourceType("batch", "v1", "CronJob", "cronjobs", "cronjob", True, ("cj",), ("all",), ("status",)),

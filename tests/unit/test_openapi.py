@@ -24,7 +24,7 @@ from labctl.apiserver.patch import strategic_merge_patch
 SERVED = {  # apiVersion -> kinds labctl serves
     "v1": ["Namespace", "Node", "Pod", "Service", "Endpoints", "Event", "ConfigMap", "Secret", "ServiceAccount",
            "PersistentVolume", "PersistentVolumeClaim"],
-    "apps/v1": ["ReplicaSet", "Deployment", "DaemonSet", "ControllerRevision"],
+    "apps/v1": ["ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "ControllerRevision"],
     "batch/v1": ["CronJob", "Job"],
     "rbac.authorization.k8s.io/v1": ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"],
     "coordination.k8s.io/v1": ["Lease"],

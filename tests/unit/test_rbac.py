@@ -123,7 +123,7 @@ def test_covers_reports_what_is_missing_as_kube_words_it():
 
 def test_default_roles_list_only_what_labctl_serves():
     rules = served_only([{"verbs": ["get"], "apiGroups": ["", "apps"], "resources": ["pods", "pods/resize",
-                                                                                     "statefulsets", "deployments"]},
+                                                                                     "daemonsets/scale", "deployments"]},
                          {"verbs": ["get"], "apiGroups": ["certificates.k8s.io"], "resources": ["certificatesigningrequests"]},
                          {"verbs": ["get"], "nonResourceURLs": ["/x"]}], Registry())
     assert rules == [{"verbs": ["get"], "apiGroups": ["", "apps"], "resources": ["pods", "deployments"]},

@@ -23,7 +23,13 @@ from .policy import PodDisruptionBudgetStrategy
 from .rbac import ClusterRoleBindingStrategy, RoleBindingStrategy, RoleStrategy
 from .services import EndpointSliceStrategy, EndpointsStrategy, ServiceStrategy
 from .storage import PersistentVolumeClaimStrategy, PersistentVolumeStrategy, StorageClassStrategy
-from .workloads import ControllerRevisionStrategy, DaemonSetStrategy, DeploymentStrategy, ReplicaSetStrategy
+from .workloads import (
+    ControllerRevisionStrategy,
+    DaemonSetStrategy,
+    DeploymentStrategy,
+    ReplicaSetStrategy,
+    StatefulSetStrategy,
+)
 
 __all__ = ["INITIAL_NAMESPACES", "Storage", "Strategy", "custom_openapi", "ensure_default_service_account",
            "strategy_for"]
@@ -41,6 +47,7 @@ _KINDS: dict[str, type[Strategy]] = {
     "replicasets": ReplicaSetStrategy,
     "deployments": DeploymentStrategy,
     "daemonsets": DaemonSetStrategy,
+    "statefulsets": StatefulSetStrategy,
     "controllerrevisions": ControllerRevisionStrategy,
     "jobs": JobStrategy,
     "cronjobs": CronJobStrategy,

@@ -1,13 +1,20 @@
-"""ReplicaSets, Deployments and DaemonSets: a pod template behind an immutable selector; their ControllerRevisions."""
+"""ReplicaSets, Deployments, DaemonSets, StatefulSets: a pod template behind an immutable selector; ControllerRevisions."""
 
 from __future__ import annotations
 
 from labctl.apiserver._validate_batch import validate_daemonset
 from labctl.apiserver._validate_pods import validate_deployment, validate_replicaset, validate_selector_update
-from labctl.apiserver.defaults import default_daemonset, default_deployment, default_replicaset
+from labctl.apiserver._validate_statefulset import validate_statefulset, validate_statefulset_update
+from labctl.apiserver.defaults import default_daemonset, default_deployment, default_replicaset, default_statefulset
 from labctl.apiserver.errors import FieldError
 from labctl.apiserver.podfields import refused_fields
-from labctl.kube.printers import CONTROLLERREVISION_TABLE, DAEMONSET_TABLE, DEPLOYMENT_TABLE, REPLICASET_TABLE
+from labctl.kube.printers import (
+    CONTROLLERREVISION_TABLE,
+    DAEMONSET_TABLE,
+    DEPLOYMENT_TABLE,
+    REPLICASET_TABLE,
+    STATEFULSET_TABLE,
+)
 
 from .base import Obj, Strategy
 
@@ -117,7 +124,26 @@ class DaemonSetStrategy(Strategy):
         return refused_template_fields(obj, old)
 
 
+class StatefulSetStrategy(Strategy):
+    """kube's ``statefulSetStrategy``: a fixed identity (selector, service, claim templates), a changeable template."""
+
+    tracks_generation = True
+    printer = STATEFULSET_TABLE
+
+    def default(self, obj: Obj) -> None:
+        default_statefulset(obj)
+
+    def validate_kind(self, obj: Obj) -> list[FieldError]:
+        return validate_statefulset(obj)
+
+    def validate_kind_update(self, old: Obj, new: Obj) -> list[FieldError]:
+        return validate_selector_update(old, new) + validate_statefulset_update(old, new)
+
+    def admit(self, obj: Obj, old: Obj | None) -> list[FieldError]:
+        return refused_template_fields(obj, old)
+
+
 class ControllerRevisionStrategy(Strategy):
-    """A DaemonSet's template at one revision: what ``kubectl rollout history/undo`` reads."""
+    """A DaemonSet's or StatefulSet's template at one revision: what ``kubectl rollout history/undo`` reads."""
 
     printer = CONTROLLERREVISION_TABLE
