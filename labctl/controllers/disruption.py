@@ -171,10 +171,11 @@ class DisruptionController(Controller):
         self.pods = ctx.informer("pods")
         self.replicasets = ctx.informer("replicasets")
         self.deployments = ctx.informer("deployments")
+        self.statefulsets = ctx.informer("statefulsets")
         self.pdbs.add_handler(FuncHandler(self._enqueue, lambda old, new: self._enqueue(new), self._enqueue))
         self.pods.add_handler(FuncHandler(self._pod_changed, lambda old, new: self._pod_changed(new),
                                           self._pod_changed))
-        for scalable in (self.replicasets, self.deployments):
+        for scalable in (self.replicasets, self.deployments, self.statefulsets):
             scalable.add_handler(FuncHandler(self._scale_changed, self._scale_updated, self._scale_changed))
 
     def _enqueue(self, pdb: Obj) -> None:
@@ -206,7 +207,8 @@ class DisruptionController(Controller):
         return [key_of(p) for p in self.pdbs.list()]
 
     def _scale_of(self, namespace: str, ref: Obj) -> tuple[str, int] | None:
-        """The (uid, replicas) of the scalable controller ``ref`` names: a ReplicaSet, or the Deployment owning it."""
+        """The (uid, replicas) of the scalable controller ``ref`` names: a ReplicaSet (or the Deployment owning
+        it), a Deployment or a StatefulSet (``getPodReplicaSet``, ``getPodDeployment``, ``getPodStatefulSet``)."""
         if ref.get("kind") == "ReplicaSet":
             rs = self.replicasets.get(namespace, ref.get("name", ""))
             if rs is None or rs["metadata"].get("uid") != ref.get("uid"):
@@ -218,11 +220,12 @@ class DisruptionController(Controller):
                     return None
                 return deploy["metadata"]["uid"], int((deploy.get("spec") or {}).get("replicas", 1))
             return rs["metadata"]["uid"], int((rs.get("spec") or {}).get("replicas", 1))
-        if ref.get("kind") == "Deployment":
-            deploy = self.deployments.get(namespace, ref.get("name", ""))
-            if deploy is None or deploy["metadata"].get("uid") != ref.get("uid"):
+        informer = {"Deployment": self.deployments, "StatefulSet": self.statefulsets}.get(ref.get("kind", ""))
+        if informer is not None:
+            owner = informer.get(namespace, ref.get("name", ""))
+            if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
                 return None
-            return deploy["metadata"]["uid"], int((deploy.get("spec") or {}).get("replicas", 1))
+            return owner["metadata"]["uid"], int((owner.get("spec") or {}).get("replicas", 1))
         return None
 
     async def reconcile(self, key: str) -> None:

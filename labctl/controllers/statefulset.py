@@ -81,8 +81,10 @@ def pod_ordinal(sts: dict, pod: dict) -> int | None:
 
 
 def template_hash(sts: dict) -> str:
+    """The revision's hash; an unset ``collisionCount`` counts as 0 (``getStatefulSetRevisions``), so the
+    first status write (which sets it) does not make a new revision."""
     return compute_hash(((sts.get("spec") or {}).get("template")) or {},
-                        (sts.get("status") or {}).get("collisionCount"))
+                        int((sts.get("status") or {}).get("collisionCount") or 0))
 
 
 def pod_revision(pod: dict) -> str:

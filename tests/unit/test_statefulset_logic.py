@@ -15,6 +15,7 @@ from labctl.controllers.statefulset import (
     stateful_claims,
     stateful_pod,
     statefulset_status,
+    template_hash,
 )
 from labctl.kube.printers import STATEFULSET_COLUMNS, Clock, print_statefulset
 
@@ -64,6 +65,15 @@ def test_a_pod_has_its_ordinal_name_labels_hostname_subdomain_and_claim():
     assert (p["spec"]["hostname"], p["spec"]["subdomain"]) == ("web-1", "nginx")
     assert p["spec"]["volumes"] == [{"name": "www", "persistentVolumeClaim": {"claimName": "www-web-1"}}]
     assert p["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"
+
+
+def test_the_revision_does_not_change_when_the_status_first_sets_collision_count():
+    s = sts()
+    before = template_hash(s)
+    s["status"] = {"collisionCount": 0}
+    assert template_hash(s) == before
+    s["status"] = {"collisionCount": 1}
+    assert template_hash(s) != before
 
 
 def test_claims_are_named_template_set_ordinal_and_carry_the_selector_labels():
