@@ -92,12 +92,9 @@ def validate_statefulset(sts: Obj) -> list[FieldError]:
     errs += _validate_update_strategy(as_dict(spec.get("updateStrategy")))
     retention = as_dict(spec.get("persistentVolumeClaimRetentionPolicy"))
     for when in ("whenDeleted", "whenScaled"):
-        path = f"spec.persistentVolumeClaimRetentionPolicy.{when}"
         if retention.get(when) not in RETENTION_POLICIES:
-            errs.append(not_supported(path, retention.get(when), RETENTION_POLICIES))
-        elif retention[when] != "Retain":
-            errs.append(forbidden(path, "labctl does not serve the Delete policy: a StatefulSet's claims are "
-                                        "retained (delete them with kubectl delete pvc)"))
+            errs.append(not_supported(f"spec.persistentVolumeClaimRetentionPolicy.{when}", retention.get(when),
+                                      RETENTION_POLICIES))
     if spec.get("ordinals") is not None:
         errs += nonnegative(as_dict(spec["ordinals"]).get("start", 0), "spec.ordinals.start")
     for key in ("replicas", "minReadySeconds", "revisionHistoryLimit"):

@@ -29,7 +29,7 @@ log = logging.getLogger("labctl.controllers.garbagecollector")
 
 #: the resources whose objects the collector tracks (dependents and owners alike)
 TRACKED = ("deployments", "replicasets", "daemonsets", "statefulsets", "controllerrevisions", "cronjobs", "jobs", "pods",
-           "services", "endpointslices")
+           "services", "endpointslices", "persistentvolumeclaims")
 #: ownerReference kind -> (plural, namespaced): the kinds whose absence can be verified
 KINDS = {"Deployment": ("deployments", True), "ReplicaSet": ("replicasets", True), "Pod": ("pods", True),
          "DaemonSet": ("daemonsets", True), "StatefulSet": ("statefulsets", True),

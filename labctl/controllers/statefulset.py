@@ -13,8 +13,10 @@ Each sync:
    from the highest ordinal down, one at a time; with ``Parallel`` all at once. Failed pods
    are deleted, to be made again under the same name;
 4. a pod gets its claims first: one PersistentVolumeClaim per ``volumeClaimTemplates`` entry,
-   ``<template>-<sts>-<ordinal>``, made if missing and never deleted (the retention policy is
-   ``Retain``), so a recreated pod mounts the same data;
+   ``<template>-<sts>-<ordinal>``, made if missing, so a recreated pod mounts the same data.
+   Claims are kept unless ``persistentVolumeClaimRetentionPolicy`` says ``Delete``: then the
+   StatefulSet (``whenDeleted``) or a pod condemned by a scale-down (``whenScaled``) becomes
+   the claim's owner and the garbage collector deletes the claim with it;
 5. rolls a changed template out with ``RollingUpdate``: from the highest ordinal down to
    ``partition``, one pod at a time, deleting a pod of an older revision once every higher one
    is Running and Ready (it comes back at the new revision); pods below the partition are
@@ -38,7 +40,7 @@ from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
 from ..kube.labels import selector_from_label_selector
 from ..kube.objects import pod_is_ready
-from ._ownership import Expectations, claim, controller_key
+from ._ownership import Expectations, claim, controller_key, set_owner_references
 from ._podcontrol import PodControl, pod_from_template
 from ._podutil import is_pod_available, utcnow
 from ._revisions import REVISION_HASH_LABEL, owned_revisions, record_revision, revision_template
@@ -146,8 +148,37 @@ def stateful_pod(sts: dict, ordinal: int, template: dict, revision: str) -> dict
     return pod
 
 
+def retention_policy(sts: dict) -> tuple[str, str]:
+    """(whenDeleted, whenScaled) of ``persistentVolumeClaimRetentionPolicy``."""
+    policy = (sts.get("spec") or {}).get("persistentVolumeClaimRetentionPolicy") or {}
+    return policy.get("whenDeleted") or "Retain", policy.get("whenScaled") or "Retain"
+
+
+def _plain_ref(owner: dict, kind: str, api_version: str) -> dict:
+    """``setOwnerRef``: a plain owner (not the controller), which the garbage collector follows."""
+    return {"apiVersion": api_version, "kind": kind, "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"]}
+
+
+def claim_owner_refs(sts: dict, claim: dict, pod: dict | None, condemned: bool) -> list[dict]:
+    """``claimOwnerMatchesSetAndPod``: the claim's owners under the retention policy.
+
+    ``whenDeleted: Delete`` makes the StatefulSet an owner (the claim goes with it);
+    ``whenScaled: Delete`` makes a condemned pod the owner (the claim goes with the pod). A
+    claim of a condemned pod under both has only the pod; other owners are kept.
+    """
+    when_deleted, when_scaled = retention_policy(sts)
+    ours = {sts["metadata"]["uid"], *([pod["metadata"]["uid"]] if pod is not None else [])}
+    refs = [r for r in claim["metadata"].get("ownerReferences") or [] if r.get("uid") not in ours]
+    if when_deleted == "Delete" and not (condemned and when_scaled == "Delete"):
+        refs.append(_plain_ref(sts, "StatefulSet", "apps/v1"))
+    if when_scaled == "Delete" and condemned and pod is not None:
+        refs.append(_plain_ref(pod, "Pod", "v1"))
+    return refs
+
+
 def stateful_claims(sts: dict, ordinal: int) -> list[dict]:
-    """``getPersistentVolumeClaims``: the claims of ``ordinal``, labelled with the selector's matchLabels."""
+    """``getPersistentVolumeClaims``: the claims of ``ordinal``, labelled with the selector's matchLabels
+    (owned by the StatefulSet under ``whenDeleted: Delete``)."""
     selector_labels = ((sts.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     claims = []
     for template in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
@@ -157,6 +188,8 @@ def stateful_claims(sts: dict, ordinal: int) -> list[dict]:
                       "labels": {**(tmeta.get("labels") or {}), **selector_labels}}
         if tmeta.get("annotations"):
             meta["annotations"] = dict(tmeta["annotations"])
+        if retention_policy(sts)[0] == "Delete":
+            meta["ownerReferences"] = [_plain_ref(sts, "StatefulSet", "apps/v1")]
         claims.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta,
                        "spec": dict(template.get("spec") or {})})
     return claims
@@ -329,6 +362,7 @@ class StatefulSetController(Controller):
             in_use.add(current_revision.removeprefix(prefix))
             update_revision = await record_revision(self.client, owned, sts, template_hash(sts), in_use)
             if self.expectations.satisfied(key):
+                await self._update_claim_owners(sts, pods)
                 await self._apply(key, sts, plan(sts, pods, update_revision), owned, current_revision,
                                   update_revision)
         status = statefulset_status(sts, pods, current_revision, update_revision, utcnow())
@@ -361,6 +395,22 @@ class StatefulSetController(Controller):
                                      revision if template else update_revision))
         if pods:
             await self.pod_control.create(key, sts, pods)
+
+    async def _update_claim_owners(self, sts: dict, pods: list[dict]) -> None:
+        """``UpdatePodClaimForRetentionPolicy``: each pod's claims owned as the retention policy says,
+        before a condemned pod is deleted (the garbage collector then deletes its claims with it)."""
+        namespace = sts["metadata"]["namespace"]
+        replicas, condemned = split_pods(sts, pods)
+        for pod, is_condemned in [*((p, False) for p in replicas.values()), *((p, True) for p in condemned)]:
+            ordinal = pod_ordinal(sts, pod)
+            assert ordinal is not None  # split_pods keeps only ordinal names
+            for body in stateful_claims(sts, ordinal):
+                existing = self.claims.get(namespace, body["metadata"]["name"])
+                if existing is None or existing["metadata"].get("deletionTimestamp"):
+                    continue
+                refs = claim_owner_refs(sts, existing, pod, is_condemned)
+                if {r.get("uid") for r in refs} != {r.get("uid") for r in existing["metadata"].get("ownerReferences") or []}:
+                    await set_owner_references(self.client, "persistentvolumeclaims", existing, refs)
 
     async def _ensure_claims(self, sts: dict, ordinal: int) -> None:
         """``createPersistentVolumeClaims``: a missing claim is made; one being deleted stops the pod."""

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 IMAGE = "labctl/web:v1"
 
 
-def manifest(replicas: int = 2, image: str = IMAGE) -> str:
+def manifest(replicas: int = 2, image: str = IMAGE, **spec) -> str:
     """The tutorial's two documents (Service then StatefulSet), as ``kubectl apply -f`` gets them."""
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "labels": {"app": "db"}},
                "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"name": "web", "port": 80}]}}
@@ -39,7 +39,8 @@ def manifest(replicas: int = 2, image: str = IMAGE) -> str:
                                                                             "mountPath": "/data"}]}]}},
                     "volumeClaimTemplates": [{"metadata": {"name": "data"},
                                               "spec": {"accessModes": ["ReadWriteOnce"],
-                                                       "resources": {"requests": {"storage": "1Gi"}}}}]}}
+                                                       "resources": {"requests": {"storage": "1Gi"}}}}],
+                    **spec}}
     return "\n---\n".join(json.dumps(doc) for doc in (service, sts))
 
 
@@ -83,6 +84,8 @@ def test_pods_come_in_order_with_stable_names_dns_and_storage(lab, namespace):
     status = lab.kubectl.json("get", "sts", "db", "-n", namespace)["status"]
     assert status["currentRevision"] == status["updateRevision"] == db0["metadata"]["labels"]["controller-revision-hash"]
     assert (status["replicas"], status["readyReplicas"], status["updatedReplicas"]) == (2, 2, 2)
+    described = lab.kubectl.run("describe", "sts", "db", "-n", namespace).stdout
+    assert re.search(r"Pods Status:\s+2 Running", described) and "Volume Claims:" in described, described
     pvcs = lab.kubectl.json("get", "pvc", "-n", namespace)["items"]
     assert {(c["metadata"]["name"], c["status"]["phase"]) for c in pvcs} == {("data-db-0", "Bound"),
                                                                              ("data-db-1", "Bound")}
@@ -131,3 +134,19 @@ def test_partitioned_update_then_scale_down_keeps_the_claim(lab, namespace):
     assert claims == ["data-db-0", "data-db-1", "data-db-2"]
     _, row = lab.kubectl.run("get", "sts", "db", "-n", namespace).stdout.splitlines()
     assert row.split()[:2] == ["db", "1/1"]
+
+
+def claim_names(lab, namespace: str) -> list[str]:
+    return sorted(c["metadata"]["name"] for c in lab.kubectl.json("get", "pvc", "-n", namespace)["items"])
+
+
+def test_delete_retention_policies_delete_claims_with_their_pod_and_set(lab, namespace):
+    policy = {"whenDeleted": "Delete", "whenScaled": "Delete"}
+    lab.kubectl.run("apply", "-n", namespace, "-f", "-", input=manifest(persistentVolumeClaimRetentionPolicy=policy))
+    rollout(lab, namespace)
+    assert claim_names(lab, namespace) == ["data-db-0", "data-db-1"]
+    lab.kubectl.run("scale", "sts", "db", "-n", namespace, "--replicas=1")
+    wait_for(lambda: claim_names(lab, namespace) == ["data-db-0"], timeout=120, what="data-db-1 deleted with db-1")
+    assert sorted(pods(lab, namespace)) == ["db-0"]
+    lab.kubectl.run("delete", "sts", "db", "-n", namespace)
+    wait_for(lambda: claim_names(lab, namespace) == [], timeout=120, what="data-db-0 deleted with the StatefulSet")

@@ -9,6 +9,7 @@ from labctl.apiserver._validate_statefulset import validate_statefulset, validat
 from labctl.apiserver.defaults import default_statefulset
 from labctl.controllers.statefulset import (
     claim_name,
+    claim_owner_refs,
     creation_revision,
     plan,
     split_pods,
@@ -81,6 +82,27 @@ def test_claims_are_named_template_set_ordinal_and_carry_the_selector_labels():
     (claim,) = stateful_claims(sts(), 2)
     assert claim["metadata"]["name"] == "www-web-2" and claim["metadata"]["labels"] == {"app": "nginx"}
     assert claim["spec"]["resources"] == {"requests": {"storage": "1Gi"}}
+
+
+def retention(when_deleted: str, when_scaled: str) -> dict:
+    return sts(persistentVolumeClaimRetentionPolicy={"whenDeleted": when_deleted, "whenScaled": when_scaled})
+
+
+def test_claims_are_owned_as_the_retention_policy_says():
+    other = {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "cm"}
+    (claim,) = stateful_claims(sts(), 1)
+    claim["metadata"]["ownerReferences"] = [other]
+    owners = {(a, b): [r["uid"] for r in claim_owner_refs(retention(a, b), claim, pod(1), condemned=False)]
+              for a in ("Retain", "Delete") for b in ("Retain", "Delete")}
+    assert owners == {("Retain", "Retain"): ["cm"], ("Retain", "Delete"): ["cm"], ("Delete", "Retain"): ["cm", "u1"],
+                      ("Delete", "Delete"): ["cm", "u1"]}
+    scaled = {(a, b): [r["uid"] for r in claim_owner_refs(retention(a, b), claim, pod(1), condemned=True)]
+              for a in ("Retain", "Delete") for b in ("Retain", "Delete")}
+    assert scaled == {("Retain", "Retain"): ["cm"], ("Retain", "Delete"): ["cm", "p1"],
+                      ("Delete", "Retain"): ["cm", "u1"], ("Delete", "Delete"): ["cm", "p1"]}
+    (created,) = stateful_claims(retention("Delete", "Retain"), 0)
+    assert created["metadata"]["ownerReferences"] == [{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                                       "name": "web", "uid": "u1"}]
 
 
 def test_pods_split_into_replicas_and_condemned_highest_first():
@@ -172,7 +194,7 @@ def test_a_valid_set_mounting_its_claim_template_validates():
 def test_invalid_sets_are_refused_with_kubes_field_paths():
     bad = sts(policy="Sometimes")
     bad["spec"]["updateStrategy"] = {"type": "OnDelete", "rollingUpdate": {"partition": 1}}
-    bad["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] = "Delete"
+    bad["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] = "Keep"
     fields = {e.field for e in validate_statefulset(bad)}
     assert fields == {"spec.podManagementPolicy", "spec.updateStrategy.rollingUpdate",
                       "spec.persistentVolumeClaimRetentionPolicy.whenScaled"}
