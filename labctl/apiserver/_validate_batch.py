@@ -16,6 +16,7 @@ __all__ = [
     "JOB_NAME_LABEL",
     "LEGACY_CONTROLLER_UID_LABEL",
     "LEGACY_JOB_NAME_LABEL",
+    "int_or_percent",
     "validate_cronjob",
     "validate_daemonset",
     "validate_job",
@@ -127,7 +128,8 @@ def validate_cronjob(cj: Obj) -> list[FieldError]:
     return errs + _validate_job_spec(as_dict(template.get("spec")), "spec.jobTemplate.spec", selector_required=False)
 
 
-def _int_or_percent(value: Any, path: str) -> tuple[int | None, list[FieldError]]:
+def int_or_percent(value: Any, path: str) -> tuple[int | None, list[FieldError]]:
+    """An IntOrString that is a non-negative integer or a percentage: (its number, errors)."""
     if isinstance(value, str):
         problems = v.is_valid_percent(value)
         return (None if problems else int(value[:-1])), [invalid(path, value, m) for m in problems]
@@ -159,8 +161,8 @@ def validate_daemonset(ds: Obj) -> list[FieldError]:
     if kind == "RollingUpdate":
         rolling = as_dict(strategy.get("rollingUpdate"))
         path = "spec.updateStrategy.rollingUpdate"
-        unavailable, unavailable_errs = _int_or_percent(rolling.get("maxUnavailable"), f"{path}.maxUnavailable")
-        surge, surge_errs = _int_or_percent(rolling.get("maxSurge"), f"{path}.maxSurge")
+        unavailable, unavailable_errs = int_or_percent(rolling.get("maxUnavailable"), f"{path}.maxUnavailable")
+        surge, surge_errs = int_or_percent(rolling.get("maxSurge"), f"{path}.maxSurge")
         errs += unavailable_errs + surge_errs
         if unavailable == 0 and surge == 0:
             errs.append(invalid(f"{path}.maxUnavailable", rolling.get("maxUnavailable"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from labctl.apiserver._validate_batch import int_or_percent
 from labctl.apiserver._validate_common import as_dict, as_list, nonnegative, validate_dns1123_label, validate_label_selector
 from labctl.apiserver._validate_pods import validate_template
 from labctl.apiserver._validate_storage import validate_claim
@@ -38,11 +39,14 @@ def _validate_update_strategy(strategy: Obj) -> list[FieldError]:
     errs: list[FieldError] = []
     if rolling.get("partition") is not None:
         errs += nonnegative(rolling["partition"], f"{path}.rollingUpdate.partition")
-    if rolling.get("maxUnavailable") not in (None, 1):
-        # the MaxUnavailableStatefulSet feature: labctl replaces one pod at a time, as kube does by default
-        errs.append(forbidden(f"{path}.rollingUpdate.maxUnavailable",
-                              "labctl does not serve maxUnavailable other than 1: a StatefulSet updates one pod "
-                              "at a time"))
+    if rolling.get("maxUnavailable") is not None:  # validateRollingUpdateStatefulSet
+        max_path = f"{path}.rollingUpdate.maxUnavailable"
+        value, value_errs = int_or_percent(rolling["maxUnavailable"], max_path)
+        errs += value_errs
+        if value == 0:
+            errs.append(invalid(max_path, rolling["maxUnavailable"], "cannot be 0"))
+        if isinstance(rolling["maxUnavailable"], str) and (value or 0) > 100:
+            errs.append(invalid(max_path, rolling["maxUnavailable"], "must not be greater than 100%"))
     return errs
 
 

@@ -287,7 +287,8 @@ def default_daemonset(ds: Obj) -> None:
 
 
 def default_statefulset(sts: Obj) -> None:
-    """SetDefaults_StatefulSet: OrderedReady, a rolling update from partition 0, claims retained, one replica.
+    """SetDefaults_StatefulSet: OrderedReady, a rolling update from partition 0 one pod at a time, claims
+    retained, one replica.
 
     The claim templates get a claim's defaults (``volumeMode: Filesystem``, ``status.phase:
     Pending``), as they read back from a real cluster.
@@ -300,8 +301,11 @@ def default_statefulset(sts: Obj) -> None:
         strategy["type"] = "RollingUpdate"
         strategy.setdefault("rollingUpdate", {})
     rolling = strategy.get("rollingUpdate")
-    if strategy["type"] == "RollingUpdate" and isinstance(rolling, dict) and rolling.get("partition") is None:
-        rolling["partition"] = 0
+    if strategy["type"] == "RollingUpdate" and isinstance(rolling, dict):
+        if rolling.get("partition") is None:
+            rolling["partition"] = 0
+        if rolling.get("maxUnavailable") is None:  # MaxUnavailableStatefulSet: beta, on by default
+            rolling["maxUnavailable"] = 1
     retention = _child(spec, "persistentVolumeClaimRetentionPolicy")
     for when in ("whenDeleted", "whenScaled"):
         if not retention.get(when):

@@ -18,9 +18,9 @@ Each sync:
    StatefulSet (``whenDeleted``) or a pod condemned by a scale-down (``whenScaled``) becomes
    the claim's owner and the garbage collector deletes the claim with it;
 5. rolls a changed template out with ``RollingUpdate``: from the highest ordinal down to
-   ``partition``, one pod at a time, deleting a pod of an older revision once every higher one
-   is Running and Ready (it comes back at the new revision); pods below the partition are
-   (re)made at the current revision. ``OnDelete`` leaves that to the user's deletions;
+   ``partition``, deleting pods of an older revision (they come back at the new one) while
+   fewer than ``maxUnavailable`` (default 1) replicas are not Running and Ready; pods below the
+   partition are (re)made at the current revision. ``OnDelete`` leaves that to the user;
 6. writes status: replicas, ready, available, current and updated counts, both revisions and
    ``observedGeneration``, which ``kubectl get sts`` and ``kubectl rollout status`` read.
 
@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
+from ..kube.intstr import scaled_value
 from ..kube.labels import selector_from_label_selector
 from ..kube.objects import pod_is_ready
 from ._ownership import Expectations, claim, controller_key, set_owner_references
@@ -220,10 +221,21 @@ def split_pods(sts: dict, pods: list[dict]) -> tuple[dict[int, dict], list[dict]
     return replicas, [p for _, p in sorted(condemned, key=lambda c: c[0], reverse=True)]
 
 
-def plan(sts: dict, pods: list[dict], update_revision: str) -> Plan:
+def max_unavailable(sts: dict) -> int:
+    """``getStatefulSetMaxUnavailable``: a number or a percentage of replicas (rounded up), at least 1."""
+    rolling = ((sts.get("spec") or {}).get("updateStrategy") or {}).get("rollingUpdate") or {}
+    return max(scaled_value(rolling.get("maxUnavailable", 1), replica_count(sts), True), 1)
+
+
+def plan(sts: dict, pods: list[dict], update_revision: str, now: dt.datetime) -> Plan:
     """``updateStatefulSet``: the next step towards the spec, kube's order and pace."""
     monotonic = (sts.get("spec") or {}).get("podManagementPolicy", "OrderedReady") != "Parallel"
     start, count = start_ordinal(sts), replica_count(sts)
+    min_ready = int((sts.get("spec") or {}).get("minReadySeconds") or 0)
+
+    def available(pod: dict) -> bool:
+        return is_healthy(pod) and is_pod_available(pod, min_ready, now)
+
     replicas, condemned = split_pods(sts, pods)
     step = Plan()
     for ordinal in range(start, start + count):
@@ -239,8 +251,8 @@ def plan(sts: dict, pods: list[dict], update_revision: str) -> Plan:
             if monotonic:
                 return step
             continue
-        if monotonic and not is_healthy(pod):
-            return step  # each pod Running and Ready before the next
+        if monotonic and not available(pod):
+            return step  # each pod Running and Ready (for minReadySeconds) before the next
     if step.create or step.delete:
         return step
     for pod in condemned:  # highest ordinal first
@@ -253,14 +265,15 @@ def plan(sts: dict, pods: list[dict], update_revision: str) -> Plan:
             return step
     if step.delete or update_strategy(sts) != "RollingUpdate":
         return step
-    # the rolling update: highest ordinal down to the partition, one unhealthy pod at a time
+    # updateStatefulSetAfterInvariantEstablished: from the highest ordinal down to the partition, old pods
+    # go while fewer than maxUnavailable replicas (any ordinal) are unavailable
+    budget = max_unavailable(sts) - sum(1 for pod in replicas.values() if not available(pod))
     for ordinal in range(start + count - 1, start + partition(sts) - 1, -1):
+        if len(step.delete) >= budget:
+            break
         pod = replicas[ordinal]
         if pod_revision(pod) != update_revision and not is_terminating(pod):
             step.delete.append(pod)
-            return step
-        if not is_healthy(pod):
-            return step
     return step
 
 
@@ -363,7 +376,7 @@ class StatefulSetController(Controller):
             update_revision = await record_revision(self.client, owned, sts, template_hash(sts), in_use)
             if self.expectations.satisfied(key):
                 await self._update_claim_owners(sts, pods)
-                await self._apply(key, sts, plan(sts, pods, update_revision), owned, current_revision,
+                await self._apply(key, sts, plan(sts, pods, update_revision, utcnow()), owned, current_revision,
                                   update_revision)
         status = statefulset_status(sts, pods, current_revision, update_revision, utcnow())
         if status != (sts.get("status") or {}):

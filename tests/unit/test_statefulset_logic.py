@@ -113,41 +113,50 @@ def test_pods_split_into_replicas_and_condemned_highest_first():
 
 # -- ordering -----------------------------------------------------------------------------------
 def test_ordered_ready_creates_one_pod_after_the_previous_is_ready():
-    assert plan(sts(), [], "web-new").create == [0]
-    assert plan(sts(), [pod(0, ready=False)], "web-new").create == []
-    assert plan(sts(), [pod(0)], "web-new").create == [1]
-    assert plan(sts(), [pod(0), pod(1, terminating=True)], "web-new").create == []
+    assert plan(sts(), [], "web-new", NOW).create == [0]
+    assert plan(sts(), [pod(0, ready=False)], "web-new", NOW).create == []
+    assert plan(sts(), [pod(0)], "web-new", NOW).create == [1]
+    assert plan(sts(), [pod(0), pod(1, terminating=True)], "web-new", NOW).create == []
 
 
 def test_parallel_creates_every_missing_pod_at_once():
-    assert plan(sts(policy="Parallel"), [pod(1, ready=False)], "web-new").create == [0, 2]
+    assert plan(sts(policy="Parallel"), [pod(1, ready=False)], "web-new", NOW).create == [0, 2]
 
 
 def test_scale_down_deletes_the_highest_ordinal_first_one_at_a_time():
     s = sts(replicas=1)
-    assert names(plan(s, [pod(0), pod(1), pod(2)], "web-new").delete) == ["web-2"]
-    assert plan(s, [pod(0), pod(1), pod(2, terminating=True)], "web-new").delete == []
-    assert names(plan(sts(replicas=1, policy="Parallel"), [pod(0), pod(1), pod(2)], "web-new").delete) == [
+    assert names(plan(s, [pod(0), pod(1), pod(2)], "web-new", NOW).delete) == ["web-2"]
+    assert plan(s, [pod(0), pod(1), pod(2, terminating=True)], "web-new", NOW).delete == []
+    assert names(plan(sts(replicas=1, policy="Parallel"), [pod(0), pod(1), pod(2)], "web-new", NOW).delete) == [
         "web-2", "web-1"]
 
 
 def test_a_failed_pod_is_deleted_to_be_made_again():
-    assert names(plan(sts(), [pod(0), pod(1, phase="Failed")], "web-new").delete) == ["web-1"]
+    assert names(plan(sts(), [pod(0), pod(1, phase="Failed")], "web-new", NOW).delete) == ["web-1"]
 
 
 # -- rolling update ---------------------------------------------------------------------------
 def test_rolling_update_goes_from_the_highest_ordinal_down_one_at_a_time():
     old = [pod(0, "web-old"), pod(1, "web-old"), pod(2, "web-old")]
-    assert names(plan(sts(), old, "web-new").delete) == ["web-2"]
+    assert names(plan(sts(), old, "web-new", NOW).delete) == ["web-2"]
     waiting = [pod(0, "web-old"), pod(1, "web-old"), pod(2, ready=False)]
-    assert plan(sts(), waiting, "web-new").delete == [] and plan(sts(), waiting, "web-new").create == []
-    assert names(plan(sts(), [pod(0, "web-old"), pod(1, "web-old"), pod(2)], "web-new").delete) == ["web-1"]
+    assert plan(sts(), waiting, "web-new", NOW).delete == [] and plan(sts(), waiting, "web-new", NOW).create == []
+    assert names(plan(sts(), [pod(0, "web-old"), pod(1, "web-old"), pod(2)], "web-new", NOW).delete) == ["web-1"]
+
+
+def test_max_unavailable_replaces_several_pods_at_once_counting_every_unavailable_replica():
+    s = sts(replicas=4, policy="Parallel", partition=1)
+    s["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"] = "50%"
+    old = [pod(i, "web-old") for i in range(4)]
+    assert names(plan(s, old, "web-new", NOW).delete) == ["web-3", "web-2"]
+    below_partition_down = [pod(0, "web-old", ready=False)] + old[1:]
+    assert names(plan(s, below_partition_down, "web-new", NOW).delete) == ["web-3"]
 
 
 def test_partition_leaves_lower_ordinals_at_the_current_revision():
     s = sts(partition=2)
-    assert plan(s, [pod(0, "web-old"), pod(1, "web-old"), pod(2)], "web-new").delete == []
-    assert names(plan(s, [pod(0, "web-old"), pod(1, "web-old"), pod(2, "web-old")], "web-new").delete) == ["web-2"]
+    assert plan(s, [pod(0, "web-old"), pod(1, "web-old"), pod(2)], "web-new", NOW).delete == []
+    assert names(plan(s, [pod(0, "web-old"), pod(1, "web-old"), pod(2, "web-old")], "web-new", NOW).delete) == ["web-2"]
     assert creation_revision(s, 1, "web-old", "web-new") == "web-old"
     assert creation_revision(s, 2, "web-old", "web-new") == "web-new"
 
@@ -155,7 +164,7 @@ def test_partition_leaves_lower_ordinals_at_the_current_revision():
 def test_on_delete_never_deletes_for_an_update():
     s = sts()
     s["spec"]["updateStrategy"] = {"type": "OnDelete"}
-    assert plan(s, [pod(0, "web-old"), pod(1, "web-old"), pod(2, "web-old")], "web-new").delete == []
+    assert plan(s, [pod(0, "web-old"), pod(1, "web-old"), pod(2, "web-old")], "web-new", NOW).delete == []
     assert creation_revision(s, 0, "web-old", "web-new") == "web-new"
 
 
@@ -180,7 +189,7 @@ def test_get_sts_prints_ready_over_desired():
 # -- defaults and validation --------------------------------------------------------------------
 def test_defaults_are_kubes():
     spec = sts()["spec"]
-    assert spec["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+    assert spec["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"partition": 0, "maxUnavailable": 1}}
     assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
     assert spec["revisionHistoryLimit"] == 10
     claim = spec["volumeClaimTemplates"][0]
