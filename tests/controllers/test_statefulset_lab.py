@@ -123,6 +123,10 @@ def test_partitioned_update_then_scale_down_keeps_the_claim(lab, namespace):
     assert images == {"db-0": "labctl/web:v1", "db-1": "labctl/web:v2", "db-2": "labctl/web:v2"}
     history = lab.kubectl.run("rollout", "history", "-n", namespace, "sts/db").stdout
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
+    lab.kubectl.run("rollout", "undo", "-n", namespace, "sts/db")
+    rollout(lab, namespace)
+    wait_for(lambda: {p["spec"]["containers"][0]["image"] for p in pods(lab, namespace).values()} == {IMAGE},
+             timeout=120, what="every pod back on labctl/web:v1")
 
     refused = lab.kubectl.run("patch", "sts", "db", "-n", namespace, "-p", '{"spec":{"serviceName":"other"}}',
                               check=False)
