@@ -128,6 +128,9 @@ SERVED: tuple[GroupVersion, ...] = (
     GroupVersion("events.k8s.io", "v1", (
         Resource("events", "Event", "io.k8s.api.events.v1.Event", True),
     )),
+    GroupVersion("scheduling.k8s.io", "v1", (
+        Resource("priorityclasses", "PriorityClass", "io.k8s.api.scheduling.v1.PriorityClass", False),
+    )),
     GroupVersion("storage.k8s.io", "v1", (
         Resource("storageclasses", "StorageClass", "io.k8s.api.storage.v1.StorageClass", False),
     )),

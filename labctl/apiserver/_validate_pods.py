@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from labctl.apiserver._validate_affinity import validate_affinity
 from labctl.apiserver._validate_common import (
     IS_NEGATIVE,
     as_dict,
@@ -336,6 +337,7 @@ def validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
         errs.append(invalid(f"{path}.terminationGracePeriodSeconds", spec["terminationGracePeriodSeconds"],
                             "must be an integer"))
     errs += _validate_tolerations(spec.get("tolerations"), f"{path}.tolerations")
+    errs += validate_affinity(spec.get("affinity"), f"{path}.affinity")
     return errs
 
 

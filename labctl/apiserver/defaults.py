@@ -3,7 +3,7 @@
 A port of ``pkg/apis/core/v1/defaults.go``, ``pkg/apis/apps/v1/defaults.go`` and the
 generated ``zz_generated.defaults.go`` for the kinds labctl serves, plus the few
 values real clusters add at admission or in the registry strategy (a pod's
-``serviceAccountName``, ``priority``, ``status.phase`` and ``qosClass``, a Service's
+``serviceAccountName``, ``status.phase`` and ``qosClass``, a Service's
 ``ipFamilies``, a Namespace's ``kubernetes`` finalizer). Students compare
 ``kubectl get -o yaml`` output with a real cluster's, so the values and where they
 appear (Pod vs. pod *template*) matter.
@@ -163,7 +163,11 @@ def _default_tolerations(spec: Obj) -> None:
 
 
 def default_pod(pod: Obj) -> None:
-    """SetDefaults_Pod plus what admission (ServiceAccount, Priority, tolerations) and create add."""
+    """SetDefaults_Pod plus what admission (ServiceAccount, tolerations) and create add.
+
+    ``priority`` and ``preemptionPolicy`` are the Priority admission's (strategies/scheduling.py):
+    it needs the PriorityClasses, so it runs where the store is at hand.
+    """
     spec = _child(pod, "spec")
     for ctr in _dicts(spec.get("initContainers")) + _dicts(spec.get("containers")):
         _default_requests_from_limits(ctr)
@@ -180,10 +184,6 @@ def default_pod(pod: Obj) -> None:
         spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
     if not spec.get("serviceAccount"):
         spec["serviceAccount"] = spec["serviceAccountName"]
-    if spec.get("priority") is None:
-        spec["priority"] = 0
-    if not spec.get("preemptionPolicy"):
-        spec["preemptionPolicy"] = "PreemptLowerPriority"
     _default_tolerations(spec)
     status = _child(pod, "status")
     if not status.get("phase"):

@@ -82,10 +82,13 @@ POD_SPEC: dict[str, Accepts] = {
     # scheduling (labctl/controllers/_scheduling.py)
     "nodeName": ANY,
     "nodeSelector": ANY,
-    "affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution": ANY,
+    "affinity.nodeAffinity": ANY,  # required: a filter; preferred: a score
+    "affinity.podAffinity": ANY,  # InterPodAffinity (labctl/controllers/_interpodaffinity.py)
+    "affinity.podAntiAffinity": ANY,
     "tolerations": ANY,  # the scheduler's filter; NoExecute ones: node lifecycle's eviction
     "schedulerName": ANY,  # only default-scheduler schedules: another name stays Pending, as in kube
-    "priority": ANY,
+    "priority": ANY,  # the Priority admission computes it (strategies/scheduling.py); queue order
+    "priorityClassName": ANY,
     "preemptionPolicy": ANY,
     "overhead": ANY,
     # the kubelet

@@ -30,7 +30,12 @@ from .queryparams import ListOptions
 from .scope import RequestScope
 from .selectors import parse_field_selector, parse_label_selector
 from .storage import AlreadyExists, NotFound, PreconditionFailed, SQLiteStore, clone
-from .strategies import INITIAL_NAMESPACES, ensure_default_service_account, strategy_for
+from .strategies import (
+    INITIAL_NAMESPACES,
+    ensure_default_service_account,
+    ensure_system_priority_classes,
+    strategy_for,
+)
 
 TOO_LARGE_RV_CAUSE = {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
 
@@ -64,6 +69,7 @@ class RestAPI:
             if self.store.get((ns_type.key, "", ns)) is None:
                 self.create(RequestScope(ns_type), {"metadata": {"name": ns}})
             ensure_default_service_account(self, ns)
+        ensure_system_priority_classes(self)
         svc_type = self._type("", "services")
         if self.store.get((svc_type.key, "default", "kubernetes")) is None:
             self.create(RequestScope(svc_type, "default"), {

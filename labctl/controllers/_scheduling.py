@@ -18,6 +18,16 @@ from dataclasses import dataclass, field
 
 from ..kube.labels import DOES_NOT_EXIST, EXISTS, GREATER_THAN, IN, LESS_THAN, NOT_IN, Requirement
 from ..kube.quantity import milli_value, value
+from ._interpodaffinity import (
+    ERR_AFFINITY,
+    NO_AFFINITY,
+    AffinityState,
+    ExistingPod,
+    NamespaceLabels,
+    PodAffinity,
+    normalized_scores,
+    preferred_weights,
+)
 
 # framework.Code values a Filter returns; only UNSCHEDULABLE nodes are worth a preemption dry run.
 UNSCHEDULABLE = "Unschedulable"
@@ -42,6 +52,8 @@ ERR_NODE_PORTS = "node(s) didn't have free ports for the requested pod ports"
 PREEMPTION_NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_PREEMPTION_VICTIMS = "No preemption victims found for incoming pod"
 PREEMPT_NEVER = "not eligible due to preemptionPolicy=Never."
+#: labctl's own words where upstream would evict lower-priority pods: the message must not claim it did
+NOT_PREEMPTING = "labctl does not preempt lower-priority pods"
 
 _BASE_RESOURCES = ("cpu", "memory", "ephemeral-storage", "pods")
 
@@ -132,15 +144,18 @@ class PodInfo:
     non_zero: tuple[int, int]
     owner: str
     priority: int
+    affinity: PodAffinity = NO_AFFINITY
     #: the nodes the pod's bound PersistentVolumes allow (None: any), from the VolumeBinding PreFilter
     volume_nodes: frozenset[str] | None = None
+    #: InterPodAffinity's PreFilter counts for this cycle (None: no pod's rules concern this pod)
+    affinity_state: AffinityState | None = None
 
     @classmethod
     def of(cls, pod: Mapping | PodInfo) -> PodInfo:
         if isinstance(pod, PodInfo):
             return pod
         return cls(pod, pod_requests(pod), pod_non_zero_requests(pod), controller_uid(pod),
-                   int((pod.get("spec") or {}).get("priority") or 0))
+                   int((pod.get("spec") or {}).get("priority") or 0), PodAffinity.of(pod))
 
     @property
     def spec(self) -> Mapping:
@@ -347,6 +362,13 @@ def filter_volume_binding(pi: PodInfo, ni: NodeInfo) -> Status | None:
     return None
 
 
+def filter_inter_pod_affinity(pi: PodInfo, ni: NodeInfo) -> Status | None:
+    """InterPodAffinity (:mod:`._interpodaffinity`); an unmet affinity is unresolvable, as upstream."""
+    if pi.affinity_state is None or (reason := pi.affinity_state.filter(ni.labels)) is None:
+        return None
+    return Status(UNRESOLVABLE if reason == ERR_AFFINITY else UNSCHEDULABLE, [reason])
+
+
 FilterPlugin = Callable[[PodInfo, NodeInfo], "Status | None"]
 # kube-scheduler's default filter order (of the volume plugins, VolumeBinding has something to check here).
 FILTERS: list[tuple[str, FilterPlugin]] = [
@@ -357,6 +379,7 @@ FILTERS: list[tuple[str, FilterPlugin]] = [
     ("NodePorts", filter_node_ports),
     ("NodeResourcesFit", filter_resources_fit),
     ("VolumeBinding", filter_volume_binding),
+    ("InterPodAffinity", filter_inter_pod_affinity),
 ]
 
 
@@ -390,13 +413,37 @@ def score_spread(pi: PodInfo, feasible: list[NodeInfo]) -> dict[str, int]:
     return {name: MAX_NODE_SCORE * (most - n) // most for name, n in counts.items()}
 
 
-# Spreading outweighs balance, as PodTopologySpread (weight 2) does NodeResourcesFit (weight 1).
-SPREAD_WEIGHT, LEAST_ALLOCATED_WEIGHT = 2, 1
+def score_node_affinity(pi: PodInfo, feasible: list[NodeInfo]) -> dict[str, int]:
+    """NodeAffinity's score: the weights of the preferred terms a node matches, scaled so the best is 100."""
+    preferred = (((pi.spec.get("affinity") or {}).get("nodeAffinity") or {})
+                 .get("preferredDuringSchedulingIgnoredDuringExecution") or [])
+    raw = {ni.name: sum(int(p.get("weight") or 0) for p in preferred
+                        if _term_matches(p.get("preference") or {}, ni.labels, ni.name)) for ni in feasible}
+    best = max(raw.values(), default=0)
+    return {name: (MAX_NODE_SCORE * score // best if best > 0 else 0) for name, score in raw.items()}
 
 
-def score_nodes(pi: PodInfo, feasible: list[NodeInfo]) -> dict[str, int]:
+def score_inter_pod_affinity(pi: PodInfo, feasible: list[NodeInfo], existing: list[ExistingPod],
+                             namespace_labels: NamespaceLabels) -> dict[str, int]:
+    """InterPodAffinity's score (:func:`._interpodaffinity.preferred_weights`), 0–100 between min and max."""
+    if not existing:
+        return dict.fromkeys((ni.name for ni in feasible), 0)
+    weights = preferred_weights(pi.pod, pi.affinity, existing, namespace_labels)
+    return normalized_scores(weights, {ni.name: ni.labels for ni in feasible})
+
+
+# kube-scheduler's default plugin weights: spreading (PodTopologySpread), NodeAffinity and
+# InterPodAffinity 2 each outweigh balance (NodeResourcesFit, 1).
+SPREAD_WEIGHT, NODE_AFFINITY_WEIGHT, INTER_POD_AFFINITY_WEIGHT, LEAST_ALLOCATED_WEIGHT = 2, 2, 2, 1
+
+
+def score_nodes(pi: PodInfo, feasible: list[NodeInfo], existing: list[ExistingPod] | None = None,
+                namespace_labels: NamespaceLabels = lambda _: {}) -> dict[str, int]:
     spread = score_spread(pi, feasible)
-    return {ni.name: SPREAD_WEIGHT * spread[ni.name] + LEAST_ALLOCATED_WEIGHT * score_least_allocated(pi, ni)
+    node_affinity = score_node_affinity(pi, feasible)
+    inter_pod = score_inter_pod_affinity(pi, feasible, existing or [], namespace_labels)
+    return {ni.name: SPREAD_WEIGHT * spread[ni.name] + NODE_AFFINITY_WEIGHT * node_affinity[ni.name]
+            + INTER_POD_AFFINITY_WEIGHT * inter_pod[ni.name] + LEAST_ALLOCATED_WEIGHT * score_least_allocated(pi, ni)
             for ni in feasible}
 
 
@@ -431,7 +478,8 @@ def preemption_message(pi: PodInfo, infos: list[NodeInfo], statuses: dict[str, S
     """The ``preemption: …`` tail DefaultPreemption's PostFilter adds; labctl never evicts anyone.
 
     Nodes whose filter failure is unresolvable are "not helpful"; on the others a pod can only
-    make room by evicting pods of lower priority, and with none there are "no victims".
+    make room by evicting pods of lower priority: with none there are "no victims", with some
+    the message says labctl does not preempt (upstream would have tried).
     """
     if pi.spec.get("preemptionPolicy") == "Never":
         return f"preemption: {PREEMPT_NEVER}"
@@ -441,21 +489,33 @@ def preemption_message(pi: PodInfo, infos: list[NodeInfo], statuses: dict[str, S
         if status is None or status.code == UNRESOLVABLE:
             per_node.append([PREEMPTION_NOT_HELPFUL])
         elif any(p.priority < pi.priority for p in ni.pods.values()):
-            per_node.append(status.reasons)  # victims exist, but labctl does not preempt them
+            per_node.append([NOT_PREEMPTING])  # upstream would try evicting them; say it is not done
         else:
             per_node.append([NO_PREEMPTION_VICTIMS])
     return "preemption: " + fit_error_text(len(infos), per_node)
 
 
-def schedule(pod: Mapping | PodInfo, infos: list[NodeInfo]) -> str:
+def placed_pods(pi: PodInfo, infos: list[NodeInfo]) -> list[ExistingPod]:
+    """The placed pods InterPodAffinity must read: all of them when the pod has rules of its own,
+    else only those with rules (which may concern the pod by symmetry)."""
+    everyone = not pi.affinity.empty
+    return [ExistingPod(p.pod, p.affinity, ni.labels) for ni in infos for p in ni.pods.values()
+            if everyone or not p.affinity.empty]
+
+
+def schedule(pod: Mapping | PodInfo, infos: list[NodeInfo], namespace_labels: NamespaceLabels = lambda _: {}) -> str:
     """Pick the node for ``pod``: filter every node, score the feasible ones, best score wins.
 
+    ``namespace_labels`` gives a namespace's labels, for pod affinity terms' ``namespaceSelector``.
     Ties go to the node with fewer pods, then by name (kube picks at random among ties; a
     fixed rule keeps a student's lab reproducible). Raises :class:`FitError` when none fits.
     """
     if not infos:
         raise FitError(0, {})
     pi = PodInfo.of(pod)
+    existing = placed_pods(pi, infos)
+    pi.affinity_state = (AffinityState.compute(pi.pod, pi.affinity, existing, namespace_labels)
+                         if existing or not pi.affinity.empty else None)
     statuses: dict[str, Status] = {}
     feasible: list[NodeInfo] = []
     for ni in infos:
@@ -468,6 +528,6 @@ def schedule(pod: Mapping | PodInfo, infos: list[NodeInfo]) -> str:
         raise FitError(len(infos), statuses, preemption_message(pi, infos, statuses))
     if len(feasible) == 1:
         return feasible[0].name
-    scores = score_nodes(pi, feasible)
+    scores = score_nodes(pi, feasible, existing, namespace_labels)
     best = min(feasible, key=lambda ni: (-scores[ni.name], len(ni.pods), ni.name))
     return best.name

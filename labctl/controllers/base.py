@@ -9,8 +9,10 @@ exponential back-off; a periodic resync catches anything a watch missed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
+from collections.abc import Callable
 
 log = logging.getLogger("labctl.controllers")
 
@@ -25,8 +27,13 @@ class WorkQueue:
     the older one could otherwise land last).
     """
 
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+    def __init__(self, sort_key: Callable[[str], int] | None = None) -> None:
+        """``sort_key``: keys with a lower value are handed out first (FIFO among equals), as
+        kube-scheduler's activeQ pops the pod of highest priority first; None: plain FIFO."""
+        self._queue: asyncio.Queue[tuple[int, int, str]] = (asyncio.PriorityQueue() if sort_key
+                                                            else asyncio.Queue())
+        self._sort_key = sort_key
+        self._seq = itertools.count()
         self._dirty: set[str] = set()        # wanted: queued, or to re-queue once processed
         self._processing: set[str] = set()   # handed to a worker, not done yet
         self._failures: dict[str, int] = {}
@@ -36,13 +43,16 @@ class WorkQueue:
             return
         self._dirty.add(key)
         if key not in self._processing:
-            self._queue.put_nowait(key)
+            self._put(key)
 
     def done(self, key: str) -> None:
         """A worker finished ``key``; queue it again if it was added meanwhile."""
         self._processing.discard(key)
         if key in self._dirty:
-            self._queue.put_nowait(key)
+            self._put(key)
+
+    def _put(self, key: str) -> None:
+        self._queue.put_nowait((self._sort_key(key) if self._sort_key else 0, next(self._seq), key))
 
     def add_after(self, key: str, delay: float) -> None:
         asyncio.get_running_loop().call_later(max(delay, 0.0), self.add, key)
@@ -56,7 +66,7 @@ class WorkQueue:
         self._failures.pop(key, None)
 
     async def get(self) -> str:
-        key = await self._queue.get()
+        *_, key = await self._queue.get()
         self._processing.add(key)
         self._dirty.discard(key)
         return key

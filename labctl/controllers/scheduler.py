@@ -21,7 +21,7 @@ from ..kube.meta import timestamp
 from ._schedcache import SchedulerCache, occupies_node, pod_key
 from ._scheduling import FitError, PodInfo, effective_taints, schedule
 from ._volumebinding import UnschedulableClaims, volume_nodes
-from .base import Controller, split_key
+from .base import Controller, WorkQueue, split_key
 from .context import ControllerContext
 
 log = logging.getLogger("labctl.controllers.scheduler")
@@ -41,6 +41,10 @@ def node_signature(node: dict) -> tuple:
     meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
     return (repr(sorted((meta.get("labels") or {}).items())), repr(effective_taints(node)),
             bool(spec.get("unschedulable")), repr(sorted((status.get("allocatable") or {}).items())))
+
+
+def _labels(obj: dict) -> dict:
+    return (obj.get("metadata") or {}).get("labels") or {}
 
 
 def unschedulable_condition(pod: dict, message: str) -> list[dict] | None:
@@ -67,10 +71,12 @@ class Scheduler(Controller):
         super().__init__()
         self.client = ctx.client
         self.pods = ctx.informer("pods")
+        self.queue = WorkQueue(sort_key=self._queue_order)  # PrioritySort: higher spec.priority first
         self.nodes = ctx.informer("nodes")
         self.claims = ctx.informer("persistentvolumeclaims")
         self.volumes = ctx.informer("persistentvolumes")
         self.classes = ctx.informer("storageclasses")
+        self.namespaces = ctx.informer("namespaces")  # pod affinity terms' namespaceSelector
         self.recorder = ctx.recorder(SCHEDULER_NAME)
         self.cache = SchedulerCache()
         self.unschedulable: set[str] = set()
@@ -84,13 +90,16 @@ class Scheduler(Controller):
     # -- informer handlers: keep the cache current, queue what may now be schedulable --
     def _on_pod_add(self, pod: dict) -> None:
         self.cache.update_pod(pod)
+        if occupies_node(pod):
+            self._requeue_unschedulable()  # a pod another waits to be near (pod affinity)
         if wants_scheduling(pod):
             self.queue.add(pod_key(pod))
 
     def _on_pod_update(self, old: dict, new: dict) -> None:
         self.cache.update_pod(new)
-        if occupies_node(old) and not occupies_node(new):
-            self._requeue_unschedulable()  # a pod finished: its room is free again
+        if occupies_node(old) != occupies_node(new) or (occupies_node(new) and _labels(old) != _labels(new)):
+            # a pod finished (its room is free again), was bound or relabelled (pod affinity reads both)
+            self._requeue_unschedulable()
         if wants_scheduling(new) and (pod_key(new) not in self.unschedulable or old.get("spec") != new.get("spec")):
             self.queue.add(pod_key(new))  # our own status patch on an unschedulable pod is not news
 
@@ -130,7 +139,7 @@ class Scheduler(Controller):
             return  # already chosen; the binding is in flight
         infos = self.cache.node_infos()
         try:
-            node_name = schedule(self._pod_info(pod), infos)
+            node_name = schedule(self._pod_info(pod), infos, self._namespace_labels)
         except UnschedulableClaims as err:
             self.unschedulable.add(key)
             await self._record_failure(pod, f"0/{len(infos)} nodes are available: {err}.")
@@ -153,6 +162,15 @@ class Scheduler(Controller):
         info = PodInfo.of(pod)
         info.volume_nodes = nodes
         return info
+
+    def _queue_order(self, key: str) -> int:
+        namespace, name = split_key(key)
+        pod = self.pods.get(namespace, name)
+        return -int(((pod or {}).get("spec") or {}).get("priority") or 0)
+
+    def _namespace_labels(self, namespace: str) -> dict:
+        ns = self.namespaces.get("", namespace)
+        return _labels(ns) if ns else {}
 
     async def _bind(self, pod: dict, node_name: str) -> None:
         """The binding cycle: bind, then tell the student where the pod went."""

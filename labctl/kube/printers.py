@@ -489,6 +489,13 @@ INGRESS_COLUMNS = [
 INGRESSCLASS_COLUMNS = [
     _NAME, _col("Controller", "string", "Controller that is responsible for handling this class"),
     _col("Parameters", "string", "A reference to a resource with additional parameters"), _AGE]
+PRIORITYCLASS_COLUMNS = [
+    _NAME, _col("Value", "integer", "value represents the integer value of this priority class. This is the actual "
+                "priority that pods receive when they have the name of this class in their pod spec."),
+    _col("Global-Default", "boolean", "globalDefault specifies whether this PriorityClass should be considered as "
+         "the default priority for pods that do not have any priority class."), _AGE,
+    _col("PreemptionPolicy", "string", "preemptionPolicy is the Policy for preempting pods with lower priority. "
+         "One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.")]
 STORAGECLASS_COLUMNS = [
     _NAME, _col("Provisioner", "string", "Indicates the type of the provisioner."),
     _col("ReclaimPolicy", "string", "Indicates the type of the reclaim policy."),
@@ -748,6 +755,12 @@ def print_ingress_class(ingress_class: Obj, clock: Clock) -> list[Any]:
             _created(ingress_class, clock)]
 
 
+def print_priority_class(pc: Obj, clock: Clock) -> list[Any]:
+    """``printPriorityClass``: value, globalDefault, age, then the preemption policy."""
+    return [_name(pc), pc.get("value", 0), bool(pc.get("globalDefault")), _created(pc, clock),
+            pc.get("preemptionPolicy") or "PreemptLowerPriority"]
+
+
 def print_storage_class(sc: Obj, clock: Clock) -> list[Any]:
     """``printStorageClass``: ``(default)`` after the default class's name."""
     name = _name(sc) + (" (default)" if is_default_class(sc) else "")
@@ -886,6 +899,7 @@ NETWORKPOLICY_TABLE = TablePrinter(NETWORKPOLICY_COLUMNS, print_network_policy)
 PODDISRUPTIONBUDGET_TABLE = TablePrinter(PODDISRUPTIONBUDGET_COLUMNS, print_pod_disruption_budget)
 INGRESS_TABLE = TablePrinter(INGRESS_COLUMNS, print_ingress)
 INGRESSCLASS_TABLE = TablePrinter(INGRESSCLASS_COLUMNS, print_ingress_class)
+PRIORITYCLASS_TABLE = TablePrinter(PRIORITYCLASS_COLUMNS, print_priority_class)
 STORAGECLASS_TABLE = TablePrinter(STORAGECLASS_COLUMNS, print_storage_class)
 PERSISTENTVOLUME_TABLE = TablePrinter(PERSISTENTVOLUME_COLUMNS, print_persistent_volume)
 PERSISTENTVOLUMECLAIM_TABLE = TablePrinter(PERSISTENTVOLUMECLAIM_COLUMNS, print_persistent_volume_claim)

@@ -154,3 +154,94 @@ def test_tolerating_pod_can_land_on_the_control_plane(k: Kubectl):
                           tolerations=[{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
                                         "effect": "NoSchedule"}]))
     assert node_of(k, "on-cp") == "control-plane"
+
+
+# -- pod affinity and PriorityClasses, in the same lab (each test in a namespace of its own) ------
+HOSTNAME = "kubernetes.io/hostname"
+
+
+@pytest.fixture
+def ns(k: Kubectl):
+    name = f"sched-{uuid.uuid4().hex[:6]}"
+    k.run("create", "namespace", name)
+    yield name
+    k.run("delete", "namespace", name, "--wait=false")
+
+
+def term(topology_key: str = HOSTNAME, **labels: str) -> dict:
+    return {"labelSelector": {"matchExpressions": [{"key": key, "operator": "In", "values": [value]}
+                                                   for key, value in labels.items()]},
+            "topologyKey": topology_key}
+
+
+def bare_pod(name: str, labels: dict, **spec) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+            "spec": {"containers": [{"name": "web", "image": "nginx"}], **spec}}
+
+
+def running_pods(k: Kubectl, ns: str, selector: str) -> list[dict]:
+    return [p for p in k.json("get", "pods", "-n", ns, "-l", selector)["items"] if p["status"].get("phase") == "Running"]
+
+
+def test_required_anti_affinity_runs_one_replica_per_worker_and_leaves_the_third_pending(k: Kubectl, ns: str):
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                     "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term(app="web")]}},
+                     "containers": [{"name": "web", "image": "nginx"}]}}}}
+    k.run("apply", "-n", ns, "-f", "-", input=json.dumps(deployment))
+    running = wait_for(lambda: len(r := running_pods(k, ns, "app=web")) == 2 and r, timeout=120)
+    assert running and {p["spec"]["nodeName"] for p in running} == {"worker", "worker2"}
+    pending = wait_for(lambda: [p for p in k.json("get", "pods", "-n", ns, "-l", "app=web")["items"]
+                                if p["status"].get("phase") == "Pending" and not p["spec"].get("nodeName")])
+    assert len(pending) == 1
+    name = pending[0]["metadata"]["name"]
+    expected = (f"0/3 nodes are available: {CP_TAINT_REASON}, 2 node(s) didn't match pod anti-affinity rules. "
+                "preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, "
+                "2 No preemption victims found for incoming pod.")
+    events = wait_for(lambda: [e for e in k.json("get", "events", "-n", ns)["items"]
+                               if e["involvedObject"]["name"] == name and e["reason"] == "FailedScheduling"])
+    assert events and events[0]["message"] == expected
+    described = k.run("describe", "pod", "-n", ns, name).stdout
+    assert "FailedScheduling" in described and "didn't match pod anti-affinity rules" in described
+
+
+def test_preferred_anti_affinity_spreads_away_and_pod_affinity_co_locates(k: Kubectl, ns: str):
+    apply_ns = ["apply", "-n", ns, "-f", "-"]
+    k.run(*apply_ns, input=json.dumps(bare_pod("cache", {"app": "cache"}, nodeSelector={HOSTNAME: "worker"})))
+    assert node_of_in(k, ns, "cache") == "worker"
+    avoid = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": term(app="cache")}]}}
+    near = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term(app="cache")]}}
+    for i in range(2):  # one at a time: the second sees the first, and still avoids the cache's node
+        k.run(*apply_ns, input=json.dumps(bare_pod(f"avoid-{i}", {"app": "avoid"}, affinity=avoid)))
+        assert node_of_in(k, ns, f"avoid-{i}") == "worker2"
+    for i in range(2):
+        k.run(*apply_ns, input=json.dumps(bare_pod(f"near-{i}", {"app": "near"}, affinity=near)))
+        assert node_of_in(k, ns, f"near-{i}") == "worker"
+
+
+def node_of_in(k: Kubectl, ns: str, name: str) -> str:
+    return wait_for(lambda: k.json("get", "pod", "-n", ns, name)["spec"].get("nodeName", "")) or ""
+
+
+def test_a_priority_class_resolves_into_the_pods_priority(k: Kubectl, ns: str):
+    name = f"high-{ns}"
+    k.run("create", "priorityclass", name, "--value=1000", "--description=tests")
+    try:
+        table = k.run("get", "priorityclasses").stdout.splitlines()
+        assert table[0].split() == ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]
+        rows = {line.split()[0]: line.split() for line in table[1:]}
+        assert rows["system-node-critical"][1:3] == ["2000001000", "false"]
+        assert rows[name][1:3] == ["1000", "false"] and rows[name][-1] == "PreemptLowerPriority"
+        k.run("apply", "-n", ns, "-f", "-", input=json.dumps(bare_pod("important", {"app": "p"},
+                                                                           priorityClassName=name)))
+        pod = k.json("get", "pod", "-n", ns, "important")
+        assert (pod["spec"]["priority"], pod["spec"]["preemptionPolicy"]) == (1000, "PreemptLowerPriority")
+        refused = k.run("apply", "-n", ns, "-f", "-", check=False,
+                        input=json.dumps(bare_pod("lost", {"app": "p"}, priorityClassName="nope")))
+        assert refused.returncode != 0
+        assert 'pods "lost" is forbidden: no PriorityClass with name nope was found' in refused.stderr
+    finally:
+        k.run("delete", "priorityclass", name)

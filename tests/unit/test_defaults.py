@@ -28,8 +28,6 @@ def test_pod_spec_defaults_match_kube():
     assert spec["securityContext"] == {}
     assert spec["serviceAccountName"] == spec["serviceAccount"] == "default"
     assert spec["enableServiceLinks"] is True
-    assert spec["priority"] == 0
-    assert spec["preemptionPolicy"] == "PreemptLowerPriority"
     assert {t["key"] for t in spec["tolerations"]} == {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
     assert pod["status"] == {"phase": "Pending", "qosClass": "BestEffort"}
     ctr = spec["containers"][0]

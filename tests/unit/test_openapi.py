@@ -30,6 +30,7 @@ SERVED = {  # apiVersion -> kinds labctl serves
     "coordination.k8s.io/v1": ["Lease"],
     "discovery.k8s.io/v1": ["EndpointSlice"],
     "policy/v1": ["PodDisruptionBudget"],
+    "scheduling.k8s.io/v1": ["PriorityClass"],
     "networking.k8s.io/v1": ["NetworkPolicy", "Ingress", "IngressClass"],
     "storage.k8s.io/v1": ["StorageClass"],
     "events.k8s.io/v1": ["Event"],

@@ -72,9 +72,10 @@ def test_kubes_own_defaults_and_their_no_op_values_pass():
     ({**pod_spec(), "volumes": [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {
         "path": "token", "audience": "vault"}}]}}]}, "spec.volumes[0].projected.sources[0].serviceAccountToken.audience"),
     ({**pod_spec(), "securityContext": {"fsGroupChangePolicy": "Always"}}, "spec.securityContext.fsGroupChangePolicy"),
-    ({**pod_spec(), "affinity": {"podAntiAffinity": {}}}, None),  # empty: nothing to ignore
-    ({**pod_spec(), "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-        {"topologyKey": "kubernetes.io/hostname"}]}}}, "spec.affinity.podAntiAffinity"),
+    ({**pod_spec(), "topologySpreadConstraints": []}, None),  # empty: nothing to ignore
+    ({**pod_spec(), "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                                   "whenUnsatisfiable": "DoNotSchedule"}]},
+     "spec.topologySpreadConstraints"),
     ({**pod_spec(), "activeDeadlineSeconds": 60}, "spec.activeDeadlineSeconds"),
     ({**pod_spec(), "anythingNew": 1}, "spec.anythingNew"),  # an allow-list: a field nobody thought of
 ])

@@ -21,6 +21,7 @@ from .nodes import NodeStrategy
 from .pods import PodStrategy
 from .policy import PodDisruptionBudgetStrategy
 from .rbac import ClusterRoleBindingStrategy, RoleBindingStrategy, RoleStrategy
+from .scheduling import PriorityClassStrategy, ensure_system_priority_classes
 from .services import EndpointSliceStrategy, EndpointsStrategy, ServiceStrategy
 from .storage import PersistentVolumeClaimStrategy, PersistentVolumeStrategy, StorageClassStrategy
 from .workloads import (
@@ -32,7 +33,7 @@ from .workloads import (
 )
 
 __all__ = ["INITIAL_NAMESPACES", "Storage", "Strategy", "custom_openapi", "ensure_default_service_account",
-           "strategy_for"]
+           "ensure_system_priority_classes", "strategy_for"]
 
 _KINDS: dict[str, type[Strategy]] = {
     "namespaces": NamespaceStrategy,
@@ -57,6 +58,7 @@ _KINDS: dict[str, type[Strategy]] = {
     "poddisruptionbudgets": PodDisruptionBudgetStrategy,
     "ingresses": IngressStrategy,
     "ingressclasses": IngressClassStrategy,
+    "priorityclasses": PriorityClassStrategy,
     "storageclasses": StorageClassStrategy,
     "persistentvolumes": PersistentVolumeStrategy,
     "persistentvolumeclaims": PersistentVolumeClaimStrategy,

@@ -17,7 +17,8 @@ from labctl.apiserver.validation import validate_object_meta_update
 from labctl.kube.nodedebug import is_node_debugger, without_node_grants
 from labctl.kube.printers import POD_TABLE
 
-from .base import Obj, Strategy
+from .base import Obj, Storage, Strategy
+from .scheduling import admit_pod_priority
 
 #: the grace period of a pod whose spec names none (``terminationGracePeriodSeconds`` is defaulted to it too)
 DEFAULT_GRACE_SECONDS = 30
@@ -46,6 +47,12 @@ class PodStrategy(Strategy):
         if is_node_debugger(obj):  # kubectl debug node/…: the node's namespaces and root are granted
             spec, old_spec = without_node_grants(spec), without_node_grants(old_spec)
         return created + refused_fields(spec, "spec", old_spec)
+    def allocate(self, api: Storage, obj: Obj, old: Obj | None) -> list[FieldError]:
+        """The Priority admission plugin, on create only (``spec.priority`` is immutable after)."""
+        if old is None:
+            admit_pod_priority(api, obj)
+        return []
+
     def prepare_for_update(self, new: Obj, old: Obj, subresource: str | None) -> Obj:
         """``pods/ephemeralcontainers`` changes ``spec.ephemeralContainers`` and nothing else (kube's
         ``podEphemeralContainersStrategy``); other writes as every kind's."""
