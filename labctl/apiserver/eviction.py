@@ -31,7 +31,7 @@ from typing import Any
 from labctl.kube.labels import SelectorError, selector_from_label_selector
 from labctl.kube.meta import timestamp
 from labctl.kube.objects import pod_is_ready
-from labctl.kube.pdb import set_disruption_allowed_condition
+from labctl.kube.pdb import disruption_target_conditions, set_disruption_allowed_condition
 from labctl.kube.resources import resource_for
 
 from . import errors
@@ -222,12 +222,8 @@ def _delete(api: RestAPI, pod_scope: RequestScope, options: Obj) -> None:
 def with_disruption_target(pod: Obj) -> Obj:
     """The pod with ``DisruptionTarget=True`` (``EvictionByEvictionAPI``) among its conditions."""
     new = clone(pod)
-    status = new.setdefault("status", {})
-    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "DisruptionTarget"]
-    conditions.append({"type": "DisruptionTarget", "status": "True", "lastProbeTime": None,
-                       "lastTransitionTime": timestamp(), "reason": "EvictionByEvictionAPI",
-                       "message": "Eviction API: evicting"})
-    status["conditions"] = conditions
+    new.setdefault("status", {})["conditions"] = disruption_target_conditions(pod, "EvictionByEvictionAPI",
+                                                                             "Eviction API: evicting")
     return new
 
 

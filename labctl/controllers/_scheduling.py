@@ -52,8 +52,7 @@ ERR_NODE_PORTS = "node(s) didn't have free ports for the requested pod ports"
 PREEMPTION_NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_PREEMPTION_VICTIMS = "No preemption victims found for incoming pod"
 PREEMPT_NEVER = "not eligible due to preemptionPolicy=Never."
-#: labctl's own words where upstream would evict lower-priority pods: the message must not claim it did
-NOT_PREEMPTING = "labctl does not preempt lower-priority pods"
+NOT_ELIGIBLE_TERMINATING = "not eligible due to a terminating pod on the nominated node."
 
 _BASE_RESOURCES = ("cpu", "memory", "ephemeral-storage", "pods")
 
@@ -449,12 +448,19 @@ def score_nodes(pi: PodInfo, feasible: list[NodeInfo], existing: list[ExistingPo
 
 # -- the scheduling cycle ---------------------------------------------------------------
 class FitError(Exception):
-    """No node fits; ``str()`` is kube-scheduler's ``FitError.Error()`` including the preemption part."""
+    """No node fits; ``str()`` is kube-scheduler's ``FitError.Error()`` including the preemption part.
 
-    def __init__(self, num_nodes: int, statuses: dict[str, Status], post_filter_msg: str = "") -> None:
+    With ``preemption`` the PostFilter found room by evicting lower-priority pods: the message
+    then has no preemption part (upstream's successful PostFilter says nothing) and the scheduler
+    carries the preemption out.
+    """
+
+    def __init__(self, num_nodes: int, statuses: dict[str, Status], post_filter_msg: str = "",
+                 preemption: Preemption | None = None) -> None:
         self.num_nodes = num_nodes
         self.statuses = statuses
         self.post_filter_msg = post_filter_msg
+        self.preemption = preemption
         super().__init__(self.message())
 
     def message(self) -> str:
@@ -474,33 +480,91 @@ def fit_error_text(num_nodes: int, reasons_per_node: Iterable[list[str]]) -> str
     return f"{text} {', '.join(parts)}." if parts else text
 
 
-def preemption_message(pi: PodInfo, infos: list[NodeInfo], statuses: dict[str, Status]) -> str:
-    """The ``preemption: …`` tail DefaultPreemption's PostFilter adds; labctl never evicts anyone.
+@dataclass
+class Preemption:
+    """DefaultPreemption's choice: the node to nominate and the lower-priority pods to evict there."""
 
-    Nodes whose filter failure is unresolvable are "not helpful"; on the others a pod can only
-    make room by evicting pods of lower priority: with none there are "no victims", with some
-    the message says labctl does not preempt (upstream would have tried).
+    node: str
+    victims: list[PodInfo]
+
+
+def _filter_without(pi: PodInfo, infos: list[NodeInfo], ni: NodeInfo, removed: set[str],
+                    namespace_labels: NamespaceLabels) -> Status | None:
+    """The filters of ``pi`` on ``ni`` as if the pods keyed in ``removed`` were gone (a node copy)."""
+    sim = NodeInfo(ni.node)
+    for key, other in ni.pods.items():
+        if key not in removed:
+            sim.add_pod(key, other)
+    pre_filter(pi, [sim if o.name == ni.name else o for o in infos], namespace_labels)
+    return run_filters(pi, sim)
+
+
+def _victims_on(pi: PodInfo, ni: NodeInfo, infos: list[NodeInfo],
+                namespace_labels: NamespaceLabels) -> list[PodInfo] | Status:
+    """``SelectVictimsOnNode``: remove every lower-priority pod; if the pod then fits, give back as
+    many as still leave it room, the most important first. The victims, or why the node stays shut."""
+    lower = sorted(((key, p) for key, p in ni.pods.items() if p.priority < pi.priority), key=lambda kp: -kp[1].priority)
+    if not lower:
+        return Status(UNRESOLVABLE, [NO_PREEMPTION_VICTIMS])
+    removed = {key for key, _ in lower}
+    if status := _filter_without(pi, infos, ni, removed, namespace_labels):
+        return status
+    victims = []
+    for key, p in lower:
+        removed.discard(key)
+        if _filter_without(pi, infos, ni, removed, namespace_labels) is not None:
+            removed.add(key)
+            victims.append(p)
+    return victims
+
+
+def _terminating(p: PodInfo) -> bool:
+    return bool((p.pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def post_filter(pi: PodInfo, infos: list[NodeInfo], statuses: dict[str, Status],
+                namespace_labels: NamespaceLabels = lambda _: {}) -> Preemption | str:
+    """DefaultPreemption's PostFilter: the node to free and its victims, or the ``preemption: …`` text.
+
+    Nodes whose filter failure is unresolvable are "not helpful"; a node without lower-priority
+    pods has "no victims"; one where evicting them all would not do says the filters' reasons.
+    Among the candidates the lowest highest-victim priority wins, then the lowest sum, the fewest
+    victims, the name (``pickOneNodeForPreemption``, without PodDisruptionBudgets). A pod whose
+    earlier preemption is still under way (a victim terminating on its nominated node) waits.
     """
     if pi.spec.get("preemptionPolicy") == "Never":
         return f"preemption: {PREEMPT_NEVER}"
+    nominated = next((ni for ni in infos if ni.name == (pi.pod.get("status") or {}).get("nominatedNodeName")), None)
+    if nominated and any(p.priority < pi.priority and _terminating(p) for p in nominated.pods.values()):
+        return f"preemption: {NOT_ELIGIBLE_TERMINATING}"
     per_node: list[list[str]] = []
+    candidates: list[Preemption] = []
     for ni in infos:
         status = statuses.get(ni.name)
         if status is None or status.code == UNRESOLVABLE:
             per_node.append([PREEMPTION_NOT_HELPFUL])
-        elif any(p.priority < pi.priority for p in ni.pods.values()):
-            per_node.append([NOT_PREEMPTING])  # upstream would try evicting them; say it is not done
+        elif isinstance(result := _victims_on(pi, ni, infos, namespace_labels), Status):
+            per_node.append(result.reasons)
         else:
-            per_node.append([NO_PREEMPTION_VICTIMS])
+            candidates.append(Preemption(ni.name, result))
+    if candidates:
+        return min(candidates, key=lambda c: (max((v.priority for v in c.victims), default=-(2**31)),
+                                              sum(v.priority for v in c.victims), len(c.victims), c.node))
     return "preemption: " + fit_error_text(len(infos), per_node)
 
 
-def placed_pods(pi: PodInfo, infos: list[NodeInfo]) -> list[ExistingPod]:
-    """The placed pods InterPodAffinity must read: all of them when the pod has rules of its own,
-    else only those with rules (which may concern the pod by symmetry)."""
+def pre_filter(pi: PodInfo, infos: list[NodeInfo], namespace_labels: NamespaceLabels) -> list[ExistingPod]:
+    """InterPodAffinity's PreFilter: its counts into ``pi.affinity_state``; returns the placed pods it read.
+
+    Those are all placed pods when the pod has rules of its own, else only the pods with rules
+    (which may concern it by symmetry); with neither, there is nothing to check.
+    """
     everyone = not pi.affinity.empty
-    return [ExistingPod(p.pod, p.affinity, ni.labels) for ni in infos for p in ni.pods.values()
-            if everyone or not p.affinity.empty]
+    existing = [ExistingPod(p.pod, p.affinity, ni.labels) for ni in infos for p in ni.pods.values()
+                if everyone or not p.affinity.empty]
+    pi.affinity_state = (AffinityState.compute(pi.pod, pi.affinity, existing, namespace_labels)
+                         if existing or everyone else None)
+    return existing
 
 
 def schedule(pod: Mapping | PodInfo, infos: list[NodeInfo], namespace_labels: NamespaceLabels = lambda _: {}) -> str:
@@ -513,9 +577,7 @@ def schedule(pod: Mapping | PodInfo, infos: list[NodeInfo], namespace_labels: Na
     if not infos:
         raise FitError(0, {})
     pi = PodInfo.of(pod)
-    existing = placed_pods(pi, infos)
-    pi.affinity_state = (AffinityState.compute(pi.pod, pi.affinity, existing, namespace_labels)
-                         if existing or not pi.affinity.empty else None)
+    existing = pre_filter(pi, infos, namespace_labels)
     statuses: dict[str, Status] = {}
     feasible: list[NodeInfo] = []
     for ni in infos:
@@ -525,7 +587,10 @@ def schedule(pod: Mapping | PodInfo, infos: list[NodeInfo], namespace_labels: Na
         else:
             statuses[ni.name] = status
     if not feasible:
-        raise FitError(len(infos), statuses, preemption_message(pi, infos, statuses))
+        outcome = post_filter(pi, infos, statuses, namespace_labels)
+        if isinstance(outcome, Preemption):
+            raise FitError(len(infos), statuses, preemption=outcome)
+        raise FitError(len(infos), statuses, outcome)
     if len(feasible) == 1:
         return feasible[0].name
     scores = score_nodes(pi, feasible, existing, namespace_labels)

@@ -18,8 +18,9 @@ import logging
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
 from ..kube.meta import timestamp
+from ..kube.pdb import disruption_target_conditions
 from ._schedcache import SchedulerCache, occupies_node, pod_key
-from ._scheduling import FitError, PodInfo, effective_taints, schedule
+from ._scheduling import FitError, PodInfo, Preemption, effective_taints, schedule
 from ._volumebinding import UnschedulableClaims, volume_nodes
 from .base import Controller, WorkQueue, split_key
 from .context import ControllerContext
@@ -146,7 +147,11 @@ class Scheduler(Controller):
             return
         except FitError as err:
             self.unschedulable.add(key)
-            await self._record_failure(pod, str(err))
+            nominated = None
+            if err.preemption is not None:
+                await self._preempt(pod, err.preemption)
+                nominated = err.preemption.node
+            await self._record_failure(pod, str(err), nominated)
             return
         self.unschedulable.discard(key)
         self.cache.assume(pod, node_name)
@@ -190,15 +195,39 @@ class Scheduler(Controller):
         await self.recorder.record(pod, "Normal", "Scheduled",
                                    f"Successfully assigned {meta['namespace']}/{meta['name']} to {node_name}")
 
-    async def _record_failure(self, pod: dict, message: str) -> None:
-        """``PodScheduled=False`` through the status subresource, and a ``FailedScheduling`` event."""
+    async def _preempt(self, pod: dict, preemption: Preemption) -> None:
+        """``prepareCandidate``: each victim gets ``DisruptionTarget`` (PreemptionByScheduler), a
+        ``Preempted`` event, and is deleted gracefully; the pod waits for the room, nominated there."""
+        uid = pod["metadata"].get("uid", "")
+        for victim in preemption.victims:
+            meta = victim.pod["metadata"]
+            path = resource_path("pods", meta["namespace"], meta["name"])
+            log.info("preempting %s/%s on %s for %s", meta["namespace"], meta["name"], preemption.node, pod_key(pod))
+            try:
+                conditions = disruption_target_conditions(victim.pod, "PreemptionByScheduler",
+                                                          f"{SCHEDULER_NAME}: preempting to accommodate a higher "
+                                                          "priority pod")
+                await self.client.patch(f"{path}/status", {"status": {"conditions": conditions}})
+                await self.recorder.record(dict(victim.pod), "Normal", "Preempted",
+                                           f"Preempted by pod {uid} on node {preemption.node}")
+                await self.client.delete(path, preconditions={"uid": meta.get("uid")})
+            except APIStatusError as err:
+                if err.code not in (404, 409):
+                    raise RuntimeError(f"failed to preempt pod {meta['name']!r}: {err}") from err
+
+    async def _record_failure(self, pod: dict, message: str, nominated: str | None = None) -> None:
+        """``PodScheduled=False`` through the status subresource (with ``nominatedNodeName`` after a
+        preemption), and a ``FailedScheduling`` event."""
         meta = pod["metadata"]
         log.info("unable to schedule %s/%s: %s", meta["namespace"], meta["name"], message)
         conditions = unschedulable_condition(pod, message)
-        if conditions is not None:
+        status: dict = {} if conditions is None else {"conditions": conditions}
+        if nominated and (pod.get("status") or {}).get("nominatedNodeName") != nominated:
+            status["nominatedNodeName"] = nominated
+        if status:
             try:
                 await self.client.patch(resource_path("pods", meta["namespace"], meta["name"], "status"),
-                                        {"status": {"conditions": conditions}})
+                                        {"status": status})
             except APIStatusError as err:
                 if err.code != 404:
                     raise RuntimeError(f"failed to set PodScheduled=False on pod {meta['name']!r}: {err}") from err

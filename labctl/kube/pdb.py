@@ -1,4 +1,5 @@
-"""PodDisruptionBudget vocabulary shared by the eviction subresource and the disruption controller.
+"""PodDisruptionBudget vocabulary shared by the eviction subresource and the disruption controller,
+and the ``DisruptionTarget`` condition the eviction subresource and the scheduler's preemption set.
 
 ``pdbhelper.UpdateDisruptionAllowedCondition``: both writers of a budget's status keep its
 ``DisruptionAllowed`` condition in step with ``disruptionsAllowed``.
@@ -6,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .meta import timestamp
@@ -31,3 +33,10 @@ def set_disruption_allowed_condition(status: dict[str, Any], reason: str | None 
     condition["lastTransitionTime"] = kept or timestamp()
     status["conditions"] = [*(c for c in status.get("conditions") or [] if c.get("type") != DISRUPTION_ALLOWED),
                             condition]
+
+
+def disruption_target_conditions(pod: Mapping[str, Any], reason: str, message: str) -> list[dict[str, Any]]:
+    """The pod's conditions with ``DisruptionTarget=True`` (why it is about to be deleted) replacing any older one."""
+    conditions = [c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") != "DisruptionTarget"]
+    return [*conditions, {"type": "DisruptionTarget", "status": "True", "lastProbeTime": None,
+                          "lastTransitionTime": timestamp(), "reason": reason, "message": message}]

@@ -19,6 +19,7 @@ from scheduler_harness import SchedulerThread, node_object, register_nodes
 
 from labctl.client.rest import APIClient, Credentials, resource_path
 from labctl.cluster.kubectl import Kubectl
+from labctl.kube.quantity import milli_value
 
 CP_TAINT_REASON = "1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"
 NOT_HELPFUL = "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
@@ -222,8 +223,8 @@ def test_preferred_anti_affinity_spreads_away_and_pod_affinity_co_locates(k: Kub
         assert node_of_in(k, ns, f"near-{i}") == "worker"
 
 
-def node_of_in(k: Kubectl, ns: str, name: str) -> str:
-    return wait_for(lambda: k.json("get", "pod", "-n", ns, name)["spec"].get("nodeName", "")) or ""
+def node_of_in(k: Kubectl, ns: str, name: str, timeout: float = 20.0) -> str:
+    return wait_for(lambda: k.json("get", "pod", "-n", ns, name)["spec"].get("nodeName", ""), timeout) or ""
 
 
 def test_a_priority_class_resolves_into_the_pods_priority(k: Kubectl, ns: str):
@@ -245,3 +246,32 @@ def test_a_priority_class_resolves_into_the_pods_priority(k: Kubectl, ns: str):
         assert 'pods "lost" is forbidden: no PriorityClass with name nope was found' in refused.stderr
     finally:
         k.run("delete", "priorityclass", name)
+
+
+def test_a_higher_priority_pod_preempts_a_lower_priority_one(k: Kubectl, ns: str):
+    allocatable = k.json("get", "node", "worker")["status"]["allocatable"]["cpu"]
+    request = f"{milli_value(allocatable) * 6 // 10}m"  # two of these never share a worker
+    low, high = f"low-{ns}", f"high-{ns}"
+    k.run("create", "priorityclass", low, "--value=10")
+    k.run("create", "priorityclass", high, "--value=1000")
+    try:
+        for worker in ("worker", "worker2"):
+            filler = bare_pod(f"filler-{worker}", {"app": "filler"}, priorityClassName=low,
+                              nodeSelector={HOSTNAME: worker})
+            filler["spec"]["containers"][0]["resources"] = {"requests": {"cpu": request}}
+            k.run("apply", "-n", ns, "-f", "-", input=json.dumps(filler))
+            assert node_of_in(k, ns, f"filler-{worker}") == worker
+        urgent = bare_pod("urgent", {"app": "urgent"}, priorityClassName=high)
+        urgent["spec"]["containers"][0]["resources"] = {"requests": {"cpu": request}}
+        k.run("apply", "-n", ns, "-f", "-", input=json.dumps(urgent))
+        node = node_of_in(k, ns, "urgent", timeout=120)  # once the victim has terminated
+        assert node in ("worker", "worker2")
+        uid = k.json("get", "pod", "-n", ns, "urgent")["metadata"]["uid"]
+        events = k.json("get", "events", "-n", ns)["items"]
+        assert any(e["involvedObject"]["name"] == f"filler-{node}" and e["reason"] == "Preempted"
+                   and e["message"] == f"Preempted by pod {uid} on node {node}" for e in events)
+        survivor = {"filler-worker2" if node == "worker" else "filler-worker"}
+        assert wait_for(lambda: {p["metadata"]["name"] for p in k.json("get", "pods", "-n", ns, "-l",
+                                                                         "app=filler")["items"]} == survivor)
+    finally:
+        k.run("delete", "priorityclass", low, high)
