@@ -1,13 +1,14 @@
 """The scheduler: binds each pending pod to a node, like kube-scheduler's default profile.
 
-Pods with no ``spec.nodeName``, for ``default-scheduler`` and not being deleted, are queued.
-One scheduling cycle per pod (filters, scores, :mod:`._scheduling`) runs against the
+Pods with no ``spec.nodeName``, for ``default-scheduler`` and not being deleted, are queued,
+highest ``spec.priority`` first. One scheduling cycle per pod (filters, scores, :mod:`._scheduling`) runs against the
 :class:`~._schedcache.SchedulerCache`; the chosen node is *assumed* at once and the
 ``POST pods/<name>/binding`` plus the ``Scheduled`` event run in the background, so the next
 pod in a burst is placed while the first is still being bound. A pod that fits nowhere gets
 ``PodScheduled=False`` (reason ``Unschedulable``) and a ``FailedScheduling`` event with
 kube-scheduler's message, and is retried whenever a node or a bound pod changes in a way that
-could make room, and every ``resync_seconds``.
+could make room, and every ``resync_seconds``. When evicting lower-priority pods would make room
+(the cycle's PostFilter), those are preempted and the pod is nominated to their node.
 """
 
 from __future__ import annotations
