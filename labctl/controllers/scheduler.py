@@ -215,6 +215,21 @@ class Scheduler(Controller):
             except APIStatusError as err:
                 if err.code not in (404, 409):
                     raise RuntimeError(f"failed to preempt pod {meta['name']!r}: {err}") from err
+        await self._clear_lower_nominations(pod, preemption.node)
+
+    async def _clear_lower_nominations(self, pod: dict, node: str) -> None:
+        """Pods of lower priority nominated to ``node`` may no longer fit there: their nomination goes."""
+        priority = PodInfo.of(pod).priority
+        for other in self.pods.list():
+            if ((other.get("status") or {}).get("nominatedNodeName") == node and pod_key(other) != pod_key(pod)
+                    and not (other.get("spec") or {}).get("nodeName") and PodInfo.of(other).priority < priority):
+                meta = other["metadata"]
+                try:
+                    await self.client.patch(resource_path("pods", meta["namespace"], meta["name"], "status"),
+                                            {"status": {"nominatedNodeName": None}})
+                except APIStatusError as err:
+                    if err.code != 404:
+                        raise RuntimeError(f"failed to clear the nomination of pod {meta['name']!r}: {err}") from err
 
     async def _record_failure(self, pod: dict, message: str, nominated: str | None = None) -> None:
         """``PodScheduled=False`` through the status subresource (with ``nominatedNodeName`` after a

@@ -266,10 +266,15 @@ def test_a_higher_priority_pod_preempts_a_lower_priority_one(k: Kubectl, ns: str
         k.run("apply", "-n", ns, "-f", "-", input=json.dumps(urgent))
         node = node_of_in(k, ns, "urgent", timeout=120)  # once the victim has terminated
         assert node in ("worker", "worker2")
-        uid = k.json("get", "pod", "-n", ns, "urgent")["metadata"]["uid"]
+        bound = k.json("get", "pod", "-n", ns, "urgent")
+        uid = bound["metadata"]["uid"]
+        assert bound["status"].get("nominatedNodeName") == node
         events = k.json("get", "events", "-n", ns)["items"]
         assert any(e["involvedObject"]["name"] == f"filler-{node}" and e["reason"] == "Preempted"
                    and e["message"] == f"Preempted by pod {uid} on node {node}" for e in events)
+        assert any(e["involvedObject"]["name"] == "urgent" and e["reason"] == "FailedScheduling"
+                   and e["message"] == f"0/3 nodes are available: {CP_TAINT_REASON}, 2 Insufficient cpu."
+                   for e in events)  # room was found by preempting: no "preemption:" part
         survivor = {"filler-worker2" if node == "worker" else "filler-worker"}
         assert wait_for(lambda: {p["metadata"]["name"] for p in k.json("get", "pods", "-n", ns, "-l",
                                                                          "app=filler")["items"]} == survivor)
