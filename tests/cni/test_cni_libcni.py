@@ -64,9 +64,9 @@ def libcni_binary() -> Path:
 
 def conf_dir_for(flavour: Flavour, tmp_path: Path) -> Path:
     """A copy of the node's /etc/cni/net.d: labctl's exact list, or the reference plugins in its shape."""
-    conf = build_netconf(POD_CIDR) if flavour.name == "labctl" else flavour.conflist()
+    conf = build_netconf(POD_CIDR) if flavour.name.startswith("labctl") else flavour.conflist()
     conf["plugins"][0]["ipam"]["dataDir"] = str(flavour.data_dir)
-    if flavour.name != "labctl":
+    if not flavour.name.startswith("labctl"):
         conf["plugins"][0]["type"], conf["plugins"][0]["ipam"]["type"] = flavour.bridge_type, flavour.ipam_type
     d = tmp_path / "net.d"
     d.mkdir()
