@@ -20,8 +20,8 @@ request ``labctl-cni/1 NUL plugin NUL netns-id NUL KEY=VALUE NUL ... NUL NUL std
 or ``fallback NUL`` when the daemon will not do it.
 """
 
+import _socket
 import os
-import socket
 import sys
 
 PROTOCOL = b"labctl-cni/1"
@@ -62,7 +62,7 @@ def encode_answer(code: int, stdout: str, stderr: str) -> bytes:
     return b"%d\0%d\0" % (code, len(err)) + err + stdout.encode()
 
 
-def _read_all(sock: socket.socket) -> bytes:
+def _read_all(sock: _socket.socket) -> bytes:
     chunks: list[bytes] = []
     while True:
         chunk = sock.recv(65536)
@@ -73,7 +73,7 @@ def _read_all(sock: socket.socket) -> bytes:
 
 def call_daemon(path: str, request: bytes) -> bytes | None:
     """Send ``request``; return the answer, or None when no daemon listens at ``path``."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(CONNECT_TIMEOUT_S)
         try:
@@ -82,7 +82,7 @@ def call_daemon(path: str, request: bytes) -> bytes | None:
             return None
         sock.settimeout(ANSWER_TIMEOUT_S)
         sock.sendall(request)
-        sock.shutdown(socket.SHUT_WR)
+        sock.shutdown(_socket.SHUT_WR)
         return _read_all(sock)
     finally:
         sock.close()
