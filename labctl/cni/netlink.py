@@ -113,6 +113,14 @@ def _get(ipr: IPRoute, name: str) -> Any | None:
         raise
 
 
+def _index(ipr: IPRoute, name: str) -> int:
+    """The ifindex of ``name`` with one RTM_GETLINK (``link_lookup`` dumps every link: one per pod on a node)."""
+    link = _get(ipr, name)
+    if link is None:
+        raise NetlinkError(errno.ENODEV, f"Cannot find device {name!r}")
+    return int(link["index"])
+
+
 def _mac(msg: Any) -> str:
     return str(msg.get_attr("IFLA_ADDRESS") or "")
 
@@ -155,8 +163,7 @@ def ensure_addr(address: str, bridge: str, have: list[str]) -> None:
         return
     with _node() as ipr:
         try:
-            found = ipr.link_lookup(ifname=bridge)
-            ipr.addr("add", index=found[0], address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            ipr.addr("add", index=_index(ipr, bridge), address=str(iface.ip), prefixlen=iface.network.prefixlen)
         except NetlinkError as err:
             if err.code != errno.EEXIST:
                 raise CNIError(types.ERR_IO, f"failed to add IP address {address!r} to {bridge!r}",
@@ -190,8 +197,7 @@ def attach_veth(args: skel.CmdArgs, n: NetConf, host_name: str) -> tuple[Interfa
         if host is None:
             raise CNIError(types.ERR_IO, f"failed to find host veth {host_name!r} after creating it")
         try:
-            bridge = ipr.link_lookup(ifname=n.bridge)
-            ipr.link("set", index=host["index"], master=bridge[0], state="up")
+            ipr.link("set", index=host["index"], master=_index(ipr, n.bridge), state="up")
             if n.hairpin_mode:  # a pod reaching a Service backed by itself goes out and back this port
                 ipr.brport("set", index=host["index"], mode=1)
         except NetlinkError as err:
@@ -207,22 +213,20 @@ def configure_iface(args: skel.CmdArgs, result: Result) -> None:
     with _pod(args.netns) as pod:
         step = f"link set dev {args.ifname} up"
         try:
-            found = pod.link_lookup(ifname=args.ifname)
-            if not found:
-                raise NetlinkError(errno.ENODEV)
+            index = _index(pod, args.ifname)
             pod.link("set", index=1, state="up")  # lo is always ifindex 1; saves a loopback plugin call
-            pod.link("set", index=found[0], state="up")
+            pod.link("set", index=index, state="up")
             for ipc in result.ips:
                 iface = ipc.ip_interface
                 step = f"addr add {iface} dev {args.ifname}"
-                pod.addr("add", index=found[0], address=str(iface.ip), prefixlen=iface.network.prefixlen)
+                pod.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
         except NetlinkError as err:
             raise CNIError(types.ERR_IO, f"failed to configure {args.ifname!r} in {args.netns!r} ({step})",
                            _details(err)) from err
         for route in result.routes:
             dst = ipaddress.ip_network(route.dst, strict=False)
             gw = route.gw or next((i.gateway for i in result.ips if i.ip_interface.version == dst.version), "")
-            spec: dict[str, Any] = {"dst": str(dst.network_address), "dst_len": dst.prefixlen, "oif": found[0],
+            spec: dict[str, Any] = {"dst": str(dst.network_address), "dst_len": dst.prefixlen, "oif": index,
                                     "proto": RTPROT_BOOT, "family": 2 if dst.version == 4 else 10}
             if gw:
                 spec["gateway"] = gw
