@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import ipaddress
 import os
 import queue
@@ -126,7 +127,7 @@ def _mac(msg: Any) -> str:
 
 
 def ensure_bridge(n: NetConf) -> dict[str, Any]:
-    """Return ``{"mac", "addrs"}`` of bridge ``n.bridge``, creating it (MAC pinned) and setting it up."""
+    """Return ``{"mac", "addrs": []}`` of bridge ``n.bridge``, creating it (MAC pinned) and setting it up."""
     with _node() as ipr:
         bridge = _get(ipr, n.bridge)
         if bridge is None:
@@ -152,12 +153,13 @@ def ensure_bridge(n: NetConf) -> dict[str, Any]:
                 ipr.link("set", index=bridge["index"], flags=IFF_PROMISC, change=IFF_PROMISC)
         except NetlinkError as err:
             raise CNIError(types.ERR_IO, f"failed to set bridge {n.bridge!r} up", _details(err)) from err
-        addrs = [f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(index=bridge["index"])]
-        return {"mac": _mac(bridge), "addrs": addrs}
+        # No address dump (1.4 ms of CPU, every address of the node): ensure_addr adds the
+        # gateway and takes the kernel's "File exists" for "already there".
+        return {"mac": _mac(bridge), "addrs": []}
 
 
 def ensure_addr(address: str, bridge: str, have: list[str]) -> None:
-    """Give the bridge the gateway address (``10.244.1.1/24``) unless it has it (``have``)."""
+    """Give the bridge the gateway address (``10.244.1.1/24``) unless it has it (EEXIST, or in ``have``)."""
     iface = ipaddress.ip_interface(address)
     if str(iface) in have:
         return
@@ -170,6 +172,18 @@ def ensure_addr(address: str, bridge: str, have: list[str]) -> None:
                                _details(err)) from err
 
 
+def pod_mac(container_id: str, ifname: str) -> str:
+    """The pod interface's MAC, chosen at creation so that nothing has to be read back from the pod.
+
+    Locally administered unicast, from sha256(container ID + ifname) like the host veth's name:
+    as random as the kernel's choice, and the same again for a repeated ADD of the sandbox.
+    Reading it back would open a second netlink socket in the pod's netns (~3 ms of CPU).
+    """
+    digest = bytearray(hashlib.sha256(f"{container_id}{ifname}/mac".encode()).digest()[:6])
+    digest[0] = (digest[0] & 0xFE) | 0x02
+    return ":".join(f"{b:02x}" for b in digest)
+
+
 def create_veth(args: skel.CmdArgs, n: NetConf, host_name: str) -> None:
     """Create the pair in one request, the container end born in the pod netns."""
     iproute.require_netns(args.netns)
@@ -177,7 +191,8 @@ def create_veth(args: skel.CmdArgs, n: NetConf, host_name: str) -> None:
     try:
         with _node() as ipr:
             ipr.link("add", ifname=host_name, kind="veth", mtu=n.mtu,
-                     peer={"ifname": args.ifname, "mtu": n.mtu, "net_ns_fd": fd})
+                     peer={"ifname": args.ifname, "mtu": n.mtu, "net_ns_fd": fd,
+                           "address": pod_mac(args.container_id, args.ifname)})
     except NetlinkError as err:
         if err.code == errno.EEXIST:
             with _pod(args.netns) as pod:
@@ -203,9 +218,7 @@ def attach_veth(args: skel.CmdArgs, n: NetConf, host_name: str) -> tuple[Interfa
         except NetlinkError as err:
             raise CNIError(types.ERR_IO, f"failed to connect {host_name!r} to bridge {n.bridge!r}",
                            _details(err)) from err
-    with _pod(args.netns) as pod:
-        cont = _get(pod, args.ifname)
-    return Interface(host_name, _mac(host)), Interface(args.ifname, _mac(cont) if cont else "", args.netns)
+    return Interface(host_name, _mac(host)), Interface(args.ifname, pod_mac(args.container_id, args.ifname), args.netns)
 
 
 def configure_iface(args: skel.CmdArgs, result: Result) -> None:
