@@ -34,7 +34,7 @@ log = logging.getLogger("labctl.cni.daemon")
 BACKEND = bridge.Backend(netlink, {"labctl-host-local": ipam_plugin.plugin_funcs()})
 PLUGINS = {"labctl-bridge": bridge.plugin_funcs(BACKEND), "labctl-host-local": ipam_plugin.plugin_funcs(),
            "labctl-portmap": portmap.plugin_funcs()}
-#: a request is the config plus a few env vars; refuse anything absurd rather than buffer it
+#: a request is the config plus a few env vars; anything larger is sent back to do the work itself
 MAX_REQUEST = 4 << 20
 READ_TIMEOUT_S = 10.0
 
@@ -65,6 +65,9 @@ class _Handler(socketserver.BaseRequestHandler):
             chunks.append(chunk)
             size += len(chunk)
         server: Server = self.server  # type: ignore[assignment]
+        if size > MAX_REQUEST:  # not what a plugin sends: let it do the work itself
+            sock.sendall(shim.FALLBACK + b"\0")
+            return
         sock.sendall(answer(b"".join(chunks), server.own_netns))
 
 

@@ -42,7 +42,7 @@ IPAM_DATA_DIR = "/var/lib/cni/networks"
 CNI_CACHE_DIR = "/var/lib/cni"  # results/<network>-<sandbox id>-eth0, libcni's cache layout
 SYS_CLASS_NET = Path("/sys/class/net")
 CNI_DAEMON_SOCKET = "/run/labctl/cni.sock"  # named in every plugin executable
-#: plugin type → the Python module its executable in /opt/cni/bin runs
+#: plugin type → the Python module its executable in /opt/cni/bin runs when no daemon answers
 PLUGINS = {"labctl-bridge": "labctl.cni.bridge", "labctl-host-local": "labctl.cni.ipam.plugin",
            "labctl-portmap": "labctl.cni.portmap"}
 
@@ -88,7 +88,7 @@ def wrapper_script(plugin: str, module: str, python: str = sys.executable) -> st
     """The plugin executable: a thin client of the node's CNI daemon (:mod:`labctl.cni.shim`), under ``python -SE``.
 
     Unlike pip's console script it skips ``site`` (every ``.pth`` file, ~75 ms here) and
-    ``PYTHON*`` variables: the shim needs only ``os``, ``socket`` and ``sys``, and a pod's start
+    ``PYTHON*`` variables: the shim needs only ``os``, ``sys`` and ``_socket``, and a pod's start
     waits for two of them (bridge, portmap). Without the daemon it runs ``module`` in-process.
     """
     packages = str(Path(__file__).resolve().parents[3])
