@@ -3,12 +3,15 @@
 
 Runs each plugin pair exactly as a runtime would (exec, env, stdin) inside a
 throwaway "node" netns against N fresh pod netns, one pod at a time, and
-prints p50/p99 per command. Needs root. ``--out FILE`` writes the figures as JSON.
+prints p50/p99 per command and labctl's ADD p50 over the reference's (goal: ≤ 2).
+Needs root. ``--out FILE`` writes the figures as JSON.
 
-Flavours: ``labctl`` (wrappers like pip's console scripts: ``#!python`` + import,
-so ``site`` and every ``.pth`` file in site-packages run first), ``labctl-nosite``
-(the same wrappers with ``python -S``: the plugins need only the stdlib and
-labctl) and ``reference`` (Debian's Go ``bridge`` + ``host-local``).
+Flavours: ``labctl-daemon`` (what a node runs: the executables are thin clients,
+``python -SE`` + :mod:`labctl.cni.shim`, of a CNI daemon serving in the node netns,
+which does the work over netlink), ``labctl-nosite`` (the plugins doing the work
+themselves, as without a daemon: ``python -S``, ``ip`` commands, IPAM exec'd),
+``labctl`` (the same as pip's console scripts: ``site`` and every ``.pth`` file run
+first) and ``reference`` (Debian's Go ``bridge`` + ``host-local``).
 ``--concurrent N`` also times N ADDs started at once (a node starting N pods).
 
     sudo python3 bench/cni_add.py --pods 30 --concurrent 20 --out /tmp/cni-bench.json
@@ -17,6 +20,7 @@ labctl) and ``reference`` (Debian's Go ``bridge`` + ``host-local``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -26,15 +30,18 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_DIR = Path("/usr/lib/cni")
-FLAVOURS = {"labctl": ("labctl-bridge", "labctl-host-local"),
+FLAVOURS = {"labctl-daemon": ("labctl-bridge", "labctl-host-local"),
+            "labctl": ("labctl-bridge", "labctl-host-local"),
             "labctl-nosite": ("labctl-bridge-S", "labctl-host-local-S"),
             "reference": ("bridge", "host-local")}
+DAEMON = "labctl-daemon"
 PLUGIN_MODULES = {"labctl-bridge": "labctl.cni.bridge", "labctl-host-local": "labctl.cni.ipam.plugin"}
 
 
@@ -59,12 +66,46 @@ def make_cni_path(d: Path) -> None:
         (d / name).symlink_to(REFERENCE_DIR / name)
 
 
-def call(cni_path: Path, node: str, plugin: str, command: str, cid: str, netns: str, conf: bytes) -> tuple[float, float]:
+@contextlib.contextmanager
+def daemon_for(flavour: str, node: str, work: Path, shared: Path) -> Iterator[tuple[Path, int | None]]:
+    """The flavour's CNI_PATH and daemon pid; for ``labctl-daemon`` thin clients of a daemon started in ``node``."""
+    if flavour != DAEMON:
+        yield shared, None
+        return
+    d = Path(tempfile.mkdtemp(prefix="d", dir=work))
+    sock = str(d / "s")  # unix socket paths are limited to 108 bytes
+    for name, module in PLUGIN_MODULES.items():
+        (d / name).write_text(f"#!{sys.executable} -SE\nimport sys\nsys.path.insert(0, {str(REPO)!r})\n"
+                              f"from labctl.cni.shim import main\nmain({name!r}, {module!r}, {sock!r})\n")
+        (d / name).chmod(0o755)
+    proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{node}", sys.executable, "-m", "labctl.cni.daemon", sock],
+                            stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        if proc.stdout is None or not proc.stdout.readline().startswith("listening"):
+            raise SystemExit("ERROR: the CNI daemon did not start")
+        yield d, proc.pid  # nsenter execs the daemon: same pid
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def process_cpu(pid: int | None) -> float:
+    """user+sys seconds of process ``pid`` so far (0 without one)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def call(cni_path: Path, node: str, plugin: str, command: str, cid: str, netns: str, conf: bytes,
+         daemon_pid: int | None = None) -> tuple[float, float]:
     """One plugin call inside the node netns; return (wall, CPU) seconds.
 
-    CPU is user+sys of every process the call ran (plugin, IPAM, ip, nsenter): it
-    barely depends on how loaded the shared machine is, unlike wall time.
+    CPU is user+sys of every process the call ran (plugin, IPAM, ip, nsenter) and, with
+    a daemon, what the daemon spent meanwhile: it barely depends on how loaded the shared
+    machine is, unlike wall time.
     """
+    daemon_before = process_cpu(daemon_pid)
     env = {"PATH": os.environ.get("PATH", ""), "CNI_COMMAND": command, "CNI_CONTAINERID": cid,
            "CNI_NETNS": netns, "CNI_IFNAME": "eth0", "CNI_PATH": str(cni_path)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -75,7 +116,8 @@ def call(cni_path: Path, node: str, plugin: str, command: str, cid: str, netns: 
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"ERROR: {plugin} {command} failed: {proc.stdout.decode()} {proc.stderr.decode()}")
-    return elapsed, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    daemon_cpu = process_cpu(daemon_pid) - daemon_before
+    return elapsed, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) + daemon_cpu
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -104,11 +146,13 @@ def bench_flavours(flavours: list[str], pods: int, cni_path: Path, work: Path) -
     for ns in names:
         subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        for command in ("ADD", "DEL"):
-            for i in range(pods):
-                for f in flavours:
-                    runs[f][command].append(call(cni_path, nodes[f], FLAVOURS[f][0], command, f"c{i}",
-                                                 f"/run/netns/{pod_names[f][i]}", confs[f]))
+        with contextlib.ExitStack() as stack:
+            paths = {f: stack.enter_context(daemon_for(f, nodes[f], work, cni_path)) for f in flavours}
+            for command in ("ADD", "DEL"):
+                for i in range(pods):
+                    for f in flavours:
+                        runs[f][command].append(call(paths[f][0], nodes[f], FLAVOURS[f][0], command, f"c{i}",
+                                                     f"/run/netns/{pod_names[f][i]}", confs[f], paths[f][1]))
     finally:
         for ns in names:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
@@ -124,14 +168,16 @@ def burst(flavour: str, pods: int, cni_path: Path, work: Path) -> dict[str, floa
     for ns in (node, *pod_names):
         subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        start = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=pods) as pool:
-            adds = [wall for wall, _ in pool.map(
-                lambda i: call(cni_path, node, bridge, "ADD", f"c{i}", f"/run/netns/{pod_names[i]}", conf), range(pods))]
-        wall = time.perf_counter() - start
-        ips = [p.name for p in (work / f"ipam-{flavour}-{tag}" / "labctl").iterdir() if p.name[0].isdigit()]
-        for i, p in enumerate(pod_names):
-            call(cni_path, node, bridge, "DEL", f"c{i}", f"/run/netns/{p}", conf)
+        with daemon_for(flavour, node, work, cni_path) as (path, _):
+            start = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=pods) as pool:
+                adds = [wall for wall, _ in pool.map(
+                    lambda i: call(path, node, bridge, "ADD", f"c{i}", f"/run/netns/{pod_names[i]}", conf),
+                    range(pods))]
+            wall = time.perf_counter() - start
+            ips = [p.name for p in (work / f"ipam-{flavour}-{tag}" / "labctl").iterdir() if p.name[0].isdigit()]
+            for i, p in enumerate(pod_names):
+                call(path, node, bridge, "DEL", f"c{i}", f"/run/netns/{p}", conf)
     finally:
         for ns in (node, *pod_names):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
@@ -142,11 +188,11 @@ def burst(flavour: str, pods: int, cni_path: Path, work: Path) -> dict[str, floa
 
 
 def floor_ms(argv: list[str], runs: int = 10) -> float:
-    """p50 wall time of ``python ARGV``: what every labctl plugin call pays before working."""
+    """p50 wall time of ``python ARGV`` (or of ``ARGV`` if it names a program): what a plugin call pays to start."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([sys.executable, *argv], check=True)
+        subprocess.run(argv if argv[0].startswith("/") else [sys.executable, *argv], check=True)
         times.append(time.perf_counter() - start)
     return percentile(times, 0.5) * 1e3
 
@@ -154,7 +200,10 @@ def floor_ms(argv: list[str], runs: int = 10) -> float:
 def floors() -> dict[str, float]:
     """Interpreter start-up with and without ``site``, and with the plugins' own imports."""
     plugins = f"import sys; sys.path.insert(0, {str(REPO)!r}); import labctl.cni.bridge, labctl.cni.ipam.plugin"
-    return {"python_start_p50_ms": floor_ms(["-c", "pass"]),
+    shim = f"import sys; sys.path.insert(0, {str(REPO)!r}); import labctl.cni.shim"
+    return {"compiled_exec_p50_ms": floor_ms(["/bin/true"]),  # the start-up of a compiled client (Go, C)
+            "python_SE_plus_shim_p50_ms": floor_ms(["-SE", "-c", shim]),
+            "python_start_p50_ms": floor_ms(["-c", "pass"]),
             "python_S_start_p50_ms": floor_ms(["-S", "-c", "pass"]),
             "python_plus_plugin_imports_p50_ms": floor_ms(["-c", plugins]),
             "python_S_plus_plugin_imports_p50_ms": floor_ms(["-S", "-c", plugins]),
@@ -164,7 +213,8 @@ def floors() -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=20, help="pods per plugin pair (default 20)")
-    parser.add_argument("--flavours", default="labctl,labctl-nosite,reference", help=f"comma list of: {', '.join(FLAVOURS)}")
+    parser.add_argument("--flavours", default="labctl-daemon,labctl-nosite,reference",
+                        help=f"comma list of: {', '.join(FLAVOURS)}")
     parser.add_argument("--concurrent", type=int, default=0, help="also time this many ADDs started at once")
     parser.add_argument("--out", help="write the figures as JSON to this file")
     opts = parser.parse_args()
@@ -193,6 +243,10 @@ def main() -> None:
             b = results[flavour]["burst"]
             print(f"{flavour:<14} {b['pods']} concurrent ADDs: {b['wall_ms']:.0f} ms wall, per ADD p50 "
                   f"{b['add_p50_ms']:.0f} ms p99 {b['add_p99_ms']:.0f} ms, {b['distinct_ips']} distinct IPs")
+    if DAEMON in flavours and "reference" in flavours:
+        ratio = results[DAEMON]["ADD"]["p50_ms"] / results["reference"]["ADD"]["p50_ms"]
+        results["add_p50_ratio"] = ratio
+        print(f"ADD p50 {DAEMON} / reference: {ratio:.2f} (goal ≤ 2)")
     print("floor (p50 ms): " + ", ".join(f"{k.removesuffix('_p50_ms')} {v:.0f}" for k, v in results["floor"].items()))
     if opts.out:
         Path(opts.out).write_text(json.dumps(results, indent=2) + "\n")

@@ -8,9 +8,12 @@ the IPAM plugin and configure them plus the routes inside the pod.
 DEL releases IPAM first and then removes the veth; missing things are fine.
 CHECK compares ``prevResult`` with the kernel's view.
 
-The kernel work lives in :mod:`labctl.cni.links` and runs iproute2's ``ip``
-(no pyroute2: importing it cost more than the whole ADD does now). ADD builds
-the host side while the IPAM plugin process starts, so the two overlap.
+How the work is done is a :class:`Backend`. Run as its own process (:data:`EXEC`),
+the kernel work is :mod:`labctl.cni.links` (iproute2's ``ip``: importing pyroute2
+would cost more than the whole ADD) and IPAM is the delegated plugin's process,
+started first so that the host side is built while it starts. In the node's CNI
+daemon (:mod:`labctl.cni.daemon`) the kernel work is :mod:`labctl.cni.netlink`
+(pyroute2, already loaded) and ``labctl-host-local`` is a library call.
 """
 
 from __future__ import annotations
@@ -22,7 +25,44 @@ from labctl.cni.types import CNIError, Interface, IPConfig, Result, Route
 
 TYPE_CHECKING = False  # typing costs every plugin exec ~6 ms; only the type checker needs it
 if TYPE_CHECKING:
+    from types import ModuleType
     from typing import Any
+
+
+class Backend(types.Record):
+    """How one call touches the kernel (``kernel``: a module with :mod:`labctl.cni.links`'s
+    functions) and reaches IPAM (``in_process_ipam``: IPAM types answered by a library call
+    instead of exec'ing the plugin; any other type is still exec'd from ``CNI_PATH``)."""
+
+    __slots__ = ("in_process_ipam", "kernel")
+
+    def __init__(self, kernel: ModuleType, in_process_ipam: dict[str, skel.PluginFuncs]) -> None:
+        self.kernel, self.in_process_ipam = kernel, in_process_ipam
+
+
+#: a plugin process: ``ip`` commands, IPAM exec'd
+EXEC = Backend(links, {})
+
+
+class _InProcessIPAM:
+    """An IPAM call made as a library call, shaped like :class:`invoke.PendingPlugin`."""
+
+    def __init__(self, funcs: skel.PluginFuncs, command: str, args: skel.CmdArgs) -> None:
+        self.funcs, self.command, self.args = funcs, command, args
+
+    def result(self) -> dict[str, Any] | None:
+        handler = {"ADD": self.funcs.add, "DEL": self.funcs.delete, "CHECK": self.funcs.check}[self.command]
+        out = handler(self.args)
+        return out.to_json() if isinstance(out, Result) else out
+
+
+def _start_ipam(args: skel.CmdArgs, n: NetConf, command: str,
+                backend: Backend) -> invoke.PendingPlugin | _InProcessIPAM:
+    """Start the IPAM call (``ipam.type``) with the caller's stdin, as ``pkg/ipam.ExecAdd`` does."""
+    funcs = backend.in_process_ipam.get(n.ipam["type"])
+    if funcs is not None:
+        return _InProcessIPAM(funcs, command, args)
+    return invoke.start_plugin(n.ipam["type"], command, args.stdin_data, **_ipam_kw(args))
 
 
 class NetConf(types.Record):
@@ -118,115 +158,125 @@ def _ipam_kw(args: skel.CmdArgs) -> dict[str, Any]:
                 cni_args=args.args)
 
 
-def cmd_add(args: skel.CmdArgs) -> Result:
+def cmd_add(args: skel.CmdArgs, backend: Backend = EXEC) -> Result:
     """Wire one pod; on any failure undo the veth and the IPAM reservation.
 
     The host side (bridge, veth pair) is built while the IPAM plugin runs: both
     are mostly process start-up. An IPAM error still wins, as if IPAM ran first.
     """
     n = load_netconf(args.stdin_data)
-    pending = invoke.start_plugin(n.ipam["type"], "ADD", args.stdin_data, **_ipam_kw(args))
+    pending = _start_ipam(args, n, "ADD", backend)
     host_name = host_veth_name(args.container_id, args.ifname)
     plugged: tuple[Interface, Interface, Interface, list[str]] | None = None
     host_error: Exception | None = None
     try:
-        plugged = _plug_veth(args, n, host_name)
+        plugged = _plug_veth(args, n, host_name, backend.kernel)
     except Exception as err:  # raised below, once IPAM has answered (its error wins)
         host_error = err
     try:
         raw = pending.result()
     except CNIError:
         if plugged is not None:
-            _delete_veth(host_name)
+            _delete_veth(host_name, backend.kernel)
         raise
     success = False
     try:
         if host_error is not None:
             raise host_error
         assert plugged is not None
-        result = _configure_pod(args, n, Result.from_json(raw or {}), *plugged)
+        result = _configure_pod(args, n, backend.kernel, Result.from_json(raw or {}), *plugged)
         if n.ip_masq:
             setup_ip_masq(n.name, args.container_id, result.ips)
         success = True
         return result
     finally:
         if not success:
-            _rollback(args, n, host_name if plugged is not None else None)
+            _rollback(args, n, backend, host_name if plugged is not None else None)
 
 
-def _plug_veth(args: skel.CmdArgs, n: NetConf, host_name: str) -> tuple[Interface, Interface, Interface, list[str]]:
+def _plug_veth(args: skel.CmdArgs, n: NetConf, host_name: str,
+               kernel: ModuleType) -> tuple[Interface, Interface, Interface, list[str]]:
     """Host side, no addresses needed: bridge up, veth pair made and attached.
 
     Returns the result's [bridge, host veth, pod iface] and the addresses the bridge holds.
 
     Raises with no veth left behind, so the caller owns a veth exactly when this returns.
     """
-    bridge = links.ensure_bridge(n)
-    links.create_veth(args, n, host_name)
+    bridge = kernel.ensure_bridge(n)
+    kernel.create_veth(args, n, host_name)
     try:
-        host, cont = links.attach_veth(args, n, host_name)
+        host, cont = kernel.attach_veth(args, n, host_name)
     except Exception:
-        _delete_veth(host_name)
+        _delete_veth(host_name, kernel)
         raise
     return Interface(n.bridge, bridge["mac"]), host, cont, bridge["addrs"]
 
 
-def _configure_pod(args: skel.CmdArgs, n: NetConf, ipam: Result, bridge: Interface, host: Interface,
+def _configure_pod(args: skel.CmdArgs, n: NetConf, kernel: ModuleType, ipam: Result, bridge: Interface, host: Interface,
                    cont: Interface, bridge_addrs: list[str]) -> Result:
     """Pod addresses and routes, then the gateway on the bridge."""
     if not ipam.ips:
         raise CNIError(types.ERR_INVALID_NETCONF, f"IPAM plugin {n.ipam['type']!r} returned no IP addresses")
     result = build_result(n, ipam, bridge, host, cont)
-    links.configure_iface(args, result)
+    kernel.configure_iface(args, result)
     if n.is_gateway:
         for ipc in result.ips:
             if ipc.gateway:
-                links.ensure_addr(f"{ipc.gateway}/{ipc.ip_interface.network.prefixlen}", n.bridge, bridge_addrs)
-                links.enable_ip_forward(ipc.ip_interface.version)
+                kernel.ensure_addr(f"{ipc.gateway}/{ipc.ip_interface.network.prefixlen}", n.bridge, bridge_addrs)
+                kernel.enable_ip_forward(ipc.ip_interface.version)
     return result
 
 
-def _delete_veth(host_name: str) -> None:
+def _delete_veth(host_name: str, kernel: ModuleType) -> None:
     try:
-        links.delete_link(host_name)
+        kernel.delete_link(host_name)
     except Exception:  # the original error is the one the runtime must see
         pass
 
 
-def _rollback(args: skel.CmdArgs, n: NetConf, host_name: str | None) -> None:
+def _rollback(args: skel.CmdArgs, n: NetConf, backend: Backend, host_name: str | None) -> None:
     """Best-effort undo of a failed ADD: the veth we made (both ends), masq rules, the addresses."""
     if host_name is not None:
-        _delete_veth(host_name)
+        _delete_veth(host_name, backend.kernel)
     if n.ip_masq:
         teardown_ip_masq(n.name, args.container_id)
     try:
-        invoke.delegate(n.ipam["type"], "DEL", args.stdin_data, **_ipam_kw(args))
+        _start_ipam(args, n, "DEL", backend).result()
     except CNIError:
         pass
 
 
-def cmd_del(args: skel.CmdArgs) -> None:
+def cmd_del(args: skel.CmdArgs, backend: Backend = EXEC) -> None:
     """Release IPAM, then remove the pod's veth; a missing netns or link is success."""
     n = load_netconf(args.stdin_data)
-    invoke.delegate(n.ipam["type"], "DEL", args.stdin_data, **_ipam_kw(args))
+    _start_ipam(args, n, "DEL", backend).result()
     if n.ip_masq:
         teardown_ip_masq(n.name, args.container_id)
     if args.netns:
-        links.remove_pod_iface(args.netns, args.ifname)
+        backend.kernel.remove_pod_iface(args.netns, args.ifname)
 
 
-def cmd_check(args: skel.CmdArgs) -> None:
-    """Compare prevResult with reality; raise a specific error on the first difference."""
+def cmd_check(args: skel.CmdArgs, backend: Backend = EXEC) -> None:
+    """Compare prevResult with reality; raise a specific error on the first difference.
+
+    The comparison always reads the kernel through ``ip -j`` (CHECK is rare, not on a pod's path).
+    """
     n = load_netconf(args.stdin_data)
     if not n.prev_result:
         raise CNIError(types.ERR_INVALID_NETCONF, "required prevResult missing")
-    invoke.delegate(n.ipam["type"], "CHECK", args.stdin_data, **_ipam_kw(args))
+    _start_ipam(args, n, "CHECK", backend).result()
     check_network(n.bridge, Result.from_json(n.prev_result), args.netns, args.ifname)
+
+
+def plugin_funcs(backend: Backend = EXEC) -> skel.PluginFuncs:
+    """The plugin's commands done through ``backend``."""
+    return skel.PluginFuncs(lambda a: cmd_add(a, backend), lambda a: cmd_del(a, backend),
+                            lambda a: cmd_check(a, backend), about="labctl-bridge: CNI bridge plugin")
 
 
 def main() -> None:
     """Entry point of the ``labctl-bridge`` executable."""
-    skel.plugin_main(skel.PluginFuncs(cmd_add, cmd_del, cmd_check, about="labctl-bridge: CNI bridge plugin"))
+    skel.plugin_main(plugin_funcs())
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 The node agent calls :func:`add`, :func:`delete` and :func:`check` with the
 network config it wrote to ``/etc/cni/net.d``; ``labctl-bridge`` uses
-:func:`delegate` to hand IPAM to ``labctl-host-local``. Both exec the plugin
+:func:`start_plugin` to hand IPAM to ``labctl-host-local``. Both exec the plugin
 named by ``type`` from ``CNI_PATH`` with the ``CNI_*`` environment and the
 config on stdin, and turn the spec's error JSON into :class:`CNIError`.
 A network configuration list (``{"plugins": [...]}``) runs its plugins in order on
@@ -135,11 +135,6 @@ def start_plugin(
 def exec_plugin(plugin_type: str, command: str, stdin_data: bytes, **kw: Any) -> dict[str, Any] | None:
     """Exec one plugin and wait; return its decoded stdout (None if empty)."""
     return start_plugin(plugin_type, command, stdin_data, **kw).result()
-
-
-def delegate(plugin_type: str, command: str, stdin_data: bytes, **kw: Any) -> dict[str, Any] | None:
-    """Run a delegated plugin (IPAM) with the caller's stdin, as ``pkg/ipam.ExecAdd`` does."""
-    return exec_plugin(plugin_type, command, stdin_data, **kw)
 
 
 def _plugin_confs(netconf: dict[str, Any], capability_args: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -186,9 +186,14 @@ def cmd_check(args: skel.CmdArgs) -> None:
         raise CNIError(types.ERR_CHECK_FAILED, problem)
 
 
+def plugin_funcs() -> skel.PluginFuncs:
+    """The plugin's commands (the executable's, and the node's CNI daemon's)."""
+    return skel.PluginFuncs(cmd_add, cmd_del, cmd_check, about="labctl-portmap: CNI portmap plugin")
+
+
 def main() -> None:
     """Entry point of the ``labctl-portmap`` executable."""
-    skel.plugin_main(skel.PluginFuncs(cmd_add, cmd_del, cmd_check, about="labctl-portmap: CNI portmap plugin"))
+    skel.plugin_main(plugin_funcs())
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Every test gets its own "node" netns holding its own ``cni0`` and runs each
 plugin inside it with ``nsenter --net`` (so the host's links are never
 touched), against pod namespaces at ``/run/netns/<name>``. The same tests run
 against labctl's plugins and the reference bridge + host-local from Debian's
-containernetworking-plugins, selected by the ``flavour`` parameter.
+containernetworking-plugins, selected by the ``flavour`` parameter; ``labctl-daemon``
+is labctl's plugins as a node has them, thin clients of a CNI daemon that runs in
+the node netns.
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ def write_wrapper(path: Path, module: str) -> None:
     path.write_text(
         f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(REPO)!r})\n"
         f"from {module} import main\nmain()\n"
+    )
+    path.chmod(0o755)
+
+
+def write_shim(path: Path, module: str, socket_path: str) -> None:
+    """A plugin executable as a node has it: the thin client of the CNI daemon at ``socket_path``."""
+    path.write_text(
+        f"#!{sys.executable} -SE\nimport sys\nsys.path.insert(0, {str(REPO)!r})\n"
+        f"from labctl.cni.shim import main\nmain({path.name!r}, {module!r}, {socket_path!r})\n"
     )
     path.chmod(0o755)
 

@@ -64,9 +64,9 @@ def libcni_binary() -> Path:
 
 def conf_dir_for(flavour: Flavour, tmp_path: Path) -> Path:
     """A copy of the node's /etc/cni/net.d: labctl's exact list, or the reference plugins in its shape."""
-    conf = build_netconf(POD_CIDR) if flavour.name == "labctl" else flavour.conflist()
+    conf = build_netconf(POD_CIDR) if flavour.name.startswith("labctl") else flavour.conflist()
     conf["plugins"][0]["ipam"]["dataDir"] = str(flavour.data_dir)
-    if flavour.name != "labctl":
+    if not flavour.name.startswith("labctl"):
         conf["plugins"][0]["type"], conf["plugins"][0]["ipam"]["type"] = flavour.bridge_type, flavour.ipam_type
     d = tmp_path / "net.d"
     d.mkdir()
@@ -145,7 +145,8 @@ def test_single_plugin_conflist_is_refused_like_libcni(libcni_binary: Path, tmp_
 
 @pytest.mark.docker
 def test_libcni_runs_the_list_a_lab_node_wrote(lab: Any, libcni_binary: Path) -> None:
-    """In a node: its /etc/cni/net.d and /opt/cni/bin, the kubelet's cache dir; its own pods untouched."""
+    """In a node: its /etc/cni/net.d and /opt/cni/bin (thin clients of the agent's CNI daemon), the kubelet's
+    cache dir; its own pods untouched."""
     node, ns, cid = f"{lab.name}-worker", unique("lc"), unique("libcni")
     copied = subprocess.run(["docker", "cp", str(libcni_binary), f"{node}:/usr/local/bin/cnichain-libcni"],
                             capture_output=True, text=True, timeout=60)
@@ -154,7 +155,8 @@ def test_libcni_runs_the_list_a_lab_node_wrote(lab: Any, libcni_binary: Path) ->
     before = lab.exec("worker", "ls", "/var/lib/cni/networks/labctl").stdout
     lab.exec("worker", "ip", "netns", "add", ns)
     try:
-        added = lab.exec("worker", *[a.format("add") for a in tool], json.dumps(MAPPINGS))
+        added = lab.exec("worker", "env", "LABCTL_CNI_DEBUG=1", *[a.format("add") for a in tool], json.dumps(MAPPINGS))
+        assert "+ ip " not in added.stderr  # the agent's CNI daemon did the work (netlink), not `ip` in the plugin
         ip = json.loads(added.stdout)["ips"][0]["address"].split("/")[0]
         assert f"--dport 8081 -j DNAT --to-destination {ip}:80" in lab.exec("worker", "iptables-save", "-t", "nat").stdout
         lab.exec("worker", *[a.format("check") for a in tool], json.dumps(MAPPINGS))

@@ -60,6 +60,7 @@ class Kubelet:
         executor = ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="kubelet")
         dclient = docker.DockerClient(base_url=self.docker_url, timeout=120, max_pool_size=BLOCKING_THREADS + 4)
         http = aiohttp.ClientSession()
+        cni_daemon = network.start_cni_daemon()
         try:
             netconf = await asyncio.get_running_loop().run_in_executor(executor, network.install_cni, self.cfg.pod_cidr)
             self.ctx = KubeletContext(
@@ -71,6 +72,7 @@ class Kubelet:
                                             expiration_seconds=self.cfg.cluster.service_account_token_seconds))
             await self._serve()
         finally:
+            cni_daemon.close()
             await http.close()
             dclient.close()
             executor.shutdown(wait=False, cancel_futures=True)

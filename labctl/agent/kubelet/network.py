@@ -3,7 +3,9 @@
 The agent drives labctl's CNI plugins exactly as a container runtime does
 (:mod:`labctl.cni.invoke`: exec ``/opt/cni/bin/<type>`` for each plugin of the network
 configuration list it wrote to ``/etc/cni/net.d`` and read back, ``bridge`` then
-``portmap``), so a student can replay a pod's wiring by hand, or with libcni. A pod's
+``portmap``), so a student can replay a pod's wiring by hand, or with libcni. Those
+executables are thin clients of the CNI daemon the agent runs in a thread
+(:func:`start_cni_daemon`, :mod:`labctl.cni.daemon`), which does the work over netlink. A pod's
 ``hostPort``s travel as the ``portMappings`` capability argument, as CRI runtimes pass them. The node's
 routes to the other nodes' podCIDRs (flannel's host-gw) are kept by
 :func:`labctl.cni.routes.sync_pod_cidr_routes` from the Node objects.
@@ -25,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ...cni import daemon as cni_daemon
 from ...cni import invoke
 from ...cni.bridge import host_veth_name
 
@@ -38,7 +41,8 @@ BRIDGE = "cni0"
 IPAM_DATA_DIR = "/var/lib/cni/networks"
 CNI_CACHE_DIR = "/var/lib/cni"  # results/<network>-<sandbox id>-eth0, libcni's cache layout
 SYS_CLASS_NET = Path("/sys/class/net")
-#: plugin type → the Python module its executable in /opt/cni/bin runs
+CNI_DAEMON_SOCKET = "/run/labctl/cni.sock"  # named in every plugin executable
+#: plugin type → the Python module its executable in /opt/cni/bin runs when no daemon answers
 PLUGINS = {"labctl-bridge": "labctl.cni.bridge", "labctl-host-local": "labctl.cni.ipam.plugin",
            "labctl-portmap": "labctl.cni.portmap"}
 
@@ -80,14 +84,21 @@ def port_mappings(pod: dict) -> list[dict[str, Any]]:
     return out
 
 
-def wrapper_script(module: str, python: str = sys.executable) -> str:
-    """The plugin executable: ``module:main`` under ``python -S``.
+def wrapper_script(plugin: str, module: str, python: str = sys.executable) -> str:
+    """The plugin executable: a thin client of the node's CNI daemon (:mod:`labctl.cni.shim`), under ``python -SE``.
 
-    Unlike pip's console script it skips ``site`` (every ``.pth`` file, ~75 ms here): the
-    plugins need only the standard library, and a pod's start waits for two of them.
+    Unlike pip's console script it skips ``site`` (every ``.pth`` file, ~75 ms here) and
+    ``PYTHON*`` variables: the shim needs only ``os``, ``sys`` and ``_socket``, and a pod's start
+    waits for two of them (bridge, portmap). Without the daemon it runs ``module`` in-process.
     """
     packages = str(Path(__file__).resolve().parents[3])
-    return f"#!{python} -S\nimport sys\nsys.path.insert(0, {packages!r})\nfrom {module} import main\nmain()\n"
+    return (f"#!{python} -SE\nimport sys\nsys.path.insert(0, {packages!r})\n"
+            f"from labctl.cni.shim import main\nmain({plugin!r}, {module!r}, {CNI_DAEMON_SOCKET!r})\n")
+
+
+def start_cni_daemon() -> cni_daemon.Server:
+    """Start the node's CNI daemon (a thread of the node agent) that the plugin executables call."""
+    return cni_daemon.start(CNI_DAEMON_SOCKET)
 
 
 def install_cni(pod_cidr: str, bin_dir: Path = CNI_BIN_DIR, conf_dir: Path = CNI_CONF_DIR) -> dict[str, Any]:
@@ -95,7 +106,7 @@ def install_cni(pod_cidr: str, bin_dir: Path = CNI_BIN_DIR, conf_dir: Path = CNI
     bin_dir.mkdir(parents=True, exist_ok=True)
     for plugin, module in PLUGINS.items():
         target = bin_dir / plugin
-        text = wrapper_script(module)
+        text = wrapper_script(plugin, module)
         if target.is_symlink() or not target.exists() or target.read_text() != text:
             tmp = target.with_suffix(".tmp")
             tmp.write_text(text)

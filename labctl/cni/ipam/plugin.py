@@ -99,9 +99,14 @@ def cmd_check(args: skel.CmdArgs) -> None:
             )
 
 
+def plugin_funcs() -> skel.PluginFuncs:
+    """The plugin's commands (the executable's, and the node's CNI daemon's)."""
+    return skel.PluginFuncs(cmd_add, cmd_del, cmd_check, about="labctl-host-local: CNI IPAM plugin")
+
+
 def main() -> None:
     """Entry point of the ``labctl-host-local`` executable."""
-    skel.plugin_main(skel.PluginFuncs(cmd_add, cmd_del, cmd_check, about="labctl-host-local: CNI IPAM plugin"))
+    skel.plugin_main(plugin_funcs())
 
 
 if __name__ == "__main__":
