@@ -1,8 +1,15 @@
-"""Request-body decoding with limits (labctl.apiserver.decode): refused fast, worded as kube words it."""
+"""Request-body decoding with limits (labctl.apiserver.decode): refused early, worded as kube words it.
+
+How fast a hostile body is refused is a benchmark's business (a wall-clock bound here flaked
+on the shared machine); these tests show the refusal comes before the work: an alias bomb is
+never expanded, and nesting 1,000 or 5,000 deep is refused within the frames that the allowed
+depth (:data:`~labctl.apiserver.decode.MAX_DEPTH`) needs.
+"""
 
 from __future__ import annotations
 
-import time
+import inspect
+import sys
 
 import orjson
 import pytest
@@ -14,18 +21,23 @@ from support.hostile import alias_bomb, nested_yaml_block, nested_yaml_flow
 ALIAS_BOMB = alias_bomb()
 
 
-def timed(fn, *args):
-    start = time.perf_counter()
+def refusal(fn, *args, spare_frames: int = 3 * decode.MAX_DEPTH):
+    """``fn(*args)``'s result or decode error, with the recursion limit only ``spare_frames``
+    above the current depth: a decoder that recursed through every level of the body before
+    refusing it would fail here."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + spare_frames)
     try:
-        return fn(*args), time.perf_counter() - start
+        return fn(*args)
     except (decode.DecodeError, APIError) as err:
-        return err, time.perf_counter() - start
+        return err
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def test_a_yaml_alias_bomb_is_refused_in_milliseconds():
-    err, took = timed(decode.loads_yaml, ALIAS_BOMB)
+    err = refusal(decode.loads_yaml, ALIAS_BOMB)
     assert isinstance(err, decode.DecodeError) and str(err) == "yaml: document contains excessive aliasing"
-    assert took < 0.05
 
 
 def test_a_few_aliases_still_work():
@@ -38,21 +50,19 @@ def test_a_few_aliases_still_work():
     b"x: &x " + b"[" * 90 + b"]" * 90 + b"\ny: " + b"[" * 50 + b"*x" + b"]" * 50,  # an alias nests its target
 ])
 def test_deep_yaml_is_refused_without_recursion(data):
-    err, took = timed(decode.loads_yaml, data)
+    err = refusal(decode.loads_yaml, data)
     assert isinstance(err, decode.DecodeError) and "max" in str(err) and "depth" in str(err)
-    assert took < 0.1
 
 
 def test_an_anchor_containing_itself_is_refused():
-    err, _ = timed(decode.loads_yaml, b"a: &x [*x]")
+    err = refusal(decode.loads_yaml, b"a: &x [*x]")
     assert str(err) == "yaml: line 1: anchor 'x' value contains itself"
 
 
 @pytest.mark.parametrize("depth", [101, 1000, 5000])
 def test_deep_json_is_refused_with_gos_words(depth):
-    err, took = timed(decode.loads_json, b"[" * depth + b"]" * depth)
+    err = refusal(decode.loads_json, b"[" * depth + b"]" * depth)
     assert str(err) == "invalid character '[' exceeded max depth of 100"
-    assert took < 0.1
 
 
 def test_json_at_the_depth_limit_is_fine():
