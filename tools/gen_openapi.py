@@ -90,6 +90,8 @@ SERVED: tuple[GroupVersion, ...] = (
         _core("serviceaccounts", "ServiceAccount"),
         _core("persistentvolumes", "PersistentVolume", False, ("status",)),
         _core("persistentvolumeclaims", "PersistentVolumeClaim", True, ("status",)),
+        _core("limitranges", "LimitRange"),
+        _core("resourcequotas", "ResourceQuota", True, ("status",)),
     ), extra=("io.k8s.api.core.v1.Binding",)),
     GroupVersion("apps", "v1", (
         Resource("replicasets", "ReplicaSet", "io.k8s.api.apps.v1.ReplicaSet", True, ("status", "scale")),

@@ -23,7 +23,7 @@ from labctl.kube.meta import IMMUTABLE_ON_UPDATE, SERVER_OWNED_ON_CREATE, genera
 from labctl.kube.resources import APIEXTENSIONS_GROUP, Registry, ResourceType
 
 from ..clusterconfig import ClusterConfig
-from . import decode, errors
+from . import admission, decode, errors
 from .allocators import NodePortAllocator, ServiceIPAllocator
 from .patch import json_patch, merge_patch, strategic_merge_patch
 from .queryparams import ListOptions
@@ -190,10 +190,12 @@ class RestAPI:
             meta["generation"] = 1
         obj["kind"], obj["apiVersion"] = rt.kind, rt.api_version
         strategy.prepare_for_create(obj)
+        admission.mutate(self, rt, obj, None)
         field_errors = strategy.validate(obj) + strategy.admit(obj, None)
         field_errors += strategy.allocate(self, obj, None)
         if field_errors:
             raise errors.invalid_object(rt.kind, rt.group, meta["name"], field_errors)
+        admission.validate(self, rt, obj, None)
         if dry_run:
             return obj
         try:
@@ -201,6 +203,7 @@ class RestAPI:
         except AlreadyExists:
             raise errors.already_exists(rt.plural, rt.group, meta["name"]) from None
         strategy.after_create(self, stored)
+        admission.record(self, rt, scope.namespace)
         return stored
 
     def _check_type_meta(self, rt: ResourceType, obj: dict) -> None:
@@ -260,6 +263,8 @@ class RestAPI:
         field_errors += strategy.allocate(self, new, current)
         if field_errors:
             raise errors.invalid_object(rt.kind, rt.group, scope.name or "", field_errors)
+        if scope.subresource is None:
+            admission.validate(self, rt, new, current)
         if strategy.tracks_generation and spec_of(new) != spec_of(current):
             new["metadata"]["generation"] = int(old_meta.get("generation", 1)) + 1
         if dry_run:
@@ -274,6 +279,7 @@ class RestAPI:
             raise errors.conflict(rt.plural, rt.group, scope.name or "",
                                   MODIFIED_MESSAGE) from None
         strategy.after_update(self, stored)
+        admission.record(self, rt, scope.namespace)
         return stored
 
     # -- patch ---------------------------------------------------------------------------
@@ -415,12 +421,14 @@ class RestAPI:
 
     def _remove(self, scope: RequestScope, expected: int) -> dict:
         try:
-            return self.store.delete(scope.key(), expected)
+            removed = self.store.delete(scope.key(), expected)
         except NotFound:
             raise errors.not_found(scope.resource.plural, scope.resource.group, scope.name or "") from None
         except PreconditionFailed:
             raise errors.conflict(scope.resource.plural, scope.resource.group, scope.name or "",
                                   MODIFIED_MESSAGE) from None
+        admission.record(self, scope.resource, scope.namespace)
+        return removed
 
     def delete_collection(self, scope: RequestScope, opts: ListOptions, options: dict,
                           dry_run: bool = False) -> dict:

@@ -11,15 +11,16 @@ import asyncio
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 from aiohttp import web
 
 from labctl.kube.printers import build_table
-from labctl.kube.resources import CREATE_ONLY, Registry, ResourceType
+from labctl.kube.resources import CREATE_ONLY, Registry, ResourceType, not_served_message
 
-from . import apiproxy, decode, discovery, errors, eviction, openapi, podproxy, portforward, queryparams
+from . import apiproxy, decode, discovery, errors, eventsv1, eviction, metrics, openapi, podproxy, portforward, queryparams
 from .authz import reviews
 from .authz.authorizer import Authorizer
 from .authz.filter import authorization_filter
@@ -27,6 +28,7 @@ from .queryparams import ListOptions
 from .rest import RequestScope, RestAPI
 from .serviceaccounts import ServiceAccountTokens
 from .storage import ResourceVersionTooOld
+from .storage import clone as clone_object
 from .strategies import custom_openapi, strategy_for
 from .users import User, authenticated
 from .watch import WatchFilter, bookmark, encode_event, expired, next_event
@@ -76,12 +78,14 @@ class APIServerApp:
         self.service_accounts = service_accounts
         self.authz = Authorizer(api)
         self.proxy = apiproxy.Proxy(api)
-        self.openapi_paths = {f"apis/{g}/{v}" if g else f"api/{v}"
-                              for g, vs in self.registry.groups().items() for v in vs}
+        self.metrics = metrics.Metrics(api.store, self.registry)
+        self.openapi_paths = {f"apis/{rt.group}/{rt.version}" if rt.group else f"api/{rt.version}"
+                              for rt in self.registry.resources}
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES,
-                              middlewares=[self._errors, self._authenticate, authorization_filter(self.authz)])
+                              middlewares=[self.metrics.middleware(), self._errors, self._authenticate,
+                                           authorization_filter(self.authz)])
         app.on_startup.append(self.authz.start)
         app.on_cleanup.append(self.authz.stop)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
@@ -141,6 +145,8 @@ class APIServerApp:
             return web.Response(text="ok")
         if path == "/version":
             return json_response(discovery.KUBERNETES_VERSION)
+        if path == "/metrics" and request.method == "GET":  # RBAC: the nonResourceURL, system:monitoring's
+            return web.Response(body=self.metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
         if self.service_accounts and path == "/.well-known/openid-configuration":
             return json_response(self.service_accounts.openid_configuration())
         if self.service_accounts and path == "/openid/v1/jwks":
@@ -194,8 +200,25 @@ class APIServerApp:
             raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
         if not rest:
             return json_response(discovery.resource_list(self.registry, group, version))
+        self._refuse_unserved(request.method, group, version, rest)
         scope = self._scope(group, version, rest)
         return await self._serve(request, scope)
+
+    def _refuse_unserved(self, method: str, group: str, version: str, rest: list[str]) -> None:
+        """A built-in kind labctl does not serve: every request answers so, naming the kind.
+
+        Reading one object finds nothing (404), so ``kubectl apply`` goes on to create it and
+        prints the 405 of the create: ``Error from server (MethodNotAllowed): error when
+        creating "rc.yaml": labctl does not serve RuntimeClass (node.k8s.io/v1)``.
+        """
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            rest = rest[2:]
+        unserved = self.registry.lookup_unserved(group, version, rest[0])
+        if unserved is None:
+            return
+        if method == "GET" and len(rest) > 1:
+            raise errors.APIError(404, "NotFound", not_served_message(unserved))
+        raise errors.method_not_allowed(not_served_message(unserved))
 
     def _scope(self, group: str, version: str, rest: list[str]) -> RequestScope:
         namespace = None
@@ -224,6 +247,8 @@ class APIServerApp:
                 raise errors.method_not_allowed("the server does not allow this method on the requested resource")
             body = await _read_object(request)
             return json_response(reviews.answer(self.authz, request["user"], rt, scope.namespace, body), 201)
+        if rt.view_of:
+            return await self._serve_events_view(request, scope)
         if scope.subresource in ("log", "exec", "attach", "portforward"):
             pod = self.api.get(RequestScope(rt, scope.namespace, scope.name))
             if scope.subresource == "log" and method == "GET":
@@ -294,6 +319,59 @@ class APIServerApp:
             return json_response(self.api.delete(scope, options, dry_run))
         raise errors.method_not_allowed("the server does not allow this method on the requested resource")
 
+    async def _serve_events_view(self, request: web.Request, scope: RequestScope) -> web.StreamResponse:
+        """``events.k8s.io/v1``: each verb on the core/v1 Events it shows, converted both ways (``eventsv1.py``)."""
+        view, q, method = scope.resource, request.query, request.method
+        core = RequestScope(strategy_for("events").resource, scope.namespace, scope.name)
+        if method == "GET" and scope.name is None:
+            opts = queryparams.list_options(q, view)
+            if opts.watch:
+                return await self._watch(request, scope, opts, eventsv1.to_view)
+            listed = self.api.list(core, opts)
+            if _wants_table(request):
+                return self._answer_list(request, view, listed)
+            return json_response({**listed, "apiVersion": eventsv1.API_VERSION,
+                                  "items": [eventsv1.to_view(o) for o in listed["items"]]})
+        if method == "GET":
+            return self._answer_view(request, view, self.api.get(core))
+        if method == "POST" and scope.name is None:
+            write = queryparams.write_options(q, "CreateOptions")
+            body, warnings = await decode.read_object(request, view.api_version, view.kind, write.field_validation)
+            if errs := eventsv1.validate_create(body):
+                raise errors.invalid_object(view.kind, view.group, (body.get("metadata") or {}).get("name", ""), errs)
+            created = self.api.create(core, eventsv1.from_view(body), write.dry_run)
+            return self._answer_view(request, view, created, 201, warnings)
+        if method == "PUT" and scope.name is not None:
+            write = queryparams.write_options(q, "UpdateOptions")
+            body, warnings = await decode.read_object(request, view.api_version, view.kind, write.field_validation)
+            updated = self.api.update(core, eventsv1.from_view(body), write.dry_run)
+            return self._answer_view(request, view, updated, 200, warnings)
+        if method == "PATCH" and scope.name is not None:
+            patch_type = decode.patch_type_of(request.headers.get("Content-Type", ""))
+            if patch_type == "apply":
+                raise errors.unsupported_media_type("application/apply-patch+yaml (labctl applies events on the "
+                                                    "server through core/v1 only)")
+            write = queryparams.write_options(q, "PatchOptions", patch_type)
+            patch = await decode.read_patch(request, patch_type, write.field_validation)
+            current = eventsv1.to_view(self.api.get(core))
+            patched = RestAPI._patched(clone_object(current), patch, view.api_version, view.kind)
+            warnings = decode.patched_object(patched, current, patch, view.api_version, view.kind,
+                                             write.field_validation)
+            updated = self.api.update(core, eventsv1.from_view(patched), write.dry_run)
+            return self._answer_view(request, view, updated, 200, warnings)
+        if method == "DELETE" and scope.name is not None:
+            options = await _delete_options(request)
+            deleted = self.api.delete(core, options, bool(options.get("dryRun")))
+            return json_response(eventsv1.to_view(deleted) if deleted.get("kind") == "Event" else deleted)
+        raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+
+    def _answer_view(self, request: web.Request, view: ResourceType, obj: dict, code: int = 200,
+                     warnings: list[str] | None = None) -> web.Response:
+        """An object of a view: its table is the viewed kind's (kube prints both Event versions alike)."""
+        if _wants_table(request):
+            return self._answer_object(request, view, obj, code, warnings)
+        return self._answer_object(request, view, eventsv1.to_view(obj), code, warnings)
+
     # -- answers -------------------------------------------------------------------------
     def _answer_object(self, request: web.Request, rt: ResourceType, obj: dict, code: int = 200,
                        warnings: list[str] | None = None) -> web.Response:
@@ -316,7 +394,9 @@ class APIServerApp:
             return json_response(table, 200, TABLE_MEDIA_TYPE)
         return json_response(listed)
 
-    async def _watch(self, request: web.Request, scope: RequestScope, opts: ListOptions) -> web.StreamResponse:
+    async def _watch(self, request: web.Request, scope: RequestScope, opts: ListOptions,
+                     convert: Callable[[dict], dict] | None = None) -> web.StreamResponse:
+        """A watch; ``convert`` turns stored objects into a view's (events.k8s.io/v1)."""
         rt = scope.resource
         q = request.query
         matcher = self.api.matcher(rt, opts)
@@ -348,6 +428,8 @@ class APIServerApp:
                     t["columnDefinitions"] = []
                 first_table[0] = False
                 return encode_event(event_type, t)
+            if convert is not None:
+                return encode_event(event_type, convert(obj))
             return raw if raw is not None else encode_event(event_type, obj)
 
         try:

@@ -378,6 +378,10 @@ class SQLiteStore:
     def watcher_count(self) -> int:
         return sum(len(w) for w in self._watchers.values())
 
+    def watcher_counts(self) -> dict[str, int]:
+        """Open watches per resource key (the API server's ``/metrics``)."""
+        return {resource: len(w) for resource, w in self._watchers.items() if w}
+
     # -- compaction --------------------------------------------------------------------
     def compact(self) -> Compaction:
         """Drop the history older than ``retention.max_age`` and give the freed space back.

@@ -589,6 +589,12 @@ CONTROLLERREVISION_COLUMNS = [
     _NAME, _col("Controller", "string", "Controller of the object"),
     _col("Revision", "string", "Revision indicates the revision of the state represented by Data."), _AGE,
 ]
+RESOURCEQUOTA_COLUMNS = [
+    _NAME, _AGE,
+    _col("Request", "string", "Request represents a minimum amount of cpu/memory that a container may consume."),
+    _col("Limit", "string", "Limits control the maximum amount of cpu/memory that a container may use independent "
+                            "of contention on the node."),
+]
 DEFAULT_COLUMNS = [_NAME, _col("Created At", "date", _AGE_DOC)]
 _BINDING_COLUMNS = {
     scope: [_NAME, _col("Role", "string", doc), _AGE,
@@ -761,6 +767,18 @@ def print_priority_class(pc: Obj, clock: Clock) -> list[Any]:
             pc.get("preemptionPolicy") or "PreemptLowerPriority"]
 
 
+def print_resource_quota(quota: Obj, clock: Clock) -> list[Any]:
+    """``used/hard`` of each limited resource: the ``limits.*`` ones in Limit, the others in Request."""
+    status = quota.get("status") or {}
+    used, hard = status.get("used") or {}, status.get("hard") or {}
+    request: list[str] = []
+    limit: list[str] = []
+    for name in sorted(_get(quota, "spec", "hard", default={}) or {}):
+        column = limit if name.split(".", 1)[0] == "limits" and "." in name else request
+        column.append(f"{name}: {used.get(name, '0')}/{hard.get(name, '0')}")
+    return [_name(quota), _created(quota, clock), ", ".join(request), ", ".join(limit)]
+
+
 def print_storage_class(sc: Obj, clock: Clock) -> list[Any]:
     """``printStorageClass``: ``(default)`` after the default class's name."""
     name = _name(sc) + (" (default)" if is_default_class(sc) else "")
@@ -900,6 +918,7 @@ PODDISRUPTIONBUDGET_TABLE = TablePrinter(PODDISRUPTIONBUDGET_COLUMNS, print_pod_
 INGRESS_TABLE = TablePrinter(INGRESS_COLUMNS, print_ingress)
 INGRESSCLASS_TABLE = TablePrinter(INGRESSCLASS_COLUMNS, print_ingress_class)
 PRIORITYCLASS_TABLE = TablePrinter(PRIORITYCLASS_COLUMNS, print_priority_class)
+RESOURCEQUOTA_TABLE = TablePrinter(RESOURCEQUOTA_COLUMNS, print_resource_quota)
 STORAGECLASS_TABLE = TablePrinter(STORAGECLASS_COLUMNS, print_storage_class)
 PERSISTENTVOLUME_TABLE = TablePrinter(PERSISTENTVOLUME_COLUMNS, print_persistent_volume)
 PERSISTENTVOLUMECLAIM_TABLE = TablePrinter(PERSISTENTVOLUMECLAIM_COLUMNS, print_persistent_volume_claim)

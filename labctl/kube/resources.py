@@ -37,6 +37,9 @@ class ResourceType:
     verbs: tuple[str, ...] = tuple(ALL_VERBS)
     #: how ``metadata.name`` is validated, a key of :data:`labctl.kube.validators.NAME_RULES`
     name_rule: str = DNS_SUBDOMAIN
+    #: a second view of another resource's objects (``events.k8s.io/v1`` events are core/v1's, converted):
+    #: that resource's storage key
+    view_of: str = ""
 
     @property
     def api_version(self) -> str:
@@ -55,8 +58,8 @@ class ResourceType:
 
     @property
     def key(self) -> str:
-        """Storage key prefix, like etcd's ``/registry/<group>/<plural>``."""
-        return f"{self.group or 'core'}/{self.plural}"
+        """Storage key prefix, like etcd's ``/registry/<group>/<plural>`` (a view's is the viewed resource's)."""
+        return self.view_of or f"{self.group or 'core'}/{self.plural}"
 
     @property
     def qualified(self) -> str:
@@ -83,6 +86,8 @@ RESOURCES: tuple[ResourceType, ...] = (
                  ("status",)),
     ResourceType("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", True,
                  ("pvc",), (), ("status",)),
+    ResourceType("", "v1", "LimitRange", "limitranges", "limitrange", True, ("limits",)),
+    ResourceType("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", True, ("quota",), (), ("status",)),
     ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",), ("all",),
                  ("status", "scale")),
     ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",), ("all",),
@@ -121,15 +126,62 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("networking.k8s.io", "v1", "IngressClass", "ingressclasses", "ingressclass", False),
     ResourceType(APIEXTENSIONS_GROUP, "v1", "CustomResourceDefinition", "customresourcedefinitions",
                  "customresourcedefinition", False, ("crd", "crds"), ("api-extensions",), ("status",)),
+    ResourceType("events.k8s.io", "v1", "Event", "events", "event", True, view_of="core/events"),
 )
-_BY_PLURAL = {rt.plural: rt for rt in RESOURCES}
+_BY_PLURAL = {rt.plural: rt for rt in RESOURCES if not rt.view_of}
+
+
+def _unserved(api_version: str, kind: str, plural: str, namespaced: bool = False,
+              short_names: tuple[str, ...] = ()) -> ResourceType:
+    group, _, version = api_version.rpartition("/")
+    return ResourceType(group, version, kind, plural, kind.lower(), namespaced, short_names, verbs=())
+
+
+#: Kubernetes' built-in kinds labctl does not serve. Discovery lists them with no verbs (the
+#: truth: the resource exists in Kubernetes, this server supports nothing on it), so kubectl
+#: maps a manifest's kind to a URL and the server's answer names the kind and says labctl does
+#: not serve it, instead of kubectl's "no matches for kind ... ensure CRDs are installed first".
+UNSERVED: tuple[ResourceType, ...] = (
+    _unserved("v1", "Binding", "bindings", True),
+    _unserved("v1", "ComponentStatus", "componentstatuses", short_names=("cs",)),
+    _unserved("v1", "PodTemplate", "podtemplates", True),
+    _unserved("v1", "ReplicationController", "replicationcontrollers", True, ("rc",)),
+    _unserved("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
+    _unserved("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies"),
+    _unserved("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding",
+              "validatingadmissionpolicybindings"),
+    _unserved("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations"),
+    _unserved("apiregistration.k8s.io/v1", "APIService", "apiservices"),
+    _unserved("authentication.k8s.io/v1", "TokenReview", "tokenreviews"),
+    _unserved("certificates.k8s.io/v1", "CertificateSigningRequest", "certificatesigningrequests",
+              short_names=("csr",)),
+    _unserved("flowcontrol.apiserver.k8s.io/v1", "FlowSchema", "flowschemas"),
+    _unserved("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration", "prioritylevelconfigurations"),
+    _unserved("networking.k8s.io/v1", "IPAddress", "ipaddresses"),
+    _unserved("networking.k8s.io/v1", "ServiceCIDR", "servicecidrs"),
+    _unserved("node.k8s.io/v1", "RuntimeClass", "runtimeclasses"),
+    _unserved("resource.k8s.io/v1", "DeviceClass", "deviceclasses"),
+    _unserved("resource.k8s.io/v1", "ResourceClaim", "resourceclaims", True),
+    _unserved("resource.k8s.io/v1", "ResourceClaimTemplate", "resourceclaimtemplates", True),
+    _unserved("resource.k8s.io/v1", "ResourceSlice", "resourceslices"),
+    _unserved("storage.k8s.io/v1", "CSIDriver", "csidrivers"),
+    _unserved("storage.k8s.io/v1", "CSINode", "csinodes"),
+    _unserved("storage.k8s.io/v1", "CSIStorageCapacity", "csistoragecapacities", True),
+    _unserved("storage.k8s.io/v1", "VolumeAttachment", "volumeattachments"),
+    _unserved("storage.k8s.io/v1", "VolumeAttributesClass", "volumeattributesclasses"),
+)
+
+
+def not_served_message(rt: ResourceType) -> str:
+    """What every request on an unserved kind answers."""
+    return f"labctl does not serve {rt.kind} ({rt.api_version})"
 
 
 def resource_for(plural: str) -> ResourceType:
     """The served resource named ``plural`` (``"pods"``, ``"deployments"``); KeyError for others.
 
-    Plurals are unique across the groups labctl serves, so a plural alone names a resource,
-    as it does for ``kubectl get``.
+    Plurals are unique across the groups labctl serves, views aside (``events.k8s.io`` events),
+    so a plural alone names a resource, as it does for ``kubectl get``.
     """
     return _BY_PLURAL[plural]
 
@@ -170,19 +222,27 @@ class Registry:
     """
 
     resources: tuple[ResourceType, ...] = RESOURCES
+    #: listed in discovery without verbs; never looked up as served (:data:`UNSERVED`)
+    unserved: tuple[ResourceType, ...] = UNSERVED
     _by_path: dict[tuple[str, str, str], ResourceType] = field(default_factory=dict)
     _by_kind: dict[tuple[str, str], ResourceType] = field(default_factory=dict)
+    _unserved_by_path: dict[tuple[str, str, str], ResourceType] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for rt in self.resources:
             self._by_path[(rt.group, rt.version, rt.plural)] = rt
             self._by_kind[(rt.api_version, rt.kind)] = rt
+        served = set(self._by_path)
+        for rt in self.unserved:  # a kind served since (another row) wins
+            if (rt.group, rt.version, rt.plural) not in served:
+                self._unserved_by_path[(rt.group, rt.version, rt.plural)] = rt
 
     def serve(self, rt: ResourceType) -> None:
         """Add (or replace) a custom resource: every earlier version of the same resource goes."""
         self.unserve(rt.key)
         self.resources = (*self.resources, rt)
         self._by_path[(rt.group, rt.version, rt.plural)] = rt
+        self._unserved_by_path.pop((rt.group, rt.version, rt.plural), None)
         self._by_kind[(rt.api_version, rt.kind)] = rt
 
     def unserve(self, key: str) -> None:
@@ -198,17 +258,22 @@ class Registry:
     def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._by_path.get((group, version, plural))
 
+    def lookup_unserved(self, group: str, version: str, plural: str) -> ResourceType | None:
+        """A built-in kind labctl lists in discovery but does not serve."""
+        return self._unserved_by_path.get((group, version, plural))
+
     def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
         return self._by_kind.get((api_version, kind))
 
     def groups(self) -> dict[str, list[str]]:
-        """group -> versions, in discovery order (core group first)."""
+        """group -> versions, in discovery order (core group first), the unserved kinds' too."""
         out: dict[str, list[str]] = {}
-        for rt in self.resources:
+        for rt in self.resources + tuple(self._unserved_by_path.values()):
             versions = out.setdefault(rt.group, [])
             if rt.version not in versions:
                 versions.append(rt.version)
         return out
 
     def in_group_version(self, group: str, version: str) -> list[ResourceType]:
-        return [rt for rt in self.resources if rt.group == group and rt.version == version]
+        return [rt for rt in self.resources + tuple(self._unserved_by_path.values())
+                if rt.group == group and rt.version == version]

@@ -20,6 +20,7 @@ from .networking import IngressClassStrategy, IngressStrategy, NetworkPolicyStra
 from .nodes import NodeStrategy
 from .pods import PodStrategy
 from .policy import PodDisruptionBudgetStrategy
+from .quota import LimitRangeStrategy, ResourceQuotaStrategy
 from .rbac import ClusterRoleBindingStrategy, RoleBindingStrategy, RoleStrategy
 from .scheduling import PriorityClassStrategy, ensure_system_priority_classes
 from .services import EndpointSliceStrategy, EndpointsStrategy, ServiceStrategy
@@ -62,13 +63,16 @@ _KINDS: dict[str, type[Strategy]] = {
     "storageclasses": StorageClassStrategy,
     "persistentvolumes": PersistentVolumeStrategy,
     "persistentvolumeclaims": PersistentVolumeClaimStrategy,
+    "limitranges": LimitRangeStrategy,
+    "resourcequotas": ResourceQuotaStrategy,
     "roles": RoleStrategy,
     "clusterroles": RoleStrategy,
     "rolebindings": RoleBindingStrategy,
     "clusterrolebindings": ClusterRoleBindingStrategy,
     "customresourcedefinitions": CustomResourceDefinitionStrategy,
 }
-_STRATEGIES: dict[str, Strategy] = {rt.key: _KINDS.get(rt.plural, Strategy)(rt) for rt in RESOURCES}
+#: a view (events.k8s.io/v1 events) is stored, validated and printed as the resource it shows
+_STRATEGIES: dict[str, Strategy] = {rt.key: _KINDS.get(rt.plural, Strategy)(rt) for rt in RESOURCES if not rt.view_of}
 
 
 def strategy_for(resource: ResourceType | str) -> Strategy:

@@ -1,0 +1,43 @@
+"""The admission chain of writes, after the kind's strategy: kube's mutating, then validating admission plugins.
+
+Kube runs its admission plugins around the registry's create/update: the mutating ones
+(``LimitRanger`` fills in container resources) before the strategy validates, the
+validating ones (``LimitRanger``'s min/max, ``ResourceQuota``) after, right before the
+write. Labctl's other admission steps belong to one kind and live in its strategy
+(``Strategy.admit``: the Pod fields labctl honours, DefaultStorageClass ...); these two read
+other objects of the namespace (LimitRanges, ResourceQuotas), so ``rest.py`` calls them here
+for every kind.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from labctl.kube.resources import ResourceType
+
+from . import limitranger, resourcequota
+
+if TYPE_CHECKING:
+    from .strategies.base import Storage
+
+Obj = dict[str, Any]
+
+
+def mutate(api: Storage, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
+    """Mutating admission: a new pod's containers get their namespace's default resources."""
+    if old is None and rt.key == "core/pods":
+        limitranger.default_pod(api, obj)
+
+
+def validate(api: Storage, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
+    """Validating admission of a create or of an update of the main resource; raises a 403 APIError."""
+    if not rt.namespaced:
+        return
+    if old is None or rt.key != "core/pods":  # a pod's containers' resources never change after its create
+        limitranger.validate(api, rt, obj)
+    resourcequota.admit(api, rt, obj, old)
+
+
+def record(api: Storage, rt: ResourceType, namespace: str | None) -> None:
+    """After any stored write: the quotas of the namespace count it (their ``status.used``)."""
+    resourcequota.record(api, rt, namespace)
