@@ -31,6 +31,9 @@ ANNOTATION = "kubernetes.io/limit-ranger"
 
 
 def _items(api: Storage, namespace: str, kind: str) -> list[Obj]:
+    """The namespace's LimitRange items of ``kind``; nothing to scan in a cluster without LimitRanges."""
+    if not api.store.count(LIMIT_RANGE_KEY):
+        return []
     return [as_dict(item) for lr in api.store.list(LIMIT_RANGE_KEY, namespace)
             for item in as_list(as_dict(lr.get("spec")).get("limits")) if as_dict(item).get("type") == kind]
 
