@@ -298,8 +298,11 @@ def load_required() -> dict[str, set[str]]:
     return required
 
 
-def build_schema(proto_dir: Path) -> dict:
-    """Parse every ``*.proto`` in ``proto_dir`` into the compact schema."""
+def build_schema(proto_dir: Path, known_elsewhere: frozenset[str] = frozenset()) -> dict:
+    """Parse every ``*.proto`` in ``proto_dir`` into the compact schema.
+
+    ``known_elsewhere``: message names the inputs may refer to without defining them (``--add``).
+    """
     messages: list[Message] = []
     sources: dict[str, str] = {}
     for path in sorted(proto_dir.glob("*.proto")):
@@ -308,7 +311,7 @@ def build_schema(proto_dir: Path) -> dict:
         messages += parsed
         first = text.lstrip().splitlines()[0] if text.strip() else ""
         sources[package] = first.lstrip("/ ").strip()
-    known = {m.full_name for m in messages}
+    known = {m.full_name for m in messages} | known_elsewhere
     required = load_required()
     out: dict[str, dict[str, list]] = {}
     for msg in messages:
@@ -327,18 +330,20 @@ def build_schema(proto_dir: Path) -> dict:
         for number, (name, type_, flags) in EXTRA_FIELDS.get(msg.full_name, {}).items():
             entries.setdefault(str(number), [name, type_, flags + ("p" if name in ptrs else "")])
         out[msg.full_name] = entries
-    _check_tables(out, set(sources))
+    _check_tables(out, set(sources), known_elsewhere)
     return {"messages": out, "sources": sources}
 
 
-def _check_tables(messages: dict[str, dict[str, list]], packages: set[str]) -> None:
+def _check_tables(messages: dict[str, dict[str, list]], packages: set[str],
+                  known_elsewhere: frozenset[str] = frozenset()) -> None:
     """Fail loudly if a hand-kept table names a message or field the .proto files lack."""
     for table in (INLINE, POINTER_FIELDS):
         for msg, names in table.items():
             if msg.rpartition(".")[0] not in packages:
                 continue  # a package these inputs do not cover (an --only run)
             if msg not in messages:
-                print(f"warning: {msg} (named in a table) is not in the .proto inputs", file=sys.stderr)
+                if msg not in known_elsewhere:
+                    print(f"warning: {msg} (named in a table) is not in the .proto inputs", file=sys.stderr)
                 continue
             present = {e[0] for e in messages[msg].values()}
             for name in (names,) if isinstance(names, str) else names:
@@ -364,6 +369,15 @@ def merge_packages(existing: dict, fresh: dict, packages: list[str]) -> dict:
     return {"messages": dict(sorted(messages.items())), "sources": sources}
 
 
+def add_messages(existing: dict, fresh: dict) -> dict:
+    """``existing`` plus ``fresh``'s messages; each package's source note gains the new input's."""
+    messages = {**existing["messages"], **fresh["messages"]}
+    sources = dict(existing["sources"])
+    for package, note in fresh["sources"].items():
+        sources[package] = f"{sources[package]}; {note}" if package in sources else note
+    return {"messages": dict(sorted(messages.items())), "sources": sources}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("proto_dir", type=Path, help="folder with the generated.proto texts (*.proto)")
@@ -371,10 +385,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], metavar="PACKAGE",
                         help="replace only this proto package (e.g. k8s.io.api.rbac.v1) in the existing --out "
                              "schema, leaving every other message as it is; repeatable")
+    parser.add_argument("--add", action="store_true",
+                        help="add the inputs' messages to the existing --out schema, keeping all others (a few "
+                             "messages of a package whose other inputs are not at hand, e.g. core/v1 ResourceQuota)")
     args = parser.parse_args(argv)
-    schema = build_schema(args.proto_dir)
-    if args.only:
-        schema = merge_packages(json.loads(gzip.decompress(args.out.read_bytes())), schema, args.only)
+    existing = json.loads(gzip.decompress(args.out.read_bytes())) if args.only or args.add else None
+    schema = build_schema(args.proto_dir, frozenset(existing["messages"]) if args.add and existing else frozenset())
+    if existing is not None:
+        schema = merge_packages(existing, schema, args.only) if args.only else add_messages(existing, schema)
     data = json.dumps(schema, sort_keys=True, separators=(",", ":")).encode()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(gzip.compress(data, mtime=0))
