@@ -6,8 +6,11 @@ No controllers run here; the lab test (test_quota_admission_lab.py) covers what 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import ssl
 
+import aiohttp
 import pytest
 
 from labctl.cluster.kubectl import Kubectl
@@ -80,3 +83,25 @@ def test_unserved_kinds_answer_get_and_list_too(kubectl: Kubectl):
     assert "Error from server (NotFound): labctl does not serve RuntimeClass (node.k8s.io/v1)" in got.stderr
     # the served kinds' listing is unchanged: no verbs, so they are not listed for `get`
     assert "runtimeclasses" not in kubectl.run("api-resources", "--verbs=list").stdout
+
+
+def test_racing_creates_never_overshoot_the_quota(apiserver, kubectl: Kubectl):
+    """Twenty creates sent at once against a quota of 3 pods: exactly 3 are stored, the rest are kube's 403."""
+    kubectl.run("create", "quota", "three", "--hard=pods=3")
+    pki = apiserver.data_dir / "pki"
+    tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    tls.load_cert_chain(pki / "admin.crt", pki / "admin.key")
+
+    async def race() -> list[int]:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls, limit=20)) as http:
+            async def create(i: int) -> int:
+                body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}"},
+                        "spec": {"containers": [{"name": "app", "image": "nginx"}]}}
+                async with http.post(f"{apiserver.url}/api/v1/namespaces/default/pods", json=body) as resp:
+                    return resp.status
+            return await asyncio.gather(*(create(i) for i in range(20)))
+
+    codes = asyncio.run(race())
+    assert sorted(codes) == [201] * 3 + [403] * 17
+    assert len(kubectl.json("get", "pods")["items"]) == 3
+    assert kubectl.json("get", "quota", "three")["status"]["used"] == {"pods": "3"}
