@@ -19,7 +19,6 @@ node image then needs no new wheel. A scrape renders everything at once.
 from __future__ import annotations
 
 import bisect
-import functools
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
     from labctl.kube.resources import Registry, ResourceType
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LABEL_CACHE_SIZE = 4096
 #: kube-apiserver's buckets for apiserver_request_duration_seconds
 BUCKETS = (0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0,
            20.0, 30.0, 45.0, 60.0)
@@ -86,7 +86,7 @@ class Metrics:
         self.durations: dict[Labels, list[float]] = {}  # bucket counts, then sum, then count
         self.inflight = {"readOnly": 0, "mutating": 0}
         self.longrunning: dict[Labels, int] = defaultdict(int)
-        self.labels_of = functools.lru_cache(maxsize=4096)(functools.partial(request_labels, registry))
+        self._labels: dict[tuple[str, str, bool], Labels] = {}
 
     def middleware(self) -> Middleware:
         @web.middleware
@@ -116,6 +116,18 @@ class Metrics:
                     self._observe(labels, time.perf_counter() - start)
 
         return measure
+
+    def labels_of(self, method: str, path: str, watch: bool) -> Labels:
+        """:func:`request_labels`, cached for paths of served resources (a CRD may make a path served later)."""
+        key = (method, path, watch)
+        labels = self._labels.get(key)
+        if labels is None:
+            labels = request_labels(self.registry, method, path, watch)
+            if labels[3]:
+                if len(self._labels) >= LABEL_CACHE_SIZE:
+                    self._labels.clear()
+                self._labels[key] = labels
+        return labels
 
     def _observe(self, labels: Labels, seconds: float) -> None:
         series = self.durations.get(labels)

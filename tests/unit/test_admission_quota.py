@@ -10,11 +10,11 @@ import pytest
 
 from labctl.apiserver import eventsv1, limitranger
 from labctl.apiserver.errors import APIError
-from labctl.apiserver.metrics import request_labels
+from labctl.apiserver.metrics import Metrics, request_labels
 from labctl.apiserver.rest import RestAPI
 from labctl.apiserver.scope import RequestScope
 from labctl.apiserver.storage import SQLiteStore, clone
-from labctl.kube.resources import Registry, not_served_message
+from labctl.kube.resources import Registry, ResourceType, not_served_message
 
 
 @pytest.fixture
@@ -247,3 +247,13 @@ def test_metrics_labels_name_the_resource_and_bound_unknown_paths():
     assert request_labels(registry, "GET", "/api/v1/namespaces/default/pods/web/log", False)[0] == "CONNECT"
     assert request_labels(registry, "GET", "/api/v1/namespaces/default/nosuch/x", False) == (
         "GET", "", "", "", "", "")
+
+
+def test_a_resource_served_later_gets_its_labels_and_wins_over_an_unserved_row(tmp_path):
+    registry = Registry()
+    metrics = Metrics(SQLiteStore(tmp_path / "store.db"), registry)
+    path = "/apis/node.k8s.io/v1/runtimeclasses"
+    assert metrics.labels_of("GET", path, False) == ("GET", "", "", "", "", "")
+    registry.serve(ResourceType("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", "runtimeclass", False))
+    assert registry.lookup_unserved("node.k8s.io", "v1", "runtimeclasses") is None
+    assert metrics.labels_of("GET", path, False) == ("LIST", "node.k8s.io", "v1", "runtimeclasses", "", "cluster")
