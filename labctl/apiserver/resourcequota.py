@@ -185,14 +185,18 @@ def matches_scopes(quota: Obj, rt: ResourceType, obj: Obj) -> bool:
 
 
 def quota_scopes(quota: Obj) -> list[str]:
-    """``spec.scopes`` plus the ``In``/``Exists`` expressions of ``spec.scopeSelector`` (validated to be these)."""
+    """``spec.scopes`` plus ``spec.scopeSelector``'s expressions as scopes (``DoesNotExist``: the opposite one).
+
+    Validation admits only the scopes of :data:`SUPPORTED_SCOPES`, which kube selects with
+    ``Exists``/``DoesNotExist`` only.
+    """
     spec = as_dict(quota.get("spec"))
     scopes = [s for s in as_list(spec.get("scopes")) if isinstance(s, str)]
     for expr in as_list(as_dict(spec.get("scopeSelector")).get("matchExpressions")):
         expr = as_dict(expr)
-        if expr.get("operator") in ("Exists", "In"):
+        if expr.get("operator") == "Exists":
             scopes.append(expr.get("scopeName", ""))
-        elif expr.get("operator") in ("DoesNotExist", "NotIn"):
+        elif expr.get("operator") == "DoesNotExist":
             scopes.append(_OPPOSITE.get(expr.get("scopeName", ""), ""))
     return scopes
 

@@ -189,6 +189,15 @@ def test_best_effort_scope_counts_only_pods_without_resources(api):
     assert _refusal(api, "pods", _pod("b")).code == 403
 
 
+def test_scope_selector_does_not_exist_selects_the_opposite_scope(api):
+    _create(api, "resourcequotas", {"metadata": {"name": "sized"}, "spec": {"hard": {"pods": "1"}, "scopeSelector": {
+        "matchExpressions": [{"scopeName": "BestEffort", "operator": "DoesNotExist"}]}}})
+    _create(api, "pods", _pod("a"))  # BestEffort: not counted
+    _create(api, "pods", _pod("b", {"requests": {"cpu": "100m"}}))
+    assert _refusal(api, "pods", _pod("c", {"requests": {"cpu": "100m"}})).code == 403
+    assert api.get(_scope(api, "resourcequotas", "sized"))["status"]["used"] == {"pods": "1"}
+
+
 @pytest.mark.parametrize(("spec", "path", "detail"), [
     ({"hard": {"foo": "1"}}, "spec.hard[foo]", "must be a standard resource for quota"),
     ({"hard": {"pods": "1"}, "scopes": ["PriorityClass"]}, "spec.scopes[0]",
