@@ -136,6 +136,10 @@ SERVED: tuple[GroupVersion, ...] = (
     GroupVersion("storage.k8s.io", "v1", (
         Resource("storageclasses", "StorageClass", "io.k8s.api.storage.v1.StorageClass", False),
     )),
+    GroupVersion("autoscaling", "v2", (
+        Resource("horizontalpodautoscalers", "HorizontalPodAutoscaler",
+                 "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler", True, ("status",)),
+    )),
     GroupVersion("policy", "v1", (
         Resource("poddisruptionbudgets", "PodDisruptionBudget", "io.k8s.api.policy.v1.PodDisruptionBudget", True,
                  ("status",)),

@@ -18,9 +18,22 @@ import orjson
 from aiohttp import web
 
 from labctl.kube.printers import build_table
-from labctl.kube.resources import CREATE_ONLY, Registry, ResourceType, not_served_message
+from labctl.kube.resources import CREATE_ONLY, METRICS_GROUP, Registry, ResourceType, not_served_message
 
-from . import apiproxy, decode, discovery, errors, eventsv1, eviction, metrics, openapi, podproxy, portforward, queryparams
+from . import (
+    apiproxy,
+    decode,
+    discovery,
+    errors,
+    eventsv1,
+    eviction,
+    metrics,
+    openapi,
+    podproxy,
+    portforward,
+    queryparams,
+    resourcemetrics,
+)
 from .authz import reviews
 from .authz.authorizer import Authorizer
 from .authz.filter import authorization_filter
@@ -79,6 +92,7 @@ class APIServerApp:
         self.authz = Authorizer(api)
         self.proxy = apiproxy.Proxy(api)
         self.metrics = metrics.Metrics(api.store, self.registry)
+        self.resource_metrics = resourcemetrics.MetricsAPI(api, self.engine)
         self.openapi_paths = {f"apis/{rt.group}/{rt.version}" if rt.group else f"api/{rt.version}"
                               for rt in self.registry.resources}
 
@@ -242,6 +256,11 @@ class APIServerApp:
         q = request.query
         method = request.method
         rt = scope.resource
+        if rt.group == METRICS_GROUP:  # figures read from the cgroups, never stored
+            table = _wants_table(request)
+            answer = await self.resource_metrics.serve(method, q, scope, table)
+            return json_response(answer, 200, TABLE_MEDIA_TYPE if table and answer["kind"] == "Table" else
+                                 "application/json")
         if rt.verbs == CREATE_ONLY:  # the reviews: answered by the authorizer, never stored
             if method != "POST":
                 raise errors.method_not_allowed("the server does not allow this method on the requested resource")

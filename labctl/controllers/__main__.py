@@ -24,6 +24,7 @@ from .disruption import DisruptionController
 from .endpoints import EndpointsController
 from .endpointslice import EndpointSliceController
 from .garbagecollector import GarbageCollector
+from .horizontal import HorizontalController
 from .job import JobController
 from .loadbalancer import LoadBalancerController
 from .nodelifecycle import NodeLifecycleController
@@ -52,6 +53,7 @@ def build_controllers(ctx: ControllerContext) -> list[Controller]:
         LoadBalancerController(ctx),     # LoadBalancer Services get an IP from the lab network
         DisruptionController(ctx),       # PodDisruptionBudgets' status, which pods/eviction reads
         PersistentVolumeController(ctx),  # claims bound to (local-path provisioned) volumes, reclaimed on delete
+        HorizontalController(ctx),       # HPAs: targets' replicas follow their pods' usage (metrics.k8s.io)
     ]
 
 

@@ -125,6 +125,14 @@ class DockerEngine:
         """``GET /containers/{id}/json``: the container's configuration and state."""
         return await self._call("GET", f"/containers/{container_id}/json")
 
+    async def stats(self, container_id: str) -> dict[str, Any]:
+        """``GET /containers/{id}/stats?stream=false&one-shot=true``: one reading of the container's cgroup.
+
+        ``one-shot`` answers at once with the cumulative counters (no ``precpu_stats``); without
+        it Docker waits a second for a second reading. Rates are the caller's to compute from two readings.
+        """
+        return await self._call("GET", f"/containers/{container_id}/stats", {"stream": "false", "one-shot": "true"})
+
     async def container_tty(self, container_id: str) -> bool:
         info = await self.inspect(container_id)
         return bool(info.get("Config", {}).get("Tty"))

@@ -481,6 +481,12 @@ PODDISRUPTIONBUDGET_COLUMNS = [
     _NAME, _col("Min Available", "string", "The minimum number of pods that must be available."),
     _col("Max Unavailable", "string", "The maximum number of pods that may be unavailable."),
     _col("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."), _AGE]
+HORIZONTALPODAUTOSCALER_COLUMNS = [
+    _NAME, _col("Reference", "string", "The reference to the autoscaled object."),
+    _col("Targets", "string", "The current and target metric values for this autoscaler."),
+    _col("MinPods", "string", "The lower limit of replicas the autoscaler may scale down to."),
+    _col("MaxPods", "integer", "The upper limit of replicas the autoscaler may scale up to."),
+    _col("Replicas", "integer", "The current number of replicas of the scaled object."), _AGE]
 INGRESS_COLUMNS = [
     _NAME, _col("Class", "string", "The name of the IngressClass resource that should be used for this Ingress."),
     _col("Hosts", "string", "Hosts that incoming requests are matched against before the ingress rule"),
@@ -731,6 +737,39 @@ def print_pod_disruption_budget(pdb: Obj, clock: Clock) -> list[Any]:
     return [_name(pdb), str(spec["minAvailable"]) if spec.get("minAvailable") is not None else "N/A",
             str(spec["maxUnavailable"]) if spec.get("maxUnavailable") is not None else "N/A",
             int(_get(pdb, "status", "disruptionsAllowed", default=0) or 0), _created(pdb, clock)]
+def _hpa_metric(spec: Obj, status: Obj | None) -> str:
+    """One entry of ``formatHPAMetrics`` for a Resource metric: ``cpu: 30%/50%`` or ``memory: 10Mi/64Mi``."""
+    resource = spec.get("resource") or {}
+    target = resource.get("target") or {}
+    current = (status or {}).get("resource", {}).get("current") or {}
+    name = resource.get("name", "")
+    if target.get("averageValue") is not None:
+        return f"{name}: {current.get('averageValue', '<unknown>')}/{target['averageValue']}"
+    now = f"{current['averageUtilization']}%" if current.get("averageUtilization") is not None else "<unknown>"
+    goal = f"{target['averageUtilization']}%" if target.get("averageUtilization") is not None else "<auto>"
+    return f"{name}: {now}/{goal}"
+
+
+def format_hpa_metrics(specs: list[Obj], statuses: list[Obj]) -> str:
+    """``formatHPAMetrics``: the first two metrics, then how many more; ``<none>`` without any."""
+    if not specs:
+        return "<none>"
+    shown = [_hpa_metric(spec, statuses[i] if i < len(statuses) else None) for i, spec in enumerate(specs[:2])]
+    more = len(specs) - len(shown)
+    return ", ".join(shown) + (f" + {more} more..." if more else "")
+
+
+def print_horizontal_pod_autoscaler(hpa: Obj, clock: Clock) -> list[Any]:
+    """``printHorizontalPodAutoscaler``: ``Kind/name`` of the target, the metrics, the bounds, the replicas."""
+    spec = _get(hpa, "spec", default={}) or {}
+    ref = spec.get("scaleTargetRef") or {}
+    min_pods = str(spec["minReplicas"]) if spec.get("minReplicas") is not None else "<unset>"
+    return [_name(hpa), f"{ref.get('kind', '')}/{ref.get('name', '')}",
+            format_hpa_metrics(spec.get("metrics") or [], _get(hpa, "status", "currentMetrics", default=[]) or []),
+            min_pods, spec.get("maxReplicas", 0), _get(hpa, "status", "currentReplicas", default=0) or 0,
+            _created(hpa, clock)]
+
+
 def _ingress_hosts(rules: list[Obj]) -> str:
     """``formatHosts``: the first three hosts, then how many rules more; ``*`` when no rule names one."""
     hosts = [r["host"] for r in rules[:3] if r.get("host")]
@@ -915,6 +954,7 @@ CRONJOB_TABLE = TablePrinter(CRONJOB_COLUMNS, print_cronjob)
 LEASE_TABLE = TablePrinter(LEASE_COLUMNS, print_lease)
 NETWORKPOLICY_TABLE = TablePrinter(NETWORKPOLICY_COLUMNS, print_network_policy)
 PODDISRUPTIONBUDGET_TABLE = TablePrinter(PODDISRUPTIONBUDGET_COLUMNS, print_pod_disruption_budget)
+HORIZONTALPODAUTOSCALER_TABLE = TablePrinter(HORIZONTALPODAUTOSCALER_COLUMNS, print_horizontal_pod_autoscaler)
 INGRESS_TABLE = TablePrinter(INGRESS_COLUMNS, print_ingress)
 INGRESSCLASS_TABLE = TablePrinter(INGRESSCLASS_COLUMNS, print_ingress_class)
 PRIORITYCLASS_TABLE = TablePrinter(PRIORITYCLASS_COLUMNS, print_priority_class)

@@ -19,6 +19,8 @@ ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "up
 CREATE_ONLY = ("create",)
 RBAC_GROUP = "rbac.authorization.k8s.io"
 APIEXTENSIONS_GROUP = "apiextensions.k8s.io"
+#: metrics-server's group: ``kubectl top`` reads NodeMetrics and PodMetrics from it
+METRICS_GROUP = "metrics.k8s.io"
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,18 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType(APIEXTENSIONS_GROUP, "v1", "CustomResourceDefinition", "customresourcedefinitions",
                  "customresourcedefinition", False, ("crd", "crds"), ("api-extensions",), ("status",)),
     ResourceType("events.k8s.io", "v1", "Event", "events", "event", True, view_of="core/events"),
+    ResourceType("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers",
+                 "horizontalpodautoscaler", True, ("hpa",), ("all",), ("status",)),
+    # read-only figures computed on request (labctl/apiserver/resourcemetrics.py), never stored,
+    # as metrics-server serves them through the aggregation layer
+    ResourceType(METRICS_GROUP, "v1beta1", "NodeMetrics", "nodes", "", False, verbs=("get", "list")),
+    ResourceType(METRICS_GROUP, "v1beta1", "PodMetrics", "pods", "", True, verbs=("get", "list")),
 )
-_BY_PLURAL = {rt.plural: rt for rt in RESOURCES if not rt.view_of}
+#: by plural, views aside; the core group wins a plural metrics.k8s.io shares with it ("pods", "nodes")
+_BY_PLURAL: dict[str, ResourceType] = {}
+for _rt in RESOURCES:
+    if not _rt.view_of:
+        _BY_PLURAL.setdefault(_rt.plural, _rt)
 
 
 def _unserved(api_version: str, kind: str, plural: str, namespaced: bool = False,
@@ -180,8 +192,9 @@ def not_served_message(rt: ResourceType) -> str:
 def resource_for(plural: str) -> ResourceType:
     """The served resource named ``plural`` (``"pods"``, ``"deployments"``); KeyError for others.
 
-    Plurals are unique across the groups labctl serves, views aside (``events.k8s.io`` events),
-    so a plural alone names a resource, as it does for ``kubectl get``.
+    Plurals are unique across the groups labctl stores, views aside (``events.k8s.io`` events),
+    so a plural alone names a resource, as it does for ``kubectl get`` (``pods`` and ``nodes`` of
+    ``metrics.k8s.io`` are the figures about those objects, addressed by group).
     """
     return _BY_PLURAL[plural]
 

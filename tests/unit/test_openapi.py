@@ -35,6 +35,7 @@ SERVED = {  # apiVersion -> kinds labctl serves
     "storage.k8s.io/v1": ["StorageClass"],
     "events.k8s.io/v1": ["Event"],
     "apiextensions.k8s.io/v1": ["CustomResourceDefinition"],
+    "autoscaling/v2": ["HorizontalPodAutoscaler"],
 }
 REVIEWS = {  # apiVersion -> the review kinds: only POST, nothing to patch
     "authentication.k8s.io/v1": ["SelfSubjectReview"],

@@ -109,6 +109,10 @@ CLUSTER_ROLES: tuple[dict[str, Any], ...] = (
         rule(READ, ["batch"], ["jobs", "cronjobs", "cronjobs/status", "jobs/status"]),
         rule(READ, ["policy"], ["poddisruptionbudgets", "poddisruptionbudgets/status"]),
         rule(READ, ["networking.k8s.io"], ["networkpolicies", "ingresses", "ingresses/status"])]},
+    # what metrics-server's manifest adds: every viewer may read the figures `kubectl top` shows
+    {"name": "system:aggregated-metrics-reader",
+     "labels": {f"{AGGREGATE_TO}view": "true", f"{AGGREGATE_TO}edit": "true", f"{AGGREGATE_TO}admin": "true"},
+     "rules": [rule(["get", "list", "watch"], ["metrics.k8s.io"], ["pods", "nodes"])]},
     # the Node authorizer's rules; bound to nobody (kept for reading and for explicit bindings)
     {"name": "system:node", "rules": [dict(r) for r in KUBE_NODE_RULES]},
     {"name": "system:node-proxier", "rules": [

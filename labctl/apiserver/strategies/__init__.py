@@ -11,6 +11,7 @@ from __future__ import annotations
 from labctl.kube.resources import RESOURCES, ResourceType, resource_for
 
 from .apiextensions import CustomResourceDefinitionStrategy, custom_openapi, custom_strategy
+from .autoscaling import HorizontalPodAutoscalerStrategy
 from .base import Storage, Strategy
 from .batch import CronJobStrategy, JobStrategy
 from .config import ConfigMapStrategy, SecretStrategy, ServiceAccountStrategy
@@ -57,6 +58,7 @@ _KINDS: dict[str, type[Strategy]] = {
     "endpointslices": EndpointSliceStrategy,
     "networkpolicies": NetworkPolicyStrategy,
     "poddisruptionbudgets": PodDisruptionBudgetStrategy,
+    "horizontalpodautoscalers": HorizontalPodAutoscalerStrategy,
     "ingresses": IngressStrategy,
     "ingressclasses": IngressClassStrategy,
     "priorityclasses": PriorityClassStrategy,
