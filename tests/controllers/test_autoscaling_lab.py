@@ -83,6 +83,7 @@ def test_kubectl_top_shows_nodes_and_pods_usage(lab, namespace):
     assert containers[1][1] == "idle"
 
 
+@pytest.mark.timeout(600)  # the lab's start, then about a minute each way
 def test_hpa_scales_a_deployment_up_under_load_and_back_down(lab, namespace):
     busy = f"end=$(( $(date +%s) + {LOAD_SECONDS} )); " \
            "while [ ! -e /tmp/stop ] && [ $(date +%s) -lt $end ]; do :; done; exec sleep 3600"
@@ -109,9 +110,12 @@ def test_hpa_scales_a_deployment_up_under_load_and_back_down(lab, namespace):
     events = lab.kubectl.run("get", "events", "-n", namespace, "--field-selector=reason=SuccessfulRescale").stdout
     assert "New size:" in events
 
+    stopped: set[str] = set()
+
     def load_stopped_and_scaled_down():
-        for pod in running_pods(lab, namespace, "web"):  # replicas created meanwhile get the stop too
-            lab.kubectl.run("exec", "-n", namespace, pod, "--", "touch", "/tmp/stop", check=False)
+        for pod in set(running_pods(lab, namespace, "web")) - stopped:  # replicas created meanwhile stop too
+            if lab.kubectl.run("exec", "-n", namespace, pod, "--", "touch", "/tmp/stop", check=False).returncode == 0:
+                stopped.add(pod)
         replicas = lab.kubectl.json("get", "deployment", "web", "-n", namespace)["spec"]["replicas"]
         return replicas == 1
 
