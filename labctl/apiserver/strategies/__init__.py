@@ -8,7 +8,7 @@ own gets the generic one.
 
 from __future__ import annotations
 
-from labctl.kube.resources import RESOURCES, ResourceType, resource_for
+from labctl.kube.resources import METRICS_GROUP, RESOURCES, ResourceType, resource_for
 
 from .apiextensions import CustomResourceDefinitionStrategy, custom_openapi, custom_strategy
 from .autoscaling import HorizontalPodAutoscalerStrategy
@@ -73,8 +73,10 @@ _KINDS: dict[str, type[Strategy]] = {
     "clusterrolebindings": ClusterRoleBindingStrategy,
     "customresourcedefinitions": CustomResourceDefinitionStrategy,
 }
-#: a view (events.k8s.io/v1 events) is stored, validated and printed as the resource it shows
-_STRATEGIES: dict[str, Strategy] = {rt.key: _KINDS.get(rt.plural, Strategy)(rt) for rt in RESOURCES if not rt.view_of}
+#: a view (events.k8s.io/v1 events) is stored, validated and printed as the resource it shows;
+#: metrics.k8s.io's kinds are computed, never stored: no strategy (resourcemetrics.py serves them)
+_STRATEGIES: dict[str, Strategy] = {rt.key: _KINDS.get(rt.plural, Strategy)(rt) for rt in RESOURCES
+                                    if not rt.view_of and rt.group != METRICS_GROUP}
 
 
 def strategy_for(resource: ResourceType | str) -> Strategy:
