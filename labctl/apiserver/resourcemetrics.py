@@ -173,9 +173,14 @@ class MetricsAPI:
             raise errors.method_not_allowed(f"watch is not supported on {rt.qualified}: metrics are read, never stored")
         source = resource_for(rt.plural)  # the core kind the metrics are of: pods or nodes
         if scope.name is not None:
-            obj = self.api.get(RequestScope(source, scope.namespace, scope.name))
-            items = await self._metrics(rt, [obj])
-            if not items:
+            try:
+                obj = self.api.get(RequestScope(source, scope.namespace, scope.name))
+            except errors.APIError as err:
+                if err.code != 404:
+                    raise
+                obj = None
+            items = await self._metrics(rt, [obj]) if obj is not None else []
+            if not items:  # no such pod, or no figures (yet): metrics-server's NotFound
                 raise errors.not_found(rt.plural, GROUP, scope.name)
             return items[0]
         listed = self.api.list(RequestScope(source, scope.namespace), queryparams.list_options(query, source))

@@ -136,6 +136,7 @@ class HorizontalController(Controller):
         namespace = meta["namespace"]
         stamp = timestamp()
         status["observedGeneration"] = meta.get("generation", 1)
+        status.setdefault("desiredReplicas", 0)  # not omitempty upstream: 0 until a count is computed
         ref = spec.get("scaleTargetRef") or {}
         plural = SCALABLE.get(ref.get("kind", ""))
         served = plural is not None and plural in SERVED_PLURALS

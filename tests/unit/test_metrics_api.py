@@ -99,6 +99,9 @@ def test_a_pod_without_figures_is_not_found_and_writes_and_watches_are_refused(a
         serve(metrics, metrics_scope("pods", "web-1"))
     assert err.value.code == 404 and 'pods.metrics.k8s.io "web-1" not found' in err.value.message
     with pytest.raises(APIError) as err:
+        serve(metrics, metrics_scope("pods", "no-such-pod"))
+    assert err.value.code == 404 and 'pods.metrics.k8s.io "no-such-pod" not found' in err.value.message
+    with pytest.raises(APIError) as err:
         serve(metrics, metrics_scope("pods"), {"watch": "true"})
     assert err.value.code == 405
     with pytest.raises(APIError) as err:
