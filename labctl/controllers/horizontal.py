@@ -123,9 +123,16 @@ class HorizontalController(Controller):
 
     async def reconcile(self, key: str) -> None:
         namespace, name = split_key(key)
-        hpa = self.hpas.get(namespace, name)
-        if hpa is None:
+        if self.hpas.get(namespace, name) is None:
             return
+        # the server's copy, not the cache's: the cache may not have our last status write yet
+        # (a rescale's lastScaleTime), and a sync built on it would write that status over
+        try:
+            hpa = await self.client.get(resource_path("horizontalpodautoscalers", namespace, name))
+        except APIStatusError as err:
+            if err.code == 404:
+                return
+            raise
         status = {**(hpa.get("status") or {})}
         status["conditions"] = [dict(c) for c in status.get("conditions") or []]
         await self._sync(hpa, status, self.histories.setdefault(key, History()))
@@ -263,5 +270,15 @@ class HorizontalController(Controller):
             return
         status["conditions"].sort(key=lambda c: CONDITION_ORDER.index(c["type"]))
         meta = hpa["metadata"]
-        await self.client.replace(resource_path("horizontalpodautoscalers", meta["namespace"], meta["name"], "status"),
-                                  {**hpa, "status": status})
+        path = resource_path("horizontalpodautoscalers", meta["namespace"], meta["name"], "status")
+        try:
+            await self.client.replace(path, {**hpa, "status": status})
+        except APIStatusError as err:
+            if err.code != 409:
+                raise
+            # the spec changed during this sync (`kubectl patch` right after `autoscale`): the status
+            # is still this sync's and the target may be rescaled already, so it goes on the current
+            # version; a retry would find nothing to rescale and lose lastScaleTime
+            current = await self.client.get(resource_path("horizontalpodautoscalers", meta["namespace"],
+                                                          meta["name"]))
+            await self.client.replace(path, {**current, "status": status})

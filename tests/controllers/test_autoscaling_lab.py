@@ -1,9 +1,9 @@
 """Issue 16 in a real lab: ``kubectl top`` and a HorizontalPodAutoscaler under a bounded CPU load.
 
 One lab for the module; each test works in a namespace of its own. The load is a busy loop
-in the autoscaled pods themselves, which stops when the test touches ``/tmp/stop`` in every
-pod (or, as a bound, after :data:`LOAD_SECONDS`), so the HPA can be watched going up and
-coming back down within a short scale-down stabilisation window.
+in the autoscaled pods themselves, which stops when the test touches ``/stop`` in every pod
+(the image has no ``/tmp``) or, as a bound, after :data:`LOAD_SECONDS`, so the HPA can be
+watched going up and coming back down within a short scale-down stabilisation window.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def test_kubectl_top_shows_nodes_and_pods_usage(lab, namespace):
 @pytest.mark.timeout(600)  # the lab's start, then about a minute each way
 def test_hpa_scales_a_deployment_up_under_load_and_back_down(lab, namespace):
     busy = f"end=$(( $(date +%s) + {LOAD_SECONDS} )); " \
-           "while [ ! -e /tmp/stop ] && [ $(date +%s) -lt $end ]; do :; done; exec sleep 3600"
+           "while [ ! -e /stop ] && [ $(date +%s) -lt $end ]; do :; done; exec sleep 3600"
     apply(lab, deployment("web", busy), namespace)
     wait_for(lambda: running_pods(lab, namespace, "web"), timeout=120, what="the web pod running")
     assert "autoscaled" in lab.kubectl.run("autoscale", "-n", namespace, "deployment", "web", "--cpu=50%",
@@ -114,7 +114,7 @@ def test_hpa_scales_a_deployment_up_under_load_and_back_down(lab, namespace):
 
     def load_stopped_and_scaled_down():
         for pod in set(running_pods(lab, namespace, "web")) - stopped:  # replicas created meanwhile stop too
-            if lab.kubectl.run("exec", "-n", namespace, pod, "--", "touch", "/tmp/stop", check=False).returncode == 0:
+            if lab.kubectl.run("exec", "-n", namespace, pod, "--", "touch", "/stop", check=False).returncode == 0:
                 stopped.add(pod)
         replicas = lab.kubectl.json("get", "deployment", "web", "-n", namespace)["spec"]["replicas"]
         return replicas == 1
