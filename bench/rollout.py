@@ -5,13 +5,25 @@
   own informers, as in the controller manager), a 10-replica ReplicaSet; a pod is deleted
   ``--deletes`` times and the time until the replacement's ADDED event is taken from a
   watch. Prints p50/p99. No Docker needed.
-* **rollout** (``--lab``): ``labctl up`` a 1+2 lab, start the kubelet on every node, and for
-  4, 20 and 50 replicas (25%/25%, ``--min-ready`` seconds) time ``kubectl set image`` →
-  ``kubectl rollout status`` done, next to the theoretical minimum: Kubernetes' rolling
-  algorithm (:mod:`labctl.controllers._rollout`) played with instant controllers and pods
-  that are Ready at creation, so only minReadySeconds is waited for.
+* **rollout** (``--lab``): ``labctl up`` a 1+2 lab (or use ``--cluster``'s), time one pod's
+  create → Ready, then for 4, 20 and 50 replicas (25%/25%, ``--min-ready`` seconds) time
+  ``kubectl set image`` → ``kubectl rollout status`` done, next to the theoretical minimum:
+  Kubernetes' rolling algorithm (:mod:`labctl.controllers._rollout`) played with instant
+  controllers and API, each new pod Ready the single-pod start time after its creation and
+  available minReadySeconds later. A watch records the old and new Ready pods over time.
 
     python bench/rollout.py --lab --out bench/results/rollout.json
+
+``--out FILE`` writes JSON::
+
+    {"machine": str, "date": "YYYY-MM-DD",
+     "theory": [{"replicas": N, "seconds": minimum with pods Ready at creation}],
+     "reaction": {"samples", "p50_ms", "p99_ms"},
+     "rollouts": [{"replicas": N, "seconds": measured, "theoretical_min_s": minimum with the measured
+                   pod start, "ratio": seconds / theoretical_min_s, "waves": int, "pod_start_s": float,
+                   "load": [1m, 5m, 15m],
+                   "timeline": [[seconds since set image, old pods Ready, new pods Ready], …]}]}
+                   (only with --lab; a timeline point per change, for a plot against the minimum)
 """
 
 from __future__ import annotations
@@ -38,14 +50,19 @@ from labctl.cluster.scratch import write_topology  # noqa: E402
 from labctl.controllers import _rollout as ro  # noqa: E402
 from labctl.controllers.context import ControllerContext  # noqa: E402
 from labctl.controllers.replicaset import ReplicaSetController  # noqa: E402
+from labctl.kube.objects import pod_is_ready  # noqa: E402
 from support.apiserver import APIServerProcess  # noqa: E402
 from support.lab import labctl  # noqa: E402
 
 KUBELET = "/opt/labctl/bin/python3 -m labctl.agent.kubelet > /var/log/labctl-kubelet.log 2>&1"
+OLD_IMAGE, NEW_IMAGE = "nginx:1.14.2", "nginx:1.16.1"
 
 
-def theoretical_minimum(replicas: int, surge, unavailable, min_ready: float) -> tuple[float, int]:
-    """(seconds, waves): the rolling algorithm with instant controllers, pods available after min_ready."""
+def theoretical_minimum(replicas: int, surge, unavailable, min_ready: float, pod_start: float = 0.0
+                        ) -> tuple[float, int]:
+    """(seconds, waves): the rolling algorithm with instant controllers and API, a new pod Ready
+    ``pod_start`` seconds after its creation (the single-pod start time) and available
+    ``min_ready`` seconds later; old pods go at once (a Terminating pod no longer counts)."""
     d = {"metadata": {"name": "d", "generation": 1}, "spec": {
         "replicas": replicas, "strategy": {"type": "RollingUpdate",
                                            "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}}}
@@ -63,7 +80,7 @@ def theoretical_minimum(replicas: int, surge, unavailable, min_ready: float) -> 
             old, new = rs("old", old_ready), rs("new", new_ready)
             target = ro.new_rs_new_replicas(d, [old, new], new)
             if target > len(new_ready):
-                new_ready += [now + min_ready] * (target - len(new_ready))
+                new_ready += [now + pod_start + min_ready] * (target - len(new_ready))
                 changed = True
                 continue
             sizes = ro.old_rs_scale_down(d, rs("new", new_ready), [rs("old", old_ready)])
@@ -147,30 +164,119 @@ def reaction_bench(deletes: int) -> dict:
             "p99_ms": 1000 * samples[min(len(samples) - 1, int(len(samples) * 0.99))]}
 
 
-def lab_rollouts(sizes: list[int], min_ready: int) -> list[dict]:
-    name = f"wlb{uuid.uuid4().hex[:5]}"
+def single_pod_start(kubeconfig: Path, samples: int = 3) -> float:
+    """Seconds from create to Ready of one pod of the rollout's new image (the minimum's pod start):
+    the median of ``samples`` pods created one after the other (one sample moves with the load)."""
+    return statistics.median(one_pod_start(kubeconfig) for _ in range(samples))
+
+
+def one_pod_start(kubeconfig: Path) -> float:
+    async def go() -> float:
+        client = APIClient(Credentials.from_kubeconfig(kubeconfig))
+        name = f"single-{uuid.uuid4().hex[:5]}"
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"bench": name}},
+               "spec": {"terminationGracePeriodSeconds": 1,
+                        "containers": [{"name": "nginx", "image": NEW_IMAGE}]}}
+        path = resource_path("pods", "default")
+        listed = await client.get(path)
+        start = time.monotonic()
+        await client.create(path, pod)
+        async for event in client.watch(path, listed["metadata"]["resourceVersion"], labelSelector=f"bench={name}"):
+            if event["type"] != "BOOKMARK" and pod_is_ready(event["object"]):
+                took = time.monotonic() - start
+                break
+        await client.delete(resource_path("pods", "default", name))
+        await client.close()
+        return took
+    return asyncio.run(go())
+
+
+class Timeline(threading.Thread):
+    """Old and new Ready pods of a Deployment over time (a watch in its own loop), for the plot."""
+
+    def __init__(self, kubeconfig: Path, app: str) -> None:
+        super().__init__(daemon=True)
+        self.kubeconfig, self.app = kubeconfig, app
+        self.points: list[tuple[float, int, int]] = []   # (seconds since start, old ready, new ready)
+        self.start_time = 0.0
+        self.listening = threading.Event()
+        self._stop_flag = False
+
+    def run(self) -> None:
+        asyncio.run(self._watch())
+
+    async def _watch(self) -> None:
+        client = APIClient(Credentials.from_kubeconfig(self.kubeconfig))
+        pods: dict[str, dict] = {}
+        try:
+            path = resource_path("pods", "default")
+            listed = await client.get(path, labelSelector=f"app={self.app}")
+            pods = {p["metadata"]["name"]: p for p in listed["items"]}
+            self.listening.set()
+            async for event in client.watch(path, listed["metadata"]["resourceVersion"], labelSelector=f"app={self.app}",
+                                            timeout_seconds=900):
+                obj = event["object"]
+                if event["type"] == "BOOKMARK":
+                    continue
+                if event["type"] == "DELETED":
+                    pods.pop(obj["metadata"]["name"], None)
+                else:
+                    pods[obj["metadata"]["name"]] = obj
+                if self.start_time:
+                    self._record(pods)
+                if self._stop_flag:
+                    return
+        finally:
+            await client.close()
+
+    def _record(self, pods: dict[str, dict]) -> None:
+        ready = [p for p in pods.values() if pod_is_ready(p) and not p["metadata"].get("deletionTimestamp")]
+        new = sum(1 for p in ready if p["spec"]["containers"][0]["image"] == NEW_IMAGE)
+        point = (round(time.monotonic() - self.start_time, 3), len(ready) - new, new)
+        if not self.points or self.points[-1][1:] != point[1:]:
+            self.points.append(point)
+
+    def stop(self) -> None:
+        self._stop_flag = True
+
+
+def lab_rollouts(sizes: list[int], min_ready: int, cluster: str | None) -> list[dict]:
     work = Path(tempfile.mkdtemp())
-    env = {"KUBECONFIG": str(work / "kubeconfig")}
-    kubectl = Kubectl(find_kubectl(), work / "kubeconfig")
+    name = cluster or f"wlb{uuid.uuid4().hex[:5]}"
+    kubeconfig = Path(os.environ["KUBECONFIG"]) if cluster else work / "kubeconfig"
+    env = {"KUBECONFIG": str(kubeconfig)}
+    kubectl = Kubectl(find_kubectl(), kubeconfig)
     results = []
     try:
-        labctl("up", "-t", str(write_topology(work / "topo.yaml", name)), env=env, check=True, timeout=900)
-        for node in ("control-plane", "worker", "worker2"):
-            subprocess.run(["docker", "exec", "-d", f"{name}-{node}", "sh", "-c", KUBELET], check=True)
+        if not cluster:
+            labctl("up", "-t", str(write_topology(work / "topo.yaml", name)), env=env, check=True, timeout=900)
+        for node in ("control-plane", "worker", "worker2"):  # no-op when the agent already runs the kubelet
+            subprocess.run(["docker", "exec", "-d", f"{name}-{node}", "sh", "-c", KUBELET], capture_output=True)
+        pod_start = single_pod_start(kubeconfig)
+        print(f"single pod create → Ready: {pod_start:.2f} s")
         for n in sizes:
-            kubectl.run("create", "deployment", f"r{n}", "--image=nginx:1.14.2", f"--replicas={n}")
+            kubectl.run("create", "deployment", f"r{n}", f"--image={OLD_IMAGE}", f"--replicas={n}")
             kubectl.run("patch", f"deployment/r{n}", "-p", json.dumps({"spec": {"minReadySeconds": min_ready}}))
             kubectl.run("rollout", "status", f"deployment/r{n}", "--timeout=600s", timeout=650)
-            start = time.monotonic()
-            kubectl.run("set", "image", f"deployment/r{n}", "nginx=nginx:1.16.1")
+            timeline = Timeline(kubeconfig, f"r{n}")
+            timeline.start()
+            timeline.listening.wait(30)
+            timeline.start_time = start = time.monotonic()
+            kubectl.run("set", "image", f"deployment/r{n}", f"nginx={NEW_IMAGE}")
             kubectl.run("rollout", "status", f"deployment/r{n}", "--timeout=900s", timeout=950)
             took = time.monotonic() - start
-            theory, waves = theoretical_minimum(n, "25%", "25%", min_ready)
-            results.append({"replicas": n, "seconds": round(took, 1), "theoretical_min_s": theory, "waves": waves})
-            print(f"rollout of {n:>3} replicas: {took:6.1f} s   (theoretical minimum {theory:.0f} s, {waves} waves)")
+            timeline.stop()
+            theory, waves = theoretical_minimum(n, "25%", "25%", min_ready, pod_start)
+            load = [round(x, 2) for x in os.getloadavg()]
+            results.append({"replicas": n, "seconds": round(took, 2), "theoretical_min_s": round(theory, 2),
+                            "waves": waves, "ratio": round(took / theory, 2), "pod_start_s": round(pod_start, 2),
+                            "load": load, "timeline": timeline.points})
+            print(f"rollout of {n:>3} replicas: {took:6.1f} s   (theoretical minimum {theory:.1f} s, {waves} waves, "
+                  f"ratio {took / theory:.2f}×; load {load})", flush=True)
             kubectl.run("delete", "deployment", f"r{n}", "--wait=false")
     finally:
-        labctl("down", "--name", name, env=env)
+        if not cluster:
+            labctl("down", "--name", name, env=env)
     return results
 
 
@@ -180,6 +286,7 @@ def main() -> int:
     p.add_argument("--lab", action="store_true", help="also time real rollouts in a lab (needs Docker)")
     p.add_argument("--sizes", default="4,20,50")
     p.add_argument("--min-ready", type=int, default=2)
+    p.add_argument("--cluster", help="time the rollouts in this running lab (KUBECONFIG) instead of a scratch one")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     result: dict = {"machine": f"{platform.node()} {os.cpu_count()} cpus", "date": time.strftime("%Y-%m-%d")}
@@ -194,7 +301,7 @@ def main() -> int:
         print(f"theoretical minimum rollout, {t['replicas']:>3} replicas, 25%/25%, minReadySeconds "
               f"{args.min_ready}: {t['seconds']:.0f} s")
     if args.lab:
-        result["rollouts"] = lab_rollouts(sizes, args.min_ready)
+        result["rollouts"] = lab_rollouts(sizes, args.min_ready, args.cluster)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))

@@ -38,6 +38,28 @@ def is_pod_available(pod: dict, min_ready_seconds: int, now: dt.datetime) -> boo
     return since is not None and since + dt.timedelta(seconds=min_ready_seconds) < now
 
 
+#: How far past ``readySince + minReadySeconds`` a check is scheduled: availability is a
+#: strict ``<`` (``IsPodAvailable``), so a check at the exact moment would still say no.
+AVAILABLE_MARGIN_S = 0.01
+
+
+def next_available_in(pods: list[dict], min_ready_seconds: int, now: dt.datetime) -> float | None:
+    """Seconds until the first Ready-but-not-yet-available pod becomes available, or None.
+
+    What a controller waits for with ``AddAfter``: the exact moment, not a resync period,
+    so a rollout with ``minReadySeconds`` goes on the instant a new pod counts as available.
+    """
+    if min_ready_seconds <= 0:
+        return None
+    waits = []
+    for pod in pods:
+        since = pod_ready_time(pod)
+        if since is None or is_pod_available(pod, min_ready_seconds, now):
+            continue
+        waits.append((since + dt.timedelta(seconds=min_ready_seconds) - now).total_seconds())
+    return max(0.0, min(waits)) + AVAILABLE_MARGIN_S if waits else None
+
+
 def is_pod_active(pod: dict) -> bool:
     """Not finished and not being deleted (``controller.IsPodActive``)."""
     phase = (pod.get("status") or {}).get("phase")

@@ -26,7 +26,7 @@ from ..kube.meta import timestamp
 from ..kube.objects import pod_is_ready
 from ._ownership import Expectations, claim, controller_of
 from ._podcontrol import PodControl, pod_from_template
-from ._podutil import filter_active_pods, is_pod_available, pods_to_delete, utcnow
+from ._podutil import filter_active_pods, is_pod_available, next_available_in, pods_to_delete, utcnow
 from .base import Controller, split_key
 from .context import ControllerContext
 
@@ -131,12 +131,7 @@ class ReplicaSetController(Controller):
             if controller_of(new) is None:
                 self._enqueue_matching(new)
             return
-        self.queue.add(key)
-        if not pod_is_ready(old) and pod_is_ready(new):
-            rs = self.replicasets.get(*split_key(key))
-            min_ready = int(((rs or {}).get("spec") or {}).get("minReadySeconds") or 0)
-            if min_ready > 0:  # it becomes available later: look again then
-                self.queue.add_after(key, min_ready + 0.5)
+        self.queue.add(key)  # the sync sets a timer for the moment a newly Ready pod becomes available
 
     def _pod_deleted(self, pod: dict) -> None:
         key = self._owner_key(pod)
@@ -173,10 +168,9 @@ class ReplicaSetController(Controller):
             # resourceVersion must not cost a conflict-and-retry round on every sync
             patch = {"status": {**{k: None for k in current if k not in status}, **status}}
             rs = await self.client.patch(resource_path("replicasets", namespace, name, "status"), patch)
-        spec_replicas = int(rs["spec"].get("replicas", 1))
-        min_ready = int(rs["spec"].get("minReadySeconds") or 0)
-        if error is None and min_ready > 0 and status["readyReplicas"] == spec_replicas != status["availableReplicas"]:
-            self.queue.add_after(key, min_ready)
+        after = next_available_in(pods, int(rs["spec"].get("minReadySeconds") or 0), now)
+        if after is not None:  # availableReplicas changes then: sync at that instant
+            self.queue.add_after(key, after)
         if error is not None:
             raise RuntimeError(error)
 

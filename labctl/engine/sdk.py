@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import Iterable
+from typing import Any
 
 import docker
 import docker.errors
+from docker.transport.unixconn import UnixHTTPAdapter, UnixHTTPConnectionPool
 
 from ..errors import LabctlError
 
-__all__ = ["connect", "read_files", "tar_of"]
+__all__ = ["connect", "read_files", "reuse_connections", "tar_of"]
 
 
 def connect(timeout: int = 120) -> docker.DockerClient:
@@ -29,6 +31,33 @@ def connect(timeout: int = 120) -> docker.DockerClient:
         raise LabctlError(f"cannot reach the Docker engine: {text}",
                           hint="start it with `sudo scripts/ensure-docker.sh` (or `sudo systemctl start docker`)"
                           ) from None
+
+
+class OneEndpointAdapter(UnixHTTPAdapter):
+    """docker-py's unix-socket adapter with one connection pool for the engine, not one per URL.
+
+    docker-py keys its pools by the whole request URL (``/containers/<id>/json`` …) and keeps
+    25 of them, so a kubelet starting many pods opens a fresh connection for nearly every call
+    about a new container and closes evicted pools as it goes (7 % of the kubelet's Docker
+    time in a 50-pod burst, docs/pod-startup.md). The engine is one endpoint: one pool of
+    ``max_pool_size`` kept-alive connections serves every call.
+    """
+
+    def get_connection(self, url: str | bytes, proxies: Any = None) -> UnixHTTPConnectionPool:
+        return super().get_connection("http+docker://localhost", proxies)
+
+
+def reuse_connections(client: docker.DockerClient) -> docker.DockerClient:
+    """``client`` with :class:`OneEndpointAdapter` when it talks over a unix socket (returned as is otherwise)."""
+    api = client.api
+    current = api.adapters.get("http+docker://")
+    if isinstance(current, UnixHTTPAdapter) and not isinstance(current, OneEndpointAdapter):
+        adapter = OneEndpointAdapter(f"http+unix://{current.socket_path}", current.timeout,
+                                     max_pool_size=current.max_pool_size)
+        api.mount("http+docker://", adapter)
+        setattr(api, "_custom_adapter", adapter)  # noqa: B010 - docker-py's own handle on it (its raw sockets)
+        current.close()
+    return client
 
 
 def tar_of(files: dict[str, bytes]) -> bytes:

@@ -52,6 +52,14 @@ def test_available_needs_ready_for_min_ready_seconds():
     assert not pu.is_pod_available(pod("a"), 0, NOW)
 
 
+def test_next_available_is_the_exact_moment_the_first_ready_pod_counts():
+    pods = [pod("a", ready_for=1), pod("b", ready_for=3), pod("c", ready_for=10), pod("d")]
+    after = pu.next_available_in(pods, 5, NOW)
+    assert after == pytest.approx(2 + pu.AVAILABLE_MARGIN_S)  # b: Ready 3 s ago, available 2 s from now
+    assert pu.next_available_in([pod("c", ready_for=10), pod("d")], 5, NOW) is None  # nothing to wait for
+    assert pu.next_available_in(pods, 0, NOW) is None
+
+
 def test_active_pods_exclude_finished_and_terminating():
     pods = [pod("run"), pod("done", phase="Succeeded"), pod("failed", phase="Failed"),
             pod("bye", deletionTimestamp=ts(0))]

@@ -25,6 +25,7 @@ from ...client.informer import FuncHandler, Informer
 from ...client.rest import APIClient
 from ...clusterconfig import NodeConfig
 from ...cni.routes import sync_pod_cidr_routes
+from ...engine.sdk import reuse_connections
 from ...kube.containers import CLUSTER_LABEL, POD_NODE_LABEL, POD_UID_LABEL, node_container_name
 from . import gc, lock, network
 from .backoff import Backoff
@@ -58,7 +59,8 @@ class Kubelet:
         """Run until cancelled (waiting first for any other kubelet on this node to end)."""
         lock_fd = await asyncio.get_running_loop().run_in_executor(None, lock.acquire) if self.node_lock else None
         executor = ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="kubelet")
-        dclient = docker.DockerClient(base_url=self.docker_url, timeout=120, max_pool_size=BLOCKING_THREADS + 4)
+        dclient = reuse_connections(docker.DockerClient(base_url=self.docker_url, timeout=120,
+                                                        max_pool_size=BLOCKING_THREADS + 4))
         http = aiohttp.ClientSession()
         cni_daemon = network.start_cni_daemon()
         try:

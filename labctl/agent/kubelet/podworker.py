@@ -74,10 +74,27 @@ class PodWorker:
 
     # -- signals -------------------------------------------------------------------------
     def update(self, pod: dict) -> None:
+        echo = self.own_status_echo(pod)
         self.pod = pod
         if pod["metadata"].get("deletionTimestamp") and self._post_start is not None:
             self._post_start.cancel()  # a hook that never returns must not hold the deletion
-        self.wake()
+        if not echo:
+            self.wake()
+
+    def own_status_echo(self, pod: dict) -> bool:
+        """True when ``pod`` is only the API server's echo of the status this worker last wrote.
+
+        Waking on it would re-read Docker (a list and an inspect per container, twice) for
+        nothing — in a 50-pod burst that was most of the kubelet's Docker calls. Anything
+        else (spec, metadata, a status someone else changed, like the node lifecycle
+        controller's Ready=Unknown) still wakes the worker.
+        """
+        if self.last_status is None:
+            return False
+        status = pod.get("status") or {}
+        if any(status.get(key) != value for key, value in self.last_status.items()):
+            return False
+        return _without_status(pod) == _without_status(self.pod)
 
     def wake(self) -> None:
         self._wake.set()
@@ -661,6 +678,12 @@ def _read_text(path: Path) -> str:
         return path.read_text()
     except OSError:
         return ""
+
+
+def _without_status(pod: dict) -> dict:
+    """The pod minus what a status write changes (status, resourceVersion, managedFields)."""
+    meta = {k: v for k, v in pod["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+    return {**{k: v for k, v in pod.items() if k != "status"}, "metadata": meta}
 
 
 def _ready(status: dict | None) -> str | None:
