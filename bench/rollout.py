@@ -101,19 +101,34 @@ class ControllerThread:
         self.kubeconfig = kubeconfig
         self.ready = threading.Event()
         self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Future | None = None
 
     async def _main(self) -> None:
         client = APIClient(Credentials.from_kubeconfig(self.kubeconfig))
         ctx = ControllerContext(client)
         ctrl = ReplicaSetController(ctx)
+        self._loop = asyncio.get_running_loop()
         informers = asyncio.create_task(ctx.run_informers())
         await ctx.wait_for_sync()
         self.ready.set()
-        await asyncio.gather(informers, ctrl.run())
+        self._task = asyncio.gather(informers, ctrl.run())
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await client.close()
 
     def start(self) -> None:
         self.thread.start()
         self.ready.wait(30)
+
+    def stop(self) -> None:
+        """Stop the controller before its API server goes (it would log a failed sync a second)."""
+        if self._loop is not None and self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+            self.thread.join(10)
 
 
 async def measure_reaction(kubeconfig: Path, deletes: int) -> list[float]:
@@ -154,10 +169,12 @@ def reaction_bench(deletes: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         server = APIServerProcess(Path(tmp))
         server.start()
+        controller = ControllerThread(server.kubeconfig)
         try:
-            ControllerThread(server.kubeconfig).start()
+            controller.start()
             samples = asyncio.run(measure_reaction(server.kubeconfig, deletes))
         finally:
+            controller.stop()
             server.stop()
     samples.sort()
     return {"samples": len(samples), "p50_ms": 1000 * statistics.median(samples),
