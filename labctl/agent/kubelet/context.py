@@ -40,8 +40,8 @@ T = TypeVar("T")
 PRE_STOP_DRAIN_SECONDS = 2.0
 #: Worker threads for Docker and CNI calls: enough for ~16 pods to progress at once.
 BLOCKING_THREADS = 16
-#: Concurrent CNI ADD/DEL: each is two fresh Python processes (plugin + IPAM) that mostly
-#: burn CPU importing; more than the cores just thrashes (ADDs hit the 60 s plugin timeout).
+#: Concurrent CNI ADD/DEL: each execs a plugin process (a thin client of the agent's CNI
+#: daemon); 6 at once was slower than 2 in a 50-pod burst (docs/benchmarks-kubelet.md).
 CNI_PARALLEL = 2
 #: The kubelet's ``--resolv-conf``: the node's resolver, the base of ``dnsPolicy: Default``.
 RESOLV_CONF = Path("/etc/resolv.conf")
