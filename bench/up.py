@@ -50,7 +50,7 @@ SHAPE = """{"benchmark": "up", "date": "YYYY-MM-DD", "load_before": [1m, 5m, 15m
    "control_plane_mib": 131, "idle_worker_mib": 56, "phases_median": {"images": 0.1, "plan": 0.05, ...},
    "runs": [{"up_s": ..., "floor_s": ..., "down_s": ..., "phases": {...}, "dns_from_pod_ok": true, ...}]}}}"""
 
-#: the `up` step lines' start → a short phase name (order is the bar plot's order)
+#: the `up` step lines' start (the longest that fits) → a short phase name
 PHASES = {"Ensuring lab images": "images", "Choosing the lab network": "plan+pki", "Creating lab network": "network",
           "Creating ": "create", "Starting nodes": "start", "Waiting for ": "nodes ready",
           "Installing cluster add-ons": "add-ons", "Waiting for cluster DNS": "dns", "Writing kubeconfig": "kubeconfig"}
@@ -77,7 +77,8 @@ def phases_of(stderr: str, total: float) -> dict[str, float]:
         m = STEP.match(line)
         if not m:
             continue
-        name = next((short for start, short in PHASES.items() if m["what"].startswith(start)), m["what"][:20])
+        starts = [start for start in PHASES if m["what"].startswith(start)]
+        name = PHASES[max(starts, key=len)] if starts else m["what"][:20]
         found[name] = found.get(name, 0.0) + float(m["s"])
     found["cli"] = max(0.0, total - sum(found.values()))
     return {k: round(v, 3) for k, v in found.items()}
@@ -91,8 +92,9 @@ def memory_mib(container: str) -> float:
 
 
 def node_image() -> str:
-    """The node image ``up`` runs (its content-hash tag), from ``labctl images list``."""
-    out = subprocess.run([sys.executable, "-m", "labctl", "images", "list"], capture_output=True, text=True,
+    """The node image ``up`` runs (its content-hash tag), built first when missing: a run
+    times ``up`` with its images built, as the goal says."""
+    out = subprocess.run([sys.executable, "-m", "labctl", "images", "build"], capture_output=True, text=True,
                          check=True).stdout
     return next(line.split()[1] for line in out.splitlines() if line.split()[:1] == ["node"])
 
