@@ -57,7 +57,8 @@ async def bootstrap(credentials: Credentials, cluster: ClusterConfig, node_names
     later = [a for a in addons if a != DNS_SERVICE]
     async with APIClient(credentials) as api:
         await _wait_for_api(api, credentials.server)
-        progress.start(f"Installing cluster add-ons ({', '.join(addons)}) 🔎")
+        then = f"; {', '.join(later)} once DNS is Ready" if later else ""
+        progress.start(f"Installing cluster add-ons ({', '.join(first)}{then}) 🔎")
         await install_addons(api, cluster, node_image, first, ingress_image)
         progress.start(f"Waiting for {len(node_names)} node(s) to be Ready ⏳")
         await _wait_for_nodes(api, node_names, progress)
