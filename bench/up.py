@@ -42,6 +42,8 @@ from _common import write_json
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_UP_S = 2.0
 GOAL_DOWN_S = 1.5
+#: seconds the first pod's ``kubectl run`` may take before it counts as hung
+POD_TIMEOUT = 60.0
 
 #: The JSON written by ``--out`` (what ``bench/report.py`` reads).
 SHAPE = """{"benchmark": "up", "date": "YYYY-MM-DD", "load_before": [1m, 5m, 15m], "load_after": [...],
@@ -115,13 +117,18 @@ def floor_run(image: str, count: int) -> float:
     return took
 
 
-def pod_nslookup(env: dict[str, str], lab: str) -> tuple[bool, float]:
-    """A student's first command after ``up``: (answered, seconds of the whole ``kubectl run``)."""
+def pod_nslookup(env: dict[str, str], lab: str) -> tuple[bool, float, str]:
+    """A student's first command after ``up``: (answered, seconds of the whole ``kubectl run``, its output)."""
     start = time.perf_counter()
-    proc = subprocess.run(["kubectl", "--context", f"labctl-{lab}", "run", "dnsfirst", "--image=busybox", "--rm",
-                           "-i", "--restart=Never", "--", "nslookup", "kubernetes"],
-                          capture_output=True, text=True, env=env, timeout=120)
-    return proc.returncode == 0 and "10.96.0.1" in proc.stdout, time.perf_counter() - start
+    try:
+        proc = subprocess.run(["kubectl", "--context", f"labctl-{lab}", "run", "dnsfirst", "--image=busybox", "--rm",
+                               "-i", "--restart=Never", "--", "nslookup", "kubernetes"],
+                              capture_output=True, text=True, env=env, timeout=POD_TIMEOUT)
+    except subprocess.TimeoutExpired as hung:  # seen: the attach to a pod that already finished
+        out = (hung.stdout or b"").decode() if isinstance(hung.stdout, bytes) else (hung.stdout or "")
+        return False, time.perf_counter() - start, f"kubectl run hung for {POD_TIMEOUT:.0f} s; output: {out!r}"
+    answered = proc.returncode == 0 and "10.96.0.1" in proc.stdout
+    return answered, time.perf_counter() - start, "" if answered else proc.stdout + proc.stderr
 
 
 def one_run(topology: str, tmp: Path, settle: float, image: str) -> dict:
@@ -137,11 +144,13 @@ def one_run(topology: str, tmp: Path, settle: float, image: str) -> dict:
     try:
         if proc.returncode != 0:
             raise SystemExit(f"labctl up failed: {proc.stderr}")
-        answered, pod_s = pod_nslookup(env, lab)
+        answered, pod_s, trouble = pod_nslookup(env, lab)
         says = SAYS.search(proc.stderr)
         result |= {"up_s": round(seconds, 3), "says_s": float(says["s"]) if says else 0.0,
                    "floor_s": round(floor, 3), "phases": phases_of(proc.stderr, seconds),
                   "dns_from_pod_ok": answered, "to_pod_answer_s": round(seconds + pod_s, 3)}
+        if trouble:
+            result["dns_from_pod_trouble"] = trouble
         time.sleep(settle)
         result["control_plane_mib"] = memory_mib(f"{lab}-control-plane")
         if count > 1:
