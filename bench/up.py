@@ -1,38 +1,89 @@
 #!/usr/bin/env python3
-"""Lab start-up benchmark: time from `labctl up` to every node Ready, and idle memory.
+"""``labctl up`` until cluster DNS answers from a pod, its floor, ``labctl down``, idle memory.
 
-Images must already be built (`labctl images build`); each run uses a unique lab name and
-removes the lab afterwards. Prints a table; ``--out FILE`` writes JSON.
+Images must already be built (``labctl images build``); each run uses a unique lab name and
+removes the lab afterwards. Per run:
 
-    python bench/up.py --topology default --topology large --runs 3 --out bench/results/up.json
+- **up**: the whole ``labctl up`` process (Python's start, imports, PKI, Docker, the wait for
+  the nodes and for cluster DNS), from spawning it to its exit; its steps' own times
+  (the `` ✓ step (1.2s)`` lines) are the *phases* (``cli`` is what no step covers: Python's
+  start and imports, loading the topology);
+- **pod DNS**: right after ``up`` returns, a busybox pod runs ``nslookup kubernetes`` (what a
+  student types first); ``dns_from_pod_ok`` says whether that first try answered, and
+  ``to_pod_answer_s`` is ``up`` plus that pod's whole run;
+- **floor**: in the same run, ``docker run -d`` of the same node image, as many containers as
+  the lab has nodes, at once, with a no-op command: what Docker alone needs to start the
+  node containers, and less than any lab can take;
+- **down**: the whole ``labctl down -q`` process; **memory**: ``docker stats`` of the control
+  plane and a worker after ``--settle`` idle seconds.
+
+Prints a table and the load average; ``--out FILE`` writes JSON (shape: :data:`SHAPE`).
+
+    python bench/up.py --topology default --runs 3 --out bench/results/up.json
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
 from _common import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
+GOAL_UP_S = 2.0
+GOAL_DOWN_S = 1.5
+#: seconds the first pod's ``kubectl run`` may take before it counts as hung
+POD_TIMEOUT = 60.0
+
+#: The JSON written by ``--out`` (what ``bench/report.py`` reads).
+SHAPE = """{"benchmark": "up", "date": "YYYY-MM-DD", "load_before": [1m, 5m, 15m], "load_after": [...],
+ "topologies": {"default": {"nodes": 3, "goal_s": 2.0, "up_s_median": 1.9, "floor_s_median": 0.6, "ratio": 3.2,
+   "down_s_median": 1.1, "down_goal_s": 1.5, "dns_from_pod_ok": true, "to_pod_answer_s_median": 2.6,
+   "control_plane_mib": 131, "idle_worker_mib": 56, "phases_median": {"images": 0.1, "plan": 0.05, ...},
+   "runs": [{"up_s": ..., "floor_s": ..., "down_s": ..., "phases": {...}, "dns_from_pod_ok": true, ...}]}}}"""
+
+#: the `up` step lines' start (the longest that fits) → a short phase name
+PHASES = {"Ensuring lab images": "images", "Choosing the lab network": "plan+pki", "Creating lab network": "network",
+          "Creating ": "create", "Starting nodes": "start", "Waiting for ": "nodes ready",
+          "Installing cluster add-ons": "add-ons", "Waiting for cluster DNS": "dns", "Writing kubeconfig": "kubeconfig"}
+STEP = re.compile(r"^ ✓ (?P<what>.*) \((?P<s>[\d.]+)s\)$")
+#: what ``up`` itself says at the end: its clock starts after Python's start and the CLI's imports
+SAYS = re.compile(r"is ready in (?P<s>[\d.]+)s")
 
 
-def topology_file(name: str, lab: str, tmp: Path) -> Path:
-    doc = yaml.safe_load((ROOT / "topologies" / f"{name}.yaml").read_text())
+def topology_file(name: str, lab: str, tmp: Path) -> tuple[Path, int, str]:
+    """The shipped topology renamed to ``lab`` on a free API port; its path, node count and node image."""
+    doc = yaml.safe_load((ROOT / "labctl" / "topologies_data" / f"{name}.yaml").read_text())
     doc["name"] = lab
     doc.setdefault("networking", {})["apiServerPort"] = 0  # never collide with a student's lab
     doc.pop("portMappings", None)
     path = tmp / f"{lab}.yaml"
     path.write_text(yaml.safe_dump(doc))
-    return path
+    return path, len(doc.get("nodes") or [{}]), doc.get("nodeImage", "")
+
+
+def phases_of(stderr: str, total: float) -> dict[str, float]:
+    """``{phase: seconds}`` from ``up``'s step lines; ``cli`` is the rest of ``total``."""
+    found: dict[str, float] = {}
+    for line in stderr.splitlines():
+        m = STEP.match(line)
+        if not m:
+            continue
+        starts = [start for start in PHASES if m["what"].startswith(start)]
+        name = PHASES[max(starts, key=len)] if starts else m["what"][:20]
+        found[name] = found.get(name, 0.0) + float(m["s"])
+    found["cli"] = max(0.0, total - sum(found.values()))
+    return {k: round(v, 3) for k, v in found.items()}
 
 
 def memory_mib(container: str) -> float:
@@ -42,47 +93,121 @@ def memory_mib(container: str) -> float:
     return {"KiB": value / 1024, "MiB": value, "GiB": value * 1024}[out[-3:]]
 
 
-def one_run(topology: str, tmp: Path, settle: float) -> dict:
-    lab = f"bench{uuid.uuid4().hex[:6]}"
-    path = topology_file(topology, lab, tmp)
-    env = {"KUBECONFIG": str(tmp / "kubeconfig"), "PATH": "/usr/bin:/bin:/usr/local/bin"}
+def node_image() -> str:
+    """The node image ``up`` runs (its content-hash tag), built first when missing: a run
+    times ``up`` with its images built, as the goal says."""
+    out = subprocess.run([sys.executable, "-m", "labctl", "images", "build"], capture_output=True, text=True,
+                         check=True).stdout
+    return next(line.split()[1] for line in out.splitlines() if line.split()[:1] == ["node"])
+
+
+def floor_run(image: str, count: int) -> float:
+    """Seconds for ``docker run -d`` of ``count`` no-op containers of ``image`` at once (then removed)."""
+    names = [f"upfloor{uuid.uuid4().hex[:8]}" for _ in range(count)]
+
+    def run(name: str) -> None:
+        subprocess.run(["docker", "run", "-d", "--name", name, "--entrypoint", "true", image],
+                       capture_output=True, check=True)
+
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "labctl", "up", "-q", "-t", str(path)], capture_output=True,
-                          text=True, env={**env, **dict(__import__("os").environ)})
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        list(pool.map(run, names))
+    took = time.perf_counter() - start
+    subprocess.run(["docker", "rm", "-f", *names], capture_output=True)
+    return took
+
+
+def pod_nslookup(env: dict[str, str], lab: str) -> tuple[bool, float, str]:
+    """A student's first command after ``up``: (answered, seconds of the whole ``kubectl run``, its output)."""
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(["kubectl", "--context", f"labctl-{lab}", "run", "dnsfirst", "--image=busybox", "--rm",
+                               "-i", "--restart=Never", "--", "nslookup", "kubernetes"],
+                              capture_output=True, text=True, env=env, timeout=POD_TIMEOUT)
+    except subprocess.TimeoutExpired as hung:  # seen: the attach to a pod that already finished
+        out = (hung.stdout or b"").decode() if isinstance(hung.stdout, bytes) else (hung.stdout or "")
+        return False, time.perf_counter() - start, f"kubectl run hung for {POD_TIMEOUT:.0f} s; output: {out!r}"
+    answered = proc.returncode == 0 and "10.96.0.1" in proc.stdout
+    return answered, time.perf_counter() - start, "" if answered else proc.stdout + proc.stderr
+
+
+def one_run(topology: str, tmp: Path, settle: float, image: str) -> dict:
+    lab = f"bench{uuid.uuid4().hex[:6]}"
+    path, count, _ = topology_file(topology, lab, tmp)
+    env = {**os.environ, "KUBECONFIG": str(tmp / "kubeconfig")}
+    floor = floor_run(image, count)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "labctl", "up", "-t", str(path)], capture_output=True,
+                          text=True, env=env)
     seconds = time.perf_counter() - start
+    result: dict = {}
     try:
         if proc.returncode != 0:
             raise SystemExit(f"labctl up failed: {proc.stderr}")
+        answered, pod_s, trouble = pod_nslookup(env, lab)
+        says = SAYS.search(proc.stderr)
+        result |= {"up_s": round(seconds, 3), "says_s": float(says["s"]) if says else 0.0,
+                   "floor_s": round(floor, 3), "phases": phases_of(proc.stderr, seconds),
+                  "dns_from_pod_ok": answered, "to_pod_answer_s": round(seconds + pod_s, 3)}
+        if trouble:
+            result["dns_from_pod_trouble"] = trouble
         time.sleep(settle)
-        mem = {"control_plane_mib": memory_mib(f"{lab}-control-plane")}
-        workers = [memory_mib(f"{lab}-worker")] if topology != "single" else []
-        if workers:
-            mem["worker_mib"] = workers[0]
-        return {"seconds": seconds, **mem}
+        result["control_plane_mib"] = memory_mib(f"{lab}-control-plane")
+        if count > 1:
+            result["worker_mib"] = memory_mib(f"{lab}-worker")
+        return result
     finally:
-        subprocess.run([sys.executable, "-m", "labctl", "down", "--name", lab], capture_output=True,
-                       env={**dict(__import__("os").environ), **env})
+        start = time.perf_counter()
+        down = subprocess.run([sys.executable, "-m", "labctl", "down", "-q", "--name", lab], capture_output=True,
+                              text=True, env=env)
+        if down.returncode == 0 and not down.stderr:
+            result["down_s"] = round(time.perf_counter() - start, 3)
+
+
+def summarise(runs: list[dict], count: int) -> dict:
+    def median(key: str) -> float:
+        return round(statistics.median(r[key] for r in runs if key in r), 3)
+
+    phases = {name: round(statistics.median(r["phases"].get(name, 0.0) for r in runs), 3)
+              for name in dict.fromkeys(n for r in runs for n in r["phases"])}
+    out = {"nodes": count, "goal_s": GOAL_UP_S, "up_s_median": median("up_s"), "says_s_median": median("says_s"),
+           "floor_s_median": median("floor_s"),
+           "down_goal_s": GOAL_DOWN_S, "dns_from_pod_ok": all(r["dns_from_pod_ok"] for r in runs),
+           "to_pod_answer_s_median": median("to_pod_answer_s"), "control_plane_mib": round(median("control_plane_mib"), 1),
+           "phases_median": phases, "runs": runs}
+    out["ratio"] = round(out["up_s_median"] / out["floor_s_median"], 2) if out["floor_s_median"] else None
+    if any("down_s" in r for r in runs):
+        out["down_s_median"] = median("down_s")
+    if any("worker_mib" in r for r in runs):
+        out["idle_worker_mib"] = round(median("worker_mib"), 1)
+    return out
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--topology", action="append", help="default, single, large (repeatable)")
+    p.add_argument("--topology", action="append", help="default, single, large (repeatable; default: default)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--settle", type=float, default=5.0, help="seconds idle before reading memory")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
-    results = {"machine": f"{platform.node()} {platform.machine()} {platform.python_version()}",
-               "date": time.strftime("%Y-%m-%d"), "runs": args.runs, "topologies": {}}
+    image = node_image()
+    results: dict = {"benchmark": "up", "date": time.strftime("%Y-%m-%d"), "load_before": list(os.getloadavg()),
+                     "topologies": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for topo in args.topology or ["default", "large"]:
-            runs = [one_run(topo, Path(tmp), args.settle) for _ in range(args.runs)]
-            summary = {"up_to_ready_s_median": round(statistics.median(r["seconds"] for r in runs), 2),
-                       "up_to_ready_s_all": [round(r["seconds"], 2) for r in runs],
-                       "control_plane_mib": round(statistics.median(r["control_plane_mib"] for r in runs), 1)}
-            if "worker_mib" in runs[0]:
-                summary["idle_worker_mib"] = round(statistics.median(r["worker_mib"] for r in runs), 1)
-            results["topologies"][topo] = summary
-            print(f"{topo:8} " + "  ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
+        for topo in args.topology or ["default"]:
+            count = topology_file(topo, "x", Path(tmp))[1]
+            runs = [one_run(topo, Path(tmp), args.settle, image) for _ in range(args.runs)]
+            summary = results["topologies"][topo] = summarise(runs, count)
+            print(f"{topo:8} up {summary['up_s_median']:.2f}s (it says {summary['says_s_median']:.1f}s; all "
+                  f"{[r['up_s'] for r in runs]}), floor "
+                  f"{summary['floor_s_median']:.2f}s, ratio {summary['ratio']}×, goal ≤ {GOAL_UP_S}s; "
+                  f"down {summary.get('down_s_median')}s (goal ≤ {GOAL_DOWN_S}s); first pod nslookup "
+                  f"{'answered' if summary['dns_from_pod_ok'] else 'FAILED'}; memory control plane "
+                  f"{summary['control_plane_mib']} MiB, worker {summary.get('idle_worker_mib')} MiB", flush=True)
+            print("         phases (median s): " + ", ".join(f"{k} {v:.2f}" for k, v in summary["phases_median"].items()))
+    results["load_after"] = list(os.getloadavg())
+    print(f"load average: {' '.join(f'{v:.1f}' for v in results['load_before'])} before, "
+          f"{' '.join(f'{v:.1f}' for v in results['load_after'])} after")
     write_json(args.out, results)
     return 0
 

@@ -101,14 +101,17 @@ def up(topology: str = typer.Option("default", "--topology", "-t",
 
 
 @app.command()
-def down(name: str | None = NameOption) -> None:
+def down(name: str | None = NameOption,
+         quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing but errors and warnings")) -> None:
     """Remove a lab: nodes, pods, the network, the state volume and its kubeconfig context."""
     from ..cluster import down as remove_lab
 
-    removed = remove_lab(name, Status(err))
-    for p in removed.problems:
+    removed = remove_lab(name, Status(err, quiet=quiet))
+    for p in removed.problems:  # what was left behind is never silent, not even under -q
         err.print(f"WARNING: {p}", highlight=False)
-    err.print(f"Lab {removed.name} removed" + (", with warnings." if removed.problems else "."), highlight=False)
+    if not quiet:
+        err.print(f"Lab {removed.name} removed" + (", with warnings." if removed.problems else "."),
+                  highlight=False)
 
 
 @app.command()

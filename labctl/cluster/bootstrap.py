@@ -1,8 +1,10 @@
 """The last part of ``labctl up``: from started node containers to a lab a student can use.
 
-Through labctl's one API client, as kubeadm's phases do it: wait for the API server, then
-for every Node to be Ready, install the add-ons, then wait until **cluster DNS answers on
-every node** through the kube-dns Service. Only then does ``up`` say the lab is ready: a
+Through labctl's one API client, as kubeadm's phases do it: wait for the API server, install
+cluster DNS, wait for every Node to be Ready and for a DNS replica to be Ready, install the
+other add-ons, then wait until **cluster DNS answers on every node** through the kube-dns
+Service (the node's query passes the same KUBE-SERVICES rules as a pod's, written by the
+same ``iptables-restore``; docs/benchmarks.md says what a pod's query adds). Only then does ``up`` say the lab is ready: a
 student who types ``kubectl run … nslookup`` the moment it returns gets an answer, not
 ``connection refused`` from a Service whose endpoints are still empty.
 """
@@ -23,6 +25,8 @@ from ..progress import Progress
 
 READY_TIMEOUT = 120.0
 POLL_SECONDS = 0.1
+#: the cluster DNS Service (kube-system), as kubeadm names it
+DNS_SERVICE = "kube-dns"
 
 #: Asks the kube-dns Service for ``kubernetes.default`` from inside a node, through the
 #: same KUBE-SERVICES rules a pod's query passes (dnslib is in the node image).
@@ -42,14 +46,27 @@ NodeExec = Callable[[str, Sequence[str]], Awaitable[int]]
 async def bootstrap(credentials: Credentials, cluster: ClusterConfig, node_names: Sequence[str],
                     node_image: str, exec_in_node: NodeExec, progress: Progress,
                     addons: Sequence[str] = ("kube-dns",), ingress_image: str = DEFAULT_INGRESS_IMAGE) -> None:
-    """Wait for the API server and the nodes, install ``addons``, wait for cluster DNS."""
+    """Wait for the API server, install ``addons`` while the nodes come up, wait for cluster DNS.
+
+    Cluster DNS goes in as soon as the API server answers (as kubeadm applies CoreDNS right
+    after the control plane): its pods wait in the scheduler for the nodes, so the replicas
+    start the moment their node registers instead of after every node is Ready. The other
+    add-ons follow once a DNS replica is Ready.
+    """
+    first = [a for a in addons if a == DNS_SERVICE]
+    later = [a for a in addons if a != DNS_SERVICE]
     async with APIClient(credentials) as api:
         await _wait_for_api(api, credentials.server)
+        then = f"; {', '.join(later)} once DNS is Ready" if later else ""
+        progress.start(f"Installing cluster add-ons ({', '.join(first)}{then}) 🔎")
+        await install_addons(api, cluster, node_image, first, ingress_image)
         progress.start(f"Waiting for {len(node_names)} node(s) to be Ready ⏳")
         await _wait_for_nodes(api, node_names, progress)
-        progress.start(f"Installing cluster add-ons ({', '.join(addons)}) 🔎")
-        await install_addons(api, cluster, node_image, addons, ingress_image)
         progress.start(f"Waiting for cluster DNS ({cluster.dns_service_ip}) to answer on every node 📡")
+        await _wait_for_dns_endpoints(api, progress)
+        # the other add-ons' pods (nginx, the storage provisioner) would take the two cores
+        # from the DNS replicas' start: they go in once a replica is Ready
+        await install_addons(api, cluster, node_image, later, ingress_image)
         await _wait_for_dns(cluster, node_names, exec_in_node, progress)
 
 
@@ -96,6 +113,27 @@ async def _wait_for_nodes(api: APIClient, names: Sequence[str], progress: Progre
     missing = ", ".join(sorted(set(names) - ready))
     raise LabctlError(f"node(s) {missing} did not become Ready within {READY_TIMEOUT:.0f}s",
                       hint="see `labctl logs NODE` for the node agent's log")
+
+
+async def _wait_for_dns_endpoints(api: APIClient, progress: Progress) -> None:
+    """Until the kube-dns Service has a ready endpoint, through the API (one cheap GET a poll):
+    before that no node can get an answer, and a Python process per node and poll would only
+    take CPU from the DNS replicas that are starting."""
+    path = resource_path("endpointslices", "kube-system")
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            slices = (await api.get(path, labelSelector=f"kubernetes.io/service-name={DNS_SERVICE}"))["items"]
+        except (TimeoutError, APIStatusError, OSError):
+            slices = []
+        ready = [e for s in slices for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready")]
+        if ready:
+            return
+        progress.update("waiting for a kube-dns replica to be Ready")
+        await asyncio.sleep(POLL_SECONDS)
+    raise LabctlError(f"no kube-dns replica became Ready within {READY_TIMEOUT:.0f}s",
+                      hint="see `kubectl -n kube-system get pods -l k8s-app=kube-dns` and "
+                           "`kubectl -n kube-system logs deploy/kube-dns`")
 
 
 async def _wait_for_dns(cluster: ClusterConfig, node_names: Sequence[str], exec_in_node: NodeExec,

@@ -20,16 +20,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import closing, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import docker
 
 from .. import images as lab_images
-from ..client.rest import APIClient, Credentials
-from ..engine import attach as engine_attach
-from ..engine import exec as engine_exec
-from ..engine.exec import ExecResult
 from ..engine.sdk import connect, read_files
-from ..engine.streams import DockerAPIError, DockerEngine
 from ..errors import LabctlError
 from ..kube import containers as labels
 from ..kubeconfig import build_kubeconfig, context_name, default_path, remove_context
@@ -39,9 +35,14 @@ from . import docker as lab_docker
 from . import preflight
 from .cancel import Cancellation
 from .constants import DEFAULT_CLUSTER_NAME
-from .create import create_cluster
 from .docker import NodeInfo
 from .kubectl import Kubectl, find_kubectl
+
+if TYPE_CHECKING:  # aiohttp, cryptography and the resource table load only where used:
+    # `labctl down`, `status` and `kubeconfig` need the Docker SDK alone, and their start is their cost
+    from ..client.rest import APIClient, Credentials
+    from ..engine.exec import ExecResult
+    from ..engine.streams import DockerAPIError
 
 __all__ = ["Lab", "LabStatus", "Node", "NodeInfo", "Removed", "down", "list_labs", "up"]
 
@@ -136,10 +137,14 @@ class Lab:
     @property
     def credentials(self) -> Credentials:
         """The admin's credentials for :class:`~labctl.client.rest.APIClient`."""
+        from ..client.rest import Credentials
+
         return Credentials.from_kubeconfig(self.kubeconfig())
 
     def api(self) -> APIClient:
         """An API client as the lab's admin; the caller closes it (``async with lab.api() as api``)."""
+        from ..client.rest import APIClient
+
         return APIClient(self.credentials)
 
     def kubectl(self, kubeconfig: Path | None = None) -> Kubectl:
@@ -163,6 +168,9 @@ class Node:
 
     async def exec(self, argv: Sequence[str], stdin: bytes | None = None) -> ExecResult:
         """Run ``argv`` in the node (as root, like ``docker exec``); feed and close ``stdin`` if given."""
+        from ..engine import exec as engine_exec
+        from ..engine.streams import DockerAPIError, DockerEngine
+
         async with DockerEngine.from_env() as engine:
             try:
                 return await engine_exec.run(engine, self.info.container, argv, stdin)
@@ -171,6 +179,9 @@ class Node:
 
     async def attach(self, argv: Sequence[str], *, tty: bool) -> int:
         """Run ``argv`` wired to this process's stdin/stdout/stderr (``labctl exec``); its exit code."""
+        from ..engine import attach as engine_attach
+        from ..engine.streams import DockerAPIError, DockerEngine
+
         async with DockerEngine.from_env() as engine:
             try:
                 return await engine_attach.attach(engine, self.info.container, argv, tty=tty)
@@ -179,6 +190,8 @@ class Node:
 
     async def logs(self, follow: bool = False) -> AsyncIterator[bytes]:
         """The node container's log (every component's lines, prefixed with its name), as written."""
+        from ..engine.streams import DockerAPIError, DockerEngine
+
         async with DockerEngine.from_env() as engine:
             try:
                 async for chunk in engine.logs(self.info.container, follow=follow, timestamps=False, tail=None,
@@ -221,6 +234,8 @@ def up(topology: Topology, progress: Progress = NoProgress(), kubeconfig_path: P
     cancelled (:class:`~labctl.cluster.cancel.Cancelled` is raised), nothing is left, unless
     ``retain``.
     """
+    from .create import create_cluster
+
     preflight.check_addresses(topology)
     preflight.check_memory(topology)
     client = connect()

@@ -119,7 +119,9 @@ def test_single_node_lab_and_two_labs_side_by_side(docker_engine, kubectl_binary
         assert first.name in labs and second.name in labs
     finally:
         first.down()
-        second.down()
+        quiet = labctl("down", "-q", "--name", second.name, env=second.env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert (quiet.stdout, quiet.stderr) == ("", ""), "`down -q` prints nothing when all goes well"
     assert_host_restored(before, first.name, second.name)
 
 
