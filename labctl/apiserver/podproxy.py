@@ -23,6 +23,7 @@ and after fetching the pod (a missing pod is its ordinary 404).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import logging
@@ -53,6 +54,8 @@ __all__ = [
 
 #: how often a quiet ``logs -f`` checks that its client is still connected
 _DISCONNECT_POLL_SECONDS = 1.0
+#: how long a stream may take to close once its process is known to have ended
+_DRAIN_SECONDS = 2.0
 
 
 # -- which container ------------------------------------------------------------------------
@@ -347,6 +350,7 @@ class _ExecSession:
     def __init__(self, engine: DockerEngine, opts: ExecOptions, container: str, pod: dict) -> None:
         self.engine, self.opts, self.container, self.pod = engine, opts, container, pod
         self.exec_id = ""
+        self.forwarded = 0  # bytes of the process's output passed to the client
         self.raw_output = opts.tty  # Docker's stream is raw with a TTY, multiplexed without
         self.forward_stdin_close = True  # the client's end of input closes the process's stdin
 
@@ -366,15 +370,33 @@ class _ExecSession:
         await self.ws.send_bytes(ch.frame(first))
         output = asyncio.ensure_future(self._copy_output(reader))
         client = asyncio.ensure_future(self._copy_input(writer))
+        gone = asyncio.ensure_future(self._process_gone())
         try:
-            await asyncio.wait({output, client}, return_when=asyncio.FIRST_COMPLETED)
-            if output.done() and output.exception() is None:
+            await asyncio.wait({output, client, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if gone.done() and not (output.done() or client.done()):
+                # the process ended: its stream closes within moments, once drained ...
+                await asyncio.wait({output, client}, timeout=_DRAIN_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+                if not (output.done() or client.done()):
+                    # ... but for a container that stopped as Docker attached to it, never
+                    output.cancel()
+                    await self._replay_missed_output()
+                    await self._send_status(await self._final_status())
+                    return
+            if output.done() and not output.cancelled() and output.exception() is None:
                 await self._send_status(await self._final_status())
         finally:
-            for task in (output, client):
+            for task in (output, client, gone):
                 task.cancel()
-            await asyncio.gather(output, client, return_exceptions=True)
+            await asyncio.gather(output, client, gone, return_exceptions=True)
             writer.close()
+
+    async def _process_gone(self) -> None:
+        """Returns once the process has ended, when that is known apart from its stream (an exec's
+        stream always closes with it: never)."""
+        await asyncio.Event().wait()
+
+    async def _replay_missed_output(self) -> None:
+        """Send what the process wrote that the stream did not carry (nothing for an exec)."""
 
     async def _running_instance(self) -> ContainerInfo:
         instances = await list_instances(self.engine, self.pod, self.container)
@@ -397,6 +419,7 @@ class _ExecSession:
         """Docker's stream (raw with a TTY, multiplexed without) → stdout/stderr channels."""
         demuxer = None if self.raw_output else FrameDemuxer()
         while chunk := await reader.read(64 * 1024):
+            self.forwarded += len(chunk)
             frames = [(1, chunk)] if demuxer is None else demuxer.feed(chunk)
             # one message per run of same-stream frames, not per frame (often one line each)
             for stream, group in itertools.groupby(frames, key=lambda f: f[0]):
@@ -456,6 +479,23 @@ class _AttachSession(_ExecSession):
 
     async def _resize(self, width: int, height: int) -> None:
         await self.engine.resize(self.container_id, width, height)
+
+    async def _process_gone(self) -> None:
+        # Docker's attach checks nothing: joined to a container that stopped between the check in
+        # _running_instance and the attach, it waits forever (`kubectl run -i --rm … -- nslookup`,
+        # a process that ends at once, hung so). The container's own end is the sure sign.
+        with contextlib.suppress(DockerAPIError):
+            await self.engine.wait_stopped(self.container_id)
+
+    async def _replay_missed_output(self) -> None:
+        if self.forwarded or not self.opts.stdout:
+            return  # the stream carried output: it saw the process, and replaying would repeat it
+        try:
+            async for chunk in self.engine.logs(self.container_id, follow=False, timestamps=False, tail=None,
+                                                since=None):
+                await self.ws.send_bytes(ch.frame(STDOUT, chunk))
+        except DockerAPIError as err:
+            log.debug("failed to replay the output of %s: %s", self.container, err)
 
     async def _final_status(self) -> dict:
         return ch.success_status()

@@ -210,6 +210,12 @@ class DockerEngine:
             raise DockerAPIError(status, _error_message(data))
         return reader, writer
 
+    async def wait_stopped(self, container_id: str) -> int:
+        """``POST /containers/{id}/wait?condition=not-running``: block until the container is not
+        running (at once if it already stopped); its exit code."""
+        answer = await self._call("POST", f"/containers/{container_id}/wait", {"condition": "not-running"})
+        return int((answer or {}).get("StatusCode", -1))
+
     async def resize(self, container_id: str, width: int, height: int) -> None:
         """The terminal size of a container's main process (``docker attach`` follows the window)."""
         await self._call("POST", f"/containers/{container_id}/resize", {"w": str(width), "h": str(height)})

@@ -21,14 +21,14 @@ import uuid
 import orjson
 import pytest
 
-from labctl.apiserver import _channels
+from labctl.apiserver import _channels, podproxy
 from labctl.apiserver.errors import APIError
 from labctl.apiserver.podproxy import LogOptions, select_container, select_log_instance
 from labctl.client.rest import APIClient, APIStatusError, Credentials
 from labctl.client.streams import ExecResult, exec_in_pod, open_exec, read_log
 from labctl.client.waiting import wait_for
 from labctl.cluster.kubectl import Kubectl
-from labctl.engine.streams import ContainerInfo, FrameDemuxer
+from labctl.engine.streams import ContainerInfo, DockerEngine, FrameDemuxer
 from labctl.kube.containers import (
     CONTAINER_ATTEMPT_LABEL,
     CONTAINER_NAME_LABEL,
@@ -419,3 +419,49 @@ def test_client_exec_session_with_a_terminal_and_the_v4_protocol(shared_apiserve
             return session.protocol, output, session.exit_code()
 
     assert asyncio.run(v4()) == ("v4.channel.k8s.io", b"v4\n", 0)
+
+
+class _SilentClient:
+    """The client's side of an attach WebSocket that sends nothing and stays open (kubectl run -i
+    before the student types): what the session sends is kept."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.sent: list[tuple[int, bytes]] = []
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent.append((data[0], data[1:]))
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        await asyncio.Event().wait()  # never a message
+
+
+@pytest.mark.docker
+def test_an_attach_to_a_container_that_stopped_as_it_was_attached_ends_with_its_output(docker_pods):
+    """`kubectl run -i --rm … -- nslookup …`: the process may end between the check that the
+    container runs and Docker's attach, and Docker's attach to a stopped container never ends.
+    The session ends anyway, with the output the stream did not carry, and Success."""
+    pod = {"metadata": {"name": "quick", "namespace": "default", "uid": str(uuid.uuid4())},
+           "spec": {"nodeName": "worker", "containers": [{"name": "c", "stdin": True, "stdinOnce": True}]}}
+    name = docker_pods.run(pod, "c", "echo answered", wait=True)
+    opts = podproxy.ExecOptions("c", (), True, True, True, False)
+
+    async def attach_as_the_container_stops() -> _SilentClient:
+        async with DockerEngine() as engine:
+            session = podproxy._AttachSession(engine, opts, "c", pod)
+
+            async def was_running() -> ContainerInfo:  # the check passed a moment before the process ended
+                return ContainerInfo(name, name, "running", {}, 0)
+
+            session._running_instance = was_running  # type: ignore[method-assign]
+            client = _SilentClient()
+            await asyncio.wait_for(session.run(client), 60)  # type: ignore[arg-type]
+            return client
+
+    client = asyncio.run(attach_as_the_container_stops())
+    output = b"".join(data for channel, data in client.sent if channel == 1)
+    assert output == b"answered\n"
+    assert json.loads(client.sent[-1][1]) == {"metadata": {}, "status": "Success"} and client.sent[-1][0] == 3
