@@ -47,6 +47,16 @@ def build_kubeconfig(cluster: str, server: str, ca_pem: bytes, client_cert_pem: 
     }
 
 
+def current_entries(config: dict) -> tuple[dict, dict]:
+    """The current context's ``cluster`` and ``user`` sections (the first context's when none is
+    current), as the API client and a node's supervisor read them."""
+    context_name = config.get("current-context") or config["contexts"][0]["name"]
+    context = next(c["context"] for c in config["contexts"] if c["name"] == context_name)
+    cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
+    user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
+    return cluster, user
+
+
 def default_path() -> Path:
     """The file kubectl reads first: ``$KUBECONFIG``'s first entry or ``~/.kube/config``."""
     env = os.environ.get("KUBECONFIG", "")

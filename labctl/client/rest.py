@@ -21,6 +21,7 @@ import orjson
 import yaml
 
 from ..kube.resources import resource_for
+from ..kubeconfig import current_entries
 from .tokenfile import TokenFile
 
 
@@ -65,10 +66,7 @@ class Credentials:
     def from_kubeconfig(cls, source: Path | str | dict) -> Credentials:
         """The current context's server and user, from a kubeconfig file or its parsed form."""
         config = source if isinstance(source, dict) else yaml.safe_load(Path(source).read_text())
-        context_name = config.get("current-context") or config["contexts"][0]["name"]
-        context = next(c["context"] for c in config["contexts"] if c["name"] == context_name)
-        cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
-        user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
+        cluster, user = current_entries(config)
 
         def data(section: dict, key: str) -> bytes | None:
             if section.get(f"{key}-data"):
