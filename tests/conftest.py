@@ -105,3 +105,12 @@ def lab(docker_engine, kubectl_binary, tmp_path_factory):
         yield lab
     finally:
         lab.down()
+
+
+@pytest.fixture
+def namespace(lab) -> Iterator[str]:
+    """A namespace of the test's own in the module's lab; deleted afterwards with everything in it."""
+    name = unique_name("ns")
+    lab.kubectl.run("create", "namespace", name)
+    yield name
+    lab.kubectl.run("delete", "namespace", name, "--wait=false", check=False)

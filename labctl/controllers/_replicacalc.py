@@ -157,6 +157,11 @@ def _changed_within(events: list[ScaleEvent], now: float, period: int) -> int:
     return sum(e.change for e in events if e.at > now - period)
 
 
+def _replicas_period_ago(history: History, now: float, current: int, period: int) -> int:
+    """The replicas at the start of a policy's period, undoing the scale events recorded since."""
+    return current - _changed_within(history.scale_up, now, period) + _changed_within(history.scale_down, now, period)
+
+
 def scale_up_limit(history: History, now: float, current: int, rules: Mapping) -> int:
     """``calculateScaleUpLimitWithScalingRules``: the most replicas the policies allow now."""
     select = rules.get("selectPolicy") or "Max"
@@ -164,9 +169,7 @@ def scale_up_limit(history: History, now: float, current: int, rules: Mapping) -
         return current
     proposals = []
     for policy in rules.get("policies") or []:
-        period = int(policy["periodSeconds"])
-        start = current - _changed_within(history.scale_up, now, period) + _changed_within(history.scale_down, now,
-                                                                                            period)
+        start = _replicas_period_ago(history, now, current, int(policy["periodSeconds"]))
         if policy["type"] == "Pods":
             proposals.append(start + int(policy["value"]))
         else:
@@ -183,9 +186,7 @@ def scale_down_limit(history: History, now: float, current: int, rules: Mapping)
         return current
     proposals = []
     for policy in rules.get("policies") or []:
-        period = int(policy["periodSeconds"])
-        start = current - _changed_within(history.scale_up, now, period) + _changed_within(history.scale_down, now,
-                                                                                            period)
+        start = _replicas_period_ago(history, now, current, int(policy["periodSeconds"]))
         if policy["type"] == "Pods":
             proposals.append(start - int(policy["value"]))
         else:

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 import pytest
 
 from labctl.client.waiting import wait_for
-from labctl.cluster.scratch import unique_name
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
@@ -43,14 +42,6 @@ def ready_pods(lab, namespace: str, app: str) -> list[dict]:
     items = lab.kubectl.json("get", "pods", "-n", namespace, "-l", f"app={app}")["items"]
     return [p for p in items if not p["metadata"].get("deletionTimestamp")
             and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
-
-
-@pytest.fixture
-def namespace(lab) -> Iterator[str]:
-    name = unique_name("ns")
-    lab.kubectl.run("create", "namespace", name)
-    yield name
-    lab.kubectl.run("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.fixture

@@ -14,21 +14,12 @@ import re
 import pytest
 
 from labctl.client.waiting import wait_for
-from labctl.cluster.scratch import unique_name
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
 IMAGE = "labctl/web:v1"
 #: the load's upper bound, for pods the test never reaches (a replica created just before it stops the load)
 LOAD_SECONDS = 300
-
-
-@pytest.fixture
-def namespace(lab):
-    name = unique_name("ns")
-    lab.kubectl.run("create", "namespace", name)
-    yield name
-    lab.kubectl.run("delete", "namespace", name, "--wait=false", check=False)
 
 
 def rows(text: str) -> list[list[str]]:

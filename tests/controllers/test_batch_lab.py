@@ -20,15 +20,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 IMAGE = "labctl/web:v1"
 
 
-@pytest.fixture
-def namespace(lab):
-    """A namespace of the test's own; deleted afterwards with everything in it."""
-    name = unique_name("ns")
-    lab.kubectl.run("create", "namespace", name)
-    yield name
-    lab.kubectl.run("delete", "namespace", name, "--wait=false", check=False)
-
-
 def apply(lab, obj: dict, namespace: str) -> None:
     lab.kubectl.run("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
 

@@ -15,7 +15,6 @@ import re
 import pytest
 
 from labctl.client.waiting import wait_for
-from labctl.cluster.scratch import unique_name
 
 pytestmark = [pytest.mark.docker, pytest.mark.kubectl]
 
@@ -42,14 +41,6 @@ def manifest(replicas: int = 2, image: str = IMAGE, **spec) -> str:
                                                        "resources": {"requests": {"storage": "1Gi"}}}}],
                     **spec}}
     return "\n---\n".join(json.dumps(doc) for doc in (service, sts))
-
-
-@pytest.fixture
-def namespace(lab):
-    name = unique_name("ns")
-    lab.kubectl.run("create", "namespace", name)
-    yield name
-    lab.kubectl.run("delete", "namespace", name, "--wait=false", check=False)
 
 
 def rollout(lab, namespace: str) -> str:

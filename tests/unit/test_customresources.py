@@ -74,15 +74,6 @@ def fields(errs) -> list[str]:
     return [str(e) for e in errs]
 
 
-@pytest.fixture
-def api(tmp_path):
-    store = SQLiteStore(tmp_path / "store.db")
-    rest = RestAPI(store)
-    rest.bootstrap("127.0.0.1", 6443)
-    yield rest
-    store.close()
-
-
 CRDS = RequestScope(resource_for("customresourcedefinitions"))
 
 

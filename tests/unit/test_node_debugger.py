@@ -6,8 +6,7 @@ import pytest
 
 from labctl.agent.kubelet.noderoot import NodeRoot, node_root_mount_paths
 from labctl.apiserver.errors import APIError
-from labctl.apiserver.rest import RequestScope, RestAPI
-from labctl.apiserver.storage import SQLiteStore
+from labctl.apiserver.rest import RequestScope
 from labctl.kube.resources import resource_for
 
 
@@ -19,15 +18,6 @@ def debugger_pod(name: str = "node-debugger-worker-x1z2q", labels: dict | None =
                      "restartPolicy": "Never", "volumes": [{"name": "host-root", "hostPath": {"path": "/"}}],
                      "containers": [{"name": "debugger", "image": "busybox", "stdin": True, "tty": True,
                                      "volumeMounts": [{"name": "host-root", "mountPath": "/host"}]}]}}
-
-
-@pytest.fixture
-def api(tmp_path):
-    store = SQLiteStore(tmp_path / "store.db")
-    rest = RestAPI(store)
-    rest.bootstrap("127.0.0.1", 6443)
-    yield rest
-    store.close()
 
 
 def test_only_the_node_debugger_may_mount_the_nodes_root(api):

@@ -6,18 +6,8 @@ import pytest
 
 from labctl.apiserver.errors import APIError
 from labctl.apiserver.rest import RequestScope, RestAPI
-from labctl.apiserver.storage import SQLiteStore
 from labctl.kube.printers import PRIORITYCLASS_TABLE, build_table
 from labctl.kube.resources import resource_for
-
-
-@pytest.fixture
-def api(tmp_path):
-    store = SQLiteStore(tmp_path / "store.db")
-    rest = RestAPI(store)
-    rest.bootstrap("127.0.0.1", 6443)
-    yield rest
-    store.close()
 
 
 def pcs(name: str | None = None) -> RequestScope:

@@ -13,19 +13,9 @@ import pytest
 
 from labctl.apiserver.decode import Patch, decode_patch_body
 from labctl.apiserver.errors import APIError
-from labctl.apiserver.rest import RequestScope, RestAPI
-from labctl.apiserver.storage import SQLiteStore
+from labctl.apiserver.rest import RequestScope
 from labctl.apiserver.strategies import Strategy, strategy_for
 from labctl.kube.resources import CREATE_ONLY, METRICS_GROUP, RESOURCES, resource_for
-
-
-@pytest.fixture
-def api(tmp_path):
-    store = SQLiteStore(tmp_path / "store.db")
-    rest = RestAPI(store)
-    rest.bootstrap("127.0.0.1", 6443)
-    yield rest
-    store.close()
 
 
 def scope(plural: str, name: str | None = None, namespace: str | None = "default",
