@@ -208,12 +208,15 @@ async def run(client: APIClient, args: argparse.Namespace) -> list[dict]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cluster", help="name of a running lab (default: a scratch lab for the run)")
+    p.add_argument("--kubeconfig", type=Path, help="the kubeconfig with --cluster's context (default: $KUBECONFIG)")
     p.add_argument("--namespace", default="default")
     p.add_argument("--sizes", type=int, nargs="+", default=[50])
     p.add_argument("--floor-concurrency", type=int, default=8, help="pods created at once by the floor")
     p.add_argument("--pause", type=float, default=2.0, help="seconds between batches")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = str(args.kubeconfig)  # where the lab's context is found
     before = load()
     with existing_or_scratch_lab(args.cluster, "podb") as (opened, _made):
         lab: Lab = opened  # type: ignore[assignment]

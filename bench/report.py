@@ -8,11 +8,13 @@ of the page (earlier figures, with their dates) is kept as it is.
 JSON shapes read (a missing file or key leaves its row or plot out, never fails the page):
 
 - ``up.json``: see ``bench/up.py``'s ``SHAPE``.
-- ``pod_startup.json``: ``{"results": [{"pods": 50, "p50_s", "p99_s", "max_s", "pods_per_s",
+- ``pod_startup.json``: bench/pod_startup.py's ``{"results": [{"pods": 50, "labctl": {"p50_s", "p99_s",
+  "max_s", "pods_per_s", "start_times_s"}, "floor": {the same}, "ratio_all_ready", …}]}``, or
+  ``{"results": [{"pods": 50, "p50_s", "p99_s", "max_s", "pods_per_s",
   "ready_s": [per pod create → Ready, s], "floor": {"all_s": s, "start_s": [per pod, s]}}]}``;
   ``ready_s``/``floor`` are optional (the shape before them had only the percentiles).
 - ``rollout.json``: ``{"rollouts": [{"replicas": 4, "seconds", "theoretical_min_s",
-  "timeline": [{"t": s, "old": ready old pods, "new": ready new pods}]}]}``; ``timeline`` optional.
+  "timeline": [[t, old Ready, new Ready], …] (or {"t", "old", "new"} objects)}]}``; ``timeline`` optional.
 - ``apiserver.json``, ``cni_add.json``, ``proxy_sync.json``: what those scripts write today.
 """
 
@@ -109,7 +111,13 @@ def rows_apiserver(doc: dict) -> list[Row]:
 
 def _burst(doc: dict, size: int = 50) -> dict | None:
     results = doc.get("results") if isinstance(doc, dict) else doc
-    return next((r for r in results or [] if r.get("pods") == size), None)
+    batch = next((r for r in results or [] if r.get("pods") == size), None)
+    if batch is not None and isinstance(batch.get("labctl"), dict):  # bench/pod_startup.py's own shape
+        ours, floor = batch["labctl"], batch.get("floor") or {}
+        return {"pods": batch["pods"], "p50_s": ours.get("p50_s"), "p99_s": ours.get("p99_s"),
+                "pods_per_s": ours.get("pods_per_s"), "all_s": ours.get("max_s"), "ready_s": ours.get("start_times_s"),
+                "floor": {"all_s": floor.get("max_s"), "start_s": floor.get("start_times_s")}}
+    return batch
 
 
 def _floor_all(batch: dict) -> float | None:
@@ -150,7 +158,7 @@ def rows_rollout(doc: dict) -> list[Row]:
 
 
 def rows_cni(doc: dict) -> list[Row]:
-    ours = (doc.get("labctl") or {}).get("ADD")
+    ours = (doc.get("labctl-daemon") or doc.get("labctl") or {}).get("ADD")  # what a node runs, when measured
     ref = (doc.get("reference") or {}).get("ADD")
     if not ours or not ref:
         return []
@@ -226,9 +234,10 @@ def plot_rollout(doc: dict, path: Path) -> bool:
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(rollouts), figsize=(4 * len(rollouts), 3), squeeze=False)
     for ax, r in zip(axes[0], rollouts, strict=True):
-        ts = [p["t"] for p in r["timeline"]]
-        ax.step(ts, [p["old"] for p in r["timeline"]], where="post", label="old Ready")
-        ax.step(ts, [p["new"] for p in r["timeline"]], where="post", label="new Ready")
+        # bench/rollout.py writes [t, old, new] points; {"t", "old", "new"} objects are read too
+        points = [(p["t"], p["old"], p["new"]) if isinstance(p, dict) else tuple(p) for p in r["timeline"]]
+        ax.step([t for t, _, _ in points], [old for _, old, _ in points], where="post", label="old Ready")
+        ax.step([t for t, _, _ in points], [new for _, _, new in points], where="post", label="new Ready")
         if r.get("theoretical_min_s"):
             ax.axvline(r["theoretical_min_s"], color="green", linestyle="--", label="minimum")
         ax.set_title(f"{r['replicas']} replicas: {r['seconds']:.1f} s", fontsize=9)

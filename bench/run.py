@@ -60,7 +60,7 @@ BENCHMARKS = [
     Benchmark("apiserver.py", ["--objects", "1000", "--events", "500"], timeout=240),
     Benchmark("pod_startup.py", ["--sizes", "1", "10", "50", "--pause", "3"], timeout=420, lab=True),
     Benchmark("rollout.py", ["--lab", "--sizes", "4,20", "--deletes", "20"], ["--lab"], timeout=600),
-    Benchmark("cni_add.py", ["--pods", "10", "--flavours", "labctl,reference"], timeout=240),
+    Benchmark("cni_add.py", ["--pods", "10", "--flavours", "labctl-daemon,reference"], timeout=240),
     Benchmark("proxy_sync.py", ["--sizes", "10,100,1000", "--repeat", "1"], timeout=300),
     Benchmark("netpol_sync.py", ["--policies", "50", "--repeat", "2"], timeout=240),
     Benchmark("scheduler_burst.py", [], timeout=180),

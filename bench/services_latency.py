@@ -125,8 +125,8 @@ def measure(kubectl: Kubectl, requests: int, seconds: float) -> dict:
         ep = kubectl.json("get", "endpoints", "bench") if kubectl.run("get", "endpoints", "bench",
                                                                       check=False).returncode == 0 else {}
         client = kubectl.json("get", "pod", "bench-client")
-        ok = (backend["status"].get("podIP") and ep.get("subsets")
-              and client["status"].get("phase") == "Running")
+        ready_addresses = any(subset.get("addresses") for subset in ep.get("subsets") or [])  # not only notReady
+        ok = backend["status"].get("podIP") and ready_addresses and client["status"].get("phase") == "Running"
         return backend if ok else None
 
     backend = wait_for(ready, kubectl)
