@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import signal
 import sys
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -22,8 +21,6 @@ from rich.text import Text
 from rich.tree import Tree
 
 if TYPE_CHECKING:
-    from types import FrameType
-
     from ..cluster import Lab
     from ..inspect import IsolatedPod, LabNetwork, NodeNetwork, ServicePort, Trace
 
@@ -83,31 +80,19 @@ def trace(source: str = typer.Argument(..., metavar="FROM", help="a pod ([ns/]na
     from ..cluster import Lab
     from ..errors import LabctlError
     from ..inspect import run_trace, to_jsonable
+    from .interrupts import signals_interrupt
 
     if proto.lower() not in ("tcp", "udp"):
         raise LabctlError(f"unknown protocol {proto!r}", hint="--proto tcp or --proto udp")
-    interrupted: list[int] = []
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        # Remembered, then raised like Python's own Ctrl-C: an interrupt that some await swallows
-        # (it landed as the probe finished) must still end the command with 130, not print a result
-        interrupted.append(signum)
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}  # `kill` too
-    try:
-        with Lab.open(name) as lab:
-            try:
-                result = run_trace(lab, source, destination, port=port, protocol=proto, explain_only=explain)
-                if interrupted:
-                    raise KeyboardInterrupt
-            except BaseException:
-                if not explain:
-                    _sweep(lab)
-                raise
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with signals_interrupt() as interrupted, Lab.open(name) as lab:
+        try:
+            result = run_trace(lab, source, destination, port=port, protocol=proto, explain_only=explain)
+            if interrupted:
+                raise KeyboardInterrupt
+        except BaseException:
+            if not explain:
+                _sweep(lab)
+            raise
     if as_json:
         sys.stdout.write(json.dumps(to_jsonable(result), indent=2) + "\n")
     else:
