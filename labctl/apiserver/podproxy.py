@@ -352,7 +352,8 @@ class _ExecSession:
         self.exec_id = ""
         self.forwarded = 0  # bytes of the process's output passed to the client
         self.raw_output = opts.tty  # Docker's stream is raw with a TTY, multiplexed without
-        self.forward_stdin_close = True  # the client's end of input closes the process's stdin
+        self.forward_stdin_close = True  # the client's end of input ends the process's input
+        self.input_at_line_start = True  # no partial line typed into a TTY
 
     async def _send_status(self, status: dict) -> None:
         if not self.ws.closed:
@@ -435,9 +436,10 @@ class _ExecSession:
             if channel == STDIN and self.opts.stdin:
                 writer.write(data)
                 await writer.drain()
+                if data:
+                    self.input_at_line_start = data.endswith(b"\n")
             elif channel == CLOSE and data[:1] == bytes((STDIN,)) and self.opts.stdin and self.forward_stdin_close:
-                if writer.can_write_eof():
-                    writer.write_eof()  # Docker closes the process's stdin: `cat` ends
+                await self._end_input(writer)
             elif channel == RESIZE and self.opts.tty:
                 size = ch.parse_resize(data)
                 if size:
@@ -445,6 +447,22 @@ class _ExecSession:
                         await self._resize(*size)
                     except DockerAPIError as err:
                         log.debug("failed to resize the terminal of %s: %s", self.container, err)
+
+    async def _end_input(self, writer: asyncio.StreamWriter) -> None:
+        """The client's end of input (``[255, 0]``), passed on as the process can see it.
+
+        Without a TTY the stream's write side closes and Docker closes the process's stdin
+        (`cat` ends). With a TTY Docker would end the session's *output* instead (its attach
+        code closes stdout when stdin ends), and `kubectl run -it` with its input piped printed
+        nothing: a terminal's end of input is Ctrl-D at the start of a line, so that is what the
+        terminal gets (after a newline if a line was left unfinished, which a shell runs then).
+        """
+        if not self.raw_output:
+            if writer.can_write_eof():
+                writer.write_eof()
+            return
+        writer.write(b"\x04" if self.input_at_line_start else b"\n\x04")
+        await writer.drain()
 
     async def _final_status(self) -> dict:
         try:
@@ -460,9 +478,9 @@ class _AttachSession(_ExecSession):
     """One ``kubectl attach`` (or ``kubectl run -i``): Docker's attach to the container's main process.
 
     The stream is raw or multiplexed as the *container* was created (``tty: true`` in its
-    spec), whatever the client asked. Ending stdin (``[255, 0]``) closes the process's stdin
-    only when the container has ``stdinOnce: true``; otherwise the container's stdin stays open
-    for the next client, and the end of this client's input is not passed on (Docker would
+    spec), whatever the client asked. Ending stdin (``[255, 0]``) ends the process's input
+    (``_end_input``) only when the container has ``stdinOnce: true``; otherwise its stdin stays
+    open for the next client, and the end of this client's input is not passed on (Docker would
     close this attach's output with it, losing what the process still writes). The session
     ends when the process exits (then ``Success``, as the kubelet reports an attach).
     """

@@ -142,6 +142,21 @@ def test_run_interactive_with_piped_input_prints_exits_and_deletes_the_pod(lab):
     assert failed.returncode == 3  # kubectl exits with the container's code
 
 
+def test_run_with_a_terminal_and_piped_input_prints_the_shells_output(lab):
+    # the guide's exact `-it`: kubectl cannot use a TTY for a pipe, but the container has one; its
+    # output must still come back (Docker ends a TTY attach's output when the client's input ends)
+    done = lab.kubectl.run("run", "t-run-tty", "-it", "--rm", "--image=busybox", "--restart=Never", "--", "sh",
+                           input="echo hi from $(hostname)\nexit\n", timeout=90)
+    assert "hi from t-run-tty" in done.stdout  # the terminal echoes `$(hostname)` unexpanded
+    assert 'pod "t-run-tty" deleted' in done.stdout
+    # input that ends without `exit`, even mid-line: the shell sees the end of its input, as from a pipe
+    done = lab.kubectl.run("run", "t-run-eof", "-it", "--rm", "--image=busybox", "--restart=Never", "--", "sh",
+                           input="echo no exit\necho unfinished", timeout=90)
+    # each twice: the terminal's echo of the input, then the shell's output (interleaved as a TTY does)
+    assert done.stdout.count("no exit") == 2 and done.stdout.count("unfinished") == 2
+    assert lab.kubectl.run("get", "pod", "t-run-eof", check=False).returncode != 0
+
+
 # -- kubectl debug ------------------------------------------------------------------------------
 def test_debug_with_a_target_sees_the_targets_processes(lab):
     apply(lab, pod("dbg"))
