@@ -1,18 +1,19 @@
-"""The plugin executables' body on a node: hand the call to the node's CNI daemon.
+"""The plugin executables on a node: thin clients of the node's CNI daemon, and their wire format.
 
 Like Cilium's and Multus's thin plugins: the runtime still execs
 ``/opt/cni/bin/labctl-bridge`` with ``CNI_*`` in the environment and the config on
-stdin, and reads the result or error JSON on stdout and the exit status; this
-process only forwards them over a unix socket to :mod:`labctl.cni.daemon`, which
-does the work with netlink in the long-running node agent, and copies the answer
-back. It runs under ``python -S -E`` and imports only ``os``, ``socket`` and
-``sys`` (``json`` would pull in ``re``): its start-up is most of what an ADD costs.
+stdin, and reads the result or error JSON on stdout and the exit status; the executable
+only forwards them over a unix socket to :mod:`labctl.cni.daemon`, which does the work
+with netlink in the long-running node agent, and copies the answer back. Its start-up is
+most of what an ADD costs, so the executable is not Python: :func:`client_script` writes
+it in Perl's builtins (``client.pl`` beside this module; a bare ``perl`` starts in ~2 ms of
+CPU, ``python3 -SE`` in ~9 ms, and perl-base is in every Debian image).
 
 No daemon listening (its socket absent or refusing), or a daemon in another network
-namespace than this process (a plugin run by hand inside ``nsenter --net=...``): the
-plugin does the work itself, in this process (:func:`fallback`). A daemon that takes
-the call but does not answer within :data:`ANSWER_TIMEOUT_S` is a CNI error (code 5),
-never a hang.
+namespace than the plugin (a plugin run by hand inside ``nsenter --net=...``): the
+plugin does the work itself, in a Python process (:func:`fallback`). A daemon that takes
+the call but does not answer within :data:`ANSWER_TIMEOUT_S`, or answers garbage, is a
+CNI error (code 5, :func:`fail`), never a hang. Those rare paths are :func:`finish`.
 
 Wire format (one call per connection, both ways NUL-separated so no JSON is needed):
 request ``labctl-cni/1 NUL plugin NUL netns-id NUL KEY=VALUE NUL ... NUL NUL stdin``
@@ -20,7 +21,7 @@ request ``labctl-cni/1 NUL plugin NUL netns-id NUL KEY=VALUE NUL ... NUL NUL std
 or ``fallback NUL`` when the daemon will not do it.
 """
 
-import _socket
+import json
 import os
 import sys
 
@@ -62,36 +63,8 @@ def encode_answer(code: int, stdout: str, stderr: str) -> bytes:
     return b"%d\0%d\0" % (code, len(err)) + err + stdout.encode()
 
 
-def _read_all(sock: _socket.socket) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
-def call_daemon(path: str, request: bytes) -> bytes | None:
-    """Send ``request``; return the answer, or None when no daemon listens at ``path``."""
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        sock.settimeout(CONNECT_TIMEOUT_S)
-        try:
-            sock.connect(path)
-        except (TimeoutError, FileNotFoundError, ConnectionRefusedError):
-            return None
-        sock.settimeout(ANSWER_TIMEOUT_S)
-        sock.sendall(request)
-        sock.shutdown(_socket.SHUT_WR)
-        return _read_all(sock)
-    finally:
-        sock.close()
-
-
 def fail(stdin_data: bytes, msg: str, details: str) -> int:
-    """Print the spec's I/O error (code 5) for a daemon that took the call and broke; exit status 1."""
-    import json  # only on this path: it costs every call ~10 ms
-
+    """Print the spec's I/O error (code 5) for a daemon that could not be asked or broke off; exit status 1."""
     try:
         version = str(json.loads(stdin_data).get("cniVersion", "1.0.0"))
     except (ValueError, AttributeError):
@@ -111,29 +84,35 @@ def fallback(module: str, stdin_data: bytes) -> int:
     return skel.run(funcs, os.environ, io.BytesIO(stdin_data), sys.stdout, sys.stderr)
 
 
-def run(plugin: str, module: str, path: str) -> int:
-    """One plugin call through the daemon at ``path``; return the exit status."""
-    stdin_data = sys.stdin.buffer.read()
-    try:
-        answer = call_daemon(path, encode_request(plugin, dict(os.environ), stdin_data))
-    except OSError as err:
-        return fail(stdin_data, f"labctl CNI daemon at {path} did not answer", str(err) or type(err).__name__)
-    if answer is None or answer.startswith(FALLBACK + b"\0"):
-        return fallback(module, stdin_data)
-    code, _, rest = answer.partition(b"\0")
-    length, _, rest = rest.partition(b"\0")
-    if not code.isdigit() or not length.isdigit():
-        return fail(stdin_data, f"labctl CNI daemon at {path} gave a broken answer", repr(answer[:200]))
-    sys.stderr.buffer.write(rest[:int(length)])
-    sys.stdout.buffer.write(rest[int(length):])
-    return int(code)
+def finish(argv: list[str]) -> None:
+    """The client's rare paths, run as ``python -SE -c ... fallback MODULE`` or ``... fail MSG DETAILS``.
 
-
-def main(plugin: str, module: str, path: str) -> None:
-    """Entry point of a plugin executable.
-
-    ``plugin``: its type; ``module``: its in-process code; ``path``: the daemon's socket.
+    The client hands over the config on stdin; the exit status is the plugin's.
     """
-    code = run(plugin, module, path)
+    stdin_data = sys.stdin.buffer.read()
+    code = fallback(argv[1], stdin_data) if argv[0] == "fallback" else fail(stdin_data, argv[1], argv[2])
     sys.stdout.flush()
     sys.exit(code)
+
+
+def _perl_str(value: str) -> str:
+    """``value`` as a single-quoted Perl literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def client_script(plugin: str, module: str, path: str, python: str, packages: str) -> str:
+    """The text of plugin executable ``plugin``: the client of the daemon at ``path``.
+
+    ``module``: the plugin's in-process code, which ``python`` runs with ``packages`` on
+    its path when no daemon will do the call.
+    """
+    with open(os.path.join(os.path.dirname(__file__), "client.pl"), encoding="utf-8") as f:
+        body = f.read()
+    code = f"import sys; sys.path.insert(0, {packages!r}); from labctl.cni.shim import finish; finish(sys.argv[1:])"
+    settings = [
+        f"my ($plugin, $module, $socket) = ({_perl_str(plugin)}, {_perl_str(module)}, {_perl_str(path)});",
+        f"my ($python, $python_code) = ({_perl_str(python)}, {_perl_str(code)});",
+        f"my @forwarded_env = qw({' '.join(FORWARDED_ENV)});",
+        f"my ($connect_timeout, $answer_timeout) = ({CONNECT_TIMEOUT_S}, {ANSWER_TIMEOUT_S});",
+    ]
+    return "\n".join(["#!/usr/bin/perl", f"# {plugin}: a CNI plugin written by labctl.cni.shim", *settings, body])

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labctl.cni import shim
+
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_DIR = Path("/usr/lib/cni")
 POD_CIDR = "10.244.1.0/24"
@@ -43,10 +45,7 @@ def write_wrapper(path: Path, module: str) -> None:
 
 def write_shim(path: Path, module: str, socket_path: str) -> None:
     """A plugin executable as a node has it: the thin client of the CNI daemon at ``socket_path``."""
-    path.write_text(
-        f"#!{sys.executable} -SE\nimport sys\nsys.path.insert(0, {str(REPO)!r})\n"
-        f"from labctl.cni.shim import main\nmain({path.name!r}, {module!r}, {socket_path!r})\n"
-    )
+    path.write_text(shim.client_script(path.name, module, socket_path, sys.executable, str(REPO)))
     path.chmod(0o755)
 
 

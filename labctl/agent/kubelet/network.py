@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ...cni import daemon as cni_daemon
-from ...cni import invoke
+from ...cni import invoke, shim
 from ...cni.bridge import host_veth_name
 
 log = logging.getLogger("labctl.kubelet")
@@ -85,15 +85,13 @@ def port_mappings(pod: dict) -> list[dict[str, Any]]:
 
 
 def wrapper_script(plugin: str, module: str, python: str = sys.executable) -> str:
-    """The plugin executable: a thin client of the node's CNI daemon (:mod:`labctl.cni.shim`), under ``python -SE``.
+    """The plugin executable: a thin client of the node's CNI daemon (:func:`labctl.cni.shim.client_script`).
 
-    Unlike pip's console script it skips ``site`` (every ``.pth`` file, ~75 ms here) and
-    ``PYTHON*`` variables: the shim needs only ``os``, ``sys`` and ``_socket``, and a pod's start
-    waits for two of them (bridge, portmap). Without the daemon it runs ``module`` in-process.
+    A pod's start waits for two of them (bridge, portmap), so it is a few milliseconds of
+    Perl, not a Python start; without the daemon ``python`` runs ``module`` in-process.
     """
     packages = str(Path(__file__).resolve().parents[3])
-    return (f"#!{python} -SE\nimport sys\nsys.path.insert(0, {packages!r})\n"
-            f"from labctl.cni.shim import main\nmain({plugin!r}, {module!r}, {CNI_DAEMON_SOCKET!r})\n")
+    return shim.client_script(plugin, module, CNI_DAEMON_SOCKET, python, packages)
 
 
 def start_cni_daemon() -> cni_daemon.Server:
