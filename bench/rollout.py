@@ -5,12 +5,14 @@
   own informers, as in the controller manager), a 10-replica ReplicaSet; a pod is deleted
   ``--deletes`` times and the time until the replacement's ADDED event is taken from a
   watch. Prints p50/p99. No Docker needed.
-* **rollout** (``--lab``): ``labctl up`` a 1+2 lab (or use ``--cluster``'s), time one pod's
-  create → Ready, then for 4, 20 and 50 replicas (25%/25%, ``--min-ready`` seconds) time
-  ``kubectl set image`` → ``kubectl rollout status`` done, next to the theoretical minimum:
-  Kubernetes' rolling algorithm (:mod:`labctl.controllers._rollout`) played with instant
-  controllers and API, each new pod Ready the single-pod start time after its creation and
-  available minReadySeconds later. A watch records the old and new Ready pods over time.
+* **rollout** (``--lab``): ``labctl up`` a 1+2 lab (or use ``--cluster``'s); for 4, 20 and 50
+  replicas (25%/25%, ``--min-ready`` seconds) time one pod's create → Ready (the median of
+  three, just before the rollout: the load moves), then ``kubectl set image`` → ``kubectl
+  rollout status`` done, next to the theoretical minimum (:func:`theoretical_minimum`: the
+  rolling algorithm with instant controllers, each new pod Ready the single-pod start after its
+  creation). A watch records the old and new Ready pods over time and each new pod's create →
+  Ready; the minimum replayed with *those* starts separates the controllers' share of the
+  time from the kubelet's (pods started in a wave of 10 or 25 take longer than one alone).
 
     python bench/rollout.py --lab --out bench/results/rollout.json
 
@@ -21,6 +23,8 @@
      "reaction": {"samples", "p50_ms", "p99_ms"},
      "rollouts": [{"replicas": N, "seconds": measured, "theoretical_min_s": minimum with the measured
                    pod start, "ratio": seconds / theoretical_min_s, "waves": int, "pod_start_s": float,
+                   "rollout_pod_start_p50_s", "rollout_pod_start_max_s": the new pods' create → Ready,
+                   "replayed_min_s": the minimum with those starts, "controller_ratio": seconds / replayed_min_s,
                    "load": [1m, 5m, 15m],
                    "timeline": [[seconds since set image, old pods Ready, new pods Ready], …]}]}
                    (only with --lab; a timeline point per change, for a plot against the minimum)
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import statistics
@@ -58,14 +63,53 @@ KUBELET = "/opt/labctl/bin/python3 -m labctl.agent.kubelet > /var/log/labctl-kub
 OLD_IMAGE, NEW_IMAGE = "nginx:1.14.2", "nginx:1.16.1"
 
 
-def theoretical_minimum(replicas: int, surge, unavailable, min_ready: float, pod_start: float = 0.0
-                        ) -> tuple[float, int]:
-    """(seconds, waves): the rolling algorithm with instant controllers and API, a new pod Ready
-    ``pod_start`` seconds after its creation (the single-pod start time) and available
-    ``min_ready`` seconds later; old pods go at once (a Terminating pod no longer counts)."""
+def theoretical_minimum(replicas: int, surge, unavailable, min_ready: float, pod_start: float | list[float] = 0.0,
+                        wall_start: float | None = None) -> tuple[float, int]:
+    """(seconds, waves) of the fastest rollout upstream's rolling algorithm allows.
+
+    The algorithm is :mod:`labctl.controllers._rollout` (``NewRSNewReplicas``, ``reconcileOldReplicaSets``)
+    played with instant controllers, API and kubectl: at every instant the new ReplicaSet grows and
+    the old one shrinks as far as they may; a new pod is Ready ``pod_start`` seconds after its
+    creation (a list: the i-th pod created takes ``pod_start[i]``) and *available*
+    ``min_ready`` seconds after the Ready condition's ``lastTransitionTime``; old pods go at once
+    (a Terminating pod no longer counts, ``FilterActivePods``).
+
+    ``lastTransitionTime`` is a ``metav1.Time``, RFC 3339 at second precision, so upstream
+    (``IsPodAvailable``: ``lastTransitionTime + minReadySeconds`` before now) makes a pod Ready
+    at wall time ``r`` available at ``floor(r) + minReadySeconds``: up to a second *early*. With
+    ``wall_start`` (the ``time.time()`` of the ``kubectl set image``) the minimum plays that
+    truncation at this run's own phase; without it, a pod is available exactly ``min_ready``
+    after Ready (the minimum no faster controller can beat whatever the clock's phase).
+
+    The arithmetic for 25 %/25 % (maxSurge rounds up, maxUnavailable down — ``ResolveFenceposts``),
+    ``s`` the pod start and ``m`` minReadySeconds:
+
+    * 4 replicas: surge ⌈1⌉ = 1, unavailable ⌊1⌋ = 1, at most 5 pods, at least 3 available. t=0:
+      new 0→1 (5 pods); old 4→3 (5 − 3 − 1 new unavailable = 1); new 1→2 (5 pods). t=s+m: the 2
+      new are available: old 3→1 (5 − 3 − 0), new 2→4; old 1→0 must wait (5 − 3 − 2 = 0).
+      t=2(s+m): done. **2 waves.**
+    * 20 replicas: surge ⌈5⌉ = 5, unavailable ⌊5⌋ = 5, at most 25, at least 15. t=0: new 0→5,
+      old 20→15, new 5→10. t=s+m: old 15→5, new 10→20. t=2(s+m): old 5→0. **2 waves.**
+    * 50 replicas: surge ⌈12.5⌉ = 13, unavailable ⌊12.5⌋ = 12, at most 63, at least 38. t=0:
+      new 0→13, old 50→38, new 13→25. t=s+m: old 38→13, new 25→50. t=2(s+m): old 13→0. **2 waves.**
+
+    With surge + unavailable = 50 % every size takes two waves, so the minimum is the same
+    2(s+m) for 4, 20 and 50 replicas: what grows with the size is the wave (2, 10, 25 new pods
+    started at once), which the single-pod start does not price: given the starts the rollout's own
+    pods took (a list), the same play is the minimum for *that* kubelet, and what the measured
+    time exceeds it by is the controllers' (and kubectl's) share.
+    """
+    starts, single = (pod_start, 0.0) if isinstance(pod_start, list) else ([], float(pod_start))
     d = {"metadata": {"name": "d", "generation": 1}, "spec": {
         "replicas": replicas, "strategy": {"type": "RollingUpdate",
                                            "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}}}
+
+    def available_at(created: float) -> float:
+        ready = created + (starts[min(len(new_ready), len(starts) - 1)] if starts else single)
+        if wall_start is not None:
+            ready = math.floor(wall_start + ready) - wall_start
+        return max(ready + min_ready, created)
+
     now, waves = 0.0, 0
     old_ready = [0.0] * replicas   # available-since times of the old pods
     new_ready: list[float] = []
@@ -80,7 +124,8 @@ def theoretical_minimum(replicas: int, surge, unavailable, min_ready: float, pod
             old, new = rs("old", old_ready), rs("new", new_ready)
             target = ro.new_rs_new_replicas(d, [old, new], new)
             if target > len(new_ready):
-                new_ready += [now + pod_start + min_ready] * (target - len(new_ready))
+                for _ in range(target - len(new_ready)):
+                    new_ready.append(available_at(now))
                 changed = True
                 continue
             sizes = ro.old_rs_scale_down(d, rs("new", new_ready), [rs("old", old_ready)])
@@ -131,7 +176,7 @@ class ControllerThread:
             self.thread.join(10)
 
 
-async def measure_reaction(kubeconfig: Path, deletes: int) -> list[float]:
+async def measure_reaction(kubeconfig: Path, deletes: int) -> tuple[list[float], float]:
     client = APIClient(Credentials.from_kubeconfig(kubeconfig))
     try:
         rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "bench"},
@@ -160,7 +205,15 @@ async def measure_reaction(kubeconfig: Path, deletes: int) -> list[float]:
             await client.delete(resource_path("pods", "default", victim))
             samples.append(await asyncio.wait_for(seen, 10) - start)
             watcher.cancel()
-        return samples
+        listed = await client.get(path, labelSelector="app=bench")
+        start = time.perf_counter()   # a wave: the ReplicaSet scaled 10 → 35, time to the 25th pod's ADDED
+        await client.patch(resource_path("replicasets", "default", "bench"), {"spec": {"replicas": 35}})
+        async for event in client.watch(path, listed["metadata"]["resourceVersion"], labelSelector="app=bench"):
+            if event["type"] == "ADDED" and len(listed["items"]) + 1 >= 35:
+                break
+            if event["type"] == "ADDED":
+                listed["items"].append(event["object"])
+        return samples, time.perf_counter() - start
     finally:
         await client.close()
 
@@ -172,13 +225,13 @@ def reaction_bench(deletes: int) -> dict:
         controller = ControllerThread(server.kubeconfig)
         try:
             controller.start()
-            samples = asyncio.run(measure_reaction(server.kubeconfig, deletes))
+            samples, wave = asyncio.run(measure_reaction(server.kubeconfig, deletes))
         finally:
             controller.stop()
             server.stop()
     samples.sort()
     return {"samples": len(samples), "p50_ms": 1000 * statistics.median(samples),
-            "p99_ms": 1000 * samples[min(len(samples) - 1, int(len(samples) * 0.99))]}
+            "p99_ms": 1000 * samples[min(len(samples) - 1, int(len(samples) * 0.99))], "wave_of_25_ms": 1000 * wave}
 
 
 def single_pod_start(kubeconfig: Path, samples: int = 3) -> float:
@@ -215,6 +268,8 @@ class Timeline(threading.Thread):
         super().__init__(daemon=True)
         self.kubeconfig, self.app = kubeconfig, app
         self.points: list[tuple[float, int, int]] = []   # (seconds since start, old ready, new ready)
+        self.added: dict[str, float] = {}   # new pod → seconds since start when its ADDED event came
+        self.ready: dict[str, float] = {}   # new pod → seconds since start when it was first seen Ready
         self.start_time = 0.0
         self.listening = threading.Event()
         self._stop_flag = False
@@ -241,6 +296,7 @@ class Timeline(threading.Thread):
                     pods[obj["metadata"]["name"]] = obj
                 if self.start_time:
                     self._record(pods)
+                    self._record_new_pod(event["type"], obj)
                 if self._stop_flag:
                     return
         finally:
@@ -252,6 +308,20 @@ class Timeline(threading.Thread):
         point = (round(time.monotonic() - self.start_time, 3), len(ready) - new, new)
         if not self.points or self.points[-1][1:] != point[1:]:
             self.points.append(point)
+
+    def _record_new_pod(self, kind: str, pod: dict) -> None:
+        if pod["spec"]["containers"][0]["image"] != NEW_IMAGE:
+            return
+        name, now = pod["metadata"]["name"], round(time.monotonic() - self.start_time, 3)
+        if kind == "ADDED":
+            self.added.setdefault(name, now)
+        if pod_is_ready(pod) and name in self.added:
+            self.ready.setdefault(name, now)
+
+    def pod_starts(self) -> list[float]:
+        """Create → Ready of each new pod (as this watch saw them), in the order they were created."""
+        return [round(self.ready[n] - t, 3) for n, t in sorted(self.added.items(), key=lambda kv: kv[1])
+                if n in self.ready]
 
     def stop(self) -> None:
         self._stop_flag = True
@@ -269,27 +339,38 @@ def lab_rollouts(sizes: list[int], min_ready: int, cluster: str | None) -> list[
             labctl("up", "-t", str(write_topology(work / "topo.yaml", name)), env=env, check=True, timeout=900)
         for node in ("control-plane", "worker", "worker2"):  # no-op when the agent already runs the kubelet
             subprocess.run(["docker", "exec", "-d", f"{name}-{node}", "sh", "-c", KUBELET], capture_output=True)
-        pod_start = single_pod_start(kubeconfig)
-        print(f"single pod create → Ready: {pod_start:.2f} s")
         for n in sizes:
             kubectl.run("create", "deployment", f"r{n}", f"--image={OLD_IMAGE}", f"--replicas={n}")
             kubectl.run("patch", f"deployment/r{n}", "-p", json.dumps({"spec": {"minReadySeconds": min_ready}}))
             kubectl.run("rollout", "status", f"deployment/r{n}", "--timeout=600s", timeout=650)
+            pod_start = single_pod_start(kubeconfig)  # next to the rollout: the load moves
             timeline = Timeline(kubeconfig, f"r{n}")
             timeline.start()
             timeline.listening.wait(30)
             timeline.start_time = start = time.monotonic()
+            wall_start = time.time()
             kubectl.run("set", "image", f"deployment/r{n}", f"nginx={NEW_IMAGE}")
             kubectl.run("rollout", "status", f"deployment/r{n}", "--timeout=900s", timeout=950)
             took = time.monotonic() - start
-            timeline.stop()
-            theory, waves = theoretical_minimum(n, "25%", "25%", min_ready, pod_start)
             load = [round(x, 2) for x in os.getloadavg()]
+            time.sleep(0.5)  # the watch's last events
+            timeline.stop()
+            theory, waves = theoretical_minimum(n, "25%", "25%", min_ready, pod_start, wall_start)
+            starts = timeline.pod_starts()
+            replayed, _ = theoretical_minimum(n, "25%", "25%", min_ready, starts, wall_start) if starts else (0.0, 0)
             results.append({"replicas": n, "seconds": round(took, 2), "theoretical_min_s": round(theory, 2),
                             "waves": waves, "ratio": round(took / theory, 2), "pod_start_s": round(pod_start, 2),
+                            "rollout_pod_start_p50_s": round(statistics.median(starts), 2) if starts else None,
+                            "rollout_pod_start_max_s": round(max(starts), 2) if starts else None,
+                            "replayed_min_s": round(replayed, 2),
+                            "controller_ratio": round(took / replayed, 2) if replayed else None,
                             "load": load, "timeline": timeline.points})
-            print(f"rollout of {n:>3} replicas: {took:6.1f} s   (theoretical minimum {theory:.1f} s, {waves} waves, "
-                  f"ratio {took / theory:.2f}×; load {load})", flush=True)
+            print(f"rollout of {n:>3} replicas: {took:6.1f} s   (theoretical minimum {theory:.1f} s with the single pod's "
+                  f"{pod_start:.2f} s start, {waves} waves, ratio {took / theory:.2f}×; load {load})", flush=True)
+            if starts:
+                print(f"    its {len(starts)} new pods: create → Ready p50 {statistics.median(starts):.2f} s, "
+                      f"max {max(starts):.2f} s; the minimum with those starts {replayed:.1f} s "
+                      f"(ratio {took / replayed:.2f}×: the controllers' and kubectl's share)", flush=True)
             kubectl.run("delete", "deployment", f"r{n}", "--wait=false")
     finally:
         if not cluster:
@@ -313,7 +394,7 @@ def main() -> int:
     reaction = reaction_bench(args.deletes)
     result["reaction"] = reaction
     print(f"pod deleted -> replacement created: p50 {reaction['p50_ms']:.1f} ms, p99 {reaction['p99_ms']:.1f} ms "
-          f"({reaction['samples']} deletes)")
+          f"({reaction['samples']} deletes); 25 pods created (scale 10 → 35): {reaction['wave_of_25_ms']:.0f} ms")
     for t in result["theory"]:
         print(f"theoretical minimum rollout, {t['replicas']:>3} replicas, 25%/25%, minReadySeconds "
               f"{args.min_ready}: {t['seconds']:.0f} s")

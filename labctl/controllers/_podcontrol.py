@@ -5,7 +5,7 @@ template (:func:`pod_from_template`), created in batches of 1, 2, 4 … that sto
 failure (so a quota or a bad template costs one error, not a hundred), and every creation
 and deletion is announced to the controller's :class:`~labctl.controllers._ownership.Expectations`
 first and recorded as the owner's ``SuccessfulCreate``/``FailedCreate``/``SuccessfulDelete``
-event, which ``kubectl describe`` shows.
+event, which ``kubectl describe`` shows (written behind the controller, as client-go's recorder does).
 """
 
 from __future__ import annotations
@@ -56,9 +56,8 @@ class PodControl:
                                            return_exceptions=True)
             failures = [r for r in results if isinstance(r, BaseException)]
             for pod in results:
-                if not isinstance(pod, BaseException):
-                    await self.recorder.record(owner, "Normal", "SuccessfulCreate",
-                                               f"Created pod: {pod['metadata']['name']}")
+                if not isinstance(pod, BaseException):  # not waited for: the next batch goes at once
+                    self.recorder.emit(owner, "Normal", "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
             done += size
             if failures:
                 for _ in range(len(failures) + count - done):  # never-started pods are not expected
@@ -85,7 +84,7 @@ class PodControl:
                     await self.recorder.record(owner, "Warning", "FailedDelete", f"Error deleting: {err}")
                     raise
                 return
-            await self.recorder.record(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
+            self.recorder.emit(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {meta['name']}")
 
         results = await asyncio.gather(*(delete(p, k) for p, k in zip(victims, pod_keys)), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]

@@ -244,8 +244,8 @@ class DeploymentController(Controller):
                                    f'collisionCount {status["collisionCount"]}') from None
             already = True
         if not already and ro.spec_replicas(created) > 0:
-            await self.recorder.record(d, "Normal", "ScalingReplicaSet", f"Scaled up replica set "
-                                       f"{created['metadata']['name']} from 0 to {ro.spec_replicas(created)}")
+            self.recorder.emit(d, "Normal", "ScalingReplicaSet", f"Scaled up replica set "
+                               f"{created['metadata']['name']} from 0 to {ro.spec_replicas(created)}")
         needs_update = ro.set_deployment_revision(d, str(new_revision))
         if not already and ro.has_progress_deadline(d):
             ro.set_condition(status, ro.new_condition("Progressing", "True", ro.NEW_RS_CREATED,
@@ -270,8 +270,8 @@ class DeploymentController(Controller):
                                                           rs["metadata"]["name"]), new)
         if resize:
             direction = "up" if size > before else "down"
-            await self.recorder.record(d, "Normal", "ScalingReplicaSet",
-                                       f"Scaled {direction} replica set {rs['metadata']['name']} from {before} to {size}")
+            self.recorder.emit(d, "Normal", "ScalingReplicaSet",  # not waited for: the rollout's next step
+                               f"Scaled {direction} replica set {rs['metadata']['name']} from {before} to {size}")
         return resize, updated
 
     async def scale(self, d: dict, new_rs: dict | None, old_rss: list[dict]) -> None:
