@@ -25,6 +25,7 @@
                    pod start, "ratio": seconds / theoretical_min_s, "waves": int, "pod_start_s": float,
                    "rollout_pod_start_p50_s", "rollout_pod_start_max_s": the new pods' create → Ready,
                    "replayed_min_s": the minimum with those starts, "controller_ratio": seconds / replayed_min_s,
+                   "first_pod_created_s": set image → the first new pod's ADDED,
                    "load": [1m, 5m, 15m],
                    "timeline": [[seconds since set image, old pods Ready, new pods Ready], …]}]}
                    (only with --lab; a timeline point per change, for a plot against the minimum)
@@ -318,6 +319,11 @@ class Timeline(threading.Thread):
         if pod_is_ready(pod) and name in self.added:
             self.ready.setdefault(name, now)
 
+    def first_created(self) -> float | None:
+        """Seconds from ``kubectl set image`` to the first new pod's ADDED: kubectl, the API and the
+        Deployment and ReplicaSet controllers' first steps, in series."""
+        return min(self.added.values(), default=None)
+
     def pod_starts(self) -> list[float]:
         """Create → Ready of each new pod (as this watch saw them), in the order they were created."""
         return [round(self.ready[n] - t, 3) for n, t in sorted(self.added.items(), key=lambda kv: kv[1])
@@ -362,7 +368,7 @@ def lab_rollouts(sizes: list[int], min_ready: int, cluster: str | None) -> list[
                             "waves": waves, "ratio": round(took / theory, 2), "pod_start_s": round(pod_start, 2),
                             "rollout_pod_start_p50_s": round(statistics.median(starts), 2) if starts else None,
                             "rollout_pod_start_max_s": round(max(starts), 2) if starts else None,
-                            "replayed_min_s": round(replayed, 2),
+                            "replayed_min_s": round(replayed, 2), "first_pod_created_s": timeline.first_created(),
                             "controller_ratio": round(took / replayed, 2) if replayed else None,
                             "load": load, "timeline": timeline.points})
             print(f"rollout of {n:>3} replicas: {took:6.1f} s   (theoretical minimum {theory:.1f} s with the single pod's "
@@ -370,7 +376,8 @@ def lab_rollouts(sizes: list[int], min_ready: int, cluster: str | None) -> list[
             if starts:
                 print(f"    its {len(starts)} new pods: create → Ready p50 {statistics.median(starts):.2f} s, "
                       f"max {max(starts):.2f} s; the minimum with those starts {replayed:.1f} s "
-                      f"(ratio {took / replayed:.2f}×: the controllers' and kubectl's share)", flush=True)
+                      f"(ratio {took / replayed:.2f}×: the controllers' and kubectl's share); the first new pod "
+                      f"created {timeline.first_created():.2f} s after set image", flush=True)
             kubectl.run("delete", "deployment", f"r{n}", "--wait=false")
     finally:
         if not cluster:
@@ -397,7 +404,7 @@ def main() -> int:
           f"({reaction['samples']} deletes); 25 pods created (scale 10 → 35): {reaction['wave_of_25_ms']:.0f} ms")
     for t in result["theory"]:
         print(f"theoretical minimum rollout, {t['replicas']:>3} replicas, 25%/25%, minReadySeconds "
-              f"{args.min_ready}: {t['seconds']:.0f} s")
+              f"{args.min_ready}, pods Ready the instant they are created: {t['seconds']:.1f} s")
     if args.lab:
         result["rollouts"] = lab_rollouts(sizes, args.min_ready, args.cluster)
     if args.out:
