@@ -4,7 +4,8 @@
 * **reaction**: a real API server process, labctl's ReplicaSet controller in-process (its
   own informers, as in the controller manager), a 10-replica ReplicaSet; a pod is deleted
   ``--deletes`` times and the time until the replacement's ADDED event is taken from a
-  watch. Prints p50/p99. No Docker needed.
+  watch. Prints p50/p99. Then the ReplicaSet is scaled 10 → 35: the time to the 25th new pod's
+  ADDED is a rollout wave's creations (``slowStartBatch`` and their Events). No Docker needed.
 * **rollout** (``--lab``): ``labctl up`` a 1+2 lab (or use ``--cluster``'s); for 4, 20 and 50
   replicas (25%/25%, ``--min-ready`` seconds) time one pod's create → Ready (the median of
   three, just before the rollout: the load moves), then ``kubectl set image`` → ``kubectl
@@ -20,7 +21,7 @@
 
     {"machine": str, "date": "YYYY-MM-DD",
      "theory": [{"replicas": N, "seconds": minimum with pods Ready at creation}],
-     "reaction": {"samples", "p50_ms", "p99_ms"},
+     "reaction": {"samples", "p50_ms", "p99_ms", "wave_of_25_ms"},
      "rollouts": [{"replicas": N, "seconds": measured, "theoretical_min_s": minimum with the measured
                    pod start, "ratio": seconds / theoretical_min_s, "waves": int, "pod_start_s": float,
                    "rollout_pod_start_p50_s", "rollout_pod_start_max_s": the new pods' create → Ready,
@@ -79,8 +80,9 @@ def theoretical_minimum(replicas: int, surge, unavailable, min_ready: float, pod
     (``IsPodAvailable``: ``lastTransitionTime + minReadySeconds`` before now) makes a pod Ready
     at wall time ``r`` available at ``floor(r) + minReadySeconds``: up to a second *early*. With
     ``wall_start`` (the ``time.time()`` of the ``kubectl set image``) the minimum plays that
-    truncation at this run's own phase; without it, a pod is available exactly ``min_ready``
-    after Ready (the minimum no faster controller can beat whatever the clock's phase).
+    truncation at this run's own phase, so no run can honestly measure under it; without it, a
+    pod is available exactly ``min_ready`` after Ready (a phase-free figure, up to a second a wave
+    above what a lucky phase allows).
 
     The arithmetic for 25 %/25 % (maxSurge rounds up, maxUnavailable down — ``ResolveFenceposts``),
     ``s`` the pod start and ``m`` minReadySeconds:
