@@ -273,6 +273,10 @@ class RestAPI:
         meta = new["metadata"]
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and not strategy.graceful_pending(new):
             return self._remove(scope, expected)
+        if _unchanged(new, current):
+            # kube's GuaranteedUpdate writes nothing when the object is the same: no new
+            # resourceVersion, no MODIFIED event, and kubectl prints "patched (no change)"
+            return current
         try:
             stored = self.store.update(scope.key(), new, expected)
         except PreconditionFailed:
@@ -468,3 +472,11 @@ def _decode_continue(token: str) -> str:
     if not isinstance(start, str):
         raise errors.bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
     return start
+
+
+def _unchanged(new: dict, current: dict) -> bool:
+    """``new`` is ``current`` but for the resourceVersion (which an update never carries into storage)."""
+    if new.keys() != current.keys():
+        return False
+    meta = {k: v for k, v in current["metadata"].items() if k != "resourceVersion"}
+    return new["metadata"] == meta and all(new[k] == current[k] for k in new if k != "metadata")

@@ -26,7 +26,7 @@ import yaml
 
 from ..engine.sdk import connect
 from ..kubeconfig import context_name
-from ..topology import API_VERSION, KIND
+from ..topology import API_VERSION, KIND, default_topology_path, load_topology
 from .constants import bridge_name
 from .docker import leftovers
 
@@ -47,8 +47,7 @@ def scratch_topology(name: str, workers: int = 2, extra: dict[str, Any] | None =
         "nodeLifecycle": {"nodeMonitorGracePeriod": "8s", "podEvictionTimeout": "10s",
                           "leaseDurationSeconds": 8, "leaseRenewInterval": "2s"},
         # the shipped topologies' aliases, so exercises and tutorials run in scratch labs as in a student's
-        "images": {"aliases": {"nginx": "labctl/nginx:v1", "nginx:1.14.2": "labctl/nginx:v1",
-                               "nginx:1.16.1": "labctl/nginx:v2", "busybox": "labctl/toolbox:latest"}},
+        "images": {"aliases": dict(load_topology(default_topology_path()).images.aliases)},
         # no ingress controller unless a test asks (``extra={"addons": {"ingress": True}}``): one pod less
         # per lab on a machine that runs several
         "addons": {"ingress": False},

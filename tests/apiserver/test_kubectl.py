@@ -253,6 +253,20 @@ def test_a_failed_json_patch_test_reads_as_kubes_422(k: Kubectl):
     assert k.json("get", "configmap", "settings")["data"] == {"mode": "a"}
 
 
+def test_a_patch_that_changes_nothing_is_no_change_and_keeps_the_resource_version(k: Kubectl):
+    """kube writes nothing for an update that changes nothing; kubectl then says "(no change)"."""
+    k.run("create", "configmap", "settings", "--from-literal=mode=a")
+    before = k.json("get", "configmap", "settings")["metadata"]["resourceVersion"]
+    assert k.run("patch", "configmap", "settings", "-p", '{"data":{"mode":"a"}}').stdout.strip() == \
+        "configmap/settings patched (no change)"
+    assert k.run("label", "configmap", "settings", "tier=web").stdout.strip() == "configmap/settings labeled"
+    after = k.json("get", "configmap", "settings")["metadata"]["resourceVersion"]
+    assert after != before
+    assert k.run("patch", "configmap", "settings", "--type=merge", "-p", '{"metadata":{"labels":{"tier":"web"}}}'
+                 ).stdout.strip() == "configmap/settings patched (no change)"
+    assert k.json("get", "configmap", "settings")["metadata"]["resourceVersion"] == after
+
+
 def test_no_credentials_is_unauthorized(k: Kubectl, apiserver, tmp_path):
     config = yaml.safe_load(apiserver.kubeconfig.read_text())
     config["users"][0]["user"] = {"token": "not-a-valid-token"}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import aiohttp
 import pytest
 
 from labctl.agent.kubelet import hooks, probes, teardown
@@ -190,6 +192,31 @@ def run_loop(kind: str, results: list[bool], failure_threshold: int = 2) -> list
                                                  lambda ok, m: changes.append((ok, m)), lambda ok, m: None), 5)
     asyncio.run(main())
     return changes
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_refused_probe_reads_as_the_kubelets_go_dial_error():
+    """The Unhealthy event says what Kubernetes says, never Python's or aiohttp's wording."""
+    port = closed_port()
+    container = {"ports": [{"name": "liveness-port", "containerPort": port}]}
+
+    async def main() -> tuple[probes.ProbeResult, probes.ProbeResult]:
+        async with aiohttp.ClientSession() as session:
+            http = await probes.run_probe({"httpGet": {"path": "/healthz", "port": "liveness-port"}},
+                                          "127.0.0.1", container, session, None)  # type: ignore[arg-type]
+            tcp = await probes.run_probe({"tcpSocket": {"port": port}}, "127.0.0.1", container, session,
+                                         None)  # type: ignore[arg-type]
+        return http, tcp
+    http, tcp = asyncio.run(main())
+    dial = f"dial tcp 127.0.0.1:{port}: connect: connection refused"
+    assert (http.ok, http.message) == (False, f'Get "http://127.0.0.1:{port}/healthz": {dial}')
+    assert (tcp.ok, tcp.message) == (False, dial)
 
 
 def test_startup_probe_ends_once_it_passed():

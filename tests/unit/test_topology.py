@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from labctl.cluster.scratch import scratch_topology
 from labctl.errors import LabctlError
 from labctl.kube.containers import node_container_name
 from labctl.topology import (
@@ -353,6 +354,27 @@ def test_image_aliases_match_exactly_so_a_mistyped_tag_still_fails_to_pull():
     assert images.resolve("docker.io/library/nginx:latest") == "labctl/nginx:v1"
     assert images.resolve("nginx:1.161") == "nginx:1.161"        # Kubernetes' "bad rollout" lesson
     assert images.resolve("labctl/web:v2") == "labctl/web:v2"
+
+
+#: images kubernetes.io's task pages run, as a student copies them (page: image)
+TUTORIAL_IMAGES = {
+    "busybox:1.28": "labctl/toolbox:latest",                     # Init Containers, Security Context, DNS
+    "busybox:1.36": "labctl/toolbox:latest",                     # Jobs, sidecars
+    "registry.k8s.io/busybox": "labctl/toolbox:latest",          # Configure a Pod to Use a ConfigMap
+    "registry.k8s.io/busybox:1.27.2": "labctl/toolbox:latest",   # Liveness, Readiness and Startup Probes
+    "registry.k8s.io/pause:3.1": "labctl/pause:latest",          # Debug Running Pods (no shell in it)
+}
+
+
+@pytest.mark.parametrize("name", ["default", "single", "large"])
+def test_the_tutorials_images_run_lab_images_in_every_shipped_topology(name):
+    images = load_topology(default_topology_path(name)).images
+    assert {image: images.resolve(image) for image in TUTORIAL_IMAGES} == TUTORIAL_IMAGES
+
+
+def test_a_scratch_lab_has_the_default_topologys_aliases():
+    scratch = parse_topology(scratch_topology("lab"))
+    assert scratch.images == load_topology(default_topology_path()).images
 
 
 @pytest.mark.parametrize("addons, enabled", [(None, ("ingress",)), ({"ingress": False}, ()), ({"ingress": True}, ("ingress",))])

@@ -22,7 +22,7 @@ import time
 import aiohttp
 
 from .context import KubeletContext
-from .probes import resolve_port
+from .probes import http_error, resolve_port
 from .runtime import ContainerRecord, PodRef
 
 log = logging.getLogger("labctl.kubelet")
@@ -91,7 +91,7 @@ async def _http_get(session: aiohttp.ClientSession, spec: dict, container: dict,
     except TimeoutError:
         return f'Get "{url}": context deadline exceeded'
     except (aiohttp.ClientError, OSError) as err:
-        return f'Get "{url}": {err}'
+        return http_error(url, host, port, err)
 
 
 async def stop_container(ctx: KubeletContext, pod: dict | None, container: dict | None, record: ContainerRecord,

@@ -12,7 +12,9 @@ starts liveness and readiness), and once it failed the container is killed.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -46,12 +48,47 @@ def resolve_port(port: int | str, container: dict) -> int:
     raise ValueError(f"port {port!r} is not a named port of container {container.get('name')!r}")
 
 
+#: how Go's net package words a failed connect(2), which the kubelet's probe messages carry
+_GO_CONNECT_ERRORS = {errno.ECONNREFUSED: "connection refused", errno.EHOSTUNREACH: "no route to host",
+                      errno.ENETUNREACH: "network is unreachable", errno.ECONNRESET: "connection reset by peer"}
+
+
+def dial_error(host: str, port: int, err: BaseException | None) -> str:
+    """``dial tcp 10.244.1.5:8080: connect: connection refused``, as the kubelet (Go) words a failed dial.
+
+    Why: the Unhealthy event is what a student reads; Python's or aiohttp's wording
+    (``Connect call failed ('10.244.1.5', 8080)``) is neither Kubernetes' nor useful.
+    """
+    code = getattr(err, "errno", None)
+    if isinstance(err, TimeoutError) or err is None:
+        reason = "i/o timeout"
+    elif code in _GO_CONNECT_ERRORS:
+        reason = f"connect: {_GO_CONNECT_ERRORS[code]}"
+    elif code:
+        reason = f"connect: {os.strerror(code).lower()}"
+    else:
+        reason = str(err) or type(err).__name__
+    return f"dial tcp {host}:{port}: {reason}"
+
+
+def http_error(url: str, host: str, port: int, err: BaseException) -> str:
+    """A failed GET as Go's HTTP client words it: ``Get "<url>": dial tcp …`` or ``Get "<url>": EOF``."""
+    if isinstance(err, aiohttp.ClientConnectorError):
+        return f'Get "{url}": {dial_error(host, port, err.os_error)}'
+    if isinstance(err, aiohttp.ServerDisconnectedError):
+        return f'Get "{url}": EOF'
+    if isinstance(err, OSError):
+        return f'Get "{url}": {dial_error(host, port, err)}'
+    return f'Get "{url}": {err}'
+
+
 async def http_probe(session: aiohttp.ClientSession, pod_ip: str, spec: dict, container: dict,
                      timeout: float) -> ProbeResult:
     host = spec.get("host") or pod_ip
     scheme = (spec.get("scheme") or "HTTP").lower()
     path = spec.get("path") or "/"
-    url = f"{scheme}://{host}:{resolve_port(spec.get('port', 80), container)}{path if path.startswith('/') else '/' + path}"
+    port = resolve_port(spec.get("port", 80), container)
+    url = f"{scheme}://{host}:{port}{path if path.startswith('/') else '/' + path}"
     headers = {h["name"]: h["value"] for h in spec.get("httpHeaders") or []}
     try:
         async with session.get(url, headers=headers, ssl=False, allow_redirects=True,
@@ -62,7 +99,7 @@ async def http_probe(session: aiohttp.ClientSession, pod_ip: str, spec: dict, co
     except TimeoutError:
         return ProbeResult(False, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)')
     except (aiohttp.ClientError, OSError) as err:
-        return ProbeResult(False, f'Get "{url}": {err}')
+        return ProbeResult(False, http_error(url, host, port, err))
 
 
 async def tcp_probe(pod_ip: str, spec: dict, container: dict, timeout: float) -> ProbeResult:
@@ -73,7 +110,7 @@ async def tcp_probe(pod_ip: str, spec: dict, container: dict, timeout: float) ->
         writer.close()
         return ProbeResult(True)
     except (TimeoutError, OSError) as err:
-        return ProbeResult(False, f"dial tcp {host}:{port}: {err or 'i/o timeout'}")
+        return ProbeResult(False, dial_error(host, port, err))
 
 
 ExecFn = Callable[[list[str]], Awaitable[tuple[int, str]]]
