@@ -19,6 +19,9 @@ POD_UID_LABEL = "io.kubernetes.pod.uid"
 CONTAINER_NAME_LABEL = "io.kubernetes.container.name"   # "POD" for the sandbox
 CONTAINER_ATTEMPT_LABEL = "io.kubernetes.container.attempt"  # restart count of this instance
 CONTAINER_TYPE_LABEL = "io.kubernetes.docker.type"      # "podsandbox" | "container"
+#: the image as the pod's spec names it when the container was made (the kubelet restarts a
+#: container whose spec image changed since: ``kubectl set image pod/...``)
+CONTAINER_SPEC_IMAGE_LABEL = "io.labctl.container.specImage"
 VOLUME_NAME_LABEL = "io.kubernetes.volume.name"        # a pod's Docker volume (Memory emptyDir)
 
 

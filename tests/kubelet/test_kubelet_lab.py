@@ -172,6 +172,21 @@ def test_killed_app_container_is_restarted(kl):
     assert pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 137
 
 
+def test_set_image_on_a_pod_restarts_its_container_with_the_new_image(kl):
+    """``kubectl set image pod/...``: the kubelet sees the definition changed and restarts the container."""
+    apply(kl, bare_pod("reimaged", "worker"))
+    ready_pods(kl, "reimaged")
+    assert kl.kubectl.run("set", "image", "pod/reimaged", "app=labctl/web:v2").stdout.strip() == \
+        "pod/reimaged image updated"
+    pod = wait_for(lambda: (p := get_pod(kl, "reimaged"))["status"]["containerStatuses"][0]["restartCount"] == 1
+                   and is_ready(p) and p, timeout=60, what="restartCount 1 with the new image")
+    assert pod["status"]["containerStatuses"][0]["image"] == "labctl/web:v2"
+    assert "web v2" in kl.kubectl.run("exec", "reimaged", "--", "wget", "-qO-", "127.0.0.1").stdout
+    events = kl.kubectl.json("get", "events", "--field-selector", "involvedObject.name=reimaged")["items"]
+    assert any(e["reason"] == "Killing" and e["message"] == "Container app definition changed, will be restarted"
+               for e in events), [e["message"] for e in events]
+
+
 def test_deleted_pod_loses_veth_ip_and_containers(kl):
     apply(kl, course_pod("deleted", "worker2"))
     pod = ready_pods(kl, "deleted")["deleted"]

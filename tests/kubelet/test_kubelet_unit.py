@@ -7,6 +7,7 @@ import pytest
 from labctl.agent.kubelet.backoff import Backoff
 from labctl.agent.kubelet.images import alias_for, offline_message, split_tag, with_default_tag
 from labctl.agent.kubelet.network import build_netconf, port_mappings, result_ip, wanted_routes
+from labctl.agent.kubelet.podworker import definition_changed
 from labctl.agent.kubelet.runtime import (
     ContainerRecord,
     PodRef,
@@ -172,6 +173,18 @@ def test_app_container_joins_sandbox_and_honours_command_args_env_workdir():
     assert spec.kwargs["environment"] == {"GREETING": "hi", "POD": "web-1", "IP": "10.0.0.5"}
     assert spec.kwargs["working_dir"] == "/tmp"
     assert spec.labels[c.CONTAINER_ATTEMPT_LABEL] == "2"
+
+
+def test_a_container_remembers_its_spec_image_so_set_image_restarts_it():
+    """The image as the spec names it (not the alias run) is a label; a later spec image differs."""
+    container = {"name": "app", "image": "nginx:1.14.2"}
+    spec = build_container(pod([container]), container, "labctl/nginx:v1", "sb1", 0, ClusterConfig(name="lab"),
+                           "lab-worker", {})
+    record = record_from_inspect({"Id": "c1", "Config": {"Labels": spec.labels}, "State": {"Running": True}})
+    assert record.spec_image == "nginx:1.14.2"
+    assert not definition_changed(container, record)
+    assert definition_changed({**container, "image": "nginx:1.16.1"}, record)
+    assert not definition_changed({**container, "image": "nginx:1.16.1"}, rec())  # made before the label: kept
 
 
 @pytest.mark.parametrize("dns_policy, resolv_bind", [

@@ -363,6 +363,9 @@ TUTORIAL_IMAGES = {
     "registry.k8s.io/busybox": "labctl/toolbox:latest",          # Configure a Pod to Use a ConfigMap
     "registry.k8s.io/busybox:1.27.2": "labctl/toolbox:latest",   # Liveness, Readiness and Startup Probes
     "registry.k8s.io/pause:3.1": "labctl/pause:latest",          # Debug Running Pods (no shell in it)
+    "gcr.io/google-containers/busybox": "labctl/toolbox:latest",  # Debug Services (kubectl run -it --rm)
+    "radial/busyboxplus:curl": "labctl/toolbox:latest",          # Connecting Applications with Services
+    "registry.k8s.io/e2e-test-images/jessie-dnsutils:1.3": "labctl/toolbox:latest",  # Debugging DNS Resolution
 }
 
 

@@ -296,10 +296,13 @@ class PodWorker:
         for container in spec.get("containers") or [] if plan.done else []:
             instances = by_name.get(container["name"], [])
             latest = latest_record(instances)
-            if latest is not None and latest.running:
+            if latest is not None and latest.running and definition_changed(container, latest):
+                await self.replace_changed(container, latest, instances, sandbox_id)
+            elif latest is not None and latest.running:
                 live_ids.add(latest.id)
                 self.ensure_probes(container, latest)
-            elif latest is None or not latest.exited or should_restart(policy, latest.exit_code):
+            elif latest is None or not latest.exited or should_restart(policy, latest.exit_code) \
+                    or definition_changed(container, latest):
                 await self.run_container(container, instances, sandbox_id)
         self.cancel_probes(keep=live_ids)
         self.started_ids &= live_ids
@@ -316,6 +319,19 @@ class PodWorker:
             await self.start_container(container, latest.id)  # created, never started (agent restart)
         else:
             await self.restart_container(container, latest, instances, sandbox_id)
+
+    async def replace_changed(self, container: dict, latest: ContainerRecord, instances: list[ContainerRecord],
+                              sandbox_id: str) -> None:
+        """The kubelet's "definition changed": the pod's update changed the container's image
+        (the one container field a pod update may change), so it is stopped and made again at
+        once, whatever the restartPolicy and without back-off; the restart count goes up."""
+        name = container["name"]
+        self.ctx.event(self.pod, "Normal", "Killing", f"Container {name} definition changed, will be restarted")
+        await stop_container(self.ctx, self.pod, container, latest, grace_seconds(self.pod), self.pod_ip)
+        cid = await self.create_container(container, sandbox_id, latest.attempt + 1)
+        if cid:
+            await asyncio.gather(*(self.ctx.blocking(self.ctx.runtime.remove, old.id) for old in instances[:-1]))
+            await self.start_container(container, cid)
 
     def is_started(self, record: ContainerRecord) -> bool:
         """The kubelet's ``started``: running, and its startupProbe (if any) passed."""
@@ -634,7 +650,9 @@ class PodWorker:
             # no container of a pod without a network is ready (its sandbox is about to be re-created)
             ready = bool(latest and latest.running and self.sandbox_ready and
                          (self.readiness.get(latest.id, False) if container.get("readinessProbe") else True))
-        return ContainerView(container["name"], container["image"], latest,
+        # a running container's status names the image it was made from (the spec's may have changed since)
+        image = latest.spec_image if latest is not None and latest.running and latest.spec_image else container["image"]
+        return ContainerView(container["name"], image, latest,
                              instances[-2] if len(instances) > 1 else None, reason, message, ready,
                              startup_passed=latest is None or not latest.running or self.is_started(latest),
                              default_reason=default_reason)
@@ -666,6 +684,12 @@ class PodWorker:
             if err.code not in (404, 409):
                 raise
         log.info("pod %s/%s terminated and deleted", self.ref.namespace, self.ref.name)
+
+
+def definition_changed(container: dict, record: ContainerRecord) -> bool:
+    """The container runs an image the pod's spec no longer names (containers made before the
+    spec image was recorded are never "changed")."""
+    return bool(record.spec_image) and record.spec_image != container.get("image")
 
 
 def _uses_pod_ip(container: dict) -> bool:

@@ -82,6 +82,7 @@ class ContainerRecord:
     hosts_file: str = ""   # HostsPath: the engine's file behind /etc/hosts
     error: str = ""
     finished_epoch: float = 0.0  # FinishedAt with sub-second precision, for back-off arithmetic
+    spec_image: str = ""  # the spec's image when it was made (c.CONTAINER_SPEC_IMAGE_LABEL); '' if unknown
 
     @property
     def exited(self) -> bool:
@@ -128,7 +129,7 @@ def record_from_inspect(info: dict) -> ContainerRecord:
         image_id=info.get("Image", ""), netns=(info.get("NetworkSettings") or {}).get("SandboxKey") or "",
         error=state.get("Error") or "", finished_epoch=docker_epoch(state.get("FinishedAt", "")),
         host_network=labels.get(c.HOST_NETWORK_LABEL) == "true", resolv_conf=info.get("ResolvConfPath") or "",
-        hosts_file=info.get("HostsPath") or "")
+        hosts_file=info.get("HostsPath") or "", spec_image=labels.get(c.CONTAINER_SPEC_IMAGE_LABEL, ""))
 
 
 def pod_labels(pod: PodRef, cluster: str, node_container: str, container: str, attempt: int) -> dict[str, str]:
@@ -244,8 +245,9 @@ def build_container(pod: dict, container: dict, image: str, sandbox_id: str, att
             host_config["binds"] = binds
     if mounts:
         host_config["mounts"] = mounts
-    return CreateSpec(docker_name(ref, container["name"], attempt), image,
-                      pod_labels(ref, cluster.name, node_container, container["name"], attempt), host_config, kwargs,
+    labels = pod_labels(ref, cluster.name, node_container, container["name"], attempt)
+    labels[c.CONTAINER_SPEC_IMAGE_LABEL] = str(container.get("image") or "")
+    return CreateSpec(docker_name(ref, container["name"], attempt), image, labels, host_config, kwargs,
                       stdin_config(container))
 
 
