@@ -89,9 +89,12 @@ def vl(lab):
                          box("reader", volumeMounts=[{"name": "cache", "mountPath": "/cache", "readOnly": True},
                                                      {"name": "ram", "mountPath": "/scratch"}])],
               [{"name": "cache", "emptyDir": {}}, {"name": "ram", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}]),
-          pod("workdir", [box(volumeMounts=[{"name": "workdir", "mountPath": "/work-dir"}])],
+          # kubernetes.io's "Configure Pod Initialization", with its images (and no download)
+          pod("workdir", [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}],
+                           "volumeMounts": [{"name": "workdir", "mountPath": "/usr/share/nginx/html"}]}],
               [{"name": "workdir", "emptyDir": {}}],
               initContainers=[box("install", ["sh", "-c", "echo made by init > /work-dir/index.html"],
+                                  image="busybox:1.28",
                                   volumeMounts=[{"name": "workdir", "mountPath": "/work-dir"}])]),
           pod("hostpath", [box(command=["sh", "-c", f"echo written-by-pod > /node-data/{lab.name}; sleep 3600"],
                                volumeMounts=[{"name": "data", "mountPath": "/node-data"}])],
@@ -148,9 +151,11 @@ def test_empty_dir_is_shared_and_memory_medium_is_a_sized_tmpfs(vl):
     assert sh(vl, "shared", "echo x > /cache/y", container="reader", check=False).returncode != 0  # readOnly
 
 
-def test_an_init_container_prepares_the_empty_dir_the_app_reads(vl):
-    """kubernetes.io's "Configure Pod Initialization": the init container fills a shared emptyDir."""
-    assert sh(vl, "workdir", "cat /work-dir/index.html").stdout == "made by init\n"
+def test_an_init_container_prepares_the_page_nginx_serves(vl):
+    """kubernetes.io's "Configure Pod Initialization": the init container fills a shared emptyDir
+    that nginx serves; a path with no file still gets the lab's page."""
+    assert sh(vl, "workdir", "curl -s localhost", container="nginx").stdout == "made by init\n"
+    assert sh(vl, "workdir", "curl -s localhost/other", container="nginx").stdout.startswith("nginx v1 pod=workdir ")
 
 
 def test_host_path_is_the_nodes_directory_not_the_hosts(vl):
