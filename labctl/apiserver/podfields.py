@@ -186,7 +186,7 @@ CONTAINER: dict[str, Accepts] = {
     "stdin": ANY,
     "tty": ANY,
     "stdinOnce": ANY,
-    "terminationMessagePath": ("/dev/termination-log",),
+    "terminationMessagePath": ANY,  # a file the kubelet binds there, read into lastState.terminated.message
     "terminationMessagePolicy": ("File",),
     # volume mounts and securityContext (labctl/agent/kubelet/volumes.py, security.py)
     "volumeMounts[].name": ANY,

@@ -187,6 +187,17 @@ def test_set_image_on_a_pod_restarts_its_container_with_the_new_image(kl):
                for e in events), [e["message"] for e in events]
 
 
+def test_termination_message_is_the_last_states_message(kl):
+    """kubernetes.io's "Determine the Reason for Pod Failure": its manifest (busybox for its debian) and go-template."""
+    apply(kl, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "termination-demo"},
+               "spec": {"containers": [{"name": "termination-demo-container", "image": "busybox:1.36",
+                                        "command": ["/bin/sh"],
+                                        "args": ["-c", "sleep 2 && echo Sleep expired > /dev/termination-log"]}]}})
+    template = "{{range .status.containerStatuses}}{{.lastState.terminated.message}}{{end}}"
+    wait_for(lambda: kl.kubectl.run("get", "pod", "termination-demo", "-o", f"go-template={template}").stdout
+             == "Sleep expired\n", timeout=60, what="the termination message in lastState")
+
+
 def test_deleted_pod_loses_veth_ip_and_containers(kl):
     apply(kl, course_pod("deleted", "worker2"))
     pod = ready_pods(kl, "deleted")["deleted"]

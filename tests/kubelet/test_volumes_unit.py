@@ -12,7 +12,7 @@ import pytest
 
 from labctl.agent.kubelet.mounter import MountFailure, PodMounter
 from labctl.agent.kubelet.projection import VolumeFile
-from labctl.agent.kubelet.runtime import PodRef, build_container, build_sandbox
+from labctl.agent.kubelet.runtime import ContainerRecord, PodRef, build_container, build_sandbox
 from labctl.agent.kubelet.security import (
     ConfigError,
     docker_user,
@@ -20,6 +20,7 @@ from labctl.agent.kubelet.security import (
     host_config_options,
     non_root_problem,
 )
+from labctl.agent.kubelet.status import terminated_state
 from labctl.agent.kubelet.volumes import (
     NodeVolumes,
     PreparedVolumes,
@@ -146,6 +147,22 @@ def node(tmp_path) -> NodeVolumes:
     root = tmp_path / "node"
     root.mkdir()
     return NodeVolumes(root=root, host_root=HOST)
+
+
+def test_a_termination_message_file_per_container_instance_read_once_it_exited(node):
+    """kubernetes.io's "Determine the Reason for Pod Failure": what the container wrote to
+    /dev/termination-log is its ``lastState.terminated.message`` (at most 4096 bytes)."""
+    path = node.termination_log("u-1", "app", 2)
+    assert path == "/var/lib/kubelet/pods/u-1/containers/app/2"
+    file = node.root / path.lstrip("/")
+    assert file.read_bytes() == b"" and file.stat().st_mode & 0o777 == 0o666  # any runAsUser may write it
+    file.write_text("Sleep expired\n" + "x" * 5000)
+    message = node.termination_message("u-1", "app", 2)
+    assert message.startswith("Sleep expired\n") and len(message) == 4096
+    assert node.termination_message("u-1", "app", 3) == ""
+    exited = ContainerRecord("c1", "app", 2, False, 0, finished_at="2026-12-07T10:00:00Z",
+                             termination_message=message[:14])
+    assert terminated_state(exited)["terminated"]["message"] == "Sleep expired\n"
 
 
 def test_host_path_types_are_checked_and_created_in_the_node(node):

@@ -22,7 +22,7 @@ from ...kube.nodedebug import is_node_debugger, is_node_root
 from ...kube.quantity import value
 from .context import KubeletContext
 from .projection import VolumeFile
-from .runtime import PodRef
+from .runtime import SANDBOX, ContainerRecord, PodRef
 from .serviceaccount import MOUNT_PATH, ProjectedToken
 from .volumes import (
     PROJECTED_KINDS,
@@ -211,6 +211,26 @@ class PodMounter:
         volumes = self.ctx.volumes
         return await self.ctx.blocking(container_mounts, container, self.prepared, volumes.host_root,
                                        volumes.subpath, extra)
+
+    async def termination_mount(self, container: dict, attempt: int) -> dict:
+        """The Docker bind mount of a new termination-message file at the container's
+        ``terminationMessagePath`` (``/dev/termination-log`` by default), as the kubelet gives every container."""
+        ctx, volumes = self.ctx, self.ctx.volumes
+        if not volumes.host_root:
+            volumes.host_root = (await ctx.blocking(ctx.runtime.node_root)).merged_dir
+        path = await ctx.blocking(volumes.termination_log, self.ref.uid, container["name"], attempt)
+        return {"Type": "bind", "Source": volumes.host_root.rstrip("/") + path,
+                "Target": container.get("terminationMessagePath") or "/dev/termination-log", "ReadOnly": False,
+                "BindOptions": {"Propagation": "rslave"}}
+
+    async def read_termination_messages(self, records: list[ContainerRecord]) -> None:
+        """Fill in what each exited container wrote to its terminationMessagePath (``lastState.terminated.message``)."""
+        exited = [r for r in records if r.exited and r.name != SANDBOX]
+        if exited:
+            read = self.ctx.volumes.termination_message
+            messages = await self.ctx.blocking(lambda: [read(self.ref.uid, r.name, r.attempt) for r in exited])
+            for record, message in zip(exited, messages, strict=True):
+                record.termination_message = message
 
     async def teardown(self) -> None:
         """Remove the pod's volumes from the node (its containers are gone)."""

@@ -448,6 +448,7 @@ class PodWorker:
             for target in node_root_mount_paths(self.pod, container):  # kubectl debug node's /host
                 root = await ctx.blocking(ctx.runtime.node_root)
                 spec.host_config.setdefault("binds", []).extend(root.binds(target))
+            spec.host_config.setdefault("mounts", []).append(await self.volumes.termination_mount(container, attempt))
             cid = await ctx.blocking(ctx.runtime.create, spec)
         except Exception as err:
             self.waiting[container["name"]] = ("CreateContainerError", str(err))
@@ -609,7 +610,9 @@ class PodWorker:
     # -- status --------------------------------------------------------------------------
     async def write_status(self) -> None:
         """Compute the status from a fresh look at Docker; PATCH it when it changed."""
-        by_name = group_records(await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid))
+        records = await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid)
+        await self.volumes.read_termination_messages(records)
+        by_name = group_records(records)
         spec = self.pod["spec"]
         default_reason = "PodInitializing" if spec.get("initContainers") else "ContainerCreating"
         init_views = [self.view(c, by_name, default_reason, init=True) for c in spec.get("initContainers") or []]

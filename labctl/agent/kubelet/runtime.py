@@ -83,6 +83,7 @@ class ContainerRecord:
     error: str = ""
     finished_epoch: float = 0.0  # FinishedAt with sub-second precision, for back-off arithmetic
     spec_image: str = ""  # the spec's image when it was made (c.CONTAINER_SPEC_IMAGE_LABEL); '' if unknown
+    termination_message: str = ""  # what it wrote to its terminationMessagePath (read by the pod worker)
 
     @property
     def exited(self) -> bool:

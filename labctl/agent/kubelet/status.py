@@ -39,8 +39,8 @@ def terminated_state(record: ContainerRecord) -> dict:
     reason = "OOMKilled" if record.oom_killed else ("Completed" if record.exit_code == 0 else "Error")
     state = {"exitCode": record.exit_code, "reason": reason, "startedAt": record.started_at or None,
              "finishedAt": record.finished_at or None, "containerID": f"docker://{record.id}"}
-    if record.error:
-        state["message"] = record.error
+    if record.termination_message or record.error:
+        state["message"] = record.termination_message or record.error
     return {"terminated": state}
 
 

@@ -47,6 +47,8 @@ PODS_DIR = "/var/lib/kubelet/pods"
 #: the sandbox mounts every Memory emptyDir here, so the tmpfs stays while containers restart
 SANDBOX_VOLUMES_DIR = "/volumes"
 EMPTY_DIR_MODE = 0o777
+#: the kubelet reads at most this much of a container's terminationMessagePath
+TERMINATION_MESSAGE_MAX = 4096
 #: volume kinds whose files the kubelet writes; their mounts are read-only whatever the spec says
 PROJECTED_KINDS = ("configMap", "secret", "downwardAPI", "projected")
 PLUGINS = {"emptyDir": "empty-dir", "configMap": "configmap", "secret": "secret", "downwardAPI": "downward-api",
@@ -413,6 +415,25 @@ class NodeVolumes:
                 except OSError:
                     continue  # removed meanwhile
         return total
+
+    def termination_log(self, uid: str, container: str, attempt: int) -> str:
+        """A new, empty termination-message file of one container instance, writable by any user (as
+        the kubelet makes it: ``pods/<uid>/containers/<name>/<instance>``); the container gets it at its
+        ``terminationMessagePath``, and the kubelet reads it once the container has exited."""
+        path = f"{self.pod_dir(uid)}/containers/{container}/{attempt}"
+        target = self.node(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"")
+        target.chmod(0o666)
+        return path
+
+    def termination_message(self, uid: str, container: str, attempt: int) -> str:
+        """What the container instance wrote to its termination-message file ('' when nothing or no file)."""
+        try:
+            with open(self.node(f"{self.pod_dir(uid)}/containers/{container}/{attempt}"), "rb") as file:
+                return file.read(TERMINATION_MESSAGE_MAX).decode(errors="replace")
+        except OSError:
+            return ""
 
     def remove_pod(self, uid: str) -> None:
         shutil.rmtree(self.node(self.pod_dir(uid)), ignore_errors=True)
