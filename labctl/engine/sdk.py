@@ -72,6 +72,15 @@ def tar_of(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+def daemon_error(err: Exception) -> str:
+    """An engine error as Docker's CLI and dockershim word it (``Error response from daemon: …``),
+    without the SDK's ``400 Client Error for http+docker://localhost/v1.41/…`` wrapper; any other
+    error as it is."""
+    if isinstance(err, docker.errors.APIError) and err.explanation:
+        return f"Error response from daemon: {err.explanation}"
+    return str(err)
+
+
 def read_files(client: docker.DockerClient, container: str, directory: str,
                names: Iterable[str]) -> dict[str, bytes]:
     """``{name: content}`` of the files ``names`` in ``directory`` of a container (running or not)."""

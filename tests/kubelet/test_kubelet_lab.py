@@ -198,6 +198,19 @@ def test_termination_message_is_the_last_states_message(kl):
              == "Sleep expired\n", timeout=60, what="the termination message in lastState")
 
 
+def test_a_missing_executable_is_run_container_error_in_the_daemons_words(kl):
+    apply(kl, bare_pod("noexec", "worker2", command=["no-such-binary"]))
+
+    def run_container_error() -> dict | None:
+        statuses = get_pod(kl, "noexec")["status"].get("containerStatuses") or [{}]
+        waiting = statuses[0].get("state", {}).get("waiting", {})
+        return waiting if waiting.get("reason") == "RunContainerError" else None
+    waiting = wait_for(run_container_error, timeout=60, what="RunContainerError")
+    assert waiting["message"].startswith('failed to start container "app": Error response from daemon: ')
+    assert '"no-such-binary": executable file not found in $PATH' in waiting["message"]
+    assert "http+docker" not in waiting["message"]
+
+
 def test_deleted_pod_loses_veth_ip_and_containers(kl):
     apply(kl, course_pod("deleted", "worker2"))
     pod = ready_pods(kl, "deleted")["deleted"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import docker
 
-from labctl.engine.sdk import OneEndpointAdapter, reuse_connections
+from labctl.engine.sdk import OneEndpointAdapter, daemon_error, reuse_connections
 
 
 def test_calls_about_different_containers_share_one_pool():
@@ -17,3 +17,13 @@ def test_calls_about_different_containers_share_one_pool():
     assert a is b
     assert reuse_connections(client).api.adapters["http+docker://"] is adapter  # idempotent
     client.close()
+
+
+def test_an_engine_error_reads_as_the_daemons_answer_not_the_sdks_request():
+    """What a student reads in a RunContainerError: dockershim's words, not docker-py's URL."""
+    err = docker.errors.APIError("400 Client Error for http+docker://localhost/v1.41/containers/abc/start",
+                                 explanation='failed to create shim task: OCI runtime create failed: exec: "wget": '
+                                             "executable file not found in $PATH: unknown")
+    assert daemon_error(err) == ('Error response from daemon: failed to create shim task: OCI runtime create '
+                                 'failed: exec: "wget": executable file not found in $PATH: unknown')
+    assert daemon_error(TimeoutError("timed out")) == "timed out"

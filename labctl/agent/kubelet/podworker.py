@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from ...client.rest import APIStatusError, resource_path
+from ...engine.sdk import daemon_error
 from ...kube.meta import timestamp
 from ...kube.resolvconf import render as render_resolv_conf
 from . import network, probes, resolvconf
@@ -451,8 +452,8 @@ class PodWorker:
             spec.host_config.setdefault("mounts", []).append(await self.volumes.termination_mount(container, attempt))
             cid = await ctx.blocking(ctx.runtime.create, spec)
         except Exception as err:
-            self.waiting[container["name"]] = ("CreateContainerError", str(err))
-            ctx.event(self.pod, "Warning", "Failed", f"Error: {err}")
+            self.waiting[container["name"]] = ("CreateContainerError", daemon_error(err))
+            ctx.event(self.pod, "Warning", "Failed", f"Error: {daemon_error(err)}")
             self.wake_after(RETRY_S * 5)
             return ""
         ctx.event(self.pod, "Normal", "Created", f"Created container {container['name']}")
@@ -486,8 +487,9 @@ class PodWorker:
         try:
             await self.ctx.blocking(self.ctx.runtime.start, cid)
         except Exception as err:
-            self.ctx.event(self.pod, "Warning", "Failed", f"Error: failed to start container {name!r}: {err}")
-            self.waiting[name] = ("RunContainerError", f"failed to start container {name!r}: {err}")
+            message = f'failed to start container "{name}": {daemon_error(err)}'
+            self.ctx.event(self.pod, "Warning", "Failed", f"Error: {message}")
+            self.waiting[name] = ("RunContainerError", message)
             self.wake_after(RETRY_S * 5)
             return
         self.waiting.pop(name, None)
