@@ -14,6 +14,10 @@ removes the lab afterwards. Per run:
 - **floor**: in the same run, ``docker run -d`` of the same node image, as many containers as
   the lab has nodes, at once, with a no-op command: what Docker alone needs to start the
   node containers, and less than any lab can take;
+- **CPU**: the CPU-seconds spent until ``up`` returned, which the load of a shared machine
+  changes far less than the wall clock: ``lab_cpu_s`` is every container of the lab (nodes
+  and pods: their cgroups' usage, read the moment ``up`` exits; absent where the cgroups
+  cannot be read), ``cli_cpu_s`` the ``up`` process itself;
 - **down**: the whole ``labctl down -q`` process; **memory**: ``docker stats`` of the control
   plane and a worker after ``--settle`` idle seconds.
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,6 +54,7 @@ POD_TIMEOUT = 60.0
 SHAPE = """{"benchmark": "up", "date": "YYYY-MM-DD", "load_before": [1m, 5m, 15m], "load_after": [...],
  "topologies": {"default": {"nodes": 3, "goal_s": 2.0, "up_s_median": 1.9, "floor_s_median": 0.6, "ratio": 3.2,
    "down_s_median": 1.1, "down_goal_s": 1.5, "dns_from_pod_ok": true, "to_pod_answer_s_median": 2.6,
+   "lab_cpu_s_median": 3.1, "cli_cpu_s_median": 0.9,
    "control_plane_mib": 131, "idle_worker_mib": 56, "phases_median": {"images": 0.1, "plan": 0.05, ...},
    "runs": [{"up_s": ..., "floor_s": ..., "down_s": ..., "phases": {...}, "dns_from_pod_ok": true, ...}]}}}"""
 
@@ -91,6 +97,26 @@ def memory_mib(container: str) -> float:
                          capture_output=True, text=True, check=True).stdout.split("/")[0].strip()
     value = float(out[:-3])
     return {"KiB": value / 1024, "MiB": value, "GiB": value * 1024}[out[-3:]]
+
+
+def lab_cpu_seconds(lab: str) -> float | None:
+    """CPU-seconds used so far by every running container of ``lab`` (cgroup v1 or v2), or None."""
+    ids = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"label=io.labctl.cluster={lab}"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    total = 0.0
+    for cid in ids:
+        v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage")
+        v2 = [Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat"),
+              Path(f"/sys/fs/cgroup/docker/{cid}/cpu.stat")]
+        try:
+            if v1.exists():
+                total += int(v1.read_text()) / 1e9
+                continue
+            stat = next(p for p in v2 if p.exists()).read_text().split()
+            total += int(stat[stat.index("usage_usec") + 1]) / 1e6
+        except (OSError, StopIteration, ValueError):
+            return None
+    return round(total, 3) if ids else None
 
 
 def node_image() -> str:
@@ -136,10 +162,14 @@ def one_run(topology: str, tmp: Path, settle: float, image: str) -> dict:
     path, count, _ = topology_file(topology, lab, tmp)
     env = {**os.environ, "KUBECONFIG": str(tmp / "kubeconfig")}
     floor = floor_run(image, count)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "labctl", "up", "-t", str(path)], capture_output=True,
                           text=True, env=env)
     seconds = time.perf_counter() - start
+    lab_cpu = lab_cpu_seconds(lab)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cli_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
     result: dict = {}
     try:
         if proc.returncode != 0:
@@ -148,7 +178,10 @@ def one_run(topology: str, tmp: Path, settle: float, image: str) -> dict:
         says = SAYS.search(proc.stderr)
         result |= {"up_s": round(seconds, 3), "says_s": float(says["s"]) if says else 0.0,
                    "floor_s": round(floor, 3), "phases": phases_of(proc.stderr, seconds),
-                  "dns_from_pod_ok": answered, "to_pod_answer_s": round(seconds + pod_s, 3)}
+                  "dns_from_pod_ok": answered, "to_pod_answer_s": round(seconds + pod_s, 3),
+                  "cli_cpu_s": round(cli_cpu, 3)}
+        if lab_cpu is not None:
+            result["lab_cpu_s"] = lab_cpu
         if trouble:
             result["dns_from_pod_trouble"] = trouble
         time.sleep(settle)
@@ -176,6 +209,9 @@ def summarise(runs: list[dict], count: int) -> dict:
            "to_pod_answer_s_median": median("to_pod_answer_s"), "control_plane_mib": round(median("control_plane_mib"), 1),
            "phases_median": phases, "runs": runs}
     out["ratio"] = round(out["up_s_median"] / out["floor_s_median"], 2) if out["floor_s_median"] else None
+    out["cli_cpu_s_median"] = median("cli_cpu_s")
+    if any("lab_cpu_s" in r for r in runs):
+        out["lab_cpu_s_median"] = median("lab_cpu_s")
     if any("down_s" in r for r in runs):
         out["down_s_median"] = median("down_s")
     if any("worker_mib" in r for r in runs):
@@ -204,6 +240,8 @@ def main() -> int:
                   f"down {summary.get('down_s_median')}s (goal ≤ {GOAL_DOWN_S}s); first pod nslookup "
                   f"{'answered' if summary['dns_from_pod_ok'] else 'FAILED'}; memory control plane "
                   f"{summary['control_plane_mib']} MiB, worker {summary.get('idle_worker_mib')} MiB", flush=True)
+            print(f"         CPU until up returned (median): lab {summary.get('lab_cpu_s_median')} s, "
+                  f"up's process {summary['cli_cpu_s_median']} s", flush=True)
             print("         phases (median s): " + ", ".join(f"{k} {v:.2f}" for k, v in summary["phases_median"].items()))
     results["load_after"] = list(os.getloadavg())
     print(f"load average: {' '.join(f'{v:.1f}' for v in results['load_before'])} before, "

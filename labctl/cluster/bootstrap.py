@@ -1,12 +1,13 @@
 """The last part of ``labctl up``: from started node containers to a lab a student can use.
 
 Through labctl's one API client, as kubeadm's phases do it: wait for the API server, install
-cluster DNS, wait for every Node to be Ready and for a DNS replica to be Ready, install the
-other add-ons, then wait until **cluster DNS answers on every node** through the kube-dns
-Service (the node's query passes the same KUBE-SERVICES rules as a pod's, written by the
-same ``iptables-restore``; docs/benchmarks.md says what a pod's query adds). Only then does ``up`` say the lab is ready: a
-student who types ``kubectl run … nslookup`` the moment it returns gets an answer, not
-``connection refused`` from a Service whose endpoints are still empty.
+cluster DNS, wait for every Node to be Ready and for a DNS replica to be Ready, wait until
+**cluster DNS answers on every node** through the kube-dns Service (the node's query passes
+the same KUBE-SERVICES rules as a pod's, written by the same ``iptables-restore``;
+docs/benchmarks.md says what a pod's query adds), then install the other add-ons. Only then
+does ``up`` say the lab is ready: a student who types ``kubectl run … nslookup`` the moment
+it returns gets an answer, not ``connection refused`` from a Service whose endpoints are
+still empty.
 """
 
 from __future__ import annotations
@@ -28,15 +29,20 @@ POLL_SECONDS = 0.1
 #: the cluster DNS Service (kube-system), as kubeadm names it
 DNS_SERVICE = "kube-dns"
 
-#: Asks the kube-dns Service for ``kubernetes.default`` from inside a node, through the
-#: same KUBE-SERVICES rules a pod's query passes (dnslib is in the node image).
+#: Asks the kube-dns Service for ``kubernetes.default`` (an A record) from inside a node,
+#: through the same KUBE-SERVICES rules a pod's query passes: exit 0 on an answer with records.
+#: Run as ``python3 -I -S`` with the query packed by hand: one of these starts per node and try
+#: while the DNS replicas start on the same cores, and site's imports and dnslib cost more CPU
+#: than the query (dig would do, but waits at least a second per try).
 DNS_PROBE = """
-import socket, sys, dnslib
-q = dnslib.DNSRecord.question(sys.argv[1])
+import socket, struct, sys
+query = struct.pack("!6H", 0x6c61, 0x0100, 1, 0, 0, 0) + b"".join(
+    bytes([len(label)]) + label.encode() for label in sys.argv[1].split(".")) + b"\\0" + struct.pack("!2H", 1, 1)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
-s.sendto(q.pack(), (sys.argv[2], 53))
-answer = dnslib.DNSRecord.parse(s.recv(4096))
-sys.exit(0 if answer.header.rcode == 0 and answer.rr else 1)
+s.sendto(query, (sys.argv[2], 53))
+reply = s.recv(4096)
+ident, flags, _, answers = struct.unpack("!4H", reply[:8])
+sys.exit(0 if ident == 0x6c61 and flags & 0x800F == 0x8000 and answers else 1)
 """
 
 #: Runs ``argv`` in the named node and returns its exit code (the caller's way into Docker).
@@ -51,23 +57,25 @@ async def bootstrap(credentials: Credentials, cluster: ClusterConfig, node_names
     Cluster DNS goes in as soon as the API server answers (as kubeadm applies CoreDNS right
     after the control plane): its pods wait in the scheduler for the nodes, so the replicas
     start the moment their node registers instead of after every node is Ready. The other
-    add-ons follow once a DNS replica is Ready.
+    add-ons follow once cluster DNS answers on every node.
     """
     first = [a for a in addons if a == DNS_SERVICE]
     later = [a for a in addons if a != DNS_SERVICE]
     async with APIClient(credentials) as api:
         await _wait_for_api(api, credentials.server)
-        then = f"; {', '.join(later)} once DNS is Ready" if later else ""
+        then = f"; {', '.join(later)} once DNS answers" if later else ""
         progress.start(f"Installing cluster add-ons ({', '.join(first)}{then}) 🔎")
         await install_addons(api, cluster, node_image, first, ingress_image)
         progress.start(f"Waiting for {len(node_names)} node(s) to be Ready ⏳")
         await _wait_for_nodes(api, node_names, progress)
         progress.start(f"Waiting for cluster DNS ({cluster.dns_service_ip}) to answer on every node 📡")
         await _wait_for_dns_endpoints(api, progress)
-        # the other add-ons' pods (nginx, the storage provisioner) would take the two cores
-        # from the DNS replicas' start: they go in once a replica is Ready
-        await install_addons(api, cluster, node_image, later, ingress_image)
         await _wait_for_dns(cluster, node_names, exec_in_node, progress)
+        # the other add-ons' pods (the ingress controller's Python and nginx, the storage
+        # provisioner) would take the two cores from the DNS replicas' start and from every
+        # node's proxy sync: they go in once cluster DNS answers on every node (before `up`
+        # returns, as before; `up` never waited for them to be Ready)
+        await install_addons(api, cluster, node_image, later, ingress_image)
 
 
 async def install_addons(api: APIClient, cluster: ClusterConfig, node_image: str,
@@ -139,7 +147,7 @@ async def _wait_for_dns_endpoints(api: APIClient, progress: Progress) -> None:
 async def _wait_for_dns(cluster: ClusterConfig, node_names: Sequence[str], exec_in_node: NodeExec,
                         progress: Progress) -> None:
     name = f"kubernetes.default.svc.{cluster.cluster_domain}"
-    argv = ["python3", "-c", DNS_PROBE, name, cluster.dns_service_ip]
+    argv = ["python3", "-I", "-S", "-c", DNS_PROBE, name, cluster.dns_service_ip]
     deadline = time.monotonic() + READY_TIMEOUT
     answered: set[str] = set()
 
