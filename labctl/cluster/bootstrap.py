@@ -63,8 +63,7 @@ async def bootstrap(credentials: Credentials, cluster: ClusterConfig, node_names
     later = [a for a in addons if a != DNS_SERVICE]
     async with APIClient(credentials) as api:
         await _wait_for_api(api, credentials.server)
-        then = f"; {', '.join(later)} once DNS answers" if later else ""
-        progress.start(f"Installing cluster add-ons ({', '.join(first)}{then}) 🔎")
+        progress.start(f"Installing cluster add-ons ({', '.join(first)}) 🔎")
         await install_addons(api, cluster, node_image, first, ingress_image)
         progress.start(f"Waiting for {len(node_names)} node(s) to be Ready ⏳")
         await _wait_for_nodes(api, node_names, progress)
@@ -75,7 +74,9 @@ async def bootstrap(credentials: Credentials, cluster: ClusterConfig, node_names
         # provisioner) would take the two cores from the DNS replicas' start and from every
         # node's proxy sync: they go in once cluster DNS answers on every node (before `up`
         # returns, as before; `up` never waited for them to be Ready)
-        await install_addons(api, cluster, node_image, later, ingress_image)
+        if later:
+            progress.start(f"Installing cluster add-ons ({', '.join(later)}) 🔎")
+            await install_addons(api, cluster, node_image, later, ingress_image)
 
 
 async def install_addons(api: APIClient, cluster: ClusterConfig, node_image: str,
