@@ -5,9 +5,9 @@ forwards its ``CNI_*`` environment and stdin over a unix socket; this server run
 the very same plugin code (:mod:`labctl.cni.bridge`, :mod:`labctl.cni.portmap`,
 :mod:`labctl.cni.ipam.plugin`) through :func:`labctl.cni.skel.run`, so results and
 error JSON are byte for byte what the plugin process would print. What changes is
-the cost: the kernel work is netlink (:mod:`labctl.cni.netlink`, pyroute2 loaded once)
-instead of ``ip`` execs, and ``labctl-host-local`` is a library call instead of a
-second interpreter. Each call runs in its own thread; IPAM stays safe across threads
+the cost: the kernel work is a handful of netlink requests (:mod:`labctl.cni.netlink`,
+on plain sockets: :mod:`labctl.cni.rtnl`) instead of ``ip`` execs, and
+``labctl-host-local`` is a library call instead of a second interpreter. Each call runs in its own thread; IPAM stays safe across threads
 and processes (its ``flock`` is taken on a fresh open file per call) and across a
 restart (the reservations are files).
 

@@ -169,3 +169,27 @@ def test_a_daemon_that_breaks_off_is_a_cni_error(tmp_path: Path) -> None:
     error = json.loads(proc.stdout)
     assert (error["cniVersion"], error["code"]) == ("0.4.0", 5)
     assert "labctl CNI daemon" in error["msg"]
+
+
+@pytest.mark.root
+def test_daemon_repairs_the_node_bridge_between_adds(daemon_flavour: Flavour, netns_factory: Any) -> None:
+    """The daemon keeps no stale view of the node: a bridge set down, then deleted, by hand is back at the next ADD."""
+    f = daemon_flavour
+    conf = f.netconf(promiscMode=True, mtu=1400)
+    f.add(netns_factory(), unique("c"), conf=conf)
+    details = f.node.run("ip", "-d", "link", "show", "cni0").stdout
+    assert "promiscuity 1" in details and "mtu 1400" in details
+    f.node.run("ip", "link", "set", "cni0", "down")
+    pod = netns_factory()
+    f.add(pod, unique("c"), conf=conf)
+    flags = f.node.run("ip", "link", "show", "cni0").stdout.partition("<")[2].partition(">")[0]
+    assert "UP" in flags.split(","), flags
+    assert "mtu 1400" in pod.run("ip", "link", "show", "eth0").stdout
+    f.node.run("ip", "link", "del", "cni0")
+    result = f.add(netns_factory(), unique("c"), conf=conf).out or {}
+    assert f"{result['interfaces'][1]['name']}@" in f.node.run("bridge", "link", "show", "master", "cni0").stdout
+    assert f"inet {GATEWAY}/24" in f.node.run("ip", "addr", "show", "cni0").stdout
+    f.node.run("ip", "link", "del", "cni0")
+    f.node.run("ip", "link", "add", "cni0", "type", "veth", "peer", "name", "cni0p")
+    refused = f.call("ADD", container_id=unique("c"), netns=netns_factory().path, conf=conf)
+    assert (refused.rc, (refused.out or {}).get("code")) == (1, 7), refused

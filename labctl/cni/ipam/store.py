@@ -88,11 +88,13 @@ class DiskStore:
         except FileNotFoundError:
             return None
 
+    def _reservations(self) -> list[str]:
+        """The reservation files' names, i.e. the reserved IPs."""
+        return [n for n in os.listdir(self.dir) if n != LOCK_FILE and not n.startswith(LAST_RESERVED_PREFIX)]
+
     def _owners(self) -> Iterator[tuple[str, str, str]]:
         """Yield (ip, container_id, ifname) for every reservation file."""
-        for name in os.listdir(self.dir):
-            if name == LOCK_FILE or name.startswith(LAST_RESERVED_PREFIX):
-                continue
+        for name in self._reservations():
             try:
                 with open(os.path.join(self.dir, name)) as f:
                     lines = f.read().replace("\r\n", "\n").split("\n")
@@ -117,5 +119,6 @@ class DiskStore:
             os.unlink(self._ip_file(ip))
 
     def reserved_ips(self) -> set[str]:
-        return {ip for ip, _, _ in self._owners()}
+        """The names alone: an ADD reads every reservation's owner once (get_by_id), not twice."""
+        return set(self._reservations())
 
