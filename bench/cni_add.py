@@ -81,7 +81,8 @@ def daemon_for(flavour: str, node: str, work: Path, shared: Path) -> Iterator[tu
         (d / name).write_text(shim.client_script(name, module, sock, sys.executable, str(REPO)))
         (d / name).chmod(0o755)
     proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{node}", sys.executable, "-m", "labctl.cni.daemon", sock],
-                            stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+                            stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                            cwd=REPO)  # `-m` puts the current directory first on sys.path: this REPO's daemon
     try:
         if proc.stdout is None or not proc.stdout.readline().startswith("listening"):
             raise SystemExit("ERROR: the CNI daemon did not start")

@@ -7,9 +7,9 @@ the very same plugin code (:mod:`labctl.cni.bridge`, :mod:`labctl.cni.portmap`,
 error JSON are byte for byte what the plugin process would print. What changes is
 the cost: the kernel work is a handful of netlink requests (:mod:`labctl.cni.netlink`,
 on plain sockets: :mod:`labctl.cni.rtnl`) instead of ``ip`` execs, and
-``labctl-host-local`` is a library call instead of a second interpreter. Each call runs in its own thread; IPAM stays safe across threads
-and processes (its ``flock`` is taken on a fresh open file per call) and across a
-restart (the reservations are files).
+``labctl-host-local`` is a library call instead of a second interpreter. Each call
+runs in its own thread; IPAM stays safe across threads and processes (its ``flock``
+is taken on a fresh open file per call) and across a restart (the reservations are files).
 
 The node agent starts it (:func:`start`) before the first pod, on the socket its
 plugin executables name (``/run/labctl/cni.sock``). It serves only callers in its
