@@ -10,8 +10,8 @@ read like iproute2's (``RTNETLINK answers: File exists``).
 The requests are iproute2's, sent by :mod:`labctl.cni.rtnl` on plain sockets, and as few
 as the answers allow. An ADD asks the node for the bridge (one RTM_GETLINK; created and
 its MAC pinned on a node's first ADD), creates the veth pair in one request with both
-MACs chosen (nothing is read back), its host end already up and on the bridge, sets
-hairpin, adds the gateway address ("File exists" is "already there", no address dump);
+MACs chosen (nothing is read back), puts its host end on the bridge and up and sets
+hairpin (by name: the host veth is never looked up), adds the gateway address ("File exists" is "already there", no address dump);
 in the pod it reads ``eth0``'s index and sets ``lo`` and ``eth0`` up, the addresses and
 the routes. A DEL is one request in the pod. Links are found by name with one request,
 never by a dump (every link of a node: one per pod).
@@ -157,14 +157,13 @@ def host_mac(container_id: str, ifname: str) -> str:
 
 
 def create_veth(args: skel.CmdArgs, n: NetConf, host_name: str) -> None:
-    """Create the pair in one request: the container end born in the pod netns, the host end up on the bridge."""
+    """Create the pair in one request, the container end born in the pod netns, both MACs chosen."""
     iproute.require_netns(args.netns)
     fd = os.open(args.netns, os.O_RDONLY | os.O_CLOEXEC)
     try:
         peer = rtnl.veth_peer(name=args.ifname, mtu=n.mtu, netns_fd=fd, address=pod_mac(args.container_id, args.ifname))
         with rtnl.Socket() as nl:
-            nl.request(RTM_NEWLINK, rtnl.link_msg(0, IFF_UP, IFF_UP, name=host_name, mtu=n.mtu,
-                                                  master=_bridge_index[n.bridge],
+            nl.request(RTM_NEWLINK, rtnl.link_msg(name=host_name, mtu=n.mtu,
                                                   address=host_mac(args.container_id, args.ifname),
                                                   kind="veth", info_data=peer), CREATE)
     except NetlinkError as err:
@@ -180,15 +179,20 @@ def create_veth(args: skel.CmdArgs, n: NetConf, host_name: str) -> None:
 
 
 def attach_veth(args: skel.CmdArgs, n: NetConf, host_name: str) -> tuple[Interface, Interface]:
-    """Hairpin on the host end if asked (it is on the bridge since its creation); return both ends."""
-    if n.hairpin_mode:  # a pod reaching a Service backed by itself goes out and back this port
-        with rtnl.Socket() as nl:
-            try:  # `ip link set dev VETH type bridge_slave hairpin on`: by name, no index needed
-                nl.request(RTM_NEWLINK, rtnl.link_msg(name=host_name, slave_data=rtnl.attr(rtnl.IFLA_BRPORT_MODE,
-                                                                                          b"\1")))
-            except NetlinkError as err:
-                raise CNIError(types.ERR_IO, f"failed to connect {host_name!r} to bridge {n.bridge!r}",
-                               _details(err)) from err
+    """Put the host end on the bridge and up, hairpin on if asked; return both ends.
+
+    By name, as ``ip link set dev VETH master cni0 up`` and ``… type bridge_slave hairpin on``
+    (no index needed), in ``ip``'s order: the port joins the bridge down, then comes up.
+    """
+    with rtnl.Socket() as nl:
+        try:
+            nl.request(RTM_NEWLINK, rtnl.link_msg(0, IFF_UP, IFF_UP, name=host_name, master=_bridge_index[n.bridge]))
+            if n.hairpin_mode:  # a pod reaching a Service backed by itself goes out and back this port
+                nl.request(RTM_NEWLINK, rtnl.link_msg(name=host_name,
+                                                      slave_data=rtnl.attr(rtnl.IFLA_BRPORT_MODE, b"\1")))
+        except NetlinkError as err:
+            raise CNIError(types.ERR_IO, f"failed to connect {host_name!r} to bridge {n.bridge!r}",
+                           _details(err)) from err
     return (Interface(host_name, host_mac(args.container_id, args.ifname)),
             Interface(args.ifname, pod_mac(args.container_id, args.ifname), args.netns))
 

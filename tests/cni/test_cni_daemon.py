@@ -82,8 +82,11 @@ def daemon_flavour(netns_factory: Any, tmp_path: Path) -> Iterator[Flavour]:
                       data_dir=tmp_path / "ipam")
 
 
+#: what differs between any two pods (MACs, indexes, names, timers), and an up link's operstate: a new
+#: bridge's UP or UNKNOWN is settled later by the kernel's linkwatch work (up to 1 s, machine-wide), so
+#: it depends on timing, not on the requests; the flags (``<…,UP,LOWER_UP>``) are compared as they are
 MASK = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}|\d+: |@if\d+|fe80::\S+|link-netns \S+|veth[0-9a-f]{8}|"
-                  r"\d+\.\d+sec|tentative ")
+                  r"\d+\.\d+sec|tentative |state (UP|UNKNOWN) ")
 
 
 def _layout(pod: Netns, node: Netns) -> list[str]:
