@@ -33,9 +33,12 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE
+from pyroute2.netlink.rtnl.ifinfmsg import IFF_PROMISC, IFF_UP
+
 from labctl.cni import iproute, rtnl, skel, types
 from labctl.cni.links import enable_ip_forward
-from labctl.cni.rtnl import CREATE, IFF_PROMISC, IFF_UP, RTM_DELLINK, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, NetlinkError
+from labctl.cni.rtnl import CREATE, NetlinkError
 from labctl.cni.types import CNIError, Interface, Result
 
 if TYPE_CHECKING:
@@ -188,8 +191,7 @@ def attach_veth(args: skel.CmdArgs, n: NetConf, host_name: str) -> tuple[Interfa
         try:
             nl.request(RTM_NEWLINK, rtnl.link_msg(0, IFF_UP, IFF_UP, name=host_name, master=_bridge_index[n.bridge]))
             if n.hairpin_mode:  # a pod reaching a Service backed by itself goes out and back this port
-                nl.request(RTM_NEWLINK, rtnl.link_msg(name=host_name,
-                                                      slave_data=rtnl.attr(rtnl.IFLA_BRPORT_MODE, b"\1")))
+                nl.request(RTM_NEWLINK, rtnl.link_msg(name=host_name, bridge_port={"IFLA_BRPORT_MODE": 1}))
         except NetlinkError as err:
             raise CNIError(types.ERR_IO, f"failed to connect {host_name!r} to bridge {n.bridge!r}",
                            _details(err)) from err
