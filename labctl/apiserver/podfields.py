@@ -98,7 +98,7 @@ POD_SPEC: dict[str, Accepts] = {
     "serviceAccount": ANY,
     "automountServiceAccountToken": ANY,
     # resolv.conf and /etc/hosts (the kubelet's resolvconf.py, etchosts.py); ClusterFirstWithHostNet:
-    # cluster DNS for a hostNetwork pod too (its sandbox's resolv.conf, runtime.py)
+    # cluster DNS for a hostNetwork pod too (the kubelet's resolv.conf bind-mounted, podfiles.py)
     "dnsPolicy": ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"),
     "dnsConfig": ANY,
     "hostname": ANY,

@@ -24,6 +24,9 @@ CONTAINER_TYPE_LABEL = "io.kubernetes.docker.type"      # "podsandbox" | "contai
 CONTAINER_SPEC_IMAGE_LABEL = "io.labctl.container.specImage"
 VOLUME_NAME_LABEL = "io.kubernetes.volume.name"        # a pod's Docker volume (Memory emptyDir)
 
+#: the kubelet's directory of a pod on its node (``<uid>/``: volumes, ``etc-hosts``, ``resolv.conf``)
+KUBELET_PODS_DIR = "/var/lib/kubelet/pods"
+
 
 def node_container_name(cluster: str, node: str) -> str:
     """The Docker container (and hostname) of node ``node`` in lab ``cluster``."""

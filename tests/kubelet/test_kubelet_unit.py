@@ -187,36 +187,20 @@ def test_a_container_remembers_its_spec_image_so_set_image_restarts_it():
     assert not definition_changed({**container, "image": "nginx:1.16.1"}, rec())  # made before the label: kept
 
 
-@pytest.mark.parametrize("dns_policy, resolv_bind", [
-    (None, None), ("ClusterFirst", None), ("Default", None),
-    ("ClusterFirstWithHostNet", ["/var/lib/docker/containers/sb1/resolv.conf:/etc/resolv.conf:ro"]),
-])
-def test_host_network_pod_joins_the_node_container_not_the_host(dns_policy, resolv_bind):
-    """The node's namespace (never ``host``); the node's resolver unless ClusterFirstWithHostNet."""
+def test_host_network_pod_joins_the_node_container_not_the_host():
+    """The node's namespace (never ``host``); its IPC namespace stays the sandbox's."""
     container = {"name": "app", "image": "i"}
     p = pod([container])
     p["spec"]["hostNetwork"] = True
-    if dns_policy:
-        p["spec"]["dnsPolicy"] = dns_policy
     sandbox = build_sandbox(p, ClusterConfig(name="lab"), "lab-worker")
     assert sandbox.labels[c.HOST_NETWORK_LABEL] == "true"
-    spec = build_container(p, container, "i", "sb1", 0, ClusterConfig(name="lab"), "lab-worker", {},
-                           sandbox_resolv_conf="/var/lib/docker/containers/sb1/resolv.conf")
+    spec = build_container(p, container, "i", "sb1", 0, ClusterConfig(name="lab"), "lab-worker", {})
     assert spec.host_config["network_mode"] == "container:lab-worker"
     assert spec.host_config["ipc_mode"] == "container:sb1"
-    assert spec.host_config.get("binds") == resolv_bind
-    info = {"Id": "sb1", "Config": {"Labels": sandbox.labels}, "State": {"Running": True},
-            "ResolvConfPath": "/var/lib/docker/containers/sb1/resolv.conf"}
-    record = record_from_inspect(info)
-    assert record.host_network and record.resolv_conf.endswith("sb1/resolv.conf")
+    assert "binds" not in spec.host_config
+    info = {"Id": "sb1", "Config": {"Labels": sandbox.labels}, "State": {"Running": True}}
+    assert record_from_inspect(info).host_network
     assert not record_from_inspect({**info, "Config": {"Labels": {}}}).host_network
-    p["spec"]["dnsConfig"] = {"searches": ["x.example"]}  # the kubelet merged it into the sandbox's file
-    spec = build_container(p, container, "i", "sb1", 0, ClusterConfig(name="lab"), "lab-worker", {},
-                           sandbox_resolv_conf="/var/lib/docker/containers/sb1/resolv.conf")
-    assert spec.host_config["binds"] == ["/var/lib/docker/containers/sb1/resolv.conf:/etc/resolv.conf:ro"]
-    spec = build_container(p, container, "i", "sb1", 0, ClusterConfig(name="lab"), "lab-worker", {},
-                           sandbox_hosts="/var/lib/docker/containers/sb1/hosts")
-    assert spec.host_config["binds"] == ["/var/lib/docker/containers/sb1/hosts:/etc/hosts"]
 
 
 def test_expand_leaves_unknown_references():

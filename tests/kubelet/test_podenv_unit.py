@@ -24,6 +24,7 @@ from labctl.agent.kubelet.etchosts import (
     truncate_hostname,
 )
 from labctl.agent.kubelet.images import ImageNeverPullError, ImageResolver, always_message
+from labctl.agent.kubelet.podfiles import pod_file_mounts
 from labctl.agent.kubelet.resolvconf import node_resolver, pod_dns
 from labctl.kube.resolvconf import DNSConfig, parse_resolv_conf, render
 
@@ -210,6 +211,38 @@ def test_host_network_hosts_file_is_the_nodes_plus_host_aliases():
     assert node_hosts_file(node, [{"ip": "10.1.2.3", "hostnames": ["db"]}]) == (
         "# Kubernetes-managed hosts file (host network).\n127.0.0.1\tlocalhost\n172.30.0.3\tworker\n"
         "\n# Entries added by HostAliases.\n10.1.2.3\tdb\n")
+
+
+def _mounts(spec: dict, container: dict | None = None) -> dict[str, tuple[str, bool]]:
+    """target → (source, read-only) of the pod's file mounts for ``container``."""
+    mounts = pod_file_mounts({"metadata": {"name": "p", "uid": "u1"}, "spec": spec}, container or {"name": "app"},
+                             "/merged/var/lib/kubelet/pods/u1")
+    assert all(m["Type"] == "bind" and m["BindOptions"] == {"Propagation": "rslave"} for m in mounts)
+    return {m["Target"]: (m["Source"], m["ReadOnly"]) for m in mounts}
+
+
+def test_every_container_mounts_the_kubelets_hosts_and_resolv_conf_from_the_pods_directory():
+    assert _mounts({}) == {"/etc/hosts": ("/merged/var/lib/kubelet/pods/u1/etc-hosts", False),
+                           "/etc/resolv.conf": ("/merged/var/lib/kubelet/pods/u1/resolv.conf", False)}
+    # containerd mounts resolv.conf read-only with a read-only root; the kubelet's hosts file stays writable
+    read_only = {"name": "app", "securityContext": {"readOnlyRootFilesystem": True}}
+    assert _mounts({}, read_only) == {"/etc/hosts": ("/merged/var/lib/kubelet/pods/u1/etc-hosts", False),
+                                      "/etc/resolv.conf": ("/merged/var/lib/kubelet/pods/u1/resolv.conf", True)}
+    # a volume of the container's own at the path wins, as with the kubelet and containerd
+    own = {"name": "app", "volumeMounts": [{"name": "cfg", "mountPath": "/etc/resolv.conf"}]}
+    assert list(_mounts({}, own)) == ["/etc/hosts"]
+
+
+@pytest.mark.parametrize("spec, own_resolv", [
+    ({"hostNetwork": True}, False), ({"hostNetwork": True, "dnsPolicy": "ClusterFirst"}, False),
+    ({"hostNetwork": True, "dnsPolicy": "Default"}, False),
+    ({"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet"}, True),
+    ({"hostNetwork": True, "dnsPolicy": "None", "dnsConfig": {"nameservers": ["192.0.2.1"]}}, True),
+    ({"hostNetwork": True, "dnsConfig": {"searches": ["x.example"]}}, True),
+])
+def test_host_network_pods_keep_the_nodes_resolv_conf_unless_their_dns_is_their_own(spec, own_resolv):
+    assert ("/etc/resolv.conf" in _mounts(spec)) is own_resolv
+    assert "/etc/hosts" in _mounts(spec)  # the node's hosts plus the pod's hostAliases, always
 
 
 def test_hostname_and_domain():

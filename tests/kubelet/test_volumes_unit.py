@@ -165,6 +165,15 @@ def test_a_termination_message_file_per_container_instance_read_once_it_exited(n
     assert terminated_state(exited)["terminated"]["message"] == "Sleep expired\n"
 
 
+def test_pod_files_are_rewritten_in_place_so_a_bind_mount_sees_the_new_text(node):
+    node.write_pod_files("u1", {"etc-hosts": "# without the IP\n"})
+    path = node.root / "var/lib/kubelet/pods/u1/etc-hosts"
+    inode = path.stat().st_ino
+    node.write_pod_files("u1", {"etc-hosts": "10.244.1.7\tweb\n"})
+    assert path.read_text() == "10.244.1.7\tweb\n" and path.stat().st_ino == inode
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by any runAsUser
+
+
 def test_host_path_types_are_checked_and_created_in_the_node(node):
     assert node.host_path({"path": "/data/app", "type": "DirectoryOrCreate"}) == "/data/app"
     assert (node.root / "data/app").is_dir()

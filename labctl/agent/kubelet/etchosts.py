@@ -5,9 +5,8 @@ localhost lines, the pod's IP with its hostname — with the FQDN first when the
 ``subdomain`` (``web-0.nginx.default.svc.cluster.local web-0``), so ``hostname -f``
 answers from the file at once instead of timing out on DNS — and the ``hostAliases``.
 A ``hostNetwork`` pod gets the node's hosts file with its ``hostAliases`` appended. Pure
-text here; the pod worker writes it into the sandbox, whose hosts file every app container
-of the pod shares (Docker's ``container:`` network mode; a hostNetwork pod's containers,
-in the node's network namespace, bind-mount it).
+text here; the pod worker writes it on the node and every container of the pod bind-mounts
+it (:mod:`.podfiles`).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from ...client.rest import APIStatusError, resource_path
 from ...kube.nodedebug import is_node_debugger, is_node_root
 from ...kube.quantity import value
 from .context import KubeletContext
+from .podfiles import ETC_HOSTS, pod_file_mounts
 from .projection import VolumeFile
 from .runtime import SANDBOX, ContainerRecord, PodRef
 from .serviceaccount import MOUNT_PATH, ProjectedToken
@@ -72,11 +73,11 @@ class PodMounter:
         """Every volume of the pod on the node; raises :class:`MountFailure`."""
         ctx, volumes = self.ctx, self.ctx.volumes
         names = [v["name"] for v in pod["spec"].get("volumes") or []] + ([SA_VOLUME] if self.wants_token(pod) else [])
-        if names and not volumes.host_root:
+        if not volumes.host_root:  # every pod needs it: its /etc/hosts is a node file too (podfiles.py)
             try:
                 volumes.host_root = (await ctx.blocking(ctx.runtime.node_root)).merged_dir
             except Exception as err:
-                raise MountFailure(names[0], str(err)) from err
+                raise MountFailure(names[0] if names else ETC_HOSTS, str(err)) from err
         prepared, sources = PreparedVolumes(), _Lazy(self._sources, pod)
         for volume in pod["spec"].get("volumes") or []:
             if is_node_debugger(pod) and is_node_root(volume):
@@ -202,15 +203,16 @@ class PodMounter:
         return ""
 
     async def mounts(self, pod: dict, container: dict) -> list[dict]:
-        """The container's Docker mounts (its volumeMounts, and the token's volume)."""
+        """The container's Docker mounts: its volumeMounts, the token's volume, the pod's hosts and resolv.conf."""
         assert self.prepared is not None
         extra = []
         if SA_VOLUME in self.prepared.node_paths and not any(
                 m.get("mountPath") == MOUNT_PATH for m in container.get("volumeMounts") or []):
             extra.append((SA_VOLUME, MOUNT_PATH))
         volumes = self.ctx.volumes
-        return await self.ctx.blocking(container_mounts, container, self.prepared, volumes.host_root,
-                                       volumes.subpath, extra)
+        mounts = await self.ctx.blocking(container_mounts, container, self.prepared, volumes.host_root,
+                                         volumes.subpath, extra)
+        return mounts + pod_file_mounts(pod, container, volumes.host_root.rstrip("/") + volumes.pod_dir(self.ref.uid))
 
     async def termination_mount(self, container: dict, attempt: int) -> dict:
         """The Docker bind mount of a new termination-message file at the container's

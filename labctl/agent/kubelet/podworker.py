@@ -12,23 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 
 from ...client.rest import APIStatusError, resource_path
 from ...engine.sdk import daemon_error
 from ...kube.meta import timestamp
-from ...kube.resolvconf import render as render_resolv_conf
-from . import network, probes, resolvconf
+from . import network, probes
 from .context import KubeletContext
 from .envvars import ContainerConfigError, EnvSources, PodAddresses, container_env, referenced_objects, service_env
 from .ephemeral import ephemeral_containers, ephemeral_statuses, sync_ephemeral_containers
-from .etchosts import node_hosts_file, pod_hosts_file
 from .hooks import container_spec, run_handler, stop_container
 from .images import ImageNeverPullError, ImagePullError, ResolvedImage, alias_message, always_message
 from .initcontainers import latest_record, plan_init, should_restart
 from .mounter import MountFailure, PodMounter
 from .noderoot import node_root_mount_paths
-from .runtime import SANDBOX, ContainerRecord, PodRef, build_container, build_sandbox, host_network
+from .podfiles import write_pod_files
+from .runtime import SANDBOX, ContainerRecord, PodRef, build_container, build_sandbox
 from .security import ConfigError, effective_security, non_root_problem
 from .status import TERMINAL_PHASES, ContainerView, build_pod_status
 from .teardown import grace_seconds, kill_pod, release_sandboxes, stop_containers
@@ -54,8 +52,7 @@ class PodWorker:
         self.gone = False          # the API object is deleted: only clean up
         self.pod_ip = ""
         self.sandbox_ready = False
-        self.sandbox_resolv_conf = ""   # a hostNetwork pod's sandbox resolv.conf (engine path)
-        self.sandbox_hosts = ""         # and its hosts file
+        self.pod_files = False     # its /etc/hosts and resolv.conf are on the node (podfiles.py)
         self.released = False      # terminal pod: network released once
         self.start_time = (pod.get("status") or {}).get("startTime", "")
         self.waiting: dict[str, tuple[str, str]] = {}   # container → (reason, message)
@@ -153,7 +150,6 @@ class PodWorker:
         """True when a running sandbox we wired has lost its veth (it must be re-created)."""
         if sandbox.host_network:  # the node's own namespace: nothing of ours to lose
             self.pod_ip, self.sandbox_ready = self.ctx.cfg.internal_ip, True
-            self.sandbox_resolv_conf, self.sandbox_hosts = sandbox.resolv_conf, sandbox.hosts_file
             return False
         if not self.pod_ip:
             self.pod_ip = await self.ctx.blocking(network.pod_ip_in_netns, sandbox.netns)
@@ -193,6 +189,9 @@ class PodWorker:
         if not await self.setup_volumes():
             return
         assert self.volumes.prepared is not None
+        # the files the containers mount must exist when they are created: without the IP until the ADD
+        await write_pod_files(ctx, pod, "")
+        self.pod_files = True
         spec = build_sandbox(pod, ctx.cfg.cluster, ctx.runtime.node_container, attempt,
                              sandbox_mounts(self.volumes.prepared))
         self.pod_ip, self.sandbox_ready = "", False
@@ -207,8 +206,7 @@ class PodWorker:
             if await self.start_network(sandbox_id):
                 await self.sync_containers({}, sandbox_id)
             return
-        # a hostNetwork pod's containers may mount the started sandbox's resolv.conf
-        needs_ip = host_network(pod) or any(_uses_pod_ip(c) for c in containers)
+        needs_ip = any(_uses_pod_ip(c) for c in containers)
         # the network's task first, so it queues for the blocking threads ahead of the creates
         network = asyncio.ensure_future(self.start_network(sandbox_id))
         network_ready, ids = await asyncio.gather(
@@ -233,13 +231,12 @@ class PodWorker:
             sandbox = await ctx.blocking(ctx.runtime.inspect, sandbox_id)
             t1 = time.monotonic()
             if sandbox.host_network:  # the node's namespace: no CNI ADD, the node's IP
-                self.pod_ip, self.sandbox_resolv_conf = ctx.cfg.internal_ip, sandbox.resolv_conf
-                self.sandbox_hosts = sandbox.hosts_file
+                self.pod_ip = ctx.cfg.internal_ip
             else:
                 async with ctx.cni_slots:
                     self.pod_ip = await ctx.blocking(network.setup_pod_network, ctx.netconf, sandbox_id,
                                                      sandbox.netns, network.port_mappings(self.pod))
-            await self.write_pod_files(sandbox_id)
+            await write_pod_files(ctx, self.pod, self.pod_ip, sandbox_id)  # now with the pod's IP
             log.debug("pod %s/%s: sandbox start %.2fs, CNI ADD %.2fs", self.ref.namespace, self.ref.name,
                       t1 - t0, time.monotonic() - t1)
         except Exception as err:
@@ -251,27 +248,6 @@ class PodWorker:
             return False
         self.sandbox_ready = True
         return True
-
-    async def write_pod_files(self, sandbox_id: str) -> None:
-        """The pod's /etc/hosts (its IP, FQDN, hostAliases) and resolv.conf (dnsPolicy, dnsConfig)."""
-        ctx, cluster = self.ctx, self.ctx.cfg.cluster
-        node_text = await ctx.blocking(_read_text, ctx.resolv_conf)
-        docker_text = ""
-        if (resolvconf.dns_type(self.pod) != "cluster" and not host_network(self.pod)
-                and resolvconf.loopback_nameservers(node_text)):
-            # the node's nameserver is Docker's embedded DNS, out of a pod's reach (a hostNetwork pod,
-            # in the node's namespace, reaches it): its upstreams are what Docker gave the sandbox
-            docker_text = await ctx.blocking(ctx.runtime.read_file, sandbox_id, "/etc/resolv.conf")
-        host = resolvconf.node_resolver(node_text, docker_text)
-        dns = resolvconf.pod_dns(self.pod, host, [cluster.dns_service_ip], cluster.cluster_domain)
-        if host_network(self.pod):
-            hosts = node_hosts_file(await ctx.blocking(_read_text, ctx.hosts_file),
-                                    (self.pod.get("spec") or {}).get("hostAliases") or [])
-        else:
-            hosts = pod_hosts_file(self.pod, [self.pod_ip], cluster.cluster_domain)
-        files = {"/etc/hosts": hosts,
-                 "/etc/resolv.conf": render_resolv_conf(dns)}
-        await ctx.blocking(ctx.runtime.write_files, sandbox_id, files)
 
     async def sync_containers(self, by_name: dict[str, list[ContainerRecord]], sandbox_id: str) -> None:
         """Init containers in order (:func:`plan_init`), then start missing app containers and
@@ -419,6 +395,9 @@ class PodWorker:
         container's target)."""
         if self.volumes.prepared is None and not await self.setup_volumes():
             return ""  # an agent restart: the running pod's volumes are set up again first
+        if not self.pod_files:  # an agent restart too: its hosts and resolv.conf as they must be now
+            await write_pod_files(self.ctx, self.pod, self.pod_ip, sandbox_id)
+            self.pod_files = True
         resolved = await self.resolve_image(container)
         if resolved is None:
             return ""
@@ -434,9 +413,7 @@ class PodWorker:
             if problem:
                 raise ConfigError(problem)
             spec = build_container(self.pod, container, resolved.run, sandbox_id, attempt, ctx.cfg.cluster,
-                                   ctx.runtime.node_container, env,
-                                   pid_container=pid_container, sandbox_resolv_conf=self.sandbox_resolv_conf,
-                                   sandbox_hosts=self.sandbox_hosts,
+                                   ctx.runtime.node_container, env, pid_container=pid_container,
                                    mounts=await self.volumes.mounts(self.pod, container), image_user=image_user)
         except (ContainerConfigError, ConfigError, VolumeError) as err:
             # the kubelet's CreateContainerConfigError: tried again, soon at first, then every 10 s
@@ -700,13 +677,6 @@ def definition_changed(container: dict, record: ContainerRecord) -> bool:
 def _uses_pod_ip(container: dict) -> bool:
     return any(((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath") in ("status.podIP", "status.podIPs")
                for e in container.get("env") or [])
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text()
-    except OSError:
-        return ""
 
 
 def _without_status(pod: dict) -> dict:

@@ -9,8 +9,8 @@
 
 ``dnsConfig`` is appended to any of them (nameservers and searches without duplicates,
 options merged by name, the pod's value winning), then cut to the resolver's limits
-(3 nameservers, 32 search domains). Pure functions; the pod worker writes the text into
-the sandbox, whose resolv.conf every app container of the pod shares.
+(3 nameservers, 32 search domains). Pure functions; the pod worker writes the text on the
+node and the pod's containers bind-mount it (:mod:`.podfiles`).
 
 What "the node's resolver" is in a lab: the node container's ``/etc/resolv.conf`` names
 Docker's embedded DNS, ``127.0.0.11``, which answers only inside the node's own network

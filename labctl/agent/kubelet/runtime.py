@@ -10,10 +10,8 @@ labels are the kubelet's memory: after an agent restart it finds its pods by lab
 A ``hostNetwork`` pod's app containers join the *node container's* network namespace
 (``network_mode: container:<node>``), never the real host's: they see ``cni0``, the
 veths and the node's IP, and no CNI plugin runs for them. Its sandbox still holds the
-pod's IPC namespace and, for ``dnsPolicy: ClusterFirstWithHostNet`` (or ``None``, or with a
-``dnsConfig``), the resolv.conf the kubelet wrote for it, bind-mounted into the app
-containers; with ``ClusterFirst``/``Default`` they keep the node's resolv.conf, as
-Kubernetes gives a hostNetwork pod the node's resolver.
+pod's IPC namespace. Every pod's ``/etc/hosts`` and ``resolv.conf`` are kubelet files on the
+node, bind-mounted into its containers (:mod:`.podfiles`).
 
 The builders here are pure (unit-tested); :class:`Runtime` is the blocking Docker side,
 which the pod workers call from a thread pool.
@@ -42,8 +40,6 @@ PAUSE_IMAGE = "labctl/pause:latest"
 SANDBOX = "POD"  # CONTAINER_NAME_LABEL value of sandboxes, as dockershim
 CPU_PERIOD_US = 100_000  # the kernel's CFS period the kubelet uses
 MIN_CPU_SHARES = 2
-#: dnsPolicies whose resolv.conf a hostNetwork pod takes from its sandbox, not from the node
-SANDBOX_RESOLV_POLICIES = ("ClusterFirstWithHostNet", "None")
 
 
 @dataclass(frozen=True)
@@ -78,8 +74,6 @@ class ContainerRecord:
     image_id: str = ""
     netns: str = ""    # NetworkSettings.SandboxKey (sandboxes)
     host_network: bool = False  # a hostNetwork pod's sandbox (c.HOST_NETWORK_LABEL)
-    resolv_conf: str = ""  # ResolvConfPath: the engine's file behind /etc/resolv.conf
-    hosts_file: str = ""   # HostsPath: the engine's file behind /etc/hosts
     error: str = ""
     finished_epoch: float = 0.0  # FinishedAt with sub-second precision, for back-off arithmetic
     spec_image: str = ""  # the spec's image when it was made (c.CONTAINER_SPEC_IMAGE_LABEL); '' if unknown
@@ -129,8 +123,7 @@ def record_from_inspect(info: dict) -> ContainerRecord:
         started_at=docker_time(state.get("StartedAt", "")), finished_at=docker_time(state.get("FinishedAt", "")),
         image_id=info.get("Image", ""), netns=(info.get("NetworkSettings") or {}).get("SandboxKey") or "",
         error=state.get("Error") or "", finished_epoch=docker_epoch(state.get("FinishedAt", "")),
-        host_network=labels.get(c.HOST_NETWORK_LABEL) == "true", resolv_conf=info.get("ResolvConfPath") or "",
-        hosts_file=info.get("HostsPath") or "", spec_image=labels.get(c.CONTAINER_SPEC_IMAGE_LABEL, ""))
+        host_network=labels.get(c.HOST_NETWORK_LABEL) == "true", spec_image=labels.get(c.CONTAINER_SPEC_IMAGE_LABEL, ""))
 
 
 def pod_labels(pod: PodRef, cluster: str, node_container: str, container: str, attempt: int) -> dict[str, str]:
@@ -158,8 +151,8 @@ def build_sandbox(pod: dict, cluster: ClusterConfig, node_container: str, attemp
     and its Memory emptyDirs.
 
     No DNS settings: Docker then writes the host's resolvers into the sandbox's resolv.conf
-    (what ``dnsPolicy: Default`` builds on), and the kubelet replaces the sandbox's hosts and
-    resolv.conf files with the pod's own once it has an IP (:meth:`Runtime.write_files`).
+    (what ``dnsPolicy: Default`` builds on); the pod's containers mount the kubelet's files
+    instead of the sandbox's (:mod:`.podfiles`).
     """
     ref = PodRef.of(pod)
     host_config: dict[str, Any] = {"network_mode": "none", "ipc_mode": "shareable"}
@@ -202,17 +195,12 @@ def expand(text: str, env: dict[str, str]) -> str:
 
 def build_container(pod: dict, container: dict, image: str, sandbox_id: str, attempt: int, cluster: ClusterConfig,
                     node_container: str, env: dict[str, str], *, pid_container: str = "",
-                    sandbox_resolv_conf: str = "", sandbox_hosts: str = "", mounts: list[dict] | None = None,
-                    image_user: str = "") -> CreateSpec:
+                    mounts: list[dict] | None = None, image_user: str = "") -> CreateSpec:
     """An app container joined to the sandbox's network (the node's, if hostNetwork) and IPC namespaces,
     with its resolved ``env`` (:func:`~.envvars.container_env`), which ``$(VAR)`` in command and args
-    may use, ``pid_container``'s PIDs when given (an ephemeral container's target), its volumes
-    (:mod:`.volumes`) and securityContext (:mod:`.security`, which may raise its ConfigError).
-
-    ``sandbox_resolv_conf``: the engine's path of the sandbox's resolv.conf (the kubelet wrote
-    the pod's there), which a hostNetwork pod mounts when its dnsPolicy is in
-    :data:`SANDBOX_RESOLV_POLICIES` or it has a ``dnsConfig``; ``sandbox_hosts`` its hosts file,
-    which a hostNetwork pod mounts always (the node's hosts plus the pod's ``hostAliases``).
+    may use, ``pid_container``'s PIDs when given (an ephemeral container's target), its
+    ``mounts`` (volumes, :mod:`.volumes`, and the pod's hosts and resolv.conf, :mod:`.podfiles`)
+    and securityContext (:mod:`.security`, which may raise its ConfigError).
     """
     ref = PodRef.of(pod)
     sec = effective_security(pod, container)
@@ -238,12 +226,6 @@ def build_container(pod: dict, container: dict, image: str, sandbox_id: str, att
     host_config.update(node_debugger_namespaces(pod, node_container))
     if host_network(pod):
         host_config["network_mode"] = f"container:{node_container}"  # the node's namespace, not the host's
-        wants_own = pod["spec"].get("dnsPolicy") in SANDBOX_RESOLV_POLICIES or pod["spec"].get("dnsConfig")
-        binds = [f"{sandbox_hosts}:/etc/hosts"] if sandbox_hosts else []
-        if wants_own and sandbox_resolv_conf:
-            binds.append(f"{sandbox_resolv_conf}:/etc/resolv.conf:ro")
-        if binds:
-            host_config["binds"] = binds
     if mounts:
         host_config["mounts"] = mounts
     labels = pod_labels(ref, cluster.name, node_container, container["name"], attempt)
@@ -323,18 +305,6 @@ class Runtime:
                 self.api.remove_volume(volume["Name"], force=True)
             except docker.errors.NotFound:
                 pass
-
-    def write_files(self, container_id: str, files: dict[str, str]) -> None:
-        """Overwrite files of a running sandbox in place, with its busybox.
-
-        The sandbox's hosts and resolv.conf are the files Docker bind-mounts into every
-        container of the pod, so they cannot be replaced (Docker's archive API unlinks
-        first: "device or resource busy"); truncating and writing them keeps the mounts.
-        """
-        script = " && ".join(f'printf %s "${i + 1}" > {path}' for i, path in enumerate(files))
-        code, output = self.exec(container_id, ["/bin/busybox", "sh", "-c", script, "sh", *files.values()])
-        if code != 0:
-            raise RuntimeError(f"failed to write {', '.join(files)} in the pod sandbox: {output.strip()}")
 
     def read_file(self, container_id: str, path: str) -> str:
         """The text of a file of a container ('' when it is not there)."""

@@ -39,16 +39,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...kube.confinement import host_path_refusal
+from ...kube.containers import KUBELET_PODS_DIR
 from ...kube.quantity import milli_value, parse_quantity, value
 from ...kube.storage import volume_node, volume_path
 from .projection import FILE_MODE, VolumeFile, write_volume
 
-PODS_DIR = "/var/lib/kubelet/pods"
+PODS_DIR = KUBELET_PODS_DIR
 #: the sandbox mounts every Memory emptyDir here, so the tmpfs stays while containers restart
 SANDBOX_VOLUMES_DIR = "/volumes"
 EMPTY_DIR_MODE = 0o777
 #: the kubelet reads at most this much of a container's terminationMessagePath
 TERMINATION_MESSAGE_MAX = 4096
+#: the pod's hosts and resolv.conf: readable by any user the containers run as
+POD_FILE_MODE = 0o644
 #: volume kinds whose files the kubelet writes; their mounts are read-only whatever the spec says
 PROJECTED_KINDS = ("configMap", "secret", "downwardAPI", "projected")
 PLUGINS = {"emptyDir": "empty-dir", "configMap": "configmap", "secret": "secret", "downwardAPI": "downward-api",
@@ -351,6 +354,16 @@ class NodeVolumes:
         path = self.volume_dir(uid, kind, name)
         write_volume(self.node(path), files, gid=fs_group)
         return path
+
+    def write_pod_files(self, uid: str, files: Mapping[str, str]) -> None:
+        """Files of the pod's own directory (its ``etc-hosts``), written in place: a container that
+        has one bind-mounted keeps the same inode, so it sees the new text."""
+        directory = self.node(self.pod_dir(uid))
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, POD_FILE_MODE)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
 
     def host_path(self, spec: dict) -> str:
         """A hostPath volume's node path, after kube's type checks (``DirectoryOrCreate`` creates)."""

@@ -22,6 +22,7 @@ from typing import Any
 from ...cluster.lab import Node
 from ...engine.exec import ExecResult
 from ...engine.sdk import read_files
+from ...kube.containers import KUBELET_PODS_DIR
 from ...kube.objects import pod_is_ready
 from ...kube.resolvconf import parse_resolv_conf
 from ..model import CheckSpec
@@ -60,10 +61,11 @@ async def enter_pod(ctx: Context, pod: Obj) -> PodSandbox:
     info = await asyncio.to_thread(ctx.lab.pod_sandbox, meta["namespace"], meta["name"], meta["uid"])
     if info is None:
         raise CannotJudge(f"pod {name} has no running sandbox (it is starting or being deleted); check again")
-    # the resolver the pod's containers use: the kubelet writes it into the sandbox, which they share
-    files = await asyncio.to_thread(read_files, ctx.lab.docker, info["Id"], "/etc", ["resolv.conf"])
-    resolver = parse_resolv_conf(files.get("resolv.conf", b"").decode(errors="replace"))
     node = await asyncio.to_thread(ctx.lab.node, pod["spec"].get("nodeName", ""))
+    # the resolver the pod's containers use: the kubelet writes it in the pod's directory on the node
+    files = await asyncio.to_thread(read_files, ctx.lab.docker, node.info.container,
+                                    f"{KUBELET_PODS_DIR}/{meta['uid']}", ["resolv.conf"])
+    resolver = parse_resolv_conf(files.get("resolv.conf", b"").decode(errors="replace"))
     return PodSandbox(name, (pod.get("status") or {}).get("podIP", ""), node, await asyncio.to_thread(ctx.lab.pod_netns, info),
                       tuple(resolver.nameservers), tuple(resolver.searches), resolver.ndots)
 
