@@ -1,4 +1,5 @@
-"""A pod worker does not re-sync on the API server's echo of its own status write."""
+"""A pod worker does not re-sync on the echo of its own doings: its status write (from the API server),
+its container starts (from Docker's events)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,20 @@ def test_before_any_status_write_every_update_wakes():
     w.last_status = None
     w.update(echoed())
     assert w._wake.is_set()
+
+
+def test_the_docker_start_event_of_a_container_it_started_does_not_wake_the_worker():
+    w = worker()
+    w.own_starts.add("c1")  # what PodWorker.start records before it calls Docker
+    w.container_event("start", "c1")
+    assert not w._wake.is_set() and not w.own_starts
+    w.container_event("start", "c1")  # started again by someone else (docker start): news
+    assert w._wake.is_set()
+
+
+def test_other_docker_events_wake_the_worker():
+    for action in ("die", "oom", "destroy"):
+        w = worker()
+        w.own_starts.add("c1")
+        w.container_event(action, "c1")
+        assert w._wake.is_set()

@@ -183,7 +183,8 @@ class Kubelet:
                 for event in events:
                     uid = ((event.get("Actor") or {}).get("Attributes") or {}).get(POD_UID_LABEL)
                     if uid:
-                        loop.call_soon_threadsafe(self._wake_uid, uid)
+                        loop.call_soon_threadsafe(self._container_event, uid, event.get("Action") or "",
+                                                  event.get("id") or "")
             except Exception as err:
                 log.debug("docker event stream ended: %s", err)
             threading.Event().wait(1.0)
@@ -192,10 +193,10 @@ class Kubelet:
         for worker in list(self.workers.values()):
             worker.wake()
 
-    def _wake_uid(self, uid: str) -> None:
+    def _container_event(self, uid: str, action: str, container_id: str) -> None:
         worker = self.workers.get(uid)
         if worker is not None:
-            worker.wake()
+            worker.container_event(action, container_id)
 
     # -- routes --------------------------------------------------------------------------
     def _node_changed(self, _node: dict) -> None:

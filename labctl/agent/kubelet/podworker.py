@@ -66,6 +66,7 @@ class PodWorker:
         self.evicted = ""  # the eviction message, once evicted
         self._token_timer: asyncio.TimerHandle | None = None
         self._post_start: asyncio.Task | None = None    # the postStart hook the sync waits for
+        self.own_starts: set[str] = set()  # containers it is starting, whose Docker "start" event is no news
         self._wake = asyncio.Event()
         self._wake.set()
         self.task: asyncio.Task | None = None
@@ -96,6 +97,29 @@ class PodWorker:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def container_event(self, action: str, container_id: str) -> None:
+        """A Docker event about one of the pod's containers: wake, unless it is the ``start`` of a
+        container this worker started itself.
+
+        That start is the echo of the worker's own call, whose sync writes the status after it
+        anyway; waking on it cost every new pod one more sync — a list and an inspect per
+        container, twice — for nothing (docs/pod-startup.md). A container with probes still gets
+        its sync (:meth:`start_container`), which starts them.
+        """
+        if action == "start" and container_id in self.own_starts:
+            self.own_starts.discard(container_id)
+            return
+        self.wake()
+
+    async def start(self, container_id: str) -> None:
+        """``docker start``, its event expected as an echo (:meth:`container_event`)."""
+        self.own_starts.add(container_id)
+        try:
+            await self.ctx.blocking(self.ctx.runtime.start, container_id)
+        except BaseException:
+            self.own_starts.discard(container_id)
+            raise
 
     def wake_after(self, delay: float) -> None:
         asyncio.get_running_loop().call_later(max(0.05, delay), self.wake)
@@ -227,7 +251,7 @@ class PodWorker:
         ctx = self.ctx
         try:
             t0 = time.monotonic()
-            await ctx.blocking(ctx.runtime.start, sandbox_id)
+            await self.start(sandbox_id)
             sandbox = await ctx.blocking(ctx.runtime.inspect, sandbox_id)
             t1 = time.monotonic()
             if sandbox.host_network:  # the node's namespace: no CNI ADD, the node's IP
@@ -462,7 +486,7 @@ class PodWorker:
     async def start_container(self, container: dict, cid: str) -> None:
         name = container["name"]
         try:
-            await self.ctx.blocking(self.ctx.runtime.start, cid)
+            await self.start(cid)
         except Exception as err:
             message = f'failed to start container "{name}": {daemon_error(err)}'
             self.ctx.event(self.pod, "Warning", "Failed", f"Error: {message}")
@@ -471,6 +495,8 @@ class PodWorker:
             return
         self.waiting.pop(name, None)
         self.ctx.event(self.pod, "Normal", "Started", f"Started container {name}")
+        if any(container.get(f"{kind}Probe") for kind in ("startup", "liveness", "readiness")):
+            self.wake()  # the next sync starts its probes (ensure_probes), now that it runs
         hook = (container.get("lifecycle") or {}).get("postStart")
         if hook:
             await self.post_start(container, hook, cid)
