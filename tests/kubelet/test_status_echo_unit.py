@@ -54,6 +54,14 @@ def test_a_spec_or_metadata_change_wakes_the_worker():
     assert w._wake.is_set()
 
 
+def test_the_echo_that_overtakes_the_patch_answer_does_not_wake_the_worker():
+    w = worker()
+    w.last_status = {"phase": "Pending"}  # the previous write
+    w.sending_status = copy.deepcopy(WRITTEN)  # its PATCH sent, the answer not read yet
+    w.update(echoed())
+    assert not w._wake.is_set()
+
+
 def test_before_any_status_write_every_update_wakes():
     w = worker()
     w.last_status = None

@@ -61,6 +61,7 @@ class PodWorker:
         self.first_attempts: dict[str, int] = {}        # attempt numbers to continue after a new sandbox
         self.probe_tasks: dict[tuple[str, str], asyncio.Task] = {}
         self.last_status: dict | None = None
+        self.sending_status: dict | None = None  # the status of a PATCH not answered yet
         self.pull_failures: dict[str, tuple[float, str]] = {}  # container → (when, message)
         self.volumes = PodMounter(ctx, self.ref)
         self.evicted = ""  # the eviction message, once evicted
@@ -86,12 +87,12 @@ class PodWorker:
         Waking on it would re-read Docker (a list and an inspect per container, twice) for
         nothing — in a 50-pod burst that was most of the kubelet's Docker calls. Anything
         else (spec, metadata, a status someone else changed, like the node lifecycle
-        controller's Ready=Unknown) still wakes the worker.
+        controller's Ready=Unknown) still wakes the worker. The echo may come through the
+        watch before the PATCH's own answer: the status being sent counts too.
         """
-        if self.last_status is None:
-            return False
         status = pod.get("status") or {}
-        if any(status.get(key) != value for key, value in self.last_status.items()):
+        if not any(written is not None and all(status.get(key) == value for key, value in written.items())
+                   for written in (self.last_status, self.sending_status)):
             return False
         return _without_status(pod) == _without_status(self.pod)
 
@@ -632,6 +633,7 @@ class PodWorker:
         if status == self.last_status and _ready(self.pod.get("status")) == _ready(status):
             return  # unchanged, and nobody (the node lifecycle controller) overwrote Ready meanwhile
         path = resource_path("pods", self.ref.namespace, self.ref.name, "status")
+        self.sending_status = status
         try:
             await self.ctx.client.patch(path, {"status": status})
         except APIStatusError as err:
@@ -640,6 +642,8 @@ class PodWorker:
                 self.wake()
                 return
             raise
+        finally:
+            self.sending_status = None
         if status["phase"] in TERMINAL_PHASES and (self.last_status or {}).get("phase") != status["phase"]:
             self.wake()  # release the sandbox and the IP
         self.last_status = status
