@@ -35,6 +35,7 @@ from aiohttp import WSMsgType, web
 
 from ..engine.streams import DockerAPIError, DockerEngine
 from ..kube.containers import CONTAINER_TYPE_LABEL, POD_NODE_LABEL, POD_UID_LABEL
+from ..kube.dialerrors import dial_error
 from . import _spdy, errors, rawupgrade
 
 log = logging.getLogger("labctl.apiserver.portforward")
@@ -240,8 +241,7 @@ class PortForwardSession:
             reader, writer = await self._dial(port)
         except (ValueError, OSError) as err:
             reason = (f"invalid port {port_text!r}" if isinstance(err, ValueError) else
-                      f"dial tcp4 127.0.0.1:{port_text}: connect: {os.strerror(err.errno).lower()}"
-                      if err.errno else str(err))
+                      dial_error("127.0.0.1", port_text, err, network="tcp4") if err.errno else str(err))
             await self._close(pair.data)
             await self._close(pair.error, f"error forwarding port {port_text} to pod {self.pod_label}: {reason}")
             self._forget(pair)

@@ -12,13 +12,13 @@ starts liveness and readiness), and once it failed the container is killed.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
+
+from ...kube.dialerrors import dial_error
 
 log = logging.getLogger("labctl.kubelet")
 
@@ -46,29 +46,6 @@ def resolve_port(port: int | str, container: dict) -> int:
         if item.get("name") == port:
             return int(item["containerPort"])
     raise ValueError(f"port {port!r} is not a named port of container {container.get('name')!r}")
-
-
-#: how Go's net package words a failed connect(2), which the kubelet's probe messages carry
-_GO_CONNECT_ERRORS = {errno.ECONNREFUSED: "connection refused", errno.EHOSTUNREACH: "no route to host",
-                      errno.ENETUNREACH: "network is unreachable", errno.ECONNRESET: "connection reset by peer"}
-
-
-def dial_error(host: str, port: int, err: BaseException | None) -> str:
-    """``dial tcp 10.244.1.5:8080: connect: connection refused``, as the kubelet (Go) words a failed dial.
-
-    Why: the Unhealthy event is what a student reads; Python's or aiohttp's wording
-    (``Connect call failed ('10.244.1.5', 8080)``) is neither Kubernetes' nor useful.
-    """
-    code = getattr(err, "errno", None)
-    if isinstance(err, TimeoutError) or err is None:
-        reason = "i/o timeout"
-    elif code in _GO_CONNECT_ERRORS:
-        reason = f"connect: {_GO_CONNECT_ERRORS[code]}"
-    elif code:
-        reason = f"connect: {os.strerror(code).lower()}"
-    else:
-        reason = str(err) or type(err).__name__
-    return f"dial tcp {host}:{port}: {reason}"
 
 
 def http_error(url: str, host: str, port: int, err: BaseException) -> str:
