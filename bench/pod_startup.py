@@ -123,7 +123,7 @@ async def labctl_batch(client: APIClient, n: int, workers: list[str], namespace:
     return result
 
 
-def floor_batch(n: int, concurrency: int) -> dict:
+def floor_batch(n: int, concurrency: int, app_image: str = APP_IMAGE) -> dict:
     """The same pods' containers straight through the Docker API, ``concurrency`` pods at a time."""
     api = docker.APIClient(base_url="unix:///var/run/docker.sock", timeout=120, version="auto")
     run = uuid.uuid4().hex[:6]
@@ -136,7 +136,7 @@ def floor_batch(n: int, concurrency: int) -> dict:
         created.append(sandbox["Id"])
         api.start(sandbox["Id"])
         joined = f"container:{sandbox['Id']}"
-        app = api.create_container(APP_IMAGE, name=f"floor-{run}-{i}-app", labels=labels, host_config=api.create_host_config(
+        app = api.create_container(app_image, name=f"floor-{run}-{i}-app", labels=labels, host_config=api.create_host_config(
             network_mode=joined, ipc_mode=joined, mem_limit=128 * 2**20, cpu_period=100_000, cpu_quota=50_000,
             cpu_shares=512, pids_limit=1024))
         created.append(app["Id"])

@@ -14,6 +14,8 @@
   creation). A watch records the old and new Ready pods over time and each new pod's create →
   Ready; the minimum replayed with *those* starts separates the controllers' share of the
   time from the kubelet's (pods started in a wave of 10 or 25 take longer than one alone).
+  Then each wave's pods straight through Docker (:func:`docker_floor_minimum`): the rollout's
+  floor on this machine, against which the theoretical minimum's single-pod start is measured.
 
     python bench/rollout.py --lab --out bench/results/rollout.json
 
@@ -26,6 +28,9 @@
                    pod start, "ratio": seconds / theoretical_min_s, "waves": int, "pod_start_s": float,
                    "rollout_pod_start_p50_s", "rollout_pod_start_max_s": the new pods' create → Ready,
                    "replayed_min_s": the minimum with those starts, "controller_ratio": seconds / replayed_min_s,
+                   "docker_floor": {"seconds": the minimum with each wave's pods started straight through
+                                    Docker, "waves": [pods], "concurrency", "pod_start_p50_s", "pod_start_max_s"},
+                   "floor_ratio": seconds / docker_floor.seconds,
                    "first_pod_created_s": set image → the first new pod's ADDED,
                    "load": [1m, 5m, 15m],
                    "timeline": [[seconds since set image, old pods Ready, new pods Ready], …]}]}
@@ -58,6 +63,7 @@ from labctl.controllers import _rollout as ro  # noqa: E402
 from labctl.controllers.context import ControllerContext  # noqa: E402
 from labctl.controllers.replicaset import ReplicaSetController  # noqa: E402
 from labctl.kube.objects import pod_is_ready  # noqa: E402
+from labctl.topology import default_topology_path, load_topology  # noqa: E402
 from support.apiserver import APIServerProcess  # noqa: E402
 from support.lab import labctl  # noqa: E402
 
@@ -66,7 +72,7 @@ OLD_IMAGE, NEW_IMAGE = "nginx:1.14.2", "nginx:1.16.1"
 
 
 def theoretical_minimum(replicas: int, surge, unavailable, min_ready: float, pod_start: float | list[float] = 0.0,
-                        wall_start: float | None = None) -> tuple[float, int]:
+                        wall_start: float | None = None, created: list[float] | None = None) -> tuple[float, int]:
     """(seconds, waves) of the fastest rollout upstream's rolling algorithm allows.
 
     The algorithm is :mod:`labctl.controllers._rollout` (``NewRSNewReplicas``, ``reconcileOldReplicaSets``)
@@ -100,7 +106,8 @@ def theoretical_minimum(replicas: int, surge, unavailable, min_ready: float, pod
     2(s+m) for 4, 20 and 50 replicas: what grows with the size is the wave (2, 10, 25 new pods
     started at once), which the single-pod start does not price: given the starts the rollout's own
     pods took (a list), the same play is the minimum for *that* kubelet, and what the measured
-    time exceeds it by is the controllers' (and kubectl's) share.
+    time exceeds it by is the controllers' (and kubectl's) share. ``created``, when given, gets
+    each new pod's creation instant (the waves' sizes, for :func:`docker_floor_minimum`).
     """
     starts, single = (pod_start, 0.0) if isinstance(pod_start, list) else ([], float(pod_start))
     d = {"metadata": {"name": "d", "generation": 1}, "spec": {
@@ -129,6 +136,8 @@ def theoretical_minimum(replicas: int, surge, unavailable, min_ready: float, pod
             if target > len(new_ready):
                 for _ in range(target - len(new_ready)):
                     new_ready.append(available_at(now))
+                    if created is not None:
+                        created.append(now)
                 changed = True
                 continue
             sizes = ro.old_rs_scale_down(d, rs("new", new_ready), [rs("old", old_ready)])
@@ -140,6 +149,31 @@ def theoretical_minimum(replicas: int, surge, unavailable, min_ready: float, pod
         pending = [t for t in new_ready if t > now]
         now = min(pending) if pending else now
         waves += 1
+
+
+def docker_floor_minimum(replicas: int, min_ready: float, wall_start: float | None, concurrency: int) -> dict:
+    """The minimum with each wave's pods started straight through Docker: the floor of the rollout.
+
+    The single-pod start prices a wave of 10 or 25 new pods as if each were alone on the machine.
+    Here each wave's pods (a pause container and the new image's, as the kubelet makes them) are
+    created at once through the Docker API, ``concurrency`` at a time as in ``pod_startup.py``'s
+    floor, and the rolling algorithm is played with *those* starts: no kubelet, controller or API
+    server can start a wave's pods faster than Docker alone on the same cores, so a goal below
+    this figure is below the machine's floor (the old pods' stops are not even counted).
+    """
+    from pod_startup import floor_batch  # bench/ is on sys.path when this runs as a script
+    created: list[float] = []
+    theoretical_minimum(replicas, "25%", "25%", min_ready, 1.0, created=created)
+    waves = [created.count(t) for t in sorted(set(created))]
+    starts = [s for size in waves for s in floor_batch(size, concurrency, docker_image(NEW_IMAGE))["start_times_s"]]
+    seconds, _ = theoretical_minimum(replicas, "25%", "25%", min_ready, starts, wall_start)
+    return {"seconds": round(seconds, 2), "waves": waves, "concurrency": concurrency,
+            "pod_start_p50_s": round(statistics.median(starts), 2), "pod_start_max_s": round(max(starts), 2)}
+
+
+def docker_image(name: str) -> str:
+    """The lab image a tutorial image name runs as (the default topology's alias)."""
+    return load_topology(default_topology_path()).images.resolve(name)
 
 
 class ControllerThread:
@@ -335,7 +369,7 @@ class Timeline(threading.Thread):
         self._stop_flag = True
 
 
-def lab_rollouts(sizes: list[int], min_ready: int, cluster: str | None) -> list[dict]:
+def lab_rollouts(sizes: list[int], min_ready: int, cluster: str | None, floor_concurrency: int) -> list[dict]:
     work = Path(tempfile.mkdtemp())
     name = cluster or f"wlb{uuid.uuid4().hex[:5]}"
     kubeconfig = Path(os.environ["KUBECONFIG"]) if cluster else work / "kubeconfig"
@@ -366,12 +400,14 @@ def lab_rollouts(sizes: list[int], min_ready: int, cluster: str | None) -> list[
             theory, waves = theoretical_minimum(n, "25%", "25%", min_ready, pod_start, wall_start)
             starts = timeline.pod_starts()
             replayed, _ = theoretical_minimum(n, "25%", "25%", min_ready, starts, wall_start) if starts else (0.0, 0)
+            floor = docker_floor_minimum(n, min_ready, wall_start, floor_concurrency)
             results.append({"replicas": n, "seconds": round(took, 2), "theoretical_min_s": round(theory, 2),
                             "waves": waves, "ratio": round(took / theory, 2), "pod_start_s": round(pod_start, 2),
                             "rollout_pod_start_p50_s": round(statistics.median(starts), 2) if starts else None,
                             "rollout_pod_start_max_s": round(max(starts), 2) if starts else None,
                             "replayed_min_s": round(replayed, 2), "first_pod_created_s": timeline.first_created(),
                             "controller_ratio": round(took / replayed, 2) if replayed else None,
+                            "docker_floor": floor, "floor_ratio": round(took / floor["seconds"], 2),
                             "load": load, "timeline": timeline.points})
             print(f"rollout of {n:>3} replicas: {took:6.1f} s   (theoretical minimum {theory:.1f} s with the single pod's "
                   f"{pod_start:.2f} s start, {waves} waves, ratio {took / theory:.2f}×; load {load})", flush=True)
@@ -380,6 +416,10 @@ def lab_rollouts(sizes: list[int], min_ready: int, cluster: str | None) -> list[
                       f"max {max(starts):.2f} s; the minimum with those starts {replayed:.1f} s "
                       f"(ratio {took / replayed:.2f}×: the controllers' and kubectl's share); the first new pod "
                       f"created {timeline.first_created():.2f} s after set image", flush=True)
+            print(f"    Docker alone, its waves of {floor['waves']} pods: p50 {floor['pod_start_p50_s']:.2f} s, max "
+                  f"{floor['pod_start_max_s']:.2f} s; the minimum with those starts {floor['seconds']:.1f} s "
+                  f"({floor['seconds'] / theory:.2f}× the theoretical minimum; the rollout {took / floor['seconds']:.2f}× it)",
+                  flush=True)
             kubectl.run("delete", "deployment", f"r{n}", "--wait=false")
     finally:
         if not cluster:
@@ -393,6 +433,7 @@ def main() -> int:
     p.add_argument("--lab", action="store_true", help="also time real rollouts in a lab (needs Docker)")
     p.add_argument("--sizes", default="4,20,50")
     p.add_argument("--min-ready", type=int, default=2)
+    p.add_argument("--floor-concurrency", type=int, default=8, help="pods Docker starts at once in the floor")
     p.add_argument("--cluster", help="time the rollouts in this running lab (KUBECONFIG) instead of a scratch one")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
@@ -408,7 +449,7 @@ def main() -> int:
         print(f"theoretical minimum rollout, {t['replicas']:>3} replicas, 25%/25%, minReadySeconds "
               f"{args.min_ready}, pods Ready the instant they are created: {t['seconds']:.1f} s")
     if args.lab:
-        result["rollouts"] = lab_rollouts(sizes, args.min_ready, args.cluster)
+        result["rollouts"] = lab_rollouts(sizes, args.min_ready, args.cluster, args.floor_concurrency)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))

@@ -25,7 +25,8 @@ ROLLOUT = {"reaction": {"p50_ms": 20.5, "p99_ms": 43.2, "samples": 50},
                          "timeline": [{"t": 0, "old": 4, "new": 0}, {"t": 2, "old": 3, "new": 1},
                                       {"t": 5, "old": 0, "new": 4}]},
                         {"replicas": 20, "seconds": 41.9, "theoretical_min_s": 12.0, "pod_start_s": 4.0,
-                         "rollout_pod_start_p50_s": 15.0, "replayed_min_s": 38.1}]}
+                         "rollout_pod_start_p50_s": 15.0, "replayed_min_s": 38.1,
+                         "docker_floor": {"seconds": 18.0, "waves": [10, 10], "pod_start_p50_s": 7.0}}]}
 APISERVER = {"objects": 1000, "creates_per_s": 800.0, "get_ms_p50": 0.76, "get_ms_p99": 2.1, "list_1000_ms_p50": 25.7,
              "list_1000_table_ms_p50": 33.0, "watchers": 10, "watch_events_per_s_total": 9521.0}
 RUN = {"date": "2026-12-07", "quick": True, "seconds": 800, "load": {"start": [2.0, 3.0, 4.0], "end": [5.0, 4.0, 3.0]},
@@ -55,6 +56,8 @@ def test_rows_carry_floor_ratio_goal_and_verdict(tmp_path):
            "(theoretical minimum) | 3.49× | not met" in section
     assert "against the minimum with its own pods' starts (p50 15.00 s vs 4.00 s alone) | — | 41.9 s | 38.1 s " \
            "(controllers and kubectl instant) | 1.10× |" in section
+    assert "with each wave's pods (10/10) started straight through Docker (p50 7.00 s): Docker alone is 1.50× the " \
+           "theoretical minimum | — | 41.9 s | 18.0 s (Docker floor) | 2.33× |" in section
     assert "Machine: Test CPU, 2 cores, 24 GiB, kernel 6.18, Docker 20.10.24" in section
     assert "2.0 / 3.0 / 4.0 at the start, 5.0 / 4.0 / 3.0 at the end" in section
     assert "| `bench/faults.py` | `` | 0 s | not in --quick |" in section

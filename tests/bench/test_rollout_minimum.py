@@ -31,3 +31,11 @@ def test_ready_time_truncated_to_the_second_makes_a_pod_available_early():
 def test_the_rollouts_own_pod_starts_price_the_wave():
     # the first wave's 10 pods start in 1 s, the second's in 3 s
     assert rollout.theoretical_minimum(20, "25%", "25%", 2, [1.0] * 10 + [3.0] * 10)[0] == pytest.approx(8.0)
+
+
+@pytest.mark.parametrize(("replicas", "waves"), [(4, [2, 2]), (20, [10, 10]), (50, [25, 25])])
+def test_the_play_tells_each_waves_size_for_the_docker_floor(replicas, waves):
+    # the Docker floor starts each wave's pods at once: surge + unavailable new pods, then the rest
+    created: list[float] = []
+    rollout.theoretical_minimum(replicas, "25%", "25%", 2, 1.0, created=created)
+    assert [created.count(t) for t in sorted(set(created))] == waves
