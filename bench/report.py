@@ -76,6 +76,14 @@ def rows_up(doc: dict) -> list[Row]:
                         f"{s.get('floor_s_median', 0):.2f} s (`docker run -d` of {s.get('nodes', '?')} no-op node "
                         "containers at once)", f"{s['ratio']:.1f}×" if s.get("ratio") else "",
                         verdict(s["up_s_median"] <= goal), "up.py"))
+        cpu = {what: s.get(f"{key}_cpu_s_median") for what, key in
+               (("the lab's containers", "lab"), ("`up`'s process", "cli"), ("the Docker engine", "engine"))}
+        if all(cpu.values()):
+            total = sum(v for v in cpu.values() if v)
+            cores = doc.get("cores") or 2
+            rows.append(Row(f"… CPU-seconds until `up` returned: {', '.join(f'{w} {v:.2f}' for w, v in cpu.items())}",
+                            "—", f"{total:.2f} CPU-s", f"{total / cores:.2f} s (that CPU on {cores} cores, perfectly "
+                            "shared)", script="up.py"))
         if "down_s_median" in s:
             goal_down = s.get("down_goal_s", 1.5)
             rows.append(Row(f"`labctl down -q` ({topo}), whole CLI run", f"≤ {goal_down:g} s",

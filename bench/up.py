@@ -17,7 +17,10 @@ removes the lab afterwards. Per run:
 - **CPU**: the CPU-seconds spent until ``up`` returned, which the load of a shared machine
   changes far less than the wall clock: ``lab_cpu_s`` is every container of the lab (nodes
   and pods: their cgroups' usage, read the moment ``up`` exits; absent where the cgroups
-  cannot be read), ``cli_cpu_s`` the ``up`` process itself;
+  cannot be read), ``cli_cpu_s`` the ``up`` process itself, ``engine_cpu_s`` the Docker engine's
+  processes (dockerd, containerd, the containers' shims and their runc; on a shared machine
+  other work's containers too, so read it on a quiet one). Their sum over the cores is the
+  least wall-clock time that CPU could take;
 - **down**: the whole ``labctl down -q`` process; **memory**: ``docker stats`` of the control
   plane and a worker after ``--settle`` idle seconds.
 
@@ -51,10 +54,10 @@ GOAL_DOWN_S = 1.5
 POD_TIMEOUT = 60.0
 
 #: The JSON written by ``--out`` (what ``bench/report.py`` reads).
-SHAPE = """{"benchmark": "up", "date": "YYYY-MM-DD", "load_before": [1m, 5m, 15m], "load_after": [...],
+SHAPE = """{"benchmark": "up", "date": "YYYY-MM-DD", "cores": 2, "load_before": [1m, 5m, 15m], "load_after": [...],
  "topologies": {"default": {"nodes": 3, "goal_s": 2.0, "up_s_median": 1.9, "floor_s_median": 0.6, "ratio": 3.2,
    "down_s_median": 1.1, "down_goal_s": 1.5, "dns_from_pod_ok": true, "to_pod_answer_s_median": 2.6,
-   "lab_cpu_s_median": 3.1, "cli_cpu_s_median": 0.9,
+   "lab_cpu_s_median": 3.1, "cli_cpu_s_median": 0.9, "engine_cpu_s_median": 0.8,
    "control_plane_mib": 131, "idle_worker_mib": 56, "phases_median": {"images": 0.1, "plan": 0.05, ...},
    "runs": [{"up_s": ..., "floor_s": ..., "down_s": ..., "phases": {...}, "dns_from_pod_ok": true, ...}]}}}"""
 
@@ -119,6 +122,31 @@ def lab_cpu_seconds(lab: str) -> float | None:
     return round(total, 3) if ids else None
 
 
+ENGINE = ("dockerd", "containerd", "containerd-shim", "docker-proxy")  # /proc/PID/comm, 15 characters at most
+
+
+def engine_cpu() -> dict[int, float]:
+    """CPU-seconds so far of each Docker engine process (the daemons, every container's shim with the
+    ``runc`` it waited for, the port proxies), by PID: what the lab costs outside its own cgroups."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm, fields = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+        if comm.startswith(ENGINE):
+            used[int(stat.parent.name)] = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+    return used
+
+
+def engine_cpu_since(before: dict[int, float]) -> float:
+    """CPU-seconds the engine spent since ``before`` (processes started since count whole; a shim that
+    already exited is lost, so this is a lower bound)."""
+    return round(sum(t - before.get(pid, 0.0) for pid, t in engine_cpu().items()), 3)
+
+
 def node_image() -> str:
     """The node image ``up`` runs (its content-hash tag), built first when missing: a run
     times ``up`` with its images built, as the goal says."""
@@ -163,11 +191,13 @@ def one_run(topology: str, tmp: Path, settle: float, image: str) -> dict:
     env = {**os.environ, "KUBECONFIG": str(tmp / "kubeconfig")}
     floor = floor_run(image, count)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    engine = engine_cpu()
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "labctl", "up", "-t", str(path)], capture_output=True,
                           text=True, env=env)
     seconds = time.perf_counter() - start
     lab_cpu = lab_cpu_seconds(lab)
+    engine_cpu_s = engine_cpu_since(engine)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cli_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
     result: dict = {}
@@ -179,7 +209,7 @@ def one_run(topology: str, tmp: Path, settle: float, image: str) -> dict:
         result |= {"up_s": round(seconds, 3), "says_s": float(says["s"]) if says else 0.0,
                    "floor_s": round(floor, 3), "phases": phases_of(proc.stderr, seconds),
                   "dns_from_pod_ok": answered, "to_pod_answer_s": round(seconds + pod_s, 3),
-                  "cli_cpu_s": round(cli_cpu, 3)}
+                  "cli_cpu_s": round(cli_cpu, 3), "engine_cpu_s": engine_cpu_s}
         if lab_cpu is not None:
             result["lab_cpu_s"] = lab_cpu
         if trouble:
@@ -210,6 +240,8 @@ def summarise(runs: list[dict], count: int) -> dict:
            "phases_median": phases, "runs": runs}
     out["ratio"] = round(out["up_s_median"] / out["floor_s_median"], 2) if out["floor_s_median"] else None
     out["cli_cpu_s_median"] = median("cli_cpu_s")
+    if any("engine_cpu_s" in r for r in runs):
+        out["engine_cpu_s_median"] = median("engine_cpu_s")
     if any("lab_cpu_s" in r for r in runs):
         out["lab_cpu_s_median"] = median("lab_cpu_s")
     if any("down_s" in r for r in runs):
@@ -227,7 +259,8 @@ def main() -> int:
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     image = node_image()
-    results: dict = {"benchmark": "up", "date": time.strftime("%Y-%m-%d"), "load_before": list(os.getloadavg()),
+    results: dict = {"benchmark": "up", "date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count(),
+                     "load_before": list(os.getloadavg()),
                      "topologies": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for topo in args.topology or ["default"]:
@@ -241,7 +274,8 @@ def main() -> int:
                   f"{'answered' if summary['dns_from_pod_ok'] else 'FAILED'}; memory control plane "
                   f"{summary['control_plane_mib']} MiB, worker {summary.get('idle_worker_mib')} MiB", flush=True)
             print(f"         CPU until up returned (median): lab {summary.get('lab_cpu_s_median')} s, "
-                  f"up's process {summary['cli_cpu_s_median']} s", flush=True)
+                  f"up's process {summary['cli_cpu_s_median']} s, Docker engine {summary.get('engine_cpu_s_median')} s "
+                  f"(on {os.cpu_count()} cores)", flush=True)
             print("         phases (median s): " + ", ".join(f"{k} {v:.2f}" for k, v in summary["phases_median"].items()))
     results["load_after"] = list(os.getloadavg())
     print(f"load average: {' '.join(f'{v:.1f}' for v in results['load_before'])} before, "

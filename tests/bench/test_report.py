@@ -11,9 +11,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import report  # bench/ is a folder of scripts, not a package
 
-UP = {"benchmark": "up", "topologies": {"default": {
+UP = {"benchmark": "up", "cores": 2, "topologies": {"default": {
     "nodes": 3, "goal_s": 2.0, "up_s_median": 1.8, "floor_s_median": 0.6, "ratio": 3.0, "down_s_median": 1.7,
-    "down_goal_s": 1.5, "dns_from_pod_ok": True, "control_plane_mib": 131.0, "idle_worker_mib": 61.0,
+    "down_goal_s": 1.5, "dns_from_pod_ok": True, "lab_cpu_s_median": 3.0, "cli_cpu_s_median": 1.0,
+    "engine_cpu_s_median": 2.0, "control_plane_mib": 131.0, "idle_worker_mib": 61.0,
     "phases_median": {"images": 0.1, "plan+pki": 0.05, "start": 0.9, "dns": 0.4, "cli": 0.35},
     "runs": [{}, {}, {}]}}}
 #: pod_startup.json as the script writes it today (percentiles only) and with per-pod times
@@ -48,6 +49,8 @@ def test_rows_carry_floor_ratio_goal_and_verdict(tmp_path):
     assert "| `labctl up` (default, 3 nodes) until cluster DNS answers, whole CLI run, median of 3 | ≤ 2 s | " \
            "**1.80 s**; first pod's nslookup answered | 0.60 s" in section
     assert "| 3.0× | **met** |" in section
+    assert "CPU-seconds until `up` returned: the lab's containers 3.00, `up`'s process 1.00, the Docker engine 2.00 " \
+           "| — | 6.00 CPU-s | 3.00 s (that CPU on 2 cores, perfectly shared) |" in section
     assert "`labctl down -q` (default), whole CLI run | ≤ 1.5 s | **1.70 s** |  |  | not met" in section
     assert "idle worker memory (default) | ≤ 60 MiB | **61 MiB** |  |  | not met" in section
     assert "| 50 pods at once, all Ready (and p99 per pod) | ≤ 1.25× floor, p99 ≤ 5 s | all Ready in **4.0 s**" in section
