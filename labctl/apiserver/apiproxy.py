@@ -16,7 +16,9 @@ pod itself. A port of kube-apiserver's ``ResourceLocation`` for each kind plus i
 * request and response bodies are streamed both ways, never buffered; hop-by-hop headers
   and the client's ``Authorization`` (the API server's credential, which kube's
   authentication filter removes) are not passed on; ``X-Forwarded-For`` is;
-* a target that does not answer is ``503 error trying to reach service: …``.
+* a target that does not answer is ``503 error trying to reach service: dial tcp 10.244.1.5:80:
+  connect: connection refused`` (apimachinery's proxy transport, the error in Go's words:
+  :func:`labctl.kube.dialerrors.round_trip_error`).
 
 **Only the lab's pods are reachable** (no SSRF): the address the proxy dials must lie in the
 cluster's pod subnet. A selector-less Service whose hand-written endpoints name another
@@ -39,6 +41,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+from labctl.kube.dialerrors import round_trip_error
 from labctl.kube.objects import SERVICE_NAME_LABEL
 from labctl.kube.resources import resource_for
 
@@ -249,9 +252,8 @@ class Proxy:
                 request.method, url, headers=forwarded_headers(request), data=body, allow_redirects=False,
                 ssl=target.scheme != "https")
         except (aiohttp.ClientError, OSError, TimeoutError) as err:
-            raise errors.APIError(503, "ServiceUnavailable",
-                                  f"error trying to reach service: dial tcp {target.host}:{target.port or 80}: {err}") \
-                from None
+            reason = round_trip_error(target.host, target.port or (443 if target.scheme == "https" else 80), err)
+            raise errors.APIError(503, "ServiceUnavailable", f"error trying to reach service: {reason}") from None
         async with upstream:
             resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for key, value in end_to_end(upstream.headers, NOT_RETURNED):

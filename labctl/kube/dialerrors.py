@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+import aiohttp
+
 
 def dial_error(host: str, port: int | str, err: BaseException | None, network: str = "tcp") -> str:
     """``dial tcp HOST:PORT: connect: connection refused``; a timeout (or no error) is Go's ``i/o timeout``.
@@ -24,3 +26,20 @@ def dial_error(host: str, port: int | str, err: BaseException | None, network: s
     else:
         reason = str(err) or type(err).__name__
     return f"dial {network} {host}:{port}: {reason}"
+
+
+def round_trip_error(host: str, port: int | str, err: BaseException) -> str:
+    """A request that got no answer, as Go's HTTP transport words it: a failed dial (aiohttp's
+    connector error carries the connect(2) error), or ``EOF`` when the server closed the
+    connection without answering.
+
+    Why one place: the kubelet's HTTP probes and hooks (behind ``Get "<url>": ``) and the API
+    server's proxy (behind ``error trying to reach service: ``) print the same transport error.
+    """
+    if isinstance(err, aiohttp.ClientConnectorError):
+        return dial_error(host, port, err.os_error)
+    if isinstance(err, aiohttp.ServerDisconnectedError):
+        return "EOF"
+    if isinstance(err, (OSError, TimeoutError)):
+        return dial_error(host, port, err)
+    return str(err)

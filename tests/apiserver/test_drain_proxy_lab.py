@@ -167,6 +167,12 @@ def test_kubectl_proxy_reaches_services_and_pods(lab, namespace, kubectl_proxy):
     assert code == 200 and f"pod={name} " in body, body
     code, body = fetch(f"{base}/pods/{name}/proxy/")  # no port: the first containerPort
     assert code == 200 and f"pod={name} " in body, body
+    # a refused backend reads as kube-apiserver's: its proxy transport's error, in Go's words
+    ip = next(p["status"]["podIP"] for p in pods if p["metadata"]["name"] == name)
+    refused = lab.kubectl.run("get", "--raw", f"/api/v1/namespaces/{namespace}/pods/{name}:81/proxy/", check=False)
+    assert refused.returncode != 0
+    assert (f"Error from server (ServiceUnavailable): error trying to reach service: dial tcp {ip}:81: "
+            "connect: connection refused") in refused.stderr, refused.stderr
 
     code, body = fetch(f"{base}/services/web:81/proxy/")
     assert code == 503 and 'no service port 81 found for service \\"web\\"' in body

@@ -173,7 +173,8 @@ def test_requests_are_streamed_to_the_pod_without_hop_by_hop_headers_or_credenti
                 assert len(await big.read()) == 80 * 65536
 
                 other = await client.get("/api/v1/namespaces/default/pods/p:1/proxy/")
-                assert other.status == 503 and "error trying to reach service" in (await other.json())["message"]
+                assert other.status == 503 and (await other.json())["message"] == \
+                    "error trying to reach service: dial tcp 127.0.0.1:1: connect: connection refused"
             await proxy.close()
 
     asyncio.run(main())

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from ...kube.dialerrors import dial_error
+from ...kube.dialerrors import dial_error, round_trip_error
 
 log = logging.getLogger("labctl.kubelet")
 
@@ -50,13 +50,7 @@ def resolve_port(port: int | str, container: dict) -> int:
 
 def http_error(url: str, host: str, port: int, err: BaseException) -> str:
     """A failed GET as Go's HTTP client words it: ``Get "<url>": dial tcp …`` or ``Get "<url>": EOF``."""
-    if isinstance(err, aiohttp.ClientConnectorError):
-        return f'Get "{url}": {dial_error(host, port, err.os_error)}'
-    if isinstance(err, aiohttp.ServerDisconnectedError):
-        return f'Get "{url}": EOF'
-    if isinstance(err, OSError):
-        return f'Get "{url}": {dial_error(host, port, err)}'
-    return f'Get "{url}": {err}'
+    return f'Get "{url}": {round_trip_error(host, port, err)}'
 
 
 async def http_probe(session: aiohttp.ClientSession, pod_ip: str, spec: dict, container: dict,
