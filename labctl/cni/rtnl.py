@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NLMSG_ERROR, nlmsg, nlmsgerr
 from pyroute2.netlink.rtnl import RTM_GETLINK, rtprotos, rtypes
@@ -54,34 +54,40 @@ class Link(Record):
         self.index, self.flags, self.mac, self.kind = index, flags, mac, kind
 
 
-def _link_fields(index: int = 0, flags: int = 0, change: int = 0, *, name: str = "", mtu: int = 0, master: int = 0,
-                 address: str = "", netns_fd: int = -1) -> dict[str, Any]:
+class LinkAttrs(TypedDict, total=False):
+    """The attributes a link request may set, for a link and a veth's peer alike (``""``, ``0``
+    and a ``netns_fd`` below 0 mean "not set")."""
+
+    name: str       # IFLA_IFNAME
+    mtu: int        # IFLA_MTU
+    master: int     # IFLA_MASTER: the bridge's index
+    address: str    # IFLA_ADDRESS: the MAC
+    netns_fd: int   # IFLA_NET_NS_FD: move the link into this network namespace
+
+
+#: LinkAttrs' keys and their netlink attributes, in the order iproute2 sends them
+_LINK_NLAS = (("name", "IFLA_IFNAME"), ("mtu", "IFLA_MTU"), ("master", "IFLA_MASTER"), ("address", "IFLA_ADDRESS"))
+
+
+def _link_fields(index: int = 0, flags: int = 0, change: int = 0, **link: Unpack[LinkAttrs]) -> dict[str, Any]:
     """An ifinfomsg's fields and attributes, as pyroute2 takes them (a link or a veth's peer)."""
-    attrs: list[tuple[str, Any]] = []
-    if name:
-        attrs.append(("IFLA_IFNAME", name))
-    if mtu:
-        attrs.append(("IFLA_MTU", mtu))
-    if master:
-        attrs.append(("IFLA_MASTER", master))
-    if address:
-        attrs.append(("IFLA_ADDRESS", address))
-    if netns_fd >= 0:
+    attrs: list[tuple[str, Any]] = [(nla, value) for key, nla in _LINK_NLAS if (value := link.get(key))]
+    netns_fd = link.get("netns_fd", -1)
+    if netns_fd >= 0:  # 0 is a file descriptor like any other
         attrs.append(("IFLA_NET_NS_FD", netns_fd))
     return {"index": index, "flags": flags, "change": change, "attrs": attrs}
 
 
-def link_msg(index: int = 0, flags: int = 0, change: int = 0, *, name: str = "", mtu: int = 0, master: int = 0,
-             address: str = "", netns_fd: int = -1, kind: str = "", info_data: dict[str, Any] | None = None,
-             bridge_port: dict[str, int] | None = None) -> ifinfmsg:
+def link_msg(index: int = 0, flags: int = 0, change: int = 0, *, kind: str = "",
+             info_data: dict[str, Any] | None = None, bridge_port: dict[str, int] | None = None,
+             **link: Unpack[LinkAttrs]) -> ifinfmsg:
     """An ifinfmsg: the link by ``index`` or else by ``name``; ``flags`` under mask ``change``.
 
     ``info_data`` is ``IFLA_INFO_DATA`` of ``kind`` (:func:`veth_peer`); ``bridge_port`` the
     link's ``IFLA_BRPORT_*`` settings as a port of its bridge (``IFLA_INFO_SLAVE_DATA``).
     """
     msg = ifinfmsg()
-    msg.update(_link_fields(index, flags, change, name=name, mtu=mtu, master=master, address=address,
-                            netns_fd=netns_fd))
+    msg.update(_link_fields(index, flags, change, **link))
     info: list[tuple[str, Any]] = []
     if kind:
         info.append(("IFLA_INFO_KIND", kind))
@@ -99,8 +105,8 @@ def link_msg(index: int = 0, flags: int = 0, change: int = 0, *, name: str = "",
     return msg
 
 
-def veth_peer(**link: Any) -> dict[str, Any]:
-    """``IFLA_INFO_DATA`` of a veth: its peer, described like a link (:func:`link_msg`'s first keywords)."""
+def veth_peer(**link: Unpack[LinkAttrs]) -> dict[str, Any]:
+    """``IFLA_INFO_DATA`` of a veth: its peer, described like a link."""
     return {"attrs": [("VETH_INFO_PEER", _link_fields(**link))]}
 
 
