@@ -3,9 +3,9 @@ beside anything else on the machine.
 
 A scratch topology publishes the API server on a free port (``apiServerPort: 0``) and no
 host port mappings, so several scratch labs and a student's own ``lab`` coexist; its node
-lifecycle timings are short, so node-failure checks finish in seconds; and ``nginx`` images
-run as the lab's own ``labctl/web`` (no registry needed). Create it with
-:func:`labctl.cluster.up` (or ``labctl up -t FILE``) and remove it with ``down(name)``.
+lifecycle timings are short, so node-failure checks finish in seconds; its images run as in
+every topology (:data:`labctl.topology.aliases.DEFAULT_ALIASES`: ``nginx`` is ``labctl/nginx:v1``).
+Create it with :func:`labctl.cluster.up` (or ``labctl up -t FILE``) and remove it with ``down(name)``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import yaml
 
 from ..engine.sdk import connect
 from ..kubeconfig import context_name
-from ..topology import API_VERSION, KIND, default_topology_path, load_topology
+from ..topology import API_VERSION, KIND
 from .constants import bridge_name
 from .docker import leftovers
 
@@ -46,8 +46,6 @@ def scratch_topology(name: str, workers: int = 2, extra: dict[str, Any] | None =
         "networking": {"apiServerPort": 0},
         "nodeLifecycle": {"nodeMonitorGracePeriod": "8s", "podEvictionTimeout": "10s",
                           "leaseDurationSeconds": 8, "leaseRenewInterval": "2s"},
-        # the shipped topologies' aliases, so exercises and tutorials run in scratch labs as in a student's
-        "images": {"aliases": dict(load_topology(default_topology_path()).images.aliases)},
         # no ingress controller unless a test asks (``extra={"addons": {"ingress": True}}``): one pod less
         # per lab on a machine that runs several
         "addons": {"ingress": False},

@@ -29,6 +29,7 @@ from labctl.topology._fields import (
     _string_map,
     format_duration,
 )
+from labctl.topology.aliases import DEFAULT_ALIASES
 from labctl.topology.types import (
     _DNS1123_LABEL_RE,
     API_VERSION,
@@ -347,9 +348,10 @@ def _check_mapping(path: str, m: PortMapping, earlier: list[PortMapping], networ
 
 
 def _parse_images(value: Any, p: _Problems) -> ImageAliases:
+    """:data:`DEFAULT_ALIASES`, which the file's own ``images.aliases`` extend or override."""
     d = _section(value, "images", ("aliases",), p)
-    aliases: dict[str, str] = {}
-    written: dict[str, str] = {}
+    aliases = {normalize_image(key): target for key, target in DEFAULT_ALIASES.items()}
+    written: dict[str, str] = {}  # the file's keys, normalized: two naming one image are an error
     for key, target in _string_map(d.get("aliases"), "images.aliases", p).items():
         path = f"images.aliases[{_quote(key)}]"
         if not key.strip() or any(c.isspace() for c in key):

@@ -26,6 +26,7 @@ from labctl.topology import (
     parse_topology,
     pick_lab_subnet,
 )
+from labctl.topology.aliases import DEFAULT_ALIASES
 
 REPO = Path(__file__).resolve().parents[2]
 CP_ROLE = {"node-role.kubernetes.io/control-plane": ""}
@@ -131,7 +132,7 @@ def test_minimal_file_gets_every_default(tmp_path, monkeypatch):
     assert (net.pod_subnet, net.service_subnet, net.lab_subnet, net.node_port_range) == \
         ("10.244.0.0/16", "10.96.0.0/12", None, (30000, 32767))
     assert (net.api_server_address, net.api_server_port) == ("127.0.0.1", 6443)
-    assert topo.port_mappings == () and dict(topo.images.aliases) == {}
+    assert topo.port_mappings == () and topo.images.resolve("busybox:1.28") == "labctl/toolbox:latest"
     life = topo.node_lifecycle   # Kubernetes' own defaults
     assert (life.node_monitor_grace_period, life.pod_eviction_timeout) == (timedelta(seconds=40), timedelta(seconds=300))
     assert (life.lease_duration_seconds, life.lease_renew_interval) == (40, timedelta(seconds=10))
@@ -373,6 +374,32 @@ TUTORIAL_IMAGES = {
 def test_the_tutorials_images_run_lab_images_in_every_shipped_topology(name):
     images = load_topology(default_topology_path(name)).images
     assert {image: images.resolve(image) for image in TUTORIAL_IMAGES} == TUTORIAL_IMAGES
+
+
+@pytest.mark.parametrize("name", ["default", "single", "large"])
+def test_the_shipped_topologies_have_exactly_the_default_aliases(name):
+    defaults = parse_topology({"name": "lab"}).images
+    assert load_topology(default_topology_path(name)).images == defaults
+    assert {image: defaults.resolve(image) for image in DEFAULT_ALIASES} == dict(DEFAULT_ALIASES)
+
+
+def test_a_topologys_own_aliases_extend_and_override_the_defaults():
+    images = parse_topology({"name": "lab", "images": {"aliases": {
+        "myapp:1.0": "labctl/web:v1",                        # added
+        "docker.io/library/nginx:1.16.1": "labctl/nginx:v1",  # the default "nginx:1.16.1", overridden
+        "busybox": "busybox",                                 # turned off: pulled as written (and fails offline)
+    }}}).images
+    assert images.resolve("myapp:1.0") == "labctl/web:v1"
+    assert images.resolve("nginx:1.16.1") == "labctl/nginx:v1"
+    assert images.resolve("busybox:latest") == "busybox"
+    assert images.resolve("busybox:1.28") == "labctl/toolbox:latest"   # the other defaults stay
+    assert images.resolve("nginx") == "labctl/nginx:v1"
+
+
+def test_a_key_naming_a_default_image_is_an_override_not_a_duplicate():
+    """Only two keys of the same file naming one image are an error."""
+    images = parse_topology({"name": "lab", "images": {"aliases": {"nginx:latest": "labctl/web:v2"}}}).images
+    assert images.resolve("nginx") == "labctl/web:v2"
 
 
 def test_a_scratch_lab_has_the_default_topologys_aliases():
