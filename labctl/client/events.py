@@ -8,6 +8,14 @@ Event whose ``count`` grows, so a crash loop does not flood the namespace.
 behind the caller (client-go's broadcaster goroutine), so a controller's next step does not
 wait for an Event's round trip — a ReplicaSet creating 25 pods otherwise waited for 15
 ``SuccessfulCreate`` writes, one after the other, before its last batch.
+
+Events still queued when the process stops are dropped, not flushed, as client-go drops them:
+its broadcaster's ``Shutdown`` cancels the sink writer, which gives up on what it holds
+("Unable to write event (broadcaster is shut down)"), and the kubelet never even calls it — it
+exits. labctl's components stop the same way: the node's init (:mod:`labctl.nodeinit`) ends a
+node agent or the controller manager with SIGTERM, left at its default (the process ends at
+once), while on the control-plane node the API server that would take the writes stops with
+them; an Event is best effort by contract.
 """
 
 from __future__ import annotations
@@ -35,7 +43,8 @@ class EventRecorder:
 
     def emit(self, obj: dict, event_type: str, reason: str, message: str) -> None:
         """Record an event about ``obj`` without waiting for it: written in order by one
-        background task on the running loop (best effort, like client-go's broadcaster)."""
+        background task on the running loop (best effort, like client-go's broadcaster: what is
+        still queued when the loop stops is dropped, see the module's docstring)."""
         meta = obj.get("metadata", {})
         about = {"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"),  # as it is now: callers mutate
                  "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")}}
