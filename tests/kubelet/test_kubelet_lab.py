@@ -79,10 +79,14 @@ def app_container(lab, pod: str, container: str = "nginx") -> str:
 @pytest.fixture(scope="module")
 def kl(lab):
     """The lab (its node agents run the kubelet), the slow scenarios started, and the four course pods."""
+    never = bare_pod("noexec-never", "worker", command=["no-such-binary"])
+    never["spec"]["restartPolicy"] = "Never"
     apply(lab,
           bare_pod("crash", "worker", command=["sh", "-c", "echo bye; exit 3"]),
           bare_pod("unready", "worker2", readinessProbe={"tcpSocket": {"port": 81}, "periodSeconds": 1}),
           bare_pod("noimage", "worker2", image="example.invalid/nothing:1.0"),
+          bare_pod("noexec", "worker2", command=["no-such-binary"]),
+          never,
           *[course_pod(name, WORKERS[i % 2]) for i, name in enumerate(WEB_PODS)])
     try:
         yield lab
@@ -198,17 +202,44 @@ def test_termination_message_is_the_last_states_message(kl):
              == "Sleep expired\n", timeout=60, what="the termination message in lastState")
 
 
-def test_a_missing_executable_is_run_container_error_in_the_daemons_words(kl):
-    apply(kl, bare_pod("noexec", "worker2", command=["no-such-binary"]))
+def test_a_missing_executable_is_a_start_error_restarted_in_the_crash_loop_back_off(kl):
+    """As under containerd: the container that could not start is terminated (StartError, 128), then
+    restarted at once, then after 10 s, 20 s … (``CrashLoopBackOff``), not retried every few seconds."""
+    seen: set[str] = set()
 
-    def run_container_error() -> dict | None:
+    def backoffs() -> bool:
         statuses = get_pod(kl, "noexec")["status"].get("containerStatuses") or [{}]
-        waiting = statuses[0].get("state", {}).get("waiting", {})
-        return waiting if waiting.get("reason") == "RunContainerError" else None
-    waiting = wait_for(run_container_error, timeout=60, what="RunContainerError")
-    assert waiting["message"].startswith('failed to start container "app": Error response from daemon: ')
-    assert '"no-such-binary": executable file not found in $PATH' in waiting["message"]
-    assert "http+docker" not in waiting["message"]
+        waiting = statuses[0].get("state", {}).get("waiting") or {}
+        if waiting.get("reason") == "CrashLoopBackOff":
+            seen.add(re.search(r"back-off (\d+)s restarting failed container=app pod=noexec_default\(",
+                               waiting["message"]).group(1))
+        return any(str(2 * int(d)) in seen for d in seen)
+
+    wait_for(backoffs, timeout=90, interval=1, what="a back-off, then one twice as long (10s, 20s, 40s …)")
+    status = get_pod(kl, "noexec")["status"]["containerStatuses"][0]
+    assert status["restartCount"] >= 2
+    last = status["lastState"]["terminated"]
+    assert (last["reason"], last["exitCode"]) == ("StartError", 128)
+    assert '"no-such-binary": executable file not found in $PATH' in last["message"]
+    events = kl.kubectl.json("get", "events", "--field-selector", "involvedObject.name=noexec")["items"]
+    failed = [e["message"] for e in events if e["reason"] == "Failed"]
+    # the daemon's answer as dockershim worded it, not docker-py's URL
+    assert any(m.startswith('Error: failed to start container "app": Error response from daemon: ') and
+               '"no-such-binary": executable file not found in $PATH' in m and "http+docker" not in m
+               for m in failed), failed
+    assert any(e["reason"] == "BackOff" and e["message"].startswith("Back-off restarting failed container app in pod")
+               for e in events), [e["message"] for e in events]
+
+
+def test_a_start_error_with_restart_policy_never_fails_the_pod(kl):
+    def failed() -> dict | None:
+        pod = get_pod(kl, "noexec-never")
+        return pod if pod["status"].get("phase") == "Failed" else None
+
+    pod = wait_for(failed, timeout=60, what="noexec-never Failed")
+    status = pod["status"]["containerStatuses"][0]
+    assert status["restartCount"] == 0
+    assert (status["state"]["terminated"]["reason"], status["state"]["terminated"]["exitCode"]) == ("StartError", 128)
 
 
 def test_deleted_pod_loses_veth_ip_and_containers(kl):

@@ -203,6 +203,24 @@ def test_host_network_pod_joins_the_node_container_not_the_host():
     assert not record_from_inspect({**info, "Config": {"Labels": {}}}).host_network
 
 
+def test_a_container_docker_could_not_start_is_terminated_with_containerds_start_error():
+    """Docker leaves it "created" forever; containerd (and so kubectl) shows it exited: StartError, 128."""
+    error = 'failed to create shim task: OCI runtime create failed: exec: "nope": executable file not found in $PATH'
+    info = {"Id": "c1", "Created": "2026-12-07T17:43:14.465608823Z", "Config": {"Labels": {c.CONTAINER_NAME_LABEL: "app"}},
+            "State": {"Status": "created", "Running": False, "ExitCode": 127, "Error": error,
+                      "StartedAt": "0001-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z"}}
+    record = record_from_inspect(info)
+    assert record.exited and record.start_error and record.finished_epoch == docker_epoch(info["Created"])
+    status = container_status(ContainerView("app", "i", latest=record))
+    assert status["state"]["terminated"] == {
+        "exitCode": 128, "reason": "StartError", "message": error, "startedAt": None,
+        "finishedAt": "2026-12-07T17:43:14Z", "containerID": "docker://c1"}
+    waiting = container_status(ContainerView("app", "i", latest=record, waiting_reason="CrashLoopBackOff"))
+    assert waiting["lastState"]["terminated"]["reason"] == "StartError"
+    created = record_from_inspect({**info, "State": {**info["State"], "Error": ""}})  # an agent restart between the two
+    assert not created.exited and not created.start_error
+
+
 def test_expand_leaves_unknown_references():
     assert expand("$(A)-$(B)", {"A": "1"}) == "1-$(B)"
 

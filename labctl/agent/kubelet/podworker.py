@@ -335,6 +335,14 @@ class PodWorker:
             await asyncio.gather(*(self.ctx.blocking(self.ctx.runtime.remove, old.id) for old in instances[:-1]))
             await self.start_container(container, cid)
 
+    def restarts_after_error(self, container: dict) -> bool:
+        """Whether a container that failed runs again (the kubelet's ``ShouldContainerBeRestarted``):
+        then it waits with the error's reason, else it stays terminated."""
+        spec = self.pod["spec"]
+        if any(c["name"] == container["name"] for c in spec.get("ephemeralContainers") or []):
+            return False
+        return container.get("restartPolicy") == "Always" or spec.get("restartPolicy", "Always") != "Never"
+
     def is_started(self, record: ContainerRecord) -> bool:
         """The kubelet's ``started``: running, and its startupProbe (if any) passed."""
         spec = container_spec(self.pod, record.name) or {}
@@ -489,10 +497,13 @@ class PodWorker:
         try:
             await self.start(cid)
         except Exception as err:
+            # it is now an exited instance (runtime.record_from_inspect: StartError): the next sync
+            # restarts it per restartPolicy, in the restart back-off, as the kubelet does a crash
             message = f'failed to start container "{name}": {daemon_error(err)}'
             self.ctx.event(self.pod, "Warning", "Failed", f"Error: {message}")
-            self.waiting[name] = ("RunContainerError", message)
-            self.wake_after(RETRY_S * 5)
+            if self.restarts_after_error(container):
+                self.waiting[name] = ("RunContainerError", message)
+            self.wake()
             return
         self.waiting.pop(name, None)
         self.ctx.event(self.pod, "Normal", "Started", f"Started container {name}")

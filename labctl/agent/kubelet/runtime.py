@@ -78,6 +78,7 @@ class ContainerRecord:
     finished_epoch: float = 0.0  # FinishedAt with sub-second precision, for back-off arithmetic
     spec_image: str = ""  # the spec's image when it was made (c.CONTAINER_SPEC_IMAGE_LABEL); '' if unknown
     termination_message: str = ""  # what it wrote to its terminationMessagePath (read by the pod worker)
+    start_error: bool = False  # Docker could not start it: exited as containerd's StartError (record_from_inspect)
 
     @property
     def exited(self) -> bool:
@@ -112,9 +113,25 @@ def docker_epoch(text: str) -> float:
     return when.timestamp() if when else 0.0
 
 
+#: the exit code containerd's CRI gives a container it could not start (``errorStartExitCode``)
+START_ERROR_EXIT_CODE = 128
+
+
 def record_from_inspect(info: dict) -> ContainerRecord:
+    """A container instance as the kubelet sees it.
+
+    A container Docker could not start (``docker start`` failed: the command is not in the
+    image...) stays "created", with the daemon's error and no FinishedAt, forever. Under
+    containerd, what a real kubelet runs on, it is exited with reason ``StartError`` and exit code
+    128 at the time of the failure, so the kubelet restarts it as it restarts a crash: in the
+    restart back-off (``CrashLoopBackOff``), with ``restartCount`` growing. It is recorded so here,
+    its finish being its creation (the start is tried at once after it).
+    """
     labels = info["Config"].get("Labels") or {}
     state = info.get("State") or {}
+    start_error = state.get("Status") == "created" and bool(state.get("Error"))
+    if start_error:
+        state = {**state, "ExitCode": START_ERROR_EXIT_CODE, "FinishedAt": info.get("Created", "")}
     return ContainerRecord(
         id=info["Id"], name=labels.get(c.CONTAINER_NAME_LABEL, ""),
         attempt=int(labels.get(c.CONTAINER_ATTEMPT_LABEL, "0") or 0),
@@ -123,7 +140,8 @@ def record_from_inspect(info: dict) -> ContainerRecord:
         started_at=docker_time(state.get("StartedAt", "")), finished_at=docker_time(state.get("FinishedAt", "")),
         image_id=info.get("Image", ""), netns=(info.get("NetworkSettings") or {}).get("SandboxKey") or "",
         error=state.get("Error") or "", finished_epoch=docker_epoch(state.get("FinishedAt", "")),
-        host_network=labels.get(c.HOST_NETWORK_LABEL) == "true", spec_image=labels.get(c.CONTAINER_SPEC_IMAGE_LABEL, ""))
+        host_network=labels.get(c.HOST_NETWORK_LABEL) == "true", spec_image=labels.get(c.CONTAINER_SPEC_IMAGE_LABEL, ""),
+        start_error=start_error)
 
 
 def pod_labels(pod: PodRef, cluster: str, node_container: str, container: str, attempt: int) -> dict[str, str]:

@@ -36,7 +36,10 @@ class ContainerView:
 
 
 def terminated_state(record: ContainerRecord) -> dict:
-    reason = "OOMKilled" if record.oom_killed else ("Completed" if record.exit_code == 0 else "Error")
+    if record.start_error:
+        reason = "StartError"  # containerd's: it never ran
+    else:
+        reason = "OOMKilled" if record.oom_killed else ("Completed" if record.exit_code == 0 else "Error")
     state = {"exitCode": record.exit_code, "reason": reason, "startedAt": record.started_at or None,
              "finishedAt": record.finished_at or None, "containerID": f"docker://{record.id}"}
     if record.termination_message or record.error:
