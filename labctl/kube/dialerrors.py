@@ -3,7 +3,8 @@
 Why: the kubelet's probe events, ``kubectl port-forward``'s errors and the API server's
 proxies all report a refused or unreachable pod in Go's words (``dial tcp 10.244.1.5:8080:
 connect: connection refused``); Python's (``Connect call failed ('10.244.1.5', 8080)``) are
-neither Kubernetes' nor what a student finds when searching the message.
+neither Kubernetes' nor what a student finds when searching the message. A request over HTTP
+that got no answer is worded by :func:`round_trip_error` (a failed dial, or ``EOF``).
 """
 
 from __future__ import annotations
