@@ -11,6 +11,7 @@ from pathlib import Path
 from ..client.rest import APIClient, Credentials, resource_path
 from ..clusterconfig import NODE_CONFIG_PATH as CONFIG_PATH
 from ..clusterconfig import NodeConfig
+from ..cni.pyroute2_lazy import defer_package_init
 from .heartbeat import NodeStatusReporter, register_node, renew_lease, renew_lease_forever
 
 log = logging.getLogger("labctl.agent")
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     cfg = NodeConfig.load(args.config)
+    defer_package_init()  # before the kubelet's and the proxy's imports (in run) reach pyroute2
     try:
         asyncio.run(run(cfg))
     except KeyboardInterrupt:

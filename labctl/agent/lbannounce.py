@@ -41,6 +41,7 @@ from pathlib import Path
 
 from ..client.informer import FuncHandler, Informer
 from ..clusterconfig import NodeConfig, load_balancer_pool
+from ..cni import rtnl
 from ..kube.objects import endpoint_slice_service, is_control_plane, node_address, node_is_ready
 
 log = logging.getLogger("labctl.lbannounce")
@@ -129,26 +130,29 @@ def announced_ips(node_name: str, services: list[dict], nodes: list[dict],
 
 # -- the node's side: addresses and gratuitous ARP ------------------------------------------
 def sync_addresses(internal_ip: str, wanted: set[str]) -> tuple[set[str], set[str]]:
-    """Make the ``<if>:lb`` /32s on the InternalIP's interface equal ``wanted``; returns (added, removed)."""
-    from pyroute2 import IPRoute
+    """Make the ``<if>:lb`` /32s on the InternalIP's interface equal ``wanted``; returns (added, removed).
 
-    with IPRoute() as ipr:
-        found = ipr.get_addr(family=socket.AF_INET, address=internal_ip)
+    Over :mod:`labctl.cni.rtnl`'s socket (an address dump and a route dump): it runs on every
+    node at start, where pyroute2's ``IPRoute`` cost more to import than the lookups themselves.
+    """
+    with rtnl.Socket() as nl:
+        addrs = nl.addresses(socket.AF_INET)
+        found = [a["index"] for a in addrs if a.get_attr("IFA_ADDRESS") == internal_ip]
         if not found:
             raise RuntimeError(f"failed to find the interface holding the InternalIP {internal_ip!r}")
-        index = found[0]["index"]
-        ifname = ipr.get_links(index)[0].get_attr("IFLA_IFNAME")
-        gateways = {r.get_attr("RTA_GATEWAY") for r in ipr.get_default_routes(family=socket.AF_INET)}
+        index = found[0]
+        ifname = socket.if_indextoname(index)
+        gateways = {r.get_attr("RTA_GATEWAY") for r in nl.routes(socket.AF_INET)
+                    if r["dst_len"] == 0 and (r.get_attr("RTA_TABLE") or r["table"]) == rtnl.RT_TABLE_MAIN}
         if wanted & gateways:  # the pool never holds it; a hand-made pool might
             log.warning("refusing to announce the gateway's address %s", ", ".join(sorted(wanted & gateways)))
             wanted = wanted - gateways
         label = f"{ifname}{ADDRESS_LABEL_SUFFIX}"[:15]
-        present = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=socket.AF_INET, index=index)
-                   if a.get_attr("IFA_LABEL") == label}
+        present = {a.get_attr("IFA_ADDRESS") for a in addrs if a["index"] == index and a.get_attr("IFA_LABEL") == label}
         for ip in sorted(wanted - present):
-            ipr.addr("add", index=index, address=ip, prefixlen=32, label=label)
+            nl.add_address(index, ip, 32, 4, label=label)
         for ip in sorted(present - wanted):
-            ipr.addr("del", index=index, address=ip, prefixlen=32)
+            nl.delete_address(index, ip, 32, 4)
     added, removed = wanted - present, present - wanted
     for ip in sorted(added):
         try:

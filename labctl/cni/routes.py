@@ -9,17 +9,21 @@ experiment. ``ip route show proto 108`` lists exactly them on a node.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
-from typing import Any
+import socket
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink import NLM_F_CREATE, NLM_F_REPLACE
+from pyroute2.netlink.rtnl import RTM_DELROUTE, RTM_NEWROUTE
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+from labctl.cni import rtnl
 
 #: Route protocol tag for labctl's routes (``proto 108`` in ``ip route``); 108 is 'l',
 #: unused by the kernel's and routing daemons' well-known numbers (<= 99, 186-192).
 RTPROT_LABCTL = 108
-MAIN_TABLE = 254
-ESRCH = 3  # route already gone
+#: ``ip route replace``: create it, or replace the route to the same destination
+REPLACE = NLM_F_CREATE | NLM_F_REPLACE
 
 
 class RouteSyncError(Exception):
@@ -30,23 +34,17 @@ class RouteSyncError(Exception):
         self.errors = errors
 
 
-def _open(netns: str | None) -> IPRoute:
-    return IPRoute(netns=netns) if netns else IPRoute()
-
-
-def _route_key(msg: Any) -> str:
-    family_any = "0.0.0.0" if msg["family"] == 2 else "::"
-    return str(ipaddress.ip_network(f"{msg.get('RTA_DST') or family_any}/{msg['dst_len']}"))
-
-
-def list_pod_cidr_routes(netns: str | None = None) -> dict[str, str]:
-    """Return ``{podCIDR: InternalIP}`` for the routes labctl made on this node."""
+def list_pod_cidr_routes() -> dict[str, str]:
+    """Return ``{podCIDR: InternalIP}`` for the routes labctl made on this node (in this netns)."""
     current: dict[str, str] = {}
-    with _open(netns) as ipr:
-        for family in (2, 10):
-            for msg in ipr.get_routes(family=family, table=MAIN_TABLE):
-                if msg["proto"] == RTPROT_LABCTL:
-                    current[_route_key(msg)] = msg.get("RTA_GATEWAY") or ""
+    with rtnl.Socket() as nl:
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for msg in nl.routes(family):
+                if msg["proto"] != RTPROT_LABCTL or (msg.get_attr("RTA_TABLE") or msg["table"]) != rtnl.RT_TABLE_MAIN:
+                    continue
+                any_ = "0.0.0.0" if family == socket.AF_INET else "::"
+                cidr = str(ipaddress.ip_network(f"{msg.get_attr('RTA_DST') or any_}/{msg['dst_len']}"))
+                current[cidr] = msg.get_attr("RTA_GATEWAY") or ""
     return current
 
 
@@ -60,34 +58,36 @@ def _normalize(routes: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def sync_pod_cidr_routes(routes: dict[str, str], netns: str | None = None) -> None:
+def sync_pod_cidr_routes(routes: dict[str, str]) -> None:
     """Make labctl's routes exactly ``routes`` (``{podCIDR: InternalIP}``); idempotent.
 
     Tries every route even when one fails (a node whose IP is not yet reachable
     must not block the others) and raises :class:`RouteSyncError` at the end.
     """
     wanted = _normalize(routes)
-    current = list_pod_cidr_routes(netns)
+    current = list_pod_cidr_routes()
     errors: list[str] = []
-    with _open(netns) as ipr:
+    with rtnl.Socket() as nl:
         for cidr, gateway in sorted(wanted.items()):
             if current.get(cidr) == gateway:
                 continue
-            net = ipaddress.ip_network(cidr)
             try:
-                ipr.route("replace", dst=str(net.network_address), dst_len=net.prefixlen, gateway=gateway,
-                          proto=RTPROT_LABCTL, table=MAIN_TABLE)
-            except NetlinkError as err:
+                nl.request(RTM_NEWROUTE, _route(cidr, gateway), REPLACE)
+            except rtnl.NetlinkError as err:
                 errors.append(f"failed to add route {cidr!r} via {gateway!r}: {err}")
         for cidr, gateway in sorted(current.items()):
             if cidr in wanted:
                 continue
-            net = ipaddress.ip_network(cidr)
             try:
-                ipr.route("del", dst=str(net.network_address), dst_len=net.prefixlen, proto=RTPROT_LABCTL,
-                          table=MAIN_TABLE, **({"gateway": gateway} if gateway else {}))
-            except NetlinkError as err:
-                if err.code != ESRCH:
+                nl.request(RTM_DELROUTE, _route(cidr, gateway))
+            except rtnl.NetlinkError as err:
+                if err.errno != errno.ESRCH:  # already gone
                     errors.append(f"failed to delete route {cidr!r} via {gateway!r}: {err}")
     if errors:
         raise RouteSyncError(errors)
+
+
+def _route(cidr: str, gateway: str) -> rtmsg:
+    """``<cidr> via <gateway> proto 108`` in the main table (the device is the kernel's choice)."""
+    net = ipaddress.ip_network(cidr)
+    return rtnl.route_msg(str(net.network_address), net.prefixlen, gateway, 0, net.version, proto=RTPROT_LABCTL)
