@@ -21,6 +21,7 @@ from labctl.clusterconfig import (
     NodeLifecycleTimings,
 )
 from labctl.errors import LabctlError
+from labctl.kube.images import normalize_image
 from labctl.kube.objects import CONTROL_PLANE_ROLE
 from labctl.topology._fields import _check_networks, _parse_cidr, _Problems, _quote
 
@@ -261,17 +262,3 @@ def _cluster_name_problem(name: str) -> str | None:
         return None
     return (f"{_quote(name)} is not a valid cluster name; use at most {MAX_CLUSTER_NAME} lowercase letters, "
             "digits and '-', starting and ending with a letter or digit (it prefixes container and network names)")
-
-
-def normalize_image(image: str) -> str:
-    """Docker's short form of an image reference: ``docker.io/library/nginx`` → ``nginx:latest``."""
-    name, at, digest = image.strip().partition("@")
-    first, slash, rest = name.partition("/")
-    registry = bool(slash) and ("." in first or ":" in first or first == "localhost")
-    if registry and first in ("docker.io", "index.docker.io", "registry-1.docker.io"):
-        name, registry = rest, False
-    if not registry and name.startswith("library/"):
-        name = name[len("library/"):]
-    if not at and ":" not in name.rsplit("/", 1)[-1]:
-        name += ":latest"
-    return name + at + digest

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import docker.errors
 
-from ...topology.types import normalize_image
+from ...kube.images import normalize_image
 
 #: A pull that cannot reach a registry should fail fast: the pod shows ErrImagePull
 #: instead of hanging in ContainerCreating.
