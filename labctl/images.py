@@ -136,10 +136,10 @@ def resolve(names: list[str] | None = None) -> list[ImageSpec]:
     return [spec for spec in IMAGES if spec.key in wanted]
 
 
-def _hash_files(digest: Any, paths: list[Path], base: Path) -> None:
-    for path in paths:
-        digest.update(f"{path.relative_to(base)}\0{os.access(path, os.X_OK)}\0".encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+def _file_entries(paths: list[Path], base: Path) -> bytes:
+    """What each of ``paths`` adds to an image's hash: its name, whether it is executable, its bytes' hash."""
+    return b"".join(f"{path.relative_to(base)}\0{os.access(path, os.X_OK)}\0".encode()
+                    + hashlib.sha256(path.read_bytes()).digest() for path in paths)
 
 
 def content_hashes(root: Path | None = None) -> dict[str, str]:
@@ -152,15 +152,18 @@ def content_hashes(root: Path | None = None) -> dict[str, str]:
     """
     root = root or source_root()
     hashes: dict[str, str] = {}
+    wheel_inputs = b""  # labctl's sources, read once for every image that installs its wheel
     for spec in IMAGES:
         digest = hashlib.sha256(f"{spec.key}\0{spec.build_args}\0".encode())
         context = root / "images" / spec.context
-        _hash_files(digest, sorted(p for p in context.rglob("*") if p.is_file()), context)
+        digest.update(_file_entries(sorted(p for p in context.rglob("*") if p.is_file()), context))
         if spec.busybox:
             digest.update(hashlib.sha256(BUSYBOX.read_bytes()).digest() if BUSYBOX.exists() else b"")
         if spec.wheelhouse:
-            _hash_files(digest, wheelhouse.wheel_input_paths(root), root)
-            digest.update(wheelhouse.dependency_key(wheelhouse.read_dependencies(root)).encode())
+            wheel_inputs = wheel_inputs or (
+                _file_entries(wheelhouse.wheel_input_paths(root), root)
+                + wheelhouse.dependency_key(wheelhouse.read_dependencies(root)).encode())
+            digest.update(wheel_inputs)
         for dep in spec.depends_on:
             digest.update(hashes[dep].encode())
         hashes[spec.key] = digest.hexdigest()[:12]

@@ -11,9 +11,6 @@ from pathlib import Path
 
 import typer
 from rich.console import Group
-from rich.live import Live
-from rich.markdown import Markdown
-from rich.table import Table
 
 from ..errors import LabctlError
 from .status import Status
@@ -58,6 +55,8 @@ def list_(as_json: bool = typer.Option(False, "--json", help="machine-readable")
                 for d in definitions]
         sys.stdout.write(json.dumps(rows, indent=1) + "\n")
         return
+    from rich.table import Table
+
     table = Table("", "ID", "TITLE", "TOPICS", "LEVEL", "MIN", box=None)
     for d in definitions:
         table.add_row("*" if d.id == current else "", d.id, d.title, ", ".join(d.raw["topics"]),
@@ -68,6 +67,8 @@ def list_(as_json: bool = typer.Option(False, "--json", help="machine-readable")
 @exercise_app.command()
 def start(exercise_id: str = typer.Argument(..., metavar="ID"), name: str | None = NameOption) -> None:
     """Start an exercise: a fresh namespace, its setup, its during probes; prints the task."""
+    from rich.markdown import Markdown  # markdown-it and pygments: only the commands that print Markdown
+
     from ..exercises import session
 
     out, err = _consoles()
@@ -100,6 +101,8 @@ def check(as_json: bool = typer.Option(False, "--json", help="print the result a
 
 
 def _grade_view(grade) -> Group:
+    from rich.table import Table
+
     table = Table("", "CHECK", "WEIGHT", "WHAT THE GRADER SAW", box=None, show_lines=False)
     for c in grade.checks:
         table.add_row(MARKS[c.status.value], c.title, str(c.weight), c.message)
@@ -114,6 +117,8 @@ def status(interval: float = typer.Option(2.0, "--interval", help="seconds betwe
            once: bool = typer.Option(False, "--once", help="grade once and exit"),
            name: str | None = NameOption) -> None:
     """The checks, live: graded again every few seconds until Ctrl-C."""
+    from rich.live import Live
+
     from ..exercises import session
 
     out, _ = _consoles()
@@ -136,6 +141,8 @@ def status(interval: float = typer.Option(2.0, "--interval", help="seconds betwe
 def hint(check_id: str | None = typer.Argument(None, metavar="[CHECK]", help="default: the first failing check"),
          name: str | None = NameOption) -> None:
     """Show the next hint (tiers: a nudge first, the answer last); hints used are in the result."""
+    from rich.markdown import Markdown
+
     from ..exercises import session
 
     out, _ = _consoles()
@@ -189,6 +196,8 @@ def selftest(exercise_ids: list[str] | None = typer.Argument(None, metavar="[ID.
     ids = exercise_ids or [d.id for d in list_definitions()]
     with _lab(name) as lab:
         results = asyncio.run(session.selftest(lab, ids, Status(err)))
+    from rich.table import Table
+
     table = Table("", "EXERCISE", "DO NOTHING", "SOLVED", "PROBLEMS", box=None)
     for r in results:
         untouched = f"{r.untouched.score}/{r.untouched.max_score}" if r.untouched else "-"

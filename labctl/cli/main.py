@@ -13,17 +13,17 @@ import time
 from collections.abc import AsyncIterator
 
 import typer
-import yaml
 from rich.console import Console
-from rich.table import Table
 
 from .. import __version__
 from ..errors import LabctlError
+from .coercion import skip_plain_coercion
 from .exercise import exercise_app
 from .net import register as register_network_commands
 from .status import Status
 from .tui import register as register_tui_command
 
+skip_plain_coercion()  # no pydantic for options that need no coercion
 app = typer.Typer(help="Learn Kubernetes networking by touching it: a multi-node lab from Docker containers.",
                   add_completion=False, pretty_exceptions_enable=False)
 images_app = typer.Typer(help="Build and list the lab's images (no registry needed).", no_args_is_help=True)
@@ -86,7 +86,7 @@ def up(topology: str = typer.Option("default", "--topology", "-t",
                 err.print(f"Creating lab [bold]{topo.name}[/bold] from {topo.source} "
                           f"({len(topo.nodes)} node{'s' if len(topo.nodes) != 1 else ''}) ...", highlight=False)
             with create_lab(topo, status, retain=retain, cancel=cancellation) as lab:
-                server = lab.server
+                server = None if quiet else lab.server  # two Docker calls, for the message -q leaves out
     except Cancelled as stopped:
         left = f"what was made of lab {topo.name} is kept (--retain)" if retain else f"nothing of lab {topo.name} is left"
         with contextlib.suppress(OSError):  # after SIGHUP the terminal is gone
@@ -117,6 +117,8 @@ def down(name: str | None = NameOption,
 @app.command()
 def status() -> None:
     """List labs and their nodes, IPs and states."""
+    from rich.table import Table
+
     from ..cluster import list_labs
 
     labs = list_labs()
@@ -143,6 +145,8 @@ def get_clusters() -> None:
 @app.command()
 def kubeconfig(name: str | None = NameOption) -> None:
     """Print the lab's kubeconfig (context labctl-NAME)."""
+    import yaml
+
     from ..cluster import Lab
 
     with Lab.open(name) as lab:
@@ -210,6 +214,8 @@ def images_build(names: list[str] | None = typer.Argument(None, help="images to 
 @images_app.command("list")
 def images_list() -> None:
     """List the lab images: wanted tag, state (ok, stale, missing) and size."""
+    from rich.table import Table
+
     from .. import images as lab_images
     from ..engine.sdk import connect
 

@@ -11,16 +11,15 @@ import asyncio
 import dataclasses
 import json
 import sys
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console, Group
-from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich's trees (and tables) load with the commands that print them, not with every `labctl`
+    from rich.tree import Tree
+
     from ..cluster import Lab
     from ..inspect import IsolatedPod, LabNetwork, NodeNetwork, ServicePort, Trace
 
@@ -114,6 +113,8 @@ def _sweep(lab: Lab) -> None:
 
 # -- labctl net ------------------------------------------------------------------------------------
 def _node_tree(network: LabNetwork, node: NodeNetwork, printed: dict[tuple, str]) -> Tree:
+    from rich.tree import Tree
+
     tree = Tree(Text.assemble((f"node {node.node}", "bold"), f"  {node.role}, InternalIP {node.internal_ip}, "
                               f"podCIDR {node.pod_cidr or '?'}"))
     tree.add(_bridge(node))
@@ -140,6 +141,8 @@ def _bridge(node: NodeNetwork) -> Group | Text:
     bridge = node.bridge
     title = Text.assemble(("bridge cni0 ", "bold"), ", ".join(str(a) for a in bridge.addresses) or "no address",
                           f"  ({bridge.mac}, {len(bridge.ports)} ports)")
+    from rich.table import Table
+
     table = Table("VETH", "STATE", "HAIRPIN", "POD", "POD IP", box=None, padding=(0, 2, 0, 0))
     for veth in bridge.ports:
         table.add_row(veth.name, veth.port_state, "on" if veth.hairpin else "off",
@@ -149,6 +152,8 @@ def _bridge(node: NodeNetwork) -> Group | Text:
 
 
 def _routes(node: NodeNetwork) -> Group:
+    from rich.table import Table
+
     table = Table("DESTINATION", "VIA", "DEV", "LEADS TO", box=None, padding=(0, 2, 0, 0))
     for r in node.routes:
         leads = f"node {r.node}'s pods (host-gw)" if r.leads_to == "node" else _LEADS_TO.get(r.leads_to, r.leads_to)
@@ -229,6 +234,8 @@ def _service_signature(port: ServicePort) -> tuple:
 
 def _probability(written: str, p: float) -> str:
     """``0.33333333349 = 1/3`` as kube-proxy writes it; the last rule has no statistic match: ``1 (last rule)``."""
+    from fractions import Fraction
+
     return f"{written} = {Fraction(p).limit_denominator(1000)}" if written else "1 (last rule)"
 
 
@@ -269,6 +276,8 @@ def _print_trace(t: Trace, rules: bool) -> None:
 
 def _print_hops(hops: list, rules: bool, start: int, indent: str = "") -> int:
     """Print the hops (chain policies that let the packet through only with ``--rules``); how many were printed."""
+    from rich.table import Table
+
     table = Table("#", "NODE", "WHERE", "HOP", box=None, padding=(0, 1, 0, 0), show_header=not indent)
     shown = [h for h in hops if rules or not (h.kind == "netfilter" and h.summary.endswith("policy ACCEPT"))]
     for i, hop in enumerate(shown, start):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
@@ -19,7 +19,10 @@ from ..engine.sdk import tar_of
 from ..errors import LabctlError
 from ..kube.containers import CLUSTER_LABEL
 from .constants import API_SERVER_CONTAINER_PORT, NODE_LABEL, ROLE_LABEL
-from .plan import ClusterPlan, NodePlan, container_spec, network_labels, volume_labels
+
+if TYPE_CHECKING:  # the plan (and the topology, the add-ons under it) is `up`'s: `down`, `status` and
+    # `kubeconfig` find a lab by its labels alone and do not load them (docs/benchmarks.md)
+    from .plan import ClusterPlan, NodePlan
 
 #: Docker calls ``remove_cluster`` makes at once (the SDK's connection pool holds 10)
 REMOVE_WORKERS = 10
@@ -87,6 +90,8 @@ def api_server_url(client: docker.DockerClient, control_plane: str) -> str | Non
 
 
 def create_network(client: docker.DockerClient, plan: ClusterPlan) -> None:
+    from .plan import network_labels
+
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=plan.subnet, gateway=plan.gateway)])
     try:
         client.networks.create(plan.network, driver="bridge", ipam=ipam, labels=network_labels(plan),
@@ -97,11 +102,15 @@ def create_network(client: docker.DockerClient, plan: ClusterPlan) -> None:
 
 
 def create_state_volume(client: docker.DockerClient, plan: ClusterPlan) -> None:
+    from .plan import volume_labels
+
     client.volumes.create(plan.state_volume, labels=volume_labels(plan))
 
 
 def create_node(client: docker.DockerClient, plan: ClusterPlan, node: NodePlan, files: dict[str, bytes]) -> str:
     """Create (not start) a node container and copy its configuration files in."""
+    from .plan import container_spec
+
     spec = container_spec(plan, node)
     api = client.api
     host_config = api.create_host_config(

@@ -24,25 +24,23 @@ from typing import TYPE_CHECKING
 
 import docker
 
-from .. import images as lab_images
 from ..engine.sdk import connect, read_files
 from ..errors import LabctlError
 from ..kube import containers as labels
 from ..kubeconfig import build_kubeconfig, context_name, default_path, remove_context
 from ..progress import NoProgress, Progress
-from ..topology import Topology
 from . import docker as lab_docker
-from . import preflight
 from .cancel import Cancellation
 from .constants import DEFAULT_CLUSTER_NAME
 from .docker import NodeInfo
 from .kubectl import Kubectl, find_kubectl
 
-if TYPE_CHECKING:  # aiohttp, cryptography and the resource table load only where used:
-    # `labctl down`, `status` and `kubeconfig` need the Docker SDK alone, and their start is their cost
+if TYPE_CHECKING:  # aiohttp, cryptography, the resource table, the topology and the image builder load only
+    # where used: `labctl down`, `status` and `kubeconfig` need the Docker SDK alone, and their start is their cost
     from ..client.rest import APIClient, Credentials
     from ..engine.exec import ExecResult
     from ..engine.streams import DockerAPIError
+    from ..topology import Topology
 
 __all__ = ["Lab", "LabStatus", "Node", "NodeInfo", "Removed", "down", "list_labs", "up"]
 
@@ -234,6 +232,7 @@ def up(topology: Topology, progress: Progress = NoProgress(), kubeconfig_path: P
     cancelled (:class:`~labctl.cluster.cancel.Cancelled` is raised), nothing is left, unless
     ``retain``.
     """
+    from . import preflight
     from .create import create_cluster
 
     preflight.check_addresses(topology)
@@ -306,6 +305,8 @@ def _resolve(client: docker.DockerClient, name: str | None) -> str:
 
 def _ensure_images(client: docker.DockerClient, progress: Progress, cancel: Cancellation) -> dict[str, str]:
     """Build what is missing; the content-hash tag of every lab image, by key (``node``, ``ingress-nginx``)."""
+    from .. import images as lab_images
+
     def report(step: str, done: int, total: int) -> None:
         cancel.check()  # between two steps of a build: stopping there is safe
         progress.update(f"[{done}/{total}] {step[:90]}")
