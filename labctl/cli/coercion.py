@@ -41,8 +41,15 @@ class _PlainFirst:
         return self._build(self._parameter).coerce(value, param=param, ctx=ctx)
 
 
+#: typer releases whose private ``_TyperParameter.get_runtime_param`` this was read against (a
+#: later one may change what it returns: it then keeps its own coercion, pydantic and all)
+KNOWN_TYPER = ("0.29.",)
+
+
 def skip_plain_coercion() -> None:
     """Install the shortcut on typer's parameters (idempotent)."""
+    if not getattr(typer, "__version__", "").startswith(KNOWN_TYPER):
+        return
     parameter = getattr(typer.core, "_TyperParameter", None)
     build = getattr(parameter, "get_runtime_param", None)
     if build is None or getattr(build, "plain_first", False):
