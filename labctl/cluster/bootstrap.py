@@ -51,8 +51,11 @@ NodeExec = Callable[[str, Sequence[str]], Awaitable[int]]
 
 async def bootstrap(credentials: Credentials, cluster: ClusterConfig, node_names: Sequence[str],
                     node_image: str, exec_in_node: NodeExec, progress: Progress,
-                    addons: Sequence[str] = ("kube-dns",), ingress_image: str = DEFAULT_INGRESS_IMAGE) -> None:
+                    addons: Sequence[str] = ("kube-dns",), ingress_image: str = DEFAULT_INGRESS_IMAGE,
+                    api_answers: Callable[[], Awaitable[None]] | None = None) -> None:
     """Wait for the API server, install ``addons`` while the nodes come up, wait for cluster DNS.
+
+    ``api_answers`` runs (beside the first add-on's install) once the API server answers.
 
     Cluster DNS goes in as soon as the API server answers (as kubeadm applies CoreDNS right
     after the control plane): its pods wait in the scheduler for the nodes, so the replicas
@@ -64,7 +67,8 @@ async def bootstrap(credentials: Credentials, cluster: ClusterConfig, node_names
     async with APIClient(credentials) as api:
         await _wait_for_api(api, credentials.server)
         progress.start(f"Installing cluster add-ons ({', '.join(first)}) 🔎")
-        await install_addons(api, cluster, node_image, first, ingress_image)
+        await asyncio.gather(install_addons(api, cluster, node_image, first, ingress_image),
+                             *([api_answers()] if api_answers else []))
         progress.start(f"Waiting for {len(node_names)} node(s) to be Ready ⏳")
         await _wait_for_nodes(api, node_names, progress)
         progress.start(f"Waiting for cluster DNS ({cluster.dns_service_ip}) to answer on every node 📡")

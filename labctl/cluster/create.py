@@ -38,7 +38,7 @@ from ..topology import Topology, pick_lab_subnet
 from . import docker as lab_docker
 from . import preflight
 from .cancel import Cancellation
-from .plan import ClusterPlan, NodePlan, node_config, plan_from_topology
+from .plan import NODE_CPU_SHARES, ClusterPlan, NodePlan, node_config, plan_from_topology
 
 if TYPE_CHECKING:  # cryptography and aiohttp load in the steps that use them (aiohttp on another thread)
     from ..pki import CertKey
@@ -209,5 +209,12 @@ async def _bootstrap(plan: ClusterPlan, kubeconfig: dict, status: Progress) -> N
             except DockerAPIError as err:
                 raise LabctlError(f"failed to run {argv[0]!r} in node {node!r}: {err.message}") from None
 
+        async def end_start_priority() -> None:
+            # the control plane weighed twice a worker until its API server answered (plan.py)
+            try:
+                await engine.update(plan.control_plane.container, {"CpuShares": NODE_CPU_SHARES})
+            except DockerAPIError as err:
+                raise LabctlError(f"failed to set the control plane's CPU weight: {err.message}") from None
+
         await bootstrap(credentials, plan.cluster, list(containers), plan.image, exec_in_node, status,
-                        addons=plan.addons, ingress_image=plan.ingress_image)
+                        addons=plan.addons, ingress_image=plan.ingress_image, api_answers=end_start_priority)

@@ -117,7 +117,7 @@ def create_node(client: docker.DockerClient, plan: ClusterPlan, node: NodePlan, 
         binds=spec["binds"], port_bindings={k: v for k, v in spec["ports"].items()},
         cap_add=spec["cap_add"], security_opt=spec["security_opt"], sysctls=spec["sysctls"], ipc_mode=spec["ipc_mode"],
         restart_policy=spec["restart_policy"], tmpfs=spec["tmpfs"], init=False, mem_limit=spec["mem_limit"],
-        memswap_limit=spec["memswap_limit"], pids_limit=spec["pids_limit"])
+        memswap_limit=spec["memswap_limit"], pids_limit=spec["pids_limit"], cpu_shares=spec["cpu_shares"])
     endpoints = {plan.network: api.create_endpoint_config(ipv4_address=spec["ip"])}
     networking = api.create_networking_config(endpoints)  # type: ignore[arg-type]  # types-docker says one endpoint
     created = api.create_container(

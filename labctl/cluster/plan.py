@@ -33,6 +33,15 @@ NODE_CAPABILITIES = (
     "SYS_ADMIN",  # setns() into pod sandboxes' network namespaces (the CNI plugin's job)
 )
 
+#: The control plane's CPU weight (cgroup ``cpu.shares``) while the lab starts, and a node's
+#: weight (Docker's default) from the moment its API server answers, when ``up`` sets it back.
+#: Each node container is one cgroup, so on a contended host the nodes share the CPU node by
+#: node: the API server, which every other component waits for, would get a third of two cores
+#: while the workers' agents import. Twice a worker's weight gives it a core (the API server's
+#: import, about 0.35 CPU-s, is most of that phase).
+CONTROL_PLANE_START_CPU_SHARES = 2048
+NODE_CPU_SHARES = 1024
+
 #: Namespaced sysctls a node needs; /proc/sys is read-only inside the container, so Docker
 #: sets them when it creates the node's network namespace.
 NODE_SYSCTLS = {
@@ -157,6 +166,7 @@ def container_spec(plan: ClusterPlan, node: NodePlan) -> dict:
         "mem_limit": node.limits.memory,
         "memswap_limit": node.limits.memory,
         "pids_limit": node.limits.pids,
+        "cpu_shares": CONTROL_PLANE_START_CPU_SHARES if node.role == "control-plane" else NODE_CPU_SHARES,
     }
 
 

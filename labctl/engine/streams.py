@@ -125,6 +125,10 @@ class DockerEngine:
         """``GET /containers/{id}/json``: the container's configuration and state."""
         return await self._call("GET", f"/containers/{container_id}/json")
 
+    async def update(self, container_id: str, resources: Mapping[str, Any]) -> None:
+        """``POST /containers/{id}/update``: change a running container's resources (its cgroup)."""
+        await self._call("POST", f"/containers/{container_id}/update", body=dict(resources))
+
     async def stats(self, container_id: str) -> dict[str, Any]:
         """``GET /containers/{id}/stats?stream=false&one-shot=true``: one reading of the container's cgroup.
 

@@ -93,6 +93,10 @@ def test_up_default_shape_then_down_leaves_host_as_before(docker_engine, kubectl
                                   "{{json .HostConfig.CapAdd}} {{.HostConfig.Privileged}}"],
                                  capture_output=True, text=True, check=True).stdout
         assert "NET_ADMIN" in inspect and inspect.strip().endswith("false")
+        # the control plane's start-up CPU weight is back to a node's once its API server answered
+        shares = {subprocess.run(["docker", "inspect", f"{lab.name}-{node}", "--format", "{{.HostConfig.CpuShares}}"],
+                                 capture_output=True, text=True, check=True).stdout.strip() for node in nodes}
+        assert shares == {"1024"}
         assert "10.244.1.0/24" in lab.kubectl.run("get", "node", "worker", "-o", "jsonpath={.spec.podCIDR}").stdout
     finally:
         removed = lab.down()

@@ -43,6 +43,12 @@ def test_control_plane_publishes_api_server_and_port_mappings_on_loopback():
     assert f"{plan.state_volume}:/var/lib/labctl" in spec["binds"]
 
 
+def test_the_control_plane_starts_with_twice_a_workers_cpu_weight():
+    plan = default_plan()
+    cp, worker = container_spec(plan, plan.control_plane), container_spec(plan, plan.nodes[1])
+    assert cp["cpu_shares"] == 2 * worker["cpu_shares"] == 2048  # until its API server answers
+
+
 def test_publish_address_moves_every_published_port():
     plan = default_plan(with_publish_address="0.0.0.0")
     spec = container_spec(plan, plan.control_plane)
