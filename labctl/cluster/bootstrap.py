@@ -1,10 +1,11 @@
 """The last part of ``labctl up``: from started node containers to a lab a student can use.
 
 Through labctl's one API client, as kubeadm's phases do it: wait for the API server, install
-cluster DNS, wait for every Node to be Ready and for a DNS replica to be Ready, wait until
+cluster DNS (one replica first), wait for every Node to be Ready and for a DNS replica to be Ready, wait until
 **cluster DNS answers on every node** through the kube-dns Service (the node's query passes
 the same KUBE-SERVICES rules as a pod's, written by the same ``iptables-restore``;
-docs/benchmarks.md says what a pod's query adds), then install the other add-ons. Only then
+docs/benchmarks.md says what a pod's query adds), then scale kube-dns to its manifest's
+replicas and install the other add-ons. Only then
 does ``up`` say the lab is ready: a student who types ``kubectl run … nslookup`` the moment
 it returns gets an answer, not ``connection refused`` from a Service whose endpoints are
 still empty.
@@ -15,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+
+import aiohttp
 
 from ..addons import DEFAULT_INGRESS_IMAGE, load_addon
 from ..client.rest import APIClient, APIStatusError, Credentials, resource_path
@@ -30,19 +33,28 @@ POLL_SECONDS = 0.1
 DNS_SERVICE = "kube-dns"
 
 #: Asks the kube-dns Service for ``kubernetes.default`` (an A record) from inside a node,
-#: through the same KUBE-SERVICES rules a pod's query passes: exit 0 on an answer with records.
-#: Run as ``python3 -I -S`` with the query packed by hand: one of these starts per node and try
-#: while the DNS replicas start on the same cores, and site's imports and dnslib cost more CPU
-#: than the query (dig would do, but waits at least a second per try).
+#: through the same KUBE-SERVICES rules a pod's query passes, again every 0.1 s until an answer
+#: with records comes (exit 0) or ``argv[3]`` seconds pass (exit 1). One process per node for the
+#: whole wait, started once a replica is Ready: a ``docker exec`` of a new process per try cost
+#: the node's proxy sync and the DNS replicas CPU, and its start latency on every retry. Run as
+#: ``python3 -I -S`` with the query packed by hand (site's imports and dnslib cost more CPU than
+#: the queries; dig would do, but waits at least a second per try). The socket is unconnected,
+#: so the REJECT of a Service without endpoints is no error, only no answer; SERVFAIL from a
+#: replica whose caches are not listed yet is no answer either.
 DNS_PROBE = """
-import socket, struct, sys
+import select, socket, struct, sys, time
 query = struct.pack("!6H", 0x6c61, 0x0100, 1, 0, 0, 0) + b"".join(
     bytes([len(label)]) + label.encode() for label in sys.argv[1].split(".")) + b"\\0" + struct.pack("!2H", 1, 1)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
-s.sendto(query, (sys.argv[2], 53))
-reply = s.recv(4096)
-ident, flags, _, answers = struct.unpack("!4H", reply[:8])
-sys.exit(0 if ident == 0x6c61 and flags & 0x800F == 0x8000 and answers else 1)
+deadline = time.monotonic() + float(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+while time.monotonic() < deadline:
+    s.sendto(query, (sys.argv[2], 53))
+    retry = time.monotonic() + 0.1
+    while select.select([s], [], [], max(0.0, retry - time.monotonic()))[0]:
+        ident, flags, _, answers = struct.unpack("!4H", s.recv(4096)[:8].ljust(8, b"\\0"))
+        if ident == 0x6c61 and flags & 0x800F == 0x8000 and answers:
+            sys.exit(0)
+sys.exit(1)
 """
 
 #: Runs ``argv`` in the named node and returns its exit code (the caller's way into Docker).
@@ -59,46 +71,72 @@ async def bootstrap(credentials: Credentials, cluster: ClusterConfig, node_names
 
     Cluster DNS goes in as soon as the API server answers (as kubeadm applies CoreDNS right
     after the control plane): its pods wait in the scheduler for the nodes, so the replicas
-    start the moment their node registers instead of after every node is Ready. The other
-    add-ons follow once cluster DNS answers on every node.
+    start the moment their node registers instead of after every node is Ready. Its
+    Deployment is created with one replica and scaled to the manifest's count (kubeadm's
+    two) once cluster DNS answers on every node: two DNS servers importing at once on two
+    cores made the first one Ready later, and one replica is all an answer needs. The other
+    add-ons follow at the same moment.
     """
     first = [a for a in addons if a == DNS_SERVICE]
     later = [a for a in addons if a != DNS_SERVICE]
     async with APIClient(credentials) as api:
         await _wait_for_api(api, credentials.server)
         progress.start(f"Installing cluster add-ons ({', '.join(first)}) 🔎")
-        await asyncio.gather(install_addons(api, cluster, node_image, first, ingress_image),
-                             *([api_answers()] if api_answers else []))
+        installed = asyncio.ensure_future(install_addons(api, cluster, node_image, first, ingress_image,
+                                                         first_replica_only=True))
+        await asyncio.gather(installed, *([api_answers()] if api_answers else []))
+        replicas = installed.result()
         progress.start(f"Waiting for {len(node_names)} node(s) to be Ready ⏳")
         await _wait_for_nodes(api, node_names, progress)
         progress.start(f"Waiting for cluster DNS ({cluster.dns_service_ip}) to answer on every node 📡")
-        await _wait_for_dns_endpoints(api, progress)
-        await _wait_for_dns(cluster, node_names, exec_in_node, progress)
+        deadline = time.monotonic() + READY_TIMEOUT
+        await _wait_for_dns_endpoints(api, progress, deadline)
+        await _wait_for_dns(cluster, node_names, exec_in_node, progress, deadline)
         # the other add-ons' pods (the ingress controller's Python and nginx, the storage
-        # provisioner) would take the two cores from the DNS replicas' start and from every
-        # node's proxy sync: they go in once cluster DNS answers on every node (before `up`
-        # returns, as before; `up` never waited for them to be Ready)
-        if later:
-            progress.start(f"Installing cluster add-ons ({', '.join(later)}) 🔎")
+        # provisioner) and kube-dns's other replicas would take the two cores from the first
+        # DNS replica's start and from every node's proxy sync: they go in once cluster DNS
+        # answers on every node (before `up` returns, as before; `up` never waited for them
+        # to be Ready)
+        if later or replicas:
+            what = [*later, *(f"{name} replicas" for _, name in replicas)]
+            progress.start(f"Installing cluster add-ons ({', '.join(what)}) 🔎")
+            for (namespace, name), count in replicas.items():
+                try:
+                    await api.patch(resource_path("deployments", namespace, name, "scale"),
+                                    {"spec": {"replicas": count}})
+                except APIStatusError as err:
+                    raise LabctlError(f"failed to scale Deployment {namespace}/{name} to {count}: {err}") from None
             await install_addons(api, cluster, node_image, later, ingress_image)
 
 
 async def install_addons(api: APIClient, cluster: ClusterConfig, node_image: str,
-                         addons: Sequence[str] = ("kube-dns",), ingress_image: str = DEFAULT_INGRESS_IMAGE) -> None:
-    """Create the add-ons' objects (as kubeadm installs CoreDNS); existing ones are kept."""
+                         addons: Sequence[str] = ("kube-dns",), ingress_image: str = DEFAULT_INGRESS_IMAGE,
+                         first_replica_only: bool = False) -> dict[tuple[str, str], int]:
+    """Create the add-ons' objects (as kubeadm installs CoreDNS); existing ones are kept.
+
+    With ``first_replica_only`` each Deployment is created with one replica; the answer maps
+    those Deployments (namespace, name) to the replicas their manifest asks for, to scale to.
+    """
     registry = Registry()
+    later: dict[tuple[str, str], int] = {}
     for name in addons:
         for obj in load_addon(name, cluster, node_image, ingress_image):
             rt = registry.by_kind(obj["apiVersion"], obj["kind"])
             if rt is None:
                 raise LabctlError(f"add-on {name!r} has a {obj['kind']} the API server does not serve")
             namespace = obj["metadata"].get("namespace", "default") if rt.namespaced else None
+            wanted = obj.get("spec", {}).get("replicas", 1) if obj["kind"] == "Deployment" else 1
+            if first_replica_only and wanted > 1:
+                obj["spec"]["replicas"] = 1
             try:
                 await api.create(resource_path(rt.plural, namespace), obj)
+                if first_replica_only and wanted > 1:
+                    later[(namespace or "default", obj["metadata"]["name"])] = wanted
             except APIStatusError as err:
                 if err.code != 409:
                     raise LabctlError(f"failed to install add-on {name!r} ({obj['kind']} "
                                       f"{obj['metadata']['name']}): {err}") from None
+    return later
 
 
 async def _wait_for_api(api: APIClient, server: str) -> None:
@@ -128,45 +166,49 @@ async def _wait_for_nodes(api: APIClient, names: Sequence[str], progress: Progre
                       hint="see `labctl logs NODE` for the node agent's log")
 
 
-async def _wait_for_dns_endpoints(api: APIClient, progress: Progress) -> None:
-    """Until the kube-dns Service has a ready endpoint, through the API (one cheap GET a poll):
-    before that no node can get an answer, and a Python process per node and poll would only
-    take CPU from the DNS replicas that are starting."""
+async def _wait_for_dns_endpoints(api: APIClient, progress: Progress, deadline: float) -> None:
+    """Until the kube-dns Service has a ready endpoint, through the API: a list, then a watch of
+    its EndpointSlices (the moment the EndpointSlice controller writes one, where a poll added
+    up to its period and a request per period to the API server's load). Before that no node
+    can get an answer, and a probe process per node would only take CPU from the DNS replica
+    that is starting."""
     path = resource_path("endpointslices", "kube-system")
-    deadline = time.monotonic() + READY_TIMEOUT
+    selector = f"kubernetes.io/service-name={DNS_SERVICE}"
+
+    def ready(endpoint_slice: dict) -> bool:
+        return any((e.get("conditions") or {}).get("ready") for e in endpoint_slice.get("endpoints") or [])
+
+    progress.update("waiting for a kube-dns replica to be Ready")
     while time.monotonic() < deadline:
         try:
-            slices = (await api.get(path, labelSelector=f"kubernetes.io/service-name={DNS_SERVICE}"))["items"]
-        except (TimeoutError, APIStatusError, OSError):
-            slices = []
-        ready = [e for s in slices for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready")]
-        if ready:
-            return
-        progress.update("waiting for a kube-dns replica to be Ready")
-        await asyncio.sleep(POLL_SECONDS)
+            listed = await api.get(path, labelSelector=selector)
+            if any(ready(s) for s in listed["items"]):
+                return
+            async for event in api.watch(path, listed["metadata"]["resourceVersion"], labelSelector=selector,
+                                         timeout_seconds=max(1, int(deadline - time.monotonic()))):
+                if event["type"] in ("ADDED", "MODIFIED") and ready(event["object"]):
+                    return
+        except (TimeoutError, APIStatusError, OSError, aiohttp.ClientError):
+            await asyncio.sleep(POLL_SECONDS)  # then list again, as a reflector does
     raise LabctlError(f"no kube-dns replica became Ready within {READY_TIMEOUT:.0f}s",
                       hint="see `kubectl -n kube-system get pods -l k8s-app=kube-dns` and "
                            "`kubectl -n kube-system logs deploy/kube-dns`")
 
 
 async def _wait_for_dns(cluster: ClusterConfig, node_names: Sequence[str], exec_in_node: NodeExec,
-                        progress: Progress) -> None:
+                        progress: Progress, deadline: float) -> None:
+    """Until cluster DNS answers on every node: one probe process per node, retrying inside."""
     name = f"kubernetes.default.svc.{cluster.cluster_domain}"
-    argv = ["python3", "-I", "-S", "-c", DNS_PROBE, name, cluster.dns_service_ip]
-    deadline = time.monotonic() + READY_TIMEOUT
     answered: set[str] = set()
 
     async def probe(node: str) -> None:
-        while node not in answered:
-            if await exec_in_node(node, argv) == 0:
-                answered.add(node)
-                progress.update(f"{len(answered)}/{len(node_names)} nodes resolve {name}")
-            elif time.monotonic() > deadline:
-                raise LabctlError(f"cluster DNS ({cluster.dns_service_ip}) did not answer on node {node!r} "
-                                  f"within {READY_TIMEOUT:.0f}s",
-                                  hint="see `kubectl -n kube-system get pods -l k8s-app=kube-dns` and "
-                                       "`kubectl -n kube-system logs deploy/kube-dns`")
-            else:
-                await asyncio.sleep(POLL_SECONDS)
+        seconds = f"{max(0.0, deadline - time.monotonic()):.1f}"
+        if await exec_in_node(node, ["python3", "-I", "-S", "-c", DNS_PROBE, name, cluster.dns_service_ip, seconds]):
+            raise LabctlError(f"cluster DNS ({cluster.dns_service_ip}) did not answer on node {node!r} "
+                              f"within {READY_TIMEOUT:.0f}s",
+                              hint="see `kubectl -n kube-system get pods -l k8s-app=kube-dns` and "
+                                   "`kubectl -n kube-system logs deploy/kube-dns`")
+        answered.add(node)
+        progress.update(f"{len(answered)}/{len(node_names)} nodes resolve {name}")
 
     await asyncio.gather(*(probe(n) for n in node_names))

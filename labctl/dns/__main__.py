@@ -140,9 +140,11 @@ async def serve(opts: DNSOptions, stop: asyncio.Event) -> None:
     synced = asyncio.Event()
     server = DNSServer(zone, Forwarder(upstreams), ready=synced.is_set)
     readiness = Readiness([services, endpoints, namespaces])
-    health = await start_health(opts.health_listen, readiness) if opts.health_listen else None
+    # the lists go out first: their round trips to the API server overlap the health server's set-up
     tasks = [asyncio.create_task(i.run()) for i in (services, endpoints, namespaces)]
+    health = None
     try:
+        health = await start_health(opts.health_listen, readiness) if opts.health_listen else None
         port = await server.listen(*opts.listen)
         log.info("listening on %s:%d (udp+tcp), zone %s, upstreams %s", opts.listen[0], port, opts.zone,
                  ", ".join(map(str, upstreams)) or "none")
