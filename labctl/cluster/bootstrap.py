@@ -100,13 +100,18 @@ async def bootstrap(credentials: Credentials, cluster: ClusterConfig, node_names
         if later or replicas:
             what = [*later, *(f"{name} replicas" for _, name in replicas)]
             progress.start(f"Installing cluster add-ons ({', '.join(what)}) 🔎")
-            for (namespace, name), count in replicas.items():
-                try:
-                    await api.patch(resource_path("deployments", namespace, name, "scale"),
-                                    {"spec": {"replicas": count}})
-                except APIStatusError as err:
-                    raise LabctlError(f"failed to scale Deployment {namespace}/{name} to {count}: {err}") from None
-            await install_addons(api, cluster, node_image, later, ingress_image)
+            # each add-on's objects in their order (a namespace before what is in it), the
+            # add-ons and the scales side by side: `up` waits for these writes
+            await asyncio.gather(*(_scale(api, namespace, name, count) for (namespace, name), count in replicas.items()),
+                                 *(install_addons(api, cluster, node_image, [a], ingress_image) for a in later))
+
+
+async def _scale(api: APIClient, namespace: str, name: str, replicas: int) -> None:
+    """``kubectl scale deployment``: through the scale subresource."""
+    try:
+        await api.patch(resource_path("deployments", namespace, name, "scale"), {"spec": {"replicas": replicas}})
+    except APIStatusError as err:
+        raise LabctlError(f"failed to scale Deployment {namespace}/{name} to {replicas}: {err}") from None
 
 
 async def install_addons(api: APIClient, cluster: ClusterConfig, node_image: str,
