@@ -39,8 +39,9 @@ DNS_SERVICE = "kube-dns"
 #: the node's proxy sync and the DNS replicas CPU, and its start latency on every retry. Run as
 #: ``python3 -I -S`` with the query packed by hand (site's imports and dnslib cost more CPU than
 #: the queries; dig would do, but waits at least a second per try). The socket is unconnected,
-#: so the REJECT of a Service without endpoints is no error, only no answer; SERVFAIL from a
-#: replica whose caches are not listed yet is no answer either.
+#: so the REJECT of a Service without endpoints is no answer rather than an error, and a send
+#: the node's rules refuse is tried again; SERVFAIL from a replica whose caches are not listed
+#: yet is no answer either.
 DNS_PROBE = """
 import select, socket, struct, sys, time
 query = struct.pack("!6H", 0x6c61, 0x0100, 1, 0, 0, 0) + b"".join(
@@ -48,12 +49,15 @@ query = struct.pack("!6H", 0x6c61, 0x0100, 1, 0, 0, 0) + b"".join(
 deadline = time.monotonic() + float(sys.argv[3])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 while time.monotonic() < deadline:
-    s.sendto(query, (sys.argv[2], 53))
     retry = time.monotonic() + 0.1
-    while select.select([s], [], [], max(0.0, retry - time.monotonic()))[0]:
-        ident, flags, _, answers = struct.unpack("!4H", s.recv(4096)[:8].ljust(8, b"\\0"))
-        if ident == 0x6c61 and flags & 0x800F == 0x8000 and answers:
-            sys.exit(0)
+    try:
+        s.sendto(query, (sys.argv[2], 53))
+        while select.select([s], [], [], max(0.0, retry - time.monotonic()))[0]:
+            ident, flags, _, answers = struct.unpack("!4H", s.recv(4096)[:8].ljust(8, b"\\0"))
+            if ident == 0x6c61 and flags & 0x800F == 0x8000 and answers:
+                sys.exit(0)
+    except OSError:  # refused or dropped on the way out: the node's rules are not there yet
+        time.sleep(max(0.0, retry - time.monotonic()))
 sys.exit(1)
 """
 
@@ -207,8 +211,14 @@ async def _wait_for_dns(cluster: ClusterConfig, node_names: Sequence[str], exec_
     answered: set[str] = set()
 
     async def probe(node: str) -> None:
-        seconds = f"{max(0.0, deadline - time.monotonic()):.1f}"
-        if await exec_in_node(node, ["python3", "-I", "-S", "-c", DNS_PROBE, name, cluster.dns_service_ip, seconds]):
+        while True:
+            seconds = f"{max(0.0, deadline - time.monotonic()):.1f}"
+            if not await exec_in_node(node, ["python3", "-I", "-S", "-c", DNS_PROBE, name, cluster.dns_service_ip,
+                                             seconds]):
+                break
+            if time.monotonic() < deadline:  # the probe itself failed: start it again
+                await asyncio.sleep(POLL_SECONDS)
+                continue
             raise LabctlError(f"cluster DNS ({cluster.dns_service_ip}) did not answer on node {node!r} "
                               f"within {READY_TIMEOUT:.0f}s",
                               hint="see `kubectl -n kube-system get pods -l k8s-app=kube-dns` and "

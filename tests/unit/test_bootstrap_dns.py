@@ -56,7 +56,9 @@ def fake_dns(replies: list[str]) -> tuple[str, list[str], threading.Thread]:
 
 def run_probe(host: str, seconds: float) -> int:
     argv = [sys.executable, "-I", "-S", "-c", bootstrap.DNS_PROBE, NAME, host, str(seconds)]
-    return subprocess.run(argv, timeout=30).returncode
+    proc = subprocess.run(argv, timeout=30, capture_output=True, text=True)
+    assert proc.stderr == ""  # no traceback: every failure is a retry, the deadline the one way out
+    return proc.returncode
 
 
 def test_the_probe_retries_in_one_process_until_a_real_answer():
@@ -97,3 +99,9 @@ def test_other_addons_are_created_as_their_manifests_say():
                                                  ["kube-dns"]))
     assert later == {}
     assert next(o for o in api.created if o["kind"] == "Deployment")["spec"]["replicas"] == 2
+
+
+def test_a_refused_send_is_tried_again_not_the_end():
+    # a send the kernel refuses (here: to the broadcast address without SO_BROADCAST; in a
+    # node, the proxy's rules before they list the replica) is retried until the deadline
+    assert run_probe("255.255.255.255", 0.5) == 1
