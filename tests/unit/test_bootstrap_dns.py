@@ -37,7 +37,10 @@ def fake_dns(replies: list[str]) -> tuple[str, list[str], threading.Thread]:
     def serve() -> None:
         with sock:
             for how in replies:
-                data, peer = sock.recvfrom(512)
+                try:
+                    data, peer = sock.recvfrom(512)
+                except TimeoutError:  # the probe stopped asking (its deadline): the server is done
+                    return
                 query = DNSRecord.parse(data)
                 asked.append(str(query.q.qname))
                 reply = query.reply()
