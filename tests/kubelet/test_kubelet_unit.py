@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import docker.errors
 import pytest
 
 from labctl.agent.kubelet.backoff import Backoff
@@ -11,6 +14,7 @@ from labctl.agent.kubelet.podworker import definition_changed
 from labctl.agent.kubelet.runtime import (
     ContainerRecord,
     PodRef,
+    Runtime,
     build_container,
     build_sandbox,
     docker_epoch,
@@ -264,3 +268,38 @@ def test_result_ip_and_wanted_routes():
               "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}
              for n, cidr, ip in [("worker", "10.244.1.0/24", "172.30.0.3"), ("worker2", "10.244.2.0/24", "172.30.0.4")]]
     assert wanted_routes(nodes + [{"metadata": {"name": "new"}, "spec": {}}], "worker") == {"10.244.2.0/24": "172.30.0.4"}
+
+
+class FakeEngine:
+    """The two Engine API calls a pod listing makes (list, inspect), counted."""
+
+    def __init__(self, containers: dict[str, str]) -> None:
+        self.containers_by_id = containers  # id → Kubernetes container name
+        self.inspected: list[str] = []
+
+    def containers(self, all: bool, filters: dict) -> list[dict]:
+        return [{"Id": cid, "Labels": {c.CONTAINER_NAME_LABEL: name}} for cid, name in self.containers_by_id.items()]
+
+    def inspect_container(self, cid: str) -> dict:
+        self.inspected.append(cid)
+        if cid not in self.containers_by_id:
+            raise docker.errors.NotFound("No such container")
+        return {"Id": cid, "Config": {"Labels": {c.CONTAINER_NAME_LABEL: self.containers_by_id[cid]}},
+                "State": {"Running": True}}
+
+
+def fake_runtime(engine: FakeEngine) -> Runtime:
+    return Runtime(SimpleNamespace(api=engine), "lab", "lab-worker")  # type: ignore[arg-type]
+
+
+def test_a_status_listing_does_not_inspect_the_sandbox():
+    """The pod's status is made of its containers: the sandbox is not read for it."""
+    engine = FakeEngine({"s1": "POD", "a1": "nginx"})
+    assert [r.name for r in fake_runtime(engine).list_pod("u-1", sandboxes=False)] == ["nginx"]
+    assert engine.inspected == ["a1"]
+    assert [r.name for r in fake_runtime(engine).list_pod("u-1")] == ["POD", "nginx"]
+
+
+def test_inspect_all_leaves_out_containers_removed_meanwhile():
+    engine = FakeEngine({"a1": "nginx"})
+    assert [r.id for r in fake_runtime(engine).inspect_all(["gone", "a1"])] == ["a1"]

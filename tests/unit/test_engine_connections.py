@@ -15,6 +15,7 @@ def test_calls_about_different_containers_share_one_pool():
     a = adapter.get_connection("http+docker://localhost/v1.41/containers/a/json")
     b = adapter.get_connection("http+docker://localhost/v1.41/containers/b/start")
     assert a is b
+    assert client.api.trust_env is False  # a local socket: no proxy, no ~/.netrc looked up per call
     assert reuse_connections(client).api.adapters["http+docker://"] is adapter  # idempotent
     client.close()
 

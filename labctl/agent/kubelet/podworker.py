@@ -146,12 +146,14 @@ class PodWorker:
         if self.gone or pod["metadata"].get("deletionTimestamp"):
             await self.terminate()
             return True
-        by_name = group_records(await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid))
+        records = await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid)
+        by_name = group_records(records)
         if self.terminal():
             await self.release(by_name)
             return False
         sandboxes = by_name.get(SANDBOX, [])
         sandbox = sandboxes[-1] if sandboxes else None
+        made: list[ContainerRecord] | None = None
         if sandbox is None or not sandbox.running or await self.network_gone(sandbox):
             attempts: dict[str, int] = {}
             if sandbox is not None:
@@ -160,11 +162,12 @@ class PodWorker:
                     self.wake()
                     return False
                 attempts = {name: rs[-1].attempt + 1 for name, rs in by_name.items() if name != SANDBOX}
-            await self.start_pod(sandbox.attempt + 1 if sandbox else 0, attempts)
+            made = await self.start_pod(sandbox.attempt + 1 if sandbox else 0, attempts,
+                                        records if sandbox is None else None)
         else:
             await self.sync_containers(by_name, sandbox.id)
             await self.refresh_volumes()
-        await self.write_status()
+        await self.write_status(made)
         return False
 
     def terminal(self) -> bool:
@@ -198,11 +201,16 @@ class PodWorker:
         await self.write_status()
         await kill_pod(self.ctx, [r for rs in by_name.values() for r in rs], grace_seconds(self.pod))
 
-    async def start_pod(self, attempt: int, container_attempts: dict[str, int] | None = None) -> None:
+    async def start_pod(self, attempt: int, container_attempts: dict[str, int] | None = None,
+                        listed: list[ContainerRecord] | None = None) -> list[ContainerRecord] | None:
         """Sandbox → (network ∥ image + create of each container) → start the containers.
 
         ``container_attempts`` continues the containers' attempt numbers after a sandbox
-        re-creation, so their restart counts rise, as the kubelet counts them.
+        re-creation, so their restart counts rise, as the kubelet counts them. ``listed`` is
+        the pod's containers as the sync has just read them from Docker, nothing done to them
+        since (None: not known). When that was none at all, the pod's containers are exactly the
+        ones made here: their records are returned, read after the start, for the status (no
+        second list of the pod; None otherwise, and the status lists them).
         """
         pod, ctx = self.pod, self.ctx
         first = container_attempts or {}
@@ -210,9 +218,9 @@ class PodWorker:
             # the kubelet's first status, before anything is created: ContainerCreating (or
             # PodInitializing), which `kubectl get pods` shows while images, the network and a
             # postStart hook take their time
-            await self.write_status()
+            await self.write_status(listed)
         if not await self.setup_volumes():
-            return
+            return None
         assert self.volumes.prepared is not None
         # the files the containers mount must exist when they are created: without the IP until the ADD
         await write_pod_files(ctx, pod, "")
@@ -230,7 +238,7 @@ class PodWorker:
             # the app containers wait for the init containers: one step per sync from here on
             if await self.start_network(sandbox_id):
                 await self.sync_containers({}, sandbox_id)
-            return
+            return None
         needs_ip = any(_uses_pod_ip(c) for c in containers)
         # the network's task first, so it queues for the blocking threads ahead of the creates
         network = asyncio.ensure_future(self.start_network(sandbox_id))
@@ -239,7 +247,7 @@ class PodWorker:
             asyncio.gather(*(self.create_container(c, sandbox_id, first.get(c["name"], 0))
                              for c in containers if not needs_ip)))
         if not network_ready:
-            return
+            return None
         if needs_ip:
             ids = await asyncio.gather(*(self.create_container(c, sandbox_id, first.get(c["name"], 0))
                                          for c in containers))
@@ -247,6 +255,9 @@ class PodWorker:
         await asyncio.gather(*(self.start_container(c, cid) for c, cid in zip(containers, ids) if cid))
         log.info("pod %s/%s started: sandbox %.2fs, network+create %.2fs, start %.2fs", self.ref.namespace,
                  self.ref.name, t1 - t0, t2 - t1, time.monotonic() - t2)
+        if listed != []:
+            return None
+        return await ctx.blocking(ctx.runtime.inspect_all, [cid for cid in ids if cid])
 
     async def start_network(self, sandbox_id: str) -> bool:
         ctx = self.ctx
@@ -625,9 +636,14 @@ class PodWorker:
                 del self.probe_tasks[(cid, kind)]
 
     # -- status --------------------------------------------------------------------------
-    async def write_status(self) -> None:
-        """Compute the status from a fresh look at Docker; PATCH it when it changed."""
-        records = await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid)
+    async def write_status(self, records: list[ContainerRecord] | None = None) -> None:
+        """Compute the status from a fresh look at Docker; PATCH it when it changed.
+
+        ``records``: the pod's containers as the caller has just read them (the status needs
+        no sandbox); None lists them.
+        """
+        if records is None:
+            records = await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid, False)
         await self.volumes.read_termination_messages(records)
         by_name = group_records(records)
         spec = self.pod["spec"]
