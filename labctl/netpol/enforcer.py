@@ -5,7 +5,10 @@ reused: handlers only record the change (as typed values, see :mod:`labctl.netpo
 and poke a :class:`~labctl.proxy.runner.BoundedFrequencyRunner`; ``sync()`` builds the
 whole ruleset with the pure :func:`~labctl.netpol.rules.build_ruleset` and applies it with
 :class:`~labctl.proxy.iptables.IPTables`. A pod event that changes nothing policies read
-(a status condition, a restart count) costs no sync. Nothing is written before the three
+(a status condition, a restart count) costs no sync, and while there is no NetworkPolicy at
+all, no pod or namespace change does either: the rules then read neither (in a 50-pod burst
+each node's enforcer otherwise synced ~60 times, two ``iptables`` processes each, to write
+the same rules; docs/pod-startup.md). Nothing is written before the three
 initial lists are in: a restarting agent must not drop traffic for pods whose policies it
 has not listed yet.
 
@@ -69,15 +72,17 @@ class PolicyEnforcer:
         self._record(self.policies, old, new, policy_info)
 
     def on_pod(self, old: Obj | None, new: Obj | None) -> None:
-        self._record(self.pods, old, new, pod_info)
+        self._record(self.pods, old, new, pod_info, read=bool(self.policies))
 
     def on_namespace(self, old: Obj | None, new: Obj | None) -> None:
         self._record(self.namespaces, old, new,
                      lambda ns: dict((ns.get("metadata") or {}).get("labels") or {}),
-                     key=lambda ns: (ns.get("metadata") or {}).get("name", ""))
+                     key=lambda ns: (ns.get("metadata") or {}).get("name", ""), read=bool(self.policies))
 
     def _record(self, table: dict[str, T], old: Obj | None, new: Obj | None, parse: Callable[[Obj], T | None],
-                key: Callable[[Obj], str] = _key) -> None:
+                key: Callable[[Obj], str] = _key, read: bool = True) -> None:
+        """Keep ``table`` current; sync when it changed and the rules read it now (``read``: pods and
+        namespaces only matter once there is a policy, whose own event then syncs them all)."""
         with self._lock:
             changed = False
             if old is not None and (new is None or key(old) != key(new)):
@@ -89,7 +94,7 @@ class PolicyEnforcer:
                 elif table.get(key(new)) != value:
                     table[key(new)] = value
                     changed = True
-        if changed:
+        if changed and read:
             self.request_sync()
 
     def on_synced(self) -> None:

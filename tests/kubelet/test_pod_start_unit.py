@@ -1,5 +1,6 @@
 """A new pod's first sync reads Docker's list of the pod once: its first status reuses that list,
-and its status after the start reads the containers it made, not the pod's list again."""
+and its status after the start reads the containers it made, not the pod's list again. A worker
+resyncs on its own clock, after its last sync."""
 
 from __future__ import annotations
 
@@ -93,3 +94,19 @@ def test_a_pod_whose_containers_outlived_their_sandbox_is_listed_again_for_its_s
     _w, engine, statuses = started_worker(monkeypatch, [old])
     assert engine.calls == ["list", "create"]
     assert statuses == [[old], None]  # None: write_status lists the pod
+
+
+def test_a_worker_resyncs_itself_after_its_last_sync(monkeypatch):
+    """No event, no node-wide tick: the worker's own timer, armed when a sync ends, brings the next sync."""
+    monkeypatch.setattr(podworker, "RESYNC_S", 0.02)
+    w = PodWorker(SimpleNamespace(volumes=NodeVolumes()), copy.deepcopy(POD))  # type: ignore[arg-type]
+    syncs = 0
+
+    async def sync() -> bool:
+        nonlocal syncs
+        syncs += 1
+        return syncs == 3  # the pod is gone after the third
+
+    monkeypatch.setattr(w, "sync", sync)
+    asyncio.run(asyncio.wait_for(w.run(), 10))
+    assert syncs == 3 and w._resync is not None and w._resync.cancelled()  # no timer left behind

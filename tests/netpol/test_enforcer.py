@@ -62,6 +62,25 @@ def test_sync_waits_for_the_lists_then_writes_what_changed():
     assert [line for line in last if line.startswith("-X LABCTL-POD-INGRESS-")]  # the stale chain goes
 
 
+def test_without_any_policy_pod_and_namespace_changes_write_nothing_until_a_policy_comes():
+    """The rules read pods and namespaces only through policies: with none, a burst of pods costs no sync."""
+    fake = FakeIPTables()
+    enforcer = PolicyEnforcer("worker", iptables=fake)  # type: ignore[arg-type]
+    enforcer.on_synced()
+    enforcer._running = True
+    pending = []
+    enforcer.runner.run = lambda: pending.append(1)  # type: ignore[method-assign]
+    enforcer.on_pod(None, web())
+    enforcer.on_namespace(None, {"metadata": {"name": "x", "labels": {"team": "a"}}})
+    assert pending == [] and "x/web" in enforcer.pods  # recorded all the same
+    enforcer.on_policy(None, DENY)
+    assert pending == [1]
+    enforcer.sync()
+    assert "pod x/web is isolated for ingress by x/deny" in fake.restored[-1]
+    enforcer.on_pod(web(), web(phase="Succeeded"))  # now that a policy reads pods: a sync
+    assert pending == [1, 1]
+
+
 def test_namespaces_are_kept_by_name_with_their_labels():
     enforcer = PolicyEnforcer("worker", iptables=FakeIPTables())  # type: ignore[arg-type]
     ns = {"metadata": {"name": "x", "labels": {"team": "a"}}}

@@ -36,8 +36,6 @@ from .runtime import Runtime
 from .serviceaccount import ServiceAccountTokens
 
 log = logging.getLogger("labctl.kubelet")
-#: Every pod worker re-checks Docker this often, in case an event was missed.
-RESYNC_S = 10.0
 ROUTE_RESYNC_S = 30.0
 
 
@@ -111,18 +109,13 @@ class Kubelet:
                     worker.task.cancel()
 
     async def _housekeeping(self) -> None:
-        """Resync every worker every RESYNC_S; collect orphans every GC_PERIOD_S."""
-        since_gc = 0.0
+        """Collect orphans every GC_PERIOD_S (each pod worker resyncs itself, :data:`.podworker.RESYNC_S`)."""
         while True:
-            await asyncio.sleep(RESYNC_S)
-            self._wake_all()
-            since_gc += RESYNC_S
-            if since_gc >= gc.GC_PERIOD_S:
-                since_gc = 0.0
-                try:
-                    await gc.remove_orphans(self.ctx, self.known_uids)
-                except Exception as err:
-                    log.warning("failed to collect orphan pod containers: %s", err)
+            await asyncio.sleep(gc.GC_PERIOD_S)
+            try:
+                await gc.remove_orphans(self.ctx, self.known_uids)
+            except Exception as err:
+                log.warning("failed to collect orphan pod containers: %s", err)
 
     def known_uids(self) -> set[str]:
         return {p["metadata"]["uid"] for p in self.pods.list()} | set(self.workers)

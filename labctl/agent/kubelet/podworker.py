@@ -34,6 +34,8 @@ from .volumes import VolumeError, sandbox_mounts
 
 log = logging.getLogger("labctl.kubelet")
 RETRY_S = 2.0
+#: A pod worker re-checks Docker this long after its last sync at the latest, in case an event was missed.
+RESYNC_S = 10.0
 
 
 def group_records(records: list[ContainerRecord]) -> dict[str, list[ContainerRecord]]:
@@ -70,6 +72,7 @@ class PodWorker:
         self.own_starts: set[str] = set()  # containers it is starting, whose Docker "start" event is no news
         self._wake = asyncio.Event()
         self._wake.set()
+        self._resync: asyncio.TimerHandle | None = None
         self.task: asyncio.Task | None = None
 
     # -- signals -------------------------------------------------------------------------
@@ -126,18 +129,34 @@ class PodWorker:
         asyncio.get_running_loop().call_later(max(0.05, delay), self.wake)
 
     async def run(self) -> None:
-        """Sync on every wake-up until the pod is torn down."""
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                if await self.sync():
-                    return
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:
-                log.warning("failed to sync pod %s/%s: %s", self.ref.namespace, self.ref.name, err, exc_info=True)
-                self.wake_after(RETRY_S)
+        """Sync on every wake-up until the pod is torn down, and :data:`RESYNC_S` after the last sync.
+
+        The resync is timed per pod from its own last sync, as the kubelet's pod workers
+        re-queue themselves after each sync: a pod that has just been synced is not looked at
+        again for nothing, and a node's pods are not all woken at the same tick (in a burst,
+        a tick that came during a pod's start cost it a second sync at once, and all of them
+        at the same moment).
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._resync is not None:
+                    self._resync.cancel()
+                try:
+                    if await self.sync():
+                        return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    log.warning("failed to sync pod %s/%s: %s", self.ref.namespace, self.ref.name, err,
+                                exc_info=True)
+                    self.wake_after(RETRY_S)
+                self._resync = loop.call_later(RESYNC_S, self.wake)
+        finally:
+            if self._resync is not None:
+                self._resync.cancel()
 
     # -- sync ----------------------------------------------------------------------------
     async def sync(self) -> bool:
