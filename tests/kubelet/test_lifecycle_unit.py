@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -320,3 +321,40 @@ def test_pre_stop_time_is_taken_from_the_grace_period_and_a_failure_is_an_event(
     ctx = StopRecorder()
     asyncio.run(hooks.stop_container(ctx, POD, slow, rec("app", True), 2))  # type: ignore[arg-type]
     assert ctx.stops == [("id-app-0", hooks.MIN_GRACE_AFTER_PRE_STOP_S)] and ctx.events == []
+
+
+def test_probe_ticks_follow_the_pods_first_sync_not_each_probe():
+    # upstream's prober worker ticks every period from AddPod (the pod's first sync)
+    assert probes.next_tick(100.0, 1.0, 100.4) == pytest.approx(101.0)
+    assert probes.next_tick(100.0, 1.0, 101.0) == pytest.approx(102.0)   # a probe on a tick: the next one
+    assert probes.next_tick(100.0, 10.0, 100.4) == pytest.approx(110.0)
+    assert probes.next_tick(100.0, 1.0, 103.0, inclusive=True) == pytest.approx(103.0)
+    assert probes.next_tick(100.0, 1.0, 103.2, inclusive=True) == pytest.approx(104.0)
+
+
+def test_a_failed_first_readiness_probe_is_retried_at_the_next_tick_of_the_pods_grid(monkeypatch):
+    """A server still starting when its container starts (0.4 s after the pod's first sync) is
+    probed at once, then at 1.0 s, not a whole period after the first probe (1.4 s)."""
+    waits: list[float] = []
+    answers = iter([False, True])
+    real_sleep = asyncio.sleep
+
+    async def no_sleep(delay: float) -> None:
+        waits.append(delay)
+        await real_sleep(0)
+
+    async def exec_fn(_command: list[str]) -> tuple[int, str]:
+        return (0, "") if next(answers) else (1, "connection refused")
+
+    async def main() -> None:
+        anchor = time.monotonic() - 0.4
+        probe = {"exec": {"command": ["x"]}, "periodSeconds": 1}
+        ready = asyncio.Event()
+        task = asyncio.create_task(probes.probe_loop("readiness", probe, "ip", {}, None, exec_fn,  # type: ignore[arg-type]
+                                                     lambda ok, _m: ok and ready.set(), lambda ok, m: None, anchor))
+        await asyncio.wait_for(ready.wait(), 5)
+        task.cancel()
+
+    monkeypatch.setattr(probes.asyncio, "sleep", no_sleep)
+    asyncio.run(main())
+    assert waits[0] == pytest.approx(0.6, abs=0.05)

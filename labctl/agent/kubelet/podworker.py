@@ -62,6 +62,7 @@ class PodWorker:
         self.started_ids: set[str] = set()              # container ids whose startupProbe passed
         self.first_attempts: dict[str, int] = {}        # attempt numbers to continue after a new sandbox
         self.probe_tasks: dict[tuple[str, str], asyncio.Task] = {}
+        self.probe_grid = time.monotonic()  # the probes' ticks count from here (upstream's AddPod)
         self.last_status: dict | None = None
         self.sending_status: dict | None = None  # the status of a PATCH not answered yet
         self.pull_failures: dict[str, tuple[float, str]] = {}  # container → (when, message)
@@ -646,7 +647,8 @@ class PodWorker:
         async def exec_fn(command: list[str]) -> tuple[int, str]:
             return await self.ctx.blocking(self.ctx.runtime.exec, record.id, command)
 
-        await probes.probe_loop(kind, probe, self.pod_ip, container, self.ctx.http, exec_fn, changed, attempt_failed)
+        await probes.probe_loop(kind, probe, self.pod_ip, container, self.ctx.http, exec_fn, changed, attempt_failed,
+                                self.probe_grid)
 
     def cancel_probes(self, keep: set[str] | None = None) -> None:
         for (cid, kind), task in list(self.probe_tasks.items()):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -109,18 +111,44 @@ async def run_probe(probe: dict, pod_ip: str, container: dict, session: aiohttp.
 OnChange = Callable[[bool, str], None]
 
 
+def next_tick(anchor: float, period: float, now: float, *, inclusive: bool = False) -> float:
+    """The prober worker's next tick after ``now`` (at or after it when ``inclusive``).
+
+    Upstream's worker (``prober/worker.go``) is made when the kubelet first syncs the pod
+    (``AddPod``), before its containers exist, and probes on a ticker of ``periodSeconds``
+    from then on, across container restarts; ``UpdatePodStatus`` also runs it at once when a
+    container is running without a result yet. So a readiness probe that fails because the
+    server is still starting passes on the pod's tick grid, not a whole period after the
+    container started: the grid started while the sandbox and container were being made.
+    """
+    ticks = (now - anchor) / period
+    return anchor + period * (math.ceil(ticks) if inclusive else math.floor(ticks) + 1)
+
+
 async def probe_loop(kind: str, probe: dict, pod_ip: str, container: dict, session: aiohttp.ClientSession,
-                     exec_fn: ExecFn, on_change: OnChange, on_failure_attempt: OnChange) -> None:
+                     exec_fn: ExecFn, on_change: OnChange, on_failure_attempt: OnChange,
+                     anchor: float | None = None) -> None:
     """Probe forever (until cancelled); call ``on_change(ok, message)`` when the verdict flips.
 
     Readiness and startup start as failed (not ready, not started until a probe
     succeeds); liveness starts as passed. ``on_failure_attempt`` sees each failed
     attempt (for the ``Unhealthy`` event). A startup probe returns after its verdict.
+    The first probe runs at once (after ``initialDelaySeconds``: at the first tick past it),
+    the next ones on the tick grid from ``anchor`` (the ``time.monotonic()`` of the pod's
+    first sync: :func:`next_tick`); without an anchor, a period after each probe.
     """
     initial_delay, period, _, success_threshold, failure_threshold = probe_settings(probe)
     verdict = kind == "liveness"
     successes = failures = 0
-    await asyncio.sleep(initial_delay)
+
+    def until(tick: Callable[[float], float]) -> float:
+        now = time.monotonic()
+        return max(0.0, tick(now) - now)
+
+    if initial_delay:
+        await asyncio.sleep(initial_delay)
+        if anchor is not None:
+            await asyncio.sleep(until(lambda now: next_tick(anchor, period, now, inclusive=True)))
     while True:
         result = await run_probe(probe, pod_ip, container, session, exec_fn)
         if result.ok:
@@ -138,4 +166,4 @@ async def probe_loop(kind: str, probe: dict, pod_ip: str, container: dict, sessi
                 on_change(False, result.message)
                 if kind == "startup":
                     return
-        await asyncio.sleep(period)
+        await asyncio.sleep(period if anchor is None else until(lambda now: next_tick(anchor, period, now)))
