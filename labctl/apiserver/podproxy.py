@@ -27,8 +27,11 @@ import contextlib
 import datetime as dt
 import itertools
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -36,6 +39,7 @@ from aiohttp import WSMsgType, web
 from ..client.streams import CLOSE, ERROR, RESIZE, STDERR, STDIN, STDOUT
 from ..engine.streams import ContainerInfo, DockerAPIError, DockerEngine, FrameDemuxer
 from ..kube.containers import CONTAINER_ATTEMPT_LABEL, CONTAINER_NAME_LABEL, CONTAINER_TYPE_LABEL, POD_UID_LABEL
+from ..kube.meta import parse_time
 from . import _channels as ch
 from . import errors, queryparams
 
@@ -56,6 +60,17 @@ __all__ = [
 _DISCONNECT_POLL_SECONDS = 1.0
 #: how long a stream may take to close once its process is known to have ended
 _DRAIN_SECONDS = 2.0
+#: Docker answers an attach's upgrade before it joins the container's streams: what the process
+#: writes, and ends with, in this time after the answer, the attach does not carry
+_ATTACH_SETUP_SECONDS = 0.5
+#: container id → (bytes, monotonic time) of the last read of its whole log (both streams, no
+#: tail, since, limit or timestamps): ``kubectl run -i`` reads the log so just before it
+#: attaches, and an attach that missed the process's end sends what came after
+#: (:class:`_AttachSession`). The oldest entries go first past :data:`_READ_THROUGH_MAX`.
+_READ_THROUGH: OrderedDict[str, tuple[int, float]] = OrderedDict()
+_READ_THROUGH_MAX = 1024
+#: an attach this soon after such a read is ``kubectl run -i``'s (it attaches within milliseconds)
+_READ_THEN_ATTACH_SECONDS = 2.0
 
 
 # -- which container ------------------------------------------------------------------------
@@ -181,6 +196,11 @@ class LogOptions:
         opts.validate(pod_name)
         return opts
 
+    def whole_log(self) -> bool:
+        """The container's whole log as it is (what ``kubectl run -i`` reads before it attaches)."""
+        return (not (self.follow or self.previous or self.timestamps) and self.stream == "All"
+                and self.tail_lines is self.since_seconds is self.since_time is self.limit_bytes is None)
+
     def validate(self, pod_name: str) -> None:
         """kube's ``ValidatePodLogOptions``: a 422 naming every bad field."""
         errs: list[errors.FieldError] = []
@@ -260,7 +280,7 @@ async def serve_log(request: web.Request, pod: dict, engine: DockerEngine) -> we
                          stdout=opts.stream != "Stderr", stderr=opts.stream != "Stdout")
     resp.enable_chunked_encoding()
     await resp.prepare(request)
-    pump = asyncio.ensure_future(_copy_log(chunks, resp, opts.limit_bytes))
+    pump: asyncio.Future[int] = asyncio.ensure_future(_copy_log(chunks, resp, opts.limit_bytes))
     try:
         while not pump.done():
             await asyncio.wait({pump}, timeout=_DISCONNECT_POLL_SECONDS)
@@ -272,10 +292,16 @@ async def serve_log(request: web.Request, pod: dict, engine: DockerEngine) -> we
     if pump.done() and not pump.cancelled() and isinstance(pump.exception(), DockerAPIError):
         log.warning("failed to stream the log of %s/%s container %r: %s", pod["metadata"].get("namespace"),
                     name, container, pump.exception())
+    elif pump.done() and not pump.cancelled() and opts.whole_log():
+        _READ_THROUGH[instance.id] = (pump.result(), time.monotonic())
+        _READ_THROUGH.move_to_end(instance.id)
+        if len(_READ_THROUGH) > _READ_THROUGH_MAX:
+            _READ_THROUGH.popitem(last=False)
     return resp
 
 
-async def _copy_log(chunks, resp: web.StreamResponse, limit: int | None) -> None:
+async def _copy_log(chunks, resp: web.StreamResponse, limit: int | None) -> int:
+    """Send the log's chunks (up to ``limit`` bytes); the bytes sent."""
     sent = 0
     try:
         async for chunk in chunks:
@@ -289,6 +315,7 @@ async def _copy_log(chunks, resp: web.StreamResponse, limit: int | None) -> None
         pass
     finally:
         await chunks.aclose()
+    return sent
 
 
 # -- exec and attach ---------------------------------------------------------------------------
@@ -351,6 +378,7 @@ class _ExecSession:
         self.engine, self.opts, self.container, self.pod = engine, opts, container, pod
         self.exec_id = ""
         self.forwarded = 0  # bytes of the process's output passed to the client
+        self.delivered = 0  # bytes of the client's input passed to the process
         self.raw_output = opts.tty  # Docker's stream is raw with a TTY, multiplexed without
         self.forward_stdin_close = True  # the client's end of input ends the process's input
         self.input_at_line_start = True  # no partial line typed into a TTY
@@ -384,6 +412,7 @@ class _ExecSession:
                     await self._send_status(await self._final_status())
                     return
             if output.done() and not output.cancelled() and output.exception() is None:
+                await self._output_ended()
                 await self._send_status(await self._final_status())
         finally:
             for task in (output, client, gone):
@@ -399,8 +428,13 @@ class _ExecSession:
     async def _replay_missed_output(self) -> None:
         """Send what the process wrote that the stream did not carry (nothing for an exec)."""
 
+    async def _output_ended(self) -> None:
+        """The process's stream ended: send what it missed, if anything (nothing for an exec)."""
+
     async def _running_instance(self) -> ContainerInfo:
-        instances = await list_instances(self.engine, self.pod, self.container)
+        return self._running(await list_instances(self.engine, self.pod, self.container))
+
+    def _running(self, instances: list[ContainerInfo]) -> ContainerInfo:
         if not instances or instances[-1].state != "running":
             raise DockerAPIError(404, f'unable to upgrade connection: container not found ("{self.container}")')
         return instances[-1]
@@ -436,6 +470,7 @@ class _ExecSession:
             if channel == STDIN and self.opts.stdin:
                 writer.write(data)
                 await writer.drain()
+                self.delivered += len(data)
                 if data:
                     self.input_at_line_start = data.endswith(b"\n")
             elif channel == CLOSE and data[:1] == bytes((STDIN,)) and self.opts.stdin and self.forward_stdin_close:
@@ -486,14 +521,27 @@ class _AttachSession(_ExecSession):
     """
 
     container_id = ""
+    attached_at = 0.0  # the host's clock once Docker answered the attach
 
     async def _start(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        instance = await self._running_instance()
+        instances = await list_instances(self.engine, self.pod, self.container)
+        if instances and instances[-1].state != "running" and _read_just_now(instances[-1].id):
+            # `kubectl run -i` read this instance's whole log an instant ago, saw the pod running,
+            # and attaches: its process ended in between. Refused (as the kubelet refuses a stopped
+            # container), kubectl would read the log again from the second of its first read and
+            # print the answer twice after a warning (kubernetes/kubectl#1848, more often here
+            # than on a cluster whose status moves slower); the attach sends what came after that
+            # read instead (_output_ended), as for an attach that missed the process's end.
+            self.container_id, self.attached_at = instances[-1].id, time.time()
+            return _ended_output(), cast(asyncio.StreamWriter, _NoInput())
+        instance = self._running(instances)
         self.container_id = instance.id
         config = (await self.engine.inspect(instance.id)).get("Config") or {}
         self.raw_output, self.forward_stdin_close = bool(config.get("Tty")), bool(config.get("StdinOnce"))
         o = self.opts
-        return await self.engine.attach(instance.id, stdin=o.stdin, stdout=o.stdout, stderr=o.stderr)
+        streams = await self.engine.attach(instance.id, stdin=o.stdin, stdout=o.stdout, stderr=o.stderr)
+        self.attached_at = time.time()
+        return streams
 
     async def _resize(self, width: int, height: int) -> None:
         await self.engine.resize(self.container_id, width, height)
@@ -505,15 +553,68 @@ class _AttachSession(_ExecSession):
         with contextlib.suppress(DockerAPIError):
             await self.engine.wait_stopped(self.container_id)
 
+    async def _output_ended(self) -> None:
+        # a stream that carried nothing either way, of a process that ended while Docker joined it
+        if not (self.forwarded or self.delivered) and await self._ended_while_attaching():
+            await self._replay_missed_output()
+
+    async def _ended_while_attaching(self) -> bool:
+        try:
+            state = (await self.engine.inspect(self.container_id)).get("State") or {}
+        except DockerAPIError:
+            return False
+        finished = parse_time(state.get("FinishedAt"))
+        return (not state.get("Running") and finished is not None
+                and finished.timestamp() <= self.attached_at + _ATTACH_SETUP_SECONDS)
+
     async def _replay_missed_output(self) -> None:
+        """What the process wrote that no stream carried to the client: its log after what the
+        client's last read of the whole log sent (``kubectl run -i`` reads the log, then attaches,
+        and what came between reached neither: ``kubectl run -i --rm … -- nslookup kubernetes``
+        printed nothing, now and then), or all of it without such a read."""
         if self.forwarded or not self.opts.stdout:
             return  # the stream carried output: it saw the process, and replaying would repeat it
+        skip = _READ_THROUGH.get(self.container_id, (0, 0.0))[0]
         try:
             async for chunk in self.engine.logs(self.container_id, follow=False, timestamps=False, tail=None,
                                                 since=None):
-                await self.ws.send_bytes(ch.frame(STDOUT, chunk))
+                chunk, skip = chunk[skip:], max(0, skip - len(chunk))
+                if chunk:
+                    self.forwarded += len(chunk)
+                    await self.ws.send_bytes(ch.frame(STDOUT, chunk))
         except DockerAPIError as err:
             log.debug("failed to replay the output of %s: %s", self.container, err)
 
     async def _final_status(self) -> dict:
         return ch.success_status()
+
+
+def _read_just_now(container_id: str) -> bool:
+    read = _READ_THROUGH.get(container_id)
+    return read is not None and time.monotonic() - read[1] <= _READ_THEN_ATTACH_SECONDS
+
+
+def _ended_output() -> asyncio.StreamReader:
+    """The output stream of a process that has ended: nothing more."""
+    reader = asyncio.StreamReader()
+    reader.feed_eof()
+    return reader
+
+
+class _NoInput:
+    """The input side of a process that has ended: what the client sends goes nowhere."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    async def drain(self) -> None:
+        pass
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def write_eof(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

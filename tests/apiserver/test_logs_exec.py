@@ -16,6 +16,7 @@ import os
 import re
 import struct
 import subprocess
+import time
 import uuid
 
 import orjson
@@ -440,7 +441,7 @@ class _SilentClient:
 
 
 @pytest.mark.docker
-def test_an_attach_to_a_container_that_stopped_as_it_was_attached_ends_with_its_output(docker_pods):
+def test_an_attach_to_a_container_that_stopped_as_it_was_attached_ends_with_its_output(docker_pods, monkeypatch):
     """`kubectl run -i --rm … -- nslookup …`: the process may end between the check that the
     container runs and Docker's attach, and Docker's attach to a stopped container never ends.
     The session ends anyway, with the output the stream did not carry, and Success."""
@@ -449,14 +450,14 @@ def test_an_attach_to_a_container_that_stopped_as_it_was_attached_ends_with_its_
     name = docker_pods.run(pod, "c", "echo answered", wait=True)
     opts = podproxy.ExecOptions("c", (), True, True, True, False)
 
+    async def was_running(*_args) -> list[ContainerInfo]:  # the check passed a moment before the process ended
+        return [ContainerInfo(name, name, "running", {}, 0)]
+
+    monkeypatch.setattr(podproxy, "list_instances", was_running)
+
     async def attach_as_the_container_stops() -> _SilentClient:
         async with DockerEngine() as engine:
             session = podproxy._AttachSession(engine, opts, "c", pod)
-
-            async def was_running() -> ContainerInfo:  # the check passed a moment before the process ended
-                return ContainerInfo(name, name, "running", {}, 0)
-
-            session._running_instance = was_running  # type: ignore[method-assign]
             client = _SilentClient()
             await asyncio.wait_for(session.run(client), 60)  # type: ignore[arg-type]
             return client
@@ -465,3 +466,94 @@ def test_an_attach_to_a_container_that_stopped_as_it_was_attached_ends_with_its_
     output = b"".join(data for channel, data in client.sent if channel == 1)
     assert output == b"answered\n"
     assert json.loads(client.sent[-1][1]) == {"metadata": {}, "status": "Success"} and client.sent[-1][0] == 3
+
+
+class _EndedEngine:
+    """Docker as an attach finds a container whose process ends around it: the attach stream closes
+    with nothing on it; the container's State says when the process ended; its log holds two lines."""
+
+    LOG = (b"Server: 10.96.0.10\n", b"Address: 10.96.0.1\n")
+
+    def __init__(self, finished_at: str) -> None:
+        self.finished_at = finished_at
+
+    async def inspect(self, _cid: str) -> dict:
+        return {"Config": {"Tty": False, "StdinOnce": True}, "State": {"Running": False, "FinishedAt": self.finished_at}}
+
+    async def attach(self, _cid: str, **_streams: bool):
+        reader = asyncio.StreamReader()
+        reader.feed_eof()
+        return reader, _ClosedWriter()
+
+    async def wait_stopped(self, _cid: str) -> int:
+        return 0
+
+    async def logs(self, _cid: str, **_options):
+        for chunk in self.LOG:
+            yield chunk
+
+
+class _ClosedWriter:
+    def close(self) -> None:
+        pass
+
+
+def _attach_to_an_ended_process(ended: str, read_through: int | None = None, state: str = "running") -> _SilentClient:
+    pod = {"metadata": {"name": "quick", "namespace": "default", "uid": "u"},
+           "spec": {"nodeName": "worker", "containers": [{"name": "c", "stdin": True, "stdinOnce": True}]}}
+    opts = podproxy.ExecOptions("c", (), True, True, True, False)
+    cid = uuid.uuid4().hex
+    if read_through is not None:  # what kubectl's read of the whole log sent just before
+        podproxy._READ_THROUGH[cid] = (read_through, time.monotonic())
+
+    async def listed(*_args) -> list[ContainerInfo]:  # running: the check passed a moment before
+        return [ContainerInfo(cid, "name", state, {}, 0)]
+
+    async def attach() -> _SilentClient:
+        session = podproxy._AttachSession(_EndedEngine(ended), opts, "c", pod)  # type: ignore[arg-type]
+        client = _SilentClient()
+        await asyncio.wait_for(session.run(client), 10)  # type: ignore[arg-type]
+        return client
+
+    original = podproxy.list_instances
+    podproxy.list_instances = listed  # type: ignore[assignment]
+    try:
+        return asyncio.run(attach())
+    finally:
+        podproxy.list_instances = original
+
+
+@pytest.mark.parametrize(("read_through", "shown"), [
+    (None, b"Server: 10.96.0.10\nAddress: 10.96.0.1\n"),  # no read before: all of it
+    (19, b"Address: 10.96.0.1\n"),                          # kubectl printed the first line already
+    (38, b""),                                               # ... and the second: nothing twice
+])
+def test_an_attach_that_missed_a_process_ending_as_it_was_made_sends_what_the_client_has_not_read(
+        read_through, shown):
+    # `kubectl run -i` reads the whole log, then attaches: what the process wrote between the two
+    # (its answer, and its end) reached neither, and `kubectl run -i --rm … -- nslookup` printed nothing
+    client = _attach_to_an_ended_process("2000-01-01T00:00:00.123456789Z", read_through)
+    assert b"".join(data for channel, data in client.sent if channel == 1) == shown
+    assert client.sent[-1] == (3, b'{"metadata":{},"status":"Success"}')
+
+
+def test_an_attach_to_a_process_that_ended_after_it_was_made_sends_only_what_it_carried():
+    # the attach was joined to the process's streams before it ended: they carried all it wrote
+    client = _attach_to_an_ended_process("2999-01-01T00:00:00Z")
+    assert not [data for channel, data in client.sent if channel == 1 and data]
+    assert client.sent[-1] == (3, b'{"metadata":{},"status":"Success"}')
+
+
+def test_only_a_read_of_the_whole_log_is_what_an_attach_continues_after():
+    assert LogOptions.from_query({"container": "c"}, "p").whole_log()  # kubectl run -i's read before it attaches
+    for query in ({"follow": "true"}, {"tailLines": "1"}, {"sinceTime": "2026-12-07T18:46:47Z"}, {"limitBytes": "5"},
+                  {"timestamps": "true"}, {"previous": "true"}, {"stream": "Stdout"}):
+        assert not LogOptions.from_query(query, "p").whole_log(), query
+
+
+def test_kubectl_run_attaching_to_a_process_that_ended_since_its_read_gets_the_rest_not_a_refusal():
+    # `kubectl run -i` read the whole log (the first line), saw the pod running, and attaches after
+    # the process ended: refused, kubectl would print the log again after a warning
+    client = _attach_to_an_ended_process("2000-01-01T00:00:00Z", read_through=19, state="exited")
+    assert b"".join(data for channel, data in client.sent if channel == 1) == b"Address: 10.96.0.1\n"
+    assert client.sent[-1] == (3, b'{"metadata":{},"status":"Success"}')
