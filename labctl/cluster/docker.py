@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # the plan (and the topology, the add-ons under it) is `up`'s
 
 #: Docker calls ``remove_cluster`` makes at once (the SDK's connection pool holds 10)
 REMOVE_WORKERS = 10
+#: lists and removals of a lab's containers at most (:func:`remove_cluster`)
+REMOVE_SWEEPS = 3
 
 
 @dataclass(frozen=True)
@@ -163,10 +165,16 @@ def remove_cluster(client: docker.DockerClient, cluster: str) -> list[str]:
     # stop the nodes first: a live kubelet would re-create the pod sandboxes we remove
     _all_at_once(problems, [(f"stop node {_name(c)}", partial(client.api.kill, c["Id"]))
                             for c in nodes if c.get("State") == "running"])
-    pods = [c for c in _containers(client, [f"{CLUSTER_LABEL}={cluster}"]) if not c["Labels"].get(NODE_LABEL)]
-    _all_at_once(problems, [(f"remove container {_name(c)}",
-                             partial(client.api.remove_container, c["Id"], force=True, v=True))
-                            for c in pods + nodes])
+    # then every container of the lab; again while any is left: a kubelet's create or start that
+    # the engine was already serving when its node died still lands, after the first list
+    for _sweep in range(REMOVE_SWEEPS):
+        left = _containers(client, [f"{CLUSTER_LABEL}={cluster}"])
+        if not left:
+            break
+        failed: list[str] = []
+        _all_at_once(failed, [(f"remove container {_name(c)}",
+                               partial(client.api.remove_container, c["Id"], force=True, v=True)) for c in left])
+        problems.extend(p for p in failed if p not in problems)
     label = {"label": f"{CLUSTER_LABEL}={cluster}"}
     _all_at_once(problems, [(f"remove network {n['Name']}", partial(client.api.remove_network, n["Id"]))
                             for n in client.api.networks(filters=label)]
