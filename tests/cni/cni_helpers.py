@@ -63,6 +63,14 @@ class Netns:
         """Run a command inside the namespace (``ip netns exec``)."""
         return subprocess.run(["ip", "netns", "exec", self.name, *argv], capture_output=True, text=True, check=check, **kw)
 
+    def as_lab_node(self) -> Netns:
+        """Give it a node's InternalIP 172.30.0.2/24 on ``eth0`` (a veth standing in for Docker's)."""
+        self.run("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
+        for link in ("eth0", "peer0"):
+            self.run("ip", "link", "set", link, "up")
+        self.run("ip", "addr", "add", "172.30.0.2/24", "dev", "eth0")
+        return self
+
 
 @dataclass
 class PluginRun:

@@ -31,11 +31,7 @@ print(json.dumps({"error": error, "routes": list_pod_cidr_routes()}))
 @pytest.fixture
 def node(netns_factory: Any) -> Netns:
     """A node with an InternalIP on a lab network (a veth stands in for Docker's eth0)."""
-    ns = netns_factory("lcr")
-    ns.run("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
-    for link in ("eth0", "peer0"):
-        ns.run("ip", "link", "set", link, "up")
-    ns.run("ip", "addr", "add", "172.30.0.2/24", "dev", "eth0")
+    ns = netns_factory("lcr").as_lab_node()
     ns.run("ip", "route", "add", "10.99.0.0/24", "via", "172.30.0.254")  # a student's own route
     return ns
 

@@ -25,11 +25,7 @@ print(json.dumps([sorted(added), sorted(removed)]))
 @pytest.fixture
 def node(netns_factory: Any) -> Netns:
     """A node with its InternalIP on eth0 (a veth standing in for Docker's) and a default route."""
-    ns = netns_factory("lcl")
-    ns.run("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
-    for link in ("eth0", "peer0"):
-        ns.run("ip", "link", "set", link, "up")
-    ns.run("ip", "addr", "add", "172.30.0.2/24", "dev", "eth0")
+    ns = netns_factory("lcl").as_lab_node()
     ns.run("ip", "route", "add", "default", "via", "172.30.0.1")
     return ns
 
