@@ -91,8 +91,11 @@ def web_pods(lab: Lab) -> dict[str, list[dict]]:
 
 
 def rules(lab: Lab) -> dict[str, list[str]]:
-    """Every node's rules (``-A`` lines of every table), sorted."""
-    return {node: sorted(line for line in lab.exec(node, "iptables-save").stdout.splitlines()
+    """Every node's ``raw`` rules (its ``-A`` lines), sorted: the table a trace inserts its rules in
+    and deletes them from. The other tables are the lab's own to change meanwhile (kube-dns's
+    second replica and the ingress controller start just after `up` returns, and every node's
+    proxy rewrites its Service chains then)."""
+    return {node: sorted(line for line in lab.exec(node, "iptables-save", "-t", "raw").stdout.splitlines()
                          if line.startswith("-A ")) for node in NODES}
 
 
