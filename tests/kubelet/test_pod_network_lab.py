@@ -58,6 +58,7 @@ def net_lab(lab):
     create(lab, pod("client-w1", "worker", "labctl/toolbox:latest"), pod("client-w2", "worker2", "labctl/toolbox:latest"))
     ready(lab, "client-w1")
     ready(lab, "client-w2")
+    lab.wait_for_addons()  # no add-on pod starts on a worker while a test compares its reservations
     return lab
 
 

@@ -15,10 +15,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labctl.client.waiting import wait_for
 from labctl.cluster.kubectl import Kubectl
 from labctl.cluster.scratch import unique_name, write_topology
 
 __all__ = ["Lab", "free_port", "labctl", "unique_name"]
+
+#: where `labctl up`'s add-ons run (labctl/addons)
+ADDON_NAMESPACES = ("kube-system", "ingress-nginx", "local-path-storage")
 
 
 def free_port() -> int:
@@ -64,6 +68,16 @@ class Lab:
 
     def down(self) -> subprocess.CompletedProcess:
         return labctl("down", "--name", self.name, env=self.env)
+
+    def wait_for_addons(self, timeout: float = 180) -> None:
+        """Until every add-on's Deployment has all its replicas available: `up` returns once cluster
+        DNS answers, as kube-dns's second replica and the ingress controller start, and a test that
+        compares the nodes' pods or rules before and after needs them started."""
+        def available() -> bool:
+            deployments = self.kubectl.json("get", "deployments", "-A")["items"]
+            return all((d.get("status") or {}).get("availableReplicas", 0) >= d["spec"].get("replicas", 1)
+                       for d in deployments if d["metadata"]["namespace"] in ADDON_NAMESPACES)
+        wait_for(available, timeout, what="the add-ons' Deployments available")
 
     def exec(self, node: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run(["docker", "exec", f"{self.name}-{node}", *cmd], capture_output=True, text=True,
