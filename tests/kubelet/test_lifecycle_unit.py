@@ -190,7 +190,8 @@ def run_loop(kind: str, results: list[bool], failure_threshold: int = 2) -> list
     async def main() -> None:
         probe = {"exec": {"command": ["x"]}, "periodSeconds": 0.001, "failureThreshold": failure_threshold}
         await asyncio.wait_for(probes.probe_loop(kind, probe, "ip", {}, None, exec_fn,  # type: ignore[arg-type]
-                                                 lambda ok, m: changes.append((ok, m)), lambda ok, m: None), 5)
+                                                 lambda ok, m: changes.append((ok, m)), lambda ok, m: None,
+                                                 time.monotonic()), 5)
     asyncio.run(main())
     return changes
 

@@ -126,8 +126,7 @@ def next_tick(anchor: float, period: float, now: float, *, inclusive: bool = Fal
 
 
 async def probe_loop(kind: str, probe: dict, pod_ip: str, container: dict, session: aiohttp.ClientSession,
-                     exec_fn: ExecFn, on_change: OnChange, on_failure_attempt: OnChange,
-                     anchor: float | None = None) -> None:
+                     exec_fn: ExecFn, on_change: OnChange, on_failure_attempt: OnChange, anchor: float) -> None:
     """Probe forever (until cancelled); call ``on_change(ok, message)`` when the verdict flips.
 
     Readiness and startup start as failed (not ready, not started until a probe
@@ -135,20 +134,19 @@ async def probe_loop(kind: str, probe: dict, pod_ip: str, container: dict, sessi
     attempt (for the ``Unhealthy`` event). A startup probe returns after its verdict.
     The first probe runs at once (after ``initialDelaySeconds``: at the first tick past it),
     the next ones on the tick grid from ``anchor`` (the ``time.monotonic()`` of the pod's
-    first sync: :func:`next_tick`); without an anchor, a period after each probe.
+    first sync: :func:`next_tick`).
     """
     initial_delay, period, _, success_threshold, failure_threshold = probe_settings(probe)
     verdict = kind == "liveness"
     successes = failures = 0
 
-    def until(tick: Callable[[float], float]) -> float:
+    async def next_probe(inclusive: bool = False) -> None:
         now = time.monotonic()
-        return max(0.0, tick(now) - now)
+        await asyncio.sleep(max(0.0, next_tick(anchor, period, now, inclusive=inclusive) - now))
 
     if initial_delay:
         await asyncio.sleep(initial_delay)
-        if anchor is not None:
-            await asyncio.sleep(until(lambda now: next_tick(anchor, period, now, inclusive=True)))
+        await next_probe(inclusive=True)
     while True:
         result = await run_probe(probe, pod_ip, container, session, exec_fn)
         if result.ok:
@@ -166,4 +164,4 @@ async def probe_loop(kind: str, probe: dict, pod_ip: str, container: dict, sessi
                 on_change(False, result.message)
                 if kind == "startup":
                     return
-        await asyncio.sleep(period if anchor is None else until(lambda now: next_tick(anchor, period, now)))
+        await next_probe()
