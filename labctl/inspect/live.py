@@ -10,7 +10,9 @@
    node), on the node, or on the host.
 4. Each tracer is told to stop: it waits for a second canary (so every event before it was
    printed), stops the monitor, **deletes its rules**, and prints the events, conntrack's
-   table and how many trace rules are left.
+   table and how many trace rules are left. From the host, the node where the probe enters
+   first awaits its packet: Docker's proxy accepts the probe itself and connects to the node
+   on its own time, so a connected probe there says nothing until the node's kernel saw it.
 
 Cleanup does not depend on this process: a tracer removes its rules when its stdin closes —
 after the probe, on Ctrl-C, or when this process dies and Docker drops the connection — and
@@ -49,6 +51,8 @@ __all__ = ["TRACER_SCRIPT", "TRACE_TAG", "TraceRule", "assemble", "live_trace", 
 TRACE_TAG = "labctl-trace"
 _MARK = "@@labctl-trace "
 _READY_TIMEOUT = 10.0
+#: the probe results that mean the packet got through
+DELIVERED = ("connected", "answered")
 #: tracer: bash -c SCRIPT labctl-trace ID PROTO HOOK MATCH [HOOK MATCH …]
 TRACER_SCRIPT = f"""
 id=$1; proto=$2; shift 2
@@ -74,7 +78,10 @@ iptables -w 5 -t raw -I $c || exit 3
 added+=("$c")
 for i in $(seq 300); do canary; [ "$(seen)" -gt 0 ] && break; sleep 0.01; done
 echo READY
-read -r -t 30 _ || true
+read -r -t 30 cmd || true
+if [ "$cmd" = expect ]; then  # the probe went through a proxy that connects on its own time: await its packet
+  for i in $(seq 300); do [ "$(grep -- "$tag" "$out" | grep -vc -- "$tag-canary")" -gt 0 ] && break; sleep 0.01; done
+fi
 n=$(seen); canary
 for i in $(seq 300); do [ "$(seen)" -gt "$n" ] && break; sleep 0.01; done
 printf '{_MARK}events\\n'; cat "$out"
@@ -163,7 +170,11 @@ async def live_trace(lab: Lab, net: LabNetwork, source: Peer, destination: Peer,
         if failed is not None:
             raise failed
         report = await _send_probe(lab, net, source, destination, protocol, sport, timeout)
-        outputs = dict(zip(tracers, await asyncio.gather(*(t.finish() for t in tracers.values())), strict=True))
+        # From the host, Docker's proxy accepts the probe itself and opens its own connection to the node
+        # a moment later: the node where it enters awaits that packet before its tracer stops.
+        awaited = next(iter(tracers)) if source.kind == "host" and report.get("result") in DELIVERED else ""
+        outputs = dict(zip(tracers, await asyncio.gather(*(t.finish(expect=name == awaited)
+                                                           for name, t in tracers.items())), strict=True))
     finally:
         await asyncio.gather(*(t.close() for t in tracers.values()), return_exceptions=True)
     left = sum(int(o.get("left", "0").strip() or 0) for o in outputs.values())
@@ -210,10 +221,11 @@ class _Tracer:
             raise LabctlError(f"the kernel trace did not start on {self.container}: "
                               f"{self.err.decode(errors='replace').strip()[:300]}") from None
 
-    async def finish(self) -> dict[str, str]:
-        """Tell the tracer the probe is done; its events, conntrack table and leftover count."""
+    async def finish(self, expect: bool = False) -> dict[str, str]:
+        """Tell the tracer the probe is done (``expect``: its packet is still to come, so wait up to 3 s for it);
+        its events, conntrack table and leftover count."""
         assert self.writer is not None
-        self.writer.write(b"done\n")
+        self.writer.write(b"expect\n" if expect else b"done\n")
         await self.writer.drain()
         async with asyncio.timeout(_READY_TIMEOUT):
             await self._read_until(None)
@@ -295,6 +307,10 @@ def assemble(net: LabNetwork, source: Peer, destination: Peer, protocol: str, sp
     probe = Probe(protocol, source.ip, sport, destination.ip, destination.port, report.get("result", "error"),
                   float(report.get("seconds", 0.0)), report.get("detail", ""))
     verdict = _verdict(hops, probe, chosen, destination, skeleton)
+    if destination.kind == "host-port" and verdict.result == "delivered" and not traced[first]:
+        # Docker's proxy accepts on the host whatever happens behind it: only the node's kernel can say
+        verdict = Verdict("no-answer", f"Docker's proxy accepted the connection, but no packet of it reached "
+                                       f"node {first}", first, 0)
     on_path = {h.node for h in skeleton.hops if h.kind == "netfilter"}
     notes = [f"node {n}: the kernel reported nothing for the probe (it did not get there)"
              for n in outputs if n in on_path and not traced[n]] if ip_id else [
@@ -420,7 +436,7 @@ def _verdict(hops: list[Hop], probe: Probe, chosen: Candidate | None, destinatio
         return Verdict("rejected" if h.verdict == "REJECT" else "dropped",
                        f"{h.verdict} on node {h.node}: {h.comment or h.summary}", h.node, stop, h.object)
     last = max((i for i, h in enumerate(hops) if h.kind != "conntrack"), default=None)  # where the packet got to
-    if probe.result in ("connected", "answered"):
+    if probe.result in DELIVERED:
         target = (chosen.pod if chosen else None) or skeleton.verdict.object or destination.object
         where = chosen.endpoint if chosen else address(destination.ip, destination.port)
         return Verdict("delivered", f"to {target or where} ({where}); the probe {probe.result}",

@@ -118,3 +118,15 @@ def test_the_json_document():
     assert doc["source"]["object"] == {"kind": "Pod", "name": "example-1-gcsdw", "namespace": "default", "port": "",
                                        "ip": "10.244.1.3"}
     assert doc["traceRulesLeft"] == 0 and doc["candidates"][0]["written"] == "0.25000000000"
+
+
+def test_a_host_port_probe_the_node_never_saw_is_not_called_delivered():
+    # Docker's proxy accepts the connection on the host before it connects to the node: "connected" alone
+    # proves nothing, so when the node's kernel reported no packet the trace says so
+    capture = trace_capture("host-to-hostport")
+    net, src, dst, service = resolved(capture["source"], capture["destination"], capture["protocol"])
+    outputs = {node: {**out, "events": ""} for node, out in capture["outputs"].items()}
+    t = assemble(net, src, dst, "tcp", capture["sport"], explain(net, src, dst, "tcp", service),
+                 walk_paths(net, src, dst, "tcp", capture["sport"]), outputs, capture["report"])
+    assert t.probe.result == "connected" and t.verdict.result == "no-answer"
+    assert t.verdict.reason == "Docker's proxy accepted the connection, but no packet of it reached node control-plane"
