@@ -1,12 +1,12 @@
 """The admission chain of writes, after the kind's strategy: kube's mutating, then validating admission plugins.
 
 Kube runs its admission plugins around the registry's create/update: the mutating ones
-(``LimitRanger`` fills in container resources) before the strategy validates, the
-validating ones (``LimitRanger``'s min/max, ``ResourceQuota``) after, right before the
-write. Labctl's other admission steps belong to one kind and live in its strategy
-(``Strategy.admit``: the Pod fields labctl honours, DefaultStorageClass ...); these two read
-other objects of the namespace (LimitRanges, ResourceQuotas), so ``rest.py`` calls them here
-for every kind.
+(``LimitRanger`` fills in container resources, ``ServiceAccount`` adds the token volume,
+:mod:`labctl.kube.serviceaccount`) before the strategy validates, the validating ones
+(``LimitRanger``'s min/max, ``ResourceQuota``) after, right before the write. Labctl's other
+admission steps belong to one kind and live in its strategy (``Strategy.admit``: the Pod
+fields labctl honours, DefaultStorageClass ...); these read other objects of the namespace
+(LimitRanges, ServiceAccounts, ResourceQuotas), so ``rest.py`` calls them here for every kind.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from labctl.kube.resources import ResourceType
+from labctl.kube.serviceaccount import mount_token_volume, should_automount
 
 from . import limitranger, resourcequota
+from .authz.node import MIRROR_POD_ANNOTATION
 
 if TYPE_CHECKING:
     from .strategies.base import Storage
@@ -24,9 +26,22 @@ Obj = dict[str, Any]
 
 
 def mutate(api: Storage, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
-    """Mutating admission: a new pod's containers get their namespace's default resources."""
+    """Mutating admission of a new pod: its containers get their namespace's default resources
+    (LimitRanger) and its service-account token volume (ServiceAccount)."""
     if old is None and rt.key == "core/pods":
         limitranger.default_pod(api, obj)
+        mount_service_account_token(api, obj)
+
+
+def mount_service_account_token(api: Storage, pod: Obj) -> None:
+    """kube's ServiceAccount admission: the ``kube-api-access-…`` volume, mounted in every container."""
+    if MIRROR_POD_ANNOTATION in ((pod.get("metadata") or {}).get("annotations") or {}):
+        return  # a static pod's mirror: the kubelet's file, not the API, says what it mounts
+    spec = pod["spec"] if isinstance(pod.get("spec"), dict) else {}
+    account = api.store.get(("core/serviceaccounts", str((pod.get("metadata") or {}).get("namespace") or ""),
+                             str(spec.get("serviceAccountName") or "default")))
+    if should_automount(pod, account):
+        mount_token_volume(pod)
 
 
 def validate(api: Storage, rt: ResourceType, obj: Obj, old: Obj | None) -> None:

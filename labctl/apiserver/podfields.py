@@ -52,6 +52,7 @@ from typing import Any, Final
 
 from labctl.apiserver.errors import FieldError, forbidden
 from labctl.kube.confinement import capability_refusal, host_path_refusal
+from labctl.kube.serviceaccount import ADMISSION_TOKEN_SECONDS
 
 #: accepted with any value, and everything below it
 ANY: Final = "*"
@@ -133,6 +134,8 @@ POD_SPEC: dict[str, Accepts] = {
     "volumes[].projected.sources[].secret": ANY,
     "volumes[].projected.sources[].downwardAPI": ANY,
     "volumes[].projected.sources[].serviceAccountToken.path": ANY,  # the pod's own token (no audience)
+    # the ServiceAccount admission's value; the lab's token lifetime applies (labctl/kube/serviceaccount.py)
+    "volumes[].projected.sources[].serviceAccountToken.expirationSeconds": (ADMISSION_TOKEN_SECONDS,),
     "volumes[].hostPath.path": ANY,  # a path of the node; UNSAFE_POD_SPEC refuses the node's sensitive ones
     "volumes[].hostPath.type": ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket",
                                 "CharDevice", "BlockDevice"),

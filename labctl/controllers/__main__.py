@@ -30,6 +30,7 @@ from .loadbalancer import LoadBalancerController
 from .nodelifecycle import NodeLifecycleController
 from .persistentvolume import PersistentVolumeController
 from .replicaset import ReplicaSetController
+from .rootcacert import RootCACertPublisher
 from .scheduler import Scheduler
 from .statefulset import StatefulSetController
 
@@ -54,6 +55,7 @@ def build_controllers(ctx: ControllerContext) -> list[Controller]:
         DisruptionController(ctx),       # PodDisruptionBudgets' status, which pods/eviction reads
         PersistentVolumeController(ctx),  # claims bound to (local-path provisioned) volumes, reclaimed on delete
         HorizontalController(ctx),       # HPAs: targets' replicas follow their pods' usage (metrics.k8s.io)
+        RootCACertPublisher(ctx),        # kube-root-ca.crt in every namespace
     ]
 
 

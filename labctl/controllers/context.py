@@ -22,11 +22,12 @@ class ControllerContext:
     _informers: dict[str, Informer] = field(default_factory=dict)
     _recorders: dict[str, EventRecorder] = field(default_factory=dict)
 
-    def informer(self, plural: str) -> Informer:
-        """The shared informer for a resource (one watch per resource for all controllers)."""
-        if plural not in self._informers:
-            self._informers[plural] = Informer(self.client, plural)
-        return self._informers[plural]
+    def informer(self, plural: str, field_selector: str = "") -> Informer:
+        """The shared informer for a resource (one watch per resource and selector for all controllers)."""
+        key = f"{plural}?{field_selector}" if field_selector else plural
+        if key not in self._informers:
+            self._informers[key] = Informer(self.client, plural, field_selector=field_selector)
+        return self._informers[key]
 
     def recorder(self, component: str) -> EventRecorder:
         if component not in self._recorders:

@@ -15,7 +15,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from labctl.agent.kubelet.mounter import SA_VOLUME
 from labctl.agent.kubelet.podworker import PodWorker
 from labctl.agent.kubelet.projection import DATA_LINK, VolumeFile, generation_name, write_volume
 from labctl.agent.kubelet.serviceaccount import (
@@ -30,12 +29,15 @@ from labctl.apiserver.serviceaccounts import InvalidToken, SigningKey
 from labctl.apiserver.serviceaccounts import ServiceAccountTokens as TokenAuthority
 from labctl.client.tokenfile import TokenFile
 from labctl.clusterconfig import NodeConfig
+from labctl.kube.serviceaccount import mount_token_volume
 from labctl.nodeinit import components
 from labctl.topology import parse_topology
 
 NOW = 1_800_000_000.0
 POD = {"metadata": {"name": "web", "namespace": "default", "uid": "pod-uid"},
-       "spec": {"serviceAccountName": "default", "nodeName": "worker"}}
+       "spec": {"serviceAccountName": "default", "nodeName": "worker", "containers": [{"name": "app"}]}}
+mount_token_volume(POD, "abcde")  # as the API server's admission stored it
+SA_VOLUME = "kube-api-access-abcde"
 
 
 class Clock:
@@ -166,7 +168,9 @@ def test_after_an_agent_restart_the_volume_is_written_again_once(lab):
 
 
 def test_a_pod_without_automount_gets_no_token(lab):
-    pod = {**POD, "spec": {**POD["spec"], "automountServiceAccountToken": False}}
+    # admission gave it no token volume: the kubelet follows the stored spec
+    pod = {**POD, "spec": {"serviceAccountName": "default", "nodeName": "worker", "containers": [{"name": "app"}],
+                           "automountServiceAccountToken": False}}
     prepared = asyncio.run(lab.worker.volumes.setup(pod))
     assert prepared == PreparedVolumes() and not lab.client.requests and not lab.sa_dir.exists()
 

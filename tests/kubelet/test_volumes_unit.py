@@ -113,16 +113,14 @@ def test_container_mounts_bind_node_paths_under_the_nodes_root_and_force_read_on
     def resolve(base: str, sub: str, create: bool) -> str:
         resolved.append((base, sub, create))
         return f"{base}/{sub}"
-    mounts = container_mounts(container, prepared, HOST, resolve, extra=[("cfg", "/run/extra")])
+    mounts = container_mounts(container, prepared, HOST, resolve)
     assert mounts == [
         {"Type": "bind", "Source": f"{HOST}/var/lib/kubelet/pods/u1/volumes/kubernetes.io~configmap/cfg",
          "Target": "/etc/cfg", "ReadOnly": True, "BindOptions": {"Propagation": "rslave"}},
         {"Type": "bind", "Source": f"{HOST}/data/logs", "Target": "/d", "ReadOnly": True,
          "BindOptions": {"Propagation": "rslave"}},
         {"Type": "volume", "Source": "k8s_ram_u1", "Target": "/scratch", "ReadOnly": False,
-         "VolumeOptions": {"NoCopy": True}},
-        {"Type": "bind", "Source": f"{HOST}/var/lib/kubelet/pods/u1/volumes/kubernetes.io~configmap/cfg",
-         "Target": "/run/extra", "ReadOnly": True, "BindOptions": {"Propagation": "rslave"}}]
+         "VolumeOptions": {"NoCopy": True}}]
     assert resolved == [("/data", "logs", True)]
     node_debugger = PreparedVolumes(elsewhere={"host-root"})  # kubectl debug node's /host: noderoot.py's binds
     assert container_mounts({"volumeMounts": [{"name": "host-root", "mountPath": "/host"}]}, node_debugger, HOST,

@@ -380,3 +380,33 @@ def ready_pods_ns(lab, namespace: str, selector: str) -> list[dict]:
     pods = lab.kubectl.json("get", "pods", "-n", namespace, "-l", selector)["items"]
     return [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True"
                                    for c in p.get("status", {}).get("conditions", []))]
+
+
+def test_every_pod_shows_its_token_volume_and_every_namespace_holds_the_root_ca(svc_lab, example1):
+    """As on any cluster: ``kubectl describe pod`` lists the ``kube-api-access-…`` volume and its read-only
+    mount, the token's ``ca.crt`` is the ``kube-root-ca.crt`` ConfigMap's, which the root CA publisher
+    keeps in every namespace: written back when deleted, published in a new namespace."""
+    lab = svc_lab
+    pod = lab.kubectl.json("get", "pod", "toolbox-worker")
+    [volume] = [v["name"] for v in pod["spec"]["volumes"] if v["name"].startswith("kube-api-access-")]
+    described = lab.kubectl.run("describe", "pod", "toolbox-worker").stdout
+    assert f"/var/run/secrets/kubernetes.io/serviceaccount from {volume} (ro)" in described
+    assert "kube-root-ca.crt" in described and "TokenExpirationSeconds:  3607" in described
+    in_pod = lab.kubectl.run("exec", "toolbox-worker", "--", "cat",
+                             "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt").stdout
+
+    def root_ca(namespace: str) -> dict | None:
+        got = lab.kubectl.run("get", "configmap", "kube-root-ca.crt", "-n", namespace, "-o", "json", check=False)
+        return json.loads(got.stdout) if got.returncode == 0 else None
+
+    published = wait_for(lambda: root_ca("default"), what="kube-root-ca.crt in default")
+    assert published["data"]["ca.crt"] == in_pod and in_pod.startswith("-----BEGIN CERTIFICATE-----")
+    lab.kubectl.run("delete", "configmap", "kube-root-ca.crt")
+    wait_for(lambda: "kube-root-ca.crt" in lab.kubectl.run("get", "configmaps", "-o", "name").stdout,
+             what="kube-root-ca.crt published again")
+    lab.kubectl.run("create", "namespace", "ca-check")
+    try:
+        fresh = wait_for(lambda: root_ca("ca-check"), what="kube-root-ca.crt in a new namespace")
+        assert fresh["data"] == {"ca.crt": in_pod}
+    finally:
+        lab.kubectl.run("delete", "namespace", "ca-check", "--wait=false")

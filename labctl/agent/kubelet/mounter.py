@@ -5,7 +5,8 @@ volume that cannot be made yet — a ConfigMap or Secret that does not exist —
 setup with the volume's name, which the worker reports as a ``FailedMount`` event and retries,
 the pod staying ``ContainerCreating``. While the pod runs, the kubelet-written volumes are
 rewritten when their sources change (checked every :data:`VOLUME_RESYNC_S`), and the
-service-account token (the ``kube-api-access`` volume) whenever the token manager renews it,
+service-account token (the ``kube-api-access-…`` volume that admission added to the pod,
+:mod:`labctl.kube.serviceaccount`) whenever the token manager renews it,
 and a disk emptyDir over its ``sizeLimit`` gets the pod evicted.
 """
 
@@ -20,11 +21,12 @@ from dataclasses import dataclass
 from ...client.rest import APIStatusError, resource_path
 from ...kube.nodedebug import is_node_debugger, is_node_root
 from ...kube.quantity import value
+from ...kube.serviceaccount import token_volume
 from .context import KubeletContext
 from .podfiles import ETC_HOSTS, pod_file_mounts
 from .projection import VolumeFile
 from .runtime import SANDBOX, ContainerRecord, PodRef
-from .serviceaccount import MOUNT_PATH, ProjectedToken
+from .serviceaccount import ProjectedToken
 from .volumes import (
     PROJECTED_KINDS,
     PreparedVolumes,
@@ -43,8 +45,6 @@ from .volumes import (
 log = logging.getLogger("labctl.kubelet")
 #: how often a running pod's ConfigMap, Secret and downward API volumes are compared with their sources
 VOLUME_RESYNC_S = 10.0
-#: the service-account volume every pod gets unless ``automountServiceAccountToken: false``
-SA_VOLUME = "kube-api-access"
 
 
 @dataclass
@@ -63,16 +63,18 @@ class PodMounter:
         self.ctx = ctx
         self.ref = ref
         self.prepared: PreparedVolumes | None = None
-        self.token: ProjectedToken | None = None   # the token the pod's kube-api-access volume holds
+        self.token: ProjectedToken | None = None   # the token the pod's kube-api-access-… volume holds
         self.resync_at = 0.0
 
-    def wants_token(self, pod: dict) -> bool:
-        return self.ctx.tokens is not None and self.ctx.tokens.wanted(pod)
+    def token_volume(self, pod: dict) -> str | None:
+        """The pod's service-account token volume, which the token manager keeps (None: it has none)."""
+        return token_volume(pod) if self.ctx.tokens is not None else None
 
     async def setup(self, pod: dict) -> PreparedVolumes:
         """Every volume of the pod on the node; raises :class:`MountFailure`."""
         ctx, volumes = self.ctx, self.ctx.volumes
-        names = [v["name"] for v in pod["spec"].get("volumes") or []] + ([SA_VOLUME] if self.wants_token(pod) else [])
+        names = [v["name"] for v in pod["spec"].get("volumes") or []]
+        token_name = self.token_volume(pod)
         if not volumes.host_root:  # every pod needs it: its /etc/hosts is a node file too (podfiles.py)
             try:
                 volumes.host_root = (await ctx.blocking(ctx.runtime.node_root)).merged_dir
@@ -83,19 +85,21 @@ class PodMounter:
             if is_node_debugger(pod) and is_node_root(volume):
                 prepared.elsewhere.add(volume["name"])  # kubectl debug node's /host: noderoot.py binds it
                 continue
+            if volume["name"] == token_name:
+                continue  # the token manager's: written below
             try:
                 await self._setup_volume(pod, volume, prepared, sources)
             except VolumeError as err:
                 raise MountFailure(volume["name"], str(err)) from err
             except OSError as err:
                 raise MountFailure(volume["name"], f"{err.strerror}: {err.filename}") from err
-        if self.wants_token(pod):
+        if token_name:
             try:
                 await self.write_token(pod)
             except Exception as err:
-                raise MountFailure(SA_VOLUME, str(err)) from err
-            prepared.node_paths[SA_VOLUME] = volumes.volume_dir(self.ref.uid, "projected", SA_VOLUME)
-            prepared.read_only.add(SA_VOLUME)
+                raise MountFailure(token_name, str(err)) from err
+            prepared.node_paths[token_name] = volumes.volume_dir(self.ref.uid, "projected", token_name)
+            prepared.read_only.add(token_name)
         self.prepared = prepared
         self.resync_at = time.monotonic() + VOLUME_RESYNC_S
         return prepared
@@ -143,8 +147,11 @@ class PodMounter:
             return None
 
     async def _sources(self, pod: dict) -> Sources:
-        """The ConfigMaps and Secrets the pod's volumes read (None: not found), and the token if projected."""
-        config_maps, secrets = referenced(pod)
+        """The ConfigMaps and Secrets the pod's volumes read (None: not found), and the token if projected
+        (but for the token volume's: the token manager serves that one)."""
+        token_name = self.token_volume(pod)
+        served = [v for v in pod["spec"].get("volumes") or [] if v["name"] != token_name]
+        config_maps, secrets = referenced(served)
         sources = Sources()
         for plural, names, into in (("configmaps", config_maps, sources.config_maps),
                                     ("secrets", secrets, sources.secrets)):
@@ -156,20 +163,19 @@ class PodMounter:
                         raise VolumeError(f"failed to get {plural[:-1]} {name!r}: {err}") from err
                     into[name] = None
         if self.ctx.tokens is not None and any(
-                "serviceAccountToken" in s for v in pod["spec"].get("volumes") or []
-                for s in (v.get("projected") or {}).get("sources") or []):
+                "serviceAccountToken" in s for v in served for s in (v.get("projected") or {}).get("sources") or []):
             sources.token = (await self.ctx.tokens.token(pod)).token
         return sources
 
     async def write_token(self, pod: dict) -> bool:
-        """Write the pod's current token into its kube-api-access volume if it changed; True when written."""
-        tokens = self.ctx.tokens
-        assert tokens is not None
+        """Write the pod's current token into its kube-api-access-… volume if it changed; True when written."""
+        tokens, name = self.ctx.tokens, self.token_volume(pod)
+        assert tokens is not None and name is not None
         token = await tokens.token(pod)
         if self.token is not None and self.token.token == token.token:
             return False
         files = {name: VolumeFile(content) for name, content in tokens.volume(pod, token).items()}
-        await self.ctx.blocking(self.ctx.volumes.write, self.ref.uid, "projected", SA_VOLUME, files, fs_group(pod))
+        await self.ctx.blocking(self.ctx.volumes.write, self.ref.uid, "projected", name, files, fs_group(pod))
         self.token = token
         return True
 
@@ -181,9 +187,9 @@ class PodMounter:
         if self.prepared is None or time.monotonic() < self.resync_at:
             return
         self.resync_at = time.monotonic() + VOLUME_RESYNC_S
-        sources = _Lazy(self._sources, pod)
+        sources, token_name = _Lazy(self._sources, pod), self.token_volume(pod)
         for volume in pod["spec"].get("volumes") or []:
-            if volume_kind(volume) in PROJECTED_KINDS:
+            if volume_kind(volume) in PROJECTED_KINDS and volume["name"] != token_name:
                 try:
                     await self._setup_volume(pod, volume, PreparedVolumes(), sources)
                 except (VolumeError, OSError) as err:
@@ -203,15 +209,11 @@ class PodMounter:
         return ""
 
     async def mounts(self, pod: dict, container: dict) -> list[dict]:
-        """The container's Docker mounts: its volumeMounts, the token's volume, the pod's hosts and resolv.conf."""
+        """The container's Docker mounts: its volumeMounts, the pod's hosts and resolv.conf."""
         assert self.prepared is not None
-        extra = []
-        if SA_VOLUME in self.prepared.node_paths and not any(
-                m.get("mountPath") == MOUNT_PATH for m in container.get("volumeMounts") or []):
-            extra.append((SA_VOLUME, MOUNT_PATH))
         volumes = self.ctx.volumes
         mounts = await self.ctx.blocking(container_mounts, container, self.prepared, volumes.host_root,
-                                         volumes.subpath, extra)
+                                         volumes.subpath)
         return mounts + pod_file_mounts(pod, container, volumes.host_root.rstrip("/") + volumes.pod_dir(self.ref.uid))
 
     async def termination_mount(self, container: dict, attempt: int) -> dict:

@@ -570,7 +570,7 @@ class PodWorker:
     async def refresh_volumes(self) -> None:
         """Keep a running pod's volumes current: ConfigMap/Secret/downward API changes, and the
         service-account token, renewed at 80 % of its life (one ``..data`` swap in the pod's
-        kube-api-access volume, which every container mounts)."""
+        kube-api-access-… volume, which every container mounts)."""
         ctx = self.ctx
         if self.volumes.prepared is None:  # an agent restart: set everything up again (idempotent)
             await self.setup_volumes()
@@ -580,7 +580,7 @@ class PodWorker:
         if message:
             await self.evict(message)
             return
-        if not self.volumes.wants_token(self.pod):
+        if self.volumes.token_volume(self.pod) is None:
             return
         assert ctx.tokens is not None
         try:

@@ -1,14 +1,14 @@
-"""The service-account volume every pod gets, as the kubelet projects it — and keeps fresh.
+"""The service-account token volume, as the kubelet projects it — and keeps fresh.
 
-For a pod whose ``automountServiceAccountToken`` is not false, the kubelet asks the API
-server for a token bound to the pod (TokenRequest on its ServiceAccount) and places
-``token``, ``ca.crt`` and ``namespace`` at ``/var/run/secrets/kubernetes.io/serviceaccount``
-in each container; with ``KUBERNETES_SERVICE_HOST``/``PORT``, which every container gets
-from the ``kubernetes`` Service's environment variables (:mod:`.envvars`), that is all
-client-go's in-cluster config (and labctl's DNS server) needs to call the API through that
-Service. The files are put into the container with Docker's archive API (the node's paths
-are not the host's, so a bind mount cannot carry them), in kube's atomic-writer
-layout (:mod:`.projection`).
+For a pod that admission gave a ``kube-api-access-…`` volume (:mod:`labctl.kube.serviceaccount`),
+the kubelet asks the API server for a token bound to the pod (TokenRequest on its ServiceAccount)
+and writes ``token``, ``ca.crt`` (the node's copy of the cluster CA, which is what the
+``kube-root-ca.crt`` ConfigMap holds) and ``namespace`` into it; every container mounts it at
+``/var/run/secrets/kubernetes.io/serviceaccount``. With ``KUBERNETES_SERVICE_HOST``/``PORT``,
+which every container gets from the ``kubernetes`` Service's environment variables
+(:mod:`.envvars`), that is all client-go's in-cluster config (and labctl's DNS server) needs to
+call the API through that Service. The files are written in kube's atomic-writer layout
+(:mod:`.projection`), like every projected volume.
 
 A token expires (``expirationSeconds``, an hour by default), so like the kubelet's token
 manager this one renews a pod's token once 80 % of its life has passed, or once it is 24 h
@@ -27,7 +27,6 @@ from ...client.rest import APIClient, resource_path
 from ...clusterconfig import DEFAULT_SERVICE_ACCOUNT_TOKEN_SECONDS
 from ...kube.meta import parse_time
 
-MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 CA_PATH = Path("/etc/labctl/ca.crt")
 #: the kubelet's token manager: refresh after 80 % of the lifetime, or when 24 h old
 REFRESH_FRACTION = 0.8
@@ -59,10 +58,6 @@ class ServiceAccountTokens:
         self.clock = clock
         self.ca_path = ca_path
         self._cache: dict[str, ProjectedToken] = {}
-
-    @staticmethod
-    def wanted(pod: dict) -> bool:
-        return pod.get("spec", {}).get("automountServiceAccountToken", True) is not False
 
     async def token(self, pod: dict) -> ProjectedToken:
         """The pod's current token: the cached one until its refresh time, then a new one."""

@@ -17,7 +17,8 @@ container such as its Docker socket, ``/run`` or ``/tmp``) and outside the node'
   limit), which the sandbox keeps mounted so it outlives container restarts.
 * ``configMap``, ``secret``, ``downwardAPI``, ``projected`` — files written by the atomic writer
   (:mod:`.projection`), mounted read-only (as the kubelet forces); rewritten when their source
-  changes. The service-account token is such a projected volume (``kube-api-access``).
+  changes. The service-account token volume that admission adds (``kube-api-access-…``) is written
+  by the token manager (:mod:`.serviceaccount`) instead, and renewed with the token.
 * ``hostPath`` — the node's path, with the ``type`` checks (``DirectoryOrCreate``, ``File``…).
 * ``persistentVolumeClaim`` — the bound PersistentVolume's ``hostPath``/``local`` path of this node
   (a local-path volume: ``/var/local-path-provisioner/pvc-…``, created on first mount), mounted as
@@ -34,7 +35,7 @@ import math
 import os
 import shutil
 import stat
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,10 +77,10 @@ def volume_kind(volume: dict) -> str:
     return next((k for k in volume if k != "name"), "")
 
 
-def referenced(pod: dict) -> tuple[set[str], set[str]]:
-    """Names of the ConfigMaps and Secrets the pod's volumes read."""
+def referenced(volumes: list[dict]) -> tuple[set[str], set[str]]:
+    """Names of the ConfigMaps and Secrets these volumes of a pod read."""
     config_maps, secrets = set(), set()
-    for volume in pod["spec"].get("volumes") or []:
+    for volume in volumes:
         if "configMap" in volume:
             config_maps.add(volume["configMap"].get("name", ""))
         if "secret" in volume:
@@ -241,14 +242,6 @@ def claim_host_path(claim_name: str, pvc: dict | None, pv: dict | None, node: st
     return {"path": path, "type": (spec.get("hostPath") or {}).get("type", "DirectoryOrCreate")}
 
 
-def service_account_volume() -> dict:
-    """The projected volume the ServiceAccount admission gives every pod (kube's ``kube-api-access-*``)."""
-    return {"name": "kube-api-access", "projected": {"defaultMode": FILE_MODE, "sources": [
-        {"serviceAccountToken": {"path": "token"}},
-        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}], "optional": True}},
-        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}}
-
-
 # -- mounts (pure) -------------------------------------------------------------------------------
 @dataclass
 class PreparedVolumes:
@@ -262,14 +255,13 @@ class PreparedVolumes:
 
 
 def container_mounts(container: dict, prepared: PreparedVolumes, host_root: str,
-                     resolve: Callable[[str, str, bool], str], extra: Sequence[tuple[str, str]] = ()) -> list[dict]:
-    """Docker ``Mounts`` of a container's ``volumeMounts`` (plus ``extra`` read-only (volume, path) pairs).
+                     resolve: Callable[[str, str, bool], str]) -> list[dict]:
+    """Docker ``Mounts`` of a container's ``volumeMounts``.
 
     ``resolve(base, subPath, create)`` gives the node path of a subPath (checked inside the node).
     """
     mounts = []
     wanted = [(m, bool(m.get("readOnly"))) for m in container.get("volumeMounts") or []]
-    wanted += [({"name": name, "mountPath": path}, True) for name, path in extra]
     for mount, read_only in wanted:
         name, target = mount["name"], mount["mountPath"]
         if name in prepared.elsewhere:
