@@ -115,7 +115,8 @@ POD_SPEC: dict[str, Accepts] = {
     "hostPID": (False,),
     "hostIPC": (False,),
     "hostUsers": (True,),
-    "shareProcessNamespace": (False,),
+    # true: every container joins the sandbox's PID namespace (runtime.py), the pause process its PID 1
+    "shareProcessNamespace": (False, True),
     "securityContext.seccompProfile.type": ("RuntimeDefault",),  # Docker's default profile
     "securityContext.appArmorProfile.type": ("RuntimeDefault",),
     "volumes[].name": ANY,  # a volume's source decides: each source not listed here is refused

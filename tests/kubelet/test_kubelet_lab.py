@@ -314,3 +314,32 @@ def test_unknown_image_is_image_pull_back_off_naming_image_and_aliases(kl):
     waiting = wait_for(pull_waiting, timeout=60, what="'noimage' waiting on its image")
     assert '"example.invalid/nothing:1.0"' in waiting["message"]
     assert "nginx:1.14.2 → labctl/nginx:v1" in waiting["message"] and "labctl images list" in waiting["message"]
+
+
+def test_share_process_namespace_as_in_the_kubernetes_docs(kl):
+    """kubernetes.io's "Share Process Namespace between Containers in a Pod" (its busybox shell without the
+    SYS_PTRACE labctl refuses): the shell sees nginx's processes and the pod's pause process as PID 1, and
+    signals nginx, which re-reads its configuration and keeps serving."""
+    apply(kl, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nginx-shared"},
+               "spec": {"nodeName": "worker", "shareProcessNamespace": True, "terminationGracePeriodSeconds": 0,
+                        "containers": [{"name": "nginx", "image": "nginx"},
+                                       {"name": "shell", "image": "busybox:1.28", "command": ["sleep", "3600"],
+                                        "stdin": True, "tty": True}]}})
+    ready_pods(kl, "nginx-shared")
+
+    def processes() -> dict[int, str]:
+        ps = kl.kubectl.run("exec", "nginx-shared", "-c", "shell", "--", "ps", "ax", "-o", "pid=,args=").stdout
+        return {int(line.split(None, 1)[0]): line.split(None, 1)[1] for line in ps.splitlines() if line.strip()}
+
+    before = processes()
+    assert "pause" in before[1], before
+    [master] = [pid for pid, args in before.items() if args.startswith("nginx: master process")]
+    workers = {pid for pid, args in before.items() if args.startswith("nginx: worker process")}
+    assert workers
+    kl.kubectl.run("exec", "nginx-shared", "-c", "shell", "--", "kill", "-HUP", str(master))
+    # a reload: the same master starts new workers and the old ones exit
+    wait_for(lambda: (now := processes()).get(master, "").startswith("nginx: master process") and not workers & {
+        pid for pid, args in now.items() if args.startswith("nginx: worker process")}, timeout=30,
+        what="nginx's workers replaced after SIGHUP")
+    # a pod without it: each container has its own PID namespace, its process is PID 1
+    assert "nginx" in kl.kubectl.run("exec", "web-1", "--", "cat", "/proc/1/cmdline").stdout

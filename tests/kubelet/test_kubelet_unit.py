@@ -179,6 +179,16 @@ def test_app_container_joins_sandbox_and_honours_command_args_env_workdir():
     assert spec.labels[c.CONTAINER_ATTEMPT_LABEL] == "2"
 
 
+def test_share_process_namespace_puts_every_container_in_the_sandboxs_pid_namespace():
+    container = {"name": "app", "image": "i"}
+    p = pod([container])
+    assert "pid_mode" not in build_container(p, container, "i", "sb1", 0, ClusterConfig(name="lab"), "lab-worker",
+                                             {}).host_config  # its own, by default
+    p["spec"]["shareProcessNamespace"] = True
+    spec = build_container(p, container, "i", "sb1", 0, ClusterConfig(name="lab"), "lab-worker", {})
+    assert spec.host_config["pid_mode"] == "container:sb1"
+
+
 def test_a_container_remembers_its_spec_image_so_set_image_restarts_it():
     """The image as the spec names it (not the alias run) is a label; a later spec image differs."""
     container = {"name": "app", "image": "nginx:1.14.2"}

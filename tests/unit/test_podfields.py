@@ -91,7 +91,7 @@ def test_a_field_labctl_would_ignore_is_refused_naming_it(spec: dict, path: str 
      "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath", '"metadata.labels"'),
     ({**pod_spec(), "volumes": [{"name": "huge", "emptyDir": {"medium": "HugePages"}}]},
      "spec.volumes[0].emptyDir.medium", '"HugePages"'),
-    ({**pod_spec(), "shareProcessNamespace": True}, "spec.shareProcessNamespace", "true"),
+    ({**pod_spec(), "hostUsers": False}, "spec.hostUsers", "false"),
     (pod_spec(volumeMounts=[{"name": "v", "mountPath": "/v", "mountPropagation": "Bidirectional"}]),
      "spec.containers[0].volumeMounts[0].mountPropagation", '"Bidirectional"'),
 ])

@@ -216,7 +216,8 @@ def build_container(pod: dict, container: dict, image: str, sandbox_id: str, att
                     mounts: list[dict] | None = None, image_user: str = "") -> CreateSpec:
     """An app container joined to the sandbox's network (the node's, if hostNetwork) and IPC namespaces,
     with its resolved ``env`` (:func:`~.envvars.container_env`), which ``$(VAR)`` in command and args
-    may use, ``pid_container``'s PIDs when given (an ephemeral container's target), its
+    may use, ``pid_container``'s PIDs when given (an ephemeral container's target), else the sandbox's
+    with ``shareProcessNamespace`` (kube's pod-level PID namespace, whose PID 1 is the pause process), its
     ``mounts`` (volumes, :mod:`.volumes`, and the pod's hosts and resolv.conf, :mod:`.podfiles`)
     and securityContext (:mod:`.security`, which may raise its ConfigError).
     """
@@ -241,6 +242,8 @@ def build_container(pod: dict, container: dict, image: str, sandbox_id: str, att
                                                             for e in pod["spec"].get("ephemeralContainers") or []))}
     if pid_container:
         host_config["pid_mode"] = f"container:{pid_container}"
+    elif pod["spec"].get("shareProcessNamespace"):  # one PID namespace for the pod: the sandbox's
+        host_config["pid_mode"] = f"container:{sandbox_id}"
     host_config.update(node_debugger_namespaces(pod, node_container))
     if host_network(pod):
         host_config["network_mode"] = f"container:{node_container}"  # the node's namespace, not the host's
