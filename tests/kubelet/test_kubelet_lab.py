@@ -219,7 +219,7 @@ def test_a_missing_executable_is_a_start_error_restarted_in_the_crash_loop_back_
     status = get_pod(kl, "noexec")["status"]["containerStatuses"][0]
     assert status["restartCount"] >= 2
     last = status["lastState"]["terminated"]
-    assert (last["reason"], last["exitCode"]) == ("StartError", 128)
+    assert (last["reason"], last["exitCode"], last["startedAt"]) == ("StartError", 128, "1970-01-01T00:00:00Z")
     assert '"no-such-binary": executable file not found in $PATH' in last["message"]
     events = kl.kubectl.json("get", "events", "--field-selector", "involvedObject.name=noexec")["items"]
     failed = [e["message"] for e in events if e["reason"] == "Failed"]

@@ -218,7 +218,8 @@ def test_host_network_pod_joins_the_node_container_not_the_host():
 
 
 def test_a_container_docker_could_not_start_is_terminated_with_containerds_start_error():
-    """Docker leaves it "created" forever; containerd (and so kubectl) shows it exited: StartError, 128."""
+    """Docker leaves it "created" forever; containerd (and so kubectl) shows it exited: StartError, 128,
+    started at the epoch (``kubectl describe``: "Started: Thu, 01 Jan 1970 00:00:00 +0000")."""
     error = 'failed to create shim task: OCI runtime create failed: exec: "nope": executable file not found in $PATH'
     info = {"Id": "c1", "Created": "2026-12-07T17:43:14.465608823Z", "Config": {"Labels": {c.CONTAINER_NAME_LABEL: "app"}},
             "State": {"Status": "created", "Running": False, "ExitCode": 127, "Error": error,
@@ -227,7 +228,7 @@ def test_a_container_docker_could_not_start_is_terminated_with_containerds_start
     assert record.exited and record.start_error and record.finished_epoch == docker_epoch(info["Created"])
     status = container_status(ContainerView("app", "i", latest=record))
     assert status["state"]["terminated"] == {
-        "exitCode": 128, "reason": "StartError", "message": error, "startedAt": None,
+        "exitCode": 128, "reason": "StartError", "message": error, "startedAt": "1970-01-01T00:00:00Z",
         "finishedAt": "2026-12-07T17:43:14Z", "containerID": "docker://c1"}
     waiting = container_status(ContainerView("app", "i", latest=record, waiting_reason="CrashLoopBackOff"))
     assert waiting["lastState"]["terminated"]["reason"] == "StartError"

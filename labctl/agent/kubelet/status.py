@@ -35,12 +35,17 @@ class ContainerView:
     default_reason: str = "ContainerCreating"  # PodInitializing in a pod with init containers
 
 
+#: the start time of a container that never ran: containerd's zero, which the kubelet turns into the epoch
+NEVER_STARTED = "1970-01-01T00:00:00Z"
+
+
 def terminated_state(record: ContainerRecord) -> dict:
+    started = record.started_at or None
     if record.start_error:
-        reason = "StartError"  # containerd's: it never ran
+        reason, started = "StartError", NEVER_STARTED  # containerd's: it never ran
     else:
         reason = "OOMKilled" if record.oom_killed else ("Completed" if record.exit_code == 0 else "Error")
-    state = {"exitCode": record.exit_code, "reason": reason, "startedAt": record.started_at or None,
+    state = {"exitCode": record.exit_code, "reason": reason, "startedAt": started,
              "finishedAt": record.finished_at or None, "containerID": f"docker://{record.id}"}
     if record.termination_message or record.error:
         state["message"] = record.termination_message or record.error
