@@ -57,7 +57,9 @@ def mount_token_volume(pod: dict, suffix: str | None = None) -> None:
     A volume already named ``kube-api-access-…`` is reused; the volume is added only when a
     container mounts it.
     """
-    spec = pod.setdefault("spec", {})
+    spec = pod.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("volumes") or [], list):
+        return  # malformed: validation words it, on the pod as it was sent
     volumes = spec.get("volumes") or []
     name = next((v.get("name") for v in volumes if isinstance(v, dict)
                  and str(v.get("name", "")).startswith(VOLUME_PREFIX)), None)
@@ -69,7 +71,8 @@ def mount_token_volume(pod: dict, suffix: str | None = None) -> None:
             if not isinstance(container, dict):
                 continue
             mounts = container.get("volumeMounts") or []
-            if any(isinstance(m, dict) and m.get("mountPath") == MOUNT_PATH for m in mounts):
+            if not isinstance(mounts, list) or any(isinstance(m, dict) and m.get("mountPath") == MOUNT_PATH
+                                                   for m in mounts):
                 continue
             container["volumeMounts"] = [*mounts, {"name": name, "readOnly": True, "mountPath": MOUNT_PATH}]
             needed = True
