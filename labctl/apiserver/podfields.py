@@ -191,7 +191,7 @@ CONTAINER: dict[str, Accepts] = {
     "tty": ANY,
     "stdinOnce": ANY,
     "terminationMessagePath": ANY,  # a file the kubelet binds there, read into lastState.terminated.message
-    "terminationMessagePolicy": ("File",),
+    "terminationMessagePolicy": ("File", "FallbackToLogsOnError"),  # the kubelet's mounter.py
     # volume mounts and securityContext (labctl/agent/kubelet/volumes.py, security.py)
     "volumeMounts[].name": ANY,
     "volumeMounts[].mountPath": ANY,

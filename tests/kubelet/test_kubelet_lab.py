@@ -202,6 +202,24 @@ def test_termination_message_is_the_last_states_message(kl):
              == "Sleep expired\n", timeout=60, what="the termination message in lastState")
 
 
+def test_fallback_to_logs_on_error_puts_the_end_of_the_log_in_the_termination_message(kl):
+    """kubernetes.io's "Customizing the termination message": a failing container that wrote no message
+    file gets the end of its log; one that succeeds does not."""
+    def pod(name: str, code: int) -> dict:
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                "spec": {"nodeName": "worker2", "restartPolicy": "Never", "containers": [{
+                    "name": "app", "image": "busybox", "terminationMessagePolicy": "FallbackToLogsOnError",
+                    "command": ["sh", "-c", f"echo starting; echo cannot open /data/db >&2; exit {code}"]}]}}
+    apply(kl, pod("logs-on-error", 3), pod("logs-on-success", 0))
+
+    def terminated(name: str) -> dict | None:
+        state = (get_pod(kl, name)["status"].get("containerStatuses") or [{}])[0].get("state", {})
+        return state.get("terminated")
+    failed = wait_for(lambda: terminated("logs-on-error"), what="logs-on-error terminated")
+    assert (failed["exitCode"], failed["message"]) == (3, "starting\ncannot open /data/db\n")
+    assert "message" not in wait_for(lambda: terminated("logs-on-success"), what="logs-on-success terminated")
+
+
 def test_a_missing_executable_is_a_start_error_restarted_in_the_crash_loop_back_off(kl):
     """As under containerd: the container that could not start is terminated (StartError, 128), then
     restarted at once, then after 10 s, 20 s … (``CrashLoopBackOff``), not retried every few seconds."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import docker.errors
@@ -9,6 +10,7 @@ import pytest
 
 from labctl.agent.kubelet.backoff import Backoff
 from labctl.agent.kubelet.images import alias_for, offline_message, split_tag, with_default_tag
+from labctl.agent.kubelet.mounter import TERMINATION_LOG_BYTES, falls_back_to_logs, last_log_chunk
 from labctl.agent.kubelet.network import build_netconf, port_mappings, result_ip, wanted_routes
 from labctl.agent.kubelet.podworker import definition_changed
 from labctl.agent.kubelet.runtime import (
@@ -314,3 +316,15 @@ def test_a_status_listing_does_not_inspect_the_sandbox():
 def test_inspect_all_leaves_out_containers_removed_meanwhile():
     engine = FakeEngine({"a1": "nginx"})
     assert [r.id for r in fake_runtime(engine).inspect_all(["gone", "a1"])] == ["a1"]
+
+
+def test_fallback_to_logs_on_error_takes_the_logs_end_only_when_the_container_failed_silently():
+    policy = {"name": "app", "terminationMessagePolicy": "FallbackToLogsOnError"}
+    failed = rec(running=False, exit_code=1)
+    assert falls_back_to_logs(policy, failed)
+    assert not falls_back_to_logs({"name": "app"}, failed)  # the default policy: File
+    assert not falls_back_to_logs(policy, rec(running=False, exit_code=0))  # it succeeded
+    never_ran = replace(rec(running=False, exit_code=128), start_error=True)
+    assert not falls_back_to_logs(policy, never_ran)  # it never ran: no log
+    long = b"".join(b"line %03d\n" % i for i in range(300))
+    assert last_log_chunk(long).encode() == long[-TERMINATION_LOG_BYTES:] and last_log_chunk(long).endswith("299\n")

@@ -65,6 +65,7 @@ class PodMounter:
         self.prepared: PreparedVolumes | None = None
         self.token: ProjectedToken | None = None   # the token the pod's kube-api-access-… volume holds
         self.resync_at = 0.0
+        self.log_messages: dict[str, str] = {}  # container id → its FallbackToLogsOnError message
 
     def token_volume(self, pod: dict) -> str | None:
         """The pod's service-account token volume, which the token manager keeps (None: it has none)."""
@@ -227,18 +228,46 @@ class PodMounter:
                 "Target": container.get("terminationMessagePath") or "/dev/termination-log", "ReadOnly": False,
                 "BindOptions": {"Propagation": "rslave"}}
 
-    async def read_termination_messages(self, records: list[ContainerRecord]) -> None:
-        """Fill in what each exited container wrote to its terminationMessagePath (``lastState.terminated.message``)."""
+    async def read_termination_messages(self, pod: dict, records: list[ContainerRecord]) -> None:
+        """Fill in what each exited container wrote to its terminationMessagePath (``lastState.terminated.message``),
+        or with ``terminationMessagePolicy: FallbackToLogsOnError`` the end of its log when it wrote nothing and
+        failed (read once per container instance: an exited one never changes)."""
         exited = [r for r in records if r.exited and r.name != SANDBOX]
-        if exited:
-            read = self.ctx.volumes.termination_message
-            messages = await self.ctx.blocking(lambda: [read(self.ref.uid, r.name, r.attempt) for r in exited])
-            for record, message in zip(exited, messages, strict=True):
-                record.termination_message = message
+        if not exited:
+            return
+        read = self.ctx.volumes.termination_message
+        messages = await self.ctx.blocking(lambda: [read(self.ref.uid, r.name, r.attempt) for r in exited])
+        specs = {c.get("name"): c for key in ("initContainers", "containers") for c in pod["spec"].get(key) or []}
+        for record, message in zip(exited, messages, strict=True):
+            if not message and falls_back_to_logs(specs.get(record.name), record):
+                if record.id not in self.log_messages:
+                    tail = await self.ctx.blocking(self.ctx.runtime.log_tail, record.id, TERMINATION_LOG_LINES)
+                    self.log_messages[record.id] = last_log_chunk(tail)
+                message = self.log_messages[record.id]
+            record.termination_message = message
+        kept = {r.id for r in exited}
+        self.log_messages = {cid: m for cid, m in self.log_messages.items() if cid in kept}
 
     async def teardown(self) -> None:
         """Remove the pod's volumes from the node (its containers are gone)."""
         await remove_pod_volumes(self.ctx, self.ref.uid)
+
+
+#: kube's MaxContainerTerminationMessageLogLines and …LogLength: what FallbackToLogsOnError keeps of the log
+TERMINATION_LOG_LINES = 80
+TERMINATION_LOG_BYTES = 2048
+
+
+def falls_back_to_logs(container: dict | None, record: ContainerRecord) -> bool:
+    """Whether an exited instance that wrote no termination message gets the end of its log instead: the
+    policy says so, it failed, and it ran at all (a container that could not start has no log)."""
+    return ((container or {}).get("terminationMessagePolicy") == "FallbackToLogsOnError"
+            and record.exit_code != 0 and not record.start_error)
+
+
+def last_log_chunk(tail: bytes) -> str:
+    """The last :data:`TERMINATION_LOG_BYTES` of the log's last lines (the kubelet's circular buffer)."""
+    return tail[-TERMINATION_LOG_BYTES:].decode(errors="replace")
 
 
 class _Lazy:

@@ -665,7 +665,7 @@ class PodWorker:
         """
         if records is None:
             records = await self.ctx.blocking(self.ctx.runtime.list_pod, self.ref.uid, False)
-        await self.volumes.read_termination_messages(records)
+        await self.volumes.read_termination_messages(self.pod, records)
         by_name = group_records(records)
         spec = self.pod["spec"]
         default_reason = "PodInitializing" if spec.get("initContainers") else "ContainerCreating"

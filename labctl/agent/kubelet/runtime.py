@@ -349,6 +349,13 @@ class Runtime:
             extracted = archive.extractfile(member) if member is not None else None
             return extracted.read().decode(errors="replace") if extracted is not None else ""
 
+    def log_tail(self, container_id: str, lines: int) -> bytes:
+        """The last ``lines`` lines the container wrote, stdout and stderr interleaved (b'' when it is gone)."""
+        try:
+            return bytes(self.api.logs(container_id, stdout=True, stderr=True, tail=lines))
+        except docker.errors.NotFound:
+            return b""
+
     def create(self, spec: CreateSpec) -> str:
         host_config = self.api.create_host_config(**spec.host_config)
         kwargs = {"command": None, **spec.kwargs}  # ContainerConfig takes the command positionally
