@@ -202,6 +202,18 @@ def test_termination_message_is_the_last_states_message(kl):
              == "Sleep expired\n", timeout=60, what="the termination message in lastState")
 
 
+def test_kubectl_debug_copy_to_sees_the_copys_processes(kl):
+    """``kubectl debug POD --copy-to``: a copy of the pod with a debugger container and a shared PID namespace
+    (its default profile's SYS_PTRACE is refused, so the baseline profile)."""
+    ready_pods(kl, "web-1")
+    kl.kubectl.run("debug", "web-1", "--copy-to=web-1-copy", "--image=busybox", "--profile=baseline",
+                   "--container=debugger", "--", "sleep", "3600")
+    copy = ready_pods(kl, "web-1-copy")["web-1-copy"]
+    assert copy["spec"]["shareProcessNamespace"] is True
+    ps = kl.kubectl.run("exec", "web-1-copy", "-c", "debugger", "--", "ps", "ax").stdout
+    assert "nginx: master process" in ps and "pause" in ps
+
+
 def test_fallback_to_logs_on_error_puts_the_end_of_the_log_in_the_termination_message(kl):
     """kubernetes.io's "Customizing the termination message": a failing container that wrote no message
     file gets the end of its log; one that succeeds does not."""
