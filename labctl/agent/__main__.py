@@ -37,13 +37,15 @@ async def run(cfg: NodeConfig) -> None:
             log.warning("failed to create the lease of node %s: %s", cfg.node_name, err)
         # imported only now: they pull in Docker's SDK, pyroute2 and the proxy (about a second
         # of CPU per node), which would otherwise delay every node's registration at `labctl up`
+        from ..netpol import PolicyEnforcer
         from .kubelet import Kubelet
         from .netpolicy import run_policy_enforcer
         from .serviceproxy import run_service_proxy
 
+        enforcer = PolicyEnforcer(cfg.node_name)
         await asyncio.gather(renew_lease_forever(client, cfg), NodeStatusReporter(client, cfg).run(),
-                             Kubelet(client, cfg).run(), run_service_proxy(client, cfg),
-                             run_policy_enforcer(client, cfg))
+                             Kubelet(client, cfg, policies_exist=enforcer.has_policies).run(),
+                             run_service_proxy(client, cfg), run_policy_enforcer(client, cfg, enforcer))
     finally:
         await client.close()
 

@@ -68,6 +68,10 @@ class PolicyEnforcer:
                                              name="netpol-sync")
 
     # ---- event handlers: record, then request a sync if anything enforcement reads changed ----
+    def has_policies(self) -> bool:
+        """Whether any NetworkPolicy exists in the cluster (the kubelet then announces a new pod's IP early)."""
+        return bool(self.policies)
+
     def on_policy(self, old: Obj | None, new: Obj | None) -> None:
         self._record(self.policies, old, new, policy_info)
 

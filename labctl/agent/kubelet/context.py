@@ -74,6 +74,8 @@ class KubeletContext:
     hosts_file: Path = HOSTS_FILE
     services: Informer | None = None   # set once the kubelet's informers exist
     nodes: Informer | None = None
+    #: whether any NetworkPolicy exists: a new pod's IP is then in its status before its containers start
+    policies_exist: Callable[[], bool] = lambda: False
     _tasks: set[asyncio.Task] = field(default_factory=set)
 
     def allocatable(self) -> dict[str, str]:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
@@ -43,12 +44,14 @@ class Kubelet:
     ctx: KubeletContext  # made by run() before the informers, workers and route sync that use it start
 
     def __init__(self, client: APIClient, cfg: NodeConfig, *, docker_url: str = DOCKER_URL,
-                 crash_backoff: Backoff | None = None, node_lock: bool = True) -> None:
+                 crash_backoff: Backoff | None = None, node_lock: bool = True,
+                 policies_exist: Callable[[], bool] = lambda: False) -> None:
         self.client = client
         self.cfg = cfg
         self.docker_url = docker_url
         self.crash_backoff = crash_backoff or Backoff()
         self.node_lock = node_lock  # False when the caller already holds the node's kubelet lock
+        self.policies_exist = policies_exist  # the node's policy enforcer knows (agent/__main__.py)
         self.node_container = node_container_name(cfg.cluster.name, cfg.node_name)
         self.workers: dict[str, PodWorker] = {}   # pod uid → worker
         self._routes_dirty = asyncio.Event()
@@ -67,7 +70,7 @@ class Kubelet:
                 self.client, self.cfg, Runtime(dclient, self.cfg.cluster.name, self.node_container),
                 ImageResolver(dclient, self.cfg.image_aliases, docker_url=self.docker_url),
                 EventRecorder(self.client, "kubelet", self.cfg.node_name), netconf, http, executor,
-                crash_backoff=self.crash_backoff,
+                crash_backoff=self.crash_backoff, policies_exist=self.policies_exist,
                 tokens=ServiceAccountTokens(self.client,
                                             expiration_seconds=self.cfg.cluster.service_account_token_seconds))
             await self._serve()

@@ -303,6 +303,12 @@ class PodWorker:
             self.wake_after(RETRY_S)
             return False
         self.sandbox_ready = True
+        if ctx.policies_exist():
+            # Other nodes' NetworkPolicy rules learn a pod's address from its status. Written now, they
+            # hold it before the containers' first packet (a one-shot `kubectl run -i -- wget` whose
+            # first SYN would otherwise be dropped), as Calico's CNI plugin publishes the endpoint
+            # before the container starts. Without policies nothing waits for it: no extra write.
+            await self.write_status()
         return True
 
     async def sync_containers(self, by_name: dict[str, list[ContainerRecord]], sandbox_id: str) -> None:
