@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from labctl.kube.resources import ResourceType
 from labctl.kube.serviceaccount import mount_token_volume, should_automount
 
-from . import limitranger, resourcequota
+from . import errors, limitranger, resourcequota
 from .authz.node import MIRROR_POD_ANNOTATION
 
 if TYPE_CHECKING:
@@ -34,12 +34,18 @@ def mutate(api: Storage, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
 
 
 def mount_service_account_token(api: Storage, pod: Obj) -> None:
-    """kube's ServiceAccount admission: the ``kube-api-access-…`` volume, mounted in every container."""
-    if MIRROR_POD_ANNOTATION in ((pod.get("metadata") or {}).get("annotations") or {}):
+    """kube's ServiceAccount admission: the pod's ServiceAccount must exist (a 403 naming it, as kube's),
+    and the ``kube-api-access-…`` volume is mounted in every container."""
+    meta = pod.get("metadata") or {}
+    if MIRROR_POD_ANNOTATION in (meta.get("annotations") or {}):
         return  # a static pod's mirror: the kubelet's file, not the API, says what it mounts
     spec = pod["spec"] if isinstance(pod.get("spec"), dict) else {}
-    account = api.store.get(("core/serviceaccounts", str((pod.get("metadata") or {}).get("namespace") or ""),
-                             str(spec.get("serviceAccountName") or "default")))
+    namespace, name = str(meta.get("namespace") or ""), str(spec.get("serviceAccountName") or "default")
+    account = api.store.get(("core/serviceaccounts", namespace, name))
+    if account is None:
+        raise errors.forbidden_error(f'pods "{meta.get("name") or meta.get("generateName") or ""}" is forbidden: '
+                                     f'error looking up service account {namespace}/{name}: '
+                                     f'serviceaccount "{name}" not found')
     if should_automount(pod, account):
         mount_token_volume(pod)
 

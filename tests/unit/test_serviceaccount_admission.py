@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from labctl.apiserver.errors import APIError
 from labctl.apiserver.scope import RequestScope
 from labctl.kube.resources import resource_for
 from labctl.kube.serviceaccount import MOUNT_PATH, VOLUME_PREFIX, token_volume, token_volume_source
@@ -56,3 +59,12 @@ def test_a_pod_written_back_from_get_is_accepted_and_keeps_its_volume(api):
     created = api.create(PODS, again)
     assert created["spec"]["volumes"] == first["spec"]["volumes"]
     assert created["spec"]["containers"][0]["volumeMounts"] == first["spec"]["containers"][0]["volumeMounts"]
+
+
+def test_a_pod_of_a_service_account_that_does_not_exist_is_refused_naming_it(api):
+    with pytest.raises(APIError) as err:
+        api.create(PODS, pod("robot-pod", serviceAccountName="robot"))
+    assert err.value.code == 403 and str(err.value.message) == (
+        'pods "robot-pod" is forbidden: error looking up service account default/robot: serviceaccount "robot" '
+        'not found')
+    assert api.store.get(("core/pods", "default", "robot-pod")) is None
