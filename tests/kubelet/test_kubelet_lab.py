@@ -217,11 +217,11 @@ def test_kubectl_debug_copy_to_sees_the_copys_processes(kl):
 def test_fallback_to_logs_on_error_puts_the_end_of_the_log_in_the_termination_message(kl):
     """kubernetes.io's "Customizing the termination message": a failing container that wrote no message
     file gets the end of its log; one that succeeds does not."""
-    def pod(name: str, code: int) -> dict:
+    def pod(name: str, code: int) -> dict:  # one stream: a log keeps the order within stderr, not across both
         return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
                 "spec": {"nodeName": "worker2", "restartPolicy": "Never", "containers": [{
                     "name": "app", "image": "busybox", "terminationMessagePolicy": "FallbackToLogsOnError",
-                    "command": ["sh", "-c", f"echo starting; echo cannot open /data/db >&2; exit {code}"]}]}}
+                    "command": ["sh", "-c", f"echo starting >&2; echo cannot open /data/db >&2; exit {code}"]}]}}
     apply(kl, pod("logs-on-error", 3), pod("logs-on-success", 0))
 
     def terminated(name: str) -> dict | None:
