@@ -17,9 +17,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..kube.serviceaccount import MOUNT_PATH
 from .rest import Credentials
 
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+SERVICE_ACCOUNT_DIR = Path(MOUNT_PATH)
 
 
 class InClusterConfigError(Exception):

@@ -14,13 +14,17 @@ import logging
 
 from ..client.informer import FuncHandler
 from ..client.rest import APIStatusError, resource_path
-from ..kube.serviceaccount import ROOT_CA_CONFIG_MAP, ROOT_CA_DESCRIPTION, ROOT_CA_KEY
+from ..kube.serviceaccount import ROOT_CA_CONFIG_MAP, ROOT_CA_KEY
 from .base import Controller
 from .context import ControllerContext
 
 log = logging.getLogger("labctl.controllers.rootcacert")
 
 DESCRIPTION_ANNOTATION = "kubernetes.io/description"
+#: kube's words on the ConfigMap (``pkg/controller/certificates/rootcacertpublisher``)
+ROOT_CA_DESCRIPTION = ("Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
+                       "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
+                       "guaranteed across distributions of Kubernetes clusters.")
 
 
 def wanted_config_map(namespace: str, ca: str, current: dict | None = None) -> dict:

@@ -21,10 +21,6 @@ VOLUME_PREFIX = "kube-api-access-"
 #: the ConfigMap the root CA publisher keeps in every namespace
 ROOT_CA_CONFIG_MAP = "kube-root-ca.crt"
 ROOT_CA_KEY = "ca.crt"
-#: kube's words on it (``pkg/controller/certificates/rootcacertpublisher``)
-ROOT_CA_DESCRIPTION = ("Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
-                       "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
-                       "guaranteed across distributions of Kubernetes clusters.")
 #: kube's ``WarnOnlyBoundTokenExpirationSeconds``, the admission's ``expirationSeconds``. kube-apiserver
 #: extends such tokens (``--service-account-extend-token-expiration``); a lab gives them its own token
 #: lifetime (``serviceAccountTokenSeconds``), which is what makes rotation visible within a lesson.
